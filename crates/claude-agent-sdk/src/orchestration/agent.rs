@@ -1,0 +1,341 @@
+//! The [`Agent`] trait and the data that flows in and out of an agent.
+//!
+//! An agent is anything that turns an [`AgentInput`] into an [`AgentOutput`]
+//! asynchronously: a call to an LLM, a program, a rule engine, or a whole
+//! orchestration (see [`OrchestratorAgent`](super::OrchestratorAgent)). Orchestrators
+//! only ever see this trait, so every agent composes with every pattern.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use claude_agent_sdk::orchestration::{Agent, AgentInput, AgentOutput, Result};
+//!
+//! struct Shout;
+//!
+//! #[async_trait]
+//! impl Agent for Shout {
+//!     fn name(&self) -> &str { "Shout" }
+//!     fn description(&self) -> &str { "Upper-cases its input" }
+//!     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+//!         Ok(AgentOutput::new(input.content.to_uppercase()))
+//!     }
+//! }
+//! # let out = tokio::runtime::Runtime::new().unwrap()
+//! #     .block_on(Shout.execute(AgentInput::new("hi"))).unwrap();
+//! # assert_eq!(out.content, "HI");
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::errors::Result;
+
+/// What an agent is asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentInput {
+    /// Main content or prompt for the agent.
+    pub content: String,
+    /// Additional structured context (JSON `null` when none was given).
+    #[serde(default)]
+    pub context: serde_json::Value,
+    /// Free-form key-value metadata.
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+}
+
+impl AgentInput {
+    /// An input with the given content, no context and no metadata.
+    #[must_use]
+    pub fn new(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            context: serde_json::Value::Null,
+            metadata: HashMap::new(),
+        }
+    }
+
+    /// Replaces the structured context.
+    #[must_use]
+    pub fn with_context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Adds (or replaces) one metadata entry.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// What an agent produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentOutput {
+    /// Main response content.
+    pub content: String,
+    /// Additional structured data (JSON `null` when none was given).
+    #[serde(default)]
+    pub data: serde_json::Value,
+    /// How confident the agent is in its answer, from 0.0 to 1.0.
+    pub confidence: f64,
+    /// Free-form key-value metadata.
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+}
+
+impl AgentOutput {
+    /// An output with the given content and full confidence (1.0).
+    #[must_use]
+    pub fn new(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            data: serde_json::Value::Null,
+            confidence: 1.0,
+            metadata: HashMap::new(),
+        }
+    }
+
+    /// Sets the confidence, clamped into `0.0..=1.0` (NaN becomes 0.0).
+    #[must_use]
+    pub fn with_confidence(mut self, confidence: f64) -> Self {
+        self.confidence = if confidence.is_nan() {
+            0.0
+        } else {
+            confidence.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// Replaces the structured data.
+    #[must_use]
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Adds (or replaces) one metadata entry.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Whether the agent stands behind its answer: `confidence >= 0.5`.
+    #[must_use]
+    pub fn is_successful(&self) -> bool {
+        self.confidence >= 0.5
+    }
+}
+
+/// A participant in an orchestration.
+///
+/// Implementations must be `Send + Sync`: parallel orchestration runs agents on
+/// every core. Return [`OrchestrationError::AgentError`](super::OrchestrationError::AgentError)
+/// (or an [`AgentError`] with `?`) for failures a retry cannot cure, and a retryable
+/// error such as [`OrchestrationError::transient`](super::OrchestrationError::transient)
+/// for those it can. An agent that needs the running
+/// [`ExecutionContext`](super::ExecutionContext) (shared state, cancellation) gets it
+/// from [`ExecutionContext::current`](super::ExecutionContext::current).
+#[async_trait]
+pub trait Agent: Send + Sync {
+    /// The agent's name, used in traces, results and errors.
+    fn name(&self) -> &str;
+
+    /// What the agent does, for people and registries.
+    fn description(&self) -> &str;
+
+    /// Runs the agent once on one input.
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput>;
+}
+
+#[async_trait]
+impl<A: Agent + ?Sized> Agent for Box<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn description(&self) -> &str {
+        (**self).description()
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        (**self).execute(input).await
+    }
+}
+
+#[async_trait]
+impl<A: Agent + ?Sized> Agent for Arc<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn description(&self) -> &str {
+        (**self).description()
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        (**self).execute(input).await
+    }
+}
+
+/// A permanent, domain-level failure reported by an agent.
+///
+/// It converts into [`OrchestrationError::AgentError`](super::OrchestrationError::AgentError),
+/// which is never retried, so `?` on it inside [`Agent::execute`] ends the agent's run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AgentError {
+    message: String,
+}
+
+impl AgentError {
+    /// An error with the given message.
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The message given to [`AgentError::new`].
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for AgentError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for AgentError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// An agent made from a name, a description and a synchronous closure.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::{Agent, AgentInput, AgentOutput};
+/// use claude_agent_sdk::orchestration::agent::SimpleAgent;
+///
+/// let agent = SimpleAgent::new("QuickAgent", "A simple agent for quick tasks", |input| {
+///     Ok(AgentOutput::new(format!("Processed: {}", input.content)))
+/// });
+/// # let out = tokio::runtime::Runtime::new().unwrap()
+/// #     .block_on(agent.execute(AgentInput::new("x"))).unwrap();
+/// # assert_eq!(out.content, "Processed: x");
+/// ```
+pub struct SimpleAgent<F> {
+    name: String,
+    description: String,
+    handler: F,
+}
+
+impl<F> SimpleAgent<F>
+where
+    F: Fn(AgentInput) -> Result<AgentOutput> + Send + Sync,
+{
+    /// Wraps `handler` as an agent called `name`.
+    #[must_use]
+    pub fn new(name: impl Into<String>, description: impl Into<String>, handler: F) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            handler,
+        }
+    }
+}
+
+impl<F> fmt::Debug for SimpleAgent<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleAgent")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<F> Agent for SimpleAgent<F>
+where
+    F: Fn(AgentInput) -> Result<AgentOutput> + Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        (self.handler)(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_fill_the_public_fields() {
+        let input = AgentInput::new("Research quantum computing")
+            .with_context(serde_json::json!({"depth": "advanced"}))
+            .with_metadata("priority", "high");
+        assert_eq!(input.content, "Research quantum computing");
+        assert_eq!(input.context["depth"], "advanced");
+        assert_eq!(input.metadata["priority"], "high");
+
+        let output = AgentOutput::new("done")
+            .with_confidence(0.95)
+            .with_data(serde_json::json!({"articles": 5}))
+            .with_metadata("duration_ms", "1500");
+        assert_eq!(output.confidence, 0.95);
+        assert_eq!(output.data["articles"], 5);
+        assert_eq!(output.metadata["duration_ms"], "1500");
+    }
+
+    #[test]
+    fn confidence_decides_success_and_is_clamped() {
+        assert_eq!(AgentOutput::new("x").confidence, 1.0);
+        assert!(AgentOutput::new("x").with_confidence(0.5).is_successful());
+        assert!(!AgentOutput::new("x").with_confidence(0.49).is_successful());
+        assert_eq!(AgentOutput::new("x").with_confidence(7.0).confidence, 1.0);
+        assert_eq!(AgentOutput::new("x").with_confidence(-1.0).confidence, 0.0);
+        assert_eq!(
+            AgentOutput::new("x").with_confidence(f64::NAN).confidence,
+            0.0
+        );
+    }
+
+    #[test]
+    fn data_types_round_trip_through_json() {
+        let input = AgentInput::new("a").with_metadata("k", "v");
+        let json = serde_json::to_string(&input).unwrap();
+        assert_eq!(serde_json::from_str::<AgentInput>(&json).unwrap(), input);
+        let output = AgentOutput::new("b").with_confidence(0.7);
+        let json = serde_json::to_string(&output).unwrap();
+        assert_eq!(serde_json::from_str::<AgentOutput>(&json).unwrap(), output);
+    }
+
+    #[tokio::test]
+    async fn boxed_and_shared_agents_are_agents() {
+        let agent = SimpleAgent::new("echo", "echoes", |input| {
+            Ok(AgentOutput::new(input.content))
+        });
+        let shared: Arc<dyn Agent> = Arc::new(agent);
+        let boxed: Box<dyn Agent> = Box::new(Arc::clone(&shared));
+        assert_eq!(boxed.name(), "echo");
+        assert_eq!(boxed.description(), "echoes");
+        let out = boxed.execute(AgentInput::new("hello")).await.unwrap();
+        assert_eq!(out.content, "hello");
+    }
+}

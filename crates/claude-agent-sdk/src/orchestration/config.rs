@@ -1,0 +1,214 @@
+//! [`ExecutionConfig`]: the knobs of a run — time limits, retries, concurrency,
+//! logging and trace records.
+//!
+//! The config belongs to an orchestrator ([`with_config`](super::SequentialOrchestrator::with_config))
+//! and governs every run it makes, including runs under a caller-owned
+//! [`ExecutionContext`](super::ExecutionContext). Mistakes (a zero timeout, a zero
+//! parallel limit) are reported as [`OrchestrationError::InvalidConfig`] when a run
+//! starts, before any agent runs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::join_policy::JoinPolicy;
+use crate::orchestration::retry::Backoff;
+
+/// Configuration of an orchestration run.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::context::ExecutionConfig;
+/// use std::time::Duration;
+///
+/// let config = ExecutionConfig::new()
+///     .with_timeout(Duration::from_secs(120))   // Max 2 minutes
+///     .with_max_retries(5)                      // 5 retries per agent
+///     .with_parallel_limit(20)                  // Max 20 parallel agents
+///     .with_logging(true)                       // Enable logging
+///     .with_tracing(true)                       // Enable tracing
+///     .with_agent_timeout(Duration::from_secs(30))
+///     .with_backoff(Duration::from_millis(50), Duration::from_secs(2));
+/// assert_eq!(config.max_retries, 5);
+/// assert_eq!(config.agent_timeout, Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ExecutionConfig {
+    /// Bound on a whole run (default 300 s). A run that exceeds it fails with
+    /// [`OrchestrationError::Timeout`].
+    pub timeout: Duration,
+    /// Retries per agent after its first attempt (default 3): at most
+    /// `max_retries + 1` attempts, and only for retryable errors.
+    pub max_retries: usize,
+    /// Most agents a parallel run executes at once (default 10).
+    pub parallel_limit: usize,
+    /// Emit `tracing` events for runs, retries, timeouts and failures (default true).
+    pub enable_logging: bool,
+    /// Keep an [`AgentExecution`](super::AgentExecution) record per attempt (default true).
+    pub enable_tracing: bool,
+    /// Bound on each single attempt of an agent (default none). An attempt that
+    /// exceeds it is cancelled and counts as a retryable timeout.
+    pub agent_timeout: Option<Duration>,
+    /// The delay schedule between attempts.
+    pub backoff: Backoff,
+    /// When a parallel run succeeds although some agents failed.
+    pub join_policy: JoinPolicy,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            max_retries: 3,
+            parallel_limit: 10,
+            enable_logging: true,
+            enable_tracing: true,
+            agent_timeout: None,
+            backoff: Backoff::default(),
+            join_policy: JoinPolicy::All,
+        }
+    }
+}
+
+impl ExecutionConfig {
+    /// The default configuration (see the field docs for each value).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bounds the whole run.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the retries per agent after its first attempt.
+    #[must_use]
+    pub fn with_max_retries(mut self, max_retries: usize) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets how many agents a parallel run executes at once.
+    #[must_use]
+    pub fn with_parallel_limit(mut self, parallel_limit: usize) -> Self {
+        self.parallel_limit = parallel_limit;
+        self
+    }
+
+    /// Turns `tracing` events on or off.
+    #[must_use]
+    pub fn with_logging(mut self, enable: bool) -> Self {
+        self.enable_logging = enable;
+        self
+    }
+
+    /// Turns per-attempt trace records on or off.
+    #[must_use]
+    pub fn with_tracing(mut self, enable: bool) -> Self {
+        self.enable_tracing = enable;
+        self
+    }
+
+    /// Bounds each single attempt of an agent.
+    #[must_use]
+    pub fn with_agent_timeout(mut self, timeout: Duration) -> Self {
+        self.agent_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the backoff between attempts: `initial`, doubling up to `max`.
+    #[must_use]
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Backoff {
+            initial,
+            max,
+            ..self.backoff
+        };
+        self
+    }
+
+    /// Sets the whole backoff schedule, jitter included.
+    #[must_use]
+    pub fn with_backoff_schedule(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets when a parallel run succeeds although some agents failed.
+    #[must_use]
+    pub fn with_join_policy(mut self, policy: JoinPolicy) -> Self {
+        self.join_policy = policy;
+        self
+    }
+
+    /// Checks the settings every pattern relies on.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::InvalidConfig`] for a zero run or agent timeout, or an
+    /// inconsistent backoff.
+    pub fn validate(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(OrchestrationError::InvalidConfig(
+                "timeout must be greater than zero".into(),
+            ));
+        }
+        if self.agent_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(OrchestrationError::InvalidConfig(
+                "agent timeout must be greater than zero".into(),
+            ));
+        }
+        self.backoff.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_specification() {
+        let config = ExecutionConfig::new();
+        assert_eq!(config.timeout, Duration::from_secs(300));
+        assert_eq!(config.max_retries, 3);
+        assert_eq!(config.parallel_limit, 10);
+        assert!(config.enable_logging);
+        assert!(config.enable_tracing);
+        assert_eq!(config.agent_timeout, None);
+        assert_eq!(config, ExecutionConfig::default());
+    }
+
+    #[test]
+    fn zero_timeouts_are_invalid() {
+        let zero_run = ExecutionConfig::new().with_timeout(Duration::ZERO);
+        assert!(matches!(
+            zero_run.validate(),
+            Err(OrchestrationError::InvalidConfig(_))
+        ));
+        let zero_attempt = ExecutionConfig::new().with_agent_timeout(Duration::ZERO);
+        assert!(matches!(
+            zero_attempt.validate(),
+            Err(OrchestrationError::InvalidConfig(_))
+        ));
+        assert!(ExecutionConfig::new().validate().is_ok());
+    }
+
+    #[test]
+    fn config_round_trips_and_fills_missing_fields() {
+        let config = ExecutionConfig::new()
+            .with_max_retries(7)
+            .with_join_policy(JoinPolicy::Any);
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ExecutionConfig>(&json).unwrap(),
+            config
+        );
+        let partial: ExecutionConfig = serde_json::from_str(r#"{"max_retries": 1}"#).unwrap();
+        assert_eq!(partial.max_retries, 1);
+        assert_eq!(partial.parallel_limit, 10);
+    }
+}

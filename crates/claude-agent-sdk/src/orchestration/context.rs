@@ -1,0 +1,358 @@
+//! [`ExecutionContext`]: what a run shares — state, trace and cancellation.
+//!
+//! A context is a cheap handle (`Clone` is an `Arc` bump) that callers own when
+//! they need more than the output of a run: they keep its trace after a failure,
+//! cancel it from another task or thread, and share state between agents.
+//! Agents reach the context they run under with [`ExecutionContext::current`],
+//! without it being threaded through [`Agent::execute`](super::Agent::execute).
+//!
+//! ```
+//! use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let ctx = ExecutionContext::new(ExecutionConfig::new());
+//!
+//! // Store state
+//! ctx.set_state("key", serde_json::json!("value")).await;
+//!
+//! // Retrieve state
+//! if let Some(value) = ctx.get_state("key").await {
+//!     println!("State: {}", value);
+//! }
+//!
+//! // Get execution trace
+//! let trace = ctx.get_trace().await;
+//! println!("Executions: {}", trace.agent_executions.len());
+//! # assert_eq!(ctx.get_state("key").await, Some(serde_json::json!("value")));
+//! # });
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::orchestration::config::ExecutionConfig;
+pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+
+type State = HashMap<String, serde_json::Value>;
+
+/// Shared state, trace and cancellation of a run.
+///
+/// Locks inside a context are only ever held for a map or vector operation,
+/// never across an agent's `.await`.
+#[derive(Clone)]
+pub struct ExecutionContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ExecutionConfig,
+    state: Arc<RwLock<State>>,
+    trace: Mutex<ExecutionTrace>,
+    cancellation: CancellationToken,
+    clock: Clock,
+}
+
+impl fmt::Debug for ExecutionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutionContext")
+            .field("config", &self.inner.config)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecutionContext {
+    /// A fresh context: empty state, an empty trace starting now, not cancelled.
+    #[must_use]
+    pub fn new(config: ExecutionConfig) -> Self {
+        Self::build(
+            config,
+            Arc::default(),
+            CancellationToken::new(),
+            Clock::start(),
+        )
+    }
+
+    fn build(
+        config: ExecutionConfig,
+        state: Arc<RwLock<State>>,
+        cancellation: CancellationToken,
+        clock: Clock,
+    ) -> Self {
+        let trace = Mutex::new(ExecutionTrace::starting_at(clock.wall_at(Instant::now())));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state,
+                trace,
+                cancellation,
+                clock,
+            }),
+        }
+    }
+
+    /// A context for a nested run: it shares this context's state and is
+    /// cancelled with it, but keeps a trace of its own.
+    #[must_use]
+    pub fn child(&self, config: ExecutionConfig) -> Self {
+        Self::build(
+            config,
+            Arc::clone(&self.inner.state),
+            self.inner.cancellation.child_token(),
+            self.inner.clock,
+        )
+    }
+
+    /// The context the calling agent runs under, if it runs under one.
+    ///
+    /// Inside [`Agent::execute`](super::Agent::execute) called by an orchestrator or
+    /// the registry this is always `Some`.
+    #[must_use]
+    pub fn current() -> Option<Self> {
+        CURRENT_ATTEMPT.try_with(|scope| scope.context.clone()).ok()
+    }
+
+    /// The configuration the context was made with.
+    #[must_use]
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.inner.config
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    pub async fn set_state(&self, key: impl Into<String>, value: serde_json::Value) {
+        self.write_state().insert(key.into(), value);
+    }
+
+    /// The value stored under `key`.
+    pub async fn get_state(&self, key: &str) -> Option<serde_json::Value> {
+        self.read_state().get(key).cloned()
+    }
+
+    /// Removes and returns the value stored under `key`.
+    pub async fn remove_state(&self, key: &str) -> Option<serde_json::Value> {
+        self.write_state().remove(key)
+    }
+
+    /// Reads and changes the value under `key` in one step, so concurrent agents
+    /// never lose each other's updates (a counter, a list being appended to).
+    ///
+    /// ```
+    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
+    /// for _ in 0..3 {
+    ///     ctx.update_state("visits", |slot| {
+    ///         let n = slot.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
+    ///         *slot = Some(serde_json::json!(n + 1));
+    ///     }).await;
+    /// }
+    /// assert_eq!(ctx.get_state("visits").await, Some(serde_json::json!(3)));
+    /// # });
+    /// ```
+    pub async fn update_state<R>(
+        &self,
+        key: &str,
+        update: impl FnOnce(&mut Option<serde_json::Value>) -> R,
+    ) -> R {
+        let mut state = self.write_state();
+        let mut slot = state.remove(key);
+        let result = update(&mut slot);
+        if let Some(value) = slot {
+            state.insert(key.to_owned(), value);
+        }
+        result
+    }
+
+    /// A copy of the whole state.
+    pub async fn state_snapshot(&self) -> HashMap<String, serde_json::Value> {
+        self.read_state().clone()
+    }
+
+    /// A copy of the trace so far.
+    pub async fn get_trace(&self) -> ExecutionTrace {
+        self.lock_trace().clone()
+    }
+
+    /// Cancels every run under this context (and its children): in-flight agents
+    /// are dropped, no new ones start, and the run ends with
+    /// [`OrchestrationError::Cancelled`](super::OrchestrationError::Cancelled).
+    ///
+    /// A plain method: call it from any task or thread.
+    pub fn cancel(&self) {
+        self.inner.cancellation.cancel();
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called on this context or a parent.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancellation.is_cancelled()
+    }
+
+    /// Completes once the context is cancelled.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.inner.cancellation.cancelled()
+    }
+
+    pub(crate) fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    pub(crate) fn record(&self, execution: AgentExecution) {
+        self.lock_trace().agent_executions.push(execution);
+    }
+
+    /// Marks the trace as ended now.
+    pub(crate) fn finish_trace(&self) {
+        let now = self.inner.clock.wall_at(Instant::now());
+        self.lock_trace().end_time = Some(now);
+    }
+
+    /// Moves the trace out, leaving an empty one that starts now.
+    pub(crate) fn take_trace(&self) -> ExecutionTrace {
+        let fresh = ExecutionTrace::starting_at(self.inner.clock.wall_at(Instant::now()));
+        std::mem::replace(&mut *self.lock_trace(), fresh)
+    }
+
+    fn lock_trace(&self) -> MutexGuard<'_, ExecutionTrace> {
+        // A panic while holding this lock can only come from a push; the trace
+        // stays structurally valid, so poisoning is ignored.
+        self.inner
+            .trace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A monotonic clock anchored once to UTC, so that timestamps of a run are
+/// consistent with its durations and with tokio's (possibly paused) time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    wall: DateTime<Utc>,
+    mono: Instant,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// The UTC time of the monotonic instant `at`.
+    pub(crate) fn wall_at(&self, at: Instant) -> DateTime<Utc> {
+        let since = at.saturating_duration_since(self.mono);
+        TimeDelta::from_std(since)
+            .ok()
+            .and_then(|delta| self.wall.checked_add_signed(delta))
+            .unwrap_or(self.wall)
+    }
+}
+
+tokio::task_local! {
+    static CURRENT_ATTEMPT: AttemptScope;
+}
+
+/// What an agent attempt can reach through the task-local scope.
+pub(crate) struct AttemptScope {
+    context: ExecutionContext,
+    nested: RefCell<Option<ExecutionTrace>>,
+}
+
+impl AttemptScope {
+    /// The trace a nested orchestration left for the attempt's record.
+    pub(crate) fn into_nested(self) -> Option<ExecutionTrace> {
+        self.nested.into_inner()
+    }
+}
+
+/// Runs `future` as an attempt under `context`: [`ExecutionContext::current`]
+/// returns it, and a nested orchestration can attach its trace.
+pub(crate) fn scope<F: Future>(
+    context: &ExecutionContext,
+    future: F,
+) -> TaskLocalFuture<AttemptScope, F> {
+    CURRENT_ATTEMPT.scope(
+        AttemptScope {
+            context: context.clone(),
+            nested: RefCell::new(None),
+        },
+        future,
+    )
+}
+
+/// Hands `trace` to the record of the attempt currently running, if any.
+pub(crate) fn attach_nested_trace(trace: ExecutionTrace) {
+    // Outside an attempt there is no record to attach to, and nothing to do.
+    let _ = CURRENT_ATTEMPT.try_with(|scope| *scope.nested.borrow_mut() = Some(trace));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn state_is_shared_with_children_but_traces_are_not() {
+        let parent = ExecutionContext::new(ExecutionConfig::new());
+        let child = parent.child(ExecutionConfig::new());
+        child.set_state("k", serde_json::json!(1)).await;
+        assert_eq!(parent.get_state("k").await, Some(serde_json::json!(1)));
+        assert_eq!(parent.remove_state("k").await, Some(serde_json::json!(1)));
+        assert_eq!(child.get_state("k").await, None);
+    }
+
+    #[test]
+    fn cancelling_a_parent_cancels_its_children_from_any_thread() {
+        let parent = ExecutionContext::new(ExecutionConfig::new());
+        let child = parent.child(ExecutionConfig::new());
+        let handle = Arc::new(parent.clone());
+        std::thread::spawn(move || handle.cancel()).join().unwrap();
+        assert!(parent.is_cancelled());
+        assert!(child.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn current_is_only_set_inside_an_attempt_scope() {
+        assert!(ExecutionContext::current().is_none());
+        let ctx = ExecutionContext::new(ExecutionConfig::new());
+        ctx.set_state("who", serde_json::json!("me")).await;
+        let seen = scope(&ctx, async {
+            let current = ExecutionContext::current().unwrap();
+            current.get_state("who").await
+        })
+        .await;
+        assert_eq!(seen, Some(serde_json::json!("me")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clock_follows_tokio_time() {
+        let ctx = ExecutionContext::new(ExecutionConfig::new());
+        let start = ctx.get_trace().await.start_time;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        ctx.finish_trace();
+        let trace = ctx.get_trace().await;
+        assert_eq!(trace.end_time, Some(start + TimeDelta::seconds(3)));
+    }
+}

@@ -1,0 +1,393 @@
+//! The [`Orchestrator`] trait, its input and output, and [`BaseOrchestrator`],
+//! the shared machinery patterns are built from.
+//!
+//! A pattern decides *which* agent runs *when* and on *what*; everything else — the
+//! configuration check, the run's deadline, retries, attempt timeouts, trace
+//! records, spans and logs — lives in [`BaseOrchestrator`], so every pattern
+//! (and every custom orchestrator) behaves the same way under failure.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::agent_run::{self, AgentPolicy, Interruption, RunError};
+use crate::orchestration::config::ExecutionConfig;
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::telemetry::{in_run_span, log_event};
+use crate::orchestration::trace::ExecutionTrace;
+
+/// What an orchestration is asked to do.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::OrchestratorInput;
+///
+/// let input = OrchestratorInput::new("Analyze market trends")
+///     .with_context(serde_json::json!({"region": "US"}))
+///     .with_metadata("request_id", "12345");
+/// assert_eq!(input.metadata["request_id"], "12345");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrchestratorInput {
+    /// Main content or prompt; the first agent (or every agent, in parallel) gets it.
+    pub content: String,
+    /// Structured context handed to every agent.
+    #[serde(default)]
+    pub context: serde_json::Value,
+    /// Metadata handed to every agent.
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+}
+
+impl OrchestratorInput {
+    /// An input with the given content, no context and no metadata.
+    #[must_use]
+    pub fn new(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            context: serde_json::Value::Null,
+            metadata: HashMap::new(),
+        }
+    }
+
+    /// Replaces the structured context.
+    #[must_use]
+    pub fn with_context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Adds (or replaces) one metadata entry.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl From<OrchestratorInput> for AgentInput {
+    fn from(input: OrchestratorInput) -> Self {
+        Self {
+            content: input.content,
+            context: input.context,
+            metadata: input.metadata,
+        }
+    }
+}
+
+impl From<AgentInput> for OrchestratorInput {
+    fn from(input: AgentInput) -> Self {
+        Self {
+            content: input.content,
+            context: input.context,
+            metadata: input.metadata,
+        }
+    }
+}
+
+/// An agent that failed in a run that still returned `Ok` (see
+/// [`JoinPolicy`](super::JoinPolicy)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentFailure {
+    /// The agent's position in the list given to the orchestrator.
+    pub index: usize,
+    /// The agent's name.
+    pub agent_name: String,
+    /// Why it failed (its last error).
+    pub error: String,
+}
+
+/// What an orchestration produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OrchestratorOutput {
+    /// The final result: the last agent's content (sequential) or the numbered
+    /// list of every agent's content (parallel).
+    pub result: String,
+    /// The successful agents' outputs, in the order the agents were given.
+    pub agent_outputs: Vec<AgentOutput>,
+    /// Every attempt of every agent.
+    pub execution_trace: ExecutionTrace,
+    /// Whether every agent succeeded.
+    pub success: bool,
+    /// The agents that failed, when the join policy tolerated failures.
+    pub failures: Vec<AgentFailure>,
+}
+
+impl OrchestratorOutput {
+    /// A successful output with an empty trace.
+    #[must_use]
+    pub fn new(result: impl Into<String>, agent_outputs: Vec<AgentOutput>) -> Self {
+        Self {
+            result: result.into(),
+            agent_outputs,
+            execution_trace: ExecutionTrace::new(),
+            success: true,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records agents that failed without failing the run; marks the output unsuccessful
+    /// when there are any.
+    #[must_use]
+    pub fn with_failures(mut self, failures: Vec<AgentFailure>) -> Self {
+        self.success = failures.is_empty();
+        self.failures = failures;
+        self
+    }
+
+    /// Whether every agent of the run succeeded.
+    #[must_use]
+    pub fn is_successful(&self) -> bool {
+        self.success
+    }
+}
+
+/// Coordinates a list of agents on one input.
+///
+/// Implementors provide [`orchestrate_with_context`](Self::orchestrate_with_context);
+/// [`orchestrate`](Self::orchestrate) runs under a fresh context built from
+/// [`config`](Self::config).
+#[async_trait]
+pub trait Orchestrator: Send + Sync {
+    /// The orchestrator's name.
+    fn name(&self) -> &str;
+
+    /// What the orchestrator does.
+    fn description(&self) -> &str;
+
+    /// The configuration that governs its runs.
+    fn config(&self) -> &ExecutionConfig;
+
+    /// Runs `agents` on `input` under a fresh context.
+    ///
+    /// # Errors
+    /// Whatever the pattern defines: see [`SequentialOrchestrator`](super::SequentialOrchestrator)
+    /// and [`ParallelOrchestrator`](super::ParallelOrchestrator).
+    async fn orchestrate(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+    ) -> Result<OrchestratorOutput> {
+        let ctx = ExecutionContext::new(self.config().clone());
+        self.orchestrate_with_context(agents, input, &ctx).await
+    }
+
+    /// Runs `agents` on `input` under a caller-owned context: the caller shares its
+    /// state, keeps its trace (also when the run fails) and can cancel it. The
+    /// orchestrator's own config still governs retries, limits and timeouts.
+    ///
+    /// # Errors
+    /// As [`orchestrate`](Self::orchestrate), and
+    /// [`OrchestrationError::Cancelled`] when the context is cancelled.
+    async fn orchestrate_with_context(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput>;
+}
+
+/// The machinery shared by all orchestrators: configuration, validation, the run's
+/// deadline, retries, attempt timeouts, traces, spans and logs.
+///
+/// A custom orchestrator holds one and calls [`execute_agent`](Self::execute_agent)
+/// for each agent it runs:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use claude_agent_sdk::orchestration::{
+///     Agent, AgentInput, AgentOutput, BaseOrchestrator, ExecutionConfig, ExecutionContext,
+///     Orchestrator, OrchestratorInput, OrchestratorOutput, Result,
+/// };
+///
+/// /// Runs only the first agent.
+/// struct FirstOnly(BaseOrchestrator);
+///
+/// #[async_trait]
+/// impl Orchestrator for FirstOnly {
+///     fn name(&self) -> &str { self.0.name() }
+///     fn description(&self) -> &str { self.0.description() }
+///     fn config(&self) -> &ExecutionConfig { self.0.config() }
+///     async fn orchestrate_with_context(
+///         &self,
+///         agents: Vec<Box<dyn Agent>>,
+///         input: OrchestratorInput,
+///         ctx: &ExecutionContext,
+///     ) -> Result<OrchestratorOutput> {
+///         let first = agents.first().ok_or_else(|| {
+///             claude_agent_sdk::orchestration::OrchestrationError::InvalidConfig("no agents".into())
+///         })?;
+///         let output = self.0.execute_agent(first.as_ref(), input.into(), ctx).await?;
+///         let mut result = OrchestratorOutput::new(output.content.clone(), vec![output]);
+///         result.execution_trace = ctx.get_trace().await;
+///         Ok(result)
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BaseOrchestrator {
+    name: String,
+    description: String,
+    config: ExecutionConfig,
+}
+
+impl BaseOrchestrator {
+    /// A base with the default configuration.
+    #[must_use]
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            config: ExecutionConfig::default(),
+        }
+    }
+
+    /// Replaces the configuration.
+    #[must_use]
+    pub fn with_config(mut self, config: ExecutionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The description.
+    #[must_use]
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.config
+    }
+
+    /// The configuration, to change in place.
+    pub fn config_mut(&mut self) -> &mut ExecutionConfig {
+        &mut self.config
+    }
+
+    /// Runs one agent under this configuration: retries with backoff, the attempt
+    /// timeout, a trace record per attempt in `ctx`, and `ctx`'s cancellation. The
+    /// run timeout starts with this call.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::AgentFailed`] with the agent's name and last error,
+    /// [`OrchestrationError::Cancelled`], or [`OrchestrationError::Timeout`] when the
+    /// run timeout passes.
+    pub async fn execute_agent(
+        &self,
+        agent: &dyn Agent,
+        input: AgentInput,
+        ctx: &ExecutionContext,
+    ) -> Result<AgentOutput> {
+        self.config.validate()?;
+        let policy = AgentPolicy::for_run(&self.config);
+        agent_run::run_agent(agent, &Arc::new(input), ctx, &policy)
+            .await
+            .map_err(|error| self.run_error(agent.name(), error))
+    }
+
+    /// Turns an agent's run error into the error of the whole run.
+    pub(crate) fn run_error(&self, agent: &str, error: RunError) -> OrchestrationError {
+        match error {
+            RunError::Failed(error) => {
+                OrchestrationError::AgentFailed(agent.to_owned(), error.to_string())
+            }
+            RunError::Interrupted(interruption) => self.interruption_error(interruption),
+        }
+    }
+
+    pub(crate) fn interruption_error(&self, interruption: Interruption) -> OrchestrationError {
+        match interruption {
+            Interruption::Cancelled => OrchestrationError::Cancelled,
+            Interruption::DeadlineExceeded => OrchestrationError::Timeout(format!(
+                "{} exceeded its {:?} run timeout",
+                self.name, self.config.timeout
+            )),
+        }
+    }
+
+    /// Runs a pattern's `body`: checks the configuration and the agent count, fixes
+    /// the run's policy (deadline included), wraps the body in the run's span and
+    /// logs, and closes the context's trace. The body's output carries no trace;
+    /// the entry points attach it.
+    pub(crate) async fn run<F, Fut>(
+        &self,
+        pattern: &'static str,
+        agent_count: usize,
+        ctx: &ExecutionContext,
+        body: F,
+    ) -> Result<OrchestratorOutput>
+    where
+        F: FnOnce(AgentPolicy) -> Fut,
+        Fut: Future<Output = Result<OrchestratorOutput>>,
+    {
+        if agent_count == 0 {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "{} was given no agents",
+                self.name
+            )));
+        }
+        self.config.validate()?;
+        let log = self.config.enable_logging;
+        let policy = AgentPolicy::for_run(&self.config);
+        let result = in_run_span(pattern, agent_count, async {
+            log_event!(log, debug, agents = agent_count, "orchestration started");
+            let result = body(policy).await;
+            match &result {
+                Ok(output) => {
+                    log_event!(
+                        log,
+                        info,
+                        success = output.success,
+                        "orchestration finished"
+                    );
+                }
+                Err(error) => log_event!(log, warn, %error, "orchestration failed"),
+            }
+            result
+        })
+        .await;
+        ctx.finish_trace();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_convert_both_ways() {
+        let input = OrchestratorInput::new("x")
+            .with_context(serde_json::json!({"a": 1}))
+            .with_metadata("k", "v");
+        let agent_input: AgentInput = input.clone().into();
+        assert_eq!(agent_input.content, "x");
+        assert_eq!(agent_input.context["a"], 1);
+        assert_eq!(OrchestratorInput::from(agent_input), input);
+    }
+
+    #[test]
+    fn failures_make_an_output_unsuccessful() {
+        let ok = OrchestratorOutput::new("r", vec![]);
+        assert!(ok.is_successful());
+        let partial = OrchestratorOutput::new("r", vec![]).with_failures(vec![AgentFailure {
+            index: 1,
+            agent_name: "b".into(),
+            error: "boom".into(),
+        }]);
+        assert!(!partial.is_successful());
+    }
+}

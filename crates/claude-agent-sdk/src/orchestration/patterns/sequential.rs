@@ -1,0 +1,108 @@
+//! Sequential orchestration: a pipeline where each agent works on the previous
+//! agent's output.
+//!
+//! ```text
+//! Input → Agent A → Agent B → Agent C → Output
+//! ```
+//!
+//! Agent k+1 receives agent k's output content, together with the run input's
+//! context and metadata. The first agent that fails for good (after its retries)
+//! ends the run; later agents never run.
+
+use std::sync::Arc;
+
+use crate::orchestration::agent::{Agent, AgentInput};
+use crate::orchestration::agent_run::run_agent;
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::Result;
+use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
+use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
+
+/// Runs agents one after another, each on the previous one's output.
+///
+/// `result` is the last agent's content and `agent_outputs` holds every agent's
+/// output in order. Errors: [`AgentFailed`](crate::orchestration::OrchestrationError::AgentFailed)
+/// naming the first agent that failed for good (a timeout included),
+/// [`Timeout`](crate::orchestration::OrchestrationError::Timeout) when the run timeout
+/// passes, [`Cancelled`](crate::orchestration::OrchestrationError::Cancelled), and
+/// [`InvalidConfig`](crate::orchestration::OrchestrationError::InvalidConfig) for an
+/// empty agent list or a bad configuration.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::{
+///     Agent, AgentOutput, Orchestrator, OrchestratorInput, SequentialOrchestrator, SimpleAgent,
+/// };
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let agents: Vec<Box<dyn Agent>> = vec![
+///     Box::new(SimpleAgent::new("research", "", |i| Ok(AgentOutput::new(format!("notes on {}", i.content))))),
+///     Box::new(SimpleAgent::new("write", "", |i| Ok(AgentOutput::new(format!("article from {}", i.content))))),
+/// ];
+/// let output = SequentialOrchestrator::new()
+///     .with_max_retries(3)
+///     .orchestrate(agents, OrchestratorInput::new("tides"))
+///     .await?;
+/// assert_eq!(output.result, "article from notes on tides");
+/// assert_eq!(output.agent_outputs.len(), 2);
+/// # Ok::<(), claude_agent_sdk::orchestration::OrchestrationError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SequentialOrchestrator {
+    base: BaseOrchestrator,
+}
+
+impl Default for SequentialOrchestrator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SequentialOrchestrator {
+    /// A sequential orchestrator with the default configuration.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            base: BaseOrchestrator::new(
+                "SequentialOrchestrator",
+                "Runs agents one after another, each on the previous agent's output",
+            ),
+        }
+    }
+
+    orchestrator_builders!();
+
+    async fn run(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        let count = agents.len();
+        self.base
+            .run("sequential", count, ctx, |policy| async move {
+                let OrchestratorInput {
+                    mut content,
+                    context,
+                    metadata,
+                } = input;
+                let mut outputs = Vec::with_capacity(count);
+                for agent in &agents {
+                    let step_input = Arc::new(AgentInput {
+                        content,
+                        context: context.clone(),
+                        metadata: metadata.clone(),
+                    });
+                    let output = run_agent(agent.as_ref(), &step_input, ctx, &policy)
+                        .await
+                        .map_err(|error| self.base.run_error(agent.name(), error))?;
+                    content = output.content.clone();
+                    outputs.push(output);
+                }
+                Ok(OrchestratorOutput::new(content, outputs))
+            })
+            .await
+    }
+}
+
+orchestrator_impl!(SequentialOrchestrator);

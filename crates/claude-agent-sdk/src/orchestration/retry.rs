@@ -1,0 +1,171 @@
+//! The retry schedule: exponential backoff with bounded jitter and retry-after hints.
+//!
+//! The nominal schedule comes from [`backon`]'s exponential backoff (100 ms, 200 ms,
+//! 400 ms, … capped at [`Backoff::max`]). backon's own jitter only ever adds (up to
+//! +100 %), which makes retry storms after an outage both late and unpredictable, so
+//! it stays off and [`Backoff::shape`] spreads each nominal delay by at most
+//! ±[`Backoff::jitter`] instead. A rate-limited back end that says how long to wait
+//! (a `retry-after` hint, see [`OrchestrationError::retry_after`]) always gets at
+//! least that long.
+//!
+//! Which errors are retried is decided by [`OrchestrationError::is_retryable`] alone.
+
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::errors::OrchestrationError;
+
+/// How long to wait between the attempts of one agent.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::Backoff;
+/// use std::time::Duration;
+///
+/// let backoff = Backoff::default();
+/// assert_eq!(backoff.initial, Duration::from_millis(100));
+/// assert_eq!(backoff.max, Duration::from_secs(10));
+/// assert_eq!(backoff.jitter, 0.2);
+/// let nominal: Vec<_> = backoff.nominal_delays(4).collect();
+/// assert_eq!(nominal.len(), 4);
+/// assert!(nominal[3] > nominal[2]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// The nominal delay before the first retry.
+    pub initial: Duration,
+    /// The cap on the nominal delay; the delay doubles until it reaches it.
+    pub max: Duration,
+    /// The relative spread around each nominal delay, from 0.0 (none) to 1.0.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl Backoff {
+    /// A schedule starting at `initial` and doubling up to `max`, with ±20 % jitter.
+    #[must_use]
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the relative jitter, clamped into `0.0..=1.0`.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// backon's builder for at most `retries` delays, without backon's own jitter.
+    pub(crate) fn builder(&self, retries: usize) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial)
+            .with_max_delay(self.max)
+            .with_factor(2.0)
+            .with_max_times(retries)
+    }
+
+    /// The nominal (unjittered) delays before each of `retries` retries.
+    pub fn nominal_delays(&self, retries: usize) -> impl Iterator<Item = Duration> {
+        use backon::BackoffBuilder;
+        self.builder(retries).build()
+    }
+
+    /// The delay actually slept: `nominal` spread by the jitter, and never less
+    /// than the error's retry-after hint.
+    #[must_use]
+    pub fn shape(&self, nominal: Duration, error: &OrchestrationError) -> Duration {
+        let spread = if self.jitter > 0.0 {
+            1.0 + self.jitter * (2.0 * fastrand::f64() - 1.0)
+        } else {
+            1.0
+        };
+        let jittered = nominal.mul_f64(spread.max(0.0));
+        match error.retry_after() {
+            Some(hint) => jittered.max(hint),
+            None => jittered,
+        }
+    }
+
+    /// Checks that the schedule makes sense.
+    pub(crate) fn validate(&self) -> Result<(), OrchestrationError> {
+        if self.initial > self.max {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "backoff initial delay {:?} exceeds its maximum {:?}",
+                self.initial, self.max
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "backoff jitter {} is outside 0.0..=1.0",
+                self.jitter
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nominal_schedule_doubles_and_is_capped() {
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
+        let delays: Vec<u128> = backoff.nominal_delays(5).map(|d| d.as_millis()).collect();
+        assert_eq!(delays.len(), 5);
+        // backon computes in f32: allow a millisecond of rounding.
+        let expected = [100, 200, 400, 500, 500];
+        for (got, want) in delays.iter().zip(expected) {
+            assert!(got.abs_diff(want) <= 1, "{delays:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        let backoff = Backoff::default();
+        let nominal = Duration::from_millis(1000);
+        let plain = OrchestrationError::Timeout("t".into());
+        for _ in 0..10_000 {
+            let d = backoff.shape(nominal, &plain).as_millis();
+            assert!((800..=1200).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn retry_after_hint_is_a_floor() {
+        let backoff = Backoff::default();
+        let limited = OrchestrationError::transient("429").with_retry_after(Duration::from_secs(5));
+        for _ in 0..1000 {
+            assert!(backoff.shape(Duration::from_millis(100), &limited) >= Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn bad_schedules_are_rejected() {
+        let inverted = Backoff::new(Duration::from_secs(2), Duration::from_secs(1));
+        assert!(matches!(
+            inverted.validate(),
+            Err(OrchestrationError::InvalidConfig(_))
+        ));
+        assert_eq!(Backoff::default().with_jitter(5.0).jitter, 1.0);
+    }
+}

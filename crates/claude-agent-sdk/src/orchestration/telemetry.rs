@@ -1,0 +1,64 @@
+//! `tracing` spans and events, compiled away without the `tracing` feature.
+//!
+//! Spans exist for every run and every agent attempt whenever the feature is on
+//! (they cost a relaxed load when no subscriber listens); events for retries,
+//! timeouts and failures are emitted only when
+//! [`ExecutionConfig::enable_logging`](super::ExecutionConfig::enable_logging) is set.
+//! The library never prints: a subscriber decides where events go.
+
+use std::future::Future;
+
+/// Emits a `tracing` event at `$level` when `$enabled` is true.
+macro_rules! log_event {
+    ($enabled:expr, $level:ident, $($arg:tt)+) => {{
+        #[cfg(feature = "tracing")]
+        if $enabled {
+            ::tracing::$level!($($arg)+);
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = $enabled;
+    }};
+}
+pub(crate) use log_event;
+
+/// Runs `future` inside the span of a whole orchestration.
+#[cfg(feature = "tracing")]
+pub(crate) fn in_run_span<F: Future>(
+    pattern: &'static str,
+    agents: usize,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    use tracing::Instrument;
+    future.instrument(tracing::info_span!("orchestration", pattern, agents))
+}
+
+/// Runs `future` inside the span of a whole orchestration.
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn in_run_span<F: Future>(
+    _pattern: &'static str,
+    _agents: usize,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    future
+}
+
+/// Runs `future` inside the span of one agent attempt.
+#[cfg(feature = "tracing")]
+pub(crate) fn in_attempt_span<F: Future>(
+    agent: &str,
+    attempt: u32,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    use tracing::Instrument;
+    future.instrument(tracing::info_span!("agent_attempt", agent, attempt))
+}
+
+/// Runs `future` inside the span of one agent attempt.
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn in_attempt_span<F: Future>(
+    _agent: &str,
+    _attempt: u32,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    future
+}
