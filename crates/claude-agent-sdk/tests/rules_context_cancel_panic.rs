@@ -37,7 +37,11 @@ async fn cancel_ends_a_parallel_run_promptly_and_starts_nothing_new() {
     assert_eq!(result.unwrap_err(), OrchestrationError::Cancelled);
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(probe.calls(), 3, "no agent starts after the cancel");
-    assert_eq!(probe.dropped_unfinished(), 3, "in-flight agents are dropped");
+    assert_eq!(
+        probe.dropped_unfinished(),
+        3,
+        "in-flight agents are dropped"
+    );
     // The trace is honest about the interrupted attempts.
     let trace = ctx.get_trace().await;
     assert_eq!(trace.agent_executions.len(), 3);
@@ -117,7 +121,11 @@ async fn the_callers_trace_keeps_successful_siblings_when_the_run_fails() {
 async fn the_orchestrators_config_governs_under_a_callers_context() {
     let (agent, probe) = Scripted::new("flaky", [Step::Fail(transient("busy"))]).boxed();
     // The context's own config says no retries and no records; the orchestrator's wins.
-    let ctx = ExecutionContext::new(ExecutionConfig::new().with_max_retries(0).with_tracing(false));
+    let ctx = ExecutionContext::new(
+        ExecutionConfig::new()
+            .with_max_retries(0)
+            .with_tracing(false),
+    );
     let result = SequentialOrchestrator::new()
         .with_max_retries(2)
         .orchestrate_with_context(vec![agent], OrchestratorInput::new("x"), &ctx)
@@ -148,7 +156,8 @@ impl Agent for Visitor {
                 n
             })
             .await;
-        ctx.set_state(self.0, serde_json::json!(input.content)).await;
+        ctx.set_state(self.0, serde_json::json!(input.content))
+            .await;
         Ok(AgentOutput::new(format!("{} saw {visits} visits", self.0)))
     }
 }
@@ -167,16 +176,24 @@ async fn agents_share_state_through_the_current_context() {
         .unwrap();
     assert_eq!(output.result, "second saw 12 visits");
     assert_eq!(ctx.get_state("visits").await, Some(serde_json::json!(12)));
-    assert_eq!(ctx.get_state("second").await, Some(serde_json::json!("first saw 11 visits")));
+    assert_eq!(
+        ctx.get_state("second").await,
+        Some(serde_json::json!("first saw 11 visits"))
+    );
 
     let parallel_ctx = ExecutionContext::new(ExecutionConfig::new());
-    let agents: Vec<Box<dyn Agent>> = (0..50).map(|_| Box::new(Visitor("v")) as Box<dyn Agent>).collect();
+    let agents: Vec<Box<dyn Agent>> = (0..50)
+        .map(|_| Box::new(Visitor("v")) as Box<dyn Agent>)
+        .collect();
     ParallelOrchestrator::new()
         .with_parallel_limit(8)
         .orchestrate_with_context(agents, OrchestratorInput::new("x"), &parallel_ctx)
         .await
         .unwrap();
-    assert_eq!(parallel_ctx.get_state("visits").await, Some(serde_json::json!(50)));
+    assert_eq!(
+        parallel_ctx.get_state("visits").await,
+        Some(serde_json::json!(50))
+    );
 }
 
 #[tokio::test(start_paused = true)]

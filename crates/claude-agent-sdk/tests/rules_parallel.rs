@@ -37,9 +37,12 @@ async fn outputs_follow_the_given_order_not_the_finish_order() {
     // The first agent finishes last.
     let agents: Vec<Box<dyn Agent>> = (0..5_u64)
         .map(|i| {
-            Scripted::new(format!("agent{i}"), [Step::Sleep(Duration::from_secs(10 - i))])
-                .boxed()
-                .0
+            Scripted::new(
+                format!("agent{i}"),
+                [Step::Sleep(Duration::from_secs(10 - i))],
+            )
+            .boxed()
+            .0
         })
         .collect();
     let output = ParallelOrchestrator::new()
@@ -50,13 +53,19 @@ async fn outputs_follow_the_given_order_not_the_finish_order() {
     let expected = "Parallel execution results:\n1. agent0: x\n2. agent1: x\n3. agent2: x\n4. agent3: x\n5. agent4: x";
     assert_eq!(output.result, expected);
     // Finish order is visible in the trace: agent4 ended first.
-    assert_eq!(output.execution_trace.agent_executions[0].agent_name, "agent4");
+    assert_eq!(
+        output.execution_trace.agent_executions[0].agent_name,
+        "agent4"
+    );
 }
 
 #[tokio::test]
 async fn the_result_lists_each_agent_by_name() {
     let output = ParallelOrchestrator::new()
-        .orchestrate(vec![echo("Technical"), echo("Business")], OrchestratorInput::new("P"))
+        .orchestrate(
+            vec![echo("Technical"), echo("Business")],
+            OrchestratorInput::new("P"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -149,7 +158,11 @@ async fn every_agent_runs_to_the_end_whatever_its_siblings_do() {
         .unwrap_err();
     assert_eq!(error, OrchestrationError::PartialSuccess(1));
     assert_eq!(slow_probe.calls(), 1);
-    assert_eq!(slow_probe.dropped_unfinished(), 0, "the slow sibling finished");
+    assert_eq!(
+        slow_probe.dropped_unfinished(),
+        0,
+        "the slow sibling finished"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +214,11 @@ async fn a_tolerant_join_policy_returns_ok_and_lists_the_failures() {
         assert_eq!(output.failures[0].index, 1);
         assert_eq!(output.failures[0].agent_name, "b");
         assert!(output.failures[0].error.contains("b broke"));
-        assert!(output.result.contains("2. b: [failed]"), "{}", output.result);
+        assert!(
+            output.result.contains("2. b: [failed]"),
+            "{}",
+            output.result
+        );
         assert!(output.result.contains("3. c: C"), "{}", output.result);
     }
 }
@@ -231,7 +248,10 @@ async fn bad_configuration_is_rejected_before_any_agent_runs() {
         .with_parallel_limit(0)
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(zero_limit, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        zero_limit,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
     assert_eq!(probe.calls(), 0);
 
     let (agent, probe) = ok("a", "A");
@@ -239,7 +259,10 @@ async fn bad_configuration_is_rejected_before_any_agent_runs() {
         .with_config(ExecutionConfig::new().with_timeout(Duration::ZERO))
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(zero_timeout, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        zero_timeout,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
     assert_eq!(probe.calls(), 0);
 
     let (agent, probe) = ok("a", "A");
@@ -247,7 +270,10 @@ async fn bad_configuration_is_rejected_before_any_agent_runs() {
         .with_join_policy(JoinPolicy::AtLeast(2))
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(impossible, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        impossible,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
     assert_eq!(probe.calls(), 0);
 }
 

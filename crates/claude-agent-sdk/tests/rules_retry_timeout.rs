@@ -70,7 +70,11 @@ async fn only_retryable_errors_are_retried() {
 async fn a_retry_that_succeeds_makes_the_run_succeed() {
     let (agent, probe) = Scripted::new(
         "flaky",
-        [Step::Fail(transient("1")), Step::Fail(transient("2")), Step::Ok("finally")],
+        [
+            Step::Fail(transient("1")),
+            Step::Fail(transient("2")),
+            Step::Ok("finally"),
+        ],
     )
     .boxed();
     let output = SequentialOrchestrator::new()
@@ -98,7 +102,10 @@ async fn backoff_doubles_from_100ms_with_at_most_20_percent_jitter() {
     let gaps = probe.gaps();
     assert_eq!(gaps.len(), 5);
     for (gap, nominal) in gaps.iter().zip([100, 200, 400, 800, 1600]) {
-        assert!(within(*gap, nominal, 0.2), "gap {gap:?} vs nominal {nominal} ms");
+        assert!(
+            within(*gap, nominal, 0.2),
+            "gap {gap:?} vs nominal {nominal} ms"
+        );
     }
 }
 
@@ -113,7 +120,10 @@ async fn the_backoff_cap_bounds_the_nominal_delay() {
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
     for (gap, nominal) in probe.gaps().iter().zip([50, 100, 200, 300, 300]) {
-        assert!(within(*gap, nominal, 0.2), "gap {gap:?} vs nominal {nominal} ms");
+        assert!(
+            within(*gap, nominal, 0.2),
+            "gap {gap:?} vs nominal {nominal} ms"
+        );
     }
 }
 
@@ -150,9 +160,16 @@ async fn the_run_timeout_bounds_the_whole_call() {
                 .orchestrate(vec![slow], OrchestratorInput::new("x"))
                 .await
         };
-        assert!(matches!(result, Err(OrchestrationError::Timeout(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(OrchestrationError::Timeout(_))),
+            "{result:?}"
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(2));
-        assert_eq!(probe.dropped_unfinished(), 1, "the agent's future was dropped");
+        assert_eq!(
+            probe.dropped_unfinished(),
+            1,
+            "the agent's future was dropped"
+        );
     }
 }
 
@@ -200,7 +217,10 @@ async fn the_attempt_timeout_cancels_each_attempt_and_is_retryable() {
             OrchestratorInput::new("x"),
         )
         .await;
-    assert!(dropped.load(Ordering::SeqCst), "the hung future was dropped");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the hung future was dropped"
+    );
     let elapsed = started.elapsed();
     // Three 1 s attempts plus backoffs of ~100 ms and ~200 ms.
     assert!(elapsed >= Duration::from_millis(3000 + 240), "{elapsed:?}");
@@ -223,5 +243,8 @@ async fn a_slow_attempt_within_its_timeout_succeeds() {
         .await
         .unwrap();
     assert_eq!(output.result, "in");
-    assert_eq!(output.execution_trace.agent_executions[0].duration_ms, Some(900));
+    assert_eq!(
+        output.execution_trace.agent_executions[0].duration_ms,
+        Some(900)
+    );
 }

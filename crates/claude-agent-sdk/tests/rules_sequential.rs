@@ -36,7 +36,11 @@ async fn each_agent_gets_the_previous_output_and_the_run_context() {
         assert_eq!(input.metadata["request"], "r-1");
     }
     assert_eq!(output.result, "three");
-    let contents: Vec<_> = output.agent_outputs.iter().map(|o| o.content.as_str()).collect();
+    let contents: Vec<_> = output
+        .agent_outputs
+        .iter()
+        .map(|o| o.content.as_str())
+        .collect();
     assert_eq!(contents, ["one", "two", "three"]);
     assert!(output.is_successful());
 }
@@ -114,7 +118,11 @@ async fn an_agent_timeout_is_a_failure_whose_reason_says_so() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(probe.calls(), 2, "a timeout is retryable");
-    assert_eq!(probe.dropped_unfinished(), 2, "timed-out attempts are dropped");
+    assert_eq!(
+        probe.dropped_unfinished(),
+        2,
+        "timed-out attempts are dropped"
+    );
     assert_eq!(after_probe.calls(), 0);
 }
 
@@ -123,14 +131,20 @@ async fn bad_configuration_is_rejected_before_any_agent_runs() {
     let no_agents = SequentialOrchestrator::new()
         .orchestrate(Vec::<Box<dyn Agent>>::new(), OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(no_agents, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        no_agents,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
 
     let (agent, probe) = ok("a", "x");
     let zero_timeout = SequentialOrchestrator::new()
         .with_config(ExecutionConfig::new().with_timeout(Duration::ZERO))
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(zero_timeout, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        zero_timeout,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
     assert_eq!(probe.calls(), 0);
 
     let (agent, probe) = ok("a", "x");
@@ -138,7 +152,10 @@ async fn bad_configuration_is_rejected_before_any_agent_runs() {
         .with_agent_timeout(Duration::ZERO)
         .orchestrate(vec![agent], OrchestratorInput::new("x"))
         .await;
-    assert!(matches!(zero_attempt_timeout, Err(OrchestrationError::InvalidConfig(_))));
+    assert!(matches!(
+        zero_attempt_timeout,
+        Err(OrchestrationError::InvalidConfig(_))
+    ));
     assert_eq!(probe.calls(), 0);
 }
 
@@ -150,7 +167,10 @@ async fn shorthands_write_into_the_config() {
         .with_agent_timeout(Duration::from_secs(2));
     assert_eq!(orchestrator.config().max_retries, 7);
     assert_eq!(orchestrator.config().timeout, Duration::from_secs(9));
-    assert_eq!(orchestrator.config().agent_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(
+        orchestrator.config().agent_timeout,
+        Some(Duration::from_secs(2))
+    );
     let replaced = orchestrator.with_config(ExecutionConfig::new());
     assert_eq!(replaced.config(), &ExecutionConfig::new());
     assert_eq!(Orchestrator::name(&replaced), "SequentialOrchestrator");
