@@ -6,6 +6,7 @@
 //! for retryable errors only; [`run_agent`] races that against the run's
 //! cancellation and deadline, so a backoff sleep is as interruptible as an agent.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::orchestration::attempt::run_attempt;
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::observer::RunEvent;
 use crate::orchestration::retry::Backoff;
 use crate::orchestration::telemetry::log_event;
 
@@ -45,6 +47,11 @@ impl AgentPolicy {
             log: config.enable_logging,
             deadline: Instant::now().checked_add(config.timeout),
         }
+    }
+
+    /// The most attempts an agent gets.
+    pub(crate) fn max_attempts(&self) -> u32 {
+        u32::try_from(self.max_retries.saturating_add(1)).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn deadline_passed(&self) -> bool {
@@ -107,9 +114,9 @@ async fn with_retries(
     ctx: &ExecutionContext,
     policy: &AgentPolicy,
 ) -> Result<AgentOutput> {
-    let mut attempt = 0_u32;
-    let next_attempt = move || {
-        attempt = attempt.saturating_add(1);
+    let attempts = AtomicU32::new(0);
+    let next_attempt = || {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         run_attempt(agent, input, ctx, policy, attempt)
     };
     next_attempt
@@ -118,6 +125,12 @@ async fn with_retries(
         .when(OrchestrationError::is_retryable)
         .adjust(|error, nominal| nominal.map(|delay| policy.backoff.shape(delay, error)))
         .notify(|error, delay| {
+            ctx.emit(|| RunEvent::RetryScheduled {
+                agent: agent.name(),
+                next_attempt: attempts.load(Ordering::Relaxed).saturating_add(1),
+                delay,
+                error,
+            });
             log_event!(
                 policy.log,
                 info,

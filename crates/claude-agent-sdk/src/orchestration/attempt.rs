@@ -18,6 +18,7 @@ use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::agent_run::AgentPolicy;
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext};
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::{in_attempt_span, log_event};
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
@@ -32,6 +33,11 @@ pub(crate) async fn run_attempt(
     let name = agent.name();
     in_attempt_span(name, attempt, async move {
         let mut record = AttemptRecord::start(name, input, ctx, policy, attempt);
+        ctx.emit(|| RunEvent::AttemptStarted {
+            agent: name,
+            attempt,
+            max_attempts: policy.max_attempts(),
+        });
         // The call happens inside the future, so a panic in a hand-written
         // (non-async) `execute` is caught too.
         let call = AssertUnwindSafe(async { agent.execute(AgentInput::clone(input)).await });
@@ -89,7 +95,8 @@ struct AttemptRecord<'a> {
     ctx: &'a ExecutionContext,
     policy: &'a AgentPolicy,
     attempt: u32,
-    /// `None` when trace records are off or the record was already written.
+    /// When the attempt started; `None` when nobody needs it (no trace record,
+    /// no observer) or once the record is written.
     started: Option<Instant>,
 }
 
@@ -107,12 +114,21 @@ impl<'a> AttemptRecord<'a> {
             ctx,
             policy,
             attempt,
-            started: policy.record.then(Instant::now),
+            started: (policy.record || ctx.is_observed()).then(Instant::now),
         }
     }
 
     fn finish(&mut self, result: &Result<AgentOutput>, nested: Option<ExecutionTrace>) {
-        if let Some(started) = self.started.take() {
+        let Some(started) = self.started.take() else {
+            return;
+        };
+        self.ctx.emit(|| RunEvent::AttemptFinished {
+            agent: self.agent,
+            attempt: self.attempt,
+            outcome: result.as_ref(),
+            elapsed: started.elapsed(),
+        });
+        if self.policy.record {
             let (output, error) = match result {
                 Ok(output) => (Some(output.clone()), None),
                 Err(error) => (None, Some(error.to_string())),
@@ -148,7 +164,7 @@ impl<'a> AttemptRecord<'a> {
 
 impl Drop for AttemptRecord<'_> {
     fn drop(&mut self) {
-        if let Some(started) = self.started.take() {
+        if let Some(started) = self.started.take().filter(|_| self.policy.record) {
             let why = if self.ctx.is_cancelled() {
                 "interrupted: the run was cancelled"
             } else if self.policy.deadline_passed() {

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::orchestration::config::ExecutionConfig;
+use crate::orchestration::observer::{RunEvent, RunObserver};
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
 type State = HashMap<String, serde_json::Value>;
@@ -55,9 +56,10 @@ pub struct ExecutionContext {
 struct Inner {
     config: ExecutionConfig,
     state: Arc<RwLock<State>>,
-    trace: Mutex<ExecutionTrace>,
+    trace: Arc<Mutex<ExecutionTrace>>,
     cancellation: CancellationToken,
     clock: Clock,
+    observer: Option<Arc<dyn RunObserver>>,
 }
 
 impl fmt::Debug for ExecutionContext {
@@ -65,6 +67,7 @@ impl fmt::Debug for ExecutionContext {
         f.debug_struct("ExecutionContext")
             .field("config", &self.inner.config)
             .field("cancelled", &self.is_cancelled())
+            .field("observed", &self.inner.observer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +81,7 @@ impl ExecutionContext {
             Arc::default(),
             CancellationToken::new(),
             Clock::start(),
+            None,
         )
     }
 
@@ -86,8 +90,11 @@ impl ExecutionContext {
         state: Arc<RwLock<State>>,
         cancellation: CancellationToken,
         clock: Clock,
+        observer: Option<Arc<dyn RunObserver>>,
     ) -> Self {
-        let trace = Mutex::new(ExecutionTrace::starting_at(clock.wall_at(Instant::now())));
+        let trace = Arc::new(Mutex::new(ExecutionTrace::starting_at(
+            clock.wall_at(Instant::now()),
+        )));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -95,6 +102,31 @@ impl ExecutionContext {
                 trace,
                 cancellation,
                 clock,
+                observer,
+            }),
+        }
+    }
+
+    /// Attaches an observer that hears every [`RunEvent`](super::RunEvent) of the
+    /// runs under this context and its children (see [`RunObserver`]).
+    ///
+    /// Handles cloned from this context before the call keep running unobserved;
+    /// attach the observer first.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.observer = Some(observer);
+            return self;
+        }
+        // Already shared: a new handle on the same state, trace and cancellation.
+        Self {
+            inner: Arc::new(Inner {
+                config: self.inner.config.clone(),
+                state: Arc::clone(&self.inner.state),
+                trace: Arc::clone(&self.inner.trace),
+                cancellation: self.inner.cancellation.clone(),
+                clock: self.inner.clock,
+                observer: Some(observer),
             }),
         }
     }
@@ -108,6 +140,7 @@ impl ExecutionContext {
             Arc::clone(&self.inner.state),
             self.inner.cancellation.child_token(),
             self.inner.clock,
+            self.inner.observer.clone(),
         )
     }
 
@@ -199,6 +232,23 @@ impl ExecutionContext {
     /// Completes once the context is cancelled.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
         self.inner.cancellation.cancelled()
+    }
+
+    /// Tells the observer, if any, about `event`.
+    #[inline]
+    pub(crate) fn emit<'e>(&self, event: impl FnOnce() -> RunEvent<'e>) -> bool {
+        match &self.inner.observer {
+            Some(observer) => {
+                observer.on_event(&event());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether an observer listens.
+    pub(crate) fn is_observed(&self) -> bool {
+        self.inner.observer.is_some()
     }
 
     pub(crate) fn clock(&self) -> Clock {

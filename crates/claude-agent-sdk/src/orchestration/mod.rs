@@ -44,6 +44,7 @@ mod config;
 pub mod context;
 pub mod errors;
 mod join_policy;
+mod observer;
 pub mod orchestrator;
 pub mod patterns;
 pub mod registry;
@@ -71,5 +72,6 @@ pub use registry::{
 // Patterns
 pub use composition::OrchestratorAgent;
 pub use join_policy::JoinPolicy;
+pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 pub use retry::Backoff;

@@ -18,6 +18,7 @@ use crate::orchestration::agent_run::{self, AgentPolicy, Interruption, RunError}
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::{in_run_span, log_event};
 use crate::orchestration::trace::ExecutionTrace;
 
@@ -344,7 +345,15 @@ impl BaseOrchestrator {
         let policy = AgentPolicy::for_run(&self.config);
         let result = in_run_span(pattern, agent_count, async {
             log_event!(log, debug, agents = agent_count, "orchestration started");
+            ctx.emit(|| RunEvent::RunStarted {
+                orchestrator: &self.name,
+                agents: agent_count,
+            });
             let result = body(policy).await;
+            ctx.emit(|| RunEvent::RunFinished {
+                orchestrator: &self.name,
+                error: result.as_ref().err(),
+            });
             match &result {
                 Ok(output) => {
                     log_event!(

@@ -166,7 +166,11 @@ impl Agent for Scripted {
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         self.probe.calls.fetch_add(1, Ordering::SeqCst);
         self.probe.inputs.lock().unwrap().push(input.clone());
-        self.probe.attempt_times.lock().unwrap().push(Instant::now());
+        self.probe
+            .attempt_times
+            .lock()
+            .unwrap()
+            .push(Instant::now());
         let step = self.next_step();
         let mut guard = RunningGuard::enter(&self.probe);
         if !self.delay.is_zero() {

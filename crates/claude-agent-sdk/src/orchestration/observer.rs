@@ -1,0 +1,106 @@
+//! Live run events for progress displays, metrics and audit logs.
+//!
+//! A [`RunObserver`] attached to an [`ExecutionContext`](super::ExecutionContext)
+//! hears every run start and end, every attempt start and end, and every retry
+//! as it is scheduled — the moment it happens, not after the run. Events borrow
+//! from the run, so an observer that keeps nothing costs no allocation; without
+//! an observer, emitting an event is a branch on `None`.
+//!
+//! Observers are called inline on the agent's task: keep them quick and
+//! non-blocking (update a counter, send on a channel, redraw a progress bar).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use claude_agent_sdk::orchestration::{
+//!     Agent, AgentOutput, ExecutionConfig, ExecutionContext, Orchestrator, OrchestratorInput,
+//!     ParallelOrchestrator, RunEvent, RunObserver, SimpleAgent,
+//! };
+//!
+//! #[derive(Default)]
+//! struct CountAttempts(AtomicUsize);
+//!
+//! impl RunObserver for CountAttempts {
+//!     fn on_event(&self, event: &RunEvent<'_>) {
+//!         if let RunEvent::AttemptStarted { .. } = event {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let counter = Arc::new(CountAttempts::default());
+//! let ctx = ExecutionContext::new(ExecutionConfig::new()).with_observer(counter.clone());
+//! let agents: Vec<Box<dyn Agent>> = vec![
+//!     Box::new(SimpleAgent::new("a", "", |i| Ok(AgentOutput::new(i.content)))),
+//!     Box::new(SimpleAgent::new("b", "", |i| Ok(AgentOutput::new(i.content)))),
+//! ];
+//! ParallelOrchestrator::new()
+//!     .orchestrate_with_context(agents, OrchestratorInput::new("x"), &ctx)
+//!     .await?;
+//! assert_eq!(counter.0.load(Ordering::Relaxed), 2);
+//! # Ok::<(), claude_agent_sdk::orchestration::OrchestrationError>(())
+//! # }).unwrap();
+//! ```
+
+use std::time::Duration;
+
+use crate::orchestration::agent::AgentOutput;
+use crate::orchestration::errors::OrchestrationError;
+
+/// Something that happened in a run.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RunEvent<'a> {
+    /// An orchestration started.
+    RunStarted {
+        /// The orchestrator's name.
+        orchestrator: &'a str,
+        /// How many agents it was given.
+        agents: usize,
+    },
+    /// An orchestration ended.
+    RunFinished {
+        /// The orchestrator's name.
+        orchestrator: &'a str,
+        /// Its error, when it failed.
+        error: Option<&'a OrchestrationError>,
+    },
+    /// An attempt of an agent started.
+    AttemptStarted {
+        /// The agent's name.
+        agent: &'a str,
+        /// The attempt's number, from 1.
+        attempt: u32,
+        /// The most attempts the agent may get.
+        max_attempts: u32,
+    },
+    /// An attempt of an agent ended (successfully, with an error, or timed out).
+    AttemptFinished {
+        /// The agent's name.
+        agent: &'a str,
+        /// The attempt's number, from 1.
+        attempt: u32,
+        /// What the attempt produced.
+        outcome: Result<&'a AgentOutput, &'a OrchestrationError>,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// A failed attempt will be retried after `delay`.
+    RetryScheduled {
+        /// The agent's name.
+        agent: &'a str,
+        /// The number of the attempt that will follow.
+        next_attempt: u32,
+        /// How long the retry waits.
+        delay: Duration,
+        /// The error that caused the retry.
+        error: &'a OrchestrationError,
+    },
+}
+
+/// Receives the [`RunEvent`]s of every run under a context.
+pub trait RunObserver: Send + Sync {
+    /// Called once per event, inline, on the task where it happened.
+    fn on_event(&self, event: &RunEvent<'_>);
+}
