@@ -33,7 +33,7 @@ pub type Result<T, E = OrchestrationError> = std::result::Result<T, E>;
 ///
 /// The variants follow the specification; [`Transient`](Self::Transient) and
 /// [`Registry`](Self::Registry) are additions for rate limits and registry calls.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum OrchestrationError {
     /// An agent failed: `(agent name, reason)`. Retryable.

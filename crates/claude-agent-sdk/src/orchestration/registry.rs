@@ -42,7 +42,7 @@ use crate::orchestration::errors::Result;
 use crate::orchestration::orchestrator::BaseOrchestrator;
 
 /// Why a registry call was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// The metadata's id is empty or blank.
