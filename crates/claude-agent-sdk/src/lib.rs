@@ -1,1 +1,21 @@
+//! # claude-agent-sdk
+//!
+//! Coordinate many AI agents on one task: pipelines, fan-out/fan-in, retries
+//! with backoff, timeouts, cancellation, honest per-attempt traces and an agent
+//! registry — with an orchestration overhead close to raw tokio.
+//!
+//! Everything lives in [`orchestration`]; start with its module docs. Ready
+//! agents for real back ends — Claude, OpenAI-compatible servers, Claude Code and
+//! any program — are in `agents`, behind the cargo features `claude`, `openai`,
+//! `claude-code` and `process` (or `agents` for all four).
+#![warn(missing_docs)]
+
 pub mod orchestration;
+
+#[cfg(any(feature = "http", feature = "subprocess"))]
+pub mod agents;
+
+// The README's code blocks, compiled and run as doctests by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

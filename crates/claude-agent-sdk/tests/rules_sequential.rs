@@ -175,3 +175,14 @@ async fn shorthands_write_into_the_config() {
     assert_eq!(replaced.config(), &ExecutionConfig::new());
     assert_eq!(Orchestrator::name(&replaced), "SequentialOrchestrator");
 }
+
+#[test]
+fn running_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let result = futures::executor::block_on(
+        SequentialOrchestrator::new().orchestrate(vec![echo("a")], OrchestratorInput::new("x")),
+    );
+    assert!(
+        matches!(result, Err(OrchestrationError::InvalidConfig(_))),
+        "{result:?}"
+    );
+}

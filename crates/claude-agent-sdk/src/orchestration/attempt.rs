@@ -10,6 +10,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::time::Instant;
@@ -23,16 +24,23 @@ use crate::orchestration::telemetry::{in_attempt_span, log_event};
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
 /// Runs attempt number `attempt` of `agent` on a copy of `input`.
+///
+/// `lap` is the clock shared with the caller (see
+/// [`run_agent_lapped`](crate::orchestration::agent_run::run_agent_lapped)): when
+/// it holds an instant, that instant is the attempt's start; when the attempt
+/// ends with a timed record, the record's end instant is left in it.
 pub(crate) async fn run_attempt(
     agent: &dyn Agent,
     input: &Arc<AgentInput>,
     ctx: &ExecutionContext,
     policy: &AgentPolicy,
     attempt: u32,
+    lap: &mut Option<Instant>,
 ) -> Result<AgentOutput> {
     let name = agent.name();
     in_attempt_span(name, attempt, async move {
-        let mut record = AttemptRecord::start(name, input, ctx, policy, attempt);
+        let started = lap.take();
+        let mut record = AttemptRecord::start(name, input, ctx, policy, attempt, started);
         ctx.emit(|| RunEvent::AttemptStarted {
             agent: name,
             attempt,
@@ -70,7 +78,7 @@ pub(crate) async fn run_attempt(
             .as_mut()
             .take_value()
             .and_then(AttemptScope::into_nested);
-        record.finish(&result, nested);
+        *lap = record.finish(&result, nested);
         result
     })
     .await
@@ -107,44 +115,53 @@ impl<'a> AttemptRecord<'a> {
         ctx: &'a ExecutionContext,
         policy: &'a AgentPolicy,
         attempt: u32,
+        started: Option<Instant>,
     ) -> Self {
+        let timed = policy.record || ctx.is_observed();
         Self {
             agent,
             input,
             ctx,
             policy,
             attempt,
-            started: (policy.record || ctx.is_observed()).then(Instant::now),
+            started: timed.then(|| started.unwrap_or_else(Instant::now)),
         }
     }
 
-    fn finish(&mut self, result: &Result<AgentOutput>, nested: Option<ExecutionTrace>) {
-        let Some(started) = self.started.take() else {
-            return;
-        };
+    /// Writes the record (and tells the observer); returns the instant the
+    /// attempt ended, when it was timed.
+    fn finish(
+        &mut self,
+        result: &Result<AgentOutput>,
+        nested: Option<ExecutionTrace>,
+    ) -> Option<Instant> {
+        let started = self.started.take()?;
+        let ended = Instant::now();
+        let elapsed = ended.saturating_duration_since(started);
         self.ctx.emit(|| RunEvent::AttemptFinished {
             agent: self.agent,
             attempt: self.attempt,
             outcome: result.as_ref(),
-            elapsed: started.elapsed(),
+            elapsed,
         });
         if self.policy.record {
             let (output, error) = match result {
                 Ok(output) => (Some(output.clone()), None),
                 Err(error) => (None, Some(error.to_string())),
             };
-            self.write(started, output, error, nested);
+            self.write(started, elapsed, output, error, nested);
         }
+        Some(ended)
     }
 
     fn write(
         &self,
         started: Instant,
+        elapsed: Duration,
         output: Option<AgentOutput>,
         error: Option<String>,
         nested: Option<ExecutionTrace>,
     ) {
-        let elapsed = started.elapsed();
         let clock = self.ctx.clock();
         let start_time = clock.wall_at(started);
         self.ctx.record(AgentExecution {
@@ -172,7 +189,7 @@ impl Drop for AttemptRecord<'_> {
             } else {
                 "interrupted: the attempt was abandoned"
             };
-            self.write(started, None, Some(why.to_owned()), None);
+            self.write(started, started.elapsed(), None, Some(why.to_owned()), None);
         }
     }
 }

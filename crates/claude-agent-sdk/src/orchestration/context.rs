@@ -31,6 +31,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -57,7 +58,7 @@ struct Inner {
     config: ExecutionConfig,
     state: Arc<RwLock<State>>,
     trace: Arc<Mutex<ExecutionTrace>>,
-    cancellation: CancellationToken,
+    cancellation: Cancellation,
     clock: Clock,
     observer: Option<Arc<dyn RunObserver>>,
 }
@@ -79,7 +80,7 @@ impl ExecutionContext {
         Self::build(
             config,
             Arc::default(),
-            CancellationToken::new(),
+            Cancellation::new(),
             Clock::start(),
             None,
         )
@@ -88,7 +89,7 @@ impl ExecutionContext {
     fn build(
         config: ExecutionConfig,
         state: Arc<RwLock<State>>,
-        cancellation: CancellationToken,
+        cancellation: Cancellation,
         clock: Clock,
         observer: Option<Arc<dyn RunObserver>>,
     ) -> Self {
@@ -107,7 +108,7 @@ impl ExecutionContext {
         }
     }
 
-    /// Attaches an observer that hears every [`RunEvent`](super::RunEvent) of the
+    /// Attaches an observer that hears every [`RunEvent`] of the
     /// runs under this context and its children (see [`RunObserver`]).
     ///
     /// Handles cloned from this context before the call keep running unobserved;
@@ -138,7 +139,7 @@ impl ExecutionContext {
         Self::build(
             config,
             Arc::clone(&self.inner.state),
-            self.inner.cancellation.child_token(),
+            self.inner.cancellation.child(),
             self.inner.clock,
             self.inner.observer.clone(),
         )
@@ -231,7 +232,7 @@ impl ExecutionContext {
 
     /// Completes once the context is cancelled.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
-        self.inner.cancellation.cancelled()
+        self.inner.cancellation.token.cancelled()
     }
 
     /// Tells the observer, if any, about `event`.
@@ -253,6 +254,12 @@ impl ExecutionContext {
 
     pub(crate) fn clock(&self) -> Clock {
         self.inner.clock
+    }
+
+    /// Makes room for `additional` more records, so a run that knows how many
+    /// agents it has does not regrow (and copy) the trace as records arrive.
+    pub(crate) fn reserve_records(&self, additional: usize) {
+        self.lock_trace().agent_executions.reserve(additional);
     }
 
     pub(crate) fn record(&self, execution: AgentExecution) {
@@ -292,6 +299,66 @@ impl ExecutionContext {
             .state
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A context's cancellation: the token wakes whoever awaits it, the flags answer
+/// [`ExecutionContext::is_cancelled`] without a lock.
+///
+/// `CancellationToken::is_cancelled` takes the token's mutex, and every agent of a
+/// parallel run asks before it starts, so on several cores that mutex would
+/// bounce between them. The flags are set by
+/// [`cancel`](Self::cancel) before the token is, and a child reads its ancestors'
+/// flags too, so both always agree on whether the context is cancelled.
+#[derive(Clone)]
+struct Cancellation {
+    token: CancellationToken,
+    flag: Arc<CancelFlag>,
+}
+
+struct CancelFlag {
+    set: AtomicBool,
+    parent: Option<Arc<CancelFlag>>,
+}
+
+impl Cancellation {
+    fn new() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            flag: Arc::new(CancelFlag {
+                set: AtomicBool::new(false),
+                parent: None,
+            }),
+        }
+    }
+
+    /// Cancelled with this one, or on its own.
+    fn child(&self) -> Self {
+        Self {
+            token: self.token.child_token(),
+            flag: Arc::new(CancelFlag {
+                set: AtomicBool::new(false),
+                parent: Some(Arc::clone(&self.flag)),
+            }),
+        }
+    }
+
+    fn cancel(&self) {
+        self.flag.set.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn is_cancelled(&self) -> bool {
+        let mut flag = &*self.flag;
+        loop {
+            if flag.set.load(Ordering::Acquire) {
+                return true;
+            }
+            match &flag.parent {
+                Some(parent) => flag = parent,
+                None => return false,
+            }
+        }
     }
 }
 
@@ -381,6 +448,25 @@ mod tests {
         std::thread::spawn(move || handle.cancel()).join().unwrap();
         assert!(parent.is_cancelled());
         assert!(child.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn cancellation_reaches_grandchildren_but_never_goes_up() {
+        let root = ExecutionContext::new(ExecutionConfig::new());
+        let child = root.child(ExecutionConfig::new());
+        let grandchild = child.child(ExecutionConfig::new());
+        grandchild.cancel();
+        assert!(grandchild.is_cancelled());
+        assert!(!child.is_cancelled());
+        assert!(!root.is_cancelled());
+        let sibling = child.child(ExecutionConfig::new());
+        root.cancel();
+        assert!(child.is_cancelled() && sibling.is_cancelled());
+        // The waiters agree with the flags.
+        sibling.cancelled().await;
+        let late = root.child(ExecutionConfig::new());
+        assert!(late.is_cancelled());
+        late.cancelled().await;
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 //!   cancellation of a run — with its [`ExecutionTrace`] of [`AgentExecution`]s.
 //! - [`errors`]: [`OrchestrationError`] and which errors are retryable.
 //! - [`registry`]: [`AgentRegistry`], agents under stable ids with searchable metadata.
+//! - [`usage`]: [`Usage`], the tokens and cost agents report, summed over a run.
 //!
 //! Every agent runs through the same layers: one *attempt* (panic containment,
 //! attempt timeout, trace record), wrapped in *retries* with jittered
@@ -51,6 +52,7 @@ pub mod registry;
 mod retry;
 mod telemetry;
 mod trace;
+pub mod usage;
 
 // Core types
 pub use agent::{Agent, AgentError, AgentInput, AgentOutput, SimpleAgent};
@@ -75,3 +77,6 @@ pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 pub use retry::Backoff;
+
+// Usage accounting
+pub use usage::Usage;

@@ -21,6 +21,7 @@ use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::{in_run_span, log_event};
 use crate::orchestration::trace::ExecutionTrace;
+use crate::orchestration::usage::Usage;
 
 /// What an orchestration is asked to do.
 ///
@@ -145,6 +146,21 @@ impl OrchestratorOutput {
     #[must_use]
     pub fn is_successful(&self) -> bool {
         self.success
+    }
+
+    /// The tokens and cost of the whole run: the trace's
+    /// [`total_usage`](ExecutionTrace::total_usage), or — when trace records were
+    /// turned off — the sum of the usage in [`agent_outputs`](Self::agent_outputs).
+    #[must_use]
+    pub fn total_usage(&self) -> Usage {
+        if self.execution_trace.agent_executions.is_empty() {
+            self.agent_outputs
+                .iter()
+                .filter_map(Usage::from_output)
+                .sum()
+        } else {
+            self.execution_trace.total_usage()
+        }
     }
 }
 
@@ -292,11 +308,24 @@ impl BaseOrchestrator {
         input: AgentInput,
         ctx: &ExecutionContext,
     ) -> Result<AgentOutput> {
-        self.config.validate()?;
-        let policy = AgentPolicy::for_run(&self.config);
+        let policy = self.preflight()?;
         agent_run::run_agent(agent, &Arc::new(input), ctx, &policy)
             .await
             .map_err(|error| self.run_error(agent.name(), error))
+    }
+
+    /// Checks what a run needs before any agent starts, and fixes the run's policy
+    /// (its deadline starts now).
+    fn preflight(&self) -> Result<AgentPolicy> {
+        self.config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OrchestrationError::InvalidConfig(
+                "orchestrations run on a tokio runtime: call them from inside one \
+                 (for example under #[tokio::main])"
+                    .into(),
+            ));
+        }
+        Ok(AgentPolicy::for_run(&self.config))
     }
 
     /// Turns an agent's run error into the error of the whole run.
@@ -340,9 +369,8 @@ impl BaseOrchestrator {
                 self.name
             )));
         }
-        self.config.validate()?;
+        let policy = self.preflight()?;
         let log = self.config.enable_logging;
-        let policy = AgentPolicy::for_run(&self.config);
         let result = in_run_span(pattern, agent_count, async {
             log_event!(log, debug, agents = agent_count, "orchestration started");
             ctx.emit(|| RunEvent::RunStarted {

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::{AgentInput, AgentOutput};
+use crate::orchestration::usage::Usage;
 
 /// The history of a run: when it started and ended, and each agent attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +78,21 @@ impl ExecutionTrace {
             .iter()
             .filter(move |e| e.agent_name == name)
     }
+
+    /// The tokens and cost the run's agents reported (see [`Usage`]), summed over
+    /// every attempt, nested runs included.
+    ///
+    /// An attempt counts with the usage in its output's `data["usage"]`; a failed
+    /// attempt has no output and counts as zero. An attempt that ran a nested
+    /// orchestration counts with its nested trace's total instead, so nothing is
+    /// counted twice and the tokens of a nested run that failed still count.
+    #[must_use]
+    pub fn total_usage(&self) -> Usage {
+        self.agent_executions
+            .iter()
+            .map(AgentExecution::usage)
+            .sum()
+    }
 }
 
 /// The record of one attempt of one agent.
@@ -113,6 +129,17 @@ impl AgentExecution {
     pub fn duration(&self) -> Option<Duration> {
         let end = self.end_time?;
         (end - self.start_time).to_std().ok()
+    }
+
+    /// What this attempt consumed: its nested run's total when it ran one,
+    /// otherwise the usage its output reported (zero when none).
+    #[must_use]
+    pub fn usage(&self) -> Usage {
+        match (&self.nested, &self.output) {
+            (Some(nested), _) => nested.total_usage(),
+            (None, Some(output)) => Usage::from_output(output).unwrap_or_default(),
+            (None, None) => Usage::default(),
+        }
     }
 }
 
@@ -155,6 +182,26 @@ mod tests {
             trace.agent_executions[0].duration(),
             Some(Duration::from_millis(5))
         );
+    }
+
+    #[test]
+    fn total_usage_sums_outputs_and_nested_runs_once() {
+        let with_usage = |name: &str, input: u64| {
+            let mut r = record(name, true);
+            r.output = Some(AgentOutput::new("out").with_data(
+                serde_json::json!({"usage": {"input_tokens": input, "output_tokens": 1}}),
+            ));
+            r
+        };
+        let mut inner = ExecutionTrace::new();
+        inner.agent_executions = vec![with_usage("inner", 5), record("inner", false)];
+        let mut outer = with_usage("outer", 1000);
+        outer.nested = Some(Box::new(inner));
+        let mut trace = ExecutionTrace::new();
+        trace.agent_executions = vec![with_usage("a", 10), outer, record("b", true)];
+        let total = trace.total_usage();
+        assert_eq!(total.input_tokens, 15);
+        assert_eq!(total.output_tokens, 2);
     }
 
     #[test]

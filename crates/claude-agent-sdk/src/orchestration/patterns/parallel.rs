@@ -6,17 +6,23 @@
 //!         → Agent C ─┘
 //! ```
 //!
-//! Each agent runs as its own tokio task, so CPU-heavy agents use every core.
-//! The driver keeps exactly `parallel_limit` tasks alive while there is work:
-//! it spawns the next agent only when one finishes, so at no moment do more than
-//! `parallel_limit` agents run, and a fan-out of 100,000 agents holds
-//! `parallel_limit` tasks in memory rather than 100,000.
+//! The run spawns `parallel_limit` worker tasks (fewer when there are fewer
+//! agents) on the runtime, so CPU-heavy agents use every core. Each worker takes
+//! the next agent that has not started, runs it to its end, and takes the next,
+//! until none is left: at no moment do more than `parallel_limit` agents run, and
+//! a fan-out of 100,000 agents holds `parallel_limit` tasks in memory rather than
+//! 100,000. Starting an agent costs an atomic increment, not a task spawn, and the
+//! driver only wakes when a worker is done, never once per agent. Each worker
+//! spends tokio's cooperative budget per agent, so a worker whose agents finish
+//! at once still yields to its siblings regularly.
 
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use futures::FutureExt;
+use tokio::task::coop::consume_budget;
 use tokio::task::JoinSet;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
@@ -77,15 +83,20 @@ impl Default for ParallelOrchestrator {
     }
 }
 
-/// What every task of one run shares, behind one `Arc`.
+/// What every worker of one run shares, behind one `Arc`.
 struct Shared {
+    agents: Vec<Box<dyn Agent>>,
     input: Arc<AgentInput>,
     ctx: ExecutionContext,
     policy: AgentPolicy,
+    /// The position of the next agent to start.
+    next: AtomicUsize,
+    /// The first interruption an agent saw; no agent starts after one.
+    interrupted: OnceLock<Interruption>,
 }
 
-/// An agent that has finished, with how its run ended.
-type Finished = (Box<dyn Agent>, std::result::Result<AgentOutput, RunError>);
+/// How one agent's run ended.
+type Outcome = std::result::Result<AgentOutput, RunError>;
 
 impl ParallelOrchestrator {
     /// A parallel orchestrator with the default configuration.
@@ -131,15 +142,21 @@ impl ParallelOrchestrator {
                     ));
                 }
                 config.join_policy.validate(count)?;
+                if policy.record {
+                    ctx.reserve_records(count);
+                }
                 let shared = Arc::new(Shared {
+                    agents,
                     input: Arc::new(input.into()),
                     ctx: ctx.clone(),
                     policy,
+                    next: AtomicUsize::new(0),
+                    interrupted: OnceLock::new(),
                 });
-                let (slots, interrupted) = fan_out(agents, &shared, config.parallel_limit).await;
+                let (outcomes, interrupted) = fan_out(&shared, config.parallel_limit).await;
                 match interrupted {
                     Some(interruption) => Err(self.base.interruption_error(interruption)),
-                    None => join(slots, config.join_policy),
+                    None => join(&shared.agents, outcomes, config.join_policy),
                 }
             })
             .await
@@ -151,66 +168,97 @@ orchestrator_impl!(ParallelOrchestrator);
 /// Runs every agent, at most `limit` at a time, and collects how each ended by
 /// its position. Stops starting agents once the run is cancelled or out of time.
 async fn fan_out(
-    agents: Vec<Box<dyn Agent>>,
     shared: &Arc<Shared>,
     limit: usize,
-) -> (Vec<Option<Finished>>, Option<Interruption>) {
-    let mut slots: Vec<Option<Finished>> = Vec::new();
-    slots.resize_with(agents.len(), || None);
-    let mut tasks = JoinSet::new();
-    let mut waiting = agents.into_iter().enumerate();
-    let mut interrupted = None;
-    loop {
-        while tasks.len() < limit && interrupted.is_none() && !shared.ctx.is_cancelled() {
-            let Some((index, agent)) = waiting.next() else {
-                break;
-            };
-            let shared = Arc::clone(shared);
-            tasks.spawn(async move {
-                let run = run_agent(agent.as_ref(), &shared.input, &shared.ctx, &shared.policy);
-                // Agent panics are contained per attempt; this guards the rest.
-                let result = AssertUnwindSafe(run).catch_unwind().await;
-                (index, agent, result)
-            });
-        }
-        match tasks.join_next().await {
-            None => break,
-            Some(Ok((index, agent, result))) => {
-                let result = result.unwrap_or_else(|_| {
-                    Err(RunError::Failed(OrchestrationError::AgentError(
-                        AgentError::new("the agent's task panicked outside its attempts"),
-                    )))
-                });
-                if let Err(RunError::Interrupted(why)) = &result {
-                    interrupted.get_or_insert(*why);
-                }
-                slots[index] = Some((agent, result));
-            }
-            // Only a runtime shutting down aborts our tasks; the slot stays empty
-            // and `join` reports the agent as failed.
-            Some(Err(_)) => {}
+) -> (Vec<Option<Outcome>>, Option<Interruption>) {
+    let count = shared.agents.len();
+    // Dropping the run drops this set, which aborts the workers.
+    let mut workers = JoinSet::new();
+    for _ in 0..limit.min(count) {
+        let shared = Arc::clone(shared);
+        workers.spawn(async move { work(&shared, count.div_ceil(limit)).await });
+    }
+    let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+    outcomes.resize_with(count, || None);
+    // A worker only ends early when a runtime shutting down aborts it; its agents
+    // keep an empty slot and `join` reports them failed.
+    while let Some(joined) = workers.join_next().await {
+        for (index, outcome) in joined.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
         }
     }
+    let mut interrupted = shared.interrupted.get().copied();
     if interrupted.is_none() && shared.ctx.is_cancelled() {
         interrupted = Some(Interruption::Cancelled);
     }
-    (slots, interrupted)
+    (outcomes, interrupted)
+}
+
+/// One worker: runs the next agent that has not started until none is left or
+/// the run is interrupted, and returns how each of its agents ended.
+async fn work(shared: &Shared, expected: usize) -> Vec<(usize, Outcome)> {
+    let mut finished = Vec::with_capacity(expected);
+    while shared.interrupted.get().is_none() && !shared.ctx.is_cancelled() {
+        let index = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(agent) = shared.agents.get(index) else {
+            break;
+        };
+        let run = run_agent(agent.as_ref(), &shared.input, &shared.ctx, &shared.policy);
+        // Agent panics are contained per attempt; this guards the rest.
+        let outcome = AssertUnwindSafe(run)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(RunError::Failed(OrchestrationError::AgentError(
+                    AgentError::new("the agent's task panicked outside its attempts"),
+                )))
+            });
+        if let Err(RunError::Interrupted(why)) = &outcome {
+            let _ = shared.interrupted.set(*why);
+        }
+        finished.push((index, outcome));
+        // Agents that finish at once never yield on their own: take turns.
+        consume_budget().await;
+    }
+    finished
+}
+
+const HEADER: &str = "Parallel execution results:";
+
+/// The length of the aggregated result when every agent succeeded, so that it is
+/// built in one allocation (a failure line may need more; the string then grows).
+fn result_len(agents: &[Box<dyn Agent>], outcomes: &[Option<Outcome>]) -> usize {
+    let lines = agents.iter().zip(outcomes).enumerate();
+    lines.fold(HEADER.len(), |len, (index, (agent, outcome))| {
+        // "\n{position}. {name}: {content}"
+        let digits = (index + 1).ilog10() as usize + 1;
+        let content = match outcome {
+            Some(Ok(output)) => output.content.len(),
+            _ => 0,
+        };
+        len + 5 + digits + agent.name().len() + content
+    })
 }
 
 /// Aggregates finished agents in order and applies the join policy.
-fn join(slots: Vec<Option<Finished>>, policy: JoinPolicy) -> Result<OrchestratorOutput> {
-    let count = slots.len();
-    let mut result = String::from("Parallel execution results:");
+fn join(
+    agents: &[Box<dyn Agent>],
+    outcomes: Vec<Option<Outcome>>,
+    policy: JoinPolicy,
+) -> Result<OrchestratorOutput> {
+    let count = outcomes.len();
+    let mut result = String::with_capacity(result_len(agents, &outcomes));
+    result.push_str(HEADER);
     let mut outputs = Vec::with_capacity(count);
     let mut failures = Vec::new();
-    for (index, slot) in slots.into_iter().enumerate() {
+    for (index, (agent, outcome)) in agents.iter().zip(outcomes).enumerate() {
         let position = index + 1;
-        match slot {
-            Some((agent, Ok(output))) => {
+        match outcome {
+            Some(Ok(output)) => {
                 let _ = write!(result, "\n{position}. {}: {}", agent.name(), output.content);
                 outputs.push(output);
             }
-            Some((agent, Err(error))) => {
+            Some(Err(error)) => {
                 let error = match error {
                     RunError::Failed(error) => error.to_string(),
                     RunError::Interrupted(_) => "interrupted".to_owned(),

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::orchestration::agent::{Agent, AgentInput};
-use crate::orchestration::agent_run::run_agent;
+use crate::orchestration::agent_run::run_agent_lapped;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::Result;
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
@@ -86,16 +86,23 @@ impl SequentialOrchestrator {
                     context,
                     metadata,
                 } = input;
+                if policy.record {
+                    ctx.reserve_records(count);
+                }
                 let mut outputs = Vec::with_capacity(count);
+                // Nothing is awaited between two steps, so the end of one step's
+                // record is the start of the next (one clock read per step).
+                let mut lap = None;
                 for agent in &agents {
                     let step_input = Arc::new(AgentInput {
                         content,
                         context: context.clone(),
                         metadata: metadata.clone(),
                     });
-                    let output = run_agent(agent.as_ref(), &step_input, ctx, &policy)
-                        .await
-                        .map_err(|error| self.base.run_error(agent.name(), error))?;
+                    let output =
+                        run_agent_lapped(agent.as_ref(), &step_input, ctx, &policy, &mut lap)
+                            .await
+                            .map_err(|error| self.base.run_error(agent.name(), error))?;
                     content = output.content.clone();
                     outputs.push(output);
                 }

@@ -1,0 +1,393 @@
+//! Workloads shared by the orchestration benches: the same trivial agent run
+//! through our orchestrators and through raw tokio doing the same work.
+//!
+//! Every workload takes its agents by value (they are built outside the timing,
+//! the same way for ours and the baseline) and returns what it produced, so the
+//! caller decides whether dropping the output is timed (it is, everywhere).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use claude_agent_sdk::orchestration::{
+    Agent, AgentInput, AgentOutput, ExecutionConfig, Orchestrator, OrchestratorInput,
+    OrchestratorOutput, ParallelOrchestrator, SequentialOrchestrator, SimpleAgent,
+};
+use tokio::sync::Semaphore;
+
+/// Length of every input content, in bytes.
+pub const INPUT_LEN: usize = 256;
+
+/// A 256-byte ASCII input.
+pub fn input_content() -> String {
+    let text: String = (0..INPUT_LEN)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
+        .collect();
+    assert_eq!(text.len(), INPUT_LEN);
+    text
+}
+
+/// `n` trivial agents: each returns `AgentOutput::new(input.content)`.
+pub fn make_agents(n: usize) -> Vec<Box<dyn Agent>> {
+    (0..n)
+        .map(|i| {
+            Box::new(SimpleAgent::new(format!("agent-{i}"), "echo", |input| {
+                Ok(AgentOutput::new(input.content))
+            })) as Box<dyn Agent>
+        })
+        .collect()
+}
+
+/// The multi-thread runtime every bench runs on: one worker per core.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Which side of a comparison a workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Baseline,
+}
+
+/// The orchestrators under test.
+pub struct Orchestrators {
+    /// `ParallelOrchestrator` with defaults (trace records on) and the limit.
+    pub parallel_records: ParallelOrchestrator,
+    /// `ParallelOrchestrator` with trace records off.
+    pub parallel_no_records: ParallelOrchestrator,
+    /// `SequentialOrchestrator` with defaults (trace records on).
+    pub sequential: SequentialOrchestrator,
+    /// `SequentialOrchestrator` with trace records off.
+    pub sequential_no_records: SequentialOrchestrator,
+}
+
+impl Orchestrators {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            parallel_records: ParallelOrchestrator::new().with_parallel_limit(limit),
+            parallel_no_records: ParallelOrchestrator::new().with_config(
+                ExecutionConfig::new()
+                    .with_parallel_limit(limit)
+                    .with_tracing(false),
+            ),
+            sequential: SequentialOrchestrator::new(),
+            sequential_no_records: SequentialOrchestrator::new()
+                .with_config(ExecutionConfig::new().with_tracing(false)),
+        }
+    }
+}
+
+/// Ours, parallel.
+pub async fn ours_parallel(
+    orchestrator: &ParallelOrchestrator,
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+) -> OrchestratorOutput {
+    orchestrator
+        .orchestrate(agents, OrchestratorInput::new(content))
+        .await
+        .expect("parallel orchestration")
+}
+
+/// Raw tokio, parallel: one task per agent, an `Arc<Semaphore>` limit, outputs
+/// collected in the order the agents were given.
+pub async fn baseline_parallel(
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+    limit: usize,
+) -> Vec<AgentOutput> {
+    let semaphore = Arc::new(Semaphore::new(limit));
+    let input = Arc::new(AgentInput::new(content));
+    let handles: Vec<_> = agents
+        .into_iter()
+        .map(|agent| {
+            let semaphore = Arc::clone(&semaphore);
+            let input = Arc::clone(&input);
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await.expect("semaphore");
+                // `as_ref`: call the agent itself, not the `Box<dyn Agent>` impl
+                // (which would box one more future), exactly as ours does.
+                agent.as_ref().execute(AgentInput::clone(&input)).await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("task").expect("agent"));
+    }
+    outputs
+}
+
+/// Ours, sequential.
+pub async fn ours_sequential(
+    orchestrator: &SequentialOrchestrator,
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+) -> OrchestratorOutput {
+    orchestrator
+        .orchestrate(agents, OrchestratorInput::new(content))
+        .await
+        .expect("sequential orchestration")
+}
+
+/// Raw loop, sequential: each agent gets the previous content; outputs collected.
+pub async fn baseline_sequential(agents: Vec<Box<dyn Agent>>, content: &str) -> Vec<AgentOutput> {
+    let input = AgentInput::new(content);
+    let (mut content, context, metadata) = (input.content, input.context, input.metadata);
+    let mut outputs = Vec::with_capacity(agents.len());
+    for agent in &agents {
+        let step = AgentInput {
+            content,
+            context: context.clone(),
+            metadata: metadata.clone(),
+        };
+        let output = agent.as_ref().execute(step).await.expect("agent");
+        content = output.content.clone();
+        outputs.push(output);
+    }
+    outputs
+}
+
+/// What a trace record holds, for the reference loop below (the library's
+/// `AgentExecution` cannot be built outside the crate).
+pub struct RecordData {
+    pub agent_name: String,
+    pub attempt: u32,
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    pub end_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub duration_ms: Option<u64>,
+    pub input: Arc<AgentInput>,
+    pub output: Option<AgentOutput>,
+    pub error: Option<String>,
+    pub success: bool,
+}
+
+/// Reference, not a contender: the baseline loop made to keep what our trace
+/// keeps per step (the agent's name, its input behind an `Arc`, a copy of its
+/// output, UTC start and end times from one clock read per step) in a
+/// mutex-guarded, pre-sized vector. The gap between this and the plain loop is
+/// what the record data alone costs, whoever builds it.
+pub async fn reference_sequential_records(
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+) -> (Vec<AgentOutput>, Vec<RecordData>) {
+    let input = AgentInput::new(content);
+    let (mut content, context, metadata) = (input.content, input.context, input.metadata);
+    let records = std::sync::Mutex::new(Vec::with_capacity(agents.len()));
+    let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
+    let mut lap = mono;
+    let mut outputs = Vec::with_capacity(agents.len());
+    for agent in &agents {
+        let step = Arc::new(AgentInput {
+            content,
+            context: context.clone(),
+            metadata: metadata.clone(),
+        });
+        let output = agent
+            .as_ref()
+            .execute(AgentInput::clone(&step))
+            .await
+            .expect("agent");
+        let end = tokio::time::Instant::now();
+        let elapsed = end - lap;
+        let start_time = wall + chrono::TimeDelta::from_std(lap - mono).expect("delta");
+        records.lock().expect("lock").push(RecordData {
+            agent_name: agent.name().to_owned(),
+            attempt: 1,
+            start_time,
+            end_time: Some(start_time + chrono::TimeDelta::from_std(elapsed).expect("delta")),
+            duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
+            input: step,
+            output: Some(output.clone()),
+            error: None,
+            success: true,
+        });
+        lap = end;
+        content = output.content.clone();
+        outputs.push(output);
+    }
+    (outputs, records.into_inner().expect("lock"))
+}
+
+/// One bench scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Parallel fan-out of `agents` at `limit`, with or without trace records.
+    Parallel {
+        agents: usize,
+        limit: usize,
+        records: bool,
+    },
+    /// Sequential pipeline of `agents`, with or without trace records.
+    Sequential { agents: usize, records: bool },
+    /// [`reference_sequential_records`] (as "ours") against the plain loop.
+    SequentialReference { agents: usize },
+}
+
+impl Scenario {
+    pub fn agents(self) -> usize {
+        match self {
+            Self::Parallel { agents, .. }
+            | Self::Sequential { agents, .. }
+            | Self::SequentialReference { agents } => agents,
+        }
+    }
+
+    pub fn limit(self) -> usize {
+        match self {
+            Self::Parallel { limit, .. } => limit,
+            Self::Sequential { .. } | Self::SequentialReference { .. } => 1,
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Self::Parallel {
+                agents,
+                limit,
+                records: true,
+            } => format!("parallel {agents} agents, limit {limit}, records on"),
+            Self::Parallel {
+                agents,
+                limit,
+                records: false,
+            } => format!("parallel {agents} agents, limit {limit}, with_tracing(false)"),
+            Self::Sequential {
+                agents,
+                records: true,
+            } => format!("sequential {agents} agents, records on"),
+            Self::Sequential {
+                agents,
+                records: false,
+            } => format!("sequential {agents} agents, with_tracing(false)"),
+            Self::SequentialReference { agents } => format!(
+                "reference: the sequential baseline keeping the same record data, {agents} agents"
+            ),
+        }
+    }
+
+    /// The ratio ours/baseline must not exceed, when there is a target.
+    pub fn target(self) -> Option<f64> {
+        match self {
+            Self::Parallel { records: true, .. } => Some(1.5),
+            Self::Parallel { records: false, .. } => Some(1.1),
+            Self::Sequential { records: true, .. } => Some(3.0),
+            // Reported for information: what the records cost in a pipeline.
+            Self::Sequential { records: false, .. } | Self::SequentialReference { .. } => None,
+        }
+    }
+}
+
+/// Runs `side` of `scenario` once on `agents` inside the current runtime and
+/// returns the time from the call until its output is dropped. With `check`, the
+/// output is verified first (outside the timing).
+pub async fn run_once(
+    scenario: Scenario,
+    side: Side,
+    orchestrators: &Orchestrators,
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+    check: bool,
+) -> Duration {
+    let n = agents.len();
+    match (scenario, side) {
+        (Scenario::Parallel { records, .. }, Side::Ours) => {
+            let orchestrator = if records {
+                &orchestrators.parallel_records
+            } else {
+                &orchestrators.parallel_no_records
+            };
+            let start = Instant::now();
+            let output = ours_parallel(orchestrator, agents, content).await;
+            if check {
+                let paused = start.elapsed();
+                check_ours(&output, n, records, content);
+                let restart = Instant::now();
+                drop(output);
+                return paused + restart.elapsed();
+            }
+            drop(output);
+            start.elapsed()
+        }
+        (Scenario::Parallel { limit, .. }, Side::Baseline) => {
+            let start = Instant::now();
+            let outputs = baseline_parallel(agents, content, limit).await;
+            if check {
+                check_outputs(&outputs, n, content);
+            }
+            drop(outputs);
+            start.elapsed()
+        }
+        (Scenario::Sequential { records, .. }, Side::Ours) => {
+            let orchestrator = if records {
+                &orchestrators.sequential
+            } else {
+                &orchestrators.sequential_no_records
+            };
+            let start = Instant::now();
+            let output = ours_sequential(orchestrator, agents, content).await;
+            if check {
+                let paused = start.elapsed();
+                check_ours(&output, n, records, content);
+                let restart = Instant::now();
+                drop(output);
+                return paused + restart.elapsed();
+            }
+            drop(output);
+            start.elapsed()
+        }
+        (Scenario::SequentialReference { .. }, Side::Ours) => {
+            let start = Instant::now();
+            let kept = reference_sequential_records(agents, content).await;
+            if check {
+                check_outputs(&kept.0, n, content);
+                assert_eq!(kept.1.len(), n);
+            }
+            drop(kept);
+            start.elapsed()
+        }
+        (Scenario::Sequential { .. } | Scenario::SequentialReference { .. }, Side::Baseline) => {
+            let start = Instant::now();
+            let outputs = baseline_sequential(agents, content).await;
+            if check {
+                check_outputs(&outputs, n, content);
+            }
+            drop(outputs);
+            start.elapsed()
+        }
+    }
+}
+
+fn check_outputs(outputs: &[AgentOutput], n: usize, content: &str) {
+    assert_eq!(outputs.len(), n);
+    assert!(outputs.iter().all(|o| o.content == content));
+}
+
+fn check_ours(output: &OrchestratorOutput, n: usize, records: bool, content: &str) {
+    assert!(output.is_successful());
+    check_outputs(&output.agent_outputs, n, content);
+    let executions = &output.execution_trace.agent_executions;
+    if records {
+        assert_eq!(executions.len(), n, "one trace record per attempt");
+        assert!(executions
+            .iter()
+            .all(|e| e.success && e.attempt == 1 && e.input.content == content));
+    } else {
+        assert!(executions.is_empty());
+    }
+}
+
+/// The median of `values` (which must not be empty).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}

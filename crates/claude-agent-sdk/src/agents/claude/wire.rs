@@ -1,0 +1,300 @@
+//! The Anthropic Messages API wire format: the request body, the reply (JSON or
+//! server-sent events), and the error body.
+
+use std::ops::ControlFlow;
+
+use serde::Deserialize;
+
+use crate::agents::delta::DeltaSink;
+use crate::agents::http::{malformed, ErrorDetail, SseEvent, WireErrors};
+use crate::agents::reply::ModelReply;
+use crate::orchestration::{AgentError, OrchestrationError, Result, Usage};
+
+/// The API version sent in `anthropic-version`.
+pub(super) const API_VERSION: &str = "2023-06-01";
+
+/// How Anthropic reports errors: `{"type":"error","error":{"type":…,"message":…}}`
+/// and a `request-id` header.
+pub(super) const WIRE: WireErrors = WireErrors {
+    parse: parse_error,
+    request_id_headers: &["request-id", "x-request-id"],
+};
+
+fn parse_error(body: &serde_json::Value) -> Option<ErrorDetail> {
+    let error = body.get("error")?;
+    Some(ErrorDetail {
+        kind: error
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
+        message: error.get("message")?.as_str()?.to_owned(),
+    })
+}
+
+/// Token counts as the API reports them; every field may be missing.
+#[derive(Debug, Default, Deserialize)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Overwrites the counts of `usage` that this report carries.
+    fn apply(&self, usage: &mut Usage) {
+        let set = |slot: &mut u64, value: Option<u64>| {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        };
+        set(&mut usage.input_tokens, self.input_tokens);
+        set(&mut usage.output_tokens, self.output_tokens);
+        set(
+            &mut usage.cache_creation_input_tokens,
+            self.cache_creation_input_tokens,
+        );
+        set(
+            &mut usage.cache_read_input_tokens,
+            self.cache_read_input_tokens,
+        );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    content: Vec<Block>,
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+impl Message {
+    fn into_reply(self) -> ModelReply {
+        let mut reply = ModelReply {
+            message_id: self.id,
+            model: self.model,
+            stop_reason: self.stop_reason,
+            stop_sequence: self.stop_sequence,
+            ..ModelReply::default()
+        };
+        for block in self.content {
+            if let Block::Text { text } = block {
+                reply.text.push_str(&text);
+            }
+        }
+        self.usage.apply(&mut reply.usage);
+        reply
+    }
+}
+
+/// A whole (non-streamed) reply.
+pub(super) fn parse_message(provider: &str, body: &[u8]) -> Result<ModelReply> {
+    serde_json::from_slice::<Message>(body)
+        .map(Message::into_reply)
+        .map_err(|_| malformed(provider, "reply", body))
+}
+
+/// Builds a reply from the events of a streamed one.
+#[derive(Debug, Default)]
+pub(super) struct StreamAssembler {
+    reply: ModelReply,
+    finished: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    message: Option<Message>,
+    content_block: Option<serde_json::Value>,
+    delta: Option<serde_json::Value>,
+    usage: Option<WireUsage>,
+    error: Option<serde_json::Value>,
+}
+
+impl StreamAssembler {
+    /// Takes one event; breaks at `message_stop`.
+    pub(super) fn on_event(
+        &mut self,
+        provider: &str,
+        event: &SseEvent,
+        sink: &mut DeltaSink<'_>,
+    ) -> Result<ControlFlow<()>> {
+        let parsed: StreamEvent = serde_json::from_str(&event.data)
+            .map_err(|_| malformed(provider, "stream event", event.data.as_bytes()))?;
+        let text_of = |value: &Option<serde_json::Value>, kind: &str| {
+            value
+                .as_ref()
+                .filter(|v| v.get("type").and_then(|t| t.as_str()) == Some(kind))
+                .and_then(|v| v.get("text"))
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        };
+        match parsed.kind.as_str() {
+            "message_start" => {
+                if let Some(message) = parsed.message {
+                    let text = std::mem::take(&mut self.reply.text);
+                    self.reply = message.into_reply();
+                    self.reply.text.insert_str(0, &text);
+                }
+            }
+            "content_block_start" => {
+                if let Some(text) = text_of(&parsed.content_block, "text") {
+                    sink.send(&text);
+                    self.reply.text.push_str(&text);
+                }
+            }
+            "content_block_delta" => {
+                if let Some(text) = text_of(&parsed.delta, "text_delta") {
+                    sink.send(&text);
+                    self.reply.text.push_str(&text);
+                }
+            }
+            "message_delta" => {
+                if let Some(delta) = &parsed.delta {
+                    let field =
+                        |name: &str| delta.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+                    if let Some(reason) = field("stop_reason") {
+                        self.reply.stop_reason = Some(reason);
+                    }
+                    if let Some(sequence) = field("stop_sequence") {
+                        self.reply.stop_sequence = Some(sequence);
+                    }
+                }
+                if let Some(usage) = &parsed.usage {
+                    usage.apply(&mut self.reply.usage);
+                }
+            }
+            "message_stop" => {
+                self.finished = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            "error" => return Err(stream_error(provider, parsed.error.as_ref())),
+            // `ping`, `content_block_stop` and event types added later.
+            _ => {}
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The reply, if the stream reached `message_stop`.
+    pub(super) fn finish(self, provider: &str) -> Result<ModelReply> {
+        if self.finished {
+            Ok(self.reply)
+        } else {
+            Err(OrchestrationError::transient(format!(
+                "{provider}: the reply stream ended before `message_stop`"
+            )))
+        }
+    }
+}
+
+/// An `error` event inside a stream: overload and server errors are retryable.
+fn stream_error(provider: &str, error: Option<&serde_json::Value>) -> OrchestrationError {
+    let text = |name: &str| {
+        error
+            .and_then(|e| e.get(name))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let kind = text("type");
+    let message = format!("{provider} stream error ({kind}): {}", text("message"));
+    match kind.as_str() {
+        "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error" => {
+            OrchestrationError::transient(message)
+        }
+        _ => OrchestrationError::AgentError(AgentError::new(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: serde_json::Value) -> SseEvent {
+        SseEvent {
+            event: data["type"].as_str().unwrap_or("").to_owned(),
+            data: data.to_string(),
+        }
+    }
+
+    #[test]
+    fn parses_a_whole_message() {
+        let body = serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "thinking", "thinking": "hm"}, {"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": 5}
+        });
+        let reply = parse_message("anthropic", body.to_string().as_bytes()).unwrap();
+        assert_eq!(reply.text, "Hi!");
+        assert_eq!(reply.message_id.as_deref(), Some("msg_1"));
+        assert_eq!(reply.usage, Usage::new(12, 3).with_cache_tokens(0, 5));
+        assert!(parse_message("anthropic", b"{\"content\": 7}").is_err());
+    }
+
+    #[test]
+    fn assembles_a_stream_and_requires_its_end() {
+        let events = [
+            serde_json::json!({"type": "message_start", "message": {"id": "msg_2", "model": "m", "content": [], "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            serde_json::json!({"type": "ping"}),
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}}),
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 7}}),
+        ];
+        let mut assembler = StreamAssembler::default();
+        let mut sink = DeltaSink::new(None, "a");
+        for e in &events {
+            assert!(assembler
+                .on_event("p", &event(e.clone()), &mut sink)
+                .unwrap()
+                .is_continue());
+        }
+        let stop = event(serde_json::json!({"type": "message_stop"}));
+        assert!(assembler
+            .on_event("p", &stop, &mut sink)
+            .unwrap()
+            .is_break());
+        let reply = assembler.finish("p").unwrap();
+        assert_eq!(reply.text, "Hello");
+        assert_eq!(reply.usage, Usage::new(9, 7));
+        assert_eq!(reply.stop_reason.as_deref(), Some("end_turn"));
+        assert!(StreamAssembler::default()
+            .finish("p")
+            .unwrap_err()
+            .is_retryable());
+    }
+
+    #[test]
+    fn stream_errors_are_retryable_only_when_transient() {
+        let overloaded = serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+        let invalid = serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}});
+        let mut sink = DeltaSink::new(None, "a");
+        let error = StreamAssembler::default()
+            .on_event("p", &event(overloaded), &mut sink)
+            .unwrap_err();
+        assert!(error.is_retryable());
+        assert!(error.to_string().contains("Overloaded"));
+        let error = StreamAssembler::default()
+            .on_event("p", &event(invalid), &mut sink)
+            .unwrap_err();
+        assert!(!error.is_retryable());
+    }
+}

@@ -1,0 +1,16 @@
+//! What the HTTP agents share: the [`Provider`] (a pooled client and a
+//! [`RateLimiter`]), error mapping, server-sent events and prices.
+
+mod failure;
+mod limiter;
+mod pricing;
+mod provider;
+mod sse;
+
+pub use limiter::{ProviderLimits, RateLimiter, RatePermit};
+pub use pricing::{PriceTable, Pricing};
+pub use provider::{Provider, ProviderBuilder};
+
+pub(crate) use failure::{malformed, ErrorDetail};
+pub(crate) use provider::{is_event_stream, WireErrors};
+pub(crate) use sse::SseEvent;

@@ -1,0 +1,302 @@
+//! Running one program for an agent attempt: input on stdin, stdout collected (or
+//! read line by line), the tail of stderr kept for error messages, and no
+//! orphans.
+//!
+//! The program runs in a process group of its own. If the attempt ends before
+//! the program does — a timeout, a cancellation, an output that grew too large —
+//! the future is dropped and the whole group is killed with `SIGKILL` while the
+//! program is not yet reaped (so its process id cannot have been reused), and
+//! tokio reaps the program itself. Grandchildren that the program started in its
+//! group die with it.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// How much of stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+/// How many lines of that tail an error message shows.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub(crate) struct Invocation {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) env_remove: Vec<OsString>,
+    pub(crate) env_clear: bool,
+    pub(crate) cwd: Option<PathBuf>,
+    /// Written to stdin, which is then closed; `None` gives the program no stdin.
+    pub(crate) stdin: Option<Vec<u8>>,
+    pub(crate) max_stdout: usize,
+    pub(crate) own_process_group: bool,
+}
+
+impl Invocation {
+    pub(crate) fn new(program: impl Into<OsString>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            env_clear: false,
+            cwd: None,
+            stdin: None,
+            max_stdout: 16 * 1024 * 1024,
+            own_process_group: true,
+        }
+    }
+
+    /// The command line, for messages: program and arguments, lossily decoded.
+    pub(crate) fn display(&self) -> String {
+        let mut out = self.program.to_string_lossy().into_owned();
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            if arg.len() > 60 {
+                let cut = arg.char_indices().nth(57).map_or(arg.len(), |(i, _)| i);
+                let _ = write!(out, " {}…", &arg[..cut]);
+            } else {
+                let _ = write!(out, " {arg}");
+            }
+        }
+        out
+    }
+}
+
+/// How a program ended.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr_tail: String,
+}
+
+/// Why a program could not be run to its end.
+#[derive(Debug)]
+pub(crate) enum RunFailure {
+    /// The program could not be started.
+    Spawn(io::Error),
+    /// Reading its output or waiting for it failed.
+    Io(io::Error),
+    /// Its stdout grew past the limit.
+    StdoutTooLarge(usize),
+}
+
+/// Runs `invocation` to its end, handing each complete stdout line (without its
+/// newline) to `on_line` as it arrives. Dropping the future kills the program's
+/// process group.
+pub(crate) async fn run(
+    invocation: &Invocation,
+    mut on_line: Option<&mut (dyn FnMut(&[u8]) + Send)>,
+) -> Result<Finished, RunFailure> {
+    let mut command = Command::new(&invocation.program);
+    command
+        .args(&invocation.args)
+        .stdin(if invocation.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if invocation.env_clear {
+        command.env_clear();
+    }
+    for name in &invocation.env_remove {
+        command.env_remove(name);
+    }
+    command.envs(invocation.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &invocation.cwd {
+        command.current_dir(cwd);
+    }
+    #[cfg(unix)]
+    if invocation.own_process_group {
+        command.process_group(0);
+    }
+    let child = command.spawn().map_err(RunFailure::Spawn)?;
+    let mut running = Running::new(child, invocation.own_process_group);
+
+    let stdin = running.child.stdin.take();
+    let stdout = running.child.stdout.take();
+    let stderr = running.child.stderr.take();
+    let feed = async {
+        if let (Some(mut pipe), Some(bytes)) = (stdin, invocation.stdin.as_deref()) {
+            // A program that exits without reading its input is not an error here:
+            // its exit status says what happened.
+            let _ = pipe.write_all(bytes).await;
+            let _ = pipe.shutdown().await;
+        }
+    };
+    let collect = read_stdout(stdout, invocation.max_stdout, &mut on_line);
+    let tail = read_tail(stderr);
+    let ((), stdout, stderr_tail) = tokio::join!(feed, collect, tail);
+    let stdout = stdout?;
+    let status = running.child.wait().await.map_err(RunFailure::Io)?;
+    running.reaped = true;
+    Ok(Finished {
+        status,
+        stdout,
+        stderr_tail: last_lines(&stderr_tail, STDERR_TAIL_LINES),
+    })
+}
+
+/// A started program whose process group is killed unless it was reaped.
+struct Running {
+    child: Child,
+    group: Option<i32>,
+    reaped: bool,
+}
+
+impl Running {
+    fn new(child: Child, own_group: bool) -> Self {
+        let group = if own_group {
+            child.id().and_then(|id| i32::try_from(id).ok())
+        } else {
+            None
+        };
+        Self {
+            child,
+            group,
+            reaped: false,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(group) = self.group.filter(|g| *g > 1) {
+            // SAFETY: `kill` has no memory-safety preconditions. The group id is
+            // the id of our own child, which is not reaped yet, so it still names
+            // that child's group and cannot have been reused.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
+        // `kill_on_drop` then kills the program itself (if it outlived the group
+        // kill) and tokio reaps it in the background.
+    }
+}
+
+async fn read_stdout(
+    pipe: Option<impl AsyncRead + Unpin>,
+    limit: usize,
+    on_line: &mut Option<&mut (dyn FnMut(&[u8]) + Send)>,
+) -> Result<Vec<u8>, RunFailure> {
+    let Some(mut pipe) = pipe else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut line_start = 0;
+    let mut chunk = vec![0_u8; 64 * 1024];
+    loop {
+        let read = pipe.read(&mut chunk).await.map_err(RunFailure::Io)?;
+        if read == 0 {
+            break;
+        }
+        if out.len() + read > limit {
+            return Err(RunFailure::StdoutTooLarge(limit));
+        }
+        out.extend_from_slice(&chunk[..read]);
+        if let Some(on_line) = on_line.as_mut() {
+            while let Some(end) = out[line_start..].iter().position(|&b| b == b'\n') {
+                let line = &out[line_start..line_start + end];
+                on_line(line.strip_suffix(b"\r").unwrap_or(line));
+                line_start += end + 1;
+            }
+        }
+    }
+    if let Some(on_line) = on_line.as_mut() {
+        if line_start < out.len() {
+            on_line(&out[line_start..]);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a pipe to its end, keeping only the last [`STDERR_TAIL_BYTES`].
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>) -> String {
+    let Some(mut pipe) = pipe else {
+        return String::new();
+    };
+    let mut tail = Vec::new();
+    let mut chunk = vec![0_u8; 8 * 1024];
+    // A read error ends the tail early; what was read still helps.
+    while let Ok(read) = pipe.read(&mut chunk).await {
+        if read == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..read]);
+        if tail.len() > 2 * STDERR_TAIL_BYTES {
+            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+        }
+    }
+    if tail.len() > STDERR_TAIL_BYTES {
+        tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}
+
+/// The last `count` non-empty-trailing lines of `text`.
+fn last_lines(text: &str, count: usize) -> String {
+    let text = text.trim_end();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// `"; stderr: …"` with the tail, or nothing when stderr was empty.
+pub(crate) fn stderr_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- stderr (last lines) ---\n{tail}")
+    }
+}
+
+/// How an exit status reads in a message: "exit code 3" or "signal 9".
+pub(crate) fn describe_status(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("signal {signal}");
+        }
+    }
+    status.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_lines() {
+        assert_eq!(last_lines("a\nb\nc\n\n", 2), "b\nc");
+        assert_eq!(last_lines("", 2), "");
+        assert_eq!(stderr_suffix("  \n"), "");
+        assert!(stderr_suffix("boom").ends_with("boom"));
+    }
+
+    #[test]
+    fn displays_long_arguments_shortened() {
+        let mut inv = Invocation::new("prog");
+        inv.args = vec!["-x".into(), "y".repeat(100).into()];
+        let shown = inv.display();
+        assert!(shown.starts_with("prog -x yyy"));
+        assert!(shown.ends_with('…'));
+        assert!(shown.len() < 80);
+    }
+}

@@ -1,0 +1,251 @@
+//! `CommandAgent` with real programs (`cat`, `echo`, `tr`, `sh`, `sleep`,
+//! `yes`): stdin and stdout modes, environment and working directory, exit codes,
+//! and no orphans after a timeout, a cancellation or an output overflow.
+
+mod agents_support;
+
+use std::time::Duration;
+
+use agents_support::{assert_all_gone, read_pids, TempDir};
+use claude_agent_sdk::agents::{CommandAgent, OutputMode, StdinMode};
+use claude_agent_sdk::orchestration::{
+    Agent, AgentInput, ExecutionConfig, ExecutionContext, OrchestrationError, Orchestrator,
+    OrchestratorInput, SequentialOrchestrator,
+};
+
+/// A script that records its own pid and a background child's, then waits.
+fn sleeper(pids: &std::path::Path) -> CommandAgent {
+    CommandAgent::shell(
+        "sleeper",
+        "echo $$ > \"$PIDS\"; sleep 30 & echo $! >> \"$PIDS\"; wait",
+    )
+    .with_env("PIDS", pids)
+}
+
+#[tokio::test]
+async fn content_goes_to_stdin_and_stdout_becomes_the_content() {
+    let output = CommandAgent::new("cat", "cat")
+        .execute(AgentInput::new("line one\nline two\n"))
+        .await
+        .unwrap();
+    assert_eq!(output.content, "line one\nline two");
+    assert_eq!(output.data["exit_code"], 0);
+    assert!(output.data["duration_ms"].is_u64());
+
+    let raw = CommandAgent::new("cat", "cat").with_output(OutputMode::RawText);
+    assert_eq!(
+        raw.execute(AgentInput::new("x\n")).await.unwrap().content,
+        "x\n"
+    );
+}
+
+#[tokio::test]
+async fn argv_is_never_interpreted_by_a_shell() {
+    let agent = CommandAgent::new("echo", "echo").arg("$HOME && echo injected; `id`");
+    let output = agent.execute(AgentInput::new("")).await.unwrap();
+    assert_eq!(output.content, "$HOME && echo injected; `id`");
+}
+
+#[tokio::test]
+async fn the_whole_input_can_go_to_stdin_as_json() {
+    let input = AgentInput::new("q")
+        .with_context(serde_json::json!({"k": [1, 2]}))
+        .with_metadata("m", "v");
+    let agent = CommandAgent::new("cat", "cat").with_stdin(StdinMode::InputJson);
+    let output = agent.execute(input.clone()).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<AgentInput>(&output.content).unwrap(),
+        input
+    );
+
+    let silent = CommandAgent::new("cat", "cat").with_stdin(StdinMode::Null);
+    assert_eq!(silent.execute(input).await.unwrap().content, "");
+}
+
+#[tokio::test]
+async fn stdout_can_be_an_agent_output() {
+    let agent = CommandAgent::shell(
+        "json",
+        r#"printf '{"content":"verdict: ok","confidence":0.7,"data":{"score":3},"metadata":{"who":"linter"}}'"#,
+    )
+    .with_output(OutputMode::Json);
+    let output = agent.execute(AgentInput::new("")).await.unwrap();
+    assert_eq!(output.content, "verdict: ok");
+    assert_eq!(output.confidence, 0.7);
+    assert_eq!(output.data["score"], 3);
+    assert_eq!(output.data["exit_code"], 0);
+    assert_eq!(output.metadata["who"], "linter");
+
+    let bad = CommandAgent::new("echo", "echo")
+        .arg("not json")
+        .with_output(OutputMode::Json);
+    let error = bad.execute(AgentInput::new("")).await.unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::AgentError(_)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("not an AgentOutput JSON")
+            && error.to_string().contains("not json"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn env_and_working_directory_are_configurable() {
+    let dir = TempDir::new("cwd");
+    let agent = CommandAgent::shell(
+        "env",
+        "printf '%s|%s|%s' \"$GREETING\" \"$(pwd)\" \"${HOME:-unset}\"",
+    )
+    .with_env("GREETING", "hello")
+    .without_env("HOME")
+    .with_working_dir(dir.path());
+    let output = agent.execute(AgentInput::new("")).await.unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(output.content, format!("hello|{}|unset", cwd.display()));
+
+    let cleared = CommandAgent::new("env", "/usr/bin/env")
+        .with_clear_env()
+        .with_env("ONLY", "1");
+    assert_eq!(
+        cleared.execute(AgentInput::new("")).await.unwrap().content,
+        "ONLY=1"
+    );
+}
+
+#[tokio::test]
+async fn a_non_zero_exit_is_permanent_and_shows_the_stderr_tail() {
+    let agent = CommandAgent::shell("failing", "echo early >&2; echo 'disk on fire' >&2; exit 3");
+    let error = agent.execute(AgentInput::new("")).await.unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, OrchestrationError::AgentError(_)), "{text}");
+    assert!(
+        text.contains("exit code 3") && text.contains("disk on fire") && text.contains("early"),
+        "{text}"
+    );
+
+    let output = SequentialOrchestrator::new()
+        .with_max_retries(3)
+        .orchestrate(vec![Box::new(agent)], OrchestratorInput::new(""))
+        .await;
+    assert!(output.is_err());
+}
+
+#[tokio::test]
+async fn exit_code_75_is_retryable() {
+    let dir = TempDir::new("tempfail");
+    let marker = dir.join("tried");
+    // Fails with EX_TEMPFAIL the first time, succeeds the second.
+    let agent = CommandAgent::shell(
+        "flaky",
+        "if [ -e \"$MARK\" ]; then echo second; else touch \"$MARK\"; exit 75; fi",
+    )
+    .with_env("MARK", &marker);
+    let error = agent.execute(AgentInput::new("")).await.unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::Transient { .. }),
+        "{error}"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let orchestrator = SequentialOrchestrator::new();
+    let config = orchestrator
+        .config()
+        .clone()
+        .with_max_retries(2)
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(10));
+    let output = orchestrator
+        .with_config(config)
+        .orchestrate(vec![Box::new(agent)], OrchestratorInput::new(""))
+        .await
+        .unwrap();
+    assert_eq!(output.result, "second");
+    assert_eq!(output.execution_trace.agent_executions.len(), 2);
+
+    let custom = CommandAgent::shell("x", "exit 9").with_retryable_exit_codes([9]);
+    assert!(custom
+        .execute(AgentInput::new(""))
+        .await
+        .unwrap_err()
+        .is_retryable());
+}
+
+#[tokio::test]
+async fn a_missing_program_is_invalid_config() {
+    let error = CommandAgent::new("ghost", "definitely-not-a-program-3f9a")
+        .execute(AgentInput::new(""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::InvalidConfig(_)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("definitely-not-a-program-3f9a"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_program_and_its_children() {
+    let dir = TempDir::new("timeout");
+    let pids = dir.join("pids");
+    let error = sleeper(&pids)
+        .with_timeout(Duration::from_millis(500))
+        .execute(AgentInput::new(""))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
+    assert_all_gone(&read_pids(&pids, 2)).await;
+}
+
+#[tokio::test]
+async fn an_attempt_timeout_of_the_orchestrator_leaves_no_orphans() {
+    let dir = TempDir::new("attempt");
+    let pids = dir.join("pids");
+    let error = SequentialOrchestrator::new()
+        .with_max_retries(0)
+        .with_agent_timeout(Duration::from_millis(500))
+        .orchestrate(vec![Box::new(sleeper(&pids))], OrchestratorInput::new(""))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("timeout"), "{error}");
+    assert_all_gone(&read_pids(&pids, 2)).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_run_leaves_no_orphans() {
+    let dir = TempDir::new("cancel");
+    let pids = dir.join("pids");
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let canceller = ctx.clone();
+    let pid_file = pids.clone();
+    tokio::spawn(async move {
+        // Cancel once the program is surely running.
+        let _ = tokio::task::spawn_blocking(move || read_pids(&pid_file, 2)).await;
+        canceller.cancel();
+    });
+    let agents: Vec<Box<dyn Agent>> = vec![Box::new(sleeper(&pids))];
+    let error = SequentialOrchestrator::new()
+        .orchestrate_with_context(agents, OrchestratorInput::new(""), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(error, OrchestrationError::Cancelled);
+    assert_all_gone(&read_pids(&pids, 2)).await;
+}
+
+#[tokio::test]
+async fn too_much_output_fails_and_stops_the_program() {
+    let dir = TempDir::new("yes");
+    let pids = dir.join("pids");
+    let agent = CommandAgent::shell("flood", "echo $$ > \"$PIDS\"; exec yes")
+        .with_env("PIDS", &pids)
+        .with_max_output_bytes(10_000);
+    let error = agent.execute(AgentInput::new("")).await.unwrap_err();
+    assert!(
+        error.to_string().contains("more than 10000 bytes"),
+        "{error}"
+    );
+    assert_all_gone(&read_pids(&pids, 1)).await;
+}

@@ -1,0 +1,292 @@
+//! The commands that run no agent: `validate`, `agents`, `graph`, `trace` and
+//! `schema`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use claude_agent_sdk::orchestration::{
+    Agent, AgentFilter, AgentOutput, AgentRegistry, SimpleAgent,
+};
+
+use crate::cli::{AgentsArgs, GraphFormat};
+use crate::exit::Exit;
+use crate::factory::{model_of, provider_of};
+use crate::table::{Align, Table};
+use crate::traces::{self, human_duration, human_tokens};
+use crate::workflow::raw::RawWorkflow;
+use crate::workflow::{self, Node, Strictness, Workflow};
+
+/// Loads `file`, printing its problems when it is invalid.
+fn load(file: &Path, strictness: Strictness) -> Result<Workflow, Exit> {
+    workflow::load(file, strictness).map_err(|invalid| {
+        eprint!("{}", invalid.render());
+        Exit::Usage
+    })
+}
+
+/// `orchestra validate FILE`.
+pub fn validate(file: &Path) -> Exit {
+    let workflow = match load(file, Strictness::Run) {
+        Ok(workflow) => workflow,
+        Err(exit) => return exit,
+    };
+    for warning in &workflow.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let mut groups = 0;
+    workflow
+        .flow
+        .walk(&mut |node, _| groups += usize::from(matches!(node, Node::Group(_))));
+    let format = match workflow.format {
+        workflow::located::Format::Toml => "TOML",
+        workflow::located::Format::Yaml => "YAML",
+    };
+    println!(
+        "ok: `{}` is a valid workflow ({format}): {} agent(s), {} nested group(s), {} flow",
+        workflow.path.display(),
+        workflow.agents.len(),
+        groups,
+        workflow.flow.mode.as_str()
+    );
+    Exit::Success
+}
+
+/// `orchestra agents FILE [filters]`: the registry's filter over the agents'
+/// metadata, as a table.
+pub fn agents(args: &AgentsArgs) -> Exit {
+    let workflow = match load(&args.file, Strictness::Structure) {
+        Ok(workflow) => workflow,
+        Err(exit) => return exit,
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        eprintln!("error: cannot start the async runtime");
+        return Exit::Failed;
+    };
+    let found = runtime.block_on(async {
+        let registry = AgentRegistry::new();
+        for def in &workflow.agents {
+            // The registry needs an agent under each id; listing runs none of them.
+            let placeholder: Arc<dyn Agent> = Arc::new(SimpleAgent::new(
+                def.id.clone(),
+                def.metadata.description.clone(),
+                |_| Ok(AgentOutput::new("")),
+            ));
+            if let Err(e) = registry
+                .register_shared(placeholder, def.metadata.clone())
+                .await
+            {
+                return Err(e.to_string());
+            }
+        }
+        let mut filter = AgentFilter::new();
+        if let Some(category) = &args.category {
+            filter = filter.with_category(category.clone());
+        }
+        for tool in &args.tool {
+            filter = filter.with_tool(tool.clone());
+        }
+        for skill in &args.skill {
+            filter = filter.with_skill(skill.clone());
+        }
+        for tag in &args.tag {
+            filter = filter.with_tag(tag.clone());
+        }
+        if args.enabled {
+            filter = filter.enabled_only();
+        }
+        Ok(registry.find(&filter).await)
+    });
+    let found = match found {
+        Ok(found) => found,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Exit::Usage;
+        }
+    };
+    let mut table = Table::new(&[
+        ("id", Align::Left),
+        ("kind", Align::Left),
+        ("model", Align::Left),
+        ("category", Align::Left),
+        ("tools", Align::Left),
+        ("skills", Align::Left),
+        ("tags", Align::Left),
+        ("version", Align::Left),
+        ("retries", Align::Right),
+        ("timeout", Align::Right),
+        ("enabled", Align::Left),
+    ]);
+    for metadata in &found {
+        let def = workflow.agent(&metadata.id);
+        let kind = def.map_or("", |a| a.kind.as_str());
+        let model = def
+            .and_then(|def| match (provider_of(def), model_of(def)) {
+                (Some(provider), Some(model)) => Some(format!("{provider}/{model}")),
+                (Some(provider), None) => Some(provider.to_owned()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "—".to_owned());
+        table.row(vec![
+            metadata.id.clone(),
+            kind.to_owned(),
+            model,
+            metadata.category.clone(),
+            metadata.tools.join(", "),
+            metadata.skills.join(", "),
+            metadata.tags.join(", "),
+            metadata.version.clone(),
+            metadata.max_retries.to_string(),
+            format!("{}s", metadata.timeout_secs),
+            if metadata.enabled { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    print!("{}", table.render());
+    eprintln!(
+        "{} of {} agent(s) match",
+        found.len(),
+        workflow.agents.len()
+    );
+    Exit::Success
+}
+
+/// `orchestra graph FILE --format mermaid|dot`.
+pub fn graph(file: &Path, format: GraphFormat) -> Exit {
+    match load(file, Strictness::Structure) {
+        Ok(workflow) => {
+            print!("{}", crate::graph::render(&workflow, format));
+            Exit::Success
+        }
+        Err(exit) => exit,
+    }
+}
+
+/// `orchestra trace PATH`: a saved trace as a table and a text timeline.
+pub fn trace(path: &Path) -> Exit {
+    let trace = match traces::read(path) {
+        Ok(trace) => trace,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Exit::Usage;
+        }
+    };
+    print!("{}", render_trace(&trace));
+    Exit::Success
+}
+
+/// The table and the timeline of `trace`.
+#[must_use]
+pub fn render_trace(trace: &claude_agent_sdk::orchestration::ExecutionTrace) -> String {
+    let attempts = traces::attempts(trace);
+    let origin = trace.start_time;
+    let offset = |at: chrono::DateTime<chrono::Utc>| (at - origin).to_std().unwrap_or_default();
+    let mut table = Table::new(&[
+        ("agent", Align::Left),
+        ("attempt", Align::Right),
+        ("start", Align::Right),
+        ("duration", Align::Right),
+        ("tokens", Align::Right),
+        ("status", Align::Left),
+    ]);
+    for attempt in &attempts {
+        let record = attempt.record;
+        let status = match &record.error {
+            None => "ok".to_owned(),
+            Some(error) => format!("failed: {}", first_line(error, 60)),
+        };
+        table.row(vec![
+            format!("{}{}", "  ".repeat(attempt.depth), record.agent_name),
+            record.attempt.to_string(),
+            format!("+{}", human_duration(offset(attempt.start()))),
+            human_duration(
+                (attempt.end() - attempt.start())
+                    .to_std()
+                    .unwrap_or_default(),
+            ),
+            human_tokens(&attempt.own_usage()),
+            status,
+        ]);
+    }
+    let total = trace
+        .duration()
+        .or_else(|| attempts.iter().map(|a| offset(a.end())).max())
+        .unwrap_or_default();
+    let mut out = table.render();
+    let _ = writeln!(
+        out,
+        "\n{} attempt(s), {}, {}\n",
+        attempts.len(),
+        human_duration(total),
+        human_tokens(&trace.total_usage())
+    );
+    out.push_str(&timeline(&attempts, origin, total));
+    out
+}
+
+/// One bar per attempt on a shared time axis.
+fn timeline(
+    attempts: &[traces::Attempt<'_>],
+    origin: chrono::DateTime<chrono::Utc>,
+    total: std::time::Duration,
+) -> String {
+    const WIDTH: usize = 50;
+    let total_us = total.as_micros().max(1) as f64;
+    let labels: Vec<String> = attempts
+        .iter()
+        .map(|a| {
+            format!(
+                "{}{} #{}",
+                "  ".repeat(a.depth),
+                a.record.agent_name,
+                a.record.attempt
+            )
+        })
+        .collect();
+    let label_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut out = format!(
+        "{:label_width$}  0{}{}\n",
+        "",
+        " ".repeat(WIDTH - 1),
+        human_duration(total)
+    );
+    for (attempt, label) in attempts.iter().zip(&labels) {
+        let at = |t: chrono::DateTime<chrono::Utc>| {
+            let us = (t - origin).num_microseconds().unwrap_or(0).max(0) as f64;
+            ((us / total_us) * WIDTH as f64).round() as usize
+        };
+        let start = at(attempt.start()).min(WIDTH - 1);
+        let end = at(attempt.end()).clamp(start + 1, WIDTH);
+        let fill = if attempt.record.success { '█' } else { '░' };
+        let bar: String = (0..WIDTH)
+            .map(|i| if (start..end).contains(&i) { fill } else { ' ' })
+            .collect();
+        let pad = " ".repeat(label_width - label.chars().count());
+        let _ = writeln!(out, "{label}{pad}  |{bar}|");
+    }
+    out.push_str("(█ succeeded, ░ failed)\n");
+    out
+}
+
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// `orchestra schema`: the JSON Schema of workflow files.
+pub fn schema() -> Exit {
+    let schema = schemars::schema_for!(RawWorkflow);
+    match serde_json::to_string_pretty(&schema) {
+        Ok(json) => {
+            println!("{json}");
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("error: cannot encode the schema: {e}");
+            Exit::Failed
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The process's exit codes.
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything succeeded (0).
+    Success,
+    /// An agent or the run failed (1).
+    Failed,
+    /// Bad usage, an invalid workflow, or an unreadable file (2).
+    Usage,
+    /// The run was cancelled with Ctrl-C (130).
+    Cancelled,
+}
+
+impl Exit {
+    /// The numeric code.
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Usage => 2,
+            Self::Cancelled => 130,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}

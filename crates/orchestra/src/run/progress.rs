@@ -1,0 +1,365 @@
+//! Live progress of a run, fed by the library's [`RunObserver`] events: one line
+//! per agent and group (waiting, running, retrying n/m, done, failed), with its
+//! elapsed time and tokens — redrawn in place on a terminal (indicatif), or
+//! logged line by line otherwise.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use claude_agent_sdk::orchestration::{RunEvent, RunObserver, Usage};
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::traces::{human_duration, human_tokens};
+use crate::workflow::env::Redactor;
+use crate::workflow::{Node, Workflow};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// Lines redrawn in place (stderr is a terminal).
+    Live,
+    /// One log line per event.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Waiting,
+    Running { attempt: u32, max: u32 },
+    Retrying { next: u32, max: u32 },
+    Done,
+    Failed,
+    Interrupted,
+    NotRun,
+}
+
+#[derive(Debug, Clone)]
+struct Line {
+    name: String,
+    depth: usize,
+    state: State,
+    first_start: Option<Instant>,
+    finished: Option<Instant>,
+    usage: Usage,
+    /// The most attempts the agent may get, once known.
+    max: u32,
+}
+
+struct Shared {
+    lines: Mutex<Vec<Line>>,
+    display: Display,
+    redactor: Redactor,
+    started: Instant,
+    bars: Vec<ProgressBar>,
+    multi: Option<MultiProgress>,
+    stopped: AtomicBool,
+}
+
+/// The run's progress display; clone it to hand it to the context as an observer.
+#[derive(Clone)]
+pub struct Progress {
+    shared: Arc<Shared>,
+}
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+impl Progress {
+    /// A display of every step of `workflow`'s flow.
+    #[must_use]
+    pub fn new(workflow: &Workflow, display: Display) -> Self {
+        let mut lines = Vec::new();
+        workflow.flow.walk(&mut |node: &Node, depth| {
+            lines.push(Line {
+                name: node.name().to_owned(),
+                depth,
+                state: State::Waiting,
+                first_start: None,
+                finished: None,
+                usage: Usage::default(),
+                max: 0,
+            });
+        });
+        let (multi, bars) = if display == Display::Live {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15));
+            let style = ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let bars = lines
+                .iter()
+                .map(|_| multi.add(ProgressBar::new_spinner().with_style(style.clone())))
+                .collect();
+            (Some(multi), bars)
+        } else {
+            (None, Vec::new())
+        };
+        let progress = Self {
+            shared: Arc::new(Shared {
+                lines: Mutex::new(lines),
+                display,
+                redactor: workflow.redactor.clone(),
+                started: Instant::now(),
+                bars,
+                multi,
+                stopped: AtomicBool::new(false),
+            }),
+        };
+        progress.redraw(0);
+        progress
+    }
+
+    /// Prints a note above the lines (or as a log line).
+    pub fn note(&self, text: &str) {
+        match self.shared.display {
+            Display::Quiet => {}
+            Display::Plain => eprintln!("{} {text}", self.stamp()),
+            Display::Live => {
+                if let Some(multi) = &self.shared.multi {
+                    let _ = multi.println(text);
+                }
+            }
+        }
+    }
+
+    /// Keeps the live lines moving (spinners, elapsed times) until [`finish`](Self::finish).
+    pub fn spawn_ticker(&self) {
+        if self.shared.display != Display::Live {
+            return;
+        }
+        let progress = self.clone();
+        tokio::spawn(async move {
+            let mut frame = 0usize;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while !progress.shared.stopped.load(Ordering::Acquire) {
+                tick.tick().await;
+                frame = frame.wrapping_add(1);
+                progress.redraw(frame);
+            }
+        });
+    }
+
+    /// Marks agents still running as interrupted, draws the last state, and
+    /// stops redrawing.
+    pub fn finish(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        {
+            let mut lines = self.lines();
+            let now = Instant::now();
+            for line in lines.iter_mut() {
+                if matches!(line.state, State::Running { .. } | State::Retrying { .. }) {
+                    line.state = State::Interrupted;
+                    line.finished = Some(now);
+                } else if line.state == State::Waiting {
+                    line.state = State::NotRun;
+                }
+            }
+        }
+        self.redraw(0);
+        for bar in &self.shared.bars {
+            bar.finish();
+        }
+        if self.shared.display == Display::Live {
+            // The last live line has no line break of its own.
+            eprintln!();
+        }
+    }
+
+    fn lines(&self) -> MutexGuard<'_, Vec<Line>> {
+        self.shared
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stamp(&self) -> String {
+        format!("[{:>8.3}s]", self.shared.started.elapsed().as_secs_f64())
+    }
+
+    fn redraw(&self, frame: usize) {
+        if self.shared.display != Display::Live {
+            return;
+        }
+        let lines = self.lines().clone();
+        let width = lines
+            .iter()
+            .map(|l| l.name.chars().count() + 2 * l.depth)
+            .max()
+            .unwrap_or(0);
+        for (index, (line, bar)) in lines.iter().zip(&self.shared.bars).enumerate() {
+            let usage = subtree_usage(&lines, index);
+            bar.set_message(render_line(line, width, frame, &usage));
+        }
+    }
+
+    fn update(&self, name: &str, change: impl FnOnce(&mut Line)) -> Option<Line> {
+        let mut lines = self.lines();
+        let line = lines.iter_mut().find(|line| line.name == name)?;
+        change(line);
+        Some(line.clone())
+    }
+
+    fn log(&self, name: &str, text: &str) {
+        if self.shared.display == Display::Plain {
+            eprintln!(
+                "{} {name}: {}",
+                self.stamp(),
+                self.shared.redactor.redact(text)
+            );
+        }
+    }
+}
+
+/// The usage of line `index` and, for a group, of every line below it.
+fn subtree_usage(lines: &[Line], index: usize) -> Usage {
+    let depth = lines[index].depth;
+    let mut usage = lines[index].usage;
+    for line in lines.iter().skip(index + 1) {
+        if line.depth <= depth {
+            break;
+        }
+        usage += line.usage;
+    }
+    usage
+}
+
+fn render_line(line: &Line, width: usize, frame: usize, usage: &Usage) -> String {
+    let (icon, state) = match &line.state {
+        State::Waiting => ("·", "waiting".to_owned()),
+        State::Running { attempt, max } if *max > 1 => (
+            SPINNER[frame % SPINNER.len()],
+            format!("running {attempt}/{max}"),
+        ),
+        State::Running { .. } => (SPINNER[frame % SPINNER.len()], "running".to_owned()),
+        State::Retrying { next, max } => ("↻", format!("retrying {next}/{max}")),
+        State::Done => ("✓", "done".to_owned()),
+        State::Failed => ("✗", "failed".to_owned()),
+        State::Interrupted => ("⊘", "interrupted".to_owned()),
+        State::NotRun => ("·", "not run".to_owned()),
+    };
+    // Pad before styling: escape codes must not count as width.
+    let state = format!("{state:<14}");
+    let (icon, state) = match &line.state {
+        State::Waiting | State::NotRun => (style(icon).dim(), style(state).dim()),
+        State::Running { .. } => (style(icon).cyan(), style(state).cyan()),
+        State::Retrying { .. } | State::Interrupted => {
+            (style(icon).yellow(), style(state).yellow())
+        }
+        State::Done => (style(icon).green(), style(state).green()),
+        State::Failed => (style(icon).red(), style(state).red()),
+    };
+    let elapsed = match (line.first_start, line.finished) {
+        (Some(start), Some(end)) => human_duration(end - start),
+        (Some(start), None) => human_duration(start.elapsed()),
+        _ => String::new(),
+    };
+    let indent = "  ".repeat(line.depth.saturating_sub(1));
+    let name = format!("{indent}{}", line.name);
+    let pad = " ".repeat(width.saturating_sub(name.chars().count()));
+    let tokens = if usage.total_tokens() > 0 {
+        human_tokens(usage)
+    } else {
+        String::new()
+    };
+    format!("{icon} {name}{pad}  {state} {elapsed:>7}  {tokens}")
+}
+
+impl RunObserver for Progress {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::AttemptStarted {
+                agent,
+                attempt,
+                max_attempts,
+            } => {
+                let now = Instant::now();
+                let updated = self.update(agent, |line| {
+                    line.state = State::Running {
+                        attempt: *attempt,
+                        max: *max_attempts,
+                    };
+                    line.max = *max_attempts;
+                    line.first_start.get_or_insert(now);
+                    line.finished = None;
+                });
+                if updated.is_some() {
+                    self.log(
+                        agent,
+                        &format!("running (attempt {attempt}/{max_attempts})"),
+                    );
+                }
+            }
+            RunEvent::AttemptFinished {
+                agent,
+                attempt,
+                outcome,
+                elapsed,
+            } => {
+                let now = Instant::now();
+                let usage = outcome.ok().and_then(Usage::from_output);
+                let is_group =
+                    outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
+                let updated = self.update(agent, |line| {
+                    line.finished = Some(now);
+                    line.state = if outcome.is_ok() {
+                        State::Done
+                    } else {
+                        State::Failed
+                    };
+                    if let Some(usage) = usage.filter(|_| !is_group) {
+                        line.usage += usage;
+                    }
+                });
+                let Some(line) = updated else { return };
+                match outcome {
+                    Ok(_) => {
+                        let tokens = if line.usage.total_tokens() > 0 {
+                            format!(", {}", human_tokens(&line.usage))
+                        } else {
+                            String::new()
+                        };
+                        self.log(
+                            agent,
+                            &format!("done in {}{tokens}", human_duration(*elapsed)),
+                        );
+                    }
+                    Err(error) => {
+                        let of = if line.max > 0 {
+                            format!("/{}", line.max)
+                        } else {
+                            String::new()
+                        };
+                        self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                    }
+                }
+            }
+            RunEvent::RetryScheduled {
+                agent,
+                next_attempt,
+                delay,
+                ..
+            } => {
+                let mut max = 0;
+                let updated = self.update(agent, |line| {
+                    max = line.max;
+                    line.state = State::Retrying {
+                        next: *next_attempt,
+                        max,
+                    };
+                    line.finished = None;
+                });
+                if updated.is_some() {
+                    self.log(
+                        agent,
+                        &format!(
+                            "retrying in {} (attempt {next_attempt}/{max})",
+                            human_duration(*delay)
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The table printed after a run: one row per agent and group, in flow order,
+//! with its attempts, duration, tokens and status.
+
+use std::fmt::Write as _;
+
+use claude_agent_sdk::orchestration::{ExecutionTrace, Usage};
+
+use crate::table::{Align, Table};
+use crate::traces::{self, human_duration, human_tokens, Status};
+use crate::workflow::{Node, Workflow};
+
+/// What the summary found.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The table and the errors of failed agents, as text.
+    pub text: String,
+    /// Whether any agent or group ended failed.
+    pub any_failed: bool,
+}
+
+/// Sums up `trace` along `workflow`'s flow.
+#[must_use]
+pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
+    let attempts = traces::attempts(trace);
+    let mut table = Table::new(&[
+        ("agent", Align::Left),
+        ("kind", Align::Left),
+        ("attempts", Align::Right),
+        ("duration", Align::Right),
+        ("tokens", Align::Right),
+        ("status", Align::Left),
+    ]);
+    let mut failures = Vec::new();
+    let mut any_failed = false;
+    workflow.flow.walk(&mut |node, depth| {
+        let name = node.name();
+        let summary = traces::summarize(&attempts, name);
+        let kind = match node {
+            Node::Agent(id) => workflow
+                .agent(id)
+                .map_or("agent", |agent| agent.kind.as_str())
+                .to_owned(),
+            Node::Group(group) => group.mode.as_str().to_owned(),
+        };
+        if summary.status == Status::Failed {
+            any_failed = true;
+            if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
+                let first = error.lines().next().unwrap_or_default();
+                failures.push(format!("{name}: {first}"));
+            }
+        }
+        table.row(vec![
+            format!("{}{name}", "  ".repeat(depth - 1)),
+            kind,
+            summary.attempts.to_string(),
+            if summary.attempts == 0 {
+                "—".to_owned()
+            } else {
+                human_duration(summary.duration)
+            },
+            human_tokens(&summary.usage),
+            summary.status.as_str().to_owned(),
+        ]);
+    });
+    let total: Usage = trace.total_usage();
+    table.row(vec![
+        "total".to_owned(),
+        String::new(),
+        attempts.len().to_string(),
+        trace.duration().map_or_else(String::new, human_duration),
+        human_tokens(&total),
+        String::new(),
+    ]);
+    let mut text = table.render();
+    for failure in failures {
+        let _ = writeln!(text, "✗ {failure}");
+    }
+    Summary {
+        text: workflow.redactor.redact(&text).into_owned(),
+        any_failed,
+    }
+}

@@ -1,0 +1,189 @@
+//! Reading execution traces: every attempt record, nested runs included, and
+//! what each agent's attempts add up to.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace, OrchestratorOutput, Usage};
+
+/// One attempt record and how deep it sits in nested runs (0 for the root run).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The record.
+    pub record: &'a AgentExecution,
+    /// How many nested runs it is inside.
+    pub depth: usize,
+}
+
+impl Attempt<'_> {
+    /// When the attempt started.
+    #[must_use]
+    pub fn start(&self) -> DateTime<Utc> {
+        self.record.start_time
+    }
+
+    /// When it ended (its start plus its duration when no end was recorded).
+    #[must_use]
+    pub fn end(&self) -> DateTime<Utc> {
+        self.record.end_time.unwrap_or_else(|| {
+            let ms = i64::try_from(self.record.duration_ms.unwrap_or(0)).unwrap_or(i64::MAX);
+            self.record.start_time + chrono::TimeDelta::milliseconds(ms)
+        })
+    }
+
+    /// Its own usage: the output's (not its nested run's, which is counted in
+    /// the nested records).
+    #[must_use]
+    pub fn own_usage(&self) -> Usage {
+        if self.record.nested.is_some() {
+            return Usage::default();
+        }
+        self.record
+            .output
+            .as_ref()
+            .and_then(Usage::from_output)
+            .unwrap_or_default()
+    }
+}
+
+/// Every attempt of the trace, nested ones included, ordered by start time
+/// (an enclosing attempt before the attempts inside it).
+#[must_use]
+pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
+    fn go<'a>(trace: &'a ExecutionTrace, depth: usize, out: &mut Vec<Attempt<'a>>) {
+        for record in &trace.agent_executions {
+            out.push(Attempt { record, depth });
+            if let Some(nested) = &record.nested {
+                go(nested, depth + 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(trace, 0, &mut out);
+    out.sort_by(|a, b| a.start().cmp(&b.start()).then(a.depth.cmp(&b.depth)));
+    out
+}
+
+/// How an agent's attempts ended, as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Its last attempt succeeded.
+    Done,
+    /// Its last attempt failed.
+    Failed,
+    /// Its last attempt was cut short by a cancellation or the run's deadline.
+    Interrupted,
+    /// It never started.
+    NotRun,
+}
+
+impl Status {
+    /// The word shown in tables.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::NotRun => "not run",
+        }
+    }
+}
+
+/// What the attempts of one agent (or group) add up to.
+#[derive(Debug, Clone)]
+pub struct AgentSummary {
+    /// How many attempts it had.
+    pub attempts: usize,
+    /// From its first attempt's start to its last attempt's end.
+    pub duration: Duration,
+    /// Usage over all its attempts (for a group, the usage of its steps).
+    pub usage: Usage,
+    /// How it ended.
+    pub status: Status,
+    /// The last attempt's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// Sums up the attempts named `name` in `all`.
+#[must_use]
+pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
+    let mine: Vec<&Attempt<'_>> = all.iter().filter(|a| a.record.agent_name == name).collect();
+    let first = mine.iter().map(|a| a.start()).min();
+    let last = mine.iter().max_by_key(|a| a.end());
+    let duration = match (first, last) {
+        (Some(first), Some(last)) => (last.end() - first).to_std().unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let usage = mine.iter().map(|a| a.record.usage()).sum();
+    let (status, error) = match last {
+        None => (Status::NotRun, None),
+        Some(last) if last.record.success => (Status::Done, None),
+        Some(last) => {
+            let error = last.record.error.clone().unwrap_or_default();
+            let status = if error.starts_with("interrupted") {
+                Status::Interrupted
+            } else {
+                Status::Failed
+            };
+            (status, Some(error))
+        }
+    };
+    AgentSummary {
+        attempts: mine.len(),
+        duration,
+        usage,
+        status,
+        error,
+    }
+}
+
+/// Reads a trace file: an `ExecutionTrace`, or the `OrchestratorOutput` printed
+/// by `run --json` (whose trace is used).
+///
+/// # Errors
+/// Why the file cannot be read or is not a trace.
+pub fn read(path: &Path) -> Result<ExecutionTrace, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let as_trace = serde_json::from_str::<ExecutionTrace>(&text);
+    match as_trace {
+        Ok(trace) => Ok(trace),
+        Err(trace_error) => serde_json::from_str::<OrchestratorOutput>(&text)
+            .map(|output| output.execution_trace)
+            .map_err(|_| {
+                format!(
+                    "`{}` is not an execution trace: {trace_error}",
+                    path.display()
+                )
+            }),
+    }
+}
+
+/// A duration for people: `850ms`, `12.3s`, `2m05s`.
+#[must_use]
+pub fn human_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else {
+        let secs = duration.as_secs();
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// Token counts for people: `—` for none, else `in→out` totals.
+#[must_use]
+pub fn human_tokens(usage: &Usage) -> String {
+    if usage.total_tokens() == 0 {
+        return "—".to_owned();
+    }
+    let mut text = format!("{} in / {} out", usage.input_tokens, usage.output_tokens);
+    if let Some(cost) = usage.cost_usd {
+        text.push_str(&format!(" (${cost:.4})"));
+    }
+    text
+}

@@ -1,0 +1,370 @@
+//! Checking the flow: every step names a declared agent or group, no group
+//! contains itself, every agent runs at most once, and every group's settings
+//! are in range.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use claude_agent_sdk::orchestration::{Backoff, ExecutionConfig, JoinPolicy};
+
+use super::check_agents::is_valid_id;
+use super::checker::Checker;
+use super::diagnostics::Diagnostic;
+use super::located::{Located, Span};
+use super::model::{Group, Mode, Node};
+use super::raw::RawFlow;
+use super::suggest;
+use super::values::{JoinSpec, Step};
+
+/// What a name in the flow can refer to.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Agent { enabled: bool },
+    Group(usize),
+}
+
+/// What the flow check learns about each agent it places.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement {
+    /// Retries of the group the agent runs in.
+    pub retries: usize,
+    /// Attempt timeout of that group.
+    pub agent_timeout: Option<Duration>,
+}
+
+/// Resolves the flow into groups.
+pub struct FlowChecker<'c, 'a> {
+    checker: &'c mut Checker<'a>,
+    groups: &'c [Located<RawFlow>],
+    names: HashMap<String, (Target, Option<Span>)>,
+    /// Names already used in the flow, with where.
+    used: HashMap<String, Option<Span>>,
+    /// The groups being resolved, outermost first (for cycles).
+    stack: Vec<String>,
+    /// Where each agent runs.
+    pub placements: HashMap<String, Placement>,
+}
+
+impl<'c, 'a> FlowChecker<'c, 'a> {
+    /// A checker for a flow over `agents` (id, enabled, place) and `groups`.
+    pub fn new(
+        checker: &'c mut Checker<'a>,
+        agents: &[(String, bool, Option<Span>)],
+        groups: &'c [Located<RawFlow>],
+    ) -> Self {
+        let mut names = HashMap::new();
+        for (id, enabled, span) in agents {
+            names.insert(id.clone(), (Target::Agent { enabled: *enabled }, *span));
+        }
+        for (index, group) in groups.iter().enumerate() {
+            let Some(id) = &group.value.id else {
+                checker.error(
+                    Diagnostic::new("a group in `groups` needs an `id`", group.span)
+                        .with_help(Some("add for example: id = \"reviews\"".to_owned())),
+                );
+                continue;
+            };
+            let name = id.value.trim().to_owned();
+            if !is_valid_id(&name) {
+                checker.error_at(id.span, format!("invalid group id `{name}`"));
+                continue;
+            }
+            if let Some((_, first)) = names.get(&name) {
+                let first = checker.line_of(*first);
+                checker.error(
+                    Diagnostic::new(format!("`{name}` is declared twice"), id.span).with_label(
+                        format!("agents and groups share one namespace; first declared on {first}"),
+                    ),
+                );
+                continue;
+            }
+            names.insert(name, (Target::Group(index), id.span));
+        }
+        Self {
+            checker,
+            groups,
+            names,
+            used: HashMap::new(),
+            stack: Vec::new(),
+            placements: HashMap::new(),
+        }
+    }
+
+    /// Every name a step can use.
+    pub fn names(&self) -> HashSet<String> {
+        self.names.keys().cloned().collect()
+    }
+
+    /// The names that are declared but not used by the flow, in file order.
+    pub fn unused(&self) -> Vec<(String, &'static str)> {
+        let mut unused: Vec<(Option<usize>, String, &'static str)> = self
+            .names
+            .iter()
+            .filter(|(name, _)| !self.used.contains_key(*name))
+            .map(|(name, (target, span))| {
+                let what = match target {
+                    Target::Agent { .. } => "agent",
+                    Target::Group(_) => "group",
+                };
+                (span.map(|s| s.start), name.clone(), what)
+            })
+            .collect();
+        unused.sort();
+        unused
+            .into_iter()
+            .map(|(_, name, what)| (name, what))
+            .collect()
+    }
+
+    /// Resolves the root group `raw`, written at `span`.
+    pub fn root(&mut self, raw: &RawFlow, span: Option<Span>) -> Option<Group> {
+        let name = raw
+            .id
+            .as_ref()
+            .map_or_else(|| "flow".to_owned(), |id| id.value.trim().to_owned());
+        let base = ExecutionConfig::new();
+        self.group(raw, span, name, &base)
+    }
+
+    fn group(
+        &mut self,
+        raw: &RawFlow,
+        span: Option<Span>,
+        name: String,
+        inherited: &ExecutionConfig,
+    ) -> Option<Group> {
+        let (mode, steps) = match (&raw.sequential, &raw.parallel) {
+            (Some(steps), None) => (Mode::Sequential, steps),
+            (None, Some(steps)) => (Mode::Parallel, steps),
+            (Some(_), Some(parallel)) => {
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("group `{name}` has both `sequential` and `parallel`"),
+                        parallel.span,
+                    )
+                    .with_help(Some("nest one inside the other instead".to_owned())),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("group `{name}` has no steps"),
+                        raw.id.as_ref().and_then(|id| id.span).or(span),
+                    )
+                    .with_help(Some(
+                        "add `sequential = [...]` or `parallel = [...]`".to_owned(),
+                    )),
+                );
+                return None;
+            }
+        };
+        if steps.value.is_empty() {
+            self.checker
+                .error_at(steps.span, format!("group `{name}` has no steps"));
+        }
+        let config = self.config(raw, &name, mode, inherited, steps.value.len());
+        self.stack.push(name.clone());
+        let mut nodes = Vec::new();
+        for (index, step) in steps.value.iter().enumerate() {
+            if let Some(node) = self.step(step, &name, index, &config) {
+                nodes.push(node);
+            }
+        }
+        self.stack.pop();
+        Some(Group {
+            name,
+            description: raw.description.as_ref().map(|d| self.checker.text(d)),
+            mode,
+            config,
+            steps: nodes,
+        })
+    }
+
+    fn step(
+        &mut self,
+        step: &Located<Step>,
+        parent: &str,
+        index: usize,
+        config: &ExecutionConfig,
+    ) -> Option<Node> {
+        match &step.value {
+            Step::Inline(raw) => {
+                let name = match &raw.id {
+                    Some(id) => {
+                        let name = id.value.trim().to_owned();
+                        if !is_valid_id(&name) {
+                            self.checker
+                                .error_at(id.span, format!("invalid group id `{name}`"));
+                        } else if let Some((_, first)) = self.names.get(&name) {
+                            let first = self.checker.line_of(*first);
+                            self.checker.error(
+                                Diagnostic::new(format!("`{name}` is declared twice"), id.span)
+                                    .with_label(format!("first declared on {first}")),
+                            );
+                        }
+                        name
+                    }
+                    None => format!("{parent}.{}", index + 1),
+                };
+                self.used.insert(name.clone(), step.span);
+                self.group(raw, step.span, name, config).map(Node::Group)
+            }
+            Step::Ref(id) => self.reference(id.trim(), step.span, config),
+        }
+    }
+
+    fn reference(
+        &mut self,
+        id: &str,
+        span: Option<Span>,
+        config: &ExecutionConfig,
+    ) -> Option<Node> {
+        let Some((target, _)) = self.names.get(id).copied() else {
+            let help = suggest::did_you_mean(id, self.names.keys().map(String::as_str));
+            self.checker.error(
+                Diagnostic::new(format!("unknown agent `{id}`"), span)
+                    .with_label("not declared in `agents` or `groups`")
+                    .with_help(help),
+            );
+            return None;
+        };
+        if self.stack.iter().any(|open| open == id) {
+            let start = self.stack.iter().position(|open| open == id).unwrap_or(0);
+            let mut cycle: Vec<&str> = self.stack[start..].iter().map(String::as_str).collect();
+            cycle.push(id);
+            self.checker.error(
+                Diagnostic::new(format!("group `{id}` contains itself"), span)
+                    .with_label(format!("cycle: {}", cycle.join(" → "))),
+            );
+            return None;
+        }
+        if let Some(first) = self.used.get(id).copied() {
+            let first = self.checker.line_of(first);
+            self.checker.error(
+                Diagnostic::new(format!("`{id}` appears twice in the flow"), span)
+                    .with_label(format!("already used on {first}"))
+                    .with_help(Some(
+                        "each agent or group runs once per flow; declare a second one to run it again"
+                            .to_owned(),
+                    )),
+            );
+            return None;
+        }
+        self.used.insert(id.to_owned(), span);
+        match target {
+            Target::Agent { enabled } => {
+                if !enabled {
+                    self.checker.error(
+                        Diagnostic::new(format!("agent `{id}` is disabled"), span)
+                            .with_label("used here")
+                            .with_help(Some(
+                                "set `enabled = true` on it, or remove it from the flow".to_owned(),
+                            )),
+                    );
+                }
+                self.placements.insert(
+                    id.to_owned(),
+                    Placement {
+                        retries: config.max_retries,
+                        agent_timeout: config.agent_timeout,
+                    },
+                );
+                Some(Node::Agent(id.to_owned()))
+            }
+            Target::Group(index) => {
+                let groups = self.groups;
+                let raw = &groups[index];
+                self.group(&raw.value, raw.span, id.to_owned(), config)
+                    .map(Node::Group)
+            }
+        }
+    }
+
+    /// The group's configuration: what it inherits, overridden by what it sets.
+    fn config(
+        &mut self,
+        raw: &RawFlow,
+        name: &str,
+        mode: Mode,
+        inherited: &ExecutionConfig,
+        steps: usize,
+    ) -> ExecutionConfig {
+        let mut config = inherited.clone().with_join_policy(JoinPolicy::All);
+        let checker = &mut *self.checker;
+        let positive = |checker: &mut Checker<'_>,
+                        value: &Located<super::values::DurationSpec>,
+                        what: &str| {
+            if value.value.0.is_zero() {
+                checker.error_at(value.span, format!("`{what}` must be greater than zero"));
+            }
+            value.value.0
+        };
+        if let Some(timeout) = &raw.timeout {
+            config = config.with_timeout(positive(checker, timeout, "timeout"));
+        }
+        if let Some(timeout) = &raw.agent_timeout {
+            config = config.with_agent_timeout(positive(checker, timeout, "agent_timeout"));
+        }
+        if let Some(retries) = &raw.retries {
+            config = config.with_max_retries(usize::try_from(retries.value).unwrap_or(usize::MAX));
+        }
+        if let Some(limit) = &raw.parallel_limit {
+            if limit.value == 0 {
+                checker.error_at(limit.span, "`parallel_limit` must be at least 1");
+            }
+            config = config.with_parallel_limit(usize::try_from(limit.value).unwrap_or(usize::MAX));
+        }
+        if let Some(join) = &raw.join {
+            if mode == Mode::Sequential {
+                checker.error(
+                    Diagnostic::new(
+                        format!("`join` applies to parallel groups; `{name}` is sequential"),
+                        join.span,
+                    )
+                    .with_help(Some("remove it, or make the group `parallel`".to_owned())),
+                );
+            }
+            let policy = match join.value {
+                JoinSpec::All => JoinPolicy::All,
+                JoinSpec::Any => JoinPolicy::Any,
+                JoinSpec::AtLeast(k) => {
+                    let k = usize::try_from(k).unwrap_or(usize::MAX);
+                    if k == 0 || k > steps {
+                        checker.error_at(
+                            join.span,
+                            format!("`at_least` must be between 1 and the group's {steps} step(s), not {k}"),
+                        );
+                    }
+                    JoinPolicy::AtLeast(k)
+                }
+            };
+            config = config.with_join_policy(policy);
+        }
+        if let Some(backoff) = &raw.backoff {
+            let current = config.backoff;
+            let initial = backoff
+                .value
+                .initial
+                .as_ref()
+                .map_or(current.initial, |d| d.value.0);
+            let max = backoff
+                .value
+                .max
+                .as_ref()
+                .map_or(current.max, |d| d.value.0);
+            if initial > max {
+                checker.error_at(backoff.span, "backoff `initial` is longer than `max`");
+            }
+            let mut schedule = Backoff::new(initial, max).with_jitter(current.jitter);
+            if let Some(jitter) = &backoff.value.jitter {
+                if !(0.0..=1.0).contains(&jitter.value) {
+                    checker.error_at(jitter.span, "`jitter` must be between 0.0 and 1.0");
+                }
+                schedule = schedule.with_jitter(jitter.value);
+            }
+            config = config.with_backoff_schedule(schedule);
+        }
+        config
+    }
+}

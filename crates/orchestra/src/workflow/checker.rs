@@ -1,0 +1,131 @@
+//! [`Checker`]: what every validation step shares — the source for positions,
+//! the environment for `${NAME}`, and the list of problems found so far.
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostics::{Diagnostic, Source};
+use super::env::{self, EnvProblem, Lookup};
+use super::located::{Located, Span};
+
+/// Collects problems instead of stopping at the first.
+pub struct Checker<'a> {
+    /// The file being checked.
+    pub source: &'a Source,
+    env: &'a dyn Lookup,
+    /// Whether unset variables (and missing directories) are tolerated: true for
+    /// the commands that never run an agent.
+    pub lenient: bool,
+    /// The problems found so far.
+    pub problems: Vec<Diagnostic>,
+    /// `(name, value)` of every variable substituted.
+    pub used_env: Vec<(String, String)>,
+    /// The directory relative paths start from: the file's.
+    pub base_dir: PathBuf,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for `source`, whose relative paths start at `base_dir`.
+    pub fn new(source: &'a Source, env: &'a dyn Lookup, lenient: bool, base_dir: PathBuf) -> Self {
+        Self {
+            source,
+            env,
+            lenient,
+            problems: Vec::new(),
+            used_env: Vec::new(),
+            base_dir,
+        }
+    }
+
+    /// Records a problem.
+    pub fn error(&mut self, diagnostic: Diagnostic) {
+        self.problems.push(diagnostic);
+    }
+
+    /// Records a problem with `message` at `span`.
+    pub fn error_at(&mut self, span: Option<Span>, message: impl Into<String>) {
+        self.error(Diagnostic::new(message, span));
+    }
+
+    /// "line N" for a span, for notes that point at a second place.
+    #[must_use]
+    pub fn line_of(&self, span: Option<Span>) -> String {
+        span.map_or_else(
+            || "elsewhere".to_owned(),
+            |span| format!("line {}", self.source.line_col(span.start).0),
+        )
+    }
+
+    /// The value with its environment variables expanded; problems are recorded
+    /// at the value's place.
+    pub fn text(&mut self, value: &Located<String>) -> String {
+        self.expand(&value.value, value.span)
+    }
+
+    /// As [`text`](Self::text), for an optional value.
+    pub fn opt_text(&mut self, value: Option<&Located<String>>) -> Option<String> {
+        value.map(|value| self.text(value))
+    }
+
+    /// As [`text`](Self::text), for a list.
+    pub fn texts(&mut self, values: &[Located<String>]) -> Vec<String> {
+        values.iter().map(|value| self.text(value)).collect()
+    }
+
+    /// Expands `text`, written at `span`.
+    pub fn expand(&mut self, text: &str, span: Option<Span>) -> String {
+        match env::expand(text, self.env, self.lenient) {
+            Ok(expanded) => {
+                self.used_env.extend(expanded.used);
+                expanded.text
+            }
+            Err(problems) => {
+                for problem in problems {
+                    let diagnostic = match problem {
+                        EnvProblem::Missing(name) => Diagnostic::new(
+                            format!("environment variable `{name}` is not set"),
+                            self.reference_span(span, &name),
+                        )
+                        .with_label("referenced here")
+                        .with_help(Some(format!(
+                            "set it (export {name}=...) or give a default: ${{{name}:-default}}"
+                        ))),
+                        EnvProblem::Malformed(message) => Diagnostic::new(message, span),
+                    };
+                    self.error(diagnostic);
+                }
+                // Keep checking what the value says, with the unset variables empty.
+                env::expand(text, self.env, true).map_or_else(|_| String::new(), |e| e.text)
+            }
+        }
+    }
+
+    /// The place of `${name}` inside the value at `span`, when it is written there
+    /// as it is (no escapes in between); otherwise the value's place.
+    fn reference_span(&self, span: Option<Span>, name: &str) -> Option<Span> {
+        let span = span?;
+        let written = self.source.text.get(span.start..span.end)?;
+        let needle = format!("${{{name}");
+        let at = written.find(&needle)?;
+        let end = written[at..]
+            .find('}')
+            .map_or(at + needle.len(), |close| at + close + 1);
+        Some(Span::new(span.start + at, span.start + end))
+    }
+
+    /// A directory setting: expanded, made absolute from the file's directory,
+    /// and checked to exist (unless lenient).
+    pub fn directory(&mut self, value: &Located<String>) -> PathBuf {
+        let text = self.text(value);
+        let path = self.base_dir.join(Path::new(&text));
+        if !self.lenient && !text.is_empty() && !path.is_dir() {
+            self.error(
+                Diagnostic::new(
+                    format!("directory `{}` does not exist", path.display()),
+                    value.span,
+                )
+                .with_label("relative paths start from the workflow file's directory"),
+            );
+        }
+        path
+    }
+}

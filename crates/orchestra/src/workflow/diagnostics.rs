@@ -1,0 +1,226 @@
+//! Problems found in a workflow file, reported the way compilers do: the file,
+//! line and column, the line itself with a caret under the culprit, what was
+//! expected, and the nearest valid name for a typo.
+
+use std::fmt::Write as _;
+
+use super::located::Span;
+
+/// A workflow file's text, with what turns byte offsets into lines and columns.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The path as the user gave it.
+    pub path: String,
+    /// The file's text.
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl Source {
+    /// A source named `path` with the given text.
+    #[must_use]
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .collect();
+        Self {
+            path: path.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// The 1-based line and column (in characters) of byte `offset`.
+    #[must_use]
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line.saturating_sub(1)];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(0, |before| before.chars().count());
+        (line.max(1), column + 1)
+    }
+
+    /// The byte offset of 1-based `line` and `column` (in characters).
+    #[must_use]
+    pub fn offset_of(&self, line: usize, column: usize) -> usize {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let text = self.line_text(line);
+        let within = text
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(text.len(), |(at, _)| at);
+        start + within
+    }
+
+    /// The text of 1-based `line`, without its line break.
+    #[must_use]
+    pub fn line_text(&self, line: usize) -> &str {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |next| next.saturating_sub(1));
+        self.text
+            .get(start..end.max(start))
+            .unwrap_or("")
+            .trim_end_matches('\r')
+    }
+
+    /// `span` narrowed to the inside of the quotes, when it covers a quoted string.
+    #[must_use]
+    pub fn unquote(&self, span: Span) -> Span {
+        let bytes = self.text.as_bytes();
+        match bytes.get(span.start) {
+            Some(b'"' | b'\'') if span.end > span.start + 1 => {
+                let end = if matches!(bytes.get(span.end - 1), Some(b'"' | b'\'')) {
+                    span.end - 1
+                } else {
+                    span.end
+                };
+                Span::new(span.start + 1, end)
+            }
+            _ => span,
+        }
+    }
+}
+
+/// One problem, at one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What is wrong.
+    pub message: String,
+    /// Where, when known.
+    pub span: Option<Span>,
+    /// A short note shown under the caret.
+    pub label: Option<String>,
+    /// What to do about it ("did you mean `writer`?").
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem with `message` at `span`.
+    #[must_use]
+    pub fn new(message: impl Into<String>, span: Option<Span>) -> Self {
+        Self {
+            message: message.into(),
+            span,
+            label: None,
+            help: None,
+        }
+    }
+
+    /// Adds the note shown under the caret.
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Adds advice.
+    #[must_use]
+    pub fn with_help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    /// The 1-based line and column, when the place is known.
+    #[cfg(test)]
+    #[must_use]
+    pub fn position(&self, source: &Source) -> Option<(usize, usize)> {
+        self.span
+            .map(|span| source.line_col(source.unquote(span).start))
+    }
+
+    /// The problem as a person reads it:
+    ///
+    /// ```text
+    /// error: unknown agent `writter`
+    ///   --> flow.toml:12:27
+    ///    |
+    /// 12 | sequential = ["research", "writter"]
+    ///    |                            ^^^^^^^ not declared in `agents`
+    ///    = help: did you mean `writer`?
+    /// ```
+    #[must_use]
+    pub fn render(&self, source: &Source) -> String {
+        let mut out = format!("error: {}\n", self.message);
+        match self.span {
+            Some(span) => {
+                let span = source.unquote(span);
+                let (line, column) = source.line_col(span.start);
+                let text = source.line_text(line);
+                let gutter = line.to_string().len();
+                let pad = " ".repeat(gutter);
+                let _ = writeln!(out, "{pad}--> {}:{line}:{column}", source.path);
+                let _ = writeln!(out, "{pad} |");
+                let _ = writeln!(out, "{line} | {text}");
+                let before: String = text
+                    .chars()
+                    .take(column - 1)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                let (end_line, end_column) = source.line_col(span.end);
+                let width = if end_line == line && end_column > column {
+                    end_column - column
+                } else {
+                    1
+                };
+                let carets = "^".repeat(width);
+                let label = self
+                    .label
+                    .as_deref()
+                    .map(|label| format!(" {label}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "{pad} | {before}{carets}{label}");
+                if let Some(help) = &self.help {
+                    let _ = writeln!(out, "{pad} = help: {help}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "  --> {}", source.path);
+                if let Some(help) = &self.help {
+                    let _ = writeln!(out, "   = help: {help}");
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_lines_and_columns() {
+        let source = Source::new("f.toml", "a = 1\nbé = \"x\"\n");
+        assert_eq!(source.line_col(0), (1, 1));
+        assert_eq!(source.line_col(6), (2, 1));
+        assert_eq!(source.line_col(12), (2, 6));
+        assert_eq!(source.offset_of(2, 6), 12);
+        assert_eq!(source.line_text(2), "bé = \"x\"");
+    }
+
+    #[test]
+    fn rendering_points_at_the_name_inside_quotes() {
+        let source = Source::new("f.toml", "sequential = [\"writter\"]\n");
+        let diagnostic = Diagnostic::new("unknown agent `writter`", Some(Span::new(14, 23)))
+            .with_label("not declared")
+            .with_help(Some("did you mean `writer`?".into()));
+        let text = diagnostic.render(&source);
+        assert!(text.contains("--> f.toml:1:16"), "{text}");
+        assert!(
+            text.contains("|                ^^^^^^^ not declared"),
+            "{text}"
+        );
+        assert!(text.contains("= help: did you mean `writer`?"), "{text}");
+    }
+}

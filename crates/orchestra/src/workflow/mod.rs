@@ -1,0 +1,253 @@
+//! Workflow files: reading TOML or YAML, checking everything before anything
+//! runs, and reporting every problem at once with its place in the file.
+//!
+//! [`load`] reads a file into a checked [`Workflow`], or returns an [`Invalid`]
+//! that renders each problem with its file, line and column.
+
+mod check_agents;
+mod check_flow;
+mod checker;
+pub mod diagnostics;
+pub mod env;
+pub mod located;
+pub mod model;
+pub mod parse;
+pub mod raw;
+mod suggest;
+pub mod values;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use self::check_agents::check_agents;
+use self::check_flow::FlowChecker;
+use self::checker::Checker;
+use self::diagnostics::{Diagnostic, Source};
+use self::env::{Lookup, ProcessEnv, Redactor};
+use self::located::Format;
+pub use self::model::{AgentDef, Group, Mode, Node, Settings, Workflow};
+use self::raw::RawWorkflow;
+
+/// How strictly to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// Everything a run needs: environment variables set, programs and
+    /// directories present (for `run` and `validate`).
+    Run,
+    /// The file's structure only (for `agents` and `graph`, which run nothing).
+    Structure,
+}
+
+/// Why a workflow cannot be used.
+#[derive(Debug)]
+pub enum Invalid {
+    /// The file could not be read.
+    Unreadable {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file has problems.
+    Problems {
+        /// The file.
+        source: Box<Source>,
+        /// Every problem, in file order.
+        problems: Vec<Diagnostic>,
+    },
+}
+
+impl Invalid {
+    /// Every problem, rendered, followed by a one-line summary.
+    #[must_use]
+    pub fn render(&self) -> String {
+        match self {
+            Self::Unreadable { path, reason } => format!("error: cannot read `{path}`: {reason}\n"),
+            Self::Problems { source, problems } => {
+                let mut out = String::new();
+                for problem in problems {
+                    out.push_str(&problem.render(source));
+                    out.push('\n');
+                }
+                let count = problems.len();
+                out.push_str(&format!(
+                    "error: `{}` is not a valid workflow: {count} problem{} found; nothing was run\n",
+                    source.path,
+                    if count == 1 { "" } else { "s" }
+                ));
+                out
+            }
+        }
+    }
+}
+
+/// Reads and checks the workflow at `path`.
+///
+/// # Errors
+/// [`Invalid`] when the file cannot be read or has any problem.
+pub fn load(path: &Path, strictness: Strictness) -> Result<Workflow, Invalid> {
+    load_with_env(path, strictness, &ProcessEnv)
+}
+
+/// As [`load`], with environment variables from `env`.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_env(
+    path: &Path,
+    strictness: Strictness,
+    env: &dyn Lookup,
+) -> Result<Workflow, Invalid> {
+    let shown = path.display().to_string();
+    let unreadable = |reason: String| Invalid::Unreadable {
+        path: shown.clone(),
+        reason,
+    };
+    let format = parse::format_of(path).ok_or_else(|| {
+        unreadable("unknown file type: workflow files end in .toml, .yaml or .yml".to_owned())
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let source = Source::new(shown.clone(), text);
+    let raw = match parse::parse(&source, format) {
+        Ok(raw) => raw,
+        Err(problem) => {
+            return Err(Invalid::Problems {
+                source: Box::new(source),
+                problems: vec![problem],
+            })
+        }
+    };
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let lenient = strictness == Strictness::Structure;
+    let mut checker = Checker::new(&source, env, lenient, base_dir);
+    let checked = check(&mut checker, &raw, path, format);
+    let mut problems = checker.problems;
+    if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
+        workflow.redactor = Redactor::new(checker.used_env);
+        return Ok(workflow);
+    }
+    problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
+    Err(Invalid::Problems {
+        source: Box::new(source),
+        problems,
+    })
+}
+
+/// Checks the parsed file; problems are left in `checker`.
+fn check(
+    checker: &mut Checker<'_>,
+    raw: &RawWorkflow,
+    path: &Path,
+    format: Format,
+) -> Option<Workflow> {
+    if let Some(version) = &raw.version {
+        if version.value != 1 {
+            checker.error_at(
+                version.span,
+                format!(
+                    "unsupported schema version {}; this orchestra reads version 1",
+                    version.value
+                ),
+            );
+        }
+    }
+    let working_dir = raw.working_dir.as_ref().map(|dir| checker.directory(dir));
+    let agents = check_agents(checker, &raw.agents, working_dir.as_deref());
+    let Some(flow) = &raw.flow else {
+        checker.error(
+            Diagnostic::new("the workflow has no `flow`", Some(located::Span::new(0, 0)))
+                .with_help(Some("add a flow, for example:\n[flow]\nsequential = [\"first-agent\", \"second-agent\"]".to_owned())),
+        );
+        return None;
+    };
+    let declared: Vec<(String, bool, Option<located::Span>)> = agents
+        .iter()
+        .map(|a| (a.def.id.clone(), a.def.metadata.enabled, a.id_span))
+        .collect();
+    let mut flow_checker = FlowChecker::new(checker, &declared, &raw.groups);
+    let root = flow_checker.root(&flow.value, flow.span);
+    let placements = std::mem::take(&mut flow_checker.placements);
+    let unused = flow_checker.unused();
+    let mut names: HashSet<String> = flow_checker.names();
+    if let Some(root) = &root {
+        names.insert(root.name.clone());
+        root.walk(&mut |node, _| {
+            names.insert(node.name().to_owned());
+        });
+    }
+    for agent in &agents {
+        for (id, span) in &agent.output_refs {
+            if !names.contains(id) {
+                let help = suggest::did_you_mean(id, names.iter().map(String::as_str));
+                checker.error(
+                    Diagnostic::new(
+                        format!("unknown agent `{id}` in template of `{}`", agent.def.id),
+                        *span,
+                    )
+                    .with_label("no agent or group has this id")
+                    .with_help(help),
+                );
+            }
+        }
+    }
+    let root = root?;
+    let defaults = claude_agent_sdk::orchestration::ExecutionConfig::new();
+    let mut warnings = Vec::new();
+    let agents = agents
+        .into_iter()
+        .map(|checked| {
+            let mut def = checked.def;
+            let placement = placements.get(&def.id);
+            if let (Some(own), Some(placement)) = (def.retries, placement) {
+                if usize::try_from(own).ok() != Some(placement.retries) {
+                    warnings.push(format!(
+                        "agent `{}` asks for {own} retries, but in the flow its group's `retries` ({}) applies; \
+                         an agent's own `retries` is registry metadata",
+                        def.id, placement.retries
+                    ));
+                }
+            }
+            let retries = def.retries.map_or_else(
+                || placement.map_or(defaults.max_retries, |p| p.retries),
+                |r| usize::try_from(r).unwrap_or(usize::MAX),
+            );
+            let timeout = def
+                .timeout
+                .or_else(|| placement.and_then(|p| p.agent_timeout));
+            let secs = timeout.map_or(defaults.timeout, |t| t.max(Duration::from_secs(1)));
+            def.metadata = def
+                .metadata
+                .with_max_retries(retries)
+                .with_timeout(secs.as_secs_f64().ceil() as u64);
+            def
+        })
+        .collect();
+    let name = match &raw.name {
+        Some(name) => checker.text(name),
+        None => path.file_stem().map_or_else(
+            || "workflow".to_owned(),
+            |stem| stem.to_string_lossy().into_owned(),
+        ),
+    };
+    warnings.extend(
+        unused
+            .into_iter()
+            .map(|(id, what)| format!("{what} `{id}` is declared but not used by the flow")),
+    );
+    Some(Workflow {
+        name,
+        description: checker.opt_text(raw.description.as_ref()),
+        path: path.to_path_buf(),
+        format,
+        default_input: checker.opt_text(raw.input.as_ref()),
+        agents,
+        flow: root,
+        redactor: Redactor::default(),
+        warnings,
+    })
+}

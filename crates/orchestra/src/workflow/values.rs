@@ -1,0 +1,237 @@
+//! The workflow file's small value types that read more than one shape: a
+//! duration (`30` or `"30s"`), a join policy (`"all"`, `"any"`, `{ at_least = 2 }`)
+//! and a flow step (an agent or group id, or an inline group).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::raw::RawFlow;
+
+/// A duration: a number of seconds, or a string with a unit (`"500ms"`, `"30s"`,
+/// `"2m"`, `"1h"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSpec(pub Duration);
+
+/// Parses `"500ms"`, `"30s"`, `"1.5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" | "mins" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+
+        impl Visitor<'_> for DurationVisitor {
+            type Value = DurationSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\", \"500ms\", \"2m\" or a number of seconds")
+            }
+
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<DurationSpec, E> {
+                Ok(DurationSpec(Duration::from_secs(secs)))
+            }
+
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<DurationSpec, E> {
+                u64::try_from(secs)
+                    .map(|secs| DurationSpec(Duration::from_secs(secs)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<DurationSpec, E> {
+                Duration::try_from_secs_f64(secs)
+                    .map(DurationSpec)
+                    .map_err(|_| E::custom(format!("`{secs}` is not a valid number of seconds")))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<DurationSpec, E> {
+                parse_duration(text).map(DurationSpec).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid duration `{text}`: expected a number with a unit (ms, s, m, h), such as \"30s\""
+                    ))
+                })
+            }
+        }
+
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+impl JsonSchema for DurationSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A number of seconds, or a string with a unit: \"500ms\", \"30s\", \"2m\", \"1h\".",
+            "oneOf": [
+                { "type": "number", "minimum": 0 },
+                { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*(ms|s|sec|secs|m|min|mins|h)?$" }
+            ]
+        })
+    }
+}
+
+/// How many steps of a parallel group must succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinSpec {
+    /// Every step (the default).
+    All,
+    /// At least one step.
+    Any,
+    /// At least this many steps.
+    AtLeast(u64),
+}
+
+impl<'de> Deserialize<'de> for JoinSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct JoinVisitor;
+
+        impl<'de> Visitor<'de> for JoinVisitor {
+            type Value = JoinSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\", \"any\" or a table { at_least = N }")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<JoinSpec, E> {
+                match text {
+                    "all" => Ok(JoinSpec::All),
+                    "any" => Ok(JoinSpec::Any),
+                    other => Err(E::unknown_variant(other, &["all", "any", "at_least"])),
+                }
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JoinSpec, A::Error> {
+                let mut at_least = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "at_least" {
+                        return Err(de::Error::unknown_field(&key, &["at_least"]));
+                    }
+                    at_least = Some(map.next_value::<u64>()?);
+                }
+                at_least
+                    .map(JoinSpec::AtLeast)
+                    .ok_or_else(|| de::Error::missing_field("at_least"))
+            }
+        }
+
+        deserializer.deserialize_any(JoinVisitor)
+    }
+}
+
+impl JsonSchema for JoinSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "JoinPolicy".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "How many steps of a parallel group must succeed: \"all\" (the default), \"any\", or { at_least = N }.",
+            "oneOf": [
+                { "enum": ["all", "any"] },
+                {
+                    "type": "object",
+                    "properties": { "at_least": { "type": "integer", "minimum": 1 } },
+                    "required": ["at_least"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// One step of a group: the id of an agent or of a named group, or a group
+/// written in place.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// An agent id or a group id.
+    Ref(String),
+    /// A group written in place.
+    Inline(Box<RawFlow>),
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+
+        impl<'de> Visitor<'de> for StepVisitor {
+            type Value = Step;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an agent id, a group id, or a group such as { parallel = [...] }")
+            }
+
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<Step, E> {
+                Ok(Step::Ref(id.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Step, A::Error> {
+                RawFlow::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|flow| Step::Inline(Box::new(flow)))
+            }
+        }
+
+        deserializer.deserialize_any(StepVisitor)
+    }
+}
+
+impl JsonSchema for Step {
+    fn schema_name() -> Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The id of an agent or of a group from `groups`, or a group written in place.",
+            "oneOf": [
+                { "type": "string", "minLength": 1 },
+                generator.subschema_for::<RawFlow>()
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_units_and_bare_seconds() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
+        assert_eq!(parse_duration("12 parsecs"), None);
+        assert_eq!(parse_duration("abc"), None);
+    }
+
+    #[test]
+    fn join_reads_words_and_tables() {
+        let read = |text: &str| serde_json::from_str::<JoinSpec>(text).ok();
+        assert_eq!(read(r#""all""#), Some(JoinSpec::All));
+        assert_eq!(read(r#""any""#), Some(JoinSpec::Any));
+        assert_eq!(read(r#"{"at_least": 2}"#), Some(JoinSpec::AtLeast(2)));
+        assert_eq!(read(r#""most""#), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Ctrl-C: SIGINT cancels the run through its context, kills every program the
+//! agents started (no orphans), writes the partial trace, and exits 130.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{fixture, json, scratch};
+
+/// The pids of live processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
+                .unwrap_or(false)
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_kills_its_programs_and_keeps_the_partial_trace() {
+    let dir = scratch();
+    let trace = dir.path().join("trace.json");
+    let chrome = dir.path().join("chrome.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args(["run", "--trace"])
+        .arg(&trace)
+        .arg("--chrome-trace")
+        .arg(&chrome)
+        .arg(fixture("sleepers.toml"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Collect stderr as it comes.
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_until("both sleepers to start", Duration::from_secs(30), || {
+        seen.extend(lines.try_iter());
+        seen.iter().any(|l| l.contains("nap: running"))
+            && seen.iter().any(|l| l.contains("nested-nap: running"))
+    });
+    // The programs (and the grandchild of the shell) are up.
+    wait_until("the sleep processes", Duration::from_secs(10), || {
+        ["98761", "98762", "98763"]
+            .iter()
+            .all(|m| !processes_with(m).is_empty())
+    });
+
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("orchestra did not exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C: cancelling the run"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with("nap") && l.ends_with("interrupted")),
+        "{stderr}"
+    );
+
+    // No orphans: every program of the run is gone, grandchildren included.
+    wait_until("the sleep processes to die", Duration::from_secs(5), || {
+        ["98761", "98762", "98763"]
+            .iter()
+            .all(|m| processes_with(m).is_empty())
+    });
+
+    // The partial trace was written, with the interrupted attempts in it.
+    let trace = json(&std::fs::read_to_string(&trace).unwrap_or_else(|e| panic!("no trace: {e}")));
+    let records = trace["agent_executions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut names: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["agent_name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["nap", "nested-nap"], "{trace}");
+    assert!(trace["end_time"].is_string(), "{trace}");
+    for record in &records {
+        assert_eq!(record["success"], false);
+        assert_eq!(record["error"], "interrupted: the run was cancelled");
+    }
+    let chrome = json(&std::fs::read_to_string(&chrome).unwrap_or_default());
+    let slices = chrome["traceEvents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["ph"] == "X")
+        .count();
+    assert_eq!(slices, 2);
+}

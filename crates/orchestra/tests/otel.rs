@@ -1,0 +1,67 @@
+//! `--otlp` (feature `otel`): the run's spans reach an OTLP/HTTP collector,
+//! with the GenAI semantic-convention attributes.
+#![cfg(feature = "otel")]
+
+mod common;
+
+use common::{fixture, json, orchestra, scratch, FakeServer};
+
+#[test]
+fn spans_of_every_run_and_attempt_are_exported_over_otlp_http() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    let dir = scratch();
+    orchestra()
+        .args(["run", "-q", "--otlp"])
+        .arg(&collector.url)
+        .arg(fixture("flaky.toml"))
+        .env("FLAKY_DIR", dir.path())
+        .assert()
+        .code(0);
+    let requests = collector.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].line, "POST /v1/traces HTTP/1.1");
+    let body = json(&requests[0].body);
+    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // One run span and one span per attempt (flaky twice, priced once).
+    assert_eq!(spans.len(), 4, "{body}");
+    let root = &spans[0];
+    assert_eq!(root["name"], "orchestra.run flaky");
+    assert!(root.get("parentSpanId").is_none());
+    let attr = |span: &serde_json::Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    let priced = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent priced")
+        .unwrap_or_else(|| panic!("no span for priced: {body}"));
+    assert_eq!(priced["parentSpanId"], root["spanId"]);
+    assert_eq!(priced["traceId"], root["traceId"]);
+    assert_eq!(
+        attr(priced, "gen_ai.operation.name"),
+        Some(serde_json::json!({"stringValue": "invoke_agent"}))
+    );
+    assert_eq!(
+        attr(priced, "gen_ai.usage.input_tokens"),
+        Some(serde_json::json!({"intValue": "12"}))
+    );
+    assert_eq!(
+        attr(priced, "gen_ai.usage.output_tokens"),
+        Some(serde_json::json!({"intValue": "5"}))
+    );
+    let failed = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent flaky" && s["status"]["code"] == 2);
+    assert!(failed.is_some(), "{body}");
+    assert!(
+        !requests[0].body.contains(&dir.path().display().to_string()),
+        "an environment value leaked"
+    );
+}
