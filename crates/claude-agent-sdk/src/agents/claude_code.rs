@@ -501,7 +501,7 @@ impl Agent for ClaudeCodeAgent {
         };
         let finished = {
             let mut on_line = |line: &[u8]| follower.line(line);
-            let on_line: Option<&mut (dyn FnMut(&[u8]) + Send)> =
+            let on_line: Option<subprocess::LineHandler<'_>> =
                 if streaming { Some(&mut on_line) } else { None };
             let run = subprocess::run(&invocation, on_line);
             match self.timeout {

@@ -69,6 +69,9 @@ impl Invocation {
     }
 }
 
+/// Takes each complete stdout line as it arrives.
+pub(crate) type LineHandler<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
+
 /// How a program ended.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -93,7 +96,7 @@ pub(crate) enum RunFailure {
 /// process group.
 pub(crate) async fn run(
     invocation: &Invocation,
-    mut on_line: Option<&mut (dyn FnMut(&[u8]) + Send)>,
+    mut on_line: Option<LineHandler<'_>>,
 ) -> Result<Finished, RunFailure> {
     let mut command = Command::new(&invocation.program);
     command
@@ -191,7 +194,7 @@ impl Drop for Running {
 async fn read_stdout(
     pipe: Option<impl AsyncRead + Unpin>,
     limit: usize,
-    on_line: &mut Option<&mut (dyn FnMut(&[u8]) + Send)>,
+    on_line: &mut Option<LineHandler<'_>>,
 ) -> Result<Vec<u8>, RunFailure> {
     let Some(mut pipe) = pipe else {
         return Ok(Vec::new());

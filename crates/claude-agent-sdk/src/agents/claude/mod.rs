@@ -5,7 +5,7 @@ mod wire;
 use std::fmt;
 
 use async_trait::async_trait;
-use reqwest::header::HeaderValue;
+use reqwest::header::CONTENT_TYPE;
 
 use crate::agents::delta::{DeltaHandler, DeltaSink, TextDelta};
 use crate::agents::http::{is_event_stream, Pricing, Provider};
@@ -231,30 +231,40 @@ impl ClaudeAgent {
         Ok(())
     }
 
-    fn request_body(&self, input: &AgentInput) -> serde_json::Value {
-        let mut body = serde_json::Map::new();
-        body.insert("model".into(), self.model.clone().into());
-        body.insert("max_tokens".into(), self.max_tokens.into());
-        body.insert(
-            "messages".into(),
-            serde_json::json!([{ "role": "user", "content": self.template.render(input) }]),
-        );
-        if let Some(system) = &self.system {
-            body.insert("system".into(), system.clone().into());
-        }
-        if let Some(temperature) = self.temperature {
-            body.insert("temperature".into(), temperature.into());
-        }
-        if !self.stop_sequences.is_empty() {
-            body.insert("stop_sequences".into(), self.stop_sequences.clone().into());
-        }
-        if self.stream {
-            body.insert("stream".into(), true.into());
-        }
-        for (key, value) in &self.extra {
-            body.insert(key.clone(), value.clone());
-        }
-        serde_json::Value::Object(body)
+    /// The request body, serialized from borrowed fields; with extra fields, via
+    /// a map so that they replace the agent's own.
+    fn request_body(&self, input: &AgentInput) -> Result<Vec<u8>> {
+        let prompt = self.template.render(input);
+        let request = wire::MessagesRequest {
+            model: &self.model,
+            max_tokens: self.max_tokens,
+            messages: [wire::UserMessage {
+                role: "user",
+                content: &prompt,
+            }],
+            system: self.system.as_deref(),
+            temperature: self.temperature,
+            stop_sequences: &self.stop_sequences,
+            stream: self.stream,
+        };
+        let encoded = if self.extra.is_empty() {
+            serde_json::to_vec(&request)
+        } else {
+            serde_json::to_value(&request).and_then(|mut body| {
+                if let serde_json::Value::Object(map) = &mut body {
+                    for (key, value) in &self.extra {
+                        map.insert(key.clone(), value.clone());
+                    }
+                }
+                serde_json::to_vec(&body)
+            })
+        };
+        encoded.map_err(|e| {
+            OrchestrationError::InvalidConfig(format!(
+                "agent `{}`: cannot encode the request: {e}",
+                self.name
+            ))
+        })
     }
 }
 
@@ -269,20 +279,21 @@ impl Agent for ClaudeAgent {
     }
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
-        let key = self.provider.require_api_key()?;
+        let key = self.provider.api_key_header()?;
         self.validate()?;
-        let mut key = HeaderValue::from_str(key).map_err(|_| {
-            OrchestrationError::InvalidConfig("the API key cannot be sent as a header".into())
-        })?;
-        key.set_sensitive(true);
+        let permit = self.provider.limiter().acquire().await;
         let request = self
             .provider
             .post("v1/messages")
             .header("x-api-key", key)
             .header("anthropic-version", wire::API_VERSION)
-            .json(&self.request_body(&input));
-        let (response, request_id, _permit) =
-            self.provider.send(request, &wire::WIRE).await?.into_parts();
+            .header(CONTENT_TYPE, "application/json")
+            .body(self.request_body(&input)?);
+        let (response, request_id, permit) = self
+            .provider
+            .send(permit, request, &wire::WIRE)
+            .await?
+            .into_parts();
         let provider = self.provider.name();
         let mut reply = if is_event_stream(&response) {
             let mut assembler = wire::StreamAssembler::default();
@@ -292,9 +303,12 @@ impl Agent for ClaudeAgent {
                     assembler.on_event(provider, &event, &mut sink)
                 })
                 .await?;
+            drop(permit);
             assembler.finish(provider)?
         } else {
             let body = self.provider.read_reply(response).await?;
+            // The reply is read: the next request may go while this one is parsed.
+            drop(permit);
             let reply = wire::parse_message(provider, &body)?;
             DeltaSink::new(self.on_delta.as_ref(), &self.name).send(&reply.text);
             reply

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::agents::delta::DeltaSink;
 use crate::agents::http::{malformed, ErrorDetail, SseEvent, WireErrors};
@@ -19,6 +19,29 @@ pub(super) const WIRE: WireErrors = WireErrors {
     parse: parse_error,
     request_id_headers: &["request-id", "x-request-id"],
 };
+
+/// The body of `POST /v1/messages`.
+#[derive(Debug, Serialize)]
+pub(super) struct MessagesRequest<'a> {
+    pub(super) model: &'a str,
+    pub(super) max_tokens: u32,
+    pub(super) messages: [UserMessage<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) system: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) temperature: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub(super) stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) stream: bool,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Serialize)]
+pub(super) struct UserMessage<'a> {
+    pub(super) role: &'static str,
+    pub(super) content: &'a str,
+}
 
 fn parse_error(body: &serde_json::Value) -> Option<ErrorDetail> {
     let error = body.get("error")?;
@@ -117,14 +140,32 @@ pub(super) struct StreamAssembler {
 }
 
 #[derive(Debug, Deserialize)]
-struct StreamEvent {
-    #[serde(rename = "type")]
-    kind: String,
+struct StreamEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     message: Option<Message>,
-    content_block: Option<serde_json::Value>,
-    delta: Option<serde_json::Value>,
+    content_block: Option<StreamPart>,
+    delta: Option<StreamPart>,
     usage: Option<WireUsage>,
     error: Option<serde_json::Value>,
+}
+
+/// A content block or a delta; the fields that do not apply stay `None`.
+#[derive(Debug, Deserialize)]
+struct StreamPart {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+}
+
+impl StreamPart {
+    /// The text, when the part is of type `kind`.
+    fn text_of(part: Option<StreamPart>, kind: &str) -> Option<String> {
+        part.filter(|p| p.kind.as_deref() == Some(kind))
+            .and_then(|p| p.text)
+    }
 }
 
 impl StreamAssembler {
@@ -135,17 +176,9 @@ impl StreamAssembler {
         event: &SseEvent,
         sink: &mut DeltaSink<'_>,
     ) -> Result<ControlFlow<()>> {
-        let parsed: StreamEvent = serde_json::from_str(&event.data)
+        let parsed: StreamEvent<'_> = serde_json::from_str(&event.data)
             .map_err(|_| malformed(provider, "stream event", event.data.as_bytes()))?;
-        let text_of = |value: &Option<serde_json::Value>, kind: &str| {
-            value
-                .as_ref()
-                .filter(|v| v.get("type").and_then(|t| t.as_str()) == Some(kind))
-                .and_then(|v| v.get("text"))
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        };
-        match parsed.kind.as_str() {
+        match parsed.kind.as_ref() {
             "message_start" => {
                 if let Some(message) = parsed.message {
                     let text = std::mem::take(&mut self.reply.text);
@@ -154,26 +187,24 @@ impl StreamAssembler {
                 }
             }
             "content_block_start" => {
-                if let Some(text) = text_of(&parsed.content_block, "text") {
+                if let Some(text) = StreamPart::text_of(parsed.content_block, "text") {
                     sink.send(&text);
                     self.reply.text.push_str(&text);
                 }
             }
             "content_block_delta" => {
-                if let Some(text) = text_of(&parsed.delta, "text_delta") {
+                if let Some(text) = StreamPart::text_of(parsed.delta, "text_delta") {
                     sink.send(&text);
                     self.reply.text.push_str(&text);
                 }
             }
             "message_delta" => {
-                if let Some(delta) = &parsed.delta {
-                    let field =
-                        |name: &str| delta.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-                    if let Some(reason) = field("stop_reason") {
-                        self.reply.stop_reason = Some(reason);
+                if let Some(delta) = parsed.delta {
+                    if delta.stop_reason.is_some() {
+                        self.reply.stop_reason = delta.stop_reason;
                     }
-                    if let Some(sequence) = field("stop_sequence") {
-                        self.reply.stop_sequence = Some(sequence);
+                    if delta.stop_sequence.is_some() {
+                        self.reply.stop_sequence = delta.stop_sequence;
                     }
                 }
                 if let Some(usage) = &parsed.usage {

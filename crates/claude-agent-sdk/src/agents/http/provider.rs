@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +16,8 @@ use crate::orchestration::{AgentError, OrchestrationError, Result};
 
 /// Largest error body read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How long the end of a stream is awaited after its last event.
+const STREAM_END_GRACE: Duration = Duration::from_millis(250);
 /// Largest non-streamed reply accepted.
 const REPLY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -47,6 +49,8 @@ struct Inner {
     name: String,
     base_url: String,
     api_key: Option<String>,
+    /// The key as a (sensitive) header value, made once.
+    key_header: Option<HeaderValue>,
     key_env: Option<&'static str>,
     client: reqwest::Client,
     limiter: RateLimiter,
@@ -188,6 +192,16 @@ impl Provider {
         })
     }
 
+    /// The key as a sensitive header value, or the error of
+    /// [`require_api_key`](Self::require_api_key).
+    #[cfg(feature = "claude")]
+    pub(crate) fn api_key_header(&self) -> Result<HeaderValue> {
+        self.require_api_key()?;
+        self.inner.key_header.clone().ok_or_else(|| {
+            OrchestrationError::InvalidConfig("the API key cannot be sent as a header".into())
+        })
+    }
+
     /// The key, when one is configured.
     #[cfg(feature = "openai")]
     pub(crate) fn api_key(&self) -> Option<&str> {
@@ -203,14 +217,16 @@ impl Provider {
         ))
     }
 
-    /// Sends `request` once a limiter slot is free; a non-success status becomes
-    /// the matching error (and a `retry-after` on 429/503/529 pauses the provider).
+    /// Sends `request` under `permit` (a slot of [`limiter`](Self::limiter), taken
+    /// before the request is built, so that queued agents wait cheaply); a
+    /// non-success status becomes the matching error (and a `retry-after` on
+    /// 429/503/529 pauses the provider).
     pub(crate) async fn send(
         &self,
+        permit: RatePermit,
         request: reqwest::RequestBuilder,
         wire: &WireErrors,
     ) -> Result<Accepted> {
-        let permit = self.inner.limiter.acquire().await;
         let response = request
             .send()
             .await
@@ -269,6 +285,10 @@ impl Provider {
             })?;
             for event in events.drain(..) {
                 if on_event(event)?.is_break() {
+                    // Read the stream's end too, so the connection goes back to
+                    // the pool; a server that keeps it open loses it instead.
+                    let drain = async { while let Ok(Some(_)) = response.chunk().await {} };
+                    let _ = tokio::time::timeout(STREAM_END_GRACE, drain).await;
                     return Ok(true);
                 }
             }
@@ -445,14 +465,19 @@ impl ProviderBuilder {
             headers.append(name, value);
         }
         let api_key = self.api_key.filter(|key| !key.trim().is_empty());
-        if let Some(key) = &api_key {
-            HeaderValue::from_str(key).map_err(|_| {
-                invalid(format!(
-                    "{}: the API key contains characters a header cannot carry",
-                    self.name
-                ))
-            })?;
-        }
+        let key_header = match &api_key {
+            None => None,
+            Some(key) => {
+                let mut value = HeaderValue::from_str(key).map_err(|_| {
+                    invalid(format!(
+                        "{}: the API key contains characters a header cannot carry",
+                        self.name
+                    ))
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
         let mut client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config(&self.name)?)
             .connect_timeout(self.connect_timeout)
@@ -474,6 +499,7 @@ impl ProviderBuilder {
                 name: self.name,
                 base_url: url.as_str().trim_end_matches('/').to_owned(),
                 api_key,
+                key_header,
                 key_env: self.key_env,
                 client,
                 limiter,
@@ -491,22 +517,28 @@ impl ProviderBuilder {
 }
 
 /// rustls with the *ring* crypto provider and the platform's certificate
-/// verifier, offering HTTP/2 and HTTP/1.1.
+/// verifier, offering HTTP/2 and HTTP/1.1. Made once per process (loading the
+/// system's roots is not free) and cloned for each provider.
 fn tls_config(provider: &str) -> Result<rustls::ClientConfig> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let tls_error = |e: rustls::Error| {
-        OrchestrationError::InvalidConfig(format!("{provider}: cannot set up TLS: {e}"))
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_error)?
-    .with_platform_verifier()
-    .map_err(tls_error)?
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    static SHARED: OnceLock<std::result::Result<rustls::ClientConfig, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_platform_verifier()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Ok(config)
+        })
+        .clone()
+        .map_err(|e| {
+            OrchestrationError::InvalidConfig(format!("{provider}: cannot set up TLS: {e}"))
+        })
 }
 
 /// A non-empty environment variable.

@@ -44,26 +44,29 @@ impl SseDecoder {
             }
             self.skip_lf = false;
         }
-        self.buffer.extend_from_slice(chunk);
+        // The buffer is taken out while its lines are handled, so that they can
+        // be borrowed from it rather than copied.
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.extend_from_slice(chunk);
         let mut consumed = 0;
-        while let Some(offset) = self.buffer[consumed..]
+        while let Some(offset) = buffer[consumed..]
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
         {
             let end = consumed + offset;
-            let line = String::from_utf8_lossy(&self.buffer[consumed..end]).into_owned();
             let mut next = end + 1;
-            if self.buffer[end] == b'\r' {
-                match self.buffer.get(next) {
+            if buffer[end] == b'\r' {
+                match buffer.get(next) {
                     Some(b'\n') => next += 1,
                     Some(_) => {}
                     None => self.skip_lf = true,
                 }
             }
+            self.line(&String::from_utf8_lossy(&buffer[consumed..end]), out);
             consumed = next;
-            self.line(&line, out);
         }
-        self.buffer.drain(..consumed);
+        buffer.drain(..consumed);
+        self.buffer = buffer;
         if self.buffer.len() > MAX_LINE {
             return Err(format!("an event-stream line exceeded {MAX_LINE} bytes"));
         }

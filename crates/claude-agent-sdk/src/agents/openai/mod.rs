@@ -263,6 +263,7 @@ impl Agent for OpenAiCompatibleAgent {
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         self.validate()?;
+        let permit = self.provider.limiter().acquire().await;
         let mut request = self
             .provider
             .post("chat/completions")
@@ -270,8 +271,11 @@ impl Agent for OpenAiCompatibleAgent {
         if let Some(key) = self.provider.api_key() {
             request = request.bearer_auth(key);
         }
-        let (response, request_id, _permit) =
-            self.provider.send(request, &wire::WIRE).await?.into_parts();
+        let (response, request_id, permit) = self
+            .provider
+            .send(permit, request, &wire::WIRE)
+            .await?
+            .into_parts();
         let provider = self.provider.name();
         let mut reply = if is_event_stream(&response) {
             let mut assembler = wire::StreamAssembler::default();
@@ -281,9 +285,12 @@ impl Agent for OpenAiCompatibleAgent {
                     assembler.on_event(provider, &event, &mut sink)
                 })
                 .await?;
+            drop(permit);
             assembler.finish(provider)?
         } else {
             let body = self.provider.read_reply(response).await?;
+            // The reply is read: the next request may go while this one is parsed.
+            drop(permit);
             let reply = wire::parse_completion(provider, &body)?;
             DeltaSink::new(self.on_delta.as_ref(), &self.name).send(&reply.text);
             reply
