@@ -248,3 +248,54 @@ async fn a_slow_attempt_within_its_timeout_succeeds() {
         Some(900)
     );
 }
+
+/// An agent that declares its own retry budget and attempt bound.
+struct OwnPolicy {
+    inner: Scripted,
+}
+
+#[async_trait]
+impl Agent for OwnPolicy {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn description(&self) -> &str {
+        "declares its own retries and attempt timeout"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        self.inner.execute(input).await
+    }
+    fn max_retries(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn attempt_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(2))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agents_own_retries_and_attempt_timeout_override_the_runs() {
+    let own = Scripted::new("own", [Step::Sleep(Duration::from_secs(60))]);
+    let own_probe = Arc::clone(&own.probe);
+    let (sibling, sibling_probe) =
+        Scripted::new("sibling", [Step::Fail(transient("busy"))]).boxed();
+    let result = ParallelOrchestrator::new()
+        .with_max_retries(4)
+        .with_agent_timeout(Duration::from_secs(30))
+        .orchestrate(
+            vec![Box::new(OwnPolicy { inner: own }), sibling],
+            OrchestratorInput::new("x"),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(OrchestrationError::AgentFailed(..))),
+        "{result:?}"
+    );
+    assert_eq!(own_probe.calls(), 2, "its own budget: 1 retry");
+    assert_eq!(
+        own_probe.dropped_unfinished(),
+        2,
+        "its own 2 s bound cut each attempt"
+    );
+    assert_eq!(sibling_probe.calls(), 5, "the run's budget: 4 retries");
+}

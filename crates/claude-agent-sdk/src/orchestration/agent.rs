@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,18 @@ pub trait Agent: Send + Sync {
 
     /// Runs the agent once on one input.
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput>;
+
+    /// This agent's own retry budget, overriding the run's
+    /// [`max_retries`](super::ExecutionConfig::max_retries) (default: none, the run's applies).
+    fn max_retries(&self) -> Option<usize> {
+        None
+    }
+
+    /// This agent's own bound on each attempt, overriding the run's
+    /// [`agent_timeout`](super::ExecutionConfig::agent_timeout) (default: none, the run's applies).
+    fn attempt_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[async_trait]
@@ -165,6 +178,14 @@ impl<A: Agent + ?Sized> Agent for Box<A> {
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         (**self).execute(input).await
     }
+
+    fn max_retries(&self) -> Option<usize> {
+        (**self).max_retries()
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        (**self).attempt_timeout()
+    }
 }
 
 #[async_trait]
@@ -179,6 +200,14 @@ impl<A: Agent + ?Sized> Agent for Arc<A> {
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         (**self).execute(input).await
+    }
+
+    fn max_retries(&self) -> Option<usize> {
+        (**self).max_retries()
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        (**self).attempt_timeout()
     }
 }
 

@@ -1,28 +1,33 @@
 //! One agent's whole run: attempts, retries with backoff, and the run's deadline
 //! and cancellation — the machinery every pattern and the registry share.
 //!
-//! The pieces compose like tower layers: [`run_attempt`] is one call (panic
-//! containment, attempt timeout, trace record); [`with_retries`] repeats it for
-//! retryable errors only, on [`backon`]'s exponential schedule; [`run_agent`]
-//! races that against the run's cancellation and deadline, so a backoff sleep is
-//! as interruptible as an agent.
+//! [`run_attempt`] is one call (panic containment, attempt timeout, trace
+//! record); [`Runner::run`] repeats it for retryable errors only, on
+//! [`backon`]'s exponential schedule, and races every attempt and every backoff
+//! sleep against the run's cancellation and deadline. A [`Runner`] runs agents
+//! one after another (a pipeline, or one worker of a fan-out) and carries what
+//! they can share; [`run_agent`] runs a single agent.
 //!
 //! The common case — an agent that succeeds at its first attempt — costs no
 //! retry schedule, no timer and no cancellation waiter: the schedule is built
-//! at the first retryable failure, and the watchers are only polled once the
+//! at the first retryable failure, and the watchers are only made once the
 //! agent has had to wait.
 
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::attempt::run_attempt;
+use crate::orchestration::attempt::{run_attempt, StepInput};
 use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::context::ExecutionContext;
-use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::context::{AttemptScope, ExecutionContext};
+use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::retry::Backoff;
 use crate::orchestration::telemetry::log_event;
@@ -54,9 +59,19 @@ impl AgentPolicy {
         }
     }
 
-    /// The most attempts an agent gets.
-    pub(crate) fn max_attempts(&self) -> u32 {
-        u32::try_from(self.max_retries.saturating_add(1)).unwrap_or(u32::MAX)
+    /// The retries `agent` gets: its own budget, or the run's.
+    pub(crate) fn retries_of(&self, agent: &dyn Agent) -> usize {
+        agent.max_retries().unwrap_or(self.max_retries)
+    }
+
+    /// The attempts `agent` gets at most.
+    pub(crate) fn attempts_of(&self, agent: &dyn Agent) -> u32 {
+        u32::try_from(self.retries_of(agent).saturating_add(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The bound on each attempt of `agent`: its own, or the run's.
+    pub(crate) fn attempt_timeout_of(&self, agent: &dyn Agent) -> Option<Duration> {
+        agent.attempt_timeout().or(self.agent_timeout)
     }
 
     pub(crate) fn deadline_passed(&self) -> bool {
@@ -89,100 +104,166 @@ pub(crate) async fn run_agent(
     ctx: &ExecutionContext,
     policy: &AgentPolicy,
 ) -> std::result::Result<AgentOutput, RunError> {
-    run_agent_lapped(agent, input, ctx, policy, &mut None).await
+    Runner::new(ctx, policy)
+        .run(agent, &StepInput::Shared(input))
+        .await
 }
 
-/// [`run_agent`] for a caller that runs agents back to back, with nothing to
-/// wait for in between (a pipeline): one clock read serves as the end of one
-/// agent's last attempt and the start of the next agent (its deadline check and
-/// its first attempt's record), so a step costs one clock read instead of three.
-///
-/// `lap` holds the instant the caller last read, if it is still "now" to within
-/// the caller's bookkeeping; it is left holding the end of the agent's last
-/// attempt when that attempt was timed, `None` otherwise.
-pub(crate) async fn run_agent_lapped(
-    agent: &dyn Agent,
-    input: &Arc<AgentInput>,
-    ctx: &ExecutionContext,
+/// An instant a runner read, and its UTC time once a record has needed it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lap {
+    pub(crate) at: Instant,
+    pub(crate) wall: Option<DateTime<Utc>>,
+}
+
+impl Lap {
+    pub(crate) fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            wall: None,
+        }
+    }
+}
+
+/// Runs agents one after another under one context and policy (a pipeline, or
+/// one worker of a fan-out), carrying between them what a run of one agent
+/// would otherwise make afresh.
+pub(crate) struct Runner<'a> {
+    pub(crate) ctx: &'a ExecutionContext,
+    pub(crate) policy: &'a AgentPolicy,
+    /// The instant the runner last read the clock, while it is still "now" to
+    /// within the caller's bookkeeping: in a pipeline nothing is awaited between
+    /// two steps, so the end of one step's last attempt is the start of the next
+    /// (its deadline check and its first attempt's record), and a step costs one
+    /// clock read instead of three. Left holding the end of an agent's last
+    /// attempt when that attempt was timed, `None` otherwise.
+    pub(crate) lap: Option<Lap>,
+    /// The task-local scope of the last attempt, for the next one.
+    pub(crate) scope: Option<AttemptScope>,
+}
+
+impl<'a> Runner<'a> {
+    pub(crate) fn new(ctx: &'a ExecutionContext, policy: &'a AgentPolicy) -> Self {
+        Self {
+            ctx,
+            policy,
+            lap: None,
+            scope: None,
+        }
+    }
+
+    /// Runs `agent` with retries until it succeeds, fails for good, or the run
+    /// is cancelled or out of time.
+    ///
+    /// The retry loop is the one `backon::Retryable` would run, written out so
+    /// that the first attempt builds nothing: the delays are backon's
+    /// exponential schedule for `max_retries`, each spread by the jitter and
+    /// floored by a retry-after hint. Attempts and backoff sleeps alike are
+    /// raced against the run's cancellation and deadline.
+    pub(crate) async fn run(
+        &mut self,
+        agent: &dyn Agent,
+        input: &StepInput<'_>,
+    ) -> std::result::Result<AgentOutput, RunError> {
+        let (ctx, policy) = (self.ctx, self.policy);
+        if ctx.is_cancelled() {
+            self.lap = None;
+            return Err(RunError::Interrupted(Interruption::Cancelled));
+        }
+        let now = self.lap.take().unwrap_or_else(Lap::now);
+        if policy.deadline.is_some_and(|deadline| now.at >= deadline) {
+            return Err(RunError::Interrupted(Interruption::DeadlineExceeded));
+        }
+        self.lap = Some(now);
+        let mut watchers = None;
+        let mut attempt = 1_u32;
+        let mut schedule = None;
+        let result = loop {
+            let outcome = {
+                let mut work = pin!(run_attempt(self, agent, input, attempt));
+                poll_fn(|cx| race(work.as_mut(), &mut watchers, ctx, policy, cx)).await
+            };
+            let error = match outcome {
+                Ok(Ok(output)) => break Ok(output),
+                Ok(Err(error)) => error,
+                Err(why) => break Err(RunError::Interrupted(why)),
+            };
+            // Whatever follows (a backoff sleep, or the caller's next agent
+            // after a failure) must read the clock afresh.
+            self.lap = None;
+            if !error.is_retryable() {
+                break Err(RunError::Failed(error));
+            }
+            let nominal = schedule
+                .get_or_insert_with(|| policy.backoff.builder(policy.retries_of(agent)).build())
+                .next();
+            let Some(delay) = nominal.map(|nominal| policy.backoff.shape(nominal, &error)) else {
+                break Err(RunError::Failed(error));
+            };
+            attempt = attempt.saturating_add(1);
+            ctx.emit(|| RunEvent::RetryScheduled {
+                agent: agent.name(),
+                next_attempt: attempt,
+                delay,
+                error: &error,
+            });
+            log_event!(
+                policy.log,
+                info,
+                agent = agent.name(),
+                ?delay,
+                %error,
+                "retrying agent after a retryable failure"
+            );
+            let mut sleep = pin!(tokio::time::sleep(delay));
+            let slept = poll_fn(|cx| race(sleep.as_mut(), &mut watchers, ctx, policy, cx)).await;
+            if let Err(why) = slept {
+                break Err(RunError::Interrupted(why));
+            }
+        };
+        if result.is_err() {
+            self.lap = None;
+        }
+        result
+    }
+}
+
+/// The run's cancellation and deadline, as one future made the first time an
+/// agent has to wait.
+type Watchers<'a> = Pin<Box<dyn Future<Output = Interruption> + Send + 'a>>;
+
+/// Polls `work`, then — only once it has had to wait — the run's watchers: an
+/// agent that is ready at its first poll never pays for a timer or a
+/// cancellation waiter, and one that waits pays one allocation for both, next
+/// to whatever it waits for.
+fn race<'a, F: Future>(
+    work: Pin<&mut F>,
+    watchers: &mut Option<Watchers<'a>>,
+    ctx: &'a ExecutionContext,
     policy: &AgentPolicy,
-    lap: &mut Option<Instant>,
-) -> std::result::Result<AgentOutput, RunError> {
-    if ctx.is_cancelled() {
-        *lap = None;
-        return Err(RunError::Interrupted(Interruption::Cancelled));
+    cx: &mut Context<'_>,
+) -> Poll<std::result::Result<F::Output, Interruption>> {
+    if let Poll::Ready(output) = work.poll(cx) {
+        return Poll::Ready(Ok(output));
     }
-    let now = lap.take().unwrap_or_else(Instant::now);
-    if policy.deadline.is_some_and(|deadline| now >= deadline) {
-        return Err(RunError::Interrupted(Interruption::DeadlineExceeded));
-    }
-    *lap = Some(now);
-    // The watchers are lazy: with `biased`, an agent that is ready at once never
-    // pays for registering a timer or a cancellation waiter.
-    let cancelled = async { ctx.cancelled().await };
+    watchers
+        .get_or_insert_with(|| Box::pin(interruption(ctx, policy.deadline)))
+        .as_mut()
+        .poll(cx)
+        .map(Err)
+}
+
+/// Completes when the run is cancelled or its deadline passes, whichever is first.
+async fn interruption(ctx: &ExecutionContext, deadline: Option<Instant>) -> Interruption {
     let deadline = async {
-        match policy.deadline {
+        match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
     };
-    let result = tokio::select! {
+    tokio::select! {
         biased;
-        result = with_retries(agent, input, ctx, policy, lap) => result.map_err(RunError::Failed),
-        () = cancelled => Err(RunError::Interrupted(Interruption::Cancelled)),
-        () = deadline => Err(RunError::Interrupted(Interruption::DeadlineExceeded)),
-    };
-    if result.is_err() {
-        *lap = None;
-    }
-    result
-}
-
-/// Attempts `agent` until success, a non-retryable error, or no retries left.
-///
-/// The loop `backon::Retryable` would run, written out so that the first attempt
-/// builds nothing: the delays are backon's exponential schedule for
-/// `max_retries`, each spread by the jitter and floored by a retry-after hint.
-async fn with_retries(
-    agent: &dyn Agent,
-    input: &Arc<AgentInput>,
-    ctx: &ExecutionContext,
-    policy: &AgentPolicy,
-    lap: &mut Option<Instant>,
-) -> Result<AgentOutput> {
-    let mut attempt = 1_u32;
-    let mut schedule = None;
-    loop {
-        let error = match run_attempt(agent, input, ctx, policy, attempt, lap).await {
-            Ok(output) => return Ok(output),
-            Err(error) => error,
-        };
-        // Whatever follows (a backoff sleep, or the caller's next agent after a
-        // failure) must read the clock afresh.
-        *lap = None;
-        if !error.is_retryable() {
-            return Err(error);
-        }
-        let nominal = schedule
-            .get_or_insert_with(|| policy.backoff.builder(policy.max_retries).build())
-            .next();
-        let Some(delay) = nominal.map(|nominal| policy.backoff.shape(nominal, &error)) else {
-            return Err(error);
-        };
-        attempt = attempt.saturating_add(1);
-        ctx.emit(|| RunEvent::RetryScheduled {
-            agent: agent.name(),
-            next_attempt: attempt,
-            delay,
-            error: &error,
-        });
-        log_event!(
-            policy.log,
-            info,
-            agent = agent.name(),
-            ?delay,
-            %error,
-            "retrying agent after a retryable failure"
-        );
-        tokio::time::sleep(delay).await;
+        () = ctx.cancelled() => Interruption::Cancelled,
+        () = deadline => Interruption::DeadlineExceeded,
     }
 }

@@ -5,83 +5,210 @@
 //! output, with its error, with a panic turned into an error, with the attempt
 //! timeout, or — when the attempt's future is dropped by a cancellation or the run
 //! deadline — with an "interrupted" record written from [`Drop`].
+//!
+//! The attempt is one `async fn` around one hand-written future ([`Call`]) that
+//! calls the agent, polls it inside the attempt's span and contains its panics,
+//! so an attempt costs no wrapper futures for those layers.
 
 use std::any::Any;
-use std::panic::AssertUnwindSafe;
-use std::pin::pin;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
-use tokio::time::Instant;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
-use crate::orchestration::agent_run::AgentPolicy;
+use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
-use crate::orchestration::telemetry::{in_attempt_span, log_event};
+use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+
+/// What an agent's attempts are given, and where their records' copy comes from.
+pub(crate) enum StepInput<'a> {
+    /// One input shared by every agent of a run (a fan-out): each attempt gets a
+    /// copy, each record shares the `Arc`.
+    Shared(&'a Arc<AgentInput>),
+    /// A pipeline step's input, borrowed from what the pipeline keeps anyway (the
+    /// previous agent's output, the run's context and metadata). Each attempt
+    /// gets a copy; a record's copy is made only when the record is written,
+    /// and only a failed attempt's is kept, for the records of the retries.
+    Borrowed {
+        content: &'a str,
+        context: &'a serde_json::Value,
+        metadata: &'a HashMap<String, String>,
+        /// The records' copy, once a failed attempt's record has made one that
+        /// the records of the step's later attempts share.
+        kept: OnceLock<Arc<AgentInput>>,
+    },
+}
+
+impl<'a> StepInput<'a> {
+    /// A pipeline step's input.
+    pub(crate) fn borrowed(
+        content: &'a str,
+        context: &'a serde_json::Value,
+        metadata: &'a HashMap<String, String>,
+    ) -> Self {
+        Self::Borrowed {
+            content,
+            context,
+            metadata,
+            kept: OnceLock::new(),
+        }
+    }
+
+    /// The agent's own copy, which it consumes.
+    fn for_agent(&self) -> AgentInput {
+        match self {
+            Self::Shared(input) => AgentInput::clone(input),
+            Self::Borrowed {
+                content,
+                context,
+                metadata,
+                ..
+            } => AgentInput {
+                content: (*content).to_owned(),
+                context: (*context).clone(),
+                metadata: (*metadata).clone(),
+            },
+        }
+    }
+
+    /// The copy a record holds. With `last`, no later record of the step needs
+    /// it, so a pipeline step that succeeds at once makes its copy for this
+    /// record alone instead of keeping it.
+    fn for_record(&self, last: bool) -> Arc<AgentInput> {
+        let kept = match self {
+            Self::Shared(input) => return Arc::clone(input),
+            Self::Borrowed { kept, .. } => kept,
+        };
+        if let Some(input) = kept.get() {
+            return Arc::clone(input);
+        }
+        let input = Arc::new(self.for_agent());
+        if !last {
+            let _ = kept.set(Arc::clone(&input));
+        }
+        input
+    }
+}
 
 /// Runs attempt number `attempt` of `agent` on a copy of `input`.
 ///
-/// `lap` is the clock shared with the caller (see
-/// [`run_agent_lapped`](crate::orchestration::agent_run::run_agent_lapped)): when
-/// it holds an instant, that instant is the attempt's start; when the attempt
-/// ends with a timed record, the record's end instant is left in it.
+/// The runner's lap (see [`Runner::lap`]), when it holds an instant, is the
+/// attempt's start; when the attempt ends timed, its end (and the record's end
+/// time, when it wrote one) is left in it. The attempt runs in the runner's
+/// spare task-local scope, and leaves it there for the next attempt.
 pub(crate) async fn run_attempt(
+    runner: &mut Runner<'_>,
     agent: &dyn Agent,
-    input: &Arc<AgentInput>,
-    ctx: &ExecutionContext,
-    policy: &AgentPolicy,
+    input: &StepInput<'_>,
     attempt: u32,
-    lap: &mut Option<Instant>,
 ) -> Result<AgentOutput> {
+    let (ctx, policy) = (runner.ctx, runner.policy);
     let name = agent.name();
-    in_attempt_span(name, attempt, async move {
-        let started = lap.take();
-        let mut record = AttemptRecord::start(name, input, ctx, policy, attempt, started);
+    let span = AttemptSpan::new(name, attempt);
+    let (mut record, call) = {
+        let _entered = span.enter();
+        let started = runner.lap.take();
+        let record = AttemptRecord::start(name, input, ctx, policy, attempt, started);
         ctx.emit(|| RunEvent::AttemptStarted {
             agent: name,
             attempt,
-            max_attempts: policy.max_attempts(),
+            max_attempts: policy.attempts_of(agent),
         });
-        // The call happens inside the future, so a panic in a hand-written
-        // (non-async) `execute` is caught too.
-        let call = AssertUnwindSafe(async { agent.execute(AgentInput::clone(input)).await });
-        let mut call = pin!(context::scope(ctx, call.catch_unwind()));
-        let outcome = match policy.agent_timeout {
-            None => Some(call.as_mut().await),
-            Some(limit) => tokio::time::timeout(limit, call.as_mut()).await.ok(),
+        let call = Call {
+            agent,
+            input,
+            running: None,
+            span: &span,
         };
-        let result = match outcome {
-            Some(Ok(result)) => result,
-            Some(Err(panic)) => Err(panicked(name, panic.as_ref())),
-            None => {
-                log_event!(
-                    policy.log,
-                    warn,
-                    agent = name,
-                    attempt,
-                    "agent attempt timed out"
-                );
-                Err(OrchestrationError::Timeout(format!(
-                    "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
-                    policy.agent_timeout.unwrap_or_default()
-                )))
-            }
-        };
-        if let Err(error) = &result {
-            log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
+        (record, call)
+    };
+    let scope = runner
+        .scope
+        .take()
+        .unwrap_or_else(|| AttemptScope::new(ctx));
+    let mut call = pin!(context::scope(scope, call));
+    let attempt_timeout = policy.attempt_timeout_of(agent);
+    let outcome = match attempt_timeout {
+        None => Some(call.as_mut().await),
+        Some(limit) => tokio::time::timeout(limit, call.as_mut()).await.ok(),
+    };
+    let _entered = span.enter();
+    let result = match outcome {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(panicked(name, panic.as_ref())),
+        None => {
+            log_event!(
+                policy.log,
+                warn,
+                agent = name,
+                attempt,
+                "agent attempt timed out"
+            );
+            Err(OrchestrationError::Timeout(format!(
+                "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
+                attempt_timeout.unwrap_or_default()
+            )))
         }
-        let nested = call
-            .as_mut()
-            .take_value()
-            .and_then(AttemptScope::into_nested);
-        *lap = record.finish(&result, nested);
-        result
-    })
-    .await
+    };
+    if let Err(error) = &result {
+        log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
+    }
+    let scope = call.as_mut().take_value();
+    let nested = scope.as_ref().and_then(AttemptScope::take_nested);
+    runner.scope = scope;
+    runner.lap = record.finish(&result, nested);
+    result
+}
+
+/// The agent's call: made at the first poll and polled inside the attempt's
+/// span, with panics caught — those in a hand-written (non-async) `execute`
+/// included.
+struct Call<'a> {
+    agent: &'a dyn Agent,
+    /// Where the agent's own copy of its input comes from, when the call is made.
+    input: &'a StepInput<'a>,
+    /// The agent's future, kept until the attempt is over (as a timed-out or
+    /// interrupted agent is dropped with the attempt).
+    running: Option<Pin<Box<dyn Future<Output = Result<AgentOutput>> + Send + 'a>>>,
+    span: &'a AttemptSpan,
+}
+
+impl Future for Call<'_> {
+    type Output = std::thread::Result<Result<AgentOutput>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let running = match &mut this.running {
+                Some(running) => running,
+                running => running.insert(this.agent.execute(this.input.for_agent())),
+            };
+            running.as_mut().poll(cx)
+        }));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        // An agent dropped unfinished runs its drop code inside its attempt's span.
+        let _entered = self.span.enter();
+        self.running = None;
+    }
 }
 
 /// A panic becomes a permanent (non-retryable) error carrying the panic message.
@@ -97,25 +224,25 @@ fn panicked(agent: &str, payload: &(dyn Any + Send)) -> OrchestrationError {
 }
 
 /// Writes the attempt's [`AgentExecution`] into the context's trace exactly once.
-struct AttemptRecord<'a> {
+struct AttemptRecord<'a, 'i> {
     agent: &'a str,
-    input: &'a Arc<AgentInput>,
+    input: &'a StepInput<'i>,
     ctx: &'a ExecutionContext,
     policy: &'a AgentPolicy,
     attempt: u32,
     /// When the attempt started; `None` when nobody needs it (no trace record,
     /// no observer) or once the record is written.
-    started: Option<Instant>,
+    started: Option<Lap>,
 }
 
-impl<'a> AttemptRecord<'a> {
+impl<'a, 'i> AttemptRecord<'a, 'i> {
     fn start(
         agent: &'a str,
-        input: &'a Arc<AgentInput>,
+        input: &'a StepInput<'i>,
         ctx: &'a ExecutionContext,
         policy: &'a AgentPolicy,
         attempt: u32,
-        started: Option<Instant>,
+        started: Option<Lap>,
     ) -> Self {
         let timed = policy.record || ctx.is_observed();
         Self {
@@ -124,20 +251,20 @@ impl<'a> AttemptRecord<'a> {
             ctx,
             policy,
             attempt,
-            started: timed.then(|| started.unwrap_or_else(Instant::now)),
+            started: timed.then(|| started.unwrap_or_else(Lap::now)),
         }
     }
 
-    /// Writes the record (and tells the observer); returns the instant the
-    /// attempt ended, when it was timed.
+    /// Writes the record (and tells the observer); returns when the attempt
+    /// ended, when it was timed.
     fn finish(
         &mut self,
         result: &Result<AgentOutput>,
-        nested: Option<ExecutionTrace>,
-    ) -> Option<Instant> {
+        nested: Option<Box<ExecutionTrace>>,
+    ) -> Option<Lap> {
         let started = self.started.take()?;
-        let ended = Instant::now();
-        let elapsed = ended.saturating_duration_since(started);
+        let mut ended = Lap::now();
+        let elapsed = ended.at.saturating_duration_since(started.at);
         self.ctx.emit(|| RunEvent::AttemptFinished {
             agent: self.agent,
             attempt: self.attempt,
@@ -149,37 +276,50 @@ impl<'a> AttemptRecord<'a> {
                 Ok(output) => (Some(output.clone()), None),
                 Err(error) => (None, Some(error.to_string())),
             };
-            self.write(started, elapsed, output, error, nested);
+            // A failed attempt may be retried on the same input.
+            let last = result.is_ok();
+            ended.wall = Some(self.write(started, elapsed, output, error, nested, last));
         }
         Some(ended)
     }
 
+    /// Writes the record; returns its end time.
     fn write(
         &self,
-        started: Instant,
+        started: Lap,
         elapsed: Duration,
         output: Option<AgentOutput>,
         error: Option<String>,
-        nested: Option<ExecutionTrace>,
-    ) {
-        let clock = self.ctx.clock();
-        let start_time = clock.wall_at(started);
+        nested: Option<Box<ExecutionTrace>>,
+        last: bool,
+    ) -> DateTime<Utc> {
+        // A pipeline step usually starts when the previous record ended, whose
+        // UTC time is then already known.
+        let start_time = started
+            .wall
+            .unwrap_or_else(|| self.ctx.clock().wall_at(started.at));
+        let end_time = TimeDelta::from_std(elapsed)
+            .ok()
+            .and_then(|elapsed| start_time.checked_add_signed(elapsed))
+            .unwrap_or(start_time);
+        let input = self.input.for_record(last);
         self.ctx.record(AgentExecution {
             agent_name: self.agent.to_owned(),
             attempt: self.attempt,
             start_time,
-            end_time: Some(clock.wall_at(started + elapsed)),
+            end_time: Some(end_time),
             duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
-            input: Arc::clone(self.input),
+            input,
             success: error.is_none(),
             output,
             error,
-            nested: nested.map(Box::new),
+            nested,
         });
+        end_time
     }
 }
 
-impl Drop for AttemptRecord<'_> {
+impl Drop for AttemptRecord<'_, '_> {
     fn drop(&mut self) {
         if let Some(started) = self.started.take().filter(|_| self.policy.record) {
             let why = if self.ctx.is_cancelled() {
@@ -189,7 +329,9 @@ impl Drop for AttemptRecord<'_> {
             } else {
                 "interrupted: the attempt was abandoned"
             };
-            self.write(started, started.elapsed(), None, Some(why.to_owned()), None);
+            let error = Some(why.to_owned());
+            let elapsed = started.at.elapsed();
+            self.write(started, elapsed, None, error, None, true);
         }
     }
 }

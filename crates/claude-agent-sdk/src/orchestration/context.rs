@@ -393,37 +393,41 @@ tokio::task_local! {
 }
 
 /// What an agent attempt can reach through the task-local scope.
+///
+/// A caller running agents one after another reuses one scope for all of them
+/// (see [`take_nested`](Self::take_nested)), so an attempt costs no reference
+/// count update on the context.
 pub(crate) struct AttemptScope {
     context: ExecutionContext,
-    nested: RefCell<Option<ExecutionTrace>>,
+    nested: RefCell<Option<Box<ExecutionTrace>>>,
 }
 
 impl AttemptScope {
-    /// The trace a nested orchestration left for the attempt's record.
-    pub(crate) fn into_nested(self) -> Option<ExecutionTrace> {
-        self.nested.into_inner()
+    pub(crate) fn new(context: &ExecutionContext) -> Self {
+        Self {
+            context: context.clone(),
+            nested: RefCell::new(None),
+        }
+    }
+
+    /// The trace a nested orchestration left for the attempt's record, leaving
+    /// the scope ready for the next attempt.
+    pub(crate) fn take_nested(&self) -> Option<Box<ExecutionTrace>> {
+        self.nested.take()
     }
 }
 
-/// Runs `future` as an attempt under `context`: [`ExecutionContext::current`]
-/// returns it, and a nested orchestration can attach its trace.
-pub(crate) fn scope<F: Future>(
-    context: &ExecutionContext,
-    future: F,
-) -> TaskLocalFuture<AttemptScope, F> {
-    CURRENT_ATTEMPT.scope(
-        AttemptScope {
-            context: context.clone(),
-            nested: RefCell::new(None),
-        },
-        future,
-    )
+/// Runs `future` as an attempt in `scope`: [`ExecutionContext::current`]
+/// returns its context, and a nested orchestration can attach its trace. The
+/// scope comes back from [`TaskLocalFuture::take_value`] once `future` is done.
+pub(crate) fn scope<F: Future>(scope: AttemptScope, future: F) -> TaskLocalFuture<AttemptScope, F> {
+    CURRENT_ATTEMPT.scope(scope, future)
 }
 
 /// Hands `trace` to the record of the attempt currently running, if any.
 pub(crate) fn attach_nested_trace(trace: ExecutionTrace) {
     // Outside an attempt there is no record to attach to, and nothing to do.
-    let _ = CURRENT_ATTEMPT.try_with(|scope| *scope.nested.borrow_mut() = Some(trace));
+    let _ = CURRENT_ATTEMPT.try_with(|scope| *scope.nested.borrow_mut() = Some(Box::new(trace)));
 }
 
 #[cfg(test)]
@@ -474,7 +478,7 @@ mod tests {
         assert!(ExecutionContext::current().is_none());
         let ctx = ExecutionContext::new(ExecutionConfig::new());
         ctx.set_state("who", serde_json::json!("me")).await;
-        let seen = scope(&ctx, async {
+        let seen = scope(AttemptScope::new(&ctx), async {
             let current = ExecutionContext::current().unwrap();
             current.get_state("who").await
         })

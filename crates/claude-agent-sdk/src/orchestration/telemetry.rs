@@ -42,23 +42,43 @@ pub(crate) fn in_run_span<F: Future>(
     future
 }
 
-/// Runs `future` inside the span of one agent attempt.
+/// The span of one agent attempt, entered around each step of the attempt
+/// (its bookkeeping and every poll of the agent) rather than wrapped around a
+/// future, so an attempt's future has no layer for it.
+///
+/// When no subscriber listens, the span is disabled and entering it is a branch.
 #[cfg(feature = "tracing")]
-pub(crate) fn in_attempt_span<F: Future>(
-    agent: &str,
-    attempt: u32,
-    future: F,
-) -> impl Future<Output = F::Output> {
-    use tracing::Instrument;
-    future.instrument(tracing::info_span!("agent_attempt", agent, attempt))
+pub(crate) struct AttemptSpan(tracing::Span);
+
+#[cfg(feature = "tracing")]
+impl AttemptSpan {
+    pub(crate) fn new(agent: &str, attempt: u32) -> Self {
+        Self(tracing::info_span!("agent_attempt", agent, attempt))
+    }
+
+    /// Enters the span until the guard is dropped; never hold it across an `.await`.
+    #[inline]
+    pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
+        self.0.enter()
+    }
 }
 
-/// Runs `future` inside the span of one agent attempt.
+/// The span of one agent attempt: nothing without the `tracing` feature.
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn in_attempt_span<F: Future>(
-    _agent: &str,
-    _attempt: u32,
-    future: F,
-) -> impl Future<Output = F::Output> {
-    future
+pub(crate) struct AttemptSpan;
+
+/// What entering an [`AttemptSpan`] gives without the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct Entered;
+
+#[cfg(not(feature = "tracing"))]
+impl AttemptSpan {
+    pub(crate) fn new(_agent: &str, _attempt: u32) -> Self {
+        Self
+    }
+
+    #[inline]
+    pub(crate) fn enter(&self) -> Entered {
+        Entered
+    }
 }

@@ -26,7 +26,8 @@ use tokio::task::coop::consume_budget;
 use tokio::task::JoinSet;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
-use crate::orchestration::agent_run::{run_agent, AgentPolicy, Interruption, RunError};
+use crate::orchestration::agent_run::{AgentPolicy, Interruption, RunError, Runner};
+use crate::orchestration::attempt::StepInput;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::join_policy::JoinPolicy;
@@ -91,6 +92,10 @@ struct Shared {
     policy: AgentPolicy,
     /// The position of the next agent to start.
     next: AtomicUsize,
+    /// How each agent ended, by position, written by its worker the moment the
+    /// agent is done: a worker that is aborted (a runtime shutting down) loses
+    /// only the agent it was running, never those it had finished.
+    outcomes: Vec<OnceLock<Outcome>>,
     /// The first interruption an agent saw; no agent starts after one.
     interrupted: OnceLock<Interruption>,
 }
@@ -145,15 +150,16 @@ impl ParallelOrchestrator {
                 if policy.record {
                     ctx.reserve_records(count);
                 }
-                let shared = Arc::new(Shared {
+                let mut shared = Arc::new(Shared {
                     agents,
                     input: Arc::new(input.into()),
                     ctx: ctx.clone(),
                     policy,
                     next: AtomicUsize::new(0),
+                    outcomes: (0..count).map(|_| OnceLock::new()).collect(),
                     interrupted: OnceLock::new(),
                 });
-                let (outcomes, interrupted) = fan_out(&shared, config.parallel_limit).await;
+                let (outcomes, interrupted) = fan_out(&mut shared, config.parallel_limit).await;
                 match interrupted {
                     Some(interruption) => Err(self.base.interruption_error(interruption)),
                     None => join(&shared.agents, outcomes, config.join_policy),
@@ -168,42 +174,54 @@ orchestrator_impl!(ParallelOrchestrator);
 /// Runs every agent, at most `limit` at a time, and collects how each ended by
 /// its position. Stops starting agents once the run is cancelled or out of time.
 async fn fan_out(
-    shared: &Arc<Shared>,
+    shared: &mut Arc<Shared>,
     limit: usize,
-) -> (Vec<Option<Outcome>>, Option<Interruption>) {
+) -> (Vec<OnceLock<Outcome>>, Option<Interruption>) {
     let count = shared.agents.len();
     // Dropping the run drops this set, which aborts the workers.
     let mut workers = JoinSet::new();
     for _ in 0..limit.min(count) {
         let shared = Arc::clone(shared);
-        workers.spawn(async move { work(&shared, count.div_ceil(limit)).await });
+        workers.spawn(async move { work(&shared).await });
     }
-    let mut outcomes: Vec<Option<Outcome>> = Vec::new();
-    outcomes.resize_with(count, || None);
-    // A worker only ends early when a runtime shutting down aborts it; its agents
-    // keep an empty slot and `join` reports them failed.
-    while let Some(joined) = workers.join_next().await {
-        for (index, outcome) in joined.into_iter().flatten() {
-            outcomes[index] = Some(outcome);
-        }
-    }
+    // A worker only ends early when a runtime shutting down aborts it; the agent
+    // it was running keeps an empty slot and `join` reports it failed.
+    while workers.join_next().await.is_some() {}
     let mut interrupted = shared.interrupted.get().copied();
     if interrupted.is_none() && shared.ctx.is_cancelled() {
         interrupted = Some(Interruption::Cancelled);
     }
+    // Every worker has ended and dropped its handle, so the outcomes move out;
+    // should one still be held, they are copied.
+    let outcomes = match Arc::get_mut(shared) {
+        Some(shared) => std::mem::take(&mut shared.outcomes),
+        None => shared
+            .outcomes
+            .iter()
+            .map(|slot| {
+                slot.get()
+                    .cloned()
+                    .map_or_else(OnceLock::new, OnceLock::from)
+            })
+            .collect(),
+    };
     (outcomes, interrupted)
 }
 
 /// One worker: runs the next agent that has not started until none is left or
-/// the run is interrupted, and returns how each of its agents ended.
-async fn work(shared: &Shared, expected: usize) -> Vec<(usize, Outcome)> {
-    let mut finished = Vec::with_capacity(expected);
+/// the run is interrupted, and writes how each of its agents ended into its slot.
+async fn work(shared: &Shared) {
+    let mut runner = Runner::new(&shared.ctx, &shared.policy);
     while shared.interrupted.get().is_none() && !shared.ctx.is_cancelled() {
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        let Some(agent) = shared.agents.get(index) else {
+        let (Some(agent), Some(slot)) = (shared.agents.get(index), shared.outcomes.get(index))
+        else {
             break;
         };
-        let run = run_agent(agent.as_ref(), &shared.input, &shared.ctx, &shared.policy);
+        // The worker may have yielded since its last agent: read the clock afresh.
+        runner.lap = None;
+        let input = StepInput::Shared(&shared.input);
+        let run = runner.run(agent.as_ref(), &input);
         // Agent panics are contained per attempt; this guards the rest.
         let outcome = AssertUnwindSafe(run)
             .catch_unwind()
@@ -216,23 +234,23 @@ async fn work(shared: &Shared, expected: usize) -> Vec<(usize, Outcome)> {
         if let Err(RunError::Interrupted(why)) = &outcome {
             let _ = shared.interrupted.set(*why);
         }
-        finished.push((index, outcome));
+        // Each position is taken by exactly one worker, so the slot is empty.
+        let _ = slot.set(outcome);
         // Agents that finish at once never yield on their own: take turns.
         consume_budget().await;
     }
-    finished
 }
 
 const HEADER: &str = "Parallel execution results:";
 
 /// The length of the aggregated result when every agent succeeded, so that it is
 /// built in one allocation (a failure line may need more; the string then grows).
-fn result_len(agents: &[Box<dyn Agent>], outcomes: &[Option<Outcome>]) -> usize {
+fn result_len(agents: &[Box<dyn Agent>], outcomes: &[OnceLock<Outcome>]) -> usize {
     let lines = agents.iter().zip(outcomes).enumerate();
     lines.fold(HEADER.len(), |len, (index, (agent, outcome))| {
         // "\n{position}. {name}: {content}"
         let digits = (index + 1).ilog10() as usize + 1;
-        let content = match outcome {
+        let content = match outcome.get() {
             Some(Ok(output)) => output.content.len(),
             _ => 0,
         };
@@ -243,7 +261,7 @@ fn result_len(agents: &[Box<dyn Agent>], outcomes: &[Option<Outcome>]) -> usize 
 /// Aggregates finished agents in order and applies the join policy.
 fn join(
     agents: &[Box<dyn Agent>],
-    outcomes: Vec<Option<Outcome>>,
+    outcomes: Vec<OnceLock<Outcome>>,
     policy: JoinPolicy,
 ) -> Result<OrchestratorOutput> {
     let count = outcomes.len();
@@ -253,7 +271,7 @@ fn join(
     let mut failures = Vec::new();
     for (index, (agent, outcome)) in agents.iter().zip(outcomes).enumerate() {
         let position = index + 1;
-        match outcome {
+        match outcome.into_inner() {
             Some(Ok(output)) => {
                 let _ = write!(result, "\n{position}. {}: {}", agent.name(), output.content);
                 outputs.push(output);
@@ -293,5 +311,74 @@ fn join(
             first.error,
         )),
         _ => Err(OrchestrationError::PartialSuccess(count - outputs.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::orchestration::{Orchestrator, SimpleAgent};
+
+    /// Tells the test it has started, then never finishes.
+    struct Stuck(mpsc::Sender<()>);
+
+    #[async_trait]
+    impl Agent for Stuck {
+        fn name(&self) -> &str {
+            "stuck"
+        }
+        fn description(&self) -> &str {
+            "never finishes"
+        }
+        async fn execute(&self, _input: AgentInput) -> Result<AgentOutput> {
+            let _ = self.0.send(());
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn agents_finished_before_their_worker_is_aborted_keep_their_outputs() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (started, wait) = mpsc::channel();
+        let mut agents: Vec<Box<dyn Agent>> = (0..3)
+            .map(|i| {
+                Box::new(SimpleAgent::new(format!("a{i}"), "", |input| {
+                    Ok(AgentOutput::new(input.content))
+                })) as Box<dyn Agent>
+            })
+            .collect();
+        agents.push(Box::new(Stuck(started)));
+        // The run is driven outside the runtime its one worker runs on, so
+        // shutting that runtime down aborts the worker but not the run.
+        let handle = runtime.handle().clone();
+        let driver = std::thread::spawn(move || {
+            let _runtime = handle.enter();
+            futures::executor::block_on(
+                ParallelOrchestrator::new()
+                    .with_parallel_limit(1)
+                    .with_join_policy(JoinPolicy::Any)
+                    .orchestrate(agents, OrchestratorInput::new("x")),
+            )
+        });
+        wait.recv().unwrap();
+        runtime.shutdown_background();
+        let output = driver.join().unwrap().unwrap();
+        let contents: Vec<_> = output.agent_outputs.iter().map(|o| &o.content).collect();
+        assert_eq!(contents, ["x", "x", "x"]);
+        assert_eq!(output.failures.len(), 1);
+        assert_eq!(output.failures[0].index, 3);
+        assert!(
+            output.failures[0].error.contains("without a result"),
+            "{:?}",
+            output.failures
+        );
     }
 }

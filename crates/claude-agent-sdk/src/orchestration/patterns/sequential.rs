@@ -9,10 +9,9 @@
 //! context and metadata. The first agent that fails for good (after its retries)
 //! ends the run; later agents never run.
 
-use std::sync::Arc;
-
-use crate::orchestration::agent::{Agent, AgentInput};
-use crate::orchestration::agent_run::run_agent_lapped;
+use crate::orchestration::agent::{Agent, AgentOutput};
+use crate::orchestration::agent_run::Runner;
+use crate::orchestration::attempt::StepInput;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::Result;
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
@@ -82,31 +81,36 @@ impl SequentialOrchestrator {
         self.base
             .run("sequential", count, ctx, |policy| async move {
                 let OrchestratorInput {
-                    mut content,
+                    content,
                     context,
                     metadata,
                 } = input;
                 if policy.record {
                     ctx.reserve_records(count);
                 }
-                let mut outputs = Vec::with_capacity(count);
-                // Nothing is awaited between two steps, so the end of one step's
-                // record is the start of the next (one clock read per step).
-                let mut lap = None;
+                let mut outputs: Vec<AgentOutput> = Vec::with_capacity(count);
+                // One runner for the whole pipeline: nothing is awaited between
+                // two steps, so the end of one step's record is the start of the
+                // next (one clock read per step), and the steps' attempts share
+                // one task-local scope.
+                let mut runner = Runner::new(ctx, &policy);
                 for agent in &agents {
-                    let step_input = Arc::new(AgentInput {
-                        content,
-                        context: context.clone(),
-                        metadata: metadata.clone(),
-                    });
-                    let output =
-                        run_agent_lapped(agent.as_ref(), &step_input, ctx, &policy, &mut lap)
-                            .await
-                            .map_err(|error| self.base.run_error(agent.name(), error))?;
-                    content = output.content.clone();
+                    // A step's input is borrowed from the previous output, which
+                    // the pipeline keeps anyway: the agent gets its own copy, and
+                    // a retry or a record makes another from the same source.
+                    let previous = outputs.last().map_or(&content, |output| &output.content);
+                    let step = StepInput::borrowed(previous, &context, &metadata);
+                    let output = runner
+                        .run(agent.as_ref(), &step)
+                        .await
+                        .map_err(|error| self.base.run_error(agent.name(), error))?;
+                    drop(step);
                     outputs.push(output);
                 }
-                Ok(OrchestratorOutput::new(content, outputs))
+                let result = outputs
+                    .last()
+                    .map_or(content, |output| output.content.clone());
+                Ok(OrchestratorOutput::new(result, outputs))
             })
             .await
     }
