@@ -230,3 +230,41 @@ async fn nested_confidence_reflects_tolerated_failures() {
     assert_eq!(step.confidence, 0.5);
     assert_eq!(step.data["failures"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_nested_run_keeps_its_attempts_in_the_trace() {
+    let (slow, _) = common::sleeper("slow", Duration::from_secs(100));
+    let nested = OrchestratorAgent::new(
+        "fan",
+        "one fast, one slow",
+        ParallelOrchestrator::new(),
+        vec![echo("fast"), slow],
+    );
+    let ctx = claude_agent_sdk::orchestration::ExecutionContext::new(ExecutionConfig::new());
+    let canceller = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        canceller.cancel();
+    });
+    let result = SequentialOrchestrator::new()
+        .orchestrate_with_context(vec![Box::new(nested)], OrchestratorInput::new("X"), &ctx)
+        .await;
+    assert_eq!(result.unwrap_err(), OrchestrationError::Cancelled);
+    let trace = ctx.get_trace().await;
+    assert_eq!(trace.agent_executions.len(), 1);
+    let outer = &trace.agent_executions[0];
+    assert!(!outer.success);
+    assert!(outer.error.as_deref().unwrap().contains("cancelled"));
+    let inner = outer
+        .nested
+        .as_ref()
+        .expect("the nested trace survives the cancel");
+    assert!(inner.end_time.is_some());
+    let mut seen: Vec<_> = inner
+        .agent_executions
+        .iter()
+        .map(|e| (e.agent_name.as_str(), e.success))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("fast", true), ("slow", false)]);
+}

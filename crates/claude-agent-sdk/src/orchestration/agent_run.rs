@@ -185,6 +185,11 @@ impl<'a> Runner<'a> {
             };
             let error = match outcome {
                 Ok(Ok(output)) => break Ok(output),
+                // An agent that fails because the run was cancelled under it
+                // (a nested run, say) was interrupted, not failed.
+                Ok(Err(_)) if ctx.is_cancelled() => {
+                    break Err(RunError::Interrupted(Interruption::Cancelled))
+                }
                 Ok(Err(error)) => error,
                 Err(why) => break Err(RunError::Interrupted(why)),
             };

@@ -23,7 +23,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
-use crate::orchestration::context::{self, AttemptScope, ExecutionContext};
+use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
@@ -135,6 +135,9 @@ pub(crate) async fn run_attempt(
         .scope
         .take()
         .unwrap_or_else(|| AttemptScope::new(ctx));
+    if record.started.is_some() && policy.record {
+        record.nested = Some(scope.nested_slot());
+    }
     let mut call = pin!(context::scope(scope, call));
     let attempt_timeout = policy.attempt_timeout_of(agent);
     let outcome = match attempt_timeout {
@@ -233,6 +236,8 @@ struct AttemptRecord<'a, 'i> {
     /// When the attempt started; `None` when nobody needs it (no trace record,
     /// no observer) or once the record is written.
     started: Option<Lap>,
+    /// Where a nested orchestration leaves its trace, for a record written on drop.
+    nested: Option<Arc<NestedSlot>>,
 }
 
 impl<'a, 'i> AttemptRecord<'a, 'i> {
@@ -252,6 +257,7 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
             policy,
             attempt,
             started: timed.then(|| started.unwrap_or_else(Lap::now)),
+            nested: None,
         }
     }
 
@@ -331,7 +337,8 @@ impl Drop for AttemptRecord<'_, '_> {
             };
             let error = Some(why.to_owned());
             let elapsed = started.at.elapsed();
-            self.write(started, elapsed, None, error, None, true);
+            let nested = self.nested.as_ref().and_then(|slot| slot.take());
+            self.write(started, elapsed, None, error, nested, true);
         }
     }
 }

@@ -123,6 +123,20 @@ impl<O> fmt::Debug for OrchestratorAgent<O> {
     }
 }
 
+/// Hands a nested run's trace to the attempt running it when dropped, so the
+/// trace survives an attempt that is cut short (its future dropped).
+struct AttachTraceOnDrop(ExecutionContext);
+
+impl Drop for AttachTraceOnDrop {
+    fn drop(&mut self) {
+        // A run dropped half-way never closed its trace.
+        if self.0.get_trace_end().is_none() {
+            self.0.finish_trace();
+        }
+        context::attach_nested_trace(self.0.take_trace());
+    }
+}
+
 #[async_trait]
 impl<O: Orchestrator> Agent for OrchestratorAgent<O> {
     fn name(&self) -> &str {
@@ -144,12 +158,14 @@ impl<O: Orchestrator> Agent for OrchestratorAgent<O> {
             .iter()
             .map(|agent| Box::new(Arc::clone(agent)) as Box<dyn Agent>)
             .collect();
+        // The nested trace is kept whether the nested run succeeds, fails, or is
+        // dropped half-way by a cancellation or a deadline.
+        let nested = AttachTraceOnDrop(ctx);
         let result = self
             .orchestrator
-            .orchestrate_with_context(agents, input.into(), &ctx)
+            .orchestrate_with_context(agents, input.into(), &nested.0)
             .await;
-        // The nested trace is kept whether the nested run succeeded or not.
-        context::attach_nested_trace(ctx.take_trace());
+        drop(nested);
         let output = result?;
 
         let total = output.agent_outputs.len() + output.failures.len();

@@ -27,7 +27,6 @@
 //! # });
 //! ```
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -272,6 +271,11 @@ impl ExecutionContext {
         self.lock_trace().end_time = Some(now);
     }
 
+    /// When the trace ended, if it has.
+    pub(crate) fn get_trace_end(&self) -> Option<DateTime<Utc>> {
+        self.lock_trace().end_time
+    }
+
     /// Moves the trace out, leaving an empty one that starts now.
     pub(crate) fn take_trace(&self) -> ExecutionTrace {
         let fresh = ExecutionTrace::starting_at(self.inner.clock.wall_at(Instant::now()));
@@ -399,14 +403,14 @@ tokio::task_local! {
 /// count update on the context.
 pub(crate) struct AttemptScope {
     context: ExecutionContext,
-    nested: RefCell<Option<Box<ExecutionTrace>>>,
+    nested: Arc<NestedSlot>,
 }
 
 impl AttemptScope {
     pub(crate) fn new(context: &ExecutionContext) -> Self {
         Self {
             context: context.clone(),
-            nested: RefCell::new(None),
+            nested: Arc::default(),
         }
     }
 
@@ -414,6 +418,39 @@ impl AttemptScope {
     /// the scope ready for the next attempt.
     pub(crate) fn take_nested(&self) -> Option<Box<ExecutionTrace>> {
         self.nested.take()
+    }
+
+    /// The slot a nested orchestration leaves its trace in, for an attempt
+    /// record that outlives the scope (an attempt dropped by a cancellation).
+    pub(crate) fn nested_slot(&self) -> Arc<NestedSlot> {
+        Arc::clone(&self.nested)
+    }
+}
+
+/// Where a nested orchestration leaves its trace for the attempt running it.
+/// Shared between the task-local scope and the attempt's record, because when an
+/// attempt is dropped the scope goes first and the record writes itself after.
+#[derive(Default)]
+pub(crate) struct NestedSlot {
+    filled: AtomicBool,
+    trace: Mutex<Option<Box<ExecutionTrace>>>,
+}
+
+impl NestedSlot {
+    fn put(&self, trace: ExecutionTrace) {
+        *self.trace.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(trace));
+        self.filled.store(true, Ordering::Release);
+    }
+
+    /// The trace left here, if any; cheap when there is none.
+    pub(crate) fn take(&self) -> Option<Box<ExecutionTrace>> {
+        if !self.filled.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        self.trace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -427,7 +464,7 @@ pub(crate) fn scope<F: Future>(scope: AttemptScope, future: F) -> TaskLocalFutur
 /// Hands `trace` to the record of the attempt currently running, if any.
 pub(crate) fn attach_nested_trace(trace: ExecutionTrace) {
     // Outside an attempt there is no record to attach to, and nothing to do.
-    let _ = CURRENT_ATTEMPT.try_with(|scope| *scope.nested.borrow_mut() = Some(Box::new(trace)));
+    let _ = CURRENT_ATTEMPT.try_with(|scope| scope.nested.put(trace));
 }
 
 #[cfg(test)]
