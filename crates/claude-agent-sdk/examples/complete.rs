@@ -6,7 +6,7 @@
 //
 // Glue: the `allow` below, because the specification's sample imports the
 // registry types without using them. (Plain `//` comments only: the test
-// `tests/spec_samples.rs` includes this file with `include!`.)
+// `tests/spec_6_8_complete.rs` includes this file with `include!`.)
 
 use async_trait::async_trait;
 #[allow(unused_imports)]

@@ -3,16 +3,17 @@
 //! [`OrchestratorAgent`] around its own orchestrator.
 //!
 //! Every step is wrapped in a [`Step`] that keeps its output in the run's shared
-//! state (for `{{output.ID}}` in templates) and bounds its attempts by the
-//! agent's own `timeout`.
+//! state (for `{{output.ID}}` in templates) and carries the agent's own
+//! `retries` and `timeout` to the library, which runs the agent with them
+//! instead of its group's `retries` and `agent_timeout`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, OrchestrationError,
-    Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator,
-    Result, SequentialOrchestrator,
+    Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, Orchestrator,
+    OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator, Result,
+    SequentialOrchestrator,
 };
 
 use crate::factory::Factory;
@@ -105,7 +106,12 @@ fn step(
                 .agent(id)
                 .ok_or_else(|| format!("the flow uses agent `{id}`, which is not declared"))?;
             let agent = factory.build(def)?;
-            Ok(Box::new(Step::new(id, agent, def.timeout)))
+            let retries = def
+                .retries
+                .map(|r| usize::try_from(r).unwrap_or(usize::MAX));
+            Ok(Box::new(
+                Step::new(id, agent).with_overrides(retries, def.timeout),
+            ))
         }
         Node::Group(group) => {
             let agents = steps(group, workflow, factory)?;
@@ -121,26 +127,42 @@ fn step(
                     Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
                 }
             };
-            Ok(Box::new(Step::new(&group.name, agent, None)))
+            Ok(Box::new(Step::new(&group.name, agent)))
         }
     }
 }
 
-/// A step of the flow: the agent, its own attempt timeout, and its output kept
-/// in the run's state under `output.ID`.
+/// A step of the flow: the agent under the step's id, its output kept in the
+/// run's state under `output.ID`, and the agent's own retry budget and attempt
+/// bound, when the workflow file gives them.
+///
+/// The library's runner asks every agent for [`Agent::max_retries`] and
+/// [`Agent::attempt_timeout`] and prefers them to the group's `retries` and
+/// `agent_timeout`, so a timed-out attempt fails as a retryable
+/// [`Timeout`](claude_agent_sdk::orchestration::OrchestrationError::Timeout)
+/// and is traced like any other attempt.
 struct Step {
     id: String,
     inner: Box<dyn Agent>,
+    retries: Option<usize>,
     timeout: Option<Duration>,
 }
 
 impl Step {
-    fn new(id: &str, inner: Box<dyn Agent>, timeout: Option<Duration>) -> Self {
+    fn new(id: &str, inner: Box<dyn Agent>) -> Self {
         Self {
             id: id.to_owned(),
             inner,
-            timeout,
+            retries: None,
+            timeout: None,
         }
+    }
+
+    /// The agent's own `retries` and `timeout` from the workflow file.
+    fn with_overrides(mut self, retries: Option<usize>, timeout: Option<Duration>) -> Self {
+        self.retries = retries;
+        self.timeout = timeout;
+        self
     }
 }
 
@@ -155,16 +177,7 @@ impl Agent for Step {
     }
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
-        let call = self.inner.execute(input);
-        let output = match self.timeout {
-            None => call.await?,
-            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
-                OrchestrationError::Timeout(format!(
-                    "agent `{}` exceeded its own {limit:?} timeout",
-                    self.id
-                ))
-            })??,
-        };
+        let output = self.inner.execute(input).await?;
         if let Some(ctx) = ExecutionContext::current() {
             ctx.set_state(
                 output_key(&self.id),
@@ -173,5 +186,46 @@ impl Agent for Step {
             .await;
         }
         Ok(output)
+    }
+
+    fn max_retries(&self) -> Option<usize> {
+        self.retries.or_else(|| self.inner.max_retries())
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        self.timeout.or_else(|| self.inner.attempt_timeout())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claude_agent_sdk::orchestration::SimpleAgent;
+
+    fn echo() -> Box<dyn Agent> {
+        Box::new(SimpleAgent::new("echo", "echoes", |input| {
+            Ok(AgentOutput::new(input.content))
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_step_forwards_the_agent_under_its_id() {
+        let step = Step::new("first", echo());
+        assert_eq!(step.name(), "first");
+        assert_eq!(step.description(), "echoes");
+        let output = step.execute(AgentInput::new("hi")).await;
+        assert_eq!(output.map(|o| o.content).ok().as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn a_step_carries_the_agents_own_retries_and_timeout() {
+        let plain = Step::new("plain", echo());
+        assert_eq!(plain.max_retries(), None);
+        assert_eq!(plain.attempt_timeout(), None);
+
+        let tuned =
+            Step::new("tuned", echo()).with_overrides(Some(4), Some(Duration::from_millis(250)));
+        assert_eq!(tuned.max_retries(), Some(4));
+        assert_eq!(tuned.attempt_timeout(), Some(Duration::from_millis(250)));
     }
 }

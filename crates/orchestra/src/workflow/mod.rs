@@ -197,21 +197,13 @@ fn check(
     }
     let root = root?;
     let defaults = claude_agent_sdk::orchestration::ExecutionConfig::new();
-    let mut warnings = Vec::new();
     let agents = agents
         .into_iter()
         .map(|checked| {
             let mut def = checked.def;
             let placement = placements.get(&def.id);
-            if let (Some(own), Some(placement)) = (def.retries, placement) {
-                if usize::try_from(own).ok() != Some(placement.retries) {
-                    warnings.push(format!(
-                        "agent `{}` asks for {own} retries, but in the flow its group's `retries` ({}) applies; \
-                         an agent's own `retries` is registry metadata",
-                        def.id, placement.retries
-                    ));
-                }
-            }
+            // An agent's own `retries` and `timeout` override its group's in the
+            // flow (see `plan::Step`), so the metadata holds what applies.
             let retries = def.retries.map_or_else(
                 || placement.map_or(defaults.max_retries, |p| p.retries),
                 |r| usize::try_from(r).unwrap_or(usize::MAX),
@@ -234,11 +226,10 @@ fn check(
             |stem| stem.to_string_lossy().into_owned(),
         ),
     };
-    warnings.extend(
-        unused
-            .into_iter()
-            .map(|(id, what)| format!("{what} `{id}` is declared but not used by the flow")),
-    );
+    let warnings = unused
+        .into_iter()
+        .map(|(id, what)| format!("{what} `{id}` is declared but not used by the flow"))
+        .collect();
     Some(Workflow {
         name,
         description: checker.opt_text(raw.description.as_ref()),

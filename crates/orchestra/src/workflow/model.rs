@@ -51,10 +51,11 @@ pub struct AgentDef {
     /// Registry metadata; `max_retries` and `timeout_secs` hold the values that
     /// apply in the flow.
     pub metadata: AgentMetadata,
-    /// Retries the agent asked for itself, if any.
+    /// Retries the agent asked for itself, if any (they replace its group's
+    /// `retries`).
     pub retries: Option<u32>,
-    /// The bound on each attempt the agent asked for itself, if any (its
-    /// group's `agent_timeout` applies too).
+    /// The bound on each attempt the agent asked for itself, if any (it
+    /// replaces its group's `agent_timeout`).
     pub timeout: Option<Duration>,
     /// Its kind's settings.
     pub settings: Settings,

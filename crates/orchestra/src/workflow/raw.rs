@@ -129,10 +129,11 @@ pub struct RawAgent {
     pub version: Option<Located<String>>,
     /// Whether the agent may run (default true); the flow may not use a disabled agent.
     pub enabled: Option<Located<bool>>,
-    /// Registry metadata: retries after a first failed attempt when the agent is
-    /// run by id (default: its group's `retries`, which is what applies in the flow).
+    /// Retries after a first failed attempt, for retryable failures; overrides
+    /// its group's `retries` for this agent (default: the group's).
     pub retries: Option<Located<u32>>,
-    /// Bound on each attempt of this agent, on top of its group's `agent_timeout`.
+    /// Bound on each attempt of this agent; overrides its group's `agent_timeout`
+    /// for this agent (default: the group's). A timed-out attempt may be retried.
     pub timeout: Option<Located<DurationSpec>>,
 
     // kind = "template"
