@@ -105,6 +105,8 @@ impl<'a> StepInput<'a> {
 /// attempt's start; when the attempt ends timed, its end (and the record's end
 /// time, when it wrote one) is left in it. The attempt runs in the runner's
 /// spare task-local scope, and leaves it there for the next attempt.
+// Some bindings exist only to be logged.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) async fn run_attempt(
     runner: &mut Runner<'_>,
     agent: &dyn Agent,

@@ -352,6 +352,8 @@ impl BaseOrchestrator {
     /// the run's policy (deadline included), wraps the body in the run's span and
     /// logs, and closes the context's trace. The body's output carries no trace;
     /// the entry points attach it.
+    // Some bindings exist only to be logged.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) async fn run<F, Fut>(
         &self,
         pattern: &'static str,
