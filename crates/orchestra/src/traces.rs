@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace, OrchestratorOutput, Usage};
+use claude_agent_sdk::orchestration::{
+    AgentExecution, ExecutionTrace, OrchestratorOutput, RecordedOutput, Usage,
+};
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +44,7 @@ impl Attempt<'_> {
         self.record
             .output
             .as_ref()
-            .and_then(Usage::from_output)
+            .and_then(RecordedOutput::usage)
             .unwrap_or_default()
     }
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, ExecutionConfig, Orchestrator, OrchestratorInput,
-    OrchestratorOutput, ParallelOrchestrator, SequentialOrchestrator, SimpleAgent,
+    OrchestratorOutput, ParallelOrchestrator, RecordedInput, RecordedOutput,
+    SequentialOrchestrator, SimpleAgent, SmolStr,
 };
 use tokio::sync::Semaphore;
 
@@ -155,54 +156,59 @@ pub async fn baseline_sequential(agents: Vec<Box<dyn Agent>>, content: &str) -> 
 /// What a trace record holds, for the reference loop below (the library's
 /// `AgentExecution` cannot be built outside the crate).
 pub struct RecordData {
-    pub agent_name: String,
+    pub agent_name: SmolStr,
     pub attempt: u32,
     pub start_time: chrono::DateTime<chrono::Utc>,
     pub end_time: Option<chrono::DateTime<chrono::Utc>>,
     pub duration_ms: Option<u64>,
-    pub input: Arc<AgentInput>,
-    pub output: Option<AgentOutput>,
+    pub input: RecordedInput,
+    pub output: Option<RecordedOutput>,
     pub error: Option<String>,
     pub success: bool,
 }
 
 /// Reference, not a contender: the baseline loop made to keep what our trace
-/// keeps per step (the agent's name, its input behind an `Arc`, a copy of its
-/// output, UTC start and end times from one clock read per step) in a
-/// mutex-guarded, pre-sized vector. The gap between this and the plain loop is
-/// what the record data alone costs, whoever builds it.
+/// keeps per step (the agent's name, its input sharing the previous step's
+/// recorded output text, a recorded copy of its output, UTC start and end times
+/// from one clock read per step) in a mutex-guarded, pre-sized vector. The gap
+/// between this and the plain loop is what the record data alone costs,
+/// whoever builds it.
 pub async fn reference_sequential_records(
     agents: Vec<Box<dyn Agent>>,
     content: &str,
 ) -> (Vec<AgentOutput>, Vec<RecordData>) {
     let input = AgentInput::new(content);
     let (mut content, context, metadata) = (input.content, input.context, input.metadata);
+    let (shared_context, shared_metadata) = (Arc::new(context.clone()), Arc::new(metadata.clone()));
+    let mut text = SmolStr::new(&content);
     let records = std::sync::Mutex::new(Vec::with_capacity(agents.len()));
     let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
     let mut lap = mono;
     let mut outputs = Vec::with_capacity(agents.len());
     for agent in &agents {
-        let step = Arc::new(AgentInput {
+        let step = AgentInput {
             content,
             context: context.clone(),
             metadata: metadata.clone(),
-        });
-        let output = agent
-            .as_ref()
-            .execute(AgentInput::clone(&step))
-            .await
-            .expect("agent");
+        };
+        let output = agent.as_ref().execute(step).await.expect("agent");
         let end = tokio::time::Instant::now();
         let elapsed = end - lap;
         let start_time = wall + chrono::TimeDelta::from_std(lap - mono).expect("delta");
+        let recorded = RecordedOutput::from(&output);
+        let input = RecordedInput {
+            content: std::mem::replace(&mut text, recorded.content.clone()),
+            context: Arc::clone(&shared_context),
+            metadata: Arc::clone(&shared_metadata),
+        };
         records.lock().expect("lock").push(RecordData {
-            agent_name: agent.name().to_owned(),
+            agent_name: SmolStr::new(agent.name()),
             attempt: 1,
             start_time,
             end_time: Some(start_time + chrono::TimeDelta::from_std(elapsed).expect("delta")),
             duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
-            input: step,
-            output: Some(output.clone()),
+            input,
+            output: Some(recorded),
             error: None,
             success: true,
         });

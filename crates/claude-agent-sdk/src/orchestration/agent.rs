@@ -89,6 +89,9 @@ pub struct AgentOutput {
 }
 
 impl AgentOutput {
+    /// The confidence from which an output counts as successful.
+    pub const SUCCESS_THRESHOLD: f64 = 0.5;
+
     /// An output with the given content and full confidence (1.0).
     #[must_use]
     pub fn new(content: impl Into<String>) -> Self {
@@ -125,10 +128,11 @@ impl AgentOutput {
         self
     }
 
-    /// Whether the agent stands behind its answer: `confidence >= 0.5`.
+    /// Whether the agent stands behind its answer: `confidence >= 0.5`
+    /// ([`SUCCESS_THRESHOLD`](Self::SUCCESS_THRESHOLD)).
     #[must_use]
     pub fn is_successful(&self) -> bool {
-        self.confidence >= 0.5
+        self.confidence >= Self::SUCCESS_THRESHOLD
     }
 }
 

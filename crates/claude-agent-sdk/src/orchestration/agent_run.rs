@@ -15,7 +15,6 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,14 +22,18 @@ use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::attempt::{run_attempt, StepInput};
+use smol_str::SmolStr;
+
+use crate::orchestration::agent::{Agent, AgentOutput};
+use crate::orchestration::attempt::run_attempt;
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{AttemptScope, ExecutionContext};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::retry::Backoff;
+use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::log_event;
+use crate::orchestration::trace::RecordedInput;
 
 /// The settings one agent runs under, fixed when a run starts.
 #[derive(Debug, Clone, Copy)]
@@ -100,12 +103,12 @@ pub(crate) enum RunError {
 /// cancelled or out of time.
 pub(crate) async fn run_agent(
     agent: &dyn Agent,
-    input: &Arc<AgentInput>,
+    input: &RecordedInput,
     ctx: &ExecutionContext,
     policy: &AgentPolicy,
 ) -> std::result::Result<AgentOutput, RunError> {
     Runner::new(ctx, policy)
-        .run(agent, &StepInput::Shared(input))
+        .run(agent, &StepInput::shared(input, policy.record))
         .await
 }
 
@@ -140,6 +143,9 @@ pub(crate) struct Runner<'a> {
     pub(crate) lap: Option<Lap>,
     /// The task-local scope of the last attempt, for the next one.
     pub(crate) scope: Option<AttemptScope>,
+    /// The text of the last recorded output: in a pipeline, the next step's
+    /// recorded input.
+    pub(crate) output_text: Option<SmolStr>,
 }
 
 impl<'a> Runner<'a> {
@@ -149,6 +155,7 @@ impl<'a> Runner<'a> {
             policy,
             lap: None,
             scope: None,
+            output_text: None,
         }
     }
 

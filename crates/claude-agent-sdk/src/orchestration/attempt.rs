@@ -11,99 +11,32 @@
 //! so an attempt costs no wrapper futures for those layers.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use smol_str::SmolStr;
+
+use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
+use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
-use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
-
-/// What an agent's attempts are given, and where their records' copy comes from.
-pub(crate) enum StepInput<'a> {
-    /// One input shared by every agent of a run (a fan-out): each attempt gets a
-    /// copy, each record shares the `Arc`.
-    Shared(&'a Arc<AgentInput>),
-    /// A pipeline step's input, borrowed from what the pipeline keeps anyway (the
-    /// previous agent's output, the run's context and metadata). Each attempt
-    /// gets a copy; a record's copy is made only when the record is written,
-    /// and only a failed attempt's is kept, for the records of the retries.
-    Borrowed {
-        content: &'a str,
-        context: &'a serde_json::Value,
-        metadata: &'a HashMap<String, String>,
-        /// The records' copy, once a failed attempt's record has made one that
-        /// the records of the step's later attempts share.
-        kept: OnceLock<Arc<AgentInput>>,
-    },
-}
-
-impl<'a> StepInput<'a> {
-    /// A pipeline step's input.
-    pub(crate) fn borrowed(
-        content: &'a str,
-        context: &'a serde_json::Value,
-        metadata: &'a HashMap<String, String>,
-    ) -> Self {
-        Self::Borrowed {
-            content,
-            context,
-            metadata,
-            kept: OnceLock::new(),
-        }
-    }
-
-    /// The agent's own copy, which it consumes.
-    fn for_agent(&self) -> AgentInput {
-        match self {
-            Self::Shared(input) => AgentInput::clone(input),
-            Self::Borrowed {
-                content,
-                context,
-                metadata,
-                ..
-            } => AgentInput {
-                content: (*content).to_owned(),
-                context: (*context).clone(),
-                metadata: (*metadata).clone(),
-            },
-        }
-    }
-
-    /// The copy a record holds. With `last`, no later record of the step needs
-    /// it, so a pipeline step that succeeds at once makes its copy for this
-    /// record alone instead of keeping it.
-    fn for_record(&self, last: bool) -> Arc<AgentInput> {
-        let kept = match self {
-            Self::Shared(input) => return Arc::clone(input),
-            Self::Borrowed { kept, .. } => kept,
-        };
-        if let Some(input) = kept.get() {
-            return Arc::clone(input);
-        }
-        let input = Arc::new(self.for_agent());
-        if !last {
-            let _ = kept.set(Arc::clone(&input));
-        }
-        input
-    }
-}
+use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput};
 
 /// Runs attempt number `attempt` of `agent` on a copy of `input`.
 ///
 /// The runner's lap (see [`Runner::lap`]), when it holds an instant, is the
 /// attempt's start; when the attempt ends timed, its end (and the record's end
-/// time, when it wrote one) is left in it. The attempt runs in the runner's
+/// time, when it wrote one) is left in it. A successful attempt's recorded
+/// output text is left in [`Runner::output_text`], for a pipeline's next step. The attempt runs in the runner's
 /// spare task-local scope, and leaves it there for the next attempt.
 // Some bindings exist only to be logged.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
@@ -170,7 +103,7 @@ pub(crate) async fn run_attempt(
     let scope = call.as_mut().take_value();
     let nested = scope.as_ref().and_then(AttemptScope::take_nested);
     runner.scope = scope;
-    runner.lap = record.finish(&result, nested);
+    (runner.lap, runner.output_text) = record.finish(&result, nested);
     result
 }
 
@@ -264,13 +197,16 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
     }
 
     /// Writes the record (and tells the observer); returns when the attempt
-    /// ended, when it was timed.
+    /// ended, when it was timed, and the recorded output's text, when a record
+    /// kept one.
     fn finish(
         &mut self,
         result: &Result<AgentOutput>,
         nested: Option<Box<ExecutionTrace>>,
-    ) -> Option<Lap> {
-        let started = self.started.take()?;
+    ) -> (Option<Lap>, Option<SmolStr>) {
+        let Some(started) = self.started.take() else {
+            return (None, None);
+        };
         let mut ended = Lap::now();
         let elapsed = ended.at.saturating_duration_since(started.at);
         self.ctx.emit(|| RunEvent::AttemptFinished {
@@ -279,16 +215,16 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
             outcome: result.as_ref(),
             elapsed,
         });
+        let mut text = None;
         if self.policy.record {
             let (output, error) = match result {
-                Ok(output) => (Some(output.clone()), None),
+                Ok(output) => (Some(RecordedOutput::from(output)), None),
                 Err(error) => (None, Some(error.to_string())),
             };
-            // A failed attempt may be retried on the same input.
-            let last = result.is_ok();
-            ended.wall = Some(self.write(started, elapsed, output, error, nested, last));
+            text = output.as_ref().map(|output| output.content.clone());
+            ended.wall = Some(self.write(started, elapsed, output, error, nested));
         }
-        Some(ended)
+        (Some(ended), text)
     }
 
     /// Writes the record; returns its end time.
@@ -296,10 +232,9 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
         &self,
         started: Lap,
         elapsed: Duration,
-        output: Option<AgentOutput>,
+        output: Option<RecordedOutput>,
         error: Option<String>,
         nested: Option<Box<ExecutionTrace>>,
-        last: bool,
     ) -> DateTime<Utc> {
         // A pipeline step usually starts when the previous record ended, whose
         // UTC time is then already known.
@@ -310,14 +245,13 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
             .ok()
             .and_then(|elapsed| start_time.checked_add_signed(elapsed))
             .unwrap_or(start_time);
-        let input = self.input.for_record(last);
         self.ctx.record(AgentExecution {
-            agent_name: self.agent.to_owned(),
+            agent_name: SmolStr::new(self.agent),
             attempt: self.attempt,
             start_time,
             end_time: Some(end_time),
             duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
-            input,
+            input: self.input.for_record(),
             success: error.is_none(),
             output,
             error,
@@ -340,7 +274,7 @@ impl Drop for AttemptRecord<'_, '_> {
             let error = Some(why.to_owned());
             let elapsed = started.at.elapsed();
             let nested = self.nested.as_ref().and_then(|slot| slot.take());
-            self.write(started, elapsed, None, error, nested, true);
+            self.write(started, elapsed, None, error, nested);
         }
     }
 }

@@ -40,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::observer::{RunEvent, RunObserver};
-pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+pub use crate::orchestration::trace::{
+    AgentExecution, ExecutionTrace, RecordedInput, RecordedOutput, SmolStr,
+};
 
 type State = HashMap<String, serde_json::Value>;
 

@@ -50,6 +50,7 @@ pub mod orchestrator;
 pub mod patterns;
 pub mod registry;
 mod retry;
+mod step_input;
 mod telemetry;
 mod trace;
 pub mod usage;
@@ -62,6 +63,7 @@ pub use orchestrator::{
 
 // Context
 pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace};
+pub use context::{RecordedInput, RecordedOutput, SmolStr};
 
 // Errors
 pub use errors::{OrchestrationError, Result};

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -20,7 +19,7 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::{in_run_span, log_event};
-use crate::orchestration::trace::ExecutionTrace;
+use crate::orchestration::trace::{ExecutionTrace, RecordedInput};
 use crate::orchestration::usage::Usage;
 
 /// What an orchestration is asked to do.
@@ -309,7 +308,7 @@ impl BaseOrchestrator {
         ctx: &ExecutionContext,
     ) -> Result<AgentOutput> {
         let policy = self.preflight()?;
-        agent_run::run_agent(agent, &Arc::new(input), ctx, &policy)
+        agent_run::run_agent(agent, &RecordedInput::from(input), ctx, &policy)
             .await
             .map_err(|error| self.run_error(agent.name(), error))
     }

@@ -10,12 +10,27 @@
 //! Times come from one monotonic clock per [`ExecutionContext`](super::ExecutionContext),
 //! anchored to UTC once, so `end_time - start_time == duration_ms` and the records
 //! of one run are mutually consistent even if the wall clock jumps.
+//!
+//! # Why records have their own input and output types
+//!
+//! A trace keeps what every attempt was given and returned, and a run keeps a
+//! trace per attempt: the texts are most of its memory and most of its cost.
+//! So records hold [`RecordedInput`] and [`RecordedOutput`], whose texts are
+//! [`SmolStr`]s — short ones inline, longer ones behind a reference count —
+//! instead of owned copies of [`AgentInput`] and [`AgentOutput`]. Records that
+//! hold the same text share it: in a pipeline, step k's recorded output *is*
+//! step k+1's recorded input; in a fan-out every record shares the one input;
+//! the retries of a step share their input. Cloning a trace copies no text.
+//! [`RecordedInput::to_input`] and [`RecordedOutput::to_output`] give back the
+//! owned types when a record must be fed to an agent again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+pub use smol_str::SmolStr;
 
 use crate::orchestration::agent::{AgentInput, AgentOutput};
 use crate::orchestration::usage::Usage;
@@ -100,7 +115,7 @@ impl ExecutionTrace {
 #[non_exhaustive]
 pub struct AgentExecution {
     /// The agent's [`name`](super::Agent::name).
-    pub agent_name: String,
+    pub agent_name: SmolStr,
     /// Which attempt this was, starting at 1.
     pub attempt: u32,
     /// When the attempt started, in UTC.
@@ -109,10 +124,10 @@ pub struct AgentExecution {
     pub end_time: Option<DateTime<Utc>>,
     /// How long the attempt took, in milliseconds.
     pub duration_ms: Option<u64>,
-    /// What the agent was given (shared between records with the same input).
-    pub input: Arc<AgentInput>,
+    /// What the agent was given (its text shared with every record of the same input).
+    pub input: RecordedInput,
     /// What the agent returned, when it succeeded.
-    pub output: Option<AgentOutput>,
+    pub output: Option<RecordedOutput>,
     /// Why the attempt failed, when it did.
     pub error: Option<String>,
     /// Whether the attempt succeeded.
@@ -137,8 +152,140 @@ impl AgentExecution {
     pub fn usage(&self) -> Usage {
         match (&self.nested, &self.output) {
             (Some(nested), _) => nested.total_usage(),
-            (None, Some(output)) => Usage::from_output(output).unwrap_or_default(),
+            (None, Some(output)) => output.usage().unwrap_or_default(),
             (None, None) => Usage::default(),
+        }
+    }
+}
+
+/// What an attempt was given, as its record keeps it: an [`AgentInput`] whose
+/// parts are shared with the other records of the same input.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::{AgentInput, RecordedInput};
+///
+/// let input = AgentInput::new("tides").with_metadata("lang", "en");
+/// let recorded = RecordedInput::from(&input);
+/// assert_eq!(recorded.content, "tides");
+/// assert_eq!(recorded.metadata.get("lang").map(String::as_str), Some("en"));
+/// assert_eq!(recorded.to_input(), input);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedInput {
+    /// The input's [`content`](AgentInput::content).
+    pub content: SmolStr,
+    /// The input's [`context`](AgentInput::context), shared by the run's records.
+    #[serde(default)]
+    pub context: Arc<serde_json::Value>,
+    /// The input's [`metadata`](AgentInput::metadata), shared by the run's records.
+    #[serde(default)]
+    pub metadata: Arc<HashMap<String, String>>,
+}
+
+impl RecordedInput {
+    /// The input as an [`AgentInput`] again (a copy).
+    #[must_use]
+    pub fn to_input(&self) -> AgentInput {
+        AgentInput {
+            content: self.content.to_string(),
+            context: serde_json::Value::clone(&self.context),
+            metadata: HashMap::clone(&self.metadata),
+        }
+    }
+}
+
+impl From<&AgentInput> for RecordedInput {
+    fn from(input: &AgentInput) -> Self {
+        Self {
+            content: SmolStr::new(&input.content),
+            context: Arc::new(input.context.clone()),
+            metadata: Arc::new(input.metadata.clone()),
+        }
+    }
+}
+
+impl From<AgentInput> for RecordedInput {
+    fn from(input: AgentInput) -> Self {
+        Self {
+            content: SmolStr::from(input.content),
+            context: Arc::new(input.context),
+            metadata: Arc::new(input.metadata),
+        }
+    }
+}
+
+/// What a successful attempt returned, as its record keeps it: an
+/// [`AgentOutput`] whose content is shared with the records that hold the same
+/// text (in a pipeline, the next step's recorded input).
+///
+/// ```
+/// use claude_agent_sdk::orchestration::{AgentOutput, RecordedOutput};
+///
+/// let output = AgentOutput::new("done").with_confidence(0.4);
+/// let recorded = RecordedOutput::from(&output);
+/// assert_eq!(recorded.content, "done");
+/// assert!(!recorded.is_successful());
+/// assert_eq!(recorded.to_output(), output);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedOutput {
+    /// The output's [`content`](AgentOutput::content).
+    pub content: SmolStr,
+    /// The output's [`data`](AgentOutput::data).
+    #[serde(default)]
+    pub data: serde_json::Value,
+    /// The output's [`confidence`](AgentOutput::confidence).
+    pub confidence: f64,
+    /// The output's [`metadata`](AgentOutput::metadata).
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+}
+
+impl RecordedOutput {
+    /// Whether the output counted as a success: the same rule as
+    /// [`AgentOutput::is_successful`].
+    #[must_use]
+    pub fn is_successful(&self) -> bool {
+        self.confidence >= AgentOutput::SUCCESS_THRESHOLD
+    }
+
+    /// The usage the agent reported in `data["usage"]`, if any (see
+    /// [`Usage::from_output`]).
+    #[must_use]
+    pub fn usage(&self) -> Option<Usage> {
+        Usage::from_data(&self.data)
+    }
+
+    /// The output as an [`AgentOutput`] again (a copy).
+    #[must_use]
+    pub fn to_output(&self) -> AgentOutput {
+        AgentOutput {
+            content: self.content.to_string(),
+            data: self.data.clone(),
+            confidence: self.confidence,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+impl From<&AgentOutput> for RecordedOutput {
+    fn from(output: &AgentOutput) -> Self {
+        Self {
+            content: SmolStr::new(&output.content),
+            data: output.data.clone(),
+            confidence: output.confidence,
+            metadata: output.metadata.clone(),
+        }
+    }
+}
+
+impl From<AgentOutput> for RecordedOutput {
+    fn from(output: AgentOutput) -> Self {
+        Self {
+            content: SmolStr::from(output.content),
+            data: output.data,
+            confidence: output.confidence,
+            metadata: output.metadata,
         }
     }
 }
@@ -155,8 +302,8 @@ mod tests {
             start_time: start,
             end_time: Some(start + chrono::TimeDelta::milliseconds(5)),
             duration_ms: Some(5),
-            input: Arc::new(AgentInput::new("in")),
-            output: success.then(|| AgentOutput::new("out")),
+            input: RecordedInput::from(AgentInput::new("in")),
+            output: success.then(|| AgentOutput::new("out").into()),
             error: (!success).then(|| "boom".to_string()),
             success,
             nested: None,
@@ -188,9 +335,13 @@ mod tests {
     fn total_usage_sums_outputs_and_nested_runs_once() {
         let with_usage = |name: &str, input: u64| {
             let mut r = record(name, true);
-            r.output = Some(AgentOutput::new("out").with_data(
-                serde_json::json!({"usage": {"input_tokens": input, "output_tokens": 1}}),
-            ));
+            r.output = Some(
+                AgentOutput::new("out")
+                    .with_data(
+                        serde_json::json!({"usage": {"input_tokens": input, "output_tokens": 1}}),
+                    )
+                    .into(),
+            );
             r
         };
         let mut inner = ExecutionTrace::new();

@@ -96,7 +96,13 @@ impl Usage {
     /// The usage an agent reported in `output.data["usage"]`, if it reported any.
     #[must_use]
     pub fn from_output(output: &AgentOutput) -> Option<Self> {
-        let value = output.data.get(Self::DATA_KEY)?;
+        Self::from_data(&output.data)
+    }
+
+    /// The usage in an output's `data` (its `"usage"` object), if there is one.
+    #[must_use]
+    pub fn from_data(data: &serde_json::Value) -> Option<Self> {
+        let value = data.get(Self::DATA_KEY)?;
         if !value.is_object() {
             return None;
         }

@@ -27,7 +27,6 @@ use tokio::task::JoinSet;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Interruption, RunError, Runner};
-use crate::orchestration::attempt::StepInput;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::join_policy::JoinPolicy;
@@ -35,6 +34,8 @@ use crate::orchestration::orchestrator::{
     AgentFailure, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
+use crate::orchestration::step_input::StepInput;
+use crate::orchestration::trace::RecordedInput;
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
 ///
@@ -87,7 +88,7 @@ impl Default for ParallelOrchestrator {
 /// What every worker of one run shares, behind one `Arc`.
 struct Shared {
     agents: Vec<Box<dyn Agent>>,
-    input: Arc<AgentInput>,
+    input: RecordedInput,
     ctx: ExecutionContext,
     policy: AgentPolicy,
     /// The position of the next agent to start.
@@ -152,7 +153,7 @@ impl ParallelOrchestrator {
                 }
                 let mut shared = Arc::new(Shared {
                     agents,
-                    input: Arc::new(input.into()),
+                    input: RecordedInput::from(AgentInput::from(input)),
                     ctx: ctx.clone(),
                     policy,
                     next: AtomicUsize::new(0),
@@ -220,7 +221,7 @@ async fn work(shared: &Shared) {
         };
         // The worker may have yielded since its last agent: read the clock afresh.
         runner.lap = None;
-        let input = StepInput::Shared(&shared.input);
+        let input = StepInput::shared(&shared.input, shared.policy.record);
         let run = runner.run(agent.as_ref(), &input);
         // Agent panics are contained per attempt; this guards the rest.
         let outcome = AssertUnwindSafe(run)

@@ -9,13 +9,15 @@
 //! context and metadata. The first agent that fails for good (after its retries)
 //! ends the run; later agents never run.
 
+use std::sync::Arc;
+
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::agent_run::Runner;
-use crate::orchestration::attempt::StepInput;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::Result;
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
+use crate::orchestration::step_input::StepInput;
 
 /// Runs agents one after another, each on the previous one's output.
 ///
@@ -85,6 +87,7 @@ impl SequentialOrchestrator {
                     context,
                     metadata,
                 } = input;
+                let (context, metadata) = (Arc::new(context), Arc::new(metadata));
                 if policy.record {
                     ctx.reserve_records(count);
                 }
@@ -97,9 +100,10 @@ impl SequentialOrchestrator {
                 for agent in &agents {
                     // A step's input is borrowed from the previous output, which
                     // the pipeline keeps anyway: the agent gets its own copy, and
-                    // a retry or a record makes another from the same source.
+                    // the step's records share the previous record's output text.
                     let previous = outputs.last().map_or(&content, |output| &output.content);
-                    let step = StepInput::borrowed(previous, &context, &metadata);
+                    let text = runner.output_text.take();
+                    let step = StepInput::new(previous, &context, &metadata, text, policy.record);
                     let output = runner
                         .run(agent.as_ref(), &step)
                         .await
