@@ -15,6 +15,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use smol_str::SmolStr;
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::attempt::run_attempt;
 use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::context::{AttemptScope, ExecutionContext};
+use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::retry::Backoff;
@@ -107,9 +108,10 @@ pub(crate) async fn run_agent(
     ctx: &ExecutionContext,
     policy: &AgentPolicy,
 ) -> std::result::Result<AgentOutput, RunError> {
-    Runner::new(ctx, policy)
-        .run(agent, &StepInput::shared(input, policy.record))
-        .await
+    let mut runner = Runner::new(ctx, policy);
+    let scope = runner.scope();
+    runner.input_text = policy.record.then(|| input.content.clone());
+    context::scope(scope, runner.run(agent, &StepInput::shared(input))).await
 }
 
 /// An instant a runner read, and its UTC time once a record has needed it.
@@ -141,8 +143,13 @@ pub(crate) struct Runner<'a> {
     /// clock read instead of three. Left holding the end of an agent's last
     /// attempt when that attempt was timed, `None` otherwise.
     pub(crate) lap: Option<Lap>,
-    /// The task-local scope of the last attempt, for the next one.
-    pub(crate) scope: Option<AttemptScope>,
+    /// Where a nested orchestration leaves its trace for the record of the
+    /// attempt running it; shared with the runner's [`scope`](Self::scope).
+    pub(crate) nested: Arc<NestedSlot>,
+    /// The text the records of the agent about to run share as their input,
+    /// when the caller knows it (see [`StepInput`]); the agent's last record
+    /// takes it.
+    pub(crate) input_text: Option<SmolStr>,
     /// The text of the last recorded output: in a pipeline, the next step's
     /// recorded input.
     pub(crate) output_text: Option<SmolStr>,
@@ -154,9 +161,17 @@ impl<'a> Runner<'a> {
             ctx,
             policy,
             lap: None,
-            scope: None,
+            nested: Arc::default(),
+            input_text: None,
             output_text: None,
         }
+    }
+
+    /// The task-local scope the runner's attempts must run in: the caller
+    /// runs the future that drives [`run`](Self::run) inside it (see
+    /// [`context::scope`]), once for all the runner's agents.
+    pub(crate) fn scope(&self) -> AttemptScope {
+        AttemptScope::new(self.ctx, &self.nested)
     }
 
     /// Runs `agent` with retries until it succeeds, fails for good, or the run

@@ -14,7 +14,6 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use smol_str::SmolStr;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
-use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
+use crate::orchestration::context::{ExecutionContext, NestedSlot};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::step_input::StepInput;
@@ -36,8 +35,9 @@ use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput
 /// The runner's lap (see [`Runner::lap`]), when it holds an instant, is the
 /// attempt's start; when the attempt ends timed, its end (and the record's end
 /// time, when it wrote one) is left in it. A successful attempt's recorded
-/// output text is left in [`Runner::output_text`], for a pipeline's next step. The attempt runs in the runner's
-/// spare task-local scope, and leaves it there for the next attempt.
+/// output text is left in [`Runner::output_text`], for a pipeline's next step.
+/// The attempt runs inside the runner's task-local scope (see
+/// [`Runner::scope`]), whose nested-trace slot it empties into its record.
 // Some bindings exist only to be logged.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) async fn run_attempt(
@@ -52,7 +52,16 @@ pub(crate) async fn run_attempt(
     let (mut record, call) = {
         let _entered = span.enter();
         let started = runner.lap.take();
-        let record = AttemptRecord::start(name, input, ctx, policy, attempt, started);
+        let record = AttemptRecord {
+            agent: name,
+            input,
+            ctx,
+            policy,
+            attempt,
+            started: (policy.record || ctx.is_observed()).then(|| started.unwrap_or_else(Lap::now)),
+            nested: &runner.nested,
+            input_text: &mut runner.input_text,
+        };
         ctx.emit(|| RunEvent::AttemptStarted {
             agent: name,
             attempt,
@@ -66,14 +75,7 @@ pub(crate) async fn run_attempt(
         };
         (record, call)
     };
-    let scope = runner
-        .scope
-        .take()
-        .unwrap_or_else(|| AttemptScope::new(ctx));
-    if record.started.is_some() && policy.record {
-        record.nested = Some(scope.nested_slot());
-    }
-    let mut call = pin!(context::scope(scope, call));
+    let mut call = pin!(call);
     let attempt_timeout = policy.attempt_timeout_of(agent);
     let outcome = match attempt_timeout {
         None => Some(call.as_mut().await),
@@ -100,10 +102,7 @@ pub(crate) async fn run_attempt(
     if let Err(error) = &result {
         log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
     }
-    let scope = call.as_mut().take_value();
-    let nested = scope.as_ref().and_then(AttemptScope::take_nested);
-    runner.scope = scope;
-    (runner.lap, runner.output_text) = record.finish(&result, nested);
+    (runner.lap, runner.output_text) = record.finish(&result);
     result
 }
 
@@ -171,39 +170,20 @@ struct AttemptRecord<'a, 'i> {
     /// When the attempt started; `None` when nobody needs it (no trace record,
     /// no observer) or once the record is written.
     started: Option<Lap>,
-    /// Where a nested orchestration leaves its trace, for a record written on drop.
-    nested: Option<Arc<NestedSlot>>,
+    /// Where a nested orchestration run by the agent leaves its trace.
+    nested: &'a NestedSlot,
+    /// The text the agent's records share as their input: taken by its last
+    /// record, made by its first when it is not known yet.
+    input_text: &'a mut Option<SmolStr>,
 }
 
-impl<'a, 'i> AttemptRecord<'a, 'i> {
-    fn start(
-        agent: &'a str,
-        input: &'a StepInput<'i>,
-        ctx: &'a ExecutionContext,
-        policy: &'a AgentPolicy,
-        attempt: u32,
-        started: Option<Lap>,
-    ) -> Self {
-        let timed = policy.record || ctx.is_observed();
-        Self {
-            agent,
-            input,
-            ctx,
-            policy,
-            attempt,
-            started: timed.then(|| started.unwrap_or_else(Lap::now)),
-            nested: None,
-        }
-    }
-
+impl AttemptRecord<'_, '_> {
     /// Writes the record (and tells the observer); returns when the attempt
     /// ended, when it was timed, and the recorded output's text, when a record
     /// kept one.
-    fn finish(
-        &mut self,
-        result: &Result<AgentOutput>,
-        nested: Option<Box<ExecutionTrace>>,
-    ) -> (Option<Lap>, Option<SmolStr>) {
+    fn finish(&mut self, result: &Result<AgentOutput>) -> (Option<Lap>, Option<SmolStr>) {
+        // Emptied whatever happens, so that it never reaches a later attempt.
+        let nested = self.nested.take();
         let Some(started) = self.started.take() else {
             return (None, None);
         };
@@ -222,19 +202,23 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
                 Err(error) => (None, Some(error.to_string())),
             };
             text = output.as_ref().map(|output| output.content.clone());
-            ended.wall = Some(self.write(started, elapsed, output, error, nested));
+            // A failed attempt may be retried on the same input.
+            let last = result.is_ok();
+            ended.wall = Some(self.write(started, elapsed, output, error, nested, last));
         }
         (Some(ended), text)
     }
 
-    /// Writes the record; returns its end time.
+    /// Writes the record; returns its end time. With `last`, no later record
+    /// shares the input text.
     fn write(
-        &self,
+        &mut self,
         started: Lap,
         elapsed: Duration,
         output: Option<RecordedOutput>,
         error: Option<String>,
         nested: Option<Box<ExecutionTrace>>,
+        last: bool,
     ) -> DateTime<Utc> {
         // A pipeline step usually starts when the previous record ended, whose
         // UTC time is then already known.
@@ -245,13 +229,25 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
             .ok()
             .and_then(|elapsed| start_time.checked_add_signed(elapsed))
             .unwrap_or(start_time);
+        let text = if last {
+            self.input_text.take()
+        } else {
+            self.input_text.clone()
+        };
+        let text = text.unwrap_or_else(|| {
+            let text = SmolStr::new(self.input.content());
+            if !last {
+                *self.input_text = Some(text.clone());
+            }
+            text
+        });
         self.ctx.record(AgentExecution {
             agent_name: SmolStr::new(self.agent),
             attempt: self.attempt,
             start_time,
             end_time: Some(end_time),
             duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
-            input: self.input.for_record(),
+            input: self.input.for_record(text),
             success: error.is_none(),
             output,
             error,
@@ -273,8 +269,8 @@ impl Drop for AttemptRecord<'_, '_> {
             };
             let error = Some(why.to_owned());
             let elapsed = started.at.elapsed();
-            let nested = self.nested.as_ref().and_then(|slot| slot.take());
-            self.write(started, elapsed, None, error, nested);
+            let nested = self.nested.take();
+            self.write(started, elapsed, None, error, nested, true);
         }
     }
 }

@@ -400,38 +400,27 @@ tokio::task_local! {
 
 /// What an agent attempt can reach through the task-local scope.
 ///
-/// A caller running agents one after another reuses one scope for all of them
-/// (see [`take_nested`](Self::take_nested)), so an attempt costs no reference
-/// count update on the context.
+/// One scope serves every attempt a [`Runner`](super::agent_run::Runner) runs
+/// (a whole pipeline, or one worker of a fan-out), so an attempt costs no
+/// task-local swap and no reference count update.
 pub(crate) struct AttemptScope {
     context: ExecutionContext,
     nested: Arc<NestedSlot>,
 }
 
 impl AttemptScope {
-    pub(crate) fn new(context: &ExecutionContext) -> Self {
+    /// A scope for `context`, whose nested orchestrations leave their traces in `nested`.
+    pub(crate) fn new(context: &ExecutionContext, nested: &Arc<NestedSlot>) -> Self {
         Self {
             context: context.clone(),
-            nested: Arc::default(),
+            nested: Arc::clone(nested),
         }
-    }
-
-    /// The trace a nested orchestration left for the attempt's record, leaving
-    /// the scope ready for the next attempt.
-    pub(crate) fn take_nested(&self) -> Option<Box<ExecutionTrace>> {
-        self.nested.take()
-    }
-
-    /// The slot a nested orchestration leaves its trace in, for an attempt
-    /// record that outlives the scope (an attempt dropped by a cancellation).
-    pub(crate) fn nested_slot(&self) -> Arc<NestedSlot> {
-        Arc::clone(&self.nested)
     }
 }
 
 /// Where a nested orchestration leaves its trace for the attempt running it.
-/// Shared between the task-local scope and the attempt's record, because when an
-/// attempt is dropped the scope goes first and the record writes itself after.
+/// Shared between the task-local scope and the runner, whose attempt records
+/// take it — also a record written as its attempt is dropped.
 #[derive(Default)]
 pub(crate) struct NestedSlot {
     filled: AtomicBool,
@@ -446,7 +435,9 @@ impl NestedSlot {
 
     /// The trace left here, if any; cheap when there is none.
     pub(crate) fn take(&self) -> Option<Box<ExecutionTrace>> {
-        if !self.filled.swap(false, Ordering::Acquire) {
+        // A load first: an attempt that ran no nested orchestration (almost
+        // every attempt) pays no read-modify-write.
+        if !self.filled.load(Ordering::Relaxed) || !self.filled.swap(false, Ordering::Acquire) {
             return None;
         }
         self.trace
@@ -456,9 +447,8 @@ impl NestedSlot {
     }
 }
 
-/// Runs `future` as an attempt in `scope`: [`ExecutionContext::current`]
-/// returns its context, and a nested orchestration can attach its trace. The
-/// scope comes back from [`TaskLocalFuture::take_value`] once `future` is done.
+/// Runs `future` (a runner's attempts) in `scope`: [`ExecutionContext::current`]
+/// returns its context, and a nested orchestration can attach its trace.
 pub(crate) fn scope<F: Future>(scope: AttemptScope, future: F) -> TaskLocalFuture<AttemptScope, F> {
     CURRENT_ATTEMPT.scope(scope, future)
 }
@@ -517,7 +507,7 @@ mod tests {
         assert!(ExecutionContext::current().is_none());
         let ctx = ExecutionContext::new(ExecutionConfig::new());
         ctx.set_state("who", serde_json::json!("me")).await;
-        let seen = scope(AttemptScope::new(&ctx), async {
+        let seen = scope(AttemptScope::new(&ctx, &Arc::default()), async {
             let current = ExecutionContext::current().unwrap();
             current.get_state("who").await
         })

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Interruption, RunError, Runner};
-use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::context::{self, ExecutionContext};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::orchestrator::{
@@ -213,6 +213,12 @@ async fn fan_out(
 /// the run is interrupted, and writes how each of its agents ended into its slot.
 async fn work(shared: &Shared) {
     let mut runner = Runner::new(&shared.ctx, &shared.policy);
+    let scope = runner.scope();
+    context::scope(scope, run_agents(shared, &mut runner)).await;
+}
+
+/// The worker's loop, inside its runner's task-local scope.
+async fn run_agents(shared: &Shared, runner: &mut Runner<'_>) {
     while shared.interrupted.get().is_none() && !shared.ctx.is_cancelled() {
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
         let (Some(agent), Some(slot)) = (shared.agents.get(index), shared.outcomes.get(index))
@@ -221,7 +227,8 @@ async fn work(shared: &Shared) {
         };
         // The worker may have yielded since its last agent: read the clock afresh.
         runner.lap = None;
-        let input = StepInput::shared(&shared.input, shared.policy.record);
+        runner.input_text = shared.policy.record.then(|| shared.input.content.clone());
+        let input = StepInput::shared(&shared.input);
         let run = runner.run(agent.as_ref(), &input);
         // Agent panics are contained per attempt; this guards the rest.
         let outcome = AssertUnwindSafe(run)

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::agent_run::Runner;
-use crate::orchestration::context::ExecutionContext;
-use crate::orchestration::errors::Result;
+use crate::orchestration::context::{self, ExecutionContext};
+use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
 use crate::orchestration::step_input::StepInput;
@@ -92,25 +92,30 @@ impl SequentialOrchestrator {
                     ctx.reserve_records(count);
                 }
                 let mut outputs: Vec<AgentOutput> = Vec::with_capacity(count);
-                // One runner for the whole pipeline: nothing is awaited between
-                // two steps, so the end of one step's record is the start of the
-                // next (one clock read per step), and the steps' attempts share
-                // one task-local scope.
+                // One runner for the whole pipeline, in one task-local scope:
+                // nothing is awaited between two steps, so the end of one step's
+                // record is the start of the next (one clock read per step).
                 let mut runner = Runner::new(ctx, &policy);
-                for agent in &agents {
-                    // A step's input is borrowed from the previous output, which
-                    // the pipeline keeps anyway: the agent gets its own copy, and
-                    // the step's records share the previous record's output text.
-                    let previous = outputs.last().map_or(&content, |output| &output.content);
-                    let text = runner.output_text.take();
-                    let step = StepInput::new(previous, &context, &metadata, text, policy.record);
-                    let output = runner
-                        .run(agent.as_ref(), &step)
-                        .await
-                        .map_err(|error| self.base.run_error(agent.name(), error))?;
-                    drop(step);
-                    outputs.push(output);
-                }
+                let scope = runner.scope();
+                let steps = async {
+                    for agent in &agents {
+                        // A step's input is borrowed from the previous output,
+                        // which the pipeline keeps anyway: the agent gets its own
+                        // copy, and the step's records share the previous
+                        // record's output text.
+                        let previous = outputs.last().map_or(&content, |output| &output.content);
+                        runner.input_text = runner.output_text.take();
+                        let step = StepInput::new(previous, &context, &metadata);
+                        let output = runner
+                            .run(agent.as_ref(), &step)
+                            .await
+                            .map_err(|error| self.base.run_error(agent.name(), error))?;
+                        drop(step);
+                        outputs.push(output);
+                    }
+                    Ok::<_, OrchestrationError>(())
+                };
+                context::scope(scope, steps).await?;
                 let result = outputs
                     .last()
                     .map_or(content, |output| output.content.clone());
