@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use smol_str::SmolStr;
 
-use crate::orchestration::agent::{Agent, AgentOutput};
+use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
 use crate::orchestration::attempt::run_attempt;
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
@@ -153,6 +153,9 @@ pub(crate) struct Runner<'a> {
     /// The text of the last recorded output: in a pipeline, the next step's
     /// recorded input.
     pub(crate) output_text: Option<SmolStr>,
+    /// The output of the attempt that just succeeded, until [`run`](Self::run)
+    /// returns it.
+    pub(crate) output: Option<AgentOutput>,
 }
 
 impl<'a> Runner<'a> {
@@ -164,6 +167,7 @@ impl<'a> Runner<'a> {
             nested: Arc::default(),
             input_text: None,
             output_text: None,
+            output: None,
         }
     }
 
@@ -206,7 +210,7 @@ impl<'a> Runner<'a> {
                 poll_fn(|cx| race(work.as_mut(), &mut watchers, ctx, policy, cx)).await
             };
             let error = match outcome {
-                Ok(Ok(output)) => break Ok(output),
+                Ok(Ok(())) => break Ok(()),
                 // An agent that fails because the run was cancelled under it
                 // (a nested run, say) was interrupted, not failed.
                 Ok(Err(_)) if ctx.is_cancelled() => {
@@ -248,10 +252,18 @@ impl<'a> Runner<'a> {
                 break Err(RunError::Interrupted(why));
             }
         };
-        if result.is_err() {
-            self.lap = None;
+        match result {
+            Ok(()) => self.output.take().ok_or_else(|| {
+                // `run_attempt` leaves the output of every attempt that succeeds.
+                RunError::Failed(OrchestrationError::AgentError(AgentError::new(
+                    "internal error: a successful attempt left no output",
+                )))
+            }),
+            Err(error) => {
+                self.lap = None;
+                Err(error)
+            }
         }
-        result
     }
 }
 

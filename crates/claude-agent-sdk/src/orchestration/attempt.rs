@@ -35,7 +35,10 @@ use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput
 /// The runner's lap (see [`Runner::lap`]), when it holds an instant, is the
 /// attempt's start; when the attempt ends timed, its end (and the record's end
 /// time, when it wrote one) is left in it. A successful attempt's recorded
-/// output text is left in [`Runner::output_text`], for a pipeline's next step.
+/// output text is left in [`Runner::output_text`], for a pipeline's next step,
+/// and its output in [`Runner::output`]: the futures that poll the attempt
+/// (the race against the run's cancellation, the retry loop) then pass on a
+/// small result instead of moving the output through every layer.
 /// The attempt runs inside the runner's task-local scope (see
 /// [`Runner::scope`]), whose nested-trace slot it empties into its record.
 // Some bindings exist only to be logged.
@@ -45,7 +48,7 @@ pub(crate) async fn run_attempt(
     agent: &dyn Agent,
     input: &StepInput<'_>,
     attempt: u32,
-) -> Result<AgentOutput> {
+) -> Result<()> {
     let (ctx, policy) = (runner.ctx, runner.policy);
     let name = agent.name();
     let span = AttemptSpan::new(name, attempt);
@@ -103,7 +106,7 @@ pub(crate) async fn run_attempt(
         log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
     }
     (runner.lap, runner.output_text) = record.finish(&result);
-    result
+    result.map(|output| runner.output = Some(output))
 }
 
 /// The agent's call: made at the first poll and polled inside the attempt's
