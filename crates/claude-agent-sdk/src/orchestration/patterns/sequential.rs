@@ -110,7 +110,6 @@ impl SequentialOrchestrator {
                             .run(agent.as_ref(), &step)
                             .await
                             .map_err(|error| self.base.run_error(agent.name(), error))?;
-                        drop(step);
                         outputs.push(output);
                     }
                     Ok::<_, OrchestrationError>(())
