@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, Orchestrator, OrchestratorInput,
+    Agent, AgentInput, AgentOutput, ByteString, ExecutionConfig, Orchestrator, OrchestratorInput,
     OrchestratorOutput, ParallelOrchestrator, RecordedInput, RecordedOutput,
     SequentialOrchestrator, SimpleAgent, SmolStr,
 };
@@ -180,7 +180,7 @@ pub async fn reference_sequential_records(
     let input = AgentInput::new(content);
     let (mut content, context, metadata) = (input.content, input.context, input.metadata);
     let (shared_context, shared_metadata) = (Arc::new(context.clone()), Arc::new(metadata.clone()));
-    let mut text = SmolStr::new(&content);
+    let mut text = ByteString::from(content.as_str());
     let records = std::sync::Mutex::new(Vec::with_capacity(agents.len()));
     let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
     let mut lap = mono;

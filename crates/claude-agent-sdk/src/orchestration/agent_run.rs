@@ -23,7 +23,7 @@ use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use smol_str::SmolStr;
+use bytestring::ByteString;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
 use crate::orchestration::attempt::run_attempt;
@@ -34,6 +34,7 @@ use crate::orchestration::observer::RunEvent;
 use crate::orchestration::retry::Backoff;
 use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::log_event;
+use crate::orchestration::text_arena::TextArena;
 use crate::orchestration::trace::RecordedInput;
 
 /// The settings one agent runs under, fixed when a run starts.
@@ -149,10 +150,12 @@ pub(crate) struct Runner<'a> {
     /// The text the records of the agent about to run share as their input,
     /// when the caller knows it (see [`StepInput`]); the agent's last record
     /// takes it.
-    pub(crate) input_text: Option<SmolStr>,
+    pub(crate) input_text: Option<ByteString>,
     /// The text of the last recorded output: in a pipeline, the next step's
     /// recorded input.
-    pub(crate) output_text: Option<SmolStr>,
+    pub(crate) output_text: Option<ByteString>,
+    /// Where the runner's records copy their texts.
+    pub(crate) texts: TextArena,
     /// The output of the attempt that just succeeded, until [`run`](Self::run)
     /// returns it.
     pub(crate) output: Option<AgentOutput>,
@@ -167,6 +170,7 @@ impl<'a> Runner<'a> {
             nested: Arc::default(),
             input_text: None,
             output_text: None,
+            texts: TextArena::default(),
             output: None,
         }
     }

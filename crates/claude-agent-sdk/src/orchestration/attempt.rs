@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use bytestring::ByteString;
 use smol_str::SmolStr;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
@@ -28,6 +29,7 @@ use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
+use crate::orchestration::text_arena::TextArena;
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput};
 
 /// Runs attempt number `attempt` of `agent` on a copy of `input`.
@@ -64,6 +66,7 @@ pub(crate) async fn run_attempt(
             started: (policy.record || ctx.is_observed()).then(|| started.unwrap_or_else(Lap::now)),
             nested: &runner.nested,
             input_text: &mut runner.input_text,
+            texts: &mut runner.texts,
         };
         ctx.emit(|| RunEvent::AttemptStarted {
             agent: name,
@@ -177,14 +180,16 @@ struct AttemptRecord<'a, 'i> {
     nested: &'a NestedSlot,
     /// The text the agent's records share as their input: taken by its last
     /// record, made by its first when it is not known yet.
-    input_text: &'a mut Option<SmolStr>,
+    input_text: &'a mut Option<ByteString>,
+    /// Where the records' texts are copied.
+    texts: &'a mut TextArena,
 }
 
 impl AttemptRecord<'_, '_> {
     /// Writes the record (and tells the observer); returns when the attempt
     /// ended, when it was timed, and the recorded output's text, when a record
     /// kept one.
-    fn finish(&mut self, result: &Result<AgentOutput>) -> (Option<Lap>, Option<SmolStr>) {
+    fn finish(&mut self, result: &Result<AgentOutput>) -> (Option<Lap>, Option<ByteString>) {
         // Emptied whatever happens, so that it never reaches a later attempt.
         let nested = self.nested.take();
         let Some(started) = self.started.take() else {
@@ -201,7 +206,10 @@ impl AttemptRecord<'_, '_> {
         let mut text = None;
         if self.policy.record {
             let (output, error) = match result {
-                Ok(output) => (Some(RecordedOutput::from(output)), None),
+                Ok(output) => {
+                    let content = self.texts.copy(&output.content);
+                    (Some(RecordedOutput::with_content(content, output)), None)
+                }
                 Err(error) => (None, Some(error.to_string())),
             };
             text = output.as_ref().map(|output| output.content.clone());
@@ -238,7 +246,7 @@ impl AttemptRecord<'_, '_> {
             self.input_text.clone()
         };
         let text = text.unwrap_or_else(|| {
-            let text = SmolStr::new(self.input.content());
+            let text = self.texts.copy(self.input.content());
             if !last {
                 *self.input_text = Some(text.clone());
             }

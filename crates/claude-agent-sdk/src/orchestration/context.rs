@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::observer::{RunEvent, RunObserver};
 pub use crate::orchestration::trace::{
-    AgentExecution, ExecutionTrace, RecordedInput, RecordedOutput, SmolStr,
+    AgentExecution, ByteString, ExecutionTrace, RecordedInput, RecordedOutput, SmolStr,
 };
 
 type State = HashMap<String, serde_json::Value>;

@@ -52,6 +52,7 @@ pub mod registry;
 mod retry;
 mod step_input;
 mod telemetry;
+mod text_arena;
 mod trace;
 pub mod usage;
 
@@ -63,7 +64,7 @@ pub use orchestrator::{
 
 // Context
 pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace};
-pub use context::{RecordedInput, RecordedOutput, SmolStr};
+pub use context::{ByteString, RecordedInput, RecordedOutput, SmolStr};
 
 // Errors
 pub use errors::{OrchestrationError, Result};

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use smol_str::SmolStr;
+use bytestring::ByteString;
 
 use crate::orchestration::agent::AgentInput;
 use crate::orchestration::trace::RecordedInput;
@@ -59,7 +59,7 @@ impl<'a> StepInput<'a> {
 
     /// The input as a record holds it: `text` (the content as a record text)
     /// with the run's shared context and metadata.
-    pub(crate) fn for_record(&self, text: SmolStr) -> RecordedInput {
+    pub(crate) fn for_record(&self, text: ByteString) -> RecordedInput {
         debug_assert_eq!(text, self.content);
         RecordedInput {
             content: text,
@@ -79,7 +79,7 @@ mod tests {
         let metadata = Arc::new(HashMap::from([("m".to_owned(), "v".to_owned())]));
         let content = "a text longer than twenty-three bytes, kept behind a count";
         let step = StepInput::new(content, &context, &metadata);
-        let recorded = step.for_record(SmolStr::new(content));
+        let recorded = step.for_record(ByteString::from(content));
         assert!(Arc::ptr_eq(&recorded.context, &context));
         assert!(Arc::ptr_eq(&recorded.metadata, &metadata));
         let agent = step.for_agent();

@@ -16,11 +16,14 @@
 //! A trace keeps what every attempt was given and returned, and a run keeps a
 //! trace per attempt: the texts are most of its memory and most of its cost.
 //! So records hold [`RecordedInput`] and [`RecordedOutput`], whose texts are
-//! [`SmolStr`]s — short ones inline, longer ones behind a reference count —
-//! instead of owned copies of [`AgentInput`] and [`AgentOutput`]. Records that
-//! hold the same text share it: in a pipeline, step k's recorded output *is*
-//! step k+1's recorded input; in a fan-out every record shares the one input;
-//! the retries of a step share their input. Cloning a trace copies no text.
+//! [`ByteString`]s — reference-counted slices of shared buffers — instead of
+//! owned copies of [`AgentInput`] and [`AgentOutput`], and agent names are
+//! [`SmolStr`]s, stored inline when short. Records that hold the same text
+//! share it: in a pipeline, step k's recorded output *is* step k+1's recorded
+//! input; in a fan-out every record shares the one input; the retries of a
+//! step share their input. The texts a run copies are packed into a few
+//! buffers rather than allocated one by one, and cloning a trace copies no
+//! text.
 //! [`RecordedInput::to_input`] and [`RecordedOutput::to_output`] give back the
 //! owned types when a record must be fed to an agent again.
 
@@ -28,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 pub use smol_str::SmolStr;
@@ -173,7 +177,7 @@ impl AgentExecution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedInput {
     /// The input's [`content`](AgentInput::content).
-    pub content: SmolStr,
+    pub content: ByteString,
     /// The input's [`context`](AgentInput::context), shared by the run's records.
     #[serde(default)]
     pub context: Arc<serde_json::Value>,
@@ -197,7 +201,7 @@ impl RecordedInput {
 impl From<&AgentInput> for RecordedInput {
     fn from(input: &AgentInput) -> Self {
         Self {
-            content: SmolStr::new(&input.content),
+            content: ByteString::from(input.content.as_str()),
             context: Arc::new(input.context.clone()),
             metadata: Arc::new(input.metadata.clone()),
         }
@@ -207,7 +211,7 @@ impl From<&AgentInput> for RecordedInput {
 impl From<AgentInput> for RecordedInput {
     fn from(input: AgentInput) -> Self {
         Self {
-            content: SmolStr::from(input.content),
+            content: ByteString::from(input.content),
             context: Arc::new(input.context),
             metadata: Arc::new(input.metadata),
         }
@@ -230,7 +234,7 @@ impl From<AgentInput> for RecordedInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedOutput {
     /// The output's [`content`](AgentOutput::content).
-    pub content: SmolStr,
+    pub content: ByteString,
     /// The output's [`data`](AgentOutput::data).
     #[serde(default)]
     pub data: serde_json::Value,
@@ -268,10 +272,12 @@ impl RecordedOutput {
     }
 }
 
-impl From<&AgentOutput> for RecordedOutput {
-    fn from(output: &AgentOutput) -> Self {
+impl RecordedOutput {
+    /// `output` with `content`, a copy of its content made elsewhere.
+    pub(crate) fn with_content(content: ByteString, output: &AgentOutput) -> Self {
+        debug_assert_eq!(content, output.content);
         Self {
-            content: SmolStr::new(&output.content),
+            content,
             data: output.data.clone(),
             confidence: output.confidence,
             metadata: output.metadata.clone(),
@@ -279,10 +285,16 @@ impl From<&AgentOutput> for RecordedOutput {
     }
 }
 
+impl From<&AgentOutput> for RecordedOutput {
+    fn from(output: &AgentOutput) -> Self {
+        Self::with_content(ByteString::from(output.content.as_str()), output)
+    }
+}
+
 impl From<AgentOutput> for RecordedOutput {
     fn from(output: AgentOutput) -> Self {
         Self {
-            content: SmolStr::from(output.content),
+            content: ByteString::from(output.content),
             data: output.data,
             confidence: output.confidence,
             metadata: output.metadata,
