@@ -58,7 +58,7 @@ async fn s6_4_sequential_pipeline_passes_each_output_on() -> TestResult {
         .execution_trace
         .agent_executions
         .iter()
-        .map(|e| e.input.content.as_str())
+        .map(|e| &*e.input.content)
         .collect();
     assert_eq!(inputs, ["Climate Change", steps[0], steps[1]]);
     assert!(output.is_successful());

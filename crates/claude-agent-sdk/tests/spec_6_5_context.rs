@@ -183,14 +183,14 @@ async fn s6_5_agent_execution() -> TestResult {
     assert_eq!(retried.agent_name, "Fetcher");
     assert!(retried.success);
     assert_eq!(
-        retried.output.as_ref().map(|o| o.content.as_str()),
+        retried.output.as_ref().map(|o| &*o.content),
         Some("notes")
     );
     assert!(retried.error.is_none());
     assert_eq!(written.agent_name, "Writer");
     assert_eq!(written.input.content, "notes");
     assert_eq!(
-        written.output.as_ref().map(|o| o.content.as_str()),
+        written.output.as_ref().map(|o| &*o.content),
         Some("Article draft based on notes")
     );
     Ok(())

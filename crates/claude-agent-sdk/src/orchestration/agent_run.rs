@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use bytestring::ByteString;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
-use crate::orchestration::attempt::run_attempt;
+use crate::orchestration::attempt::{run_attempt, start_attempt, EndSlots, RecordSlots};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
 use crate::orchestration::errors::OrchestrationError;
@@ -175,6 +175,22 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The runner's parts an attempt's record works with, and those an ended
+    /// attempt leaves its results in.
+    pub(crate) fn slots(&mut self) -> (RecordSlots<'_>, EndSlots<'_>) {
+        let slots = RecordSlots {
+            nested: &self.nested,
+            input_text: &mut self.input_text,
+            texts: &mut self.texts,
+        };
+        let end = EndSlots {
+            lap: &mut self.lap,
+            output_text: &mut self.output_text,
+            output: &mut self.output,
+        };
+        (slots, end)
+    }
+
     /// The task-local scope the runner's attempts must run in: the caller
     /// runs the future that drives [`run`](Self::run) inside it (see
     /// [`context::scope`]), once for all the runner's agents.
@@ -209,9 +225,15 @@ impl<'a> Runner<'a> {
         let mut attempt = 1_u32;
         let mut schedule = None;
         let result = loop {
-            let outcome = {
-                let mut work = pin!(run_attempt(self, agent, input, attempt));
-                poll_fn(|cx| race(work.as_mut(), &mut watchers, ctx, policy, cx)).await
+            // Most agents are done at their first poll: only one that has to
+            // wait gets raced against the run's cancellation and deadline.
+            let started = poll_fn(|cx| Poll::Ready(start_attempt(self, agent, input, attempt, cx)));
+            let outcome = match started.await {
+                Ok(result) => Ok(result),
+                Err(waiting) => {
+                    let mut work = pin!(run_attempt(self, agent, input, attempt, waiting));
+                    poll_fn(|cx| race(work.as_mut(), &mut watchers, ctx, policy, cx)).await
+                }
             };
             let error = match outcome {
                 Ok(Ok(())) => break Ok(()),

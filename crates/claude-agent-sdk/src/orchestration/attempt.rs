@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::time::Instant;
 
 use bytestring::ByteString;
 use smol_str::SmolStr;
@@ -32,7 +33,27 @@ use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use crate::orchestration::text_arena::TextArena;
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput};
 
-/// Runs attempt number `attempt` of `agent` on a copy of `input`.
+/// The agent's future, as `Agent::execute` returns it.
+type AgentFuture<'a> = Pin<Box<dyn Future<Output = Result<AgentOutput>> + Send + 'a>>;
+
+/// An attempt whose agent did not finish at its first poll, for
+/// [`run_attempt`] to carry on.
+pub(crate) struct Waiting<'a> {
+    span: AttemptSpan,
+    /// When the attempt started, when it is timed (see [`AttemptRecord::started`]).
+    started: Option<Lap>,
+    /// When the attempt times out, if it can.
+    times_out_at: Option<Instant>,
+    running: AgentFuture<'a>,
+}
+
+/// Starts attempt number `attempt` of `agent` on a copy of `input`: calls the
+/// agent and polls it once, with `cx`.
+///
+/// An agent that is done at its first poll (one that computes rather than
+/// waits) has its whole attempt here — its record included — without the
+/// machinery a waiting agent needs; one that has to wait is handed back, and
+/// [`run_attempt`] carries the attempt on.
 ///
 /// The runner's lap (see [`Runner::lap`]), when it holds an instant, is the
 /// attempt's start; when the attempt ends timed, its end (and the record's end
@@ -40,9 +61,61 @@ use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput
 /// output text is left in [`Runner::output_text`], for a pipeline's next step,
 /// and its output in [`Runner::output`]: the futures that poll the attempt
 /// (the race against the run's cancellation, the retry loop) then pass on a
-/// small result instead of moving the output through every layer.
-/// The attempt runs inside the runner's task-local scope (see
-/// [`Runner::scope`]), whose nested-trace slot it empties into its record.
+/// small result instead of moving the output through every layer. Attempts
+/// run inside the runner's task-local scope (see [`Runner::scope`]), whose
+/// nested-trace slot each empties into its record.
+pub(crate) fn start_attempt<'a>(
+    runner: &mut Runner<'_>,
+    agent: &'a dyn Agent,
+    input: &StepInput<'_>,
+    attempt: u32,
+    cx: &mut Context<'_>,
+) -> std::result::Result<Result<()>, Waiting<'a>> {
+    let (ctx, policy) = (runner.ctx, runner.policy);
+    let name = agent.name();
+    let span = AttemptSpan::new(name, attempt);
+    let entered = span.enter();
+    let lap = runner.lap.take();
+    let started = (policy.record || ctx.is_observed()).then(|| lap.unwrap_or_else(Lap::now));
+    // A limit too far out to represent is no limit.
+    let times_out_at = policy.attempt_timeout_of(agent).and_then(|limit| {
+        started
+            .map_or_else(Instant::now, |started| started.at)
+            .checked_add(limit)
+    });
+    ctx.emit(|| RunEvent::AttemptStarted {
+        agent: name,
+        attempt,
+        max_attempts: policy.attempts_of(agent),
+    });
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        let mut running = agent.execute(input.for_agent());
+        match running.as_mut().poll(cx) {
+            Poll::Ready(result) => Ok(result),
+            Poll::Pending => Err(running),
+        }
+    }));
+    let result = match polled {
+        Ok(Ok(result)) => result,
+        Ok(Err(running)) => {
+            drop(entered);
+            return Err(Waiting {
+                span,
+                started,
+                times_out_at,
+                running,
+            });
+        }
+        Err(panic) => Err(panicked(name, panic.as_ref())),
+    };
+    let (slots, end) = runner.slots();
+    let mut record = AttemptRecord::new(ctx, policy, slots, name, input, attempt, started);
+    Ok(record.end(result, end))
+}
+
+/// Carries on an attempt whose agent had to wait (see [`start_attempt`]):
+/// polls it inside its span until it is done or its attempt timeout passes.
+/// Dropped before the end (a cancelled run), it still writes its record.
 // Some bindings exist only to be logged.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) async fn run_attempt(
@@ -50,42 +123,26 @@ pub(crate) async fn run_attempt(
     agent: &dyn Agent,
     input: &StepInput<'_>,
     attempt: u32,
+    waiting: Waiting<'_>,
 ) -> Result<()> {
-    let (ctx, policy) = (runner.ctx, runner.policy);
-    let name = agent.name();
-    let span = AttemptSpan::new(name, attempt);
-    let (mut record, call) = {
-        let _entered = span.enter();
-        let started = runner.lap.take();
-        let record = AttemptRecord {
-            agent: name,
-            input,
-            ctx,
-            policy,
-            attempt,
-            started: (policy.record || ctx.is_observed()).then(|| started.unwrap_or_else(Lap::now)),
-            nested: &runner.nested,
-            input_text: &mut runner.input_text,
-            texts: &mut runner.texts,
-        };
-        ctx.emit(|| RunEvent::AttemptStarted {
-            agent: name,
-            attempt,
-            max_attempts: policy.attempts_of(agent),
-        });
-        let call = Call {
-            agent,
-            input,
-            running: None,
+    let Waiting {
+        span,
+        started,
+        times_out_at,
+        running,
+    } = waiting;
+    let (ctx, policy, name) = (runner.ctx, runner.policy, agent.name());
+    let (slots, end) = runner.slots();
+    let mut record = AttemptRecord::new(ctx, policy, slots, name, input, attempt, started);
+    let outcome = {
+        let mut call = pin!(Call {
+            running: Some(running),
             span: &span,
-        };
-        (record, call)
-    };
-    let mut call = pin!(call);
-    let attempt_timeout = policy.attempt_timeout_of(agent);
-    let outcome = match attempt_timeout {
-        None => Some(call.as_mut().await),
-        Some(limit) => tokio::time::timeout(limit, call.as_mut()).await.ok(),
+        });
+        match times_out_at {
+            None => Some(call.as_mut().await),
+            Some(at) => tokio::time::timeout_at(at, call.as_mut()).await.ok(),
+        }
     };
     let _entered = span.enter();
     let result = match outcome {
@@ -101,27 +158,19 @@ pub(crate) async fn run_attempt(
             );
             Err(OrchestrationError::Timeout(format!(
                 "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
-                attempt_timeout.unwrap_or_default()
+                policy.attempt_timeout_of(agent).unwrap_or_default()
             )))
         }
     };
-    if let Err(error) = &result {
-        log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
-    }
-    (runner.lap, runner.output_text) = record.finish(&result);
-    result.map(|output| runner.output = Some(output))
+    record.end(result, end)
 }
 
-/// The agent's call: made at the first poll and polled inside the attempt's
-/// span, with panics caught — those in a hand-written (non-async) `execute`
-/// included.
+/// The waiting agent's future, polled inside the attempt's span with panics
+/// caught.
 struct Call<'a> {
-    agent: &'a dyn Agent,
-    /// Where the agent's own copy of its input comes from, when the call is made.
-    input: &'a StepInput<'a>,
-    /// The agent's future, kept until the attempt is over (as a timed-out or
-    /// interrupted agent is dropped with the attempt).
-    running: Option<Pin<Box<dyn Future<Output = Result<AgentOutput>> + Send + 'a>>>,
+    /// Kept until the attempt is over (as a timed-out or interrupted agent is
+    /// dropped with the attempt).
+    running: Option<AgentFuture<'a>>,
     span: &'a AttemptSpan,
 }
 
@@ -130,15 +179,13 @@ impl Future for Call<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let Some(running) = this.running.as_mut() else {
+            return Poll::Ready(Ok(Err(OrchestrationError::AgentError(AgentError::new(
+                "internal error: an attempt was polled after it ended",
+            )))));
+        };
         let _entered = this.span.enter();
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            let running = match &mut this.running {
-                Some(running) => running,
-                running => running.insert(this.agent.execute(this.input.for_agent())),
-            };
-            running.as_mut().poll(cx)
-        }));
-        match polled {
+        match catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
             Err(panic) => Poll::Ready(Err(panic)),
@@ -166,6 +213,24 @@ fn panicked(agent: &str, payload: &(dyn Any + Send)) -> OrchestrationError {
     )))
 }
 
+/// The parts of a [`Runner`] an attempt's record works with.
+pub(crate) struct RecordSlots<'r> {
+    /// Where a nested orchestration run by the agent leaves its trace.
+    pub(crate) nested: &'r NestedSlot,
+    /// The text the agent's records share as their input: taken by its last
+    /// record, made by its first when it is not known yet.
+    pub(crate) input_text: &'r mut Option<ByteString>,
+    /// Where the records' texts are copied.
+    pub(crate) texts: &'r mut TextArena,
+}
+
+/// The parts of a [`Runner`] an ended attempt leaves its results in.
+pub(crate) struct EndSlots<'r> {
+    pub(crate) lap: &'r mut Option<Lap>,
+    pub(crate) output_text: &'r mut Option<ByteString>,
+    pub(crate) output: &'r mut Option<AgentOutput>,
+}
+
 /// Writes the attempt's [`AgentExecution`] into the context's trace exactly once.
 struct AttemptRecord<'a, 'i> {
     agent: &'a str,
@@ -176,22 +241,46 @@ struct AttemptRecord<'a, 'i> {
     /// When the attempt started; `None` when nobody needs it (no trace record,
     /// no observer) or once the record is written.
     started: Option<Lap>,
-    /// Where a nested orchestration run by the agent leaves its trace.
-    nested: &'a NestedSlot,
-    /// The text the agent's records share as their input: taken by its last
-    /// record, made by its first when it is not known yet.
-    input_text: &'a mut Option<ByteString>,
-    /// Where the records' texts are copied.
-    texts: &'a mut TextArena,
+    slots: RecordSlots<'a>,
 }
 
-impl AttemptRecord<'_, '_> {
+impl<'a, 'i> AttemptRecord<'a, 'i> {
+    fn new(
+        ctx: &'a ExecutionContext,
+        policy: &'a AgentPolicy,
+        slots: RecordSlots<'a>,
+        agent: &'a str,
+        input: &'a StepInput<'i>,
+        attempt: u32,
+        started: Option<Lap>,
+    ) -> Self {
+        Self {
+            agent,
+            input,
+            ctx,
+            policy,
+            attempt,
+            started,
+            slots,
+        }
+    }
+
+    /// Ends the attempt with `result`: logs a failure, writes the record, and
+    /// leaves the lap, the recorded output text and the output in `end`.
+    fn end(&mut self, result: Result<AgentOutput>, end: EndSlots<'_>) -> Result<()> {
+        if let Err(error) = &result {
+            log_event!(self.policy.log, warn, agent = self.agent, attempt = self.attempt, %error, "agent attempt failed");
+        }
+        (*end.lap, *end.output_text) = self.finish(&result);
+        result.map(|output| *end.output = Some(output))
+    }
+
     /// Writes the record (and tells the observer); returns when the attempt
     /// ended, when it was timed, and the recorded output's text, when a record
     /// kept one.
     fn finish(&mut self, result: &Result<AgentOutput>) -> (Option<Lap>, Option<ByteString>) {
         // Emptied whatever happens, so that it never reaches a later attempt.
-        let nested = self.nested.take();
+        let nested = self.slots.nested.take();
         let Some(started) = self.started.take() else {
             return (None, None);
         };
@@ -207,7 +296,7 @@ impl AttemptRecord<'_, '_> {
         if self.policy.record {
             let (output, error) = match result {
                 Ok(output) => {
-                    let content = self.texts.copy(&output.content);
+                    let content = self.slots.texts.copy(&output.content);
                     (Some(RecordedOutput::with_content(content, output)), None)
                 }
                 Err(error) => (None, Some(error.to_string())),
@@ -241,14 +330,14 @@ impl AttemptRecord<'_, '_> {
             .and_then(|elapsed| start_time.checked_add_signed(elapsed))
             .unwrap_or(start_time);
         let text = if last {
-            self.input_text.take()
+            self.slots.input_text.take()
         } else {
-            self.input_text.clone()
+            self.slots.input_text.clone()
         };
         let text = text.unwrap_or_else(|| {
-            let text = self.texts.copy(self.input.content());
+            let text = self.slots.texts.copy(self.input.content());
             if !last {
-                *self.input_text = Some(text.clone());
+                *self.slots.input_text = Some(text.clone());
             }
             text
         });
@@ -280,7 +369,7 @@ impl Drop for AttemptRecord<'_, '_> {
             };
             let error = Some(why.to_owned());
             let elapsed = started.at.elapsed();
-            let nested = self.nested.take();
+            let nested = self.slots.nested.take();
             self.write(started, elapsed, None, error, nested, true);
         }
     }
