@@ -182,10 +182,7 @@ async fn s6_5_agent_execution() -> TestResult {
     assert!(failed.error.as_deref().is_some_and(|e| e.contains("503")));
     assert_eq!(retried.agent_name, "Fetcher");
     assert!(retried.success);
-    assert_eq!(
-        retried.output.as_ref().map(|o| &*o.content),
-        Some("notes")
-    );
+    assert_eq!(retried.output.as_ref().map(|o| &*o.content), Some("notes"));
     assert!(retried.error.is_none());
     assert_eq!(written.agent_name, "Writer");
     assert_eq!(written.input.content, "notes");

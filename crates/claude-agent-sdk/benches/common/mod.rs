@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, ByteString, ExecutionConfig, Orchestrator, OrchestratorInput,
     OrchestratorOutput, ParallelOrchestrator, RecordedInput, RecordedOutput,
-    SequentialOrchestrator, SimpleAgent, SmolStr,
+    SequentialOrchestrator, Shared, SimpleAgent, SmolStr,
 };
 use tokio::sync::Semaphore;
 
@@ -179,7 +179,8 @@ pub async fn reference_sequential_records(
 ) -> (Vec<AgentOutput>, Vec<RecordData>) {
     let input = AgentInput::new(content);
     let (mut content, context, metadata) = (input.content, input.context, input.metadata);
-    let (shared_context, shared_metadata) = (Arc::new(context.clone()), Arc::new(metadata.clone()));
+    let (shared_context, shared_metadata) =
+        (Shared::new(context.clone()), Shared::new(metadata.clone()));
     let mut text = ByteString::from(content.as_str());
     let records = std::sync::Mutex::new(Vec::with_capacity(agents.len()));
     let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
@@ -198,8 +199,8 @@ pub async fn reference_sequential_records(
         let recorded = RecordedOutput::from(&output);
         let input = RecordedInput {
             content: std::mem::replace(&mut text, recorded.content.clone()),
-            context: Arc::clone(&shared_context),
-            metadata: Arc::clone(&shared_metadata),
+            context: shared_context.clone(),
+            metadata: shared_metadata.clone(),
         };
         records.lock().expect("lock").push(RecordData {
             agent_name: SmolStr::new(agent.name()),

@@ -31,11 +31,11 @@ use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{self, AttemptScope, ExecutionContext, NestedSlot};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::observer::RunEvent;
+use crate::orchestration::recorded::RecordedInput;
 use crate::orchestration::retry::Backoff;
 use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::log_event;
 use crate::orchestration::text_arena::TextArena;
-use crate::orchestration::trace::RecordedInput;
 
 /// The settings one agent runs under, fixed when a run starts.
 #[derive(Debug, Clone, Copy)]

@@ -28,10 +28,11 @@ use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
 use crate::orchestration::context::{ExecutionContext, NestedSlot};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
+use crate::orchestration::recorded::RecordedOutput;
 use crate::orchestration::step_input::StepInput;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use crate::orchestration::text_arena::TextArena;
-use crate::orchestration::trace::{AgentExecution, ExecutionTrace, RecordedOutput};
+use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
 /// The agent's future, as `Agent::execute` returns it.
 type AgentFuture<'a> = Pin<Box<dyn Future<Output = Result<AgentOutput>> + Send + 'a>>;

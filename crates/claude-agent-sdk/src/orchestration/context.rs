@@ -40,9 +40,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::observer::{RunEvent, RunObserver};
-pub use crate::orchestration::trace::{
-    AgentExecution, ByteString, ExecutionTrace, RecordedInput, RecordedOutput, SmolStr,
+pub use crate::orchestration::recorded::{
+    ByteString, RecordedInput, RecordedOutput, Shared, SharedPart,
 };
+pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace, SmolStr};
 
 type State = HashMap<String, serde_json::Value>;
 

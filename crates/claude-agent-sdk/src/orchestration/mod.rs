@@ -48,6 +48,7 @@ mod join_policy;
 mod observer;
 pub mod orchestrator;
 pub mod patterns;
+mod recorded;
 pub mod registry;
 mod retry;
 mod step_input;
@@ -64,7 +65,7 @@ pub use orchestrator::{
 
 // Context
 pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace};
-pub use context::{ByteString, RecordedInput, RecordedOutput, SmolStr};
+pub use context::{ByteString, RecordedInput, RecordedOutput, Shared, SharedPart, SmolStr};
 
 // Errors
 pub use errors::{OrchestrationError, Result};

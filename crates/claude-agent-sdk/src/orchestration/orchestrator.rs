@@ -18,8 +18,9 @@ use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::observer::RunEvent;
+use crate::orchestration::recorded::RecordedInput;
 use crate::orchestration::telemetry::{in_run_span, log_event};
-use crate::orchestration::trace::{ExecutionTrace, RecordedInput};
+use crate::orchestration::trace::ExecutionTrace;
 use crate::orchestration::usage::Usage;
 
 /// What an orchestration is asked to do.

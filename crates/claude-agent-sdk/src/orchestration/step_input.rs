@@ -10,26 +10,25 @@
 //! every agent.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytestring::ByteString;
 
 use crate::orchestration::agent::AgentInput;
-use crate::orchestration::trace::RecordedInput;
+use crate::orchestration::recorded::{RecordedInput, Shared};
 
 /// One agent's input, borrowed from what the run keeps anyway.
 pub(crate) struct StepInput<'a> {
     content: &'a str,
-    context: &'a Arc<serde_json::Value>,
-    metadata: &'a Arc<HashMap<String, String>>,
+    context: &'a Shared<serde_json::Value>,
+    metadata: &'a Shared<HashMap<String, String>>,
 }
 
 impl<'a> StepInput<'a> {
     /// An input of `content` with the run's context and metadata.
     pub(crate) fn new(
         content: &'a str,
-        context: &'a Arc<serde_json::Value>,
-        metadata: &'a Arc<HashMap<String, String>>,
+        context: &'a Shared<serde_json::Value>,
+        metadata: &'a Shared<HashMap<String, String>>,
     ) -> Self {
         Self {
             content,
@@ -63,8 +62,8 @@ impl<'a> StepInput<'a> {
         debug_assert_eq!(text, self.content);
         RecordedInput {
             content: text,
-            context: Arc::clone(self.context),
-            metadata: Arc::clone(self.metadata),
+            context: self.context.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -75,13 +74,19 @@ mod tests {
 
     #[test]
     fn records_share_the_run_parts_and_agents_get_copies() {
-        let context = Arc::new(serde_json::json!({"k": 1}));
-        let metadata = Arc::new(HashMap::from([("m".to_owned(), "v".to_owned())]));
+        let context = Shared::new(serde_json::json!({"k": 1}));
+        let metadata = Shared::new(HashMap::from([("m".to_owned(), "v".to_owned())]));
         let content = "a text longer than twenty-three bytes, kept behind a count";
         let step = StepInput::new(content, &context, &metadata);
         let recorded = step.for_record(ByteString::from(content));
-        assert!(Arc::ptr_eq(&recorded.context, &context));
-        assert!(Arc::ptr_eq(&recorded.metadata, &metadata));
+        assert!(std::ptr::eq(
+            Shared::value(&recorded.context),
+            Shared::value(&context)
+        ));
+        assert!(std::ptr::eq(
+            Shared::value(&recorded.metadata),
+            Shared::value(&metadata)
+        ));
         let agent = step.for_agent();
         assert_eq!(agent, recorded.to_input());
         assert_ne!(agent.content.as_ptr(), content.as_ptr());

@@ -11,32 +11,18 @@
 //! anchored to UTC once, so `end_time - start_time == duration_ms` and the records
 //! of one run are mutually consistent even if the wall clock jumps.
 //!
-//! # Why records have their own input and output types
-//!
-//! A trace keeps what every attempt was given and returned, and a run keeps a
-//! trace per attempt: the texts are most of its memory and most of its cost.
-//! So records hold [`RecordedInput`] and [`RecordedOutput`], whose texts are
-//! [`ByteString`]s — reference-counted slices of shared buffers — instead of
-//! owned copies of [`AgentInput`] and [`AgentOutput`], and agent names are
-//! [`SmolStr`]s, stored inline when short. Records that hold the same text
-//! share it: in a pipeline, step k's recorded output *is* step k+1's recorded
-//! input; in a fan-out every record shares the one input; the retries of a
-//! step share their input. The texts a run copies are packed into a few
-//! buffers rather than allocated one by one, and cloning a trace copies no
-//! text.
-//! [`RecordedInput::to_input`] and [`RecordedOutput::to_output`] give back the
-//! owned types when a record must be fed to an agent again.
+//! What a record keeps of an attempt's input and output, and why those are
+//! not plain [`AgentInput`](super::AgentInput)s and
+//! [`AgentOutput`](super::AgentOutput)s, is explained on
+//! [`RecordedInput`].
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 pub use smol_str::SmolStr;
 
-use crate::orchestration::agent::{AgentInput, AgentOutput};
+use crate::orchestration::recorded::{RecordedInput, RecordedOutput};
 use crate::orchestration::usage::Usage;
 
 /// The history of a run: when it started and ended, and each agent attempt.
@@ -162,149 +148,10 @@ impl AgentExecution {
     }
 }
 
-/// What an attempt was given, as its record keeps it: an [`AgentInput`] whose
-/// parts are shared with the other records of the same input.
-///
-/// ```
-/// use claude_agent_sdk::orchestration::{AgentInput, RecordedInput};
-///
-/// let input = AgentInput::new("tides").with_metadata("lang", "en");
-/// let recorded = RecordedInput::from(&input);
-/// assert_eq!(recorded.content, "tides");
-/// assert_eq!(recorded.metadata.get("lang").map(String::as_str), Some("en"));
-/// assert_eq!(recorded.to_input(), input);
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordedInput {
-    /// The input's [`content`](AgentInput::content).
-    pub content: ByteString,
-    /// The input's [`context`](AgentInput::context), shared by the run's records.
-    #[serde(default)]
-    pub context: Arc<serde_json::Value>,
-    /// The input's [`metadata`](AgentInput::metadata), shared by the run's records.
-    #[serde(default)]
-    pub metadata: Arc<HashMap<String, String>>,
-}
-
-impl RecordedInput {
-    /// The input as an [`AgentInput`] again (a copy).
-    #[must_use]
-    pub fn to_input(&self) -> AgentInput {
-        AgentInput {
-            content: self.content.to_string(),
-            context: serde_json::Value::clone(&self.context),
-            metadata: HashMap::clone(&self.metadata),
-        }
-    }
-}
-
-impl From<&AgentInput> for RecordedInput {
-    fn from(input: &AgentInput) -> Self {
-        Self {
-            content: ByteString::from(input.content.as_str()),
-            context: Arc::new(input.context.clone()),
-            metadata: Arc::new(input.metadata.clone()),
-        }
-    }
-}
-
-impl From<AgentInput> for RecordedInput {
-    fn from(input: AgentInput) -> Self {
-        Self {
-            content: ByteString::from(input.content),
-            context: Arc::new(input.context),
-            metadata: Arc::new(input.metadata),
-        }
-    }
-}
-
-/// What a successful attempt returned, as its record keeps it: an
-/// [`AgentOutput`] whose content is shared with the records that hold the same
-/// text (in a pipeline, the next step's recorded input).
-///
-/// ```
-/// use claude_agent_sdk::orchestration::{AgentOutput, RecordedOutput};
-///
-/// let output = AgentOutput::new("done").with_confidence(0.4);
-/// let recorded = RecordedOutput::from(&output);
-/// assert_eq!(recorded.content, "done");
-/// assert!(!recorded.is_successful());
-/// assert_eq!(recorded.to_output(), output);
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordedOutput {
-    /// The output's [`content`](AgentOutput::content).
-    pub content: ByteString,
-    /// The output's [`data`](AgentOutput::data).
-    #[serde(default)]
-    pub data: serde_json::Value,
-    /// The output's [`confidence`](AgentOutput::confidence).
-    pub confidence: f64,
-    /// The output's [`metadata`](AgentOutput::metadata).
-    #[serde(default)]
-    pub metadata: HashMap<String, String>,
-}
-
-impl RecordedOutput {
-    /// Whether the output counted as a success: the same rule as
-    /// [`AgentOutput::is_successful`].
-    #[must_use]
-    pub fn is_successful(&self) -> bool {
-        self.confidence >= AgentOutput::SUCCESS_THRESHOLD
-    }
-
-    /// The usage the agent reported in `data["usage"]`, if any (see
-    /// [`Usage::from_output`]).
-    #[must_use]
-    pub fn usage(&self) -> Option<Usage> {
-        Usage::from_data(&self.data)
-    }
-
-    /// The output as an [`AgentOutput`] again (a copy).
-    #[must_use]
-    pub fn to_output(&self) -> AgentOutput {
-        AgentOutput {
-            content: self.content.to_string(),
-            data: self.data.clone(),
-            confidence: self.confidence,
-            metadata: self.metadata.clone(),
-        }
-    }
-}
-
-impl RecordedOutput {
-    /// `output` with `content`, a copy of its content made elsewhere.
-    pub(crate) fn with_content(content: ByteString, output: &AgentOutput) -> Self {
-        debug_assert_eq!(content, output.content);
-        Self {
-            content,
-            data: output.data.clone(),
-            confidence: output.confidence,
-            metadata: output.metadata.clone(),
-        }
-    }
-}
-
-impl From<&AgentOutput> for RecordedOutput {
-    fn from(output: &AgentOutput) -> Self {
-        Self::with_content(ByteString::from(output.content.as_str()), output)
-    }
-}
-
-impl From<AgentOutput> for RecordedOutput {
-    fn from(output: AgentOutput) -> Self {
-        Self {
-            content: ByteString::from(output.content),
-            data: output.data,
-            confidence: output.confidence,
-            metadata: output.metadata,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orchestration::agent::{AgentInput, AgentOutput};
 
     fn record(name: &str, success: bool) -> AgentExecution {
         let start = Utc::now();

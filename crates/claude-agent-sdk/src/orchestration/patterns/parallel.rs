@@ -34,8 +34,8 @@ use crate::orchestration::orchestrator::{
     AgentFailure, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
+use crate::orchestration::recorded::RecordedInput;
 use crate::orchestration::step_input::StepInput;
-use crate::orchestration::trace::RecordedInput;
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
 ///

@@ -9,14 +9,13 @@
 //! context and metadata. The first agent that fails for good (after its retries)
 //! ends the run; later agents never run.
 
-use std::sync::Arc;
-
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::agent_run::Runner;
 use crate::orchestration::context::{self, ExecutionContext};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
+use crate::orchestration::recorded::Shared;
 use crate::orchestration::step_input::StepInput;
 
 /// Runs agents one after another, each on the previous one's output.
@@ -87,7 +86,7 @@ impl SequentialOrchestrator {
                     context,
                     metadata,
                 } = input;
-                let (context, metadata) = (Arc::new(context), Arc::new(metadata));
+                let (context, metadata) = (Shared::new(context), Shared::new(metadata));
                 if policy.record {
                     ctx.reserve_records(count);
                 }
