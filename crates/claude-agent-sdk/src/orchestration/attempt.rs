@@ -1,14 +1,17 @@
-//! One attempt of one agent: panic containment, the per-attempt timeout, the
-//! task-local context, and the attempt's trace record.
+//! One attempt of one agent: panic containment, the per-attempt timeout, and
+//! the attempt's trace record.
 //!
 //! An attempt ends in exactly one record, however it ends: with the agent's
 //! output, with its error, with a panic turned into an error, with the attempt
 //! timeout, or — when the attempt's future is dropped by a cancellation or the run
 //! deadline — with an "interrupted" record written from [`Drop`].
 //!
-//! The attempt is one `async fn` around one hand-written future ([`Call`]) that
-//! calls the agent, polls it inside the attempt's span and contains its panics,
-//! so an attempt costs no wrapper futures for those layers.
+//! Most agents that compute rather than wait are done at their first poll, so
+//! an attempt is two halves: [`start_attempt`], a plain function that calls the
+//! agent, polls it once inside the attempt's span with panics contained, and —
+//! when it is done — writes the record then and there; and [`run_attempt`], the
+//! `async fn` that carries on an agent that has to wait, under the attempt
+//! timeout, around one hand-written future ([`Call`]).
 
 use std::any::Any;
 use std::future::Future;
@@ -17,11 +20,10 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use tokio::time::Instant;
-
 use bytestring::ByteString;
+use chrono::{DateTime, TimeDelta, Utc};
 use smol_str::SmolStr;
+use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentOutput};
 use crate::orchestration::agent_run::{AgentPolicy, Lap, Runner};
@@ -75,7 +77,6 @@ pub(crate) fn start_attempt<'a>(
     let (ctx, policy) = (runner.ctx, runner.policy);
     let name = agent.name();
     let span = AttemptSpan::new(name, attempt);
-    let entered = span.enter();
     let lap = runner.lap.take();
     let started = (policy.record || ctx.is_observed()).then(|| lap.unwrap_or_else(Lap::now));
     // A limit too far out to represent is no limit.
@@ -84,31 +85,34 @@ pub(crate) fn start_attempt<'a>(
             .map_or_else(Instant::now, |started| started.at)
             .checked_add(limit)
     });
-    ctx.emit(|| RunEvent::AttemptStarted {
-        agent: name,
-        attempt,
-        max_attempts: policy.attempts_of(agent),
-    });
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        let mut running = agent.execute(input.for_agent());
-        match running.as_mut().poll(cx) {
-            Poll::Ready(result) => Ok(result),
-            Poll::Pending => Err(running),
-        }
-    }));
+    let polled = {
+        let _entered = span.enter();
+        ctx.emit(|| RunEvent::AttemptStarted {
+            agent: name,
+            attempt,
+            max_attempts: policy.attempts_of(agent),
+        });
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut running = agent.execute(input.for_agent());
+            match running.as_mut().poll(cx) {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => Err(running),
+            }
+        }))
+    };
     let result = match polled {
         Ok(Ok(result)) => result,
         Ok(Err(running)) => {
-            drop(entered);
             return Err(Waiting {
                 span,
                 started,
                 times_out_at,
                 running,
-            });
+            })
         }
         Err(panic) => Err(panicked(name, panic.as_ref())),
     };
+    let _entered = span.enter();
     let (slots, end) = runner.slots();
     let mut record = AttemptRecord::new(ctx, policy, slots, name, input, attempt, started);
     Ok(record.end(result, end))
@@ -268,6 +272,8 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
 
     /// Ends the attempt with `result`: logs a failure, writes the record, and
     /// leaves the lap, the recorded output text and the output in `end`.
+    // The error exists only to be logged.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     fn end(&mut self, result: Result<AgentOutput>, end: EndSlots<'_>) -> Result<()> {
         if let Err(error) = &result {
             log_event!(self.policy.log, warn, agent = self.agent, attempt = self.attempt, %error, "agent attempt failed");
