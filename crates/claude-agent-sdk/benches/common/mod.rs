@@ -171,8 +171,9 @@ pub struct RecordData {
 /// keeps per step (the agent's name, its input sharing the previous step's
 /// recorded output text, a recorded copy of its output, UTC start and end times
 /// from one clock read per step) in a mutex-guarded, pre-sized vector. The gap
-/// between this and the plain loop is what the record data alone costs,
-/// whoever builds it.
+/// between this and the plain loop is what the record data costs when each
+/// recorded text is an allocation of its own (the library copies them into a
+/// per-runner arena instead, which is internal to it).
 pub async fn reference_sequential_records(
     agents: Vec<Box<dyn Agent>>,
     content: &str,
