@@ -433,6 +433,37 @@ async fn a_server_that_hangs_times_out() {
 }
 
 #[tokio::test]
+async fn a_stream_that_stalls_times_out_at_the_read_timeout() {
+    // Two events arrive, then the server goes quiet for good.
+    let (before, _) = stream_events(&["half an ans"]);
+    let server = TestServer::start(vec![Reply::Stream {
+        before,
+        gate: Some(Arc::new(Notify::new())),
+        after: vec!["x".into()],
+        gap: Duration::ZERO,
+    }])
+    .await;
+    let watchful = Provider::builder("anthropic", &server.url)
+        .with_api_key("k")
+        .with_request_timeout(Duration::from_secs(60))
+        .with_read_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = ClaudeAgent::new("a", &watchful)
+        .with_streaming(true)
+        .execute(AgentInput::new("q"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the read timeout, not the request timeout, ended it: {error}"
+    );
+}
+
+#[tokio::test]
 async fn refused_and_reset_connections_are_retryable() {
     let error = ClaudeAgent::new("a", &provider(&refused_url()))
         .execute(AgentInput::new("q"))

@@ -333,6 +333,7 @@ pub struct ProviderBuilder {
     key_env: Option<&'static str>,
     limits: ProviderLimits,
     request_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
     prices: PriceTable,
@@ -352,6 +353,7 @@ impl ProviderBuilder {
             key_env: None,
             limits: ProviderLimits::default(),
             request_timeout: Some(Duration::from_secs(600)),
+            read_timeout: None,
             connect_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             prices: PriceTable::default(),
@@ -398,6 +400,19 @@ impl ProviderBuilder {
     #[must_use]
     pub fn without_request_timeout(mut self) -> Self {
         self.request_timeout = None;
+        self
+    }
+
+    /// Bounds every wait for the reply's next bytes — its head, and each chunk of
+    /// a streamed body — so that a stream that stalls fails at once (with a
+    /// retryable timeout) instead of at the end of the request timeout. The
+    /// bound restarts with every read. Default: none, because a reply that is
+    /// not streamed sends nothing until the model has finished; set it for
+    /// streaming agents, above the server's keep-alive interval (Anthropic
+    /// sends a `ping` event every few seconds).
+    #[must_use]
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
         self
     }
 
@@ -486,6 +501,9 @@ impl ProviderBuilder {
             .user_agent(concat!("claude-agent-sdk-rust/", env!("CARGO_PKG_VERSION")));
         if let Some(timeout) = self.request_timeout {
             client = client.timeout(timeout);
+        }
+        if let Some(timeout) = self.read_timeout {
+            client = client.read_timeout(timeout);
         }
         let client = client.build().map_err(|e| {
             invalid(format!(
