@@ -10,6 +10,43 @@ use claude_agent_sdk::orchestration::{
 };
 use common::{echo, failing, permanent, transient, Scripted, Step};
 
+/// Records share their texts rather than copying them: a pipeline step's
+/// recorded input is the previous step's recorded output, and every record of
+/// a fan-out holds the run's one input.
+#[tokio::test]
+async fn records_share_their_texts() {
+    let long = "a long input, well over the twenty-three bytes kept inline";
+    let output = SequentialOrchestrator::new()
+        .orchestrate(
+            vec![echo("a"), echo("b"), echo("c")],
+            OrchestratorInput::new(long),
+        )
+        .await
+        .unwrap();
+    let records = &output.execution_trace.agent_executions;
+    for pair in records.windows(2) {
+        let (previous, next) = (&pair[0], &pair[1]);
+        let handed_on = &previous.output.as_ref().unwrap().content;
+        assert_eq!(next.input.content, **handed_on);
+        assert_eq!(
+            next.input.content.as_ptr(),
+            handed_on.as_ptr(),
+            "one text, two records"
+        );
+    }
+
+    let output = ParallelOrchestrator::new()
+        .orchestrate(vec![echo("x"), echo("y")], OrchestratorInput::new(long))
+        .await
+        .unwrap();
+    let records = &output.execution_trace.agent_executions;
+    assert_eq!(records[0].input.content, long);
+    assert_eq!(
+        records[0].input.content.as_ptr(),
+        records[1].input.content.as_ptr()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_complete_record_per_attempt() {
     let (flaky, _) = Scripted::new("flaky", [Step::Fail(transient("busy")), Step::Ok("fine")])
