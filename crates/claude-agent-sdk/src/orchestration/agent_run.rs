@@ -1,12 +1,14 @@
 //! One agent's whole run: attempts, retries with backoff, and the run's deadline
 //! and cancellation — the machinery every pattern and the registry share.
 //!
-//! [`run_attempt`] is one call (panic containment, attempt timeout, trace
-//! record); [`Runner::run`] repeats it for retryable errors only, on
-//! [`backon`]'s exponential schedule, and races every attempt and every backoff
+//! An attempt is one call (panic containment, attempt timeout, trace record:
+//! [`start_attempt`], and [`run_attempt`] when the agent has to wait);
+//! [`Runner::run`] repeats it for retryable errors only, on [`backon`]'s
+//! exponential schedule, and races every waiting attempt and every backoff
 //! sleep against the run's cancellation and deadline. A [`Runner`] runs agents
-//! one after another (a pipeline, or one worker of a fan-out) and carries what
-//! they can share; [`run_agent`] runs a single agent.
+//! one after another (a pipeline, or one worker of a fan-out) inside one
+//! task-local scope and carries what they can share; [`run_agent`] runs a
+//! single agent.
 //!
 //! The common case — an agent that succeeds at its first attempt — costs no
 //! retry schedule, no timer and no cancellation waiter: the schedule is built

@@ -6,7 +6,7 @@
 //! So records hold [`RecordedInput`] and [`RecordedOutput`], whose texts are
 //! [`ByteString`]s — reference-counted slices of shared buffers — instead of
 //! owned copies of [`AgentInput`] and [`AgentOutput`], and agent names are
-//! [`SmolStr`]s, stored inline when short. Records that hold the same text
+//! [`SmolStr`](smol_str::SmolStr)s, stored inline when short. Records that hold the same text
 //! share it: in a pipeline, step k's recorded output *is* step k+1's recorded
 //! input; in a fan-out every record shares the one input; the retries of a
 //! step share their input. The texts a run copies are packed into a few

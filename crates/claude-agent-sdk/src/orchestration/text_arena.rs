@@ -6,7 +6,7 @@
 //! and freed all at once, the costliest pattern for a general-purpose allocator.
 //! A [`TextArena`] copies them into chunks it allocates a few at a time (their
 //! size doubling up to [`MAX_CHUNK`]); each text is a
-//! [`ByteString`](bytestring::ByteString) that holds a reference to its chunk,
+//! [`ByteString`] that holds a reference to its chunk,
 //! so a chunk is freed when the last text in it is dropped.
 
 use bytes::BytesMut;
