@@ -40,6 +40,45 @@ async fn content_goes_to_stdin_and_stdout_becomes_the_content() {
 }
 
 #[tokio::test]
+async fn stdout_is_reported_line_by_line_while_the_program_runs() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    // The second line is only printed once the first has been reported: the
+    // program waits for a file the handler creates.
+    let dir = TempDir::new("lines");
+    let flag = dir.0.join("first-seen");
+    let flag_for_handler = flag.clone();
+    let agent = CommandAgent::shell(
+        "talker",
+        format!(
+            "echo one; while [ ! -e '{}' ]; do sleep 0.01; done; printf 'two\\nlast'",
+            flag.display()
+        ),
+    )
+    .on_text_delta(move |delta| {
+        log.lock().unwrap().push((
+            delta.agent.to_owned(),
+            delta.text.to_owned(),
+            delta.is_first,
+        ));
+        std::fs::write(&flag_for_handler, b"").unwrap();
+    });
+    let output = tokio::time::timeout(Duration::from_secs(20), agent.execute(AgentInput::new("")))
+        .await
+        .expect("the program saw the first line reported")
+        .unwrap();
+    assert_eq!(output.content, "one\ntwo\nlast");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("talker".to_owned(), "one\n".to_owned(), true),
+            ("talker".to_owned(), "two\n".to_owned(), false),
+            ("talker".to_owned(), "last\n".to_owned(), false),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn argv_is_never_interpreted_by_a_shell() {
     let agent = CommandAgent::new("echo", "echo").arg("$HOME && echo injected; `id`");
     let output = agent.execute(AgentInput::new("")).await.unwrap();

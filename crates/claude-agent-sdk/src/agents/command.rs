@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::agents::delta::{DeltaHandler, DeltaSink, TextDelta};
 use crate::agents::subprocess::{self, describe_status, stderr_suffix, Invocation, RunFailure};
 use crate::orchestration::{
     Agent, AgentError, AgentInput, AgentOutput, OrchestrationError, Result,
@@ -55,7 +56,8 @@ pub enum OutputMode {
 /// be found is [`InvalidConfig`](OrchestrationError::InvalidConfig). A timeout
 /// ([`with_timeout`](Self::with_timeout), or the orchestrator's attempt timeout)
 /// or a cancellation kills the program and every process it started in its
-/// process group: no orphans.
+/// process group: no orphans. [`on_text_delta`](Self::on_text_delta) reports
+/// what the program prints, line by line, while it runs.
 ///
 /// ```
 /// use claude_agent_sdk::agents::CommandAgent;
@@ -78,6 +80,7 @@ pub struct CommandAgent {
     output: OutputMode,
     timeout: Option<Duration>,
     retryable_exit_codes: Vec<i32>,
+    on_delta: Option<DeltaHandler>,
 }
 
 impl CommandAgent {
@@ -94,6 +97,7 @@ impl CommandAgent {
             output: OutputMode::default(),
             timeout: None,
             retryable_exit_codes: vec![75],
+            on_delta: None,
         }
     }
 
@@ -186,6 +190,18 @@ impl CommandAgent {
     #[must_use]
     pub fn with_retryable_exit_codes(mut self, codes: impl IntoIterator<Item = i32>) -> Self {
         self.retryable_exit_codes = codes.into_iter().collect();
+        self
+    }
+
+    /// Reports the program's stdout as it prints it, one line at a time, each
+    /// ending in `\n` (a last line printed without one gets one). The output
+    /// is still made from the whole of stdout once the program ends.
+    #[must_use]
+    pub fn on_text_delta(
+        mut self,
+        handler: impl Fn(TextDelta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_delta = Some(DeltaHandler::new(handler));
         self
     }
 
@@ -297,7 +313,18 @@ impl Agent for CommandAgent {
         let mut invocation = self.invocation.clone();
         invocation.stdin = self.stdin_bytes(&input)?;
         let started = Instant::now();
-        let run = subprocess::run(&invocation, None);
+        let mut sink = DeltaSink::new(self.on_delta.as_ref(), &self.name);
+        let mut on_line = |line: &[u8]| {
+            let mut text = String::from_utf8_lossy(line).into_owned();
+            text.push('\n');
+            sink.send(&text);
+        };
+        let on_line: Option<subprocess::LineHandler<'_>> = if self.on_delta.is_some() {
+            Some(&mut on_line)
+        } else {
+            None
+        };
+        let run = subprocess::run(&invocation, on_line);
         let finished = match self.timeout {
             None => run.await,
             Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {

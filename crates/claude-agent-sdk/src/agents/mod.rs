@@ -37,7 +37,12 @@
 //! Agents spawned programs run in their own process group, which is killed when
 //! the attempt times out or is cancelled: no orphans.
 
-#[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "process"
+))]
 mod delta;
 #[cfg(feature = "http")]
 #[cfg_attr(
@@ -61,7 +66,12 @@ mod command;
 #[cfg(feature = "openai")]
 mod openai;
 
-#[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "process"
+))]
 pub use delta::TextDelta;
 #[cfg(feature = "http")]
 pub use http::{
