@@ -6,10 +6,12 @@
 //! limiter.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use claude_agent_sdk::agents::{
     ClaudeAgent, ClaudeCodeAgent, CommandAgent, OpenAiCompatibleAgent, OutputMode, PromptTemplate,
-    Provider, ProviderLimits, StdinMode,
+    Provider, ProviderLimits, StdinMode, TextDelta,
 };
 use claude_agent_sdk::orchestration::Agent;
 
@@ -18,10 +20,23 @@ use crate::workflow::model::{ClaudeCodeSettings, CommandSettings, ModelSettings}
 use crate::workflow::raw::{AgentKind, OutputSpec, StdinSpec};
 use crate::workflow::{AgentDef, Settings};
 
+/// Hears the text agents produce while they run (see [`Factory::with_output_listener`]).
+pub type OutputListener = Arc<dyn Fn(TextDelta<'_>) + Send + Sync>;
+
 /// Builds agents, sharing one provider per server.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Factory {
     providers: HashMap<(AgentKind, String, Option<String>), Provider>,
+    listener: Option<OutputListener>,
+}
+
+impl fmt::Debug for Factory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Factory")
+            .field("providers", &self.providers.len())
+            .field("listener", &self.listener.is_some())
+            .finish()
+    }
 }
 
 impl Factory {
@@ -29,6 +44,25 @@ impl Factory {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Hands `listener` the text every agent that produces some (models as they
+    /// stream, programs as they print) produces while it runs.
+    #[must_use]
+    pub fn with_output_listener(mut self, listener: Option<OutputListener>) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    /// `agent`, telling the listener (if any) the text it produces.
+    fn listened(&self, agent: impl Producing) -> Box<dyn Agent> {
+        match &self.listener {
+            Some(listener) => {
+                let listener = Arc::clone(listener);
+                agent.on_text(move |delta| listener(delta))
+            }
+            None => Box::new(agent),
+        }
     }
 
     /// The agent `def` describes.
@@ -45,17 +79,19 @@ impl Factory {
                 })?;
                 Box::new(TemplateAgent::new(&def.id, description, pieces))
             }
-            Settings::Command(settings) => Box::new(command(&def.id, description, settings)),
+            Settings::Command(settings) => self.listened(command(&def.id, description, settings)),
             Settings::Model(settings) => {
                 let provider = self.provider(def, settings)?;
                 match def.kind {
                     AgentKind::Claude => {
-                        Box::new(claude(&def.id, description, settings, &provider))
+                        self.listened(claude(&def.id, description, settings, &provider))
                     }
-                    _ => Box::new(openai(&def.id, description, settings, &provider)),
+                    _ => self.listened(openai(&def.id, description, settings, &provider)),
                 }
             }
-            Settings::ClaudeCode(settings) => Box::new(claude_code(&def.id, description, settings)),
+            Settings::ClaudeCode(settings) => {
+                self.listened(claude_code(&def.id, description, settings))
+            }
         };
         Ok(agent)
     }
@@ -95,6 +131,31 @@ impl Factory {
         Ok(provider)
     }
 }
+
+/// An agent that reports the text it produces as it goes (its `on_text_delta`).
+trait Producing: Agent + Sized + 'static {
+    fn on_text(self, handler: impl Fn(TextDelta<'_>) + Send + Sync + 'static) -> Box<dyn Agent>;
+}
+
+macro_rules! producing {
+    ($($agent:ty),*) => {$(
+        impl Producing for $agent {
+            fn on_text(
+                self,
+                handler: impl Fn(TextDelta<'_>) + Send + Sync + 'static,
+            ) -> Box<dyn Agent> {
+                Box::new(self.on_text_delta(handler))
+            }
+        }
+    )*};
+}
+
+producing!(
+    ClaudeAgent,
+    OpenAiCompatibleAgent,
+    ClaudeCodeAgent,
+    CommandAgent
+);
 
 fn command(id: &str, description: String, settings: &CommandSettings) -> CommandAgent {
     let (program, args) = match settings.argv.split_first() {

@@ -45,12 +45,11 @@ impl Runner {
 }
 
 impl Plan {
-    /// Builds every agent of `workflow`.
+    /// Builds every agent of `workflow` with `factory`.
     ///
     /// # Errors
     /// A message naming the agent the library refused to build.
-    pub fn build(workflow: &Workflow) -> std::result::Result<Self, String> {
-        let mut factory = Factory::new();
+    pub fn build(workflow: &Workflow, mut factory: Factory) -> std::result::Result<Self, String> {
         let steps = steps(&workflow.flow, workflow, &mut factory)?;
         Ok(Self {
             root: Runner::new(workflow.flow.mode, &workflow.flow.config),

@@ -5,6 +5,7 @@
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
+mod preview;
 mod progress;
 mod summary;
 
@@ -16,10 +17,12 @@ use claude_agent_sdk::orchestration::{
     ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput, OrchestratorOutput,
 };
 
+use self::preview::Previews;
 use self::progress::{Display, Progress};
 use crate::chrome;
 use crate::cli::RunArgs;
 use crate::exit::Exit;
+use crate::factory::Factory;
 use crate::plan::Plan;
 use crate::workflow::{self, Strictness, Workflow};
 
@@ -48,7 +51,17 @@ pub fn run(args: &RunArgs) -> Exit {
             eprintln!("warning: {warning}");
         }
     }
-    let plan = match Plan::build(&workflow) {
+    let display = if args.quiet {
+        Display::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Display::Live
+    } else {
+        Display::Plain
+    };
+    // Only the live display shows what agents produce as they run.
+    let previews = Previews::new(workflow.redactor.clone());
+    let listener = (display == Display::Live).then(|| previews.listener());
+    let plan = match Plan::build(&workflow, Factory::new().with_output_listener(listener)) {
         Ok(plan) => plan,
         Err(problem) => {
             eprintln!("error: {}", workflow.redactor.redact(&problem));
@@ -65,14 +78,7 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Failed;
         }
     };
-    let display = if args.quiet {
-        Display::Quiet
-    } else if std::io::stderr().is_terminal() {
-        Display::Live
-    } else {
-        Display::Plain
-    };
-    let exit = runtime.block_on(execute(&workflow, plan, input, args, display));
+    let exit = runtime.block_on(execute(&workflow, plan, input, args, display, previews));
     // Agents still winding down (none should be) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit
@@ -134,8 +140,9 @@ async fn execute(
     input: OrchestratorInput,
     args: &RunArgs,
     display: Display,
+    previews: Previews,
 ) -> Exit {
-    let progress = Progress::new(workflow, display);
+    let progress = Progress::new(workflow, display, previews);
     let ctx =
         ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
     let about = workflow

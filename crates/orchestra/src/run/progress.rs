@@ -1,7 +1,8 @@
 //! Live progress of a run, fed by the library's [`RunObserver`] events: one line
 //! per agent and group (waiting, running, retrying n/m, done, failed), with its
-//! elapsed time and tokens — redrawn in place on a terminal (indicatif), or
-//! logged line by line otherwise.
+//! elapsed time and tokens — redrawn in place on a terminal (indicatif), where a
+//! running agent also shows the latest line it streamed or printed ([`Previews`]),
+//! or logged line by line otherwise.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +12,7 @@ use claude_agent_sdk::orchestration::{RunEvent, RunObserver, Usage};
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::preview::Previews;
 use crate::traces::{human_duration, human_tokens};
 use crate::workflow::env::Redactor;
 use crate::workflow::{Node, Workflow};
@@ -57,6 +59,7 @@ struct Shared {
     bars: Vec<ProgressBar>,
     multi: Option<MultiProgress>,
     stopped: AtomicBool,
+    previews: Previews,
 }
 
 /// The run's progress display; clone it to hand it to the context as an observer.
@@ -68,9 +71,10 @@ pub struct Progress {
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 impl Progress {
-    /// A display of every step of `workflow`'s flow.
+    /// A display of every step of `workflow`'s flow, showing beside each running
+    /// agent its latest line from `previews`.
     #[must_use]
-    pub fn new(workflow: &Workflow, display: Display) -> Self {
+    pub fn new(workflow: &Workflow, display: Display, previews: Previews) -> Self {
         let mut lines = Vec::new();
         workflow.flow.walk(&mut |node: &Node, depth| {
             lines.push(Line {
@@ -104,6 +108,7 @@ impl Progress {
                 bars,
                 multi,
                 stopped: AtomicBool::new(false),
+                previews,
             }),
         };
         progress.redraw(0);
@@ -189,7 +194,11 @@ impl Progress {
             .unwrap_or(0);
         for (index, (line, bar)) in lines.iter().zip(&self.shared.bars).enumerate() {
             let usage = subtree_usage(&lines, index);
-            bar.set_message(render_line(line, width, frame, &usage));
+            let running = matches!(line.state, State::Running { .. });
+            let preview = running
+                .then(|| self.shared.previews.shown(&line.name))
+                .flatten();
+            bar.set_message(render_line(line, width, frame, &usage, preview.as_deref()));
         }
     }
 
@@ -224,7 +233,16 @@ fn subtree_usage(lines: &[Line], index: usize) -> Usage {
     usage
 }
 
-fn render_line(line: &Line, width: usize, frame: usize, usage: &Usage) -> String {
+/// The most characters of an agent's latest line shown beside it.
+const PREVIEW_CHARS: usize = 48;
+
+fn render_line(
+    line: &Line,
+    width: usize,
+    frame: usize,
+    usage: &Usage,
+    preview: Option<&str>,
+) -> String {
     let (icon, state) = match &line.state {
         State::Waiting => ("·", "waiting".to_owned()),
         State::Running { attempt, max } if *max > 1 => (
@@ -262,7 +280,19 @@ fn render_line(line: &Line, width: usize, frame: usize, usage: &Usage) -> String
     } else {
         String::new()
     };
-    format!("{icon} {name}{pad}  {state} {elapsed:>7}  {tokens}")
+    let preview = preview.map_or_else(String::new, |text| {
+        // The end of the line is the news; a cut start is marked.
+        let chars = text.chars().count();
+        let shown = if chars > PREVIEW_CHARS {
+            let skip = chars - (PREVIEW_CHARS - 1);
+            let cut = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
+            format!("…{}", &text[cut..])
+        } else {
+            text.to_owned()
+        };
+        format!("  {}", style(shown).dim())
+    });
+    format!("{icon} {name}{pad}  {state} {elapsed:>7}  {tokens}{preview}")
 }
 
 impl RunObserver for Progress {
@@ -274,6 +304,7 @@ impl RunObserver for Progress {
                 max_attempts,
             } => {
                 let now = Instant::now();
+                self.shared.previews.clear(agent);
                 let updated = self.update(agent, |line| {
                     line.state = State::Running {
                         attempt: *attempt,
