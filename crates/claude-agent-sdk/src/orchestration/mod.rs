@@ -9,7 +9,9 @@
 //!   [`ParallelOrchestrator`] (fan-out/fan-in), composable through
 //!   [`OrchestratorAgent`].
 //! - [`context`]: [`ExecutionConfig`], and [`ExecutionContext`] — state, trace and
-//!   cancellation of a run — with its [`ExecutionTrace`] of [`AgentExecution`]s.
+//!   cancellation of a run — with its [`ExecutionTrace`] of [`AgentExecution`]s,
+//!   whose [`RecordedInput`] / [`RecordedOutput`] share their texts between
+//!   records instead of copying them.
 //! - [`errors`]: [`OrchestrationError`] and which errors are retryable.
 //! - [`registry`]: [`AgentRegistry`], agents under stable ids with searchable metadata.
 //! - [`usage`]: [`Usage`], the tokens and cost agents report, summed over a run.
