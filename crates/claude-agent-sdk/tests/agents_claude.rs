@@ -45,6 +45,17 @@ fn anthropic_error(kind: &str, message: &str) -> serde_json::Value {
 
 /// The events of a streamed reply saying `parts` joined, split into the events
 /// before the first text delta (included) and after it.
+/// A stream that sends its first events with `text`, then nothing ever again.
+fn stalled_stream(text: &str) -> Reply {
+    let (before, _) = stream_events(&[text]);
+    Reply::Stream {
+        before,
+        gate: Some(Arc::new(Notify::new())),
+        after: vec!["x".into()],
+        gap: Duration::ZERO,
+    }
+}
+
 fn stream_events(parts: &[&str]) -> (Vec<String>, Vec<String>) {
     let mut before = vec![
         event(
@@ -413,14 +424,7 @@ async fn a_server_that_hangs_times_out() {
     assert!(error.is_retryable());
 
     // The orchestrator's attempt timeout cuts a hanging stream too.
-    let (before, _) = stream_events(&["never finished"]);
-    let server = TestServer::start(vec![Reply::Stream {
-        before,
-        gate: Some(Arc::new(Notify::new())),
-        after: vec!["x".into()],
-        gap: Duration::ZERO,
-    }])
-    .await;
+    let server = TestServer::start(vec![stalled_stream("never finished")]).await;
     let agents: Vec<Box<dyn Agent>> =
         vec![Box::new(ClaudeAgent::new("slow", &provider(&server.url)))];
     let error = SequentialOrchestrator::new()
@@ -435,14 +439,7 @@ async fn a_server_that_hangs_times_out() {
 #[tokio::test]
 async fn a_stream_that_stalls_times_out_at_the_read_timeout() {
     // Two events arrive, then the server goes quiet for good.
-    let (before, _) = stream_events(&["half an ans"]);
-    let server = TestServer::start(vec![Reply::Stream {
-        before,
-        gate: Some(Arc::new(Notify::new())),
-        after: vec!["x".into()],
-        gap: Duration::ZERO,
-    }])
-    .await;
+    let server = TestServer::start(vec![stalled_stream("half an ans")]).await;
     let watchful = Provider::builder("anthropic", &server.url)
         .with_api_key("k")
         .with_request_timeout(Duration::from_secs(60))

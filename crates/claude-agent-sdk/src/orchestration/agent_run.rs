@@ -113,8 +113,8 @@ pub(crate) async fn run_agent(
 ) -> std::result::Result<AgentOutput, RunError> {
     let mut runner = Runner::new(ctx, policy);
     let scope = runner.scope();
-    runner.input_text = policy.record.then(|| input.content.clone());
-    context::scope(scope, runner.run(agent, &StepInput::shared(input))).await
+    let input = runner.share_input(input);
+    context::scope(scope, runner.run(agent, &input)).await
 }
 
 /// An instant a runner read, and its UTC time once a record has needed it.
@@ -152,10 +152,13 @@ pub(crate) struct Runner<'a> {
     /// The text the records of the agent about to run share as their input,
     /// when the caller knows it (see [`StepInput`]); the agent's last record
     /// takes it.
-    pub(crate) input_text: Option<ByteString>,
-    /// The text of the last recorded output: in a pipeline, the next step's
+    input_text: Option<ByteString>,
+    /// Whether the runner is a pipeline, whose steps' records share each
+    /// recorded output as the next recorded input (see [`output_text`](Self::output_text)).
+    chains: bool,
+    /// In a pipeline, the text of the last recorded output: the next step's
     /// recorded input.
-    pub(crate) output_text: Option<ByteString>,
+    output_text: Option<ByteString>,
     /// Where the runner's records copy their texts.
     pub(crate) texts: TextArena,
     /// The output of the attempt that just succeeded, until [`run`](Self::run)
@@ -171,10 +174,33 @@ impl<'a> Runner<'a> {
             lap: None,
             nested: Arc::default(),
             input_text: None,
+            chains: false,
             output_text: None,
             texts: TextArena::default(),
             output: None,
         }
+    }
+
+    /// A runner for a pipeline: each step's records share the previous step's
+    /// recorded output text as their input (see [`next_step`](Self::next_step)).
+    pub(crate) fn pipeline(ctx: &'a ExecutionContext, policy: &'a AgentPolicy) -> Self {
+        Self {
+            chains: true,
+            ..Self::new(ctx, policy)
+        }
+    }
+
+    /// Readies the runner for the next step of its pipeline: that step's
+    /// records take the previous step's recorded output text as their input.
+    pub(crate) fn next_step(&mut self) {
+        self.input_text = self.output_text.take();
+    }
+
+    /// The input of an agent run on `input` (a fan-out's, or a single agent's),
+    /// whose records share its text.
+    pub(crate) fn share_input<'i>(&mut self, input: &'i RecordedInput) -> StepInput<'i> {
+        self.input_text = self.policy.record.then(|| input.content.clone());
+        StepInput::shared(input)
     }
 
     /// The runner's parts an attempt's record works with, and those an ended
@@ -187,7 +213,7 @@ impl<'a> Runner<'a> {
         };
         let end = EndSlots {
             lap: &mut self.lap,
-            output_text: &mut self.output_text,
+            output_text: self.chains.then_some(&mut self.output_text),
             output: &mut self.output,
         };
         (slots, end)

@@ -232,7 +232,8 @@ pub(crate) struct RecordSlots<'r> {
 /// The parts of a [`Runner`] an ended attempt leaves its results in.
 pub(crate) struct EndSlots<'r> {
     pub(crate) lap: &'r mut Option<Lap>,
-    pub(crate) output_text: &'r mut Option<ByteString>,
+    /// Where a pipeline keeps the recorded output text; `None` outside one.
+    pub(crate) output_text: Option<&'r mut Option<ByteString>>,
     pub(crate) output: &'r mut Option<AgentOutput>,
 }
 
@@ -278,14 +279,22 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
         if let Err(error) = &result {
             log_event!(self.policy.log, warn, agent = self.agent, attempt = self.attempt, %error, "agent attempt failed");
         }
-        (*end.lap, *end.output_text) = self.finish(&result);
+        let (lap, text) = self.finish(&result, end.output_text.is_some());
+        *end.lap = lap;
+        if let Some(kept) = end.output_text {
+            *kept = text;
+        }
         result.map(|output| *end.output = Some(output))
     }
 
     /// Writes the record (and tells the observer); returns when the attempt
-    /// ended, when it was timed, and the recorded output's text, when a record
-    /// kept one.
-    fn finish(&mut self, result: &Result<AgentOutput>) -> (Option<Lap>, Option<ByteString>) {
+    /// ended, when it was timed, and — with `keep_text` — the recorded output's
+    /// text, when a record kept one.
+    fn finish(
+        &mut self,
+        result: &Result<AgentOutput>,
+        keep_text: bool,
+    ) -> (Option<Lap>, Option<ByteString>) {
         // Emptied whatever happens, so that it never reaches a later attempt.
         let nested = self.slots.nested.take();
         let Some(started) = self.started.take() else {
@@ -308,7 +317,10 @@ impl<'a, 'i> AttemptRecord<'a, 'i> {
                 }
                 Err(error) => (None, Some(error.to_string())),
             };
-            text = output.as_ref().map(|output| output.content.clone());
+            text = output
+                .as_ref()
+                .filter(|_| keep_text)
+                .map(|output| output.content.clone());
             // A failed attempt may be retried on the same input.
             let last = result.is_ok();
             ended.wall = Some(self.write(started, elapsed, output, error, nested, last));

@@ -114,6 +114,17 @@ pub struct RecordedOutput {
 }
 
 impl RecordedOutput {
+    /// `output` with `content`, a copy of its content made elsewhere.
+    pub(crate) fn with_content(content: ByteString, output: &AgentOutput) -> Self {
+        debug_assert_eq!(content, output.content);
+        Self {
+            content,
+            data: output.data.clone(),
+            confidence: output.confidence,
+            metadata: output.metadata.clone(),
+        }
+    }
+
     /// Whether the output counted as a success: the same rule as
     /// [`AgentOutput::is_successful`].
     #[must_use]
@@ -136,19 +147,6 @@ impl RecordedOutput {
             data: self.data.clone(),
             confidence: self.confidence,
             metadata: self.metadata.clone(),
-        }
-    }
-}
-
-impl RecordedOutput {
-    /// `output` with `content`, a copy of its content made elsewhere.
-    pub(crate) fn with_content(content: ByteString, output: &AgentOutput) -> Self {
-        debug_assert_eq!(content, output.content);
-        Self {
-            content,
-            data: output.data.clone(),
-            confidence: output.confidence,
-            metadata: output.metadata.clone(),
         }
     }
 }
@@ -196,16 +194,6 @@ impl<T: SharedPart> Shared<T> {
             Self(None)
         } else {
             Self(Some(Arc::new(value)))
-        }
-    }
-
-    /// `value`, sharing its allocation unless it is empty.
-    #[must_use]
-    pub fn from_arc(value: &Arc<T>) -> Self {
-        if value.is_empty_part() {
-            Self(None)
-        } else {
-            Self(Some(Arc::clone(value)))
         }
     }
 
@@ -339,9 +327,12 @@ mod tests {
 
     #[test]
     fn non_empty_parts_are_shared() {
-        let value = Arc::new(serde_json::json!({"k": 1}));
-        let shared = Shared::from_arc(&value);
-        assert!(Arc::ptr_eq(shared.0.as_ref().unwrap(), &value));
+        let value = Shared::new(serde_json::json!({"k": 1}));
+        let shared = value.clone();
+        assert!(Arc::ptr_eq(
+            shared.0.as_ref().unwrap(),
+            value.0.as_ref().unwrap()
+        ));
         assert_eq!(shared["k"], 1);
         assert_eq!(shared, serde_json::json!({"k": 1}));
     }

@@ -35,7 +35,6 @@ use crate::orchestration::orchestrator::{
 };
 use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
 use crate::orchestration::recorded::RecordedInput;
-use crate::orchestration::step_input::StepInput;
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
 ///
@@ -227,8 +226,7 @@ async fn run_agents(shared: &Shared, runner: &mut Runner<'_>) {
         };
         // The worker may have yielded since its last agent: read the clock afresh.
         runner.lap = None;
-        runner.input_text = shared.policy.record.then(|| shared.input.content.clone());
-        let input = StepInput::shared(&shared.input);
+        let input = runner.share_input(&shared.input);
         let run = runner.run(agent.as_ref(), &input);
         // Agent panics are contained per attempt; this guards the rest.
         let outcome = AssertUnwindSafe(run)

@@ -94,7 +94,7 @@ impl SequentialOrchestrator {
                 // One runner for the whole pipeline, in one task-local scope:
                 // nothing is awaited between two steps, so the end of one step's
                 // record is the start of the next (one clock read per step).
-                let mut runner = Runner::new(ctx, &policy);
+                let mut runner = Runner::pipeline(ctx, &policy);
                 let scope = runner.scope();
                 let steps = async {
                     for agent in &agents {
@@ -103,7 +103,7 @@ impl SequentialOrchestrator {
                         // copy, and the step's records share the previous
                         // record's output text.
                         let previous = outputs.last().map_or(&content, |output| &output.content);
-                        runner.input_text = runner.output_text.take();
+                        runner.next_step();
                         let step = StepInput::new(previous, &context, &metadata);
                         let output = runner
                             .run(agent.as_ref(), &step)
