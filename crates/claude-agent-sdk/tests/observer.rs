@@ -20,10 +20,12 @@ impl RunObserver for Log {
             RunEvent::RunStarted {
                 orchestrator,
                 agents,
+                ..
             } => format!("run {orchestrator} {agents}"),
             RunEvent::RunFinished {
                 orchestrator,
                 error,
+                ..
             } => {
                 format!("end {orchestrator} ok={}", error.is_none())
             }
@@ -31,6 +33,7 @@ impl RunObserver for Log {
                 agent,
                 attempt,
                 max_attempts,
+                ..
             } => {
                 format!("start {agent} {attempt}/{max_attempts}")
             }

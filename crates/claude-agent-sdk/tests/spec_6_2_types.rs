@@ -102,8 +102,8 @@ async fn s6_2_orchestrator_input_and_output() -> TestResult {
     );
     // Every agent of the run is handed the run's context and metadata.
     for exec in &output.execution_trace.agent_executions {
-        assert_eq!(*exec.input.context, input.context);
-        assert_eq!(*exec.input.metadata, input.metadata);
+        assert_eq!(exec.input.context, input.context);
+        assert_eq!(exec.input.metadata, input.metadata);
     }
     Ok(())
 }

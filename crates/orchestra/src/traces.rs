@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::{
-    AgentExecution, ExecutionTrace, OrchestratorOutput, RecordedOutput, Usage,
+    AgentExecution, ExecutionTrace, OrchestratorOutput, Usage,
 };
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
@@ -44,7 +44,7 @@ impl Attempt<'_> {
         self.record
             .output
             .as_ref()
-            .and_then(RecordedOutput::usage)
+            .and_then(Usage::from_output)
             .unwrap_or_default()
     }
 }

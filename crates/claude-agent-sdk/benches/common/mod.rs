@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ByteString, ExecutionConfig, Orchestrator, OrchestratorInput,
-    OrchestratorOutput, ParallelOrchestrator, RecordedInput, RecordedOutput,
-    SequentialOrchestrator, Shared, SimpleAgent, SmolStr,
+    Agent, AgentInput, AgentOutput, ExecutionConfig, Orchestrator, OrchestratorInput,
+    OrchestratorOutput, ParallelOrchestrator, SequentialOrchestrator, SimpleAgent,
 };
 use tokio::sync::Semaphore;
 
@@ -156,33 +155,28 @@ pub async fn baseline_sequential(agents: Vec<Box<dyn Agent>>, content: &str) -> 
 /// What a trace record holds, for the reference loop below (the library's
 /// `AgentExecution` cannot be built outside the crate).
 pub struct RecordData {
-    pub agent_name: SmolStr,
+    pub agent_name: String,
     pub attempt: u32,
     pub start_time: chrono::DateTime<chrono::Utc>,
     pub end_time: Option<chrono::DateTime<chrono::Utc>>,
     pub duration_ms: Option<u64>,
-    pub input: RecordedInput,
-    pub output: Option<RecordedOutput>,
+    pub input: AgentInput,
+    pub output: Option<AgentOutput>,
     pub error: Option<String>,
     pub success: bool,
 }
 
 /// Reference, not a contender: the baseline loop made to keep what our trace
-/// keeps per step (the agent's name, its input sharing the previous step's
-/// recorded output text, a recorded copy of its output, UTC start and end times
-/// from one clock read per step) in a mutex-guarded, pre-sized vector. The gap
-/// between this and the plain loop is what the record data costs when each
-/// recorded text is an allocation of its own (the library copies them into a
-/// per-runner arena instead, which is internal to it).
+/// keeps per step (the agent's name, a copy of its input, a copy of its
+/// output, UTC start and end times from one clock read per step) in a
+/// mutex-guarded, pre-sized vector. The gap between this and the plain loop
+/// is what the record data alone costs.
 pub async fn reference_sequential_records(
     agents: Vec<Box<dyn Agent>>,
     content: &str,
 ) -> (Vec<AgentOutput>, Vec<RecordData>) {
     let input = AgentInput::new(content);
     let (mut content, context, metadata) = (input.content, input.context, input.metadata);
-    let (shared_context, shared_metadata) =
-        (Shared::new(context.clone()), Shared::new(metadata.clone()));
-    let mut text = ByteString::from(content.as_str());
     let records = std::sync::Mutex::new(Vec::with_capacity(agents.len()));
     let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
     let mut lap = mono;
@@ -193,18 +187,15 @@ pub async fn reference_sequential_records(
             context: context.clone(),
             metadata: metadata.clone(),
         };
+        let recorded_input = step.clone();
         let output = agent.as_ref().execute(step).await.expect("agent");
         let end = tokio::time::Instant::now();
         let elapsed = end - lap;
         let start_time = wall + chrono::TimeDelta::from_std(lap - mono).expect("delta");
-        let recorded = RecordedOutput::from(&output);
-        let input = RecordedInput {
-            content: std::mem::replace(&mut text, recorded.content.clone()),
-            context: shared_context.clone(),
-            metadata: shared_metadata.clone(),
-        };
+        let recorded = output.clone();
+        let input = recorded_input;
         records.lock().expect("lock").push(RecordData {
-            agent_name: SmolStr::new(agent.name()),
+            agent_name: agent.name().to_owned(),
             attempt: 1,
             start_time,
             end_time: Some(start_time + chrono::TimeDelta::from_std(elapsed).expect("delta")),

@@ -300,7 +300,7 @@ impl ClaudeCodeAgent {
             )),
             RunFailure::Io(e) => OrchestrationError::AgentFailed(
                 self.name.clone(),
-                format!("I/O error while running `{binary}`: {e}"),
+                format!("I/O error while running `{binary}`: {e}").into(),
             ),
             RunFailure::StdoutTooLarge(limit) => OrchestrationError::AgentError(AgentError::new(format!(
                 "agent `{}`: `{binary}` printed more than {limit} bytes",
@@ -329,7 +329,8 @@ impl ClaudeCodeAgent {
                 format!(
                     "`{binary}` failed with {}{stderr}",
                     describe_status(finished.status)
-                ),
+                )
+                .into(),
             ));
         };
         if result.is_error || !finished.status.success() {
@@ -345,7 +346,7 @@ impl ClaudeCodeAgent {
                     self.name
                 )))
             } else {
-                OrchestrationError::AgentFailed(self.name.clone(), message)
+                OrchestrationError::AgentFailed(self.name.clone(), message.into())
             });
         }
         Ok(result.into_output(self.model.as_deref()))

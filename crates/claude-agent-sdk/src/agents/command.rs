@@ -279,7 +279,7 @@ impl CommandAgent {
             ))),
             RunFailure::Io(e) => OrchestrationError::AgentFailed(
                 self.name.clone(),
-                format!("I/O error while running `{program}`: {e}"),
+                format!("I/O error while running `{program}`: {e}").into(),
             ),
             RunFailure::StdoutTooLarge(limit) => OrchestrationError::AgentError(AgentError::new(
                 format!("agent `{}`: `{program}` printed more than {limit} bytes", self.name),

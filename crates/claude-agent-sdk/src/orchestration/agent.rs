@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::orchestration::errors::Result;
+use crate::orchestration::errors::{ErrorDetails, Result};
 
 /// What an agent is asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -82,6 +82,18 @@ pub struct AgentOutput {
     #[serde(default)]
     pub data: serde_json::Value,
     /// How confident the agent is in its answer, from 0.0 to 1.0.
+    ///
+    /// A value outside that range — NaN, an infinity, or a finite value set
+    /// straight through this field — is *normalized* wherever it is read or
+    /// written: NaN and infinities count as 0.0, finite values are clamped
+    /// into `0.0..=1.0` (see [`AgentOutput::normalized_confidence`]). The
+    /// engine normalizes every output an agent returns, serialization writes
+    /// the normalized value, and deserialization reads `null` as 0.0, so
+    /// every output that serializes reads back.
+    #[serde(
+        serialize_with = "confidence::serialize",
+        deserialize_with = "confidence::deserialize"
+    )]
     pub confidence: f64,
     /// Free-form key-value metadata.
     #[serde(default)]
@@ -103,15 +115,24 @@ impl AgentOutput {
         }
     }
 
-    /// Sets the confidence, clamped into `0.0..=1.0` (NaN becomes 0.0).
+    /// Sets the confidence, normalized (see [`normalized_confidence`](Self::normalized_confidence)).
     #[must_use]
     pub fn with_confidence(mut self, confidence: f64) -> Self {
-        self.confidence = if confidence.is_nan() {
-            0.0
-        } else {
-            confidence.clamp(0.0, 1.0)
-        };
+        self.confidence = confidence::normalize(confidence);
         self
+    }
+
+    /// The confidence as it counts: NaN and infinities are 0.0, finite values
+    /// are clamped into `0.0..=1.0`.
+    #[must_use]
+    pub fn normalized_confidence(&self) -> f64 {
+        confidence::normalize(self.confidence)
+    }
+
+    /// Normalizes the confidence in place (see
+    /// [`normalized_confidence`](Self::normalized_confidence)).
+    pub(crate) fn normalize(&mut self) {
+        self.confidence = confidence::normalize(self.confidence);
     }
 
     /// Replaces the structured data.
@@ -128,11 +149,36 @@ impl AgentOutput {
         self
     }
 
-    /// Whether the agent stands behind its answer: `confidence >= 0.5`
+    /// Whether the agent stands behind its answer: a
+    /// [normalized](Self::normalized_confidence) confidence of at least 0.5
     /// ([`SUCCESS_THRESHOLD`](Self::SUCCESS_THRESHOLD)).
     #[must_use]
     pub fn is_successful(&self) -> bool {
-        self.confidence >= Self::SUCCESS_THRESHOLD
+        self.normalized_confidence() >= Self::SUCCESS_THRESHOLD
+    }
+}
+
+/// The one place where confidence values are normalized.
+mod confidence {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// NaN and infinities become 0.0 (the agent gave no usable confidence);
+    /// finite values are clamped into `0.0..=1.0`.
+    pub(super) fn normalize(confidence: f64) -> f64 {
+        if confidence.is_finite() {
+            confidence.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+    pub(super) fn serialize<S: Serializer>(confidence: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(normalize(*confidence))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Option::<f64>::deserialize(deserializer).map(|value| normalize(value.unwrap_or(0.0)))
     }
 }
 
@@ -223,6 +269,8 @@ impl<A: Agent + ?Sized> Agent for Arc<A> {
 #[error("{message}")]
 pub struct AgentError {
     message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<Box<ErrorDetails>>,
 }
 
 impl AgentError {
@@ -231,13 +279,27 @@ impl AgentError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Attaches what the back end said (status code, request id, …).
+    #[must_use]
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
+        self.details = Some(Box::new(details));
+        self
     }
 
     /// The message given to [`AgentError::new`].
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// What the back end said, when the agent attached it.
+    #[must_use]
+    pub fn details(&self) -> Option<&ErrorDetails> {
+        self.details.as_deref()
     }
 }
 
@@ -347,6 +409,26 @@ mod tests {
             AgentOutput::new("x").with_confidence(f64::NAN).confidence,
             0.0
         );
+    }
+
+    #[test]
+    fn non_finite_confidence_is_normalized_to_zero_everywhere() {
+        for odd in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut output = AgentOutput::new("x");
+            output.confidence = odd; // through the public field
+            assert!(!output.is_successful(), "{odd}");
+            assert_eq!(output.normalized_confidence(), 0.0);
+            let json = serde_json::to_string(&output).unwrap();
+            let back: AgentOutput = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.confidence, 0.0, "{json}");
+        }
+        let null: AgentOutput =
+            serde_json::from_str(r#"{"content": "x", "confidence": null}"#).unwrap();
+        assert_eq!(null.confidence, 0.0);
+        let mut high = AgentOutput::new("x");
+        high.confidence = 7.0;
+        assert!(high.is_successful());
+        assert_eq!(high.normalized_confidence(), 1.0);
     }
 
     #[test]

@@ -10,18 +10,22 @@
 //!                      └ Security review  ┘
 //! ```
 //!
-//! The nested run shares the outer run's state and cancellation (through
-//! [`ExecutionContext::child`]) and keeps its own trace, which lands in the outer
-//! attempt's [`AgentExecution::nested`](super::AgentExecution::nested).
+//! The nested run shares the outer run's state (through
+//! [`ExecutionContext::child`]), inherits the outer attempt's deadline and
+//! cancellation, and keeps its own trace, which lands in the outer attempt's
+//! [`AgentExecution::nested`](super::AgentExecution::nested). It runs on a
+//! task of its own, so nesting a thousand levels deep costs a thousand small
+//! tasks rather than a thousand stack frames; when the outer attempt stops,
+//! it waits for the nested run to stop first.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::context::{self, ExecutionContext};
-use crate::orchestration::errors::Result;
+use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::Orchestrator;
 
 /// An orchestrator and its agents, run as one agent.
@@ -29,8 +33,9 @@ use crate::orchestration::orchestrator::Orchestrator;
 /// The output's `content` is the nested run's `result`; its `data` holds the
 /// nested `agent_outputs` and `failures`; its confidence is the mean confidence
 /// of the nested outputs, scaled by the share of agents that succeeded. A nested
-/// run that fails fails this agent with the nested error (so a retryable
-/// `AgentFailed` reruns the whole nested orchestration).
+/// run that fails fails this agent with the nested error, whose cause decides
+/// whether a retry reruns the nested orchestration (a permanent failure deep
+/// inside stays permanent).
 ///
 /// ```
 /// use claude_agent_sdk::orchestration::{
@@ -61,11 +66,11 @@ use crate::orchestration::orchestrator::Orchestrator;
 pub struct OrchestratorAgent<O> {
     name: String,
     description: String,
-    orchestrator: O,
+    orchestrator: Arc<O>,
     agents: Vec<Arc<dyn Agent>>,
 }
 
-impl<O: Orchestrator> OrchestratorAgent<O> {
+impl<O: Orchestrator + 'static> OrchestratorAgent<O> {
     /// Wraps `orchestrator` running `agents` as an agent called `name`.
     #[must_use]
     pub fn new(
@@ -93,7 +98,7 @@ impl<O: Orchestrator> OrchestratorAgent<O> {
         Self {
             name: name.into(),
             description: description.into(),
-            orchestrator,
+            orchestrator: Arc::new(orchestrator),
             agents,
         }
     }
@@ -123,22 +128,17 @@ impl<O> fmt::Debug for OrchestratorAgent<O> {
     }
 }
 
-/// Hands a nested run's trace to the attempt running it when dropped, so the
-/// trace survives an attempt that is cut short (its future dropped).
-struct AttachTraceOnDrop(ExecutionContext);
+/// Aborts the nested run's task if the attempt running it is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AttachTraceOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
-        // A run dropped half-way never closed its trace.
-        if self.0.get_trace_end().is_none() {
-            self.0.finish_trace();
-        }
-        context::attach_nested_trace(self.0.take_trace());
+        self.0.abort();
     }
 }
 
 #[async_trait]
-impl<O: Orchestrator> Agent for OrchestratorAgent<O> {
+impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -153,20 +153,28 @@ impl<O: Orchestrator> Agent for OrchestratorAgent<O> {
             Some(parent) => parent.child(config),
             None => ExecutionContext::new(config),
         };
-        let agents = self
+        let agents: Vec<Box<dyn Agent>> = self
             .agents
             .iter()
             .map(|agent| Box::new(Arc::clone(agent)) as Box<dyn Agent>)
             .collect();
-        // The nested trace is kept whether the nested run succeeds, fails, or is
-        // dropped half-way by a cancellation or a deadline.
-        let nested = AttachTraceOnDrop(ctx);
-        let result = self
-            .orchestrator
-            .orchestrate_with_context(agents, input.into(), &nested.0)
-            .await;
-        drop(nested);
-        let output = result?;
+        let orchestrator = Arc::clone(&self.orchestrator);
+        // A task of its own (carrying this attempt's scope): polling a nested
+        // run never deepens this task's stack.
+        let mut nested = AbortOnDrop(ExecutionContext::spawn(async move {
+            orchestrator
+                .orchestrate_nested(agents, input.into(), &ctx)
+                .await
+        }));
+        let output = match (&mut nested.0).await {
+            Ok(result) => result?,
+            Err(error) if error.is_panic() => {
+                return Err(OrchestrationError::AgentError(AgentError::new(
+                    "the nested orchestration panicked",
+                )))
+            }
+            Err(_) => return Err(OrchestrationError::Cancelled),
+        };
 
         let total = output.agent_outputs.len() + output.failures.len();
         let mean = if output.agent_outputs.is_empty() {

@@ -7,13 +7,14 @@
 //! parallel limit) are reported as [`OrchestrationError::InvalidConfig`] when a run
 //! starts, before any agent runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
 use crate::orchestration::join_policy::JoinPolicy;
-use crate::orchestration::retry::Backoff;
 
 /// Configuration of an orchestration run.
 ///
@@ -32,7 +33,7 @@ use crate::orchestration::retry::Backoff;
 /// assert_eq!(config.max_retries, 5);
 /// assert_eq!(config.agent_timeout, Some(Duration::from_secs(30)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct ExecutionConfig {
@@ -55,6 +56,41 @@ pub struct ExecutionConfig {
     pub backoff: Backoff,
     /// When a parallel run succeeds although some agents failed.
     pub join_policy: JoinPolicy,
+    /// The most bytes of each input and output text a trace record keeps
+    /// (default none: records keep whole texts). Longer texts are cut, and
+    /// the record says how many bytes were elided.
+    ///
+    /// What a run keeps in memory: each agent's output once in
+    /// [`OrchestratorOutput::agent_outputs`](super::OrchestratorOutput::agent_outputs)
+    /// (as the specification's type requires), and — with trace records on —
+    /// each attempt's output once in the journal, plus, in the trace a run
+    /// returns, each attempt's input and output. This limit bounds the last
+    /// two, so a run with big payloads keeps a small trace.
+    pub record_text_limit: Option<usize>,
+    /// Decides which failed attempts are retried and when (default: an
+    /// [`ExponentialRetry`] on [`backoff`](Self::backoff)). Not serialized.
+    #[serde(skip)]
+    pub retry_policy: Option<Arc<dyn RetryPolicy>>,
+}
+
+impl PartialEq for ExecutionConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let same_policy = match (&self.retry_policy, &other.retry_policy) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.timeout == other.timeout
+            && self.max_retries == other.max_retries
+            && self.parallel_limit == other.parallel_limit
+            && self.enable_logging == other.enable_logging
+            && self.enable_tracing == other.enable_tracing
+            && self.agent_timeout == other.agent_timeout
+            && self.backoff == other.backoff
+            && self.join_policy == other.join_policy
+            && self.record_text_limit == other.record_text_limit
+            && same_policy
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -68,6 +104,8 @@ impl Default for ExecutionConfig {
             agent_timeout: None,
             backoff: Backoff::default(),
             join_policy: JoinPolicy::All,
+            record_text_limit: None,
+            retry_policy: None,
         }
     }
 }
@@ -144,6 +182,31 @@ impl ExecutionConfig {
     pub fn with_join_policy(mut self, policy: JoinPolicy) -> Self {
         self.join_policy = policy;
         self
+    }
+
+    /// Caps how many bytes of each input and output text trace records keep
+    /// (see [`record_text_limit`](Self::record_text_limit)).
+    #[must_use]
+    pub fn with_record_text_limit(mut self, bytes: usize) -> Self {
+        self.record_text_limit = Some(bytes);
+        self
+    }
+
+    /// Replaces the retry policy (see [`RetryPolicy`]).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: Arc<dyn RetryPolicy>) -> Self {
+        self.retry_policy = Some(policy);
+        self
+    }
+
+    /// The retry policy runs use: the one set, or an [`ExponentialRetry`] on
+    /// [`backoff`](Self::backoff).
+    #[must_use]
+    pub fn retry_policy(&self) -> Arc<dyn RetryPolicy> {
+        match &self.retry_policy {
+            Some(policy) => Arc::clone(policy),
+            None => Arc::new(ExponentialRetry::new(self.backoff)),
+        }
     }
 
     /// Checks the settings every pattern relies on.

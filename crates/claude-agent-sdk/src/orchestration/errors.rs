@@ -6,6 +6,11 @@
 //! before trying again ([`OrchestrationError::retry_after`]). The retry machinery
 //! reads nothing else: an agent steers retries purely through the error it returns.
 //!
+//! An agent that failed for good becomes [`OrchestrationError::AgentFailed`],
+//! whose [`FailureReason`] keeps the error that caused it: a permanent cause
+//! stays permanent however many runs it crosses, and its retry-after hint and
+//! [`ErrorDetails`] (status code, request id) stay readable.
+//!
 //! ```
 //! use claude_agent_sdk::orchestration::errors::OrchestrationError;
 //! use std::time::Duration;
@@ -21,7 +26,11 @@
 //! assert_eq!(limited.retry_after(), Some(Duration::from_secs(2)));
 //! ```
 
+use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::AgentError;
 use crate::orchestration::registry::RegistryError;
@@ -33,12 +42,14 @@ pub type Result<T, E = OrchestrationError> = std::result::Result<T, E>;
 ///
 /// The variants follow the specification; [`Transient`](Self::Transient) and
 /// [`Registry`](Self::Registry) are additions for rate limits and registry calls.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum OrchestrationError {
-    /// An agent failed: `(agent name, reason)`. Retryable.
+    /// An agent failed for good: `(agent name, reason)`. The reason keeps the
+    /// error that caused the failure; the variant is retryable exactly when
+    /// that cause is (and, without a cause, always — the specification's table).
     #[error("agent `{0}` failed: {1}")]
-    AgentFailed(String, String),
+    AgentFailed(String, FailureReason),
 
     /// A permanent failure reported by an agent. Not retryable.
     #[error("agent error: {0}")]
@@ -68,11 +79,15 @@ pub enum OrchestrationError {
     /// A transient failure (rate limit, overload, dropped connection) that a
     /// retry may cure, optionally with the delay the server asked for. Retryable.
     #[error("transient failure: {message}")]
+    #[non_exhaustive]
     Transient {
         /// What went wrong, in the back end's own words where it gave any.
         message: String,
         /// The least time to wait before the next attempt (a `retry-after` hint).
         retry_after: Option<Duration>,
+        /// What the back end said about the failure, when it said anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<Box<ErrorDetails>>,
     },
 
     /// A registry call failed. Not retryable.
@@ -87,6 +102,7 @@ impl OrchestrationError {
         Self::Transient {
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -95,39 +111,270 @@ impl OrchestrationError {
     #[must_use]
     pub fn with_retry_after(self, delay: Duration) -> Self {
         match self {
-            Self::Transient { message, .. } => Self::Transient {
+            Self::Transient {
+                message, details, ..
+            } => Self::Transient {
                 message,
                 retry_after: Some(delay),
+                details,
             },
+            other => other,
+        }
+    }
+
+    /// Attaches what a back end said about the failure (status code, request
+    /// id, its error code). [`Transient`](Self::Transient) and
+    /// [`AgentError`](Self::AgentError) carry details; other variants are
+    /// returned unchanged.
+    #[must_use]
+    pub fn with_details(self, details: ErrorDetails) -> Self {
+        match self {
+            Self::Transient {
+                message,
+                retry_after,
+                ..
+            } => Self::Transient {
+                message,
+                retry_after,
+                details: Some(Box::new(details)),
+            },
+            Self::AgentError(error) => Self::AgentError(error.with_details(details)),
             other => other,
         }
     }
 
     /// Whether another attempt may succeed where this one failed.
     ///
-    /// `AgentFailed`, `Timeout` and `Transient` are retryable; every other variant
-    /// describes a failure that repeats itself and is not.
+    /// `Timeout` and `Transient` are retryable. `AgentFailed` is retryable when
+    /// its cause is (see [`FailureReason::cause`]), and — having no cause, as
+    /// when built by hand — always, as the specification's table says. Every
+    /// other variant describes a failure that repeats itself.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::AgentFailed(..) | Self::Timeout(_) | Self::Transient { .. }
-        )
+        match self {
+            Self::AgentFailed(_, reason) => reason.cause().is_none_or(Self::is_retryable),
+            Self::Timeout(_) | Self::Transient { .. } => true,
+            _ => false,
+        }
     }
 
-    /// The least time to wait before retrying, when the failure carried a hint.
+    /// The least time to wait before retrying, when the failure (or, for
+    /// `AgentFailed`, its cause) carried a hint.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::AgentFailed(_, reason) => reason.cause().and_then(Self::retry_after),
             _ => None,
         }
+    }
+
+    /// What the back end said about the failure, read through any number of
+    /// `AgentFailed` layers.
+    #[must_use]
+    pub fn details(&self) -> Option<&ErrorDetails> {
+        match self {
+            Self::Transient { details, .. } => details.as_deref(),
+            Self::AgentError(error) => error.details(),
+            Self::AgentFailed(_, reason) => reason.cause().and_then(Self::details),
+            _ => None,
+        }
+    }
+
+    /// The error at the bottom of any `AgentFailed` layers: what actually went
+    /// wrong.
+    #[must_use]
+    pub fn root_cause(&self) -> &Self {
+        match self {
+            Self::AgentFailed(_, reason) => reason.cause().unwrap_or(self),
+            other => other,
+        }
+    }
+
+    /// The final failure of agent `agent` after `attempts` attempts ended in
+    /// `last`. The cause is `last`'s own root cause, so that nesting never
+    /// stacks causes: the chain is one level deep whatever the depth of runs.
+    pub(crate) fn agent_failed(agent: &str, last: Self, attempts: u32) -> Self {
+        let plural = if attempts == 1 { "" } else { "s" };
+        let message = format!("{last} (after {attempts} attempt{plural})");
+        let cause = match last {
+            Self::AgentFailed(_, reason) => reason.cause,
+            other => Some(Box::new(other)),
+        };
+        Self::AgentFailed(
+            agent.to_owned(),
+            FailureReason {
+                message,
+                attempts: Some(attempts),
+                cause,
+            },
+        )
     }
 }
 
 impl From<AgentError> for OrchestrationError {
     fn from(error: AgentError) -> Self {
         Self::AgentError(error)
+    }
+}
+
+/// Why an agent failed for good: a message that reads as text (it derefs to
+/// `str`), how many attempts were made, and the error that caused it.
+///
+/// ```
+/// use claude_agent_sdk::orchestration::{FailureReason, OrchestrationError};
+///
+/// // Built by hand, as the specification's samples do: a plain message.
+/// let error = OrchestrationError::AgentFailed("Writer".into(), "boom".into());
+/// if let OrchestrationError::AgentFailed(name, reason) = &error {
+///     assert_eq!(name, "Writer");
+///     assert!(reason.contains("boom"));
+///     assert!(reason.cause().is_none());
+/// }
+/// assert!(error.is_retryable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureReason {
+    message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<Box<OrchestrationError>>,
+}
+
+impl FailureReason {
+    /// A reason that is only a message (no cause, attempts unknown).
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            attempts: None,
+            cause: None,
+        }
+    }
+
+    /// The message.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// How many attempts the agent made, when the engine produced the failure.
+    #[must_use]
+    pub fn attempts(&self) -> Option<u32> {
+        self.attempts
+    }
+
+    /// The error that caused the failure — never itself an `AgentFailed` with
+    /// a cause — when the engine produced the failure.
+    #[must_use]
+    pub fn cause(&self) -> Option<&OrchestrationError> {
+        self.cause.as_deref()
+    }
+}
+
+impl Deref for FailureReason {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl AsRef<str> for FailureReason {
+    fn as_ref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for FailureReason {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for FailureReason {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+impl PartialEq<str> for FailureReason {
+    fn eq(&self, other: &str) -> bool {
+        self.message == other
+    }
+}
+
+impl PartialEq<&str> for FailureReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
+impl PartialEq<String> for FailureReason {
+    fn eq(&self, other: &String) -> bool {
+        &self.message == other
+    }
+}
+
+/// What a back end said about a failure: enough to look the request up in the
+/// provider's logs or to tell a rate limit from an outage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ErrorDetails {
+    /// Who answered (a provider's name, a program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The HTTP status code, for an HTTP back end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The back end's own error code or type, such as `rate_limit_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The request id the back end gave the failed request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorDetails {
+    /// Empty details.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets who answered.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Sets the HTTP status code.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Sets the back end's error code.
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets the request id.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
     }
 }
 
@@ -176,5 +423,44 @@ mod tests {
                 "domain rule broken"
             )))
         );
+    }
+
+    #[test]
+    fn a_permanent_cause_stays_permanent_through_every_layer() {
+        let details = ErrorDetails::new()
+            .with_status(401)
+            .with_request_id("req_1");
+        let root = OrchestrationError::AgentError(AgentError::new("bad key")).with_details(details);
+        let mut error = OrchestrationError::agent_failed("inner", root.clone(), 1);
+        for level in 0..50 {
+            error = OrchestrationError::agent_failed(&format!("outer{level}"), error, 1);
+        }
+        assert!(!error.is_retryable());
+        assert_eq!(error.root_cause(), &root);
+        assert_eq!(error.details().and_then(|d| d.status), Some(401));
+        assert_eq!(
+            error.details().and_then(|d| d.request_id.as_deref()),
+            Some("req_1")
+        );
+        // One level of cause, whatever the depth: it deserializes.
+        let json = serde_json::to_string(&error).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OrchestrationError>(&json).unwrap(),
+            error
+        );
+    }
+
+    #[test]
+    fn a_retryable_cause_keeps_its_hint_and_the_attempts_are_told() {
+        let limited =
+            OrchestrationError::transient("429").with_retry_after(Duration::from_secs(7));
+        let failed = OrchestrationError::agent_failed("caller", limited, 4);
+        assert!(failed.is_retryable());
+        assert_eq!(failed.retry_after(), Some(Duration::from_secs(7)));
+        let OrchestrationError::AgentFailed(_, reason) = &failed else {
+            unreachable!()
+        };
+        assert_eq!(reason.attempts(), Some(4));
+        assert!(reason.contains("after 4 attempts"), "{reason}");
     }
 }

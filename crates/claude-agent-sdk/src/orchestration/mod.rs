@@ -8,18 +8,19 @@
 //! - [`patterns`]: [`SequentialOrchestrator`] (pipelines) and
 //!   [`ParallelOrchestrator`] (fan-out/fan-in), composable through
 //!   [`OrchestratorAgent`].
-//! - [`context`]: [`ExecutionConfig`], and [`ExecutionContext`] — state, trace and
-//!   cancellation of a run — with its [`ExecutionTrace`] of [`AgentExecution`]s,
-//!   whose [`RecordedInput`] / [`RecordedOutput`] share their texts between
-//!   records instead of copying them.
+//! - [`context`]: [`ExecutionConfig`], and [`ExecutionContext`] — state, journal
+//!   and cancellation of runs — with the [`ExecutionTrace`] of [`AgentExecution`]s
+//!   a run's journal shows.
+//! - [`journal`]: the [`Journal`] every change of a run's state is appended to,
+//!   as [`JournalEvent`]s.
 //! - [`errors`]: [`OrchestrationError`] and which errors are retryable.
 //! - [`registry`]: [`AgentRegistry`], agents under stable ids with searchable metadata.
 //! - [`usage`]: [`Usage`], the tokens and cost agents report, summed over a run.
 //!
-//! Every agent runs through the same layers: one *attempt* (panic containment,
-//! attempt timeout, trace record), wrapped in *retries* with jittered
-//! exponential backoff for retryable errors only, raced against the run's
-//! *deadline* and *cancellation*.
+//! Underneath, one engine runs every flow: a *scheduler* decides which node of
+//! the run's graph starts next, an *executor* runs each node's attempts through
+//! small layers (retry policy, attempt timeout, panic containment, recording),
+//! and a *journal* keeps every change of the run's state — see ARCHITECTURE.md.
 //!
 //! ```
 //! use claude_agent_sdk::orchestration::{
@@ -40,22 +41,20 @@
 //! ```
 
 pub mod agent;
-mod agent_run;
-mod attempt;
 mod composition;
 mod config;
 pub mod context;
+mod engine;
 pub mod errors;
+mod executor;
 mod join_policy;
+pub mod journal;
 mod observer;
 pub mod orchestrator;
 pub mod patterns;
-mod recorded;
 pub mod registry;
-mod retry;
-mod step_input;
+mod scope;
 mod telemetry;
-mod text_arena;
 mod trace;
 pub mod usage;
 
@@ -67,10 +66,16 @@ pub use orchestrator::{
 
 // Context
 pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace};
-pub use context::{ByteString, RecordedInput, RecordedOutput, Shared, SharedPart, SmolStr};
+pub use trace::MAX_TRACE_DEPTH;
+
+// The journal
+pub use journal::{
+    AttemptOutcome, EventKind, InMemoryJournal, InputSource, Interruption, Journal, JournalEvent,
+    NodeId, ParentAttempt, RunId, RunOutcome,
+};
 
 // Errors
-pub use errors::{OrchestrationError, Result};
+pub use errors::{ErrorDetails, FailureReason, OrchestrationError, Result};
 
 // Registry
 pub use registry::{
@@ -82,7 +87,7 @@ pub use composition::OrchestratorAgent;
 pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
-pub use retry::Backoff;
+pub use executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
 
 // Usage accounting
 pub use usage::Usage;

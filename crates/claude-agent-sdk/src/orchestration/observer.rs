@@ -2,9 +2,11 @@
 //!
 //! A [`RunObserver`] attached to an [`ExecutionContext`](super::ExecutionContext)
 //! hears every run start and end, every attempt start and end, and every retry
-//! as it is scheduled — the moment it happens, not after the run. Events borrow
-//! from the run, so an observer that keeps nothing costs no allocation; without
-//! an observer, emitting an event is a branch on `None`.
+//! as it is scheduled — the moment it happens, not after the run. The events
+//! are the run's [journal](super::journal) events as they are appended, so the
+//! two always agree: every attempt that starts also finishes, exactly once,
+//! also when it is cut short. Events borrow from the run, so an observer that
+//! keeps nothing costs no allocation.
 //!
 //! Observers are called inline on the agent's task: keep them quick and
 //! non-blocking (update a counter, send on a channel, redraw a progress bar).
@@ -47,6 +49,7 @@ use std::time::Duration;
 
 use crate::orchestration::agent::AgentOutput;
 use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::journal::{NodeId, ParentAttempt, RunId};
 
 /// Something that happened in a run.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +57,10 @@ use crate::orchestration::errors::OrchestrationError;
 pub enum RunEvent<'a> {
     /// An orchestration started.
     RunStarted {
+        /// The run.
+        run: RunId,
+        /// The attempt the run is nested in, if it is.
+        parent: Option<ParentAttempt>,
         /// The orchestrator's name.
         orchestrator: &'a str,
         /// How many agents it was given.
@@ -61,13 +68,19 @@ pub enum RunEvent<'a> {
     },
     /// An orchestration ended.
     RunFinished {
+        /// The run.
+        run: RunId,
         /// The orchestrator's name.
         orchestrator: &'a str,
-        /// Its error, when it failed.
+        /// Its error, when it failed (or was cancelled, or timed out).
         error: Option<&'a OrchestrationError>,
     },
     /// An attempt of an agent started.
     AttemptStarted {
+        /// The run.
+        run: RunId,
+        /// The agent's node in the run.
+        node: NodeId,
         /// The agent's name.
         agent: &'a str,
         /// The attempt's number, from 1.
@@ -75,8 +88,13 @@ pub enum RunEvent<'a> {
         /// The most attempts the agent may get.
         max_attempts: u32,
     },
-    /// An attempt of an agent ended (successfully, with an error, or timed out).
+    /// An attempt of an agent ended: successfully, with an error, timed out,
+    /// or cut short (then with `Cancelled` or `Timeout`).
     AttemptFinished {
+        /// The run.
+        run: RunId,
+        /// The agent's node in the run.
+        node: NodeId,
         /// The agent's name.
         agent: &'a str,
         /// The attempt's number, from 1.
@@ -88,6 +106,10 @@ pub enum RunEvent<'a> {
     },
     /// A failed attempt will be retried after `delay`.
     RetryScheduled {
+        /// The run.
+        run: RunId,
+        /// The agent's node in the run.
+        node: NodeId,
         /// The agent's name.
         agent: &'a str,
         /// The number of the attempt that will follow.

@@ -1,25 +1,23 @@
 //! The [`Orchestrator`] trait, its input and output, and [`BaseOrchestrator`],
 //! the shared machinery patterns are built from.
 //!
-//! A pattern decides *which* agent runs *when* and on *what*; everything else — the
-//! configuration check, the run's deadline, retries, attempt timeouts, trace
-//! records, spans and logs — lives in [`BaseOrchestrator`], so every pattern
-//! (and every custom orchestrator) behaves the same way under failure.
+//! A pattern decides *which* agent runs *when* and on *what* — it builds a
+//! graph for the [engine](super::engine) — and everything else (the
+//! configuration check, the run's deadline, retries, attempt timeouts, the
+//! journal, spans and logs) is the engine's, so every pattern (and every
+//! custom orchestrator built on [`BaseOrchestrator`]) behaves the same way
+//! under failure.
 
 use std::collections::HashMap;
-use std::future::Future;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::agent_run::{self, AgentPolicy, Interruption, RunError};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::Overrides;
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::observer::RunEvent;
-use crate::orchestration::recorded::RecordedInput;
-use crate::orchestration::telemetry::{in_run_span, log_event};
 use crate::orchestration::trace::ExecutionTrace;
 use crate::orchestration::usage::Usage;
 
@@ -207,6 +205,25 @@ pub trait Orchestrator: Send + Sync {
         input: OrchestratorInput,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput>;
+
+    /// Runs `agents` as one step of an enclosing run (what
+    /// [`OrchestratorAgent`](super::OrchestratorAgent) calls): as
+    /// [`orchestrate_with_context`](Self::orchestrate_with_context), except
+    /// that the output's trace may be left empty — the enclosing run's trace
+    /// already holds these records, nested under the step's own. The
+    /// patterns leave it empty, which keeps deep nesting linear; the default
+    /// calls `orchestrate_with_context`.
+    ///
+    /// # Errors
+    /// As [`orchestrate_with_context`](Self::orchestrate_with_context).
+    async fn orchestrate_nested(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        self.orchestrate_with_context(agents, input, ctx).await
+    }
 }
 
 /// The machinery shared by all orchestrators: configuration, validation, the run's
@@ -296,7 +313,9 @@ impl BaseOrchestrator {
 
     /// Runs one agent under this configuration: retries with backoff, the attempt
     /// timeout, a trace record per attempt in `ctx`, and `ctx`'s cancellation. The
-    /// run timeout starts with this call.
+    /// run timeout starts with this call. (Without an orchestrator at hand,
+    /// [`ExecutionContext::run_agent`] does the same under the context's own
+    /// configuration.)
     ///
     /// # Errors
     /// [`OrchestrationError::AgentFailed`] with the agent's name and last error,
@@ -308,99 +327,28 @@ impl BaseOrchestrator {
         input: AgentInput,
         ctx: &ExecutionContext,
     ) -> Result<AgentOutput> {
-        let policy = self.preflight()?;
-        agent_run::run_agent(agent, &RecordedInput::from(input), ctx, &policy)
-            .await
-            .map_err(|error| self.run_error(agent.name(), error))
+        crate::orchestration::engine::run_one(
+            agent,
+            input,
+            ctx,
+            &self.config,
+            &self.name,
+            Overrides::default(),
+        )
+        .await
     }
+}
 
-    /// Checks what a run needs before any agent starts, and fixes the run's policy
-    /// (its deadline starts now).
-    fn preflight(&self) -> Result<AgentPolicy> {
-        self.config.validate()?;
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(OrchestrationError::InvalidConfig(
-                "orchestrations run on a tokio runtime: call them from inside one \
-                 (for example under #[tokio::main])"
-                    .into(),
-            ));
-        }
-        Ok(AgentPolicy::for_run(&self.config))
+/// Fails unless called on a tokio runtime: runs need its timers and tasks.
+pub(crate) fn require_runtime() -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(OrchestrationError::InvalidConfig(
+            "orchestrations run on a tokio runtime: call them from inside one \
+             (for example under #[tokio::main])"
+                .into(),
+        ));
     }
-
-    /// Turns an agent's run error into the error of the whole run.
-    pub(crate) fn run_error(&self, agent: &str, error: RunError) -> OrchestrationError {
-        match error {
-            RunError::Failed(error) => {
-                OrchestrationError::AgentFailed(agent.to_owned(), error.to_string())
-            }
-            RunError::Interrupted(interruption) => self.interruption_error(interruption),
-        }
-    }
-
-    pub(crate) fn interruption_error(&self, interruption: Interruption) -> OrchestrationError {
-        match interruption {
-            Interruption::Cancelled => OrchestrationError::Cancelled,
-            Interruption::DeadlineExceeded => OrchestrationError::Timeout(format!(
-                "{} exceeded its {:?} run timeout",
-                self.name, self.config.timeout
-            )),
-        }
-    }
-
-    /// Runs a pattern's `body`: checks the configuration and the agent count, fixes
-    /// the run's policy (deadline included), wraps the body in the run's span and
-    /// logs, and closes the context's trace. The body's output carries no trace;
-    /// the entry points attach it.
-    // Some bindings exist only to be logged.
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) async fn run<F, Fut>(
-        &self,
-        pattern: &'static str,
-        agent_count: usize,
-        ctx: &ExecutionContext,
-        body: F,
-    ) -> Result<OrchestratorOutput>
-    where
-        F: FnOnce(AgentPolicy) -> Fut,
-        Fut: Future<Output = Result<OrchestratorOutput>>,
-    {
-        if agent_count == 0 {
-            return Err(OrchestrationError::InvalidConfig(format!(
-                "{} was given no agents",
-                self.name
-            )));
-        }
-        let policy = self.preflight()?;
-        let log = self.config.enable_logging;
-        let result = in_run_span(pattern, agent_count, async {
-            log_event!(log, debug, agents = agent_count, "orchestration started");
-            ctx.emit(|| RunEvent::RunStarted {
-                orchestrator: &self.name,
-                agents: agent_count,
-            });
-            let result = body(policy).await;
-            ctx.emit(|| RunEvent::RunFinished {
-                orchestrator: &self.name,
-                error: result.as_ref().err(),
-            });
-            match &result {
-                Ok(output) => {
-                    log_event!(
-                        log,
-                        info,
-                        success = output.success,
-                        "orchestration finished"
-                    );
-                }
-                Err(error) => log_event!(log, warn, %error, "orchestration failed"),
-            }
-            result
-        })
-        .await;
-        ctx.finish_trace();
-        result
-    }
+    Ok(())
 }
 
 #[cfg(test)]

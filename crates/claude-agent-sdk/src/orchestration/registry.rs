@@ -5,7 +5,9 @@
 //! so registering, finding or disabling agents never waits for a running one.
 //! Executing an agent by id applies its metadata's `max_retries` and
 //! `timeout_secs` (per attempt) with the same retry machinery the orchestrators
-//! use.
+//! use. The metadata is what the registry's user configured, so it wins: over
+//! the agent's own [`Agent::max_retries`] / [`Agent::attempt_timeout`], and
+//! over the registry's [`ExecutionConfig`].
 //!
 //! ```
 //! use claude_agent_sdk::orchestration::{AgentInput, AgentOutput, SimpleAgent};
@@ -38,8 +40,9 @@ use serde::{Deserialize, Serialize};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::Overrides;
+use crate::orchestration::engine::run_one;
 use crate::orchestration::errors::Result;
-use crate::orchestration::orchestrator::BaseOrchestrator;
 
 /// Why a registry call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -417,12 +420,14 @@ impl AgentRegistry {
     }
 
     /// Executes the agent under `id`, with its metadata's retries and per-attempt
-    /// timeout. Inside a running agent, the run's state and cancellation apply.
+    /// timeout — which win over the agent's own overrides. Inside a running
+    /// agent, the run's state, cancellation and deadline apply, and the
+    /// execution is nested in the calling attempt's trace.
     ///
     /// # Errors
     /// [`OrchestrationError::Registry`](super::OrchestrationError::Registry) for an
     /// unknown or disabled agent; otherwise as
-    /// [`BaseOrchestrator::execute_agent`].
+    /// [`BaseOrchestrator::execute_agent`](super::BaseOrchestrator::execute_agent).
     pub async fn execute_agent(&self, id: &str, input: AgentInput) -> Result<AgentOutput> {
         let ctx = match ExecutionContext::current() {
             Some(parent) => parent.child(self.config.clone()),
@@ -443,7 +448,7 @@ impl AgentRegistry {
         ctx: &ExecutionContext,
     ) -> Result<AgentOutput> {
         // Take what is needed and release the lock before the agent runs.
-        let (agent, config) = {
+        let (agent, overrides) = {
             let entries = self.read();
             let entry = entries
                 .get(id)
@@ -451,17 +456,13 @@ impl AgentRegistry {
             if !entry.metadata.enabled {
                 return Err(RegistryError::AgentDisabled(id.to_owned()).into());
             }
-            let config = self
-                .config
-                .clone()
-                .with_max_retries(entry.metadata.max_retries)
-                .with_agent_timeout(Duration::from_secs(entry.metadata.timeout_secs));
-            (Arc::clone(&entry.agent), config)
+            let overrides = Overrides {
+                max_retries: Some(entry.metadata.max_retries),
+                attempt_timeout: Some(Duration::from_secs(entry.metadata.timeout_secs)),
+            };
+            (Arc::clone(&entry.agent), overrides)
         };
-        BaseOrchestrator::new("AgentRegistry", "Executes registered agents by id")
-            .with_config(config)
-            .execute_agent(agent.as_ref(), input, ctx)
-            .await
+        run_one(agent.as_ref(), input, ctx, &self.config, "AgentRegistry", overrides).await
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {

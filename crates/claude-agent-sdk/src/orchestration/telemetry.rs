@@ -24,7 +24,7 @@ pub(crate) use log_event;
 /// Runs `future` inside the span of a whole orchestration.
 #[cfg(feature = "tracing")]
 pub(crate) fn in_run_span<F: Future>(
-    pattern: &'static str,
+    pattern: &str,
     agents: usize,
     future: F,
 ) -> impl Future<Output = F::Output> {
@@ -35,18 +35,14 @@ pub(crate) fn in_run_span<F: Future>(
 /// Runs `future` inside the span of a whole orchestration.
 #[cfg(not(feature = "tracing"))]
 pub(crate) fn in_run_span<F: Future>(
-    _pattern: &'static str,
+    _pattern: &str,
     _agents: usize,
     future: F,
 ) -> impl Future<Output = F::Output> {
     future
 }
 
-/// The span of one agent attempt, entered around each step of the attempt
-/// (its bookkeeping and every poll of the agent) rather than wrapped around a
-/// future, so an attempt's future has no layer for it.
-///
-/// When no subscriber listens, the span is disabled and entering it is a branch.
+/// The span of one agent attempt.
 #[cfg(feature = "tracing")]
 pub(crate) struct AttemptSpan(tracing::Span);
 
@@ -56,10 +52,9 @@ impl AttemptSpan {
         Self(tracing::info_span!("agent_attempt", agent, attempt))
     }
 
-    /// Enters the span until the guard is dropped; never hold it across an `.await`.
-    #[inline]
-    pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
-        self.0.enter()
+    /// `future`, polled (and dropped) inside the span.
+    pub(crate) fn instrument<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        tracing::Instrument::instrument(future, self.0)
     }
 }
 
@@ -67,18 +62,13 @@ impl AttemptSpan {
 #[cfg(not(feature = "tracing"))]
 pub(crate) struct AttemptSpan;
 
-/// What entering an [`AttemptSpan`] gives without the `tracing` feature.
-#[cfg(not(feature = "tracing"))]
-pub(crate) struct Entered;
-
 #[cfg(not(feature = "tracing"))]
 impl AttemptSpan {
     pub(crate) fn new(_agent: &str, _attempt: u32) -> Self {
         Self
     }
 
-    #[inline]
-    pub(crate) fn enter(&self) -> Entered {
-        Entered
+    pub(crate) fn instrument<F: Future>(self, future: F) -> F {
+        future
     }
 }

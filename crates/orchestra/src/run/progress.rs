@@ -302,6 +302,7 @@ impl RunObserver for Progress {
                 agent,
                 attempt,
                 max_attempts,
+                ..
             } => {
                 let now = Instant::now();
                 self.shared.previews.clear(agent);
@@ -326,6 +327,7 @@ impl RunObserver for Progress {
                 attempt,
                 outcome,
                 elapsed,
+                ..
             } => {
                 let now = Instant::now();
                 let usage = outcome.ok().and_then(Usage::from_output);

@@ -6,11 +6,20 @@
 //! | Multi-perspective analysis, batch processing | [`ParallelOrchestrator`] |
 //! | Mixed dependencies | nest one in the other with [`OrchestratorAgent`](super::OrchestratorAgent) |
 //!
-//! A pattern only decides which agent runs when, and on what; retries, timeouts,
-//! cancellation and traces come from [`BaseOrchestrator`](super::BaseOrchestrator).
+//! A pattern only decides which agent runs when, and on what — it builds a
+//! graph of nodes for the [engine](super::engine) and concludes the result
+//! from what the run produced; retries, timeouts, cancellation and the journal
+//! are the engine's.
 
 mod parallel;
 mod sequential;
+
+use crate::orchestration::agent::{Agent, AgentInput};
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
+use crate::orchestration::engine::graph::Graph;
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::orchestrator::{require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 
 pub use parallel::ParallelOrchestrator;
 pub use sequential::SequentialOrchestrator;
@@ -59,10 +68,55 @@ macro_rules! orchestrator_builders {
 }
 pub(crate) use orchestrator_builders;
 
+/// Whether a run's output carries its trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TraceOut {
+    /// The run's own trace, read from the journal.
+    Attach,
+    /// None: the run is a nested step, whose records the enclosing trace holds.
+    Skip,
+}
+
+/// Runs `agents` as `graph` under `base`'s configuration and `ctx`, and
+/// concludes the output with `conclude`.
+pub(crate) async fn run_pattern(
+    base: &BaseOrchestrator,
+    graph: Graph,
+    agents: Vec<Box<dyn Agent>>,
+    input: OrchestratorInput,
+    ctx: &ExecutionContext,
+    trace: TraceOut,
+    conclude: impl FnOnce(RunReport) -> Result<OrchestratorOutput>,
+) -> Result<OrchestratorOutput> {
+    if agents.is_empty() {
+        return Err(OrchestrationError::InvalidConfig(format!(
+            "{} was given no agents",
+            base.name()
+        )));
+    }
+    base.config().validate()?;
+    require_runtime()?;
+    let plan = RunPlan {
+        orchestrator: base.name(),
+        config: base.config(),
+        graph,
+        agents: Agents::Owned(agents.into()),
+        input: AgentInput::from(input),
+        overrides: Overrides::default(),
+    };
+    let (run, result) = driver::run(plan, ctx, conclude).await;
+    let mut output = result?;
+    if trace == TraceOut::Attach {
+        if let Some(trace) = ctx.run_trace(run).await {
+            output.execution_trace = trace;
+        }
+    }
+    Ok(output)
+}
+
 /// Implements [`Orchestrator`](crate::orchestration::Orchestrator) for a pattern with
 /// a `base: BaseOrchestrator` field and an inherent
-/// `async fn run(&self, agents, input, &ExecutionContext) -> Result<OrchestratorOutput>`
-/// that leaves the trace in the context.
+/// `async fn run(&self, agents, input, &ExecutionContext, TraceOut) -> Result<OrchestratorOutput>`.
 macro_rules! orchestrator_impl {
     ($pattern:ty) => {
         #[async_trait::async_trait]
@@ -79,28 +133,24 @@ macro_rules! orchestrator_impl {
                 self.base.config()
             }
 
-            async fn orchestrate(
-                &self,
-                agents: Vec<Box<dyn $crate::orchestration::Agent>>,
-                input: $crate::orchestration::OrchestratorInput,
-            ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
-                // This context is ours alone: its trace moves into the output.
-                let ctx = $crate::orchestration::ExecutionContext::new(self.base.config().clone());
-                let mut output = self.run(agents, input, &ctx).await?;
-                output.execution_trace = ctx.take_trace();
-                Ok(output)
-            }
-
             async fn orchestrate_with_context(
                 &self,
                 agents: Vec<Box<dyn $crate::orchestration::Agent>>,
                 input: $crate::orchestration::OrchestratorInput,
                 ctx: &$crate::orchestration::ExecutionContext,
             ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
-                // The caller keeps the context's trace; the output gets a copy.
-                let mut output = self.run(agents, input, ctx).await?;
-                output.execution_trace = ctx.get_trace().await;
-                Ok(output)
+                self.run(agents, input, ctx, $crate::orchestration::patterns::TraceOut::Attach)
+                    .await
+            }
+
+            async fn orchestrate_nested(
+                &self,
+                agents: Vec<Box<dyn $crate::orchestration::Agent>>,
+                input: $crate::orchestration::OrchestratorInput,
+                ctx: &$crate::orchestration::ExecutionContext,
+            ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
+                self.run(agents, input, ctx, $crate::orchestration::patterns::TraceOut::Skip)
+                    .await
             }
         }
     };

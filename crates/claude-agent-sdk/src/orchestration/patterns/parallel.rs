@@ -6,35 +6,23 @@
 //!         → Agent C ─┘
 //! ```
 //!
-//! The run spawns `parallel_limit` worker tasks (fewer when there are fewer
-//! agents) on the runtime, so CPU-heavy agents use every core. Each worker takes
-//! the next agent that has not started, runs it to its end, and takes the next,
-//! until none is left: at no moment do more than `parallel_limit` agents run, and
-//! a fan-out of 100,000 agents holds `parallel_limit` tasks in memory rather than
-//! 100,000. Starting an agent costs an atomic increment, not a task spawn, and the
-//! driver only wakes when a worker is done, never once per agent. Each worker
-//! spends tokio's cooperative budget per agent, so a worker whose agents finish
-//! at once still yields to its siblings regularly.
+//! The run is a graph of independent nodes. The engine's scheduler hands out
+//! at most `parallel_limit` of them at a time, and each runs on a tokio task
+//! of its own, so CPU-heavy agents use every core; a fan-out of 100,000 agents
+//! holds `parallel_limit` tasks in memory, not 100,000.
 
 use std::fmt::Write as _;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
-use futures::FutureExt;
-use tokio::task::coop::consume_budget;
-use tokio::task::JoinSet;
-
-use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
-use crate::orchestration::agent_run::{AgentPolicy, Interruption, RunError, Runner};
-use crate::orchestration::context::{self, ExecutionContext};
+use crate::orchestration::agent::Agent;
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::RunReport;
+use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::orchestrator::{
     AgentFailure, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
-use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
-use crate::orchestration::recorded::RecordedInput;
+use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl, run_pattern, TraceOut};
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
 ///
@@ -84,24 +72,6 @@ impl Default for ParallelOrchestrator {
     }
 }
 
-/// What every worker of one run shares, behind one `Arc`.
-struct Shared {
-    agents: Vec<Box<dyn Agent>>,
-    input: RecordedInput,
-    ctx: ExecutionContext,
-    policy: AgentPolicy,
-    /// The position of the next agent to start.
-    next: AtomicUsize,
-    /// How each agent ended, by position, written by its worker the moment the
-    /// agent is done: a worker that is aborted (a runtime shutting down) loses
-    /// only the agent it was running, never those it had finished.
-    outcomes: Vec<OnceLock<Outcome>>,
-    /// The first interruption an agent saw; no agent starts after one.
-    interrupted: OnceLock<Interruption>,
-}
-
-/// How one agent's run ended.
-type Outcome = std::result::Result<AgentOutput, RunError>;
 
 impl ParallelOrchestrator {
     /// A parallel orchestrator with the default configuration.
@@ -136,186 +106,68 @@ impl ParallelOrchestrator {
         agents: Vec<Box<dyn Agent>>,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
+        trace: TraceOut,
     ) -> Result<OrchestratorOutput> {
-        let count = agents.len();
-        self.base
-            .run("parallel", count, ctx, |policy| async move {
-                let config = self.base.config();
-                if config.parallel_limit == 0 {
-                    return Err(OrchestrationError::InvalidConfig(
-                        "parallel_limit must be at least 1".into(),
-                    ));
-                }
-                config.join_policy.validate(count)?;
-                if policy.record {
-                    ctx.reserve_records(count);
-                }
-                let mut shared = Arc::new(Shared {
-                    agents,
-                    input: RecordedInput::from(AgentInput::from(input)),
-                    ctx: ctx.clone(),
-                    policy,
-                    next: AtomicUsize::new(0),
-                    outcomes: (0..count).map(|_| OnceLock::new()).collect(),
-                    interrupted: OnceLock::new(),
-                });
-                let (outcomes, interrupted) = fan_out(&mut shared, config.parallel_limit).await;
-                match interrupted {
-                    Some(interruption) => Err(self.base.interruption_error(interruption)),
-                    None => join(&shared.agents, outcomes, config.join_policy),
-                }
-            })
-            .await
+        let config = self.base.config();
+        if config.parallel_limit == 0 {
+            return Err(OrchestrationError::InvalidConfig(
+                "parallel_limit must be at least 1".into(),
+            ));
+        }
+        config.join_policy.validate(agents.len())?;
+        let graph = Graph::fan_out(agents.len());
+        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
+            if let Some(why) = report.interrupted {
+                return Err(RunReport::interruption_error(why, self.base.name(), config));
+            }
+            join(report, config.join_policy)
+        })
+        .await
     }
 }
 
 orchestrator_impl!(ParallelOrchestrator);
 
-/// Runs every agent, at most `limit` at a time, and collects how each ended by
-/// its position. Stops starting agents once the run is cancelled or out of time.
-async fn fan_out(
-    shared: &mut Arc<Shared>,
-    limit: usize,
-) -> (Vec<OnceLock<Outcome>>, Option<Interruption>) {
-    let count = shared.agents.len();
-    // Dropping the run drops this set, which aborts the workers.
-    let mut workers = JoinSet::new();
-    for _ in 0..limit.min(count) {
-        let shared = Arc::clone(shared);
-        workers.spawn(async move { work(&shared).await });
-    }
-    // A worker only ends early when a runtime shutting down aborts it; the agent
-    // it was running keeps an empty slot and `join` reports it failed.
-    while workers.join_next().await.is_some() {}
-    let mut interrupted = shared.interrupted.get().copied();
-    if interrupted.is_none() && shared.ctx.is_cancelled() {
-        interrupted = Some(Interruption::Cancelled);
-    }
-    // Every worker has ended and dropped its handle, so the outcomes move out;
-    // should one still be held, they are copied.
-    let outcomes = match Arc::get_mut(shared) {
-        Some(shared) => std::mem::take(&mut shared.outcomes),
-        None => shared
-            .outcomes
-            .iter()
-            .map(|slot| {
-                slot.get()
-                    .cloned()
-                    .map_or_else(OnceLock::new, OnceLock::from)
-            })
-            .collect(),
-    };
-    (outcomes, interrupted)
-}
-
-/// One worker: runs the next agent that has not started until none is left or
-/// the run is interrupted, and writes how each of its agents ended into its slot.
-async fn work(shared: &Shared) {
-    let mut runner = Runner::new(&shared.ctx, &shared.policy);
-    let scope = runner.scope();
-    context::scope(scope, run_agents(shared, &mut runner)).await;
-}
-
-/// The worker's loop, inside its runner's task-local scope.
-async fn run_agents(shared: &Shared, runner: &mut Runner<'_>) {
-    while shared.interrupted.get().is_none() && !shared.ctx.is_cancelled() {
-        let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        let (Some(agent), Some(slot)) = (shared.agents.get(index), shared.outcomes.get(index))
-        else {
-            break;
-        };
-        // The worker may have yielded since its last agent: read the clock afresh.
-        runner.lap = None;
-        let input = runner.share_input(&shared.input);
-        let run = runner.run(agent.as_ref(), &input);
-        // Agent panics are contained per attempt; this guards the rest.
-        let outcome = AssertUnwindSafe(run)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                Err(RunError::Failed(OrchestrationError::AgentError(
-                    AgentError::new("the agent's task panicked outside its attempts"),
-                )))
-            });
-        if let Err(RunError::Interrupted(why)) = &outcome {
-            let _ = shared.interrupted.set(*why);
-        }
-        // Each position is taken by exactly one worker, so the slot is empty.
-        let _ = slot.set(outcome);
-        // Agents that finish at once never yield on their own: take turns.
-        consume_budget().await;
-    }
-}
-
 const HEADER: &str = "Parallel execution results:";
 
-/// The length of the aggregated result when every agent succeeded, so that it is
-/// built in one allocation (a failure line may need more; the string then grows).
-fn result_len(agents: &[Box<dyn Agent>], outcomes: &[OnceLock<Outcome>]) -> usize {
-    let lines = agents.iter().zip(outcomes).enumerate();
-    lines.fold(HEADER.len(), |len, (index, (agent, outcome))| {
-        // "\n{position}. {name}: {content}"
-        let digits = (index + 1).ilog10() as usize + 1;
-        let content = match outcome.get() {
-            Some(Ok(output)) => output.content.len(),
-            _ => 0,
-        };
-        len + 5 + digits + agent.name().len() + content
-    })
-}
-
-/// Aggregates finished agents in order and applies the join policy.
-fn join(
-    agents: &[Box<dyn Agent>],
-    outcomes: Vec<OnceLock<Outcome>>,
-    policy: JoinPolicy,
-) -> Result<OrchestratorOutput> {
-    let count = outcomes.len();
-    let mut result = String::with_capacity(result_len(agents, &outcomes));
-    result.push_str(HEADER);
+/// Aggregates the agents' outcomes in order and applies the join policy.
+fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
+    let count = report.names.len();
+    let mut result = String::from(HEADER);
     let mut outputs = Vec::with_capacity(count);
     let mut failures = Vec::new();
-    for (index, (agent, outcome)) in agents.iter().zip(outcomes).enumerate() {
+    let mut errors = report.failures.into_iter().peekable();
+    let mut first_error = None;
+    for (index, (name, output)) in report.names.iter().zip(report.outputs).enumerate() {
         let position = index + 1;
-        match outcome.into_inner() {
-            Some(Ok(output)) => {
-                let _ = write!(result, "\n{position}. {}: {}", agent.name(), output.content);
-                outputs.push(output);
-            }
-            Some(Err(error)) => {
-                let error = match error {
-                    RunError::Failed(error) => error.to_string(),
-                    RunError::Interrupted(_) => "interrupted".to_owned(),
-                };
-                let _ = write!(result, "\n{position}. {}: [failed] {error}", agent.name());
-                failures.push(AgentFailure {
-                    index,
-                    agent_name: agent.name().to_owned(),
-                    error,
-                });
-            }
-            None => {
-                let error = "the agent's task ended without a result".to_owned();
-                let _ = write!(
-                    result,
-                    "\n{position}. <agent #{position}>: [failed] {error}"
-                );
-                failures.push(AgentFailure {
-                    index,
-                    agent_name: format!("<agent #{position}>"),
-                    error,
-                });
-            }
+        if let Some(output) = output {
+            let _ = write!(result, "\n{position}. {name}: {}", output.content);
+            outputs.push(output);
+            continue;
         }
+        let error = match errors.next_if(|(node, _)| node.index() == index) {
+            Some((_, error)) => error,
+            None => OrchestrationError::OrchestratorFailed(
+                "the agent's task ended without a result".into(),
+            ),
+        };
+        let text = match &error {
+            OrchestrationError::AgentFailed(_, reason) => reason.to_string(),
+            other => other.to_string(),
+        };
+        let _ = write!(result, "\n{position}. {name}: [failed] {text}");
+        failures.push(AgentFailure {
+            index,
+            agent_name: name.clone(),
+            error: text,
+        });
+        first_error.get_or_insert(error);
     }
     if policy.is_satisfied(outputs.len(), count) {
         return Ok(OrchestratorOutput::new(result, outputs).with_failures(failures));
     }
-    match failures.into_iter().next() {
-        Some(first) if outputs.is_empty() => Err(OrchestrationError::AgentFailed(
-            first.agent_name,
-            first.error,
-        )),
+    match first_error {
+        Some(first) if outputs.is_empty() => Err(first),
         _ => Err(OrchestrationError::PartialSuccess(count - outputs.len())),
     }
 }
@@ -327,7 +179,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::orchestration::{Orchestrator, SimpleAgent};
+    use crate::orchestration::{AgentInput, AgentOutput, Orchestrator, SimpleAgent};
 
     /// Tells the test it has started, then never finishes.
     struct Stuck(mpsc::Sender<()>);

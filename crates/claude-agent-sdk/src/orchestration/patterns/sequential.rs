@@ -9,14 +9,13 @@
 //! context and metadata. The first agent that fails for good (after its retries)
 //! ends the run; later agents never run.
 
-use crate::orchestration::agent::{Agent, AgentOutput};
-use crate::orchestration::agent_run::Runner;
-use crate::orchestration::context::{self, ExecutionContext};
+use crate::orchestration::agent::Agent;
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::RunReport;
+use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
-use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl};
-use crate::orchestration::recorded::Shared;
-use crate::orchestration::step_input::StepInput;
+use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl, run_pattern, TraceOut};
 
 /// Runs agents one after another, each on the previous one's output.
 ///
@@ -77,49 +76,33 @@ impl SequentialOrchestrator {
         agents: Vec<Box<dyn Agent>>,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
+        trace: TraceOut,
     ) -> Result<OrchestratorOutput> {
-        let count = agents.len();
-        self.base
-            .run("sequential", count, ctx, |policy| async move {
-                let OrchestratorInput {
-                    content,
-                    context,
-                    metadata,
-                } = input;
-                let (context, metadata) = (Shared::new(context), Shared::new(metadata));
-                if policy.record {
-                    ctx.reserve_records(count);
-                }
-                let mut outputs: Vec<AgentOutput> = Vec::with_capacity(count);
-                // One runner for the whole pipeline, in one task-local scope:
-                // nothing is awaited between two steps, so the end of one step's
-                // record is the start of the next (one clock read per step).
-                let mut runner = Runner::pipeline(ctx, &policy);
-                let scope = runner.scope();
-                let steps = async {
-                    for agent in &agents {
-                        // A step's input is borrowed from the previous output,
-                        // which the pipeline keeps anyway: the agent gets its own
-                        // copy, and the step's records share the previous
-                        // record's output text.
-                        let previous = outputs.last().map_or(&content, |output| &output.content);
-                        runner.next_step();
-                        let step = StepInput::new(previous, &context, &metadata);
-                        let output = runner
-                            .run(agent.as_ref(), &step)
-                            .await
-                            .map_err(|error| self.base.run_error(agent.name(), error))?;
-                        outputs.push(output);
-                    }
-                    Ok::<_, OrchestrationError>(())
-                };
-                context::scope(scope, steps).await?;
-                let result = outputs
-                    .last()
-                    .map_or(content, |output| output.content.clone());
-                Ok(OrchestratorOutput::new(result, outputs))
-            })
-            .await
+        let graph = Graph::chain(agents.len());
+        let content = input.content.clone();
+        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
+            self.conclude(report, content)
+        })
+        .await
+    }
+
+    /// The output of a pipeline: the last agent's content and every output,
+    /// or the first failure.
+    fn conclude(&self, report: RunReport, input: String) -> Result<OrchestratorOutput> {
+        if let Some(why) = report.interrupted {
+            return Err(RunReport::interruption_error(why, self.base.name(), self.base.config()));
+        }
+        if let Some((_, error)) = report.failures.into_iter().next() {
+            return Err(error);
+        }
+        let outputs: Vec<_> = report.outputs.into_iter().flatten().collect();
+        if outputs.len() != report.names.len() {
+            return Err(OrchestrationError::OrchestratorFailed(
+                "the pipeline ended before its last agent".into(),
+            ));
+        }
+        let result = outputs.last().map_or(input, |output| output.content.clone());
+        Ok(OrchestratorOutput::new(result, outputs))
     }
 }
 

@@ -1,4 +1,12 @@
-//! The retry schedule: exponential backoff with bounded jitter and retry-after hints.
+//! The retry layer's decision: whether a failed attempt gets another, and
+//! after how long.
+//!
+//! A [`RetryPolicy`] decides; the executor only carries the decision out
+//! (it sleeps, raced against the run's cancellation and deadline, and tries
+//! again). The default policy, [`ExponentialRetry`], retries what
+//! [`OrchestrationError::is_retryable`] calls retryable, at most `max_retries`
+//! times, on the [`Backoff`] schedule below. Users plug in their own through
+//! [`ExecutionConfig::with_retry_policy`](crate::orchestration::ExecutionConfig::with_retry_policy).
 //!
 //! The nominal schedule comes from [`backon`]'s exponential backoff (100 ms, 200 ms,
 //! 400 ms, … capped at [`Backoff::max`]). backon's own jitter only ever adds (up to
@@ -10,6 +18,7 @@
 //!
 //! Which errors are retried is decided by [`OrchestrationError::is_retryable`] alone.
 
+use std::fmt;
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
@@ -123,9 +132,85 @@ impl Backoff {
     }
 }
 
+/// Decides whether a failed attempt is tried again.
+///
+/// ```
+/// use std::time::Duration;
+/// use claude_agent_sdk::orchestration::{OrchestrationError, RetryPolicy};
+///
+/// /// Retries timeouts only, once, after a second.
+/// #[derive(Debug)]
+/// struct TimeoutsOnce;
+///
+/// impl RetryPolicy for TimeoutsOnce {
+///     fn retry_delay(&self, error: &OrchestrationError, failed_attempt: u32, _max_retries: usize) -> Option<Duration> {
+///         (matches!(error, OrchestrationError::Timeout(_)) && failed_attempt == 1)
+///             .then_some(Duration::from_secs(1))
+///     }
+/// }
+/// assert!(TimeoutsOnce.retry_delay(&OrchestrationError::Timeout("t".into()), 1, 3).is_some());
+/// assert!(TimeoutsOnce.retry_delay(&OrchestrationError::Cancelled, 1, 3).is_none());
+/// ```
+pub trait RetryPolicy: Send + Sync + fmt::Debug {
+    /// After attempt number `failed_attempt` (from 1) failed with `error`:
+    /// how long to wait before the next attempt, or `None` to give up.
+    /// `max_retries` is the agent's retry budget (see
+    /// [`ExecutionConfig::max_retries`](crate::orchestration::ExecutionConfig::max_retries)).
+    fn retry_delay(
+        &self,
+        error: &OrchestrationError,
+        failed_attempt: u32,
+        max_retries: usize,
+    ) -> Option<Duration>;
+}
+
+/// The default [`RetryPolicy`]: retryable errors only, at most `max_retries`
+/// retries, delays from a [`Backoff`] (jittered, floored by retry-after hints).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExponentialRetry {
+    /// The delay schedule.
+    pub backoff: Backoff,
+}
+
+impl ExponentialRetry {
+    /// The policy with `backoff`'s schedule.
+    #[must_use]
+    pub fn new(backoff: Backoff) -> Self {
+        Self { backoff }
+    }
+}
+
+impl RetryPolicy for ExponentialRetry {
+    fn retry_delay(
+        &self,
+        error: &OrchestrationError,
+        failed_attempt: u32,
+        max_retries: usize,
+    ) -> Option<Duration> {
+        if !error.is_retryable() {
+            return None;
+        }
+        let retry = usize::try_from(failed_attempt).ok()?.checked_sub(1)?;
+        let nominal = self.backoff.nominal_delays(max_retries).nth(retry)?;
+        Some(self.backoff.shape(nominal, error))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_policy_retries_retryable_errors_within_the_budget() {
+        let policy = ExponentialRetry::new(Backoff::default().with_jitter(0.0));
+        let busy = OrchestrationError::transient("busy");
+        let delays: Vec<_> = (1..=4).map(|n| policy.retry_delay(&busy, n, 3)).collect();
+        assert!(delays[..3].iter().all(Option::is_some), "{delays:?}");
+        assert_eq!(delays[3], None, "three retries, then no more");
+        assert!(delays[1] > delays[0]);
+        let permanent = OrchestrationError::AgentError("no".into());
+        assert_eq!(policy.retry_delay(&permanent, 1, 3), None);
+    }
 
     #[test]
     fn nominal_schedule_doubles_and_is_capped() {

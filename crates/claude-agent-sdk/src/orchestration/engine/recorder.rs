@@ -1,0 +1,321 @@
+//! The recorder: how a run's changes reach its journal and its observer.
+//!
+//! Every event of a run goes through its [`Recorder`], which appends it to
+//! the context's [`Journal`](crate::orchestration::Journal) and tells the
+//! context's [`RunObserver`](crate::orchestration::RunObserver) — the same
+//! event, in the same order. The recorder also keeps the run's open
+//! attempts, which is what makes "every started attempt ends exactly once"
+//! hold by construction: an attempt's end is written by whoever takes it
+//! from the open table first — the attempt itself, or the run closing its
+//! books when it stops (an attempt abandoned, a run dropped) — and an end
+//! that comes later is ignored.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::orchestration::agent::{AgentInput, AgentOutput};
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::journal::{
+    AttemptOutcome, EventKind, InputSource, Interruption, JournalEvent, NodeId, ParentAttempt,
+    RunId, RunOutcome,
+};
+use crate::orchestration::observer::RunEvent;
+
+/// How an attempt ended, borrowed from whoever ended it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttemptEnd<'a> {
+    Succeeded(&'a AgentOutput),
+    Failed(&'a OrchestrationError),
+    Interrupted(Interruption),
+}
+
+/// The recording side of one run (see the module docs).
+pub(crate) struct Recorder {
+    run: RunId,
+    orchestrator: String,
+    ctx: ExecutionContext,
+    /// The name of each node's agent.
+    names: Arc<[String]>,
+    /// Whether attempts are journaled (trace records on).
+    records: bool,
+    /// The most bytes of each text the journal keeps.
+    text_limit: Option<usize>,
+    open: Mutex<OpenAttempts>,
+}
+
+/// The attempts that started and have not ended, by node (a node has at
+/// most one attempt running).
+struct OpenAttempts {
+    by_node: Vec<Option<(u32, Instant)>>,
+    closed: bool,
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        run: RunId,
+        orchestrator: &str,
+        ctx: &ExecutionContext,
+        names: Arc<[String]>,
+        records: bool,
+        text_limit: Option<usize>,
+    ) -> Self {
+        Self {
+            run,
+            orchestrator: orchestrator.to_owned(),
+            ctx: ctx.clone(),
+            open: Mutex::new(OpenAttempts {
+                by_node: vec![None; names.len()],
+                closed: false,
+            }),
+            names,
+            records,
+            text_limit,
+        }
+    }
+
+    pub(crate) fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    fn agent_name(&self, node: NodeId) -> &str {
+        self.names.get(node.index()).map_or("", String::as_str)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OpenAttempts> {
+        // Only table updates and appends run under the lock.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn append(&self, kind: EventKind) {
+        let at = self.ctx.clock().now();
+        self.ctx.journal().append(JournalEvent::new(self.run, at, kind));
+    }
+
+    fn notify(&self, event: &RunEvent<'_>) {
+        if let Some(observer) = self.ctx.observer() {
+            observer.on_event(event);
+        }
+    }
+
+    /// The run started on `input`, nested in `parent` if it is.
+    pub(crate) fn run_started(&self, input: &AgentInput, parent: Option<ParentAttempt>) {
+        let _open = self.lock();
+        self.append(EventKind::RunStarted {
+            orchestrator: self.orchestrator.clone(),
+            nodes: self.names.to_vec(),
+            input: self.capped_input(input),
+            parent,
+        });
+        self.notify(&RunEvent::RunStarted {
+            run: self.run,
+            parent,
+            orchestrator: &self.orchestrator,
+            agents: self.names.len(),
+        });
+    }
+
+    /// Attempt `attempt` of `node` starts now; `false` when the run has
+    /// closed its books (the attempt must not run).
+    pub(crate) fn attempt_started(
+        &self,
+        node: NodeId,
+        attempt: u32,
+        max_attempts: u32,
+        input: impl FnOnce() -> InputSource,
+    ) -> bool {
+        let mut open = self.lock();
+        if open.closed {
+            return false;
+        }
+        if let Some(slot) = open.by_node.get_mut(node.index()) {
+            *slot = Some((attempt, Instant::now()));
+        }
+        if self.records {
+            self.append(EventKind::AttemptStarted {
+                node,
+                attempt,
+                max_attempts,
+                input: input(),
+            });
+        }
+        self.notify(&RunEvent::AttemptStarted {
+            run: self.run,
+            node,
+            agent: self.agent_name(node),
+            attempt,
+            max_attempts,
+        });
+        true
+    }
+
+    /// Attempt `attempt` of `node` ended as `end`, unless its end was
+    /// already written.
+    pub(crate) fn attempt_finished(&self, node: NodeId, attempt: u32, end: AttemptEnd<'_>) {
+        let mut open = self.lock();
+        let Some(slot) = open.by_node.get_mut(node.index()) else {
+            return;
+        };
+        let Some((_, started)) = slot.take_if(|(open, _)| *open == attempt) else {
+            return;
+        };
+        self.write_end(node, attempt, started.elapsed(), end);
+    }
+
+    fn write_end(&self, node: NodeId, attempt: u32, elapsed: Duration, end: AttemptEnd<'_>) {
+        if self.records {
+            let outcome = match end {
+                AttemptEnd::Succeeded(output) => AttemptOutcome::Succeeded(self.capped_output(output)),
+                AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
+                AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
+            };
+            self.append(EventKind::AttemptFinished {
+                node,
+                attempt,
+                outcome,
+                elapsed,
+            });
+        }
+        if self.ctx.observer().is_some() {
+            let stand_in;
+            let outcome = match end {
+                AttemptEnd::Succeeded(output) => Ok(output),
+                AttemptEnd::Failed(error) => Err(error),
+                AttemptEnd::Interrupted(why) => {
+                    stand_in = interruption_error(why, &self.orchestrator);
+                    Err(&stand_in)
+                }
+            };
+            self.notify(&RunEvent::AttemptFinished {
+                run: self.run,
+                node,
+                agent: self.agent_name(node),
+                attempt,
+                outcome,
+                elapsed,
+            });
+        }
+    }
+
+    /// A retry of `node` is scheduled after `delay`, because of `error`.
+    pub(crate) fn retry_scheduled(
+        &self,
+        node: NodeId,
+        next_attempt: u32,
+        delay: Duration,
+        error: &OrchestrationError,
+    ) {
+        let _open = self.lock();
+        if self.records {
+            self.append(EventKind::RetryScheduled {
+                node,
+                next_attempt,
+                delay,
+            });
+        }
+        self.notify(&RunEvent::RetryScheduled {
+            run: self.run,
+            node,
+            agent: self.agent_name(node),
+            next_attempt,
+            delay,
+            error,
+        });
+    }
+
+    /// Closes the run's books: every attempt still open ends as `why`, and no
+    /// attempt starts or ends after this.
+    pub(crate) fn close(&self, why: Interruption) {
+        let mut open = self.lock();
+        open.closed = true;
+        let still_open: Vec<(NodeId, u32, Instant)> = open
+            .by_node
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                slot.take()
+                    .map(|(attempt, started)| (NodeId::from_index(index), attempt, started))
+            })
+            .collect();
+        for (node, attempt, started) in still_open {
+            self.write_end(node, attempt, started.elapsed(), AttemptEnd::Interrupted(why));
+        }
+    }
+
+    /// The run ended as `outcome`.
+    pub(crate) fn run_finished(&self, outcome: RunOutcome) {
+        let _open = self.lock();
+        let stand_in;
+        let error = match &outcome {
+            RunOutcome::Succeeded => None,
+            RunOutcome::Failed(error) => Some(error),
+            RunOutcome::Interrupted(why) => {
+                stand_in = interruption_error(*why, &self.orchestrator);
+                Some(&stand_in)
+            }
+        };
+        self.notify(&RunEvent::RunFinished {
+            run: self.run,
+            orchestrator: &self.orchestrator,
+            error,
+        });
+        self.append(EventKind::RunFinished { outcome });
+    }
+
+    fn capped_input(&self, input: &AgentInput) -> AgentInput {
+        AgentInput {
+            content: cap(&input.content, self.text_limit),
+            context: input.context.clone(),
+            metadata: input.metadata.clone(),
+        }
+    }
+
+    fn capped_output(&self, output: &AgentOutput) -> AgentOutput {
+        AgentOutput {
+            content: cap(&output.content, self.text_limit),
+            data: output.data.clone(),
+            confidence: output.confidence,
+            metadata: output.metadata.clone(),
+        }
+    }
+}
+
+/// The error a run cut short by `why` reports.
+pub(crate) fn interruption_error(why: Interruption, orchestrator: &str) -> OrchestrationError {
+    match why {
+        Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
+        Interruption::TimedOut | Interruption::Abandoned => {
+            OrchestrationError::Timeout(format!("{orchestrator} reached its run deadline"))
+        }
+    }
+}
+
+/// `text`, cut to at most `limit` bytes (on a character boundary) with a note
+/// of how much was elided.
+pub(crate) fn cap(text: &str, limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) if text.len() > limit => {
+            let mut cut = limit;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}… [{} more bytes elided]", &text[..cut], text.len() - cut)
+        }
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_capped_on_a_character_boundary() {
+        assert_eq!(cap("hello", Some(10)), "hello");
+        assert_eq!(cap("hello", None), "hello");
+        assert_eq!(cap("hello world", Some(5)), "hello… [6 more bytes elided]");
+        assert_eq!(cap("héllo", Some(2)), "h… [5 more bytes elided]");
+    }
+}

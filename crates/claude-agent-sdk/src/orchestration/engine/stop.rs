@@ -1,0 +1,65 @@
+//! When a run must stop: its cancellation and its deadline, as values that
+//! travel down to every attempt and every nested run.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::orchestration::journal::Interruption;
+
+/// How long a stopping run waits for its attempts to stop before it abandons
+/// them. Attempts that await stop at once; only an agent that blocks its
+/// thread (which nothing can stop) is ever abandoned.
+pub(crate) const STOP_GRACE: Duration = Duration::from_millis(100);
+
+/// A run's stop conditions.
+#[derive(Debug, Clone)]
+pub(crate) struct RunStop {
+    /// Cancelled when the run must stop early: a child of the parent
+    /// attempt's token for a nested run, of the context's otherwise.
+    pub(crate) token: CancellationToken,
+    /// The context's own cancellation (a nested run under another context
+    /// watches that one too).
+    pub(crate) context: CancellationToken,
+    /// When the run must be over, if it is bounded: its own timeout, or the
+    /// enclosing attempt's deadline, whichever is sooner.
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl RunStop {
+    /// Why the run must stop, if it must stop now.
+    pub(crate) fn check(&self) -> Option<Interruption> {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            Some(Interruption::TimedOut)
+        } else if self.token.is_cancelled() || self.context.is_cancelled() {
+            Some(Interruption::Cancelled)
+        } else {
+            None
+        }
+    }
+
+    /// Completes when the run must stop, with why.
+    pub(crate) async fn stopped(&self) -> Interruption {
+        let deadline = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = deadline => Interruption::TimedOut,
+            () = self.token.cancelled() => self.check().unwrap_or(Interruption::Cancelled),
+            () = self.context.cancelled() => Interruption::Cancelled,
+        }
+    }
+}
+
+/// The sooner of two optional instants.
+pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,185 @@
+//! The executor: one node's run — its attempts and the retries between them
+//! — through small layers, each in its own file:
+//!
+//! - [`retry`]: the [`RetryPolicy`](retry::RetryPolicy) that decides whether a
+//!   failed attempt gets another, and after how long;
+//! - [`timeout`]: the attempt timeout and the run's stop conditions, and how
+//!   an attempt stops (nested runs first);
+//! - [`panic`]: panics in the agent — while it runs or while it is dropped —
+//!   become a permanent error;
+//! - recording: every attempt's start and end go through the run's
+//!   [`Recorder`](crate::orchestration::engine::recorder::Recorder), and the
+//!   attempt runs inside its [`AttemptScope`] (what
+//!   [`ExecutionContext::current`](crate::orchestration::ExecutionContext::current)
+//!   reads).
+//!
+//! The concurrency limit is the scheduler's: it never hands out more nodes
+//! than the limit allows.
+
+pub(crate) mod panic;
+pub(crate) mod retry;
+pub(crate) mod timeout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
+use crate::orchestration::engine::stop::{sooner, RunStop};
+use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt};
+use crate::orchestration::scope::{self, AttemptScope};
+use crate::orchestration::telemetry::{log_event, AttemptSpan};
+use crate::orchestration::context::ExecutionContext;
+use panic::CatchUnwind;
+use retry::RetryPolicy;
+use timeout::{bounded, Bounded};
+
+/// The policies one node runs under.
+#[derive(Debug, Clone)]
+pub(crate) struct NodePolicy {
+    pub(crate) max_retries: usize,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) retry: Arc<dyn RetryPolicy>,
+    pub(crate) log: bool,
+}
+
+impl NodePolicy {
+    fn max_attempts(&self) -> u32 {
+        u32::try_from(self.max_retries.saturating_add(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// What the executor needs of the run a node belongs to.
+pub(crate) struct RunShared {
+    pub(crate) ctx: ExecutionContext,
+    pub(crate) recorder: Recorder,
+    pub(crate) stop: RunStop,
+}
+
+/// How a node's run ended, when it did not succeed.
+#[derive(Debug)]
+pub(crate) enum NodeFailure {
+    /// The agent failed for good: `AgentFailed` with its last error as cause.
+    Failed(OrchestrationError),
+    /// The run had to stop while the node ran.
+    Interrupted(Interruption),
+}
+
+/// Runs `agent` as node `node` on what `input` makes (a fresh copy per
+/// attempt; it came from `source`) until
+/// it succeeds, fails for good, or the run must stop.
+pub(crate) async fn run_node(
+    run: &RunShared,
+    node: NodeId,
+    agent: &dyn Agent,
+    input: &(dyn Fn() -> AgentInput + Sync),
+    source: &InputSource,
+    policy: &NodePolicy,
+) -> Result<AgentOutput, NodeFailure> {
+    let max_attempts = policy.max_attempts();
+    let mut attempt = 1_u32;
+    loop {
+        if let Some(why) = run.stop.check() {
+            return Err(NodeFailure::Interrupted(why));
+        }
+        let error = match run_attempt(run, node, agent, input, source, policy, attempt, max_attempts).await {
+            Ok(output) => return Ok(output),
+            Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
+            Err(AttemptFailure::Failed(error)) => error,
+        };
+        // An agent that failed because the run is stopping (a nested run it
+        // ran was cancelled) was interrupted, not failed.
+        if let Some(why) = run.stop.check() {
+            return Err(NodeFailure::Interrupted(why));
+        }
+        let Some(delay) = policy.retry.retry_delay(&error, attempt, policy.max_retries) else {
+            return Err(NodeFailure::Failed(OrchestrationError::agent_failed(
+                agent.name(),
+                error,
+                attempt,
+            )));
+        };
+        attempt = attempt.saturating_add(1);
+        run.recorder.retry_scheduled(node, attempt, delay, &error);
+        log_event!(policy.log, info, agent = agent.name(), ?delay, %error, "retrying agent after a retryable failure");
+        tokio::select! {
+            biased;
+            why = run.stop.stopped() => return Err(NodeFailure::Interrupted(why)),
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// How one attempt ended, when it did not succeed.
+enum AttemptFailure {
+    Failed(OrchestrationError),
+    Interrupted(Interruption),
+}
+
+/// One attempt: recorded, in its scope, with panics contained, under the
+/// attempt timeout and the run's stop conditions.
+// Some bindings exist only to be logged.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
+async fn run_attempt(
+    run: &RunShared,
+    node: NodeId,
+    agent: &dyn Agent,
+    input: &(dyn Fn() -> AgentInput + Sync),
+    source: &InputSource,
+    policy: &NodePolicy,
+    attempt: u32,
+    max_attempts: u32,
+) -> Result<AgentOutput, AttemptFailure> {
+    let name = agent.name();
+    if !run.recorder.attempt_started(node, attempt, max_attempts, || source.clone()) {
+        return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
+    }
+    let times_out_at = policy
+        .attempt_timeout
+        .and_then(|limit| tokio::time::Instant::now().checked_add(limit));
+    let scope = Arc::new(AttemptScope {
+        ctx: run.ctx.clone(),
+        attempt: ParentAttempt {
+            run: run.recorder.run_id(),
+            node,
+            attempt,
+        },
+        stop: run.stop.token.child_token(),
+        deadline: sooner(run.stop.deadline, times_out_at),
+        children: TaskTracker::new(),
+    });
+    let span = AttemptSpan::new(name, attempt);
+    let call = span.instrument(CatchUnwind::new(agent.execute(input())));
+    let outcome = bounded(scope::enter(Arc::clone(&scope), call), &scope, &run.stop, times_out_at).await;
+    // The attempt is over: whatever it left running stops now.
+    scope.stop.cancel();
+    let error = match outcome {
+        Bounded::Done(Ok(Ok(mut output))) => {
+            output.normalize();
+            run.recorder.attempt_finished(node, attempt, AttemptEnd::Succeeded(&output));
+            return Ok(output);
+        }
+        Bounded::Done(Ok(Err(error))) => error,
+        Bounded::Done(Err(panic)) => OrchestrationError::AgentError(AgentError::new(format!(
+            "agent `{name}` panicked: {panic}"
+        ))),
+        Bounded::TimedOut => {
+            log_event!(policy.log, warn, agent = name, attempt, "agent attempt timed out");
+            OrchestrationError::Timeout(format!(
+                "agent `{name}` attempt {attempt} timed out after {:?}",
+                policy.attempt_timeout.unwrap_or_default()
+            ))
+        }
+        Bounded::Interrupted(why) => {
+            run.recorder.attempt_finished(node, attempt, AttemptEnd::Interrupted(why));
+            return Err(AttemptFailure::Interrupted(why));
+        }
+    };
+    log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
+    run.recorder.attempt_finished(node, attempt, AttemptEnd::Failed(&error));
+    Err(AttemptFailure::Failed(error))
+}
