@@ -10,30 +10,49 @@ use claude_agent_sdk::orchestration::{
 };
 use common::{echo, failing, permanent, transient, Scripted, Step};
 
-/// Records share their texts rather than copying them: a pipeline step's
-/// recorded input is the previous step's recorded output, and every record of
-/// a fan-out holds the run's one input.
+/// Records hold the specification's own types (owned texts), and the journal
+/// they are built from keeps each text once: a pipeline step's input is named
+/// as the previous step's output, a fan-out's as the run's input.
 #[tokio::test]
 async fn records_share_their_texts() {
+    use claude_agent_sdk::orchestration::{
+        EventKind, ExecutionConfig, ExecutionContext, InMemoryJournal, InputSource, NodeId,
+    };
+    use std::sync::Arc;
+
     let long = "a long input, well over the twenty-three bytes kept inline";
+    let journal = Arc::new(InMemoryJournal::new());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
     let output = SequentialOrchestrator::new()
-        .orchestrate(
+        .orchestrate_with_context(
             vec![echo("a"), echo("b"), echo("c")],
             OrchestratorInput::new(long),
+            &ctx,
         )
         .await
         .unwrap();
     let records = &output.execution_trace.agent_executions;
     for pair in records.windows(2) {
         let (previous, next) = (&pair[0], &pair[1]);
-        let handed_on = &previous.output.as_ref().unwrap().content;
-        assert_eq!(next.input.content, **handed_on);
-        assert_eq!(
-            next.input.content.as_ptr(),
-            handed_on.as_ptr(),
-            "one text, two records"
-        );
+        let handed_on: &String = &previous.output.as_ref().unwrap().content;
+        assert_eq!(&next.input.content, handed_on);
     }
+    let sources: Vec<InputSource> = journal
+        .events()
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::AttemptStarted { input, .. } => Some(input),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            InputSource::RunInput,
+            InputSource::OutputOf(NodeId(0)),
+            InputSource::OutputOf(NodeId(1))
+        ]
+    );
 
     let output = ParallelOrchestrator::new()
         .orchestrate(vec![echo("x"), echo("y")], OrchestratorInput::new(long))
@@ -41,10 +60,7 @@ async fn records_share_their_texts() {
         .unwrap();
     let records = &output.execution_trace.agent_executions;
     assert_eq!(records[0].input.content, long);
-    assert_eq!(
-        records[0].input.content.as_ptr(),
-        records[1].input.content.as_ptr()
-    );
+    assert_eq!(records[1].input.content, long);
 }
 
 #[tokio::test(start_paused = true)]

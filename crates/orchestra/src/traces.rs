@@ -5,9 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use claude_agent_sdk::orchestration::{
-    AgentExecution, ExecutionTrace, OrchestratorOutput, Usage,
-};
+use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace, OrchestratorOutput, Usage};
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]

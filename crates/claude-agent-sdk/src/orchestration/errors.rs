@@ -452,8 +452,7 @@ mod tests {
 
     #[test]
     fn a_retryable_cause_keeps_its_hint_and_the_attempts_are_told() {
-        let limited =
-            OrchestrationError::transient("429").with_retry_after(Duration::from_secs(7));
+        let limited = OrchestrationError::transient("429").with_retry_after(Duration::from_secs(7));
         let failed = OrchestrationError::agent_failed("caller", limited, 4);
         assert!(failed.is_retryable());
         assert_eq!(failed.retry_after(), Some(Duration::from_secs(7)));

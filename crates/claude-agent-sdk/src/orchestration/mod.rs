@@ -84,10 +84,10 @@ pub use registry::{
 
 // Patterns
 pub use composition::OrchestratorAgent;
+pub use executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
 pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
-pub use executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
 
 // Usage accounting
 pub use usage::Usage;

@@ -462,7 +462,15 @@ impl AgentRegistry {
             };
             (Arc::clone(&entry.agent), overrides)
         };
-        run_one(agent.as_ref(), input, ctx, &self.config, "AgentRegistry", overrides).await
+        run_one(
+            agent.as_ref(),
+            input,
+            ctx,
+            &self.config,
+            "AgentRegistry",
+            overrides,
+        )
+        .await
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {

@@ -51,7 +51,10 @@ pub(crate) fn current() -> Option<Arc<AttemptScope>> {
 }
 
 /// Runs `future` inside `scope`.
-pub(crate) fn enter<F: Future>(scope: Arc<AttemptScope>, future: F) -> impl Future<Output = F::Output> {
+pub(crate) fn enter<F: Future>(
+    scope: Arc<AttemptScope>,
+    future: F,
+) -> impl Future<Output = F::Output> {
     CURRENT.scope(scope, future)
 }
 

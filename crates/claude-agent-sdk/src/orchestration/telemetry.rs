@@ -53,8 +53,13 @@ impl AttemptSpan {
     }
 
     /// `future`, polled (and dropped) inside the span.
-    pub(crate) fn instrument<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
-        tracing::Instrument::instrument(future, self.0)
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        tracing::Instrument::instrument(future, self.0.clone())
+    }
+
+    /// Enters the span until the guard is dropped; never hold it across an `.await`.
+    pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
+        self.0.enter()
     }
 }
 
@@ -68,7 +73,9 @@ impl AttemptSpan {
         Self
     }
 
-    pub(crate) fn instrument<F: Future>(self, future: F) -> F {
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> F {
         future
     }
+
+    pub(crate) fn enter(&self) {}
 }

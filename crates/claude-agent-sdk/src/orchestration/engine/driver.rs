@@ -40,6 +40,8 @@ use crate::orchestration::telemetry::{in_run_span, log_event};
 pub(crate) struct RunPlan<'a> {
     /// The orchestrator's name.
     pub(crate) orchestrator: &'a str,
+    /// What kind of run this is (`sequential`, `parallel`, `agent`), for spans.
+    pub(crate) pattern: &'static str,
     /// The configuration that governs the run.
     pub(crate) config: &'a ExecutionConfig,
     pub(crate) graph: Graph,
@@ -102,13 +104,16 @@ pub(crate) struct RunReport {
 
 impl RunReport {
     /// The error of a run cut short by `why`.
-    pub(crate) fn interruption_error(why: Interruption, plan_name: &str, config: &ExecutionConfig) -> OrchestrationError {
+    pub(crate) fn interruption_error(
+        why: Interruption,
+        plan_name: &str,
+        config: &ExecutionConfig,
+    ) -> OrchestrationError {
         match why {
             Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
-            Interruption::TimedOut | Interruption::Abandoned => OrchestrationError::Timeout(format!(
-                "{plan_name} exceeded its {:?} run timeout",
-                config.timeout
-            )),
+            Interruption::TimedOut | Interruption::Abandoned => OrchestrationError::Timeout(
+                format!("{plan_name} exceeded its {:?} run timeout", config.timeout),
+            ),
         }
     }
 }
@@ -123,6 +128,7 @@ pub(crate) async fn run<T>(
 ) -> (RunId, Result<T>) {
     let RunPlan {
         orchestrator,
+        pattern,
         config,
         graph,
         agents,
@@ -131,7 +137,7 @@ pub(crate) async fn run<T>(
     } = plan;
     let log = config.enable_logging;
     let nodes = agents.len();
-    in_run_span(orchestrator, nodes, async move {
+    in_run_span(pattern, nodes, async move {
         let parent = scope::current();
         let stop = RunStop {
             token: parent
@@ -296,8 +302,15 @@ impl Driver<'_> {
                 let source = source_of(rule);
                 match self.agents.get(node) {
                     Some(agent) => {
-                        run_node(self.shared, node, agent, &input, &source, &self.policy(agent))
-                            .await
+                        run_node(
+                            self.shared,
+                            node,
+                            agent,
+                            &input,
+                            &source,
+                            &self.policy(agent),
+                        )
+                        .await
                     }
                     None => Err(NodeFailure::Failed(missing_agent(node))),
                 }
@@ -470,7 +483,10 @@ fn source_of(rule: InputRule) -> InputSource {
 }
 
 type Joined = std::result::Result<
-    (tokio::task::Id, (NodeId, std::result::Result<AgentOutput, NodeFailure>)),
+    (
+        tokio::task::Id,
+        (NodeId, std::result::Result<AgentOutput, NodeFailure>),
+    ),
     tokio::task::JoinError,
 >;
 

@@ -91,7 +91,9 @@ impl Recorder {
 
     fn append(&self, kind: EventKind) {
         let at = self.ctx.clock().now();
-        self.ctx.journal().append(JournalEvent::new(self.run, at, kind));
+        self.ctx
+            .journal()
+            .append(JournalEvent::new(self.run, at, kind));
     }
 
     fn notify(&self, event: &RunEvent<'_>) {
@@ -167,7 +169,9 @@ impl Recorder {
     fn write_end(&self, node: NodeId, attempt: u32, elapsed: Duration, end: AttemptEnd<'_>) {
         if self.records {
             let outcome = match end {
-                AttemptEnd::Succeeded(output) => AttemptOutcome::Succeeded(self.capped_output(output)),
+                AttemptEnd::Succeeded(output) => {
+                    AttemptOutcome::Succeeded(self.capped_output(output))
+                }
                 AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
                 AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
             };
@@ -240,7 +244,12 @@ impl Recorder {
             })
             .collect();
         for (node, attempt, started) in still_open {
-            self.write_end(node, attempt, started.elapsed(), AttemptEnd::Interrupted(why));
+            self.write_end(
+                node,
+                attempt,
+                started.elapsed(),
+                AttemptEnd::Interrupted(why),
+            );
         }
     }
 

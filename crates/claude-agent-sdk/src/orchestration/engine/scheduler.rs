@@ -25,7 +25,10 @@ pub(crate) enum Completion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NodeState {
     /// Waiting for predecessors: how many have succeeded and failed so far.
-    Waiting { succeeded: usize, failed: usize },
+    Waiting {
+        succeeded: usize,
+        failed: usize,
+    },
     Ready,
     Running,
     Done(Completion),
@@ -119,7 +122,10 @@ impl Scheduler {
             return None;
         };
         let waits = self.graph.predecessors[node.index()];
-        let required = self.graph.nodes[node.index()].join.required_successes(waits).min(waits);
+        let required = self.graph.nodes[node.index()]
+            .join
+            .required_successes(waits)
+            .min(waits);
         let new = if succeeded >= required {
             NodeState::Ready
         } else if waits - failed < required {
@@ -199,7 +205,11 @@ mod tests {
         assert_eq!(scheduler.next(), None, "the limit is reached");
         assert_eq!(scheduler.running(), 2);
         scheduler.complete(n(1), Completion::Failed);
-        assert_eq!(scheduler.next(), Some(n(2)), "a sibling's failure stops nothing");
+        assert_eq!(
+            scheduler.next(),
+            Some(n(2)),
+            "a sibling's failure stops nothing"
+        );
         scheduler.complete(n(0), Completion::Succeeded);
         scheduler.complete(n(2), Completion::Succeeded);
         assert_eq!(scheduler.next(), Some(n(3)));
@@ -217,7 +227,10 @@ mod tests {
         assert_eq!(scheduler.next(), Some(n(0)));
         scheduler.complete(n(0), Completion::Succeeded);
         scheduler.complete(n(0), Completion::Failed);
-        assert_eq!(scheduler.state(n(0)), Some(NodeState::Done(Completion::Succeeded)));
+        assert_eq!(
+            scheduler.state(n(0)),
+            Some(NodeState::Done(Completion::Succeeded))
+        );
     }
 
     #[test]

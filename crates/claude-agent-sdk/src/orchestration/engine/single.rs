@@ -45,7 +45,15 @@ impl ExecutionContext {
     /// the run timeout passes; `InvalidConfig` for a configuration that
     /// cannot work.
     pub async fn run_agent(&self, agent: &dyn Agent, input: AgentInput) -> Result<AgentOutput> {
-        run_one(agent, input, self, self.config(), "run_agent", Overrides::default()).await
+        run_one(
+            agent,
+            input,
+            self,
+            self.config(),
+            "run_agent",
+            Overrides::default(),
+        )
+        .await
     }
 }
 
@@ -62,6 +70,7 @@ pub(crate) async fn run_one(
     crate::orchestration::orchestrator::require_runtime()?;
     let plan = RunPlan {
         orchestrator: name,
+        pattern: "agent",
         config,
         graph: Graph::chain(1),
         agents: Agents::Borrowed(agent),
@@ -75,13 +84,11 @@ pub(crate) async fn run_one(
         if let Some((_, error)) = report.failures.pop() {
             return Err(error);
         }
-        report
-            .outputs
-            .pop()
-            .flatten()
-            .ok_or_else(|| crate::orchestration::OrchestrationError::OrchestratorFailed(
+        report.outputs.pop().flatten().ok_or_else(|| {
+            crate::orchestration::OrchestrationError::OrchestratorFailed(
                 "the agent's run ended without an output".into(),
-            ))
+            )
+        })
     })
     .await;
     result

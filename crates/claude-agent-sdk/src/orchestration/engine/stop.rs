@@ -30,7 +30,10 @@ pub(crate) struct RunStop {
 impl RunStop {
     /// Why the run must stop, if it must stop now.
     pub(crate) fn check(&self) -> Option<Interruption> {
-        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             Some(Interruption::TimedOut)
         } else if self.token.is_cancelled() || self.context.is_cancelled() {
             Some(Interruption::Cancelled)

@@ -26,13 +26,13 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
 use crate::orchestration::engine::stop::{sooner, RunStop};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt};
 use crate::orchestration::scope::{self, AttemptScope};
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
-use crate::orchestration::context::ExecutionContext;
 use panic::CatchUnwind;
 use retry::RetryPolicy;
 use timeout::{bounded, Bounded};
@@ -85,7 +85,18 @@ pub(crate) async fn run_node(
         if let Some(why) = run.stop.check() {
             return Err(NodeFailure::Interrupted(why));
         }
-        let error = match run_attempt(run, node, agent, input, source, policy, attempt, max_attempts).await {
+        let error = match run_attempt(
+            run,
+            node,
+            agent,
+            input,
+            source,
+            policy,
+            attempt,
+            max_attempts,
+        )
+        .await
+        {
             Ok(output) => return Ok(output),
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
@@ -95,7 +106,10 @@ pub(crate) async fn run_node(
         if let Some(why) = run.stop.check() {
             return Err(NodeFailure::Interrupted(why));
         }
-        let Some(delay) = policy.retry.retry_delay(&error, attempt, policy.max_retries) else {
+        let Some(delay) = policy
+            .retry
+            .retry_delay(&error, attempt, policy.max_retries)
+        else {
             return Err(NodeFailure::Failed(OrchestrationError::agent_failed(
                 agent.name(),
                 error,
@@ -135,7 +149,10 @@ async fn run_attempt(
     max_attempts: u32,
 ) -> Result<AgentOutput, AttemptFailure> {
     let name = agent.name();
-    if !run.recorder.attempt_started(node, attempt, max_attempts, || source.clone()) {
+    if !run
+        .recorder
+        .attempt_started(node, attempt, max_attempts, || source.clone())
+    {
         return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
     }
     let times_out_at = policy
@@ -154,13 +171,21 @@ async fn run_attempt(
     });
     let span = AttemptSpan::new(name, attempt);
     let call = span.instrument(CatchUnwind::new(agent.execute(input())));
-    let outcome = bounded(scope::enter(Arc::clone(&scope), call), &scope, &run.stop, times_out_at).await;
+    let outcome = bounded(
+        scope::enter(Arc::clone(&scope), call),
+        &scope,
+        &run.stop,
+        times_out_at,
+    )
+    .await;
     // The attempt is over: whatever it left running stops now.
     scope.stop.cancel();
+    let _entered = span.enter();
     let error = match outcome {
         Bounded::Done(Ok(Ok(mut output))) => {
             output.normalize();
-            run.recorder.attempt_finished(node, attempt, AttemptEnd::Succeeded(&output));
+            run.recorder
+                .attempt_finished(node, attempt, AttemptEnd::Succeeded(&output));
             return Ok(output);
         }
         Bounded::Done(Ok(Err(error))) => error,
@@ -168,18 +193,26 @@ async fn run_attempt(
             "agent `{name}` panicked: {panic}"
         ))),
         Bounded::TimedOut => {
-            log_event!(policy.log, warn, agent = name, attempt, "agent attempt timed out");
+            log_event!(
+                policy.log,
+                warn,
+                agent = name,
+                attempt,
+                "agent attempt timed out"
+            );
             OrchestrationError::Timeout(format!(
-                "agent `{name}` attempt {attempt} timed out after {:?}",
+                "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
                 policy.attempt_timeout.unwrap_or_default()
             ))
         }
         Bounded::Interrupted(why) => {
-            run.recorder.attempt_finished(node, attempt, AttemptEnd::Interrupted(why));
+            run.recorder
+                .attempt_finished(node, attempt, AttemptEnd::Interrupted(why));
             return Err(AttemptFailure::Interrupted(why));
         }
     };
     log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
-    run.recorder.attempt_finished(node, attempt, AttemptEnd::Failed(&error));
+    run.recorder
+        .attempt_finished(node, attempt, AttemptEnd::Failed(&error));
     Err(AttemptFailure::Failed(error))
 }

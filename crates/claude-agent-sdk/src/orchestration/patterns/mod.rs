@@ -19,7 +19,9 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
 use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::orchestrator::{require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
+use crate::orchestration::orchestrator::{
+    require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
+};
 
 pub use parallel::ParallelOrchestrator;
 pub use sequential::SequentialOrchestrator;
@@ -81,6 +83,7 @@ pub(crate) enum TraceOut {
 /// concludes the output with `conclude`.
 pub(crate) async fn run_pattern(
     base: &BaseOrchestrator,
+    pattern: &'static str,
     graph: Graph,
     agents: Vec<Box<dyn Agent>>,
     input: OrchestratorInput,
@@ -98,6 +101,7 @@ pub(crate) async fn run_pattern(
     require_runtime()?;
     let plan = RunPlan {
         orchestrator: base.name(),
+        pattern,
         config: base.config(),
         graph,
         agents: Agents::Owned(agents.into()),
@@ -139,8 +143,13 @@ macro_rules! orchestrator_impl {
                 input: $crate::orchestration::OrchestratorInput,
                 ctx: &$crate::orchestration::ExecutionContext,
             ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
-                self.run(agents, input, ctx, $crate::orchestration::patterns::TraceOut::Attach)
-                    .await
+                self.run(
+                    agents,
+                    input,
+                    ctx,
+                    $crate::orchestration::patterns::TraceOut::Attach,
+                )
+                .await
             }
 
             async fn orchestrate_nested(
@@ -149,8 +158,13 @@ macro_rules! orchestrator_impl {
                 input: $crate::orchestration::OrchestratorInput,
                 ctx: &$crate::orchestration::ExecutionContext,
             ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
-                self.run(agents, input, ctx, $crate::orchestration::patterns::TraceOut::Skip)
-                    .await
+                self.run(
+                    agents,
+                    input,
+                    ctx,
+                    $crate::orchestration::patterns::TraceOut::Skip,
+                )
+                .await
             }
         }
     };

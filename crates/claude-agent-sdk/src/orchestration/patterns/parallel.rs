@@ -22,7 +22,9 @@ use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::orchestrator::{
     AgentFailure, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
-use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl, run_pattern, TraceOut};
+use crate::orchestration::patterns::{
+    orchestrator_builders, orchestrator_impl, run_pattern, TraceOut,
+};
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
 ///
@@ -72,7 +74,6 @@ impl Default for ParallelOrchestrator {
     }
 }
 
-
 impl ParallelOrchestrator {
     /// A parallel orchestrator with the default configuration.
     #[must_use]
@@ -116,12 +117,21 @@ impl ParallelOrchestrator {
         }
         config.join_policy.validate(agents.len())?;
         let graph = Graph::fan_out(agents.len());
-        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
-            if let Some(why) = report.interrupted {
-                return Err(RunReport::interruption_error(why, self.base.name(), config));
-            }
-            join(report, config.join_policy)
-        })
+        run_pattern(
+            &self.base,
+            "parallel",
+            graph,
+            agents,
+            input,
+            ctx,
+            trace,
+            |report| {
+                if let Some(why) = report.interrupted {
+                    return Err(RunReport::interruption_error(why, self.base.name(), config));
+                }
+                join(report, config.join_policy)
+            },
+        )
         .await
     }
 }

@@ -15,7 +15,9 @@ use crate::orchestration::engine::driver::RunReport;
 use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
-use crate::orchestration::patterns::{orchestrator_builders, orchestrator_impl, run_pattern, TraceOut};
+use crate::orchestration::patterns::{
+    orchestrator_builders, orchestrator_impl, run_pattern, TraceOut,
+};
 
 /// Runs agents one after another, each on the previous one's output.
 ///
@@ -80,9 +82,16 @@ impl SequentialOrchestrator {
     ) -> Result<OrchestratorOutput> {
         let graph = Graph::chain(agents.len());
         let content = input.content.clone();
-        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
-            self.conclude(report, content)
-        })
+        run_pattern(
+            &self.base,
+            "sequential",
+            graph,
+            agents,
+            input,
+            ctx,
+            trace,
+            |report| self.conclude(report, content),
+        )
         .await
     }
 
@@ -90,7 +99,11 @@ impl SequentialOrchestrator {
     /// or the first failure.
     fn conclude(&self, report: RunReport, input: String) -> Result<OrchestratorOutput> {
         if let Some(why) = report.interrupted {
-            return Err(RunReport::interruption_error(why, self.base.name(), self.base.config()));
+            return Err(RunReport::interruption_error(
+                why,
+                self.base.name(),
+                self.base.config(),
+            ));
         }
         if let Some((_, error)) = report.failures.into_iter().next() {
             return Err(error);
@@ -101,7 +114,9 @@ impl SequentialOrchestrator {
                 "the pipeline ended before its last agent".into(),
             ));
         }
-        let result = outputs.last().map_or(input, |output| output.content.clone());
+        let result = outputs
+            .last()
+            .map_or(input, |output| output.content.clone());
         Ok(OrchestratorOutput::new(result, outputs))
     }
 }

@@ -317,7 +317,11 @@ mod tests {
         assert_eq!(back.total_usage(), trace.total_usage());
         let mut depth = 0;
         let mut level = &back;
-        while let Some(nested) = level.agent_executions.last().and_then(|r| r.nested.as_ref()) {
+        while let Some(nested) = level
+            .agent_executions
+            .last()
+            .and_then(|r| r.nested.as_ref())
+        {
             depth += 1;
             level = nested;
         }
