@@ -2,7 +2,7 @@
 //! the shared machinery patterns are built from.
 //!
 //! A pattern decides *which* agent runs *when* and on *what* — it builds a
-//! graph for the [engine](super::engine) — and everything else (the
+//! graph for the engine (see ARCHITECTURE.md) — and everything else (the
 //! configuration check, the run's deadline, retries, attempt timeouts, the
 //! journal, spans and logs) is the engine's, so every pattern (and every
 //! custom orchestrator built on [`BaseOrchestrator`]) behaves the same way

@@ -77,5 +77,11 @@ impl AttemptSpan {
         future
     }
 
-    pub(crate) fn enter(&self) {}
+    pub(crate) fn enter(&self) -> Entered {
+        Entered
+    }
 }
+
+/// What entering an [`AttemptSpan`] gives without the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct Entered;

@@ -40,8 +40,6 @@ use crate::orchestration::telemetry::{in_run_span, log_event};
 pub(crate) struct RunPlan<'a> {
     /// The orchestrator's name.
     pub(crate) orchestrator: &'a str,
-    /// What kind of run this is (`sequential`, `parallel`, `agent`), for spans.
-    pub(crate) pattern: &'static str,
     /// The configuration that governs the run.
     pub(crate) config: &'a ExecutionConfig,
     pub(crate) graph: Graph,
@@ -128,7 +126,6 @@ pub(crate) async fn run<T>(
 ) -> (RunId, Result<T>) {
     let RunPlan {
         orchestrator,
-        pattern,
         config,
         graph,
         agents,
@@ -137,7 +134,7 @@ pub(crate) async fn run<T>(
     } = plan;
     let log = config.enable_logging;
     let nodes = agents.len();
-    in_run_span(pattern, nodes, async move {
+    in_run_span(graph.kind, nodes, async move {
         let parent = scope::current();
         let stop = RunStop {
             token: parent
@@ -195,6 +192,7 @@ pub(crate) async fn run<T>(
             (Err(_), Some(why)) => RunOutcome::Interrupted(why),
             (Err(error), None) => RunOutcome::Failed(error.clone()),
         };
+        #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
         match &result {
             Ok(_) => log_event!(log, info, "orchestration finished"),
             Err(error) => log_event!(log, warn, %error, "orchestration failed"),

@@ -29,6 +29,8 @@ pub(crate) struct Node {
 /// A run's nodes and edges.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Graph {
+    /// What kind of flow this is (`sequential`, `parallel`), for spans and logs.
+    pub(crate) kind: &'static str,
     pub(crate) nodes: Vec<Node>,
     /// `successors[n]`: the nodes that wait for node `n`.
     pub(crate) successors: Vec<Vec<NodeId>>,
@@ -42,7 +44,10 @@ pub(crate) struct Graph {
 impl Graph {
     /// A chain of `count` nodes: node k+1 takes node k's output.
     pub(crate) fn chain(count: usize) -> Self {
-        let mut graph = Self::default();
+        let mut graph = Self {
+            kind: "sequential",
+            ..Self::default()
+        };
         for index in 0..count {
             let input = match index.checked_sub(1) {
                 Some(previous) => InputRule::OutputOf(NodeId::from_index(previous)),
@@ -59,6 +64,7 @@ impl Graph {
     /// `count` independent nodes, each on the run's input.
     pub(crate) fn fan_out(count: usize) -> Self {
         let mut graph = Self {
+            kind: "parallel",
             concurrent: true,
             ..Self::default()
         };

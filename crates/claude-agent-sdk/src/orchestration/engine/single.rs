@@ -70,7 +70,6 @@ pub(crate) async fn run_one(
     crate::orchestration::orchestrator::require_runtime()?;
     let plan = RunPlan {
         orchestrator: name,
-        pattern: "agent",
         config,
         graph: Graph::chain(1),
         agents: Agents::Borrowed(agent),

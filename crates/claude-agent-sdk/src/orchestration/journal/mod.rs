@@ -6,7 +6,7 @@
 //! — to the [`Journal`] of its [`ExecutionContext`](super::ExecutionContext).
 //! Everything else is a view of those events: the
 //! [`ExecutionTrace`](super::ExecutionTrace) a run returns is built from them
-//! ([`view`]), and the live [`RunEvent`](super::RunEvent)s an observer hears are
+//! (the private `view` module), and the live [`RunEvent`](super::RunEvent)s an observer hears are
 //! the same events as they are appended.
 //!
 //! Events are deltas, not snapshots, so a durable store keeps each fact once:

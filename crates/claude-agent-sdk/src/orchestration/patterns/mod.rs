@@ -7,7 +7,7 @@
 //! | Mixed dependencies | nest one in the other with [`OrchestratorAgent`](super::OrchestratorAgent) |
 //!
 //! A pattern only decides which agent runs when, and on what — it builds a
-//! graph of nodes for the [engine](super::engine) and concludes the result
+//! graph of nodes for the engine (see ARCHITECTURE.md) and concludes the result
 //! from what the run produced; retries, timeouts, cancellation and the journal
 //! are the engine's.
 
@@ -83,7 +83,6 @@ pub(crate) enum TraceOut {
 /// concludes the output with `conclude`.
 pub(crate) async fn run_pattern(
     base: &BaseOrchestrator,
-    pattern: &'static str,
     graph: Graph,
     agents: Vec<Box<dyn Agent>>,
     input: OrchestratorInput,
@@ -101,7 +100,6 @@ pub(crate) async fn run_pattern(
     require_runtime()?;
     let plan = RunPlan {
         orchestrator: base.name(),
-        pattern,
         config: base.config(),
         graph,
         agents: Agents::Owned(agents.into()),

@@ -117,21 +117,12 @@ impl ParallelOrchestrator {
         }
         config.join_policy.validate(agents.len())?;
         let graph = Graph::fan_out(agents.len());
-        run_pattern(
-            &self.base,
-            "parallel",
-            graph,
-            agents,
-            input,
-            ctx,
-            trace,
-            |report| {
-                if let Some(why) = report.interrupted {
-                    return Err(RunReport::interruption_error(why, self.base.name(), config));
-                }
-                join(report, config.join_policy)
-            },
-        )
+        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
+            if let Some(why) = report.interrupted {
+                return Err(RunReport::interruption_error(why, self.base.name(), config));
+            }
+            join(report, config.join_policy)
+        })
         .await
     }
 }

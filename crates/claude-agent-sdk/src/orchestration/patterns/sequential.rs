@@ -82,16 +82,9 @@ impl SequentialOrchestrator {
     ) -> Result<OrchestratorOutput> {
         let graph = Graph::chain(agents.len());
         let content = input.content.clone();
-        run_pattern(
-            &self.base,
-            "sequential",
-            graph,
-            agents,
-            input,
-            ctx,
-            trace,
-            |report| self.conclude(report, content),
-        )
+        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
+            self.conclude(report, content)
+        })
         .await
     }
 
