@@ -31,7 +31,8 @@ use crate::orchestration::orchestrator::Orchestrator;
 /// An orchestrator and its agents, run as one agent.
 ///
 /// The output's `content` is the nested run's `result`; its `data` holds the
-/// nested `agent_outputs` and `failures`; its confidence is the mean confidence
+/// nested `agent_outputs` (without their own `data`, which the nested trace
+/// keeps, so that nesting never builds deep values) and `failures`; its confidence is the mean confidence
 /// of the nested outputs, scaled by the share of agents that succeeded. A nested
 /// run that fails fails this agent with the nested error, whose cause decides
 /// whether a retry reruns the nested orchestration (a permanent failure deep
@@ -192,9 +193,19 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
         } else {
             output.agent_outputs.len() as f64 / total as f64
         };
+        // The nested outputs without their own `data`, which the nested trace
+        // keeps: one level of summary, so nesting never builds deep values.
+        let summaries: Vec<AgentOutput> = output
+            .agent_outputs
+            .into_iter()
+            .map(|output| AgentOutput {
+                data: serde_json::Value::Null,
+                ..output
+            })
+            .collect();
         let mut data = serde_json::Map::new();
         for (key, value) in [
-            ("agent_outputs", serde_json::to_value(&output.agent_outputs)),
+            ("agent_outputs", serde_json::to_value(&summaries)),
             ("failures", serde_json::to_value(&output.failures)),
         ] {
             // Plain data with string keys: serializing it cannot fail.

@@ -9,11 +9,12 @@
 //! writes off any that did not stop as abandoned — so when a run returns,
 //! every attempt it started has ended and has its record.
 //!
-//! One rule decides a cancellation that races the last completion, in every
-//! pattern: a run whose nodes have all completed before the driver sees the
-//! cancellation returns its result; one that sees it while work remains ends
-//! in `Cancelled`. Either way the outputs already produced stay in the journal
-//! (and so in the context's trace).
+//! One rule decides a stop that races the last completions, in every
+//! pattern: a run whose nodes all ran to their own end — none was cut short,
+//! none was left unstarted — returns its result, even if the cancellation (or
+//! the deadline) arrived while they were finishing; a run where the stop cut
+//! any work short ends in `Cancelled` (or `Timeout`). Either way the outputs
+//! already produced stay in the journal, and so in the context's trace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,7 +272,7 @@ impl Driver<'_> {
             1
         };
         let mut scheduler = Scheduler::new(graph, limit);
-        let interrupted = match self.agents {
+        let mut interrupted = match self.agents {
             Agents::Owned(agents) if scheduler.graph().concurrent => {
                 self.drive_tasks(agents, &mut scheduler, &mut outputs, &mut failures)
                     .await
@@ -281,6 +282,11 @@ impl Driver<'_> {
                     .await
             }
         };
+        // One rule for a stop that races the last completions: if every node
+        // ran to its own end anyway, the run has its result.
+        if scheduler.completed_all() {
+            interrupted = None;
+        }
         failures.sort_by_key(|(node, _)| *node);
         (outputs, failures, interrupted)
     }

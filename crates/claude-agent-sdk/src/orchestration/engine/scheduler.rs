@@ -146,6 +146,17 @@ impl Scheduler {
         self.running == 0 && self.ready.is_empty()
     }
 
+    /// Whether every node has run to its own end (succeeded or failed) or
+    /// was skipped: none was cut short, none is left to start.
+    pub(crate) fn completed_all(&self) -> bool {
+        self.states.iter().all(|state| {
+            matches!(
+                state,
+                NodeState::Done(Completion::Succeeded | Completion::Failed) | NodeState::Skipped
+            )
+        })
+    }
+
     /// How many nodes are running.
     pub(crate) fn running(&self) -> usize {
         self.running
@@ -215,8 +226,19 @@ mod tests {
         assert_eq!(scheduler.next(), Some(n(3)));
         assert_eq!(scheduler.next(), Some(n(4)));
         scheduler.complete(n(3), Completion::Succeeded);
+        assert!(!scheduler.completed_all());
         scheduler.complete(n(4), Completion::Interrupted);
         assert!(scheduler.is_finished());
+        assert!(!scheduler.completed_all(), "node 4 was cut short");
+    }
+
+    #[test]
+    fn a_run_whose_nodes_all_ended_on_their_own_is_complete() {
+        let mut scheduler = Scheduler::new(Graph::chain(3), 1);
+        assert!(!scheduler.completed_all());
+        let first = scheduler.next().unwrap();
+        scheduler.complete(first, Completion::Failed);
+        assert!(scheduler.completed_all(), "the rest was skipped");
     }
 
     #[test]
