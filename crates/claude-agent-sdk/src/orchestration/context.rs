@@ -259,6 +259,14 @@ impl ExecutionContext {
         view::run(events, run)
     }
 
+    /// Run `run`'s trace, its events moved out of the journal: for the private
+    /// context of [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate),
+    /// which nobody else reads.
+    pub(crate) async fn take_run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
+        let events = self.inner.journal.take(&[run]).await;
+        view::run(events, run)
+    }
+
     /// The ids of the runs made under this context, in the order they started.
     #[must_use]
     pub fn run_ids(&self) -> Vec<RunId> {

@@ -15,11 +15,12 @@
 //! [`ExecutionContext::propagate`]) to carry the scope along.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::orchestration::context::ExecutionContext;
@@ -36,13 +37,74 @@ pub(crate) struct AttemptScope {
     pub(crate) ctx: ExecutionContext,
     /// Which attempt this is.
     pub(crate) attempt: ParentAttempt,
-    /// Cancelled when the attempt must stop (the run's cancellation, the
-    /// run's deadline, the attempt timeout) and when it has ended.
-    pub(crate) stop: CancellationToken,
     /// When the attempt must be over at the latest, if it is bounded.
     pub(crate) deadline: Option<Instant>,
-    /// The nested runs started inside the attempt and still running.
-    pub(crate) children: TaskTracker,
+    /// The run's stop token, which the attempt's own derives from.
+    run_token: Arc<CancellationToken>,
+    /// The runs nested in the attempt. Made when the first one starts: most
+    /// attempts never start one, and pay nothing for it.
+    nested: Mutex<Nested>,
+}
+
+/// The runs nested in an attempt.
+#[derive(Debug, Default)]
+struct Nested {
+    /// Cancelled when the attempt stops or ends: nested runs derive theirs from it.
+    stop: Option<CancellationToken>,
+    /// Counts the nested runs still running.
+    children: Option<TaskTracker>,
+    /// Whether the attempt has stopped or ended (a run nested later starts stopped).
+    over: bool,
+}
+
+impl AttemptScope {
+    pub(crate) fn new(
+        ctx: ExecutionContext,
+        attempt: ParentAttempt,
+        deadline: Option<Instant>,
+        run_token: Arc<CancellationToken>,
+    ) -> Self {
+        Self {
+            ctx,
+            attempt,
+            deadline,
+            run_token,
+            nested: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Nested> {
+        self.nested.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// For a run starting inside this attempt: the token its own stop token
+    /// derives from (already cancelled when the attempt is over), and a
+    /// token that counts the run among the attempt's children while it lives.
+    pub(crate) fn nest(&self) -> (CancellationToken, TaskTrackerToken) {
+        let mut nested = self.lock();
+        let stop = nested
+            .stop
+            .get_or_insert_with(|| self.run_token.child_token())
+            .clone();
+        if nested.over {
+            stop.cancel();
+        }
+        let child = nested.children.get_or_insert_with(TaskTracker::new).token();
+        (stop, child)
+    }
+
+    /// Tells the runs nested in this attempt to stop; returns what to wait on
+    /// for them to finish stopping, if any is running.
+    pub(crate) fn stop(&self) -> Option<TaskTracker> {
+        let mut nested = self.lock();
+        nested.over = true;
+        if let Some(stop) = &nested.stop {
+            stop.cancel();
+        }
+        let children = nested.children.clone()?;
+        children.close();
+        (!children.is_empty()).then_some(children)
+    }
 }
 
 /// The scope of the attempt the caller runs in, if any.

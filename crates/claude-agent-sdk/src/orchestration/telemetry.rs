@@ -53,7 +53,10 @@ impl AttemptSpan {
     }
 
     /// `future`, polled (and dropped) inside the span.
-    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+    pub(crate) fn instrument<F: Future + Unpin>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = F::Output> + Unpin {
         tracing::Instrument::instrument(future, self.0.clone())
     }
 

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::graph::{Graph, InputRule};
-use super::recorder::Recorder;
+use super::recorder::{NodeNames, Recorder};
 use super::scheduler::{Completion, Scheduler};
 use super::stop::{sooner, RunStop, STOP_GRACE};
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
@@ -74,10 +74,10 @@ impl Agents<'_> {
         }
     }
 
-    fn names(&self) -> Arc<[String]> {
+    fn names(&self) -> NodeNames {
         match self {
-            Self::Owned(agents) => agents.iter().map(|agent| agent.name().to_owned()).collect(),
-            Self::Borrowed(agent) => Arc::from([agent.name().to_owned()]),
+            Self::Owned(agents) => NodeNames::Agents(Arc::clone(agents)),
+            Self::Borrowed(agent) => NodeNames::One(Arc::from(agent.name())),
         }
     }
 }
@@ -92,7 +92,7 @@ pub(crate) struct Overrides {
 /// What a run produced, for its pattern to conclude from.
 pub(crate) struct RunReport {
     /// The name of each node's agent.
-    pub(crate) names: Arc<[String]>,
+    pub(crate) names: NodeNames,
     /// Each node's output, when it succeeded.
     pub(crate) outputs: Vec<Option<AgentOutput>>,
     /// The nodes that failed for good, in node order, with their errors.
@@ -137,11 +137,15 @@ pub(crate) async fn run<T>(
     let nodes = agents.len();
     in_run_span(graph.kind, nodes, async move {
         let parent = scope::current();
+        let (token, nested) = match &parent {
+            Some(parent) => {
+                let (stop, nested) = parent.nest();
+                (stop.child_token(), Some(nested))
+            }
+            None => (ctx.cancellation().child_token(), None),
+        };
         let stop = RunStop {
-            token: parent
-                .as_ref()
-                .map_or(ctx.cancellation(), |parent| &parent.stop)
-                .child_token(),
+            token: Arc::new(token),
             context: ctx.cancellation().clone(),
             deadline: sooner(
                 Instant::now().checked_add(config.timeout),
@@ -154,7 +158,7 @@ pub(crate) async fn run<T>(
             run_id,
             orchestrator,
             ctx,
-            Arc::clone(&names),
+            names.clone(),
             config.enable_tracing,
             config.record_text_limit,
         );
@@ -170,7 +174,7 @@ pub(crate) async fn run<T>(
         log_event!(log, debug, agents = nodes, "orchestration started");
         let mut books = OpenBooks {
             shared: Some(Arc::clone(&shared)),
-            _nested: parent.as_ref().map(|parent| parent.children.token()),
+            _nested: nested,
         };
         let driver = Driver {
             shared: &shared,

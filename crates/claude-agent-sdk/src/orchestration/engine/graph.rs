@@ -32,8 +32,8 @@ pub(crate) struct Graph {
     /// What kind of flow this is (`sequential`, `parallel`), for spans and logs.
     pub(crate) kind: &'static str,
     pub(crate) nodes: Vec<Node>,
-    /// `successors[n]`: the nodes that wait for node `n`.
-    pub(crate) successors: Vec<Vec<NodeId>>,
+    /// The edges `(from, to)`, in the order they were added.
+    edges: Vec<(NodeId, NodeId)>,
     /// `predecessors[n]`: how many nodes node `n` waits for.
     pub(crate) predecessors: Vec<usize>,
     /// Whether nodes may run at the same time (on tasks of their own); a
@@ -80,19 +80,35 @@ impl Graph {
             input,
             join: JoinPolicy::All,
         });
-        self.successors.push(Vec::new());
         self.predecessors.push(0);
         id
     }
 
     fn add_edge(&mut self, from: NodeId, to: NodeId) {
-        if let (Some(successors), Some(waits)) = (
-            self.successors.get_mut(from.index()),
-            self.predecessors.get_mut(to.index()),
-        ) {
-            successors.push(to);
-            *waits += 1;
+        if from.index() < self.nodes.len() {
+            if let Some(waits) = self.predecessors.get_mut(to.index()) {
+                self.edges.push((from, to));
+                *waits += 1;
+            }
         }
+    }
+
+    /// For each node, the nodes that wait for it: `successors[start[n]..start[n + 1]]`.
+    pub(crate) fn successor_table(&self) -> (Vec<usize>, Vec<NodeId>) {
+        let mut start = vec![0; self.nodes.len() + 1];
+        for (from, _) in &self.edges {
+            start[from.index() + 1] += 1;
+        }
+        for index in 1..start.len() {
+            start[index] += start[index - 1];
+        }
+        let mut next = start.clone();
+        let mut successors = vec![NodeId(0); self.edges.len()];
+        for (from, to) in &self.edges {
+            successors[next[from.index()]] = *to;
+            next[from.index()] += 1;
+        }
+        (start, successors)
     }
 
     pub(crate) fn len(&self) -> usize {

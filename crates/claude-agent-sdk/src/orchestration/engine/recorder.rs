@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::orchestration::agent::{AgentInput, AgentOutput};
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{
@@ -32,13 +32,43 @@ pub(crate) enum AttemptEnd<'a> {
     Interrupted(Interruption),
 }
 
+/// The names of a run's nodes: its agents' names, read when needed rather
+/// than copied up front.
+#[derive(Clone)]
+pub(crate) enum NodeNames {
+    /// The run's agents, by node.
+    Agents(Arc<[Box<dyn Agent>]>),
+    /// A run of one (borrowed) agent.
+    One(Arc<str>),
+}
+
+impl NodeNames {
+    pub(crate) fn get(&self, node: NodeId) -> &str {
+        match self {
+            Self::Agents(agents) => agents.get(node.index()).map_or("", |agent| agent.name()),
+            Self::One(name) => name,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Agents(agents) => agents.len(),
+            Self::One(_) => 1,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|index| self.get(NodeId::from_index(index)))
+    }
+}
+
 /// The recording side of one run (see the module docs).
 pub(crate) struct Recorder {
     run: RunId,
     orchestrator: String,
     ctx: ExecutionContext,
     /// The name of each node's agent.
-    names: Arc<[String]>,
+    names: NodeNames,
     /// Whether attempts are journaled (trace records on).
     records: bool,
     /// The most bytes of each text the journal keeps.
@@ -58,7 +88,7 @@ impl Recorder {
         run: RunId,
         orchestrator: &str,
         ctx: &ExecutionContext,
-        names: Arc<[String]>,
+        names: NodeNames,
         records: bool,
         text_limit: Option<usize>,
     ) -> Self {
@@ -81,7 +111,7 @@ impl Recorder {
     }
 
     fn agent_name(&self, node: NodeId) -> &str {
-        self.names.get(node.index()).map_or("", String::as_str)
+        self.names.get(node)
     }
 
     fn lock(&self) -> MutexGuard<'_, OpenAttempts> {
@@ -90,7 +120,11 @@ impl Recorder {
     }
 
     fn append(&self, kind: EventKind) {
-        let at = self.ctx.clock().now();
+        self.append_at(Instant::now(), kind);
+    }
+
+    fn append_at(&self, now: Instant, kind: EventKind) {
+        let at = self.ctx.clock().wall_at(now);
         self.ctx
             .journal()
             .append(JournalEvent::new(self.run, at, kind));
@@ -107,8 +141,8 @@ impl Recorder {
         let _open = self.lock();
         self.append(EventKind::RunStarted {
             orchestrator: self.orchestrator.clone(),
-            nodes: self.names.to_vec(),
-            input: self.capped_input(input),
+            nodes: self.names.iter().map(str::to_owned).collect(),
+            input: Box::new(self.capped_input(input)),
             parent,
         });
         self.notify(&RunEvent::RunStarted {
@@ -119,13 +153,14 @@ impl Recorder {
         });
     }
 
-    /// Attempt `attempt` of `node` starts now; `false` when the run has
+    /// Attempt `attempt` of `node` starts `now`; `false` when the run has
     /// closed its books (the attempt must not run).
     pub(crate) fn attempt_started(
         &self,
         node: NodeId,
         attempt: u32,
         max_attempts: u32,
+        now: Instant,
         input: impl FnOnce() -> InputSource,
     ) -> bool {
         let mut open = self.lock();
@@ -133,10 +168,10 @@ impl Recorder {
             return false;
         }
         if let Some(slot) = open.by_node.get_mut(node.index()) {
-            *slot = Some((attempt, Instant::now()));
+            *slot = Some((attempt, now));
         }
         if self.records {
-            self.append(EventKind::AttemptStarted {
+            self.append_at(now, EventKind::AttemptStarted {
                 node,
                 attempt,
                 max_attempts,
@@ -163,10 +198,12 @@ impl Recorder {
         let Some((_, started)) = slot.take_if(|(open, _)| *open == attempt) else {
             return;
         };
-        self.write_end(node, attempt, started.elapsed(), end);
+        self.write_end(node, attempt, started, end);
     }
 
-    fn write_end(&self, node: NodeId, attempt: u32, elapsed: Duration, end: AttemptEnd<'_>) {
+    fn write_end(&self, node: NodeId, attempt: u32, started: Instant, end: AttemptEnd<'_>) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(started);
         if self.records {
             let outcome = match end {
                 AttemptEnd::Succeeded(output) => {
@@ -175,12 +212,15 @@ impl Recorder {
                 AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
                 AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
             };
-            self.append(EventKind::AttemptFinished {
-                node,
-                attempt,
-                outcome,
-                elapsed,
-            });
+            self.append_at(
+                now,
+                EventKind::AttemptFinished {
+                    node,
+                    attempt,
+                    outcome,
+                    elapsed,
+                },
+            );
         }
         if self.ctx.observer().is_some() {
             let stand_in;
@@ -247,7 +287,7 @@ impl Recorder {
             self.write_end(
                 node,
                 attempt,
-                started.elapsed(),
+                started,
                 AttemptEnd::Interrupted(why),
             );
         }

@@ -40,6 +40,9 @@ pub(crate) enum NodeState {
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     graph: Graph,
+    /// The nodes waiting for node `n`: `successors[start[n]..start[n + 1]]`.
+    start: Vec<usize>,
+    successors: Vec<NodeId>,
     states: Vec<NodeState>,
     ready: VecDeque<NodeId>,
     running: usize,
@@ -50,7 +53,10 @@ impl Scheduler {
     /// A scheduler for `graph` running at most `limit` nodes at once (at
     /// least one).
     pub(crate) fn new(graph: Graph, limit: usize) -> Self {
+        let (start, successors) = graph.successor_table();
         let mut scheduler = Self {
+            start,
+            successors,
             states: vec![
                 NodeState::Waiting {
                     succeeded: 0,
@@ -95,8 +101,8 @@ impl Scheduler {
         // Skipping spreads along edges: a work list, not recursion.
         let mut done = vec![(node, how == Completion::Succeeded)];
         while let Some((from, succeeded)) = done.pop() {
-            let successors = self.graph.successors[from.index()].clone();
-            for next in successors {
+            for edge in self.start[from.index()]..self.start[from.index() + 1] {
+                let next = self.successors[edge];
                 if let NodeState::Waiting {
                     succeeded: ok,
                     failed,

@@ -1,6 +1,7 @@
 //! When a run must stop: its cancellation and its deadline, as values that
 //! travel down to every attempt and every nested run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,8 +18,9 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub(crate) struct RunStop {
     /// Cancelled when the run must stop early: a child of the parent
-    /// attempt's token for a nested run, of the context's otherwise.
-    pub(crate) token: CancellationToken,
+    /// attempt's token for a nested run, of the context's otherwise. (Shared
+    /// by `Arc`: attempts hold it, and cloning a token takes a lock.)
+    pub(crate) token: Arc<CancellationToken>,
     /// The context's own cancellation (a nested run under another context
     /// watches that one too).
     pub(crate) context: CancellationToken,
@@ -30,10 +32,12 @@ pub(crate) struct RunStop {
 impl RunStop {
     /// Why the run must stop, if it must stop now.
     pub(crate) fn check(&self) -> Option<Interruption> {
-        if self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        self.check_at(Instant::now())
+    }
+
+    /// Why the run must stop, if it must stop at `now`.
+    pub(crate) fn check_at(&self, now: Instant) -> Option<Interruption> {
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
             Some(Interruption::TimedOut)
         } else if self.token.is_cancelled() || self.context.is_cancelled() {
             Some(Interruption::Cancelled)

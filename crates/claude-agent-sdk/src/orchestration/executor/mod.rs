@@ -23,7 +23,8 @@ pub(crate) mod timeout;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::task::TaskTracker;
+use tokio::time::Instant;
+
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
@@ -82,21 +83,17 @@ pub(crate) async fn run_node(
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
     loop {
-        if let Some(why) = run.stop.check() {
+        let now = Instant::now();
+        if let Some(why) = run.stop.check_at(now) {
             return Err(NodeFailure::Interrupted(why));
         }
-        let error = match run_attempt(
-            run,
+        let this = Attempt {
             node,
-            agent,
-            input,
-            source,
-            policy,
-            attempt,
-            max_attempts,
-        )
-        .await
-        {
+            number: attempt,
+            max: max_attempts,
+            started: now,
+        };
+        let error = match run_attempt(run, agent, input, source, policy, this).await {
             Ok(output) => return Ok(output),
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
@@ -133,44 +130,54 @@ enum AttemptFailure {
     Interrupted(Interruption),
 }
 
+/// Which attempt of which node, starting when.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    node: NodeId,
+    number: u32,
+    max: u32,
+    started: Instant,
+}
+
 /// One attempt: recorded, in its scope, with panics contained, under the
 /// attempt timeout and the run's stop conditions.
 // Some bindings exist only to be logged.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-#[allow(clippy::too_many_arguments)]
 async fn run_attempt(
     run: &RunShared,
-    node: NodeId,
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
     source: &InputSource,
     policy: &NodePolicy,
-    attempt: u32,
-    max_attempts: u32,
+    this: Attempt,
 ) -> Result<AgentOutput, AttemptFailure> {
+    let Attempt {
+        node,
+        number: attempt,
+        ..
+    } = this;
     let name = agent.name();
-    if !run
+    let recorded = run
         .recorder
-        .attempt_started(node, attempt, max_attempts, || source.clone())
-    {
+        .attempt_started(node, attempt, this.max, this.started, || source.clone());
+    if !recorded {
         return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
     }
     let times_out_at = policy
         .attempt_timeout
-        .and_then(|limit| tokio::time::Instant::now().checked_add(limit));
-    let scope = Arc::new(AttemptScope {
-        ctx: run.ctx.clone(),
-        attempt: ParentAttempt {
+        .and_then(|limit| this.started.checked_add(limit));
+    let scope = Arc::new(AttemptScope::new(
+        run.ctx.clone(),
+        ParentAttempt {
             run: run.recorder.run_id(),
             node,
             attempt,
         },
-        stop: run.stop.token.child_token(),
-        deadline: sooner(run.stop.deadline, times_out_at),
-        children: TaskTracker::new(),
-    });
+        sooner(run.stop.deadline, times_out_at),
+        Arc::clone(&run.stop.token),
+    ));
     let span = AttemptSpan::new(name, attempt);
-    let call = span.instrument(CatchUnwind::new(agent.execute(input())));
+    let call = CatchUnwind::new(span.instrument(agent.execute(input())));
     let outcome = bounded(
         scope::enter(Arc::clone(&scope), call),
         &scope,
@@ -179,7 +186,7 @@ async fn run_attempt(
     )
     .await;
     // The attempt is over: whatever it left running stops now.
-    scope.stop.cancel();
+    scope.stop();
     let _entered = span.enter();
     let error = match outcome {
         Bounded::Done(Ok(Ok(mut output))) => {

@@ -12,21 +12,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A future whose panics — in `poll` and in `drop` — are caught.
+/// A future whose panics — in `poll` and in `drop` — are caught. The future
+/// is `Unpin` (an agent's boxed future), so it can be dropped on its own,
+/// inside `catch_unwind`.
 pub(crate) struct CatchUnwind<F> {
-    // Boxed so that it can be dropped on its own, inside `catch_unwind`.
-    inner: Option<Pin<Box<F>>>,
+    inner: Option<F>,
 }
 
-impl<F: Future> CatchUnwind<F> {
+impl<F: Future + Unpin> CatchUnwind<F> {
     pub(crate) fn new(future: F) -> Self {
         Self {
-            inner: Some(Box::pin(future)),
+            inner: Some(future),
         }
     }
 }
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
     /// The future's output, or the panic's message.
     type Output = Result<F::Output, String>;
 
@@ -34,7 +35,7 @@ impl<F: Future> Future for CatchUnwind<F> {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(Err("the agent was polled after it ended".to_owned()));
         };
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
                 self.drop_inner();
@@ -87,7 +88,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_while_polling_becomes_its_message() {
-        let result = CatchUnwind::new(async { panic!("kaboom {}", 42) }).await;
+        let result = CatchUnwind::new(Box::pin(async { panic!("kaboom {}", 42) })).await;
         let message: String = match result {
             Err(message) => message,
             Ok(()) => unreachable!(),
@@ -98,10 +99,10 @@ mod tests {
     #[tokio::test]
     async fn a_panic_while_dropping_is_contained() {
         let guard = PanicsOnDrop;
-        let pending = CatchUnwind::new(async move {
+        let pending = CatchUnwind::new(Box::pin(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
-        });
+        }));
         let mut pending = Box::pin(pending);
         assert!(futures::poll!(pending.as_mut()).is_pending());
         drop(pending); // must not unwind into the test

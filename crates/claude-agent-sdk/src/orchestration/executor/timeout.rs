@@ -49,13 +49,11 @@ pub(crate) async fn bounded<F: Future>(
         () = timeout => Bounded::TimedOut,
     };
     // Stop the runs nested in this attempt, and let them finish stopping.
-    scope.stop.cancel();
-    scope.children.close();
-    if !scope.children.is_empty() {
+    if let Some(children) = scope.stop() {
         tokio::select! {
             biased;
             _ = &mut work => {}
-            () = scope.children.wait() => {}
+            () = children.wait() => {}
             () = tokio::time::sleep(STOP_GRACE) => {}
         }
     }

@@ -82,28 +82,51 @@ impl Journal for InMemoryJournal {
 
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent> {
         let events = self.lock();
-        select(&events, runs)
+        let mut wanted = Wanted::new(runs);
+        events
+            .iter()
+            .filter(|event| wanted.contains(event))
+            .cloned()
+            .collect()
+    }
+
+    async fn take(&self, runs: &[RunId]) -> Vec<JournalEvent> {
+        let mut events = self.lock();
+        let mut wanted = Wanted::new(runs);
+        let flags: Vec<bool> = events.iter().map(|event| wanted.contains(event)).collect();
+        if flags.iter().all(|&wanted| wanted) {
+            // The whole journal (a private context's): hand it over as it is.
+            return std::mem::take(&mut *events);
+        }
+        let mut flags = flags.into_iter();
+        let (taken, kept) = std::mem::take(&mut *events)
+            .into_iter()
+            .partition(|_| flags.next().unwrap_or(false));
+        *events = kept;
+        taken
     }
 }
 
-/// The events of `runs` and of the runs nested in them. A nested run starts
+/// The runs asked for and the runs nested in them. A nested run starts
 /// after its parent, so one pass in order finds every descendant.
-pub(crate) fn select(events: &[JournalEvent], runs: &[RunId]) -> Vec<JournalEvent> {
-    let mut wanted: HashSet<RunId> = runs.iter().copied().collect();
-    let mut selected = Vec::new();
-    for event in events {
+struct Wanted(HashSet<RunId>);
+
+impl Wanted {
+    fn new(runs: &[RunId]) -> Self {
+        Self(runs.iter().copied().collect())
+    }
+
+    /// Whether `event` belongs to a wanted run (seen in order).
+    fn contains(&mut self, event: &JournalEvent) -> bool {
         if let EventKind::RunStarted {
             parent: Some(parent),
             ..
         } = &event.kind
         {
-            if wanted.contains(&parent.run) {
-                wanted.insert(event.run);
+            if self.0.contains(&parent.run) {
+                self.0.insert(event.run);
             }
         }
-        if wanted.contains(&event.run) {
-            selected.push(event.clone());
-        }
+        self.0.contains(&event.run)
     }
-    selected
 }

@@ -51,6 +51,14 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// order they were appended.
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent>;
 
+    /// As [`read`](Self::read), for a reader that is the journal's last: a
+    /// store may move the events out instead of copying them (the engine
+    /// calls it for the private context of [`Orchestrator::orchestrate`](crate::orchestration::Orchestrator::orchestrate),
+    /// which nobody else can read). The default copies.
+    async fn take(&self, runs: &[RunId]) -> Vec<JournalEvent> {
+        self.read(runs).await
+    }
+
     /// Waits until every event appended so far is stored.
     async fn flush(&self) -> crate::orchestration::Result<()> {
         Ok(())
@@ -90,7 +98,7 @@ pub enum EventKind {
         /// The name of each node (its agent's name), by [`NodeId`].
         nodes: Vec<String>,
         /// What the run was given.
-        input: AgentInput,
+        input: Box<AgentInput>,
         /// The attempt this run runs inside, when it is nested.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentAttempt>,
@@ -230,7 +238,7 @@ pub enum InputSource {
     /// The content of a node's output, with the run's context and metadata.
     OutputOf(NodeId),
     /// An input given in full.
-    Given(AgentInput),
+    Given(Box<AgentInput>),
 }
 
 /// How an attempt ended.
@@ -312,7 +320,7 @@ mod tests {
             EventKind::RunStarted {
                 orchestrator: "o".into(),
                 nodes: vec!["a".into()],
-                input: AgentInput::new("x"),
+                input: Box::new(AgentInput::new("x")),
                 parent: Some(ParentAttempt {
                     run: RunId::new(),
                     node: NodeId(2),

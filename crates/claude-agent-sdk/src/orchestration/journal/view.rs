@@ -52,25 +52,43 @@ struct RunView {
     input: AgentInput,
     /// Finished attempts, in the order they finished.
     records: Vec<AgentExecution>,
-    /// Attempts that started and have not finished.
-    open: HashMap<(NodeId, u32), AgentExecution>,
-    /// The order attempts started in (finished ones are skipped when read).
-    started: Vec<(NodeId, u32)>,
-    /// Where each finished attempt's record is.
-    finished: HashMap<(NodeId, u32), usize>,
+    /// The attempt of each node that started and has not finished (a node
+    /// runs one attempt at a time).
+    open: Vec<Option<AgentExecution>>,
     /// The record of each node's last successful attempt.
-    succeeded: HashMap<NodeId, usize>,
+    succeeded: Vec<Option<usize>>,
+    /// Where each finished attempt's record is: made when a nested run is
+    /// first attached (most runs have none).
+    located: Option<HashMap<(NodeId, u32), usize>>,
 }
 
 impl RunView {
-    fn input_for(&self, source: &InputSource) -> AgentInput {
+    fn new(id: RunId, at: DateTime<Utc>, nodes: Vec<String>, input: AgentInput, parent: Option<ParentAttempt>) -> Self {
+        let count = nodes.len();
+        Self {
+            id,
+            parent,
+            start: at,
+            end: None,
+            nodes,
+            input,
+            records: Vec::with_capacity(count),
+            open: std::iter::repeat_with(|| None).take(count).collect(),
+            succeeded: vec![None; count],
+            located: None,
+        }
+    }
+
+    fn input_for(&self, source: InputSource) -> AgentInput {
         match source {
             InputSource::RunInput => self.input.clone(),
             InputSource::OutputOf(node) => {
                 let content = self
                     .succeeded
-                    .get(node)
-                    .and_then(|&index| self.records.get(index))
+                    .get(node.index())
+                    .copied()
+                    .flatten()
+                    .and_then(|index| self.records.get(index))
                     .and_then(|record| record.output.as_ref())
                     .map(|output| output.content.clone())
                     .unwrap_or_default();
@@ -80,15 +98,85 @@ impl RunView {
                     metadata: self.input.metadata.clone(),
                 }
             }
-            InputSource::Given(input) => input.clone(),
+            InputSource::Given(input) => *input,
         }
     }
 
-    fn into_records(mut self) -> Vec<AgentExecution> {
-        let mut records = self.records;
-        for key in &self.started {
-            records.extend(self.open.remove(key));
+    /// Applies one event (not a run start).
+    fn apply(&mut self, at: DateTime<Utc>, kind: EventKind) {
+        match kind {
+            EventKind::AttemptStarted {
+                node,
+                attempt,
+                input,
+                ..
+            } => {
+                let name = self.nodes.get(node.index()).cloned().unwrap_or_default();
+                let mut record = AgentExecution::new(name, attempt, at, self.input_for(input));
+                record.run_id = Some(self.id);
+                record.node = Some(node);
+                if let Some(slot) = self.open.get_mut(node.index()) {
+                    *slot = Some(record);
+                }
+            }
+            EventKind::AttemptFinished {
+                node,
+                attempt,
+                outcome,
+                elapsed,
+            } => {
+                let Some(slot) = self.open.get_mut(node.index()) else {
+                    return;
+                };
+                let Some(mut record) = slot.take_if(|record| record.attempt == attempt) else {
+                    return; // an end without a start: nothing to complete
+                };
+                record.end_time = Some(at);
+                record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                match outcome {
+                    AttemptOutcome::Succeeded(output) => {
+                        record.output = Some(output);
+                        record.success = true;
+                        self.succeeded[node.index()] = Some(self.records.len());
+                    }
+                    AttemptOutcome::Failed(error) => record.error = Some(error.to_string()),
+                    AttemptOutcome::Interrupted(why) => {
+                        record.error = Some(why.describe().to_owned());
+                    }
+                }
+                self.records.push(record);
+            }
+            EventKind::RunFinished { .. } => self.end = Some(at),
+            EventKind::RetryScheduled { .. } | EventKind::RunStarted { .. } => {}
         }
+    }
+
+    /// The record of attempt `attempt` of `node`, finished or not.
+    fn record_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut AgentExecution> {
+        let open = self
+            .open
+            .get(node.index())
+            .and_then(Option::as_ref)
+            .is_some_and(|record| record.attempt == attempt);
+        if open {
+            return self.open.get_mut(node.index()).and_then(Option::as_mut);
+        }
+        let records = &self.records;
+        let located = self.located.get_or_insert_with(|| {
+            records
+                .iter()
+                .enumerate()
+                .filter_map(|(index, record)| Some(((record.node?, record.attempt), index)))
+                .collect()
+        });
+        let index = *located.get(&(node, attempt))?;
+        self.records.get_mut(index)
+    }
+
+    /// Finished records, then those still open (in node order).
+    fn into_records(self) -> Vec<AgentExecution> {
+        let mut records = self.records;
+        records.extend(self.open.into_iter().flatten());
         records
     }
 
@@ -106,6 +194,8 @@ impl RunView {
 fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
     let mut runs: Vec<RunView> = Vec::new();
     let mut index_of: HashMap<RunId, usize> = HashMap::new();
+    // Events of one run mostly come together: remember the last one's place.
+    let mut last: Option<(RunId, usize)> = None;
     for event in events {
         let JournalEvent { run, at, kind } = event;
         if let EventKind::RunStarted {
@@ -116,25 +206,18 @@ fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
         } = kind
         {
             index_of.insert(run, runs.len());
-            runs.push(RunView {
-                id: run,
-                parent,
-                start: at,
-                end: None,
-                nodes,
-                input,
-                records: Vec::new(),
-                open: HashMap::new(),
-                started: Vec::new(),
-                finished: HashMap::new(),
-                succeeded: HashMap::new(),
-            });
+            runs.push(RunView::new(run, at, nodes, *input, parent));
             continue;
         }
-        let Some(view) = index_of.get(&run).and_then(|&i| runs.get_mut(i)) else {
+        let index = match last {
+            Some((id, index)) if id == run => Some(index),
+            _ => index_of.get(&run).copied(),
+        };
+        let Some(index) = index else {
             continue; // events of a run whose start is not in this selection
         };
-        apply(view, at, kind);
+        last = Some((run, index));
+        runs[index].apply(at, kind);
     }
     // Attach children to their parents, last started first: a child started
     // after its parent, so each child is complete when it is attached.
@@ -147,13 +230,7 @@ fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
         match parent {
             Some((i, parent)) => {
                 let trace = view.into_trace();
-                let key = (parent.node, parent.attempt);
-                let owner = &mut runs[i];
-                let record = match owner.finished.get(&key) {
-                    Some(&at) => owner.records.get_mut(at),
-                    None => owner.open.get_mut(&key),
-                };
-                if let Some(record) = record {
+                if let Some(record) = runs[i].record_mut(parent.node, parent.attempt) {
                     record.nested = Some(Box::new(trace));
                 }
             }
@@ -162,49 +239,4 @@ fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
     }
     kept.reverse();
     kept
-}
-
-/// Applies one event (not a run start) to its run's view.
-fn apply(view: &mut RunView, at: DateTime<Utc>, kind: EventKind) {
-    match kind {
-        EventKind::AttemptStarted {
-            node,
-            attempt,
-            input,
-            ..
-        } => {
-            let name = view.nodes.get(node.index()).cloned().unwrap_or_default();
-            let mut record = AgentExecution::new(name, attempt, at, view.input_for(&input));
-            record.run_id = Some(view.id);
-            record.node = Some(node);
-            view.started.push((node, attempt));
-            view.open.insert((node, attempt), record);
-        }
-        EventKind::AttemptFinished {
-            node,
-            attempt,
-            outcome,
-            elapsed,
-        } => {
-            let key = (node, attempt);
-            let Some(mut record) = view.open.remove(&key) else {
-                return; // an end without a start: nothing to complete
-            };
-            record.end_time = Some(at);
-            record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-            match outcome {
-                AttemptOutcome::Succeeded(output) => {
-                    record.output = Some(output);
-                    record.success = true;
-                    view.succeeded.insert(node, view.records.len());
-                }
-                AttemptOutcome::Failed(error) => record.error = Some(error.to_string()),
-                AttemptOutcome::Interrupted(why) => record.error = Some(why.describe().to_owned()),
-            }
-            view.finished.insert(key, view.records.len());
-            view.records.push(record);
-        }
-        EventKind::RunFinished { .. } => view.end = Some(at),
-        EventKind::RetryScheduled { .. } | EventKind::RunStarted { .. } => {}
-    }
 }

@@ -75,6 +75,9 @@ pub(crate) use orchestrator_builders;
 pub(crate) enum TraceOut {
     /// The run's own trace, read from the journal.
     Attach,
+    /// The run's own trace, its events moved out of the journal (the
+    /// context is private to the run).
+    Take,
     /// None: the run is a nested step, whose records the enclosing trace holds.
     Skip,
 }
@@ -108,10 +111,13 @@ pub(crate) async fn run_pattern(
     };
     let (run, result) = driver::run(plan, ctx, conclude).await;
     let mut output = result?;
-    if trace == TraceOut::Attach {
-        if let Some(trace) = ctx.run_trace(run).await {
-            output.execution_trace = trace;
-        }
+    let trace = match trace {
+        TraceOut::Attach => ctx.run_trace(run).await,
+        TraceOut::Take => ctx.take_run_trace(run).await,
+        TraceOut::Skip => None,
+    };
+    if let Some(trace) = trace {
+        output.execution_trace = trace;
     }
     Ok(output)
 }
@@ -133,6 +139,17 @@ macro_rules! orchestrator_impl {
 
             fn config(&self) -> &$crate::orchestration::ExecutionConfig {
                 self.base.config()
+            }
+
+            async fn orchestrate(
+                &self,
+                agents: Vec<Box<dyn $crate::orchestration::Agent>>,
+                input: $crate::orchestration::OrchestratorInput,
+            ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
+                // This context is the run's alone: its events move into the trace.
+                let ctx = $crate::orchestration::ExecutionContext::new(self.base.config().clone());
+                self.run(agents, input, &ctx, $crate::orchestration::patterns::TraceOut::Take)
+                    .await
             }
 
             async fn orchestrate_with_context(

@@ -140,6 +140,7 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
     let mut errors = report.failures.into_iter().peekable();
     let mut first_error = None;
     for (index, (name, output)) in report.names.iter().zip(report.outputs).enumerate() {
+        let name: &str = name;
         let position = index + 1;
         if let Some(output) = output {
             let _ = write!(result, "\n{position}. {name}: {}", output.content);
@@ -159,7 +160,7 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         let _ = write!(result, "\n{position}. {name}: [failed] {text}");
         failures.push(AgentFailure {
             index,
-            agent_name: name.clone(),
+            agent_name: name.to_owned(),
             error: text,
         });
         first_error.get_or_insert(error);
