@@ -171,12 +171,15 @@ impl Recorder {
             *slot = Some((attempt, now));
         }
         if self.records {
-            self.append_at(now, EventKind::AttemptStarted {
-                node,
-                attempt,
-                max_attempts,
-                input: input(),
-            });
+            self.append_at(
+                now,
+                EventKind::AttemptStarted {
+                    node,
+                    attempt,
+                    max_attempts,
+                    input: input(),
+                },
+            );
         }
         self.notify(&RunEvent::AttemptStarted {
             run: self.run,
@@ -284,12 +287,7 @@ impl Recorder {
             })
             .collect();
         for (node, attempt, started) in still_open {
-            self.write_end(
-                node,
-                attempt,
-                started,
-                AttemptEnd::Interrupted(why),
-            );
+            self.write_end(node, attempt, started, AttemptEnd::Interrupted(why));
         }
     }
 

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};

@@ -63,7 +63,13 @@ struct RunView {
 }
 
 impl RunView {
-    fn new(id: RunId, at: DateTime<Utc>, nodes: Vec<String>, input: AgentInput, parent: Option<ParentAttempt>) -> Self {
+    fn new(
+        id: RunId,
+        at: DateTime<Utc>,
+        nodes: Vec<String>,
+        input: AgentInput,
+        parent: Option<ParentAttempt>,
+    ) -> Self {
         let count = nodes.len();
         Self {
             id,

@@ -148,8 +148,13 @@ macro_rules! orchestrator_impl {
             ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
                 // This context is the run's alone: its events move into the trace.
                 let ctx = $crate::orchestration::ExecutionContext::new(self.base.config().clone());
-                self.run(agents, input, &ctx, $crate::orchestration::patterns::TraceOut::Take)
-                    .await
+                self.run(
+                    agents,
+                    input,
+                    &ctx,
+                    $crate::orchestration::patterns::TraceOut::Take,
+                )
+                .await
             }
 
             async fn orchestrate_with_context(
