@@ -21,7 +21,7 @@ use common::{
     input_content, make_agents, median, run_once, runtime, Orchestrators, Scenario, Side,
 };
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 12] = [
     Scenario::Parallel {
         agents: 10_000,
         limit: 64,
@@ -51,6 +51,11 @@ const SCENARIOS: [Scenario; 7] = [
         records: false,
     },
     Scenario::SequentialReference { agents: 10_000 },
+    Scenario::JournalAppend { events: 20_000 },
+    Scenario::Nested { levels: 50 },
+    Scenario::Nested { levels: 100 },
+    Scenario::Nested { levels: 200 },
+    Scenario::Nested { levels: 1_000 },
 ];
 
 struct Options {

