@@ -304,6 +304,12 @@ async fn a_401_is_permanent_and_carries_the_providers_message() {
         1,
         "a permanent error must not be retried"
     );
+    // The source error stays readable through the orchestration's layers.
+    assert!(!error.is_retryable());
+    let details = error.details().expect("the provider's details");
+    assert_eq!(details.status, Some(401));
+    assert_eq!(details.request_id.as_deref(), Some("req_auth"));
+    assert_eq!(details.code.as_deref(), Some("authentication_error"));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
-use crate::orchestration::{AgentError, OrchestrationError};
+use crate::orchestration::{AgentError, ErrorDetails, OrchestrationError};
 
 /// The longest `retry-after` honoured; longer hints are cut to this.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -56,7 +56,16 @@ pub(crate) fn status_error(
     if let Some(id) = request_id {
         message.push_str(&format!(" [request id {id}]"));
     }
-    if is_retryable_status(status) {
+    let mut details = ErrorDetails::new()
+        .with_source(provider)
+        .with_status(code);
+    if let Some(kind) = &detail.kind {
+        details = details.with_code(kind.clone());
+    }
+    if let Some(id) = request_id {
+        details = details.with_request_id(id);
+    }
+    let error = if is_retryable_status(status) {
         let error = OrchestrationError::transient(message);
         match retry_after {
             Some(delay) => error.with_retry_after(delay),
@@ -64,7 +73,8 @@ pub(crate) fn status_error(
         }
     } else {
         OrchestrationError::AgentError(AgentError::new(message))
-    }
+    };
+    error.with_details(details)
 }
 
 /// The error for a request that failed below HTTP (connecting, sending, reading).
