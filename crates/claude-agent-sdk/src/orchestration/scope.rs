@@ -15,7 +15,7 @@
 //! [`ExecutionContext::propagate`]) to carry the scope along.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -30,8 +30,22 @@ tokio::task_local! {
     static CURRENT: Arc<AttemptScope>;
 }
 
+/// A run, as the runs nested in it see it: a nested run registers with the
+/// run of the attempt it starts in, so that a run closing its books — also
+/// when its future is dropped, which cannot wait for anything — closes those
+/// of the runs nested in it first, and nothing it started writes to the
+/// journal afterwards.
+pub(crate) trait RunBooks: Send + Sync {
+    /// Notes `child`, a run started inside one of this run's attempts.
+    fn adopt(&self, child: Weak<dyn RunBooks>);
+    /// The runs nested in this one that are still alive.
+    fn children(&self) -> Vec<Arc<dyn RunBooks>>;
+    /// Closes this run's books (its own attempts and its last event) as cut
+    /// short by `why`, unless they are closed already.
+    fn close_interrupted(&self, why: crate::orchestration::journal::Interruption);
+}
+
 /// What code running inside an attempt can reach.
-#[derive(Debug)]
 pub(crate) struct AttemptScope {
     /// The context of the run the attempt belongs to.
     pub(crate) ctx: ExecutionContext,
@@ -41,6 +55,8 @@ pub(crate) struct AttemptScope {
     pub(crate) deadline: Option<Instant>,
     /// The run's stop token, which the attempt's own derives from.
     run_token: Arc<CancellationToken>,
+    /// The run the attempt belongs to, which nested runs register with.
+    pub(crate) books: Arc<dyn RunBooks>,
     /// The runs nested in the attempt. Made when the first one starts: most
     /// attempts never start one, and pay nothing for it.
     nested: Mutex<Nested>,
@@ -57,18 +73,29 @@ struct Nested {
     over: bool,
 }
 
+impl std::fmt::Debug for AttemptScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptScope")
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AttemptScope {
     pub(crate) fn new(
         ctx: ExecutionContext,
         attempt: ParentAttempt,
         deadline: Option<Instant>,
         run_token: Arc<CancellationToken>,
+        books: Arc<dyn RunBooks>,
     ) -> Self {
         Self {
             ctx,
             attempt,
             deadline,
             run_token,
+            books,
             nested: Mutex::default(),
         }
     }

@@ -56,9 +56,7 @@ pub(crate) fn status_error(
     if let Some(id) = request_id {
         message.push_str(&format!(" [request id {id}]"));
     }
-    let mut details = ErrorDetails::new()
-        .with_source(provider)
-        .with_status(code);
+    let mut details = ErrorDetails::new().with_source(provider).with_status(code);
     if let Some(kind) = &detail.kind {
         details = details.with_code(kind.clone());
     }

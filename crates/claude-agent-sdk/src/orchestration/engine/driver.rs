@@ -34,7 +34,7 @@ use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared};
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, RunId, RunOutcome};
-use crate::orchestration::scope;
+use crate::orchestration::scope::{self, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
 
 /// What a run is asked to do.
@@ -55,7 +55,7 @@ pub(crate) struct RunPlan<'a> {
 /// A run's agents: owned (they can go to tasks of their own), or one
 /// borrowed agent (run on the caller's task).
 pub(crate) enum Agents<'a> {
-    Owned(Arc<[Box<dyn Agent>]>),
+    Owned(Arc<Vec<Box<dyn Agent>>>),
     Borrowed(&'a dyn Agent),
 }
 
@@ -162,12 +162,16 @@ pub(crate) async fn run<T>(
             config.enable_tracing,
             config.record_text_limit,
         );
-        let shared = Arc::new(RunShared {
-            ctx: ctx.clone(),
-            recorder,
-            stop,
-        });
+        let shared = Arc::new(RunShared::new(ctx, recorder, stop));
+        if let Some(parent) = &parent {
+            let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
+            parent.books.adopt(Arc::downgrade(&books));
+        }
         ctx.run_started(run_id);
+        if config.enable_tracing {
+            // A run start and end, and at least a start and an end per node.
+            ctx.journal().reserve(2 * nodes + 2);
+        }
         shared
             .recorder
             .run_started(&input, parent.as_ref().map(|parent| parent.attempt));
@@ -210,7 +214,8 @@ pub(crate) async fn run<T>(
 
 /// Closes a run's books when it ends — or, when its future is dropped first,
 /// closes them as dropped: the attempts still open end as interrupted, and
-/// nothing the run started writes to its journal afterwards.
+/// nothing the run started writes to its journal afterwards (the books of
+/// the runs nested in it are closed first).
 struct OpenBooks {
     shared: Option<Arc<RunShared>>,
     /// Counts this run among the nested runs of the attempt it runs in.
@@ -219,18 +224,9 @@ struct OpenBooks {
 
 impl OpenBooks {
     fn close(&mut self, outcome: RunOutcome) {
-        let Some(shared) = self.shared.take() else {
-            return;
-        };
-        // Anything the run left behind (an attempt's straggling child) stops.
-        shared.stop.token.cancel();
-        let why = match &outcome {
-            RunOutcome::Interrupted(why) => *why,
-            _ => Interruption::Abandoned,
-        };
-        shared.recorder.close(why);
-        shared.recorder.run_finished(outcome);
-        shared.ctx.run_ended(shared.ctx.clock().now());
+        if let Some(shared) = self.shared.take() {
+            shared.close_tree(outcome);
+        }
     }
 }
 
@@ -348,7 +344,7 @@ impl Driver<'_> {
     /// scheduler allows.
     async fn drive_tasks(
         &self,
-        agents: &Arc<[Box<dyn Agent>]>,
+        agents: &Arc<Vec<Box<dyn Agent>>>,
         scheduler: &mut Scheduler,
         outputs: &mut [Option<AgentOutput>],
         failures: &mut Vec<(NodeId, OrchestrationError)>,
@@ -408,7 +404,7 @@ impl Driver<'_> {
     /// The task that runs node `node`.
     fn node_task(
         &self,
-        agents: &Arc<[Box<dyn Agent>]>,
+        agents: &Arc<Vec<Box<dyn Agent>>>,
         scheduler: &Scheduler,
         node: NodeId,
         outputs: &[Option<AgentOutput>],

@@ -37,7 +37,7 @@ pub(crate) enum AttemptEnd<'a> {
 #[derive(Clone)]
 pub(crate) enum NodeNames {
     /// The run's agents, by node.
-    Agents(Arc<[Box<dyn Agent>]>),
+    Agents(Arc<Vec<Box<dyn Agent>>>),
     /// A run of one (borrowed) agent.
     One(Arc<str>),
 }
@@ -153,20 +153,22 @@ impl Recorder {
         });
     }
 
-    /// Attempt `attempt` of `node` starts `now`; `false` when the run has
-    /// closed its books (the attempt must not run).
+    /// Attempt `attempt` of `node` starts now: returns the instant it
+    /// started (read under the lock, so that a run's events are dated in
+    /// the order they are appended), or `None` when the run has closed its
+    /// books (the attempt must not run).
     pub(crate) fn attempt_started(
         &self,
         node: NodeId,
         attempt: u32,
         max_attempts: u32,
-        now: Instant,
         input: impl FnOnce() -> InputSource,
-    ) -> bool {
+    ) -> Option<Instant> {
         let mut open = self.lock();
         if open.closed {
-            return false;
+            return None;
         }
+        let now = Instant::now();
         if let Some(slot) = open.by_node.get_mut(node.index()) {
             *slot = Some((attempt, now));
         }
@@ -188,7 +190,7 @@ impl Recorder {
             attempt,
             max_attempts,
         });
-        true
+        Some(now)
     }
 
     /// Attempt `attempt` of `node` ended as `end`, unless its end was

@@ -20,18 +20,17 @@ pub(crate) mod panic;
 pub(crate) mod retry;
 pub(crate) mod timeout;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
 use crate::orchestration::engine::stop::{sooner, RunStop};
 use crate::orchestration::errors::OrchestrationError;
-use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt};
-use crate::orchestration::scope::{self, AttemptScope};
+use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
+use crate::orchestration::scope::{self, AttemptScope, RunBooks};
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use panic::CatchUnwind;
 use retry::RetryPolicy;
@@ -57,6 +56,86 @@ pub(crate) struct RunShared {
     pub(crate) ctx: ExecutionContext,
     pub(crate) recorder: Recorder,
     pub(crate) stop: RunStop,
+    /// The runs nested in this run's attempts (see [`RunBooks`]).
+    pub(crate) children: Mutex<Vec<Weak<dyn RunBooks>>>,
+    /// Whether the run's books are closed (its last event written).
+    pub(crate) closed: AtomicBool,
+}
+
+impl RunShared {
+    pub(crate) fn new(ctx: &ExecutionContext, recorder: Recorder, stop: RunStop) -> Self {
+        Self {
+            ctx: ctx.clone(),
+            recorder,
+            stop,
+            children: Mutex::default(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Closes the run's books with `outcome`, once: the run's stop token is
+    /// cancelled (anything it left behind stops), its attempts still open end
+    /// as interrupted, and its last event is written.
+    pub(crate) fn close(&self, outcome: RunOutcome) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.stop.token.cancel();
+        let why = match &outcome {
+            RunOutcome::Interrupted(why) => *why,
+            _ => Interruption::Abandoned,
+        };
+        self.recorder.close(why);
+        self.recorder.run_finished(outcome);
+        self.ctx.run_ended(self.ctx.clock().now());
+    }
+
+    /// Closes the books of every run nested in this one, innermost first,
+    /// then this run's with `outcome`. A work list, not recursion: nesting
+    /// can be deep.
+    pub(crate) fn close_tree(&self, outcome: RunOutcome) {
+        let why = match &outcome {
+            RunOutcome::Interrupted(why) => *why,
+            _ => Interruption::Abandoned,
+        };
+        let mut found: Vec<Arc<dyn RunBooks>> = Vec::new();
+        let mut pending = self.children();
+        while let Some(run) = pending.pop() {
+            pending.extend(run.children());
+            found.push(run);
+        }
+        // A child was found after its parent: close in reverse.
+        for run in found.iter().rev() {
+            run.close_interrupted(why);
+        }
+        self.close(outcome);
+    }
+
+    fn lock_children(&self) -> MutexGuard<'_, Vec<Weak<dyn RunBooks>>> {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl RunBooks for RunShared {
+    fn adopt(&self, child: Weak<dyn RunBooks>) {
+        let mut children = self.lock_children();
+        // Forget runs that have ended, now and then: a long run may nest many.
+        if children.len() >= 16 && children.len().is_power_of_two() {
+            children.retain(|child| child.strong_count() > 0);
+        }
+        children.push(child);
+    }
+
+    fn children(&self) -> Vec<Arc<dyn RunBooks>> {
+        self.lock_children()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    fn close_interrupted(&self, why: Interruption) {
+        self.close(RunOutcome::Interrupted(why));
+    }
 }
 
 /// How a node's run ended, when it did not succeed.
@@ -72,7 +151,7 @@ pub(crate) enum NodeFailure {
 /// attempt; it came from `source`) until
 /// it succeeds, fails for good, or the run must stop.
 pub(crate) async fn run_node(
-    run: &RunShared,
+    run: &Arc<RunShared>,
     node: NodeId,
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
@@ -82,15 +161,13 @@ pub(crate) async fn run_node(
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
     loop {
-        let now = Instant::now();
-        if let Some(why) = run.stop.check_at(now) {
+        if let Some(why) = run.stop.check() {
             return Err(NodeFailure::Interrupted(why));
         }
         let this = Attempt {
             node,
             number: attempt,
             max: max_attempts,
-            started: now,
         };
         let error = match run_attempt(run, agent, input, source, policy, this).await {
             Ok(output) => return Ok(output),
@@ -129,13 +206,12 @@ enum AttemptFailure {
     Interrupted(Interruption),
 }
 
-/// Which attempt of which node, starting when.
+/// Which attempt of which node.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     node: NodeId,
     number: u32,
     max: u32,
-    started: Instant,
 }
 
 /// One attempt: recorded, in its scope, with panics contained, under the
@@ -143,7 +219,7 @@ struct Attempt {
 // Some bindings exist only to be logged.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 async fn run_attempt(
-    run: &RunShared,
+    run: &Arc<RunShared>,
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
     source: &InputSource,
@@ -156,15 +232,15 @@ async fn run_attempt(
         ..
     } = this;
     let name = agent.name();
-    let recorded = run
+    let Some(started) = run
         .recorder
-        .attempt_started(node, attempt, this.max, this.started, || source.clone());
-    if !recorded {
+        .attempt_started(node, attempt, this.max, || source.clone())
+    else {
         return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
-    }
+    };
     let times_out_at = policy
         .attempt_timeout
-        .and_then(|limit| this.started.checked_add(limit));
+        .and_then(|limit| started.checked_add(limit));
     let scope = Arc::new(AttemptScope::new(
         run.ctx.clone(),
         ParentAttempt {
@@ -174,6 +250,7 @@ async fn run_attempt(
         },
         sooner(run.stop.deadline, times_out_at),
         Arc::clone(&run.stop.token),
+        Arc::clone(run) as Arc<dyn RunBooks>,
     ));
     let span = AttemptSpan::new(name, attempt);
     let call = CatchUnwind::new(span.instrument(agent.execute(input())));

@@ -80,6 +80,10 @@ impl Journal for InMemoryJournal {
         self.lock().push(event);
     }
 
+    fn reserve(&self, additional: usize) {
+        self.lock().reserve(additional);
+    }
+
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent> {
         let events = self.lock();
         let mut wanted = Wanted::new(runs);
@@ -109,11 +113,19 @@ impl Journal for InMemoryJournal {
 
 /// The runs asked for and the runs nested in them. A nested run starts
 /// after its parent, so one pass in order finds every descendant.
-struct Wanted(HashSet<RunId>);
+struct Wanted {
+    runs: HashSet<RunId>,
+    /// The run of the last event looked at, and whether it was wanted
+    /// (events of one run mostly come together).
+    last: Option<(RunId, bool)>,
+}
 
 impl Wanted {
     fn new(runs: &[RunId]) -> Self {
-        Self(runs.iter().copied().collect())
+        Self {
+            runs: runs.iter().copied().collect(),
+            last: None,
+        }
     }
 
     /// Whether `event` belongs to a wanted run (seen in order).
@@ -123,10 +135,18 @@ impl Wanted {
             ..
         } = &event.kind
         {
-            if self.0.contains(&parent.run) {
-                self.0.insert(event.run);
+            if self.runs.contains(&parent.run) {
+                self.runs.insert(event.run);
+            }
+            self.last = None;
+        }
+        match self.last {
+            Some((run, wanted)) if run == event.run => wanted,
+            _ => {
+                let wanted = self.runs.contains(&event.run);
+                self.last = Some((event.run, wanted));
+                wanted
             }
         }
-        self.0.contains(&event.run)
     }
 }

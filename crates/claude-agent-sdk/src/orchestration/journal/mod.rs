@@ -47,6 +47,13 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// Appends one event.
     fn append(&self, event: JournalEvent);
 
+    /// A hint that about `additional` more events are coming (a run that
+    /// knows its size says so before it starts), so a store can make room
+    /// once. The default ignores it.
+    fn reserve(&self, additional: usize) {
+        let _ = additional;
+    }
+
     /// The events of the runs `runs` and of every run nested in them, in the
     /// order they were appended.
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent>;

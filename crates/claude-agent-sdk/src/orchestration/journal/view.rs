@@ -53,8 +53,8 @@ struct RunView {
     /// Finished attempts, in the order they finished.
     records: Vec<AgentExecution>,
     /// The attempt of each node that started and has not finished (a node
-    /// runs one attempt at a time).
-    open: Vec<Option<AgentExecution>>,
+    /// runs one attempt at a time; few run at once).
+    open: HashMap<NodeId, AgentExecution>,
     /// The record of each node's last successful attempt.
     succeeded: Vec<Option<usize>>,
     /// Where each finished attempt's record is: made when a nested run is
@@ -79,7 +79,7 @@ impl RunView {
             nodes,
             input,
             records: Vec::with_capacity(count),
-            open: std::iter::repeat_with(|| None).take(count).collect(),
+            open: HashMap::new(),
             succeeded: vec![None; count],
             located: None,
         }
@@ -121,9 +121,7 @@ impl RunView {
                 let mut record = AgentExecution::new(name, attempt, at, self.input_for(input));
                 record.run_id = Some(self.id);
                 record.node = Some(node);
-                if let Some(slot) = self.open.get_mut(node.index()) {
-                    *slot = Some(record);
-                }
+                self.open.insert(node, record);
             }
             EventKind::AttemptFinished {
                 node,
@@ -131,11 +129,15 @@ impl RunView {
                 outcome,
                 elapsed,
             } => {
-                let Some(slot) = self.open.get_mut(node.index()) else {
-                    return;
-                };
-                let Some(mut record) = slot.take_if(|record| record.attempt == attempt) else {
+                if self
+                    .open
+                    .get(&node)
+                    .is_none_or(|record| record.attempt != attempt)
+                {
                     return; // an end without a start: nothing to complete
+                }
+                let Some(mut record) = self.open.remove(&node) else {
+                    return;
                 };
                 record.end_time = Some(at);
                 record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
@@ -159,13 +161,12 @@ impl RunView {
 
     /// The record of attempt `attempt` of `node`, finished or not.
     fn record_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut AgentExecution> {
-        let open = self
+        if self
             .open
-            .get(node.index())
-            .and_then(Option::as_ref)
-            .is_some_and(|record| record.attempt == attempt);
-        if open {
-            return self.open.get_mut(node.index()).and_then(Option::as_mut);
+            .get(&node)
+            .is_some_and(|record| record.attempt == attempt)
+        {
+            return self.open.get_mut(&node);
         }
         let records = &self.records;
         let located = self.located.get_or_insert_with(|| {
@@ -182,7 +183,9 @@ impl RunView {
     /// Finished records, then those still open (in node order).
     fn into_records(self) -> Vec<AgentExecution> {
         let mut records = self.records;
-        records.extend(self.open.into_iter().flatten());
+        let mut open: Vec<AgentExecution> = self.open.into_values().collect();
+        open.sort_by_key(|record| record.node);
+        records.extend(open);
         records
     }
 

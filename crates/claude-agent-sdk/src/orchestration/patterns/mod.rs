@@ -14,6 +14,8 @@
 mod parallel;
 mod sequential;
 
+use std::sync::Arc;
+
 use crate::orchestration::agent::{Agent, AgentInput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
@@ -105,7 +107,7 @@ pub(crate) async fn run_pattern(
         orchestrator: base.name(),
         config: base.config(),
         graph,
-        agents: Agents::Owned(agents.into()),
+        agents: Agents::Owned(Arc::new(agents)),
         input: AgentInput::from(input),
         overrides: Overrides::default(),
     };

@@ -101,7 +101,13 @@ impl SequentialOrchestrator {
         if let Some((_, error)) = report.failures.into_iter().next() {
             return Err(error);
         }
-        let outputs: Vec<_> = report.outputs.into_iter().flatten().collect();
+        // `filter_map` (unlike `flatten`) collects in place: no second buffer.
+        #[allow(clippy::filter_map_identity)]
+        let outputs: Vec<_> = report
+            .outputs
+            .into_iter()
+            .filter_map(|output| output)
+            .collect();
         if outputs.len() != report.names.len() {
             return Err(OrchestrationError::OrchestratorFailed(
                 "the pipeline ended before its last agent".into(),
