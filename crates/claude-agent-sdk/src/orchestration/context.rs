@@ -34,16 +34,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::journal::{view, InMemoryJournal, Journal, RunId};
 use crate::orchestration::observer::RunObserver;
+use crate::orchestration::stop_token::StopToken;
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
 type State = HashMap<String, serde_json::Value>;
@@ -61,7 +60,7 @@ struct Inner {
     config: ExecutionConfig,
     state: Arc<RwLock<State>>,
     journal: Arc<dyn Journal>,
-    cancellation: CancellationToken,
+    cancellation: StopToken,
     clock: Clock,
     observer: Option<Arc<dyn RunObserver>>,
     /// When the context was made: the start of its history.
@@ -99,7 +98,7 @@ impl ExecutionContext {
                 config,
                 state: Arc::default(),
                 journal: Arc::new(InMemoryJournal::new()),
-                cancellation: CancellationToken::new(),
+                cancellation: StopToken::new(),
                 created: clock.now(),
                 clock,
                 observer: None,
@@ -160,7 +159,7 @@ impl ExecutionContext {
                 config,
                 state: Arc::clone(&self.inner.state),
                 journal: Arc::clone(&self.inner.journal),
-                cancellation: self.inner.cancellation.child_token(),
+                cancellation: self.inner.cancellation.child(),
                 clock: self.inner.clock,
                 observer: self.inner.observer.clone(),
                 created: self.inner.clock.now(),
@@ -289,12 +288,12 @@ impl ExecutionContext {
     }
 
     /// Completes once the context is cancelled.
-    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
-        self.inner.cancellation.cancelled()
+    pub async fn cancelled(&self) {
+        self.inner.cancellation.cancelled().await;
     }
 
     /// The context's cancellation, for the engine to derive run tokens from.
-    pub(crate) fn cancellation(&self) -> &CancellationToken {
+    pub(crate) fn cancellation(&self) -> &StopToken {
         &self.inner.cancellation
     }
 

@@ -54,6 +54,7 @@ pub mod orchestrator;
 pub mod patterns;
 pub mod registry;
 mod scope;
+mod stop_token;
 mod telemetry;
 mod trace;
 pub mod usage;

@@ -19,23 +19,27 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::journal::ParentAttempt;
+use crate::orchestration::stop_token::StopToken;
 
 tokio::task_local! {
     static CURRENT: Arc<AttemptScope>;
 }
 
-/// A run, as the runs nested in it see it: a nested run registers with the
-/// run of the attempt it starts in, so that a run closing its books — also
-/// when its future is dropped, which cannot wait for anything — closes those
-/// of the runs nested in it first, and nothing it started writes to the
-/// journal afterwards.
+/// A run, as its attempts and the runs nested in them see it. A nested run
+/// registers with the run of the attempt it starts in, so that a run closing
+/// its books — also when its future is dropped, which cannot wait for
+/// anything — closes those of the runs nested in it first, and nothing it
+/// started writes to the journal afterwards.
 pub(crate) trait RunBooks: Send + Sync {
+    /// The run's context.
+    fn context(&self) -> &ExecutionContext;
+    /// The run's stop token.
+    fn stop_token(&self) -> &StopToken;
     /// Notes `child`, a run started inside one of this run's attempts.
     fn adopt(&self, child: Weak<dyn RunBooks>);
     /// The runs nested in this one that are still alive.
@@ -47,16 +51,13 @@ pub(crate) trait RunBooks: Send + Sync {
 
 /// What code running inside an attempt can reach.
 pub(crate) struct AttemptScope {
-    /// The context of the run the attempt belongs to.
-    pub(crate) ctx: ExecutionContext,
     /// Which attempt this is.
     pub(crate) attempt: ParentAttempt,
     /// When the attempt must be over at the latest, if it is bounded.
     pub(crate) deadline: Option<Instant>,
-    /// The run's stop token, which the attempt's own derives from.
-    run_token: Arc<CancellationToken>,
-    /// The run the attempt belongs to, which nested runs register with.
-    pub(crate) books: Arc<dyn RunBooks>,
+    /// The run the attempt belongs to: its context, its stop token (which
+    /// the attempt's own derives from), and where nested runs register.
+    pub(crate) run: Arc<dyn RunBooks>,
     /// The runs nested in the attempt. Made when the first one starts: most
     /// attempts never start one, and pay nothing for it.
     nested: Mutex<Nested>,
@@ -66,7 +67,7 @@ pub(crate) struct AttemptScope {
 #[derive(Debug, Default)]
 struct Nested {
     /// Cancelled when the attempt stops or ends: nested runs derive theirs from it.
-    stop: Option<CancellationToken>,
+    stop: Option<StopToken>,
     /// Counts the nested runs still running.
     children: Option<TaskTracker>,
     /// Whether the attempt has stopped or ended (a run nested later starts stopped).
@@ -83,19 +84,11 @@ impl std::fmt::Debug for AttemptScope {
 }
 
 impl AttemptScope {
-    pub(crate) fn new(
-        ctx: ExecutionContext,
-        attempt: ParentAttempt,
-        deadline: Option<Instant>,
-        run_token: Arc<CancellationToken>,
-        books: Arc<dyn RunBooks>,
-    ) -> Self {
+    pub(crate) fn new(attempt: ParentAttempt, deadline: Option<Instant>, run: Arc<dyn RunBooks>) -> Self {
         Self {
-            ctx,
             attempt,
             deadline,
-            run_token,
-            books,
+            run,
             nested: Mutex::default(),
         }
     }
@@ -107,11 +100,11 @@ impl AttemptScope {
     /// For a run starting inside this attempt: the token its own stop token
     /// derives from (already cancelled when the attempt is over), and a
     /// token that counts the run among the attempt's children while it lives.
-    pub(crate) fn nest(&self) -> (CancellationToken, TaskTrackerToken) {
+    pub(crate) fn nest(&self) -> (StopToken, TaskTrackerToken) {
         let mut nested = self.lock();
         let stop = nested
             .stop
-            .get_or_insert_with(|| self.run_token.child_token())
+            .get_or_insert_with(|| self.run.stop_token().child())
             .clone();
         if nested.over {
             stop.cancel();
@@ -156,7 +149,7 @@ impl ExecutionContext {
     /// `tokio::spawn`, which do not inherit it.
     #[must_use]
     pub fn current() -> Option<Self> {
-        CURRENT.try_with(|scope| scope.ctx.clone()).ok()
+        CURRENT.try_with(|scope| scope.run.context().clone()).ok()
     }
 
     /// `future`, carrying the caller's attempt scope (if any) along: inside it

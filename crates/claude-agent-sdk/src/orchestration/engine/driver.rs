@@ -140,12 +140,12 @@ pub(crate) async fn run<T>(
         let (token, nested) = match &parent {
             Some(parent) => {
                 let (stop, nested) = parent.nest();
-                (stop.child_token(), Some(nested))
+                (stop.child(), Some(nested))
             }
-            None => (ctx.cancellation().child_token(), None),
+            None => (ctx.cancellation().child(), None),
         };
         let stop = RunStop {
-            token: Arc::new(token),
+            token,
             context: ctx.cancellation().clone(),
             deadline: sooner(
                 Instant::now().checked_add(config.timeout),
@@ -165,7 +165,7 @@ pub(crate) async fn run<T>(
         let shared = Arc::new(RunShared::new(ctx, recorder, stop));
         if let Some(parent) = &parent {
             let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
-            parent.books.adopt(Arc::downgrade(&books));
+            parent.run.adopt(Arc::downgrade(&books));
         }
         ctx.run_started(run_id);
         if config.enable_tracing {
@@ -257,8 +257,8 @@ struct Driver<'a> {
 impl Driver<'_> {
     /// The policies node `node` runs under: the run's overrides win, then
     /// the agent's own, then the config's.
-    fn policy(&self, agent: &dyn Agent) -> NodePolicy {
-        policy_for(agent, self.config, self.overrides, &self.retry)
+    fn policy<'p>(&'p self, agent: &dyn Agent) -> NodePolicy<'p> {
+        policy_for(agent, self.config, self.overrides, self.retry.as_ref())
     }
 
     async fn drive(&self, graph: Graph) -> Driven {
@@ -352,13 +352,23 @@ impl Driver<'_> {
         let mut tasks = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, NodeId> = HashMap::new();
         let mut interrupted = None;
+        // What every task needs, behind one reference count: a task clones
+        // one `Arc`, not one per part (counts shared by cores are costly).
+        let parts = Arc::new(TaskParts {
+            run: Arc::clone(self.shared),
+            agents: Arc::clone(agents),
+            input: AgentInput::clone(&self.input),
+            config: self.config.clone(),
+            overrides: self.overrides,
+            retry: Arc::clone(&self.retry),
+        });
         loop {
             if interrupted.is_none() {
                 interrupted = self.shared.stop.check();
             }
             if interrupted.is_none() {
                 while let Some(node) = scheduler.next() {
-                    let task = self.node_task(agents, scheduler, node, outputs);
+                    let task = node_task(&parts, scheduler, node, outputs);
                     let handle = tasks.spawn(task);
                     running.insert(handle.id(), node);
                 }
@@ -400,38 +410,46 @@ impl Driver<'_> {
         }
         interrupted
     }
+}
 
-    /// The task that runs node `node`.
-    fn node_task(
-        &self,
-        agents: &Arc<Vec<Box<dyn Agent>>>,
-        scheduler: &Scheduler,
-        node: NodeId,
-        outputs: &[Option<AgentOutput>],
-    ) -> impl std::future::Future<Output = (NodeId, std::result::Result<AgentOutput, NodeFailure>)>
-           + Send
-           + 'static {
-        let rule = scheduler.graph().nodes[node.index()].input;
-        // A node on the run's input shares it; one on another node's output
-        // gets its own copy, made now.
-        let given = match rule {
-            InputRule::RunInput => Arc::clone(&self.input),
-            InputRule::OutputOf(_) => Arc::new(make_input(rule, &self.input, outputs)),
+/// What the tasks of a fan-out share.
+struct TaskParts {
+    run: Arc<RunShared>,
+    agents: Arc<Vec<Box<dyn Agent>>>,
+    input: AgentInput,
+    config: ExecutionConfig,
+    overrides: Overrides,
+    retry: Arc<dyn RetryPolicy>,
+}
+
+/// The task that runs node `node`.
+fn node_task(
+    parts: &Arc<TaskParts>,
+    scheduler: &Scheduler,
+    node: NodeId,
+    outputs: &[Option<AgentOutput>],
+) -> impl std::future::Future<Output = (NodeId, std::result::Result<AgentOutput, NodeFailure>)>
+       + Send
+       + 'static {
+    let rule = scheduler.graph().nodes[node.index()].input;
+    // A node on another node's output gets its own copy of it, made now; one
+    // on the run's input shares the run's.
+    let own_input = match rule {
+        InputRule::RunInput => None,
+        InputRule::OutputOf(_) => Some(make_input(rule, &parts.input, outputs)),
+    };
+    let parts = Arc::clone(parts);
+    async move {
+        let given = own_input.as_ref().unwrap_or(&parts.input);
+        let input = || given.clone();
+        let Some(agent) = parts.agents.get(node.index()) else {
+            return (node, Err(NodeFailure::Failed(missing_agent(node))));
         };
+        let agent = agent.as_ref();
+        let policy = policy_for(agent, &parts.config, parts.overrides, parts.retry.as_ref());
         let source = source_of(rule);
-        let shared = Arc::clone(self.shared);
-        let agents = Arc::clone(agents);
-        let policy_parts = (self.config.clone(), self.overrides, Arc::clone(&self.retry));
-        async move {
-            let (config, overrides, retry) = policy_parts;
-            let input = || AgentInput::clone(&given);
-            let Some(agent) = agents.get(node.index()) else {
-                return (node, Err(NodeFailure::Failed(missing_agent(node))));
-            };
-            let policy = policy_for(agent.as_ref(), &config, overrides, &retry);
-            let outcome = run_node(&shared, node, agent.as_ref(), &input, &source, &policy).await;
-            (node, outcome)
-        }
+        let outcome = run_node(&parts.run, node, agent, &input, &source, &policy).await;
+        (node, outcome)
     }
 }
 
@@ -442,12 +460,12 @@ fn missing_agent(node: NodeId) -> OrchestrationError {
 
 /// The policies `agent` runs under: `overrides` win, then the agent's own,
 /// then `config`'s.
-pub(crate) fn policy_for(
+pub(crate) fn policy_for<'p>(
     agent: &dyn Agent,
     config: &ExecutionConfig,
     overrides: Overrides,
-    retry: &Arc<dyn RetryPolicy>,
-) -> NodePolicy {
+    retry: &'p dyn RetryPolicy,
+) -> NodePolicy<'p> {
     NodePolicy {
         max_retries: overrides
             .max_retries
@@ -457,7 +475,7 @@ pub(crate) fn policy_for(
             .attempt_timeout
             .or_else(|| agent.attempt_timeout())
             .or(config.agent_timeout),
-        retry: Arc::clone(retry),
+        retry,
         log: config.enable_logging,
     }
 }

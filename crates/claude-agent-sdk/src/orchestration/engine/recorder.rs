@@ -196,6 +196,9 @@ impl Recorder {
     /// Attempt `attempt` of `node` ended as `end`, unless its end was
     /// already written.
     pub(crate) fn attempt_finished(&self, node: NodeId, attempt: u32, end: AttemptEnd<'_>) {
+        // The journal's copy is made before the lock is taken: siblings on
+        // other threads wait for the append only.
+        let outcome = self.records.then(|| self.owned_outcome(end));
         let mut open = self.lock();
         let Some(slot) = open.by_node.get_mut(node.index()) else {
             return;
@@ -203,20 +206,31 @@ impl Recorder {
         let Some((_, started)) = slot.take_if(|(open, _)| *open == attempt) else {
             return;
         };
-        self.write_end(node, attempt, started, end);
+        self.write_end(node, attempt, started, end, outcome);
     }
 
-    fn write_end(&self, node: NodeId, attempt: u32, started: Instant, end: AttemptEnd<'_>) {
+    /// What the journal keeps of how an attempt ended.
+    fn owned_outcome(&self, end: AttemptEnd<'_>) -> AttemptOutcome {
+        match end {
+            AttemptEnd::Succeeded(output) => AttemptOutcome::Succeeded(self.capped_output(output)),
+            AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
+            AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
+        }
+    }
+
+    /// Writes an attempt's end (`outcome` is the journal's copy of `end`,
+    /// when attempts are journaled); the caller holds the lock.
+    fn write_end(
+        &self,
+        node: NodeId,
+        attempt: u32,
+        started: Instant,
+        end: AttemptEnd<'_>,
+        outcome: Option<AttemptOutcome>,
+    ) {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(started);
-        if self.records {
-            let outcome = match end {
-                AttemptEnd::Succeeded(output) => {
-                    AttemptOutcome::Succeeded(self.capped_output(output))
-                }
-                AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
-                AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
-            };
+        if let Some(outcome) = outcome {
             self.append_at(
                 now,
                 EventKind::AttemptFinished {
@@ -289,7 +303,9 @@ impl Recorder {
             })
             .collect();
         for (node, attempt, started) in still_open {
-            self.write_end(node, attempt, started, AttemptEnd::Interrupted(why));
+            let end = AttemptEnd::Interrupted(why);
+            let outcome = self.records.then(|| self.owned_outcome(end));
+            self.write_end(node, attempt, started, end, outcome);
         }
     }
 

@@ -1,13 +1,12 @@
 //! When a run must stop: its cancellation and its deadline, as values that
 //! travel down to every attempt and every nested run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::orchestration::journal::Interruption;
+use crate::orchestration::stop_token::StopToken;
 
 /// How long a stopping run waits for its attempts to stop before it abandons
 /// them. Attempts that await stop at once; only an agent that blocks its
@@ -18,12 +17,11 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub(crate) struct RunStop {
     /// Cancelled when the run must stop early: a child of the parent
-    /// attempt's token for a nested run, of the context's otherwise. (Shared
-    /// by `Arc`: attempts hold it, and cloning a token takes a lock.)
-    pub(crate) token: Arc<CancellationToken>,
+    /// attempt's token for a nested run, of the context's otherwise.
+    pub(crate) token: StopToken,
     /// The context's own cancellation (a nested run under another context
     /// watches that one too).
-    pub(crate) context: CancellationToken,
+    pub(crate) context: StopToken,
     /// When the run must be over, if it is bounded: its own timeout, or the
     /// enclosing attempt's deadline, whichever is sooner.
     pub(crate) deadline: Option<Instant>,

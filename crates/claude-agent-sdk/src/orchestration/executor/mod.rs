@@ -31,6 +31,7 @@ use crate::orchestration::engine::stop::{sooner, RunStop};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
 use crate::orchestration::scope::{self, AttemptScope, RunBooks};
+use crate::orchestration::stop_token::StopToken;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use panic::CatchUnwind;
 use retry::RetryPolicy;
@@ -38,14 +39,14 @@ use timeout::{bounded, Bounded};
 
 /// The policies one node runs under.
 #[derive(Debug, Clone)]
-pub(crate) struct NodePolicy {
+pub(crate) struct NodePolicy<'a> {
     pub(crate) max_retries: usize,
     pub(crate) attempt_timeout: Option<Duration>,
-    pub(crate) retry: Arc<dyn RetryPolicy>,
+    pub(crate) retry: &'a dyn RetryPolicy,
     pub(crate) log: bool,
 }
 
-impl NodePolicy {
+impl NodePolicy<'_> {
     fn max_attempts(&self) -> u32 {
         u32::try_from(self.max_retries.saturating_add(1)).unwrap_or(u32::MAX)
     }
@@ -117,6 +118,14 @@ impl RunShared {
 }
 
 impl RunBooks for RunShared {
+    fn context(&self) -> &ExecutionContext {
+        &self.ctx
+    }
+
+    fn stop_token(&self) -> &StopToken {
+        &self.stop.token
+    }
+
     fn adopt(&self, child: Weak<dyn RunBooks>) {
         let mut children = self.lock_children();
         // Forget runs that have ended, now and then: a long run may nest many.
@@ -156,7 +165,7 @@ pub(crate) async fn run_node(
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
     source: &InputSource,
-    policy: &NodePolicy,
+    policy: &NodePolicy<'_>,
 ) -> Result<AgentOutput, NodeFailure> {
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
@@ -223,7 +232,7 @@ async fn run_attempt(
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
     source: &InputSource,
-    policy: &NodePolicy,
+    policy: &NodePolicy<'_>,
     this: Attempt,
 ) -> Result<AgentOutput, AttemptFailure> {
     let Attempt {
@@ -242,14 +251,12 @@ async fn run_attempt(
         .attempt_timeout
         .and_then(|limit| started.checked_add(limit));
     let scope = Arc::new(AttemptScope::new(
-        run.ctx.clone(),
         ParentAttempt {
             run: run.recorder.run_id(),
             node,
             attempt,
         },
         sooner(run.stop.deadline, times_out_at),
-        Arc::clone(&run.stop.token),
         Arc::clone(run) as Arc<dyn RunBooks>,
     ));
     let span = AttemptSpan::new(name, attempt);
