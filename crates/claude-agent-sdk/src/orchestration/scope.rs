@@ -84,7 +84,11 @@ impl std::fmt::Debug for AttemptScope {
 }
 
 impl AttemptScope {
-    pub(crate) fn new(attempt: ParentAttempt, deadline: Option<Instant>, run: Arc<dyn RunBooks>) -> Self {
+    pub(crate) fn new(
+        attempt: ParentAttempt,
+        deadline: Option<Instant>,
+        run: Arc<dyn RunBooks>,
+    ) -> Self {
         Self {
             attempt,
             deadline,

@@ -448,7 +448,8 @@ fn node_task(
         let agent = agent.as_ref();
         let policy = policy_for(agent, &parts.config, parts.overrides, parts.retry.as_ref());
         let source = source_of(rule);
-        let outcome = run_node(&parts.run, node, agent, &input, &source, &policy).await;
+        // Boxed: the task itself stays small, so spawning it copies little.
+        let outcome = Box::pin(run_node(&parts.run, node, agent, &input, &source, &policy)).await;
         (node, outcome)
     }
 }

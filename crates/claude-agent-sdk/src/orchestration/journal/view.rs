@@ -50,11 +50,13 @@ struct RunView {
     end: Option<DateTime<Utc>>,
     nodes: Vec<String>,
     input: AgentInput,
-    /// Finished attempts, in the order they finished.
+    /// Finished attempts' records, in the order the attempts finished.
     records: Vec<AgentExecution>,
-    /// The attempt of each node that started and has not finished (a node
-    /// runs one attempt at a time; few run at once).
-    open: HashMap<NodeId, AgentExecution>,
+    /// Unfinished attempts' records (a few: the attempts running).
+    pending: Vec<AgentExecution>,
+    /// Where in `pending` the record of each node's unfinished attempt is (a
+    /// node runs one attempt at a time).
+    open: Vec<Option<usize>>,
     /// The record of each node's last successful attempt.
     succeeded: Vec<Option<usize>>,
     /// Where each finished attempt's record is: made when a nested run is
@@ -79,7 +81,8 @@ impl RunView {
             nodes,
             input,
             records: Vec::with_capacity(count),
-            open: HashMap::new(),
+            pending: Vec::new(),
+            open: vec![None; count],
             succeeded: vec![None; count],
             located: None,
         }
@@ -117,11 +120,15 @@ impl RunView {
                 input,
                 ..
             } => {
+                if node.index() >= self.open.len() {
+                    return; // a node the run does not have
+                }
                 let name = self.nodes.get(node.index()).cloned().unwrap_or_default();
                 let mut record = AgentExecution::new(name, attempt, at, self.input_for(input));
                 record.run_id = Some(self.id);
                 record.node = Some(node);
-                self.open.insert(node, record);
+                self.open[node.index()] = Some(self.pending.len());
+                self.pending.push(record);
             }
             EventKind::AttemptFinished {
                 node,
@@ -129,16 +136,15 @@ impl RunView {
                 outcome,
                 elapsed,
             } => {
-                if self
-                    .open
-                    .get(&node)
-                    .is_none_or(|record| record.attempt != attempt)
-                {
+                let Some(index) = self.open_record(node, attempt) else {
                     return; // an end without a start: nothing to complete
-                }
-                let Some(mut record) = self.open.remove(&node) else {
-                    return;
                 };
+                self.open[node.index()] = None;
+                let mut record = self.pending.swap_remove(index);
+                // The record moved into the hole changes place.
+                if let Some(moved) = self.pending.get(index).and_then(|moved| moved.node) {
+                    self.open[moved.index()] = Some(index);
+                }
                 record.end_time = Some(at);
                 record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
                 match outcome {
@@ -159,14 +165,17 @@ impl RunView {
         }
     }
 
+    /// Where in `pending` the record of `node`'s unfinished attempt
+    /// `attempt` is.
+    fn open_record(&self, node: NodeId, attempt: u32) -> Option<usize> {
+        let index = self.open.get(node.index()).copied().flatten()?;
+        (self.pending.get(index)?.attempt == attempt).then_some(index)
+    }
+
     /// The record of attempt `attempt` of `node`, finished or not.
     fn record_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut AgentExecution> {
-        if self
-            .open
-            .get(&node)
-            .is_some_and(|record| record.attempt == attempt)
-        {
-            return self.open.get_mut(&node);
+        if let Some(index) = self.open_record(node, attempt) {
+            return self.pending.get_mut(index);
         }
         let records = &self.records;
         let located = self.located.get_or_insert_with(|| {
@@ -180,12 +189,12 @@ impl RunView {
         self.records.get_mut(index)
     }
 
-    /// Finished records, then those still open (in node order).
+    /// Finished records, then unfinished ones (in node order).
     fn into_records(self) -> Vec<AgentExecution> {
         let mut records = self.records;
-        let mut open: Vec<AgentExecution> = self.open.into_values().collect();
-        open.sort_by_key(|record| record.node);
-        records.extend(open);
+        let mut pending = self.pending;
+        pending.sort_by_key(|record| record.node);
+        records.extend(pending);
         records
     }
 

@@ -134,7 +134,18 @@ const HEADER: &str = "Parallel execution results:";
 /// Aggregates the agents' outcomes in order and applies the join policy.
 fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
     let count = report.names.len();
-    let mut result = String::from(HEADER);
+    // "\n{position}. {name}: {content}" per agent, sized up front: one
+    // allocation for the common all-succeeded run.
+    let size =
+        report
+            .names
+            .iter()
+            .zip(&report.outputs)
+            .fold(HEADER.len(), |size, (name, output)| {
+                size + 24 + name.len() + output.as_ref().map_or(0, |output| output.content.len())
+            });
+    let mut result = String::with_capacity(size);
+    result.push_str(HEADER);
     let mut outputs = Vec::with_capacity(count);
     let mut failures = Vec::new();
     let mut errors = report.failures.into_iter().peekable();
@@ -143,7 +154,10 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         let name: &str = name;
         let position = index + 1;
         if let Some(output) = output {
-            let _ = write!(result, "\n{position}. {name}: {}", output.content);
+            let _ = write!(result, "\n{position}. ");
+            result.push_str(name);
+            result.push_str(": ");
+            result.push_str(&output.content);
             outputs.push(output);
             continue;
         }
