@@ -15,7 +15,7 @@
 //! [`ExecutionContext::propagate`]) to carry the scope along.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -27,7 +27,7 @@ use crate::orchestration::journal::ParentAttempt;
 use crate::orchestration::stop_token::StopToken;
 
 tokio::task_local! {
-    static CURRENT: Arc<AttemptScope>;
+    static CURRENT: AttemptScope;
 }
 
 /// A run, as its attempts and the runs nested in them see it. A nested run
@@ -38,8 +38,13 @@ tokio::task_local! {
 pub(crate) trait RunBooks: Send + Sync {
     /// The run's context.
     fn context(&self) -> &ExecutionContext;
-    /// The run's stop token.
-    fn stop_token(&self) -> &StopToken;
+    /// For a run starting inside `attempt`: the token its stop token derives
+    /// from (already cancelled when the attempt is over), and a token that
+    /// counts it among the attempt's nested runs while it lives.
+    fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken);
+    /// Tells the runs nested in `attempt` to stop; returns what to wait on
+    /// for them to finish stopping, if any is running.
+    fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker>;
     /// Notes `child`, a run started inside one of this run's attempts.
     fn adopt(&self, child: Weak<dyn RunBooks>);
     /// The runs nested in this one that are still alive.
@@ -49,29 +54,18 @@ pub(crate) trait RunBooks: Send + Sync {
     fn close_interrupted(&self, why: crate::orchestration::journal::Interruption);
 }
 
-/// What code running inside an attempt can reach.
+/// What code running inside an attempt can reach: which attempt it is, its
+/// deadline, and its run. A small value, cloned into the task-local of each
+/// attempt (and of each task spawned with the context).
+#[derive(Clone)]
 pub(crate) struct AttemptScope {
     /// Which attempt this is.
     pub(crate) attempt: ParentAttempt,
     /// When the attempt must be over at the latest, if it is bounded.
     pub(crate) deadline: Option<Instant>,
-    /// The run the attempt belongs to: its context, its stop token (which
-    /// the attempt's own derives from), and where nested runs register.
+    /// The run the attempt belongs to: its context, and where nested runs
+    /// register.
     pub(crate) run: Arc<dyn RunBooks>,
-    /// The runs nested in the attempt. Made when the first one starts: most
-    /// attempts never start one, and pay nothing for it.
-    nested: Mutex<Nested>,
-}
-
-/// The runs nested in an attempt.
-#[derive(Debug, Default)]
-struct Nested {
-    /// Cancelled when the attempt stops or ends: nested runs derive theirs from it.
-    stop: Option<StopToken>,
-    /// Counts the nested runs still running.
-    children: Option<TaskTracker>,
-    /// Whether the attempt has stopped or ended (a run nested later starts stopped).
-    over: bool,
 }
 
 impl std::fmt::Debug for AttemptScope {
@@ -84,63 +78,59 @@ impl std::fmt::Debug for AttemptScope {
 }
 
 impl AttemptScope {
-    pub(crate) fn new(
-        attempt: ParentAttempt,
-        deadline: Option<Instant>,
-        run: Arc<dyn RunBooks>,
-    ) -> Self {
-        Self {
-            attempt,
-            deadline,
-            run,
-            nested: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Nested> {
-        self.nested.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// For a run starting inside this attempt: the token its own stop token
-    /// derives from (already cancelled when the attempt is over), and a
-    /// token that counts the run among the attempt's children while it lives.
+    /// See [`RunBooks::nest`].
     pub(crate) fn nest(&self) -> (StopToken, TaskTrackerToken) {
-        let mut nested = self.lock();
-        let stop = nested
-            .stop
-            .get_or_insert_with(|| self.run.stop_token().child())
-            .clone();
-        if nested.over {
+        self.run.nest(self.attempt)
+    }
+
+    /// See [`RunBooks::stop_nested`].
+    pub(crate) fn stop(&self) -> Option<TaskTracker> {
+        self.run.stop_nested(self.attempt)
+    }
+}
+
+/// The runs nested in one attempt. Made when the first one starts: most
+/// attempts never start one, and pay nothing for it.
+#[derive(Debug, Default)]
+pub(crate) struct NestedRuns {
+    /// Cancelled when the attempt stops or ends: nested runs derive theirs from it.
+    stop: Option<StopToken>,
+    /// Counts the nested runs still running.
+    children: Option<TaskTracker>,
+    /// Whether the attempt has stopped or ended (a run nested later starts stopped).
+    pub(crate) over: bool,
+}
+
+impl NestedRuns {
+    /// See [`RunBooks::nest`]; `run_token` is the run's own stop token.
+    pub(crate) fn nest(&mut self, run_token: &StopToken) -> (StopToken, TaskTrackerToken) {
+        let stop = self.stop.get_or_insert_with(|| run_token.child()).clone();
+        if self.over {
             stop.cancel();
         }
-        let child = nested.children.get_or_insert_with(TaskTracker::new).token();
+        let child = self.children.get_or_insert_with(TaskTracker::new).token();
         (stop, child)
     }
 
-    /// Tells the runs nested in this attempt to stop; returns what to wait on
-    /// for them to finish stopping, if any is running.
-    pub(crate) fn stop(&self) -> Option<TaskTracker> {
-        let mut nested = self.lock();
-        nested.over = true;
-        if let Some(stop) = &nested.stop {
+    /// See [`RunBooks::stop_nested`].
+    pub(crate) fn stop(&mut self) -> Option<TaskTracker> {
+        self.over = true;
+        if let Some(stop) = &self.stop {
             stop.cancel();
         }
-        let children = nested.children.clone()?;
+        let children = self.children.clone()?;
         children.close();
         (!children.is_empty()).then_some(children)
     }
 }
 
 /// The scope of the attempt the caller runs in, if any.
-pub(crate) fn current() -> Option<Arc<AttemptScope>> {
-    CURRENT.try_with(Arc::clone).ok()
+pub(crate) fn current() -> Option<AttemptScope> {
+    CURRENT.try_with(AttemptScope::clone).ok()
 }
 
 /// Runs `future` inside `scope`.
-pub(crate) fn enter<F: Future>(
-    scope: Arc<AttemptScope>,
-    future: F,
-) -> impl Future<Output = F::Output> {
+pub(crate) fn enter<F: Future>(scope: AttemptScope, future: F) -> impl Future<Output = F::Output> {
     CURRENT.scope(scope, future)
 }
 

@@ -193,6 +193,16 @@ impl Recorder {
         Some(now)
     }
 
+    /// Whether attempt `attempt` of `node` has started and not ended.
+    pub(crate) fn is_open(&self, node: NodeId, attempt: u32) -> bool {
+        self.lock()
+            .by_node
+            .get(node.index())
+            .copied()
+            .flatten()
+            .is_some_and(|(open, _)| open == attempt)
+    }
+
     /// Attempt `attempt` of `node` ended as `end`, unless its end was
     /// already written.
     pub(crate) fn attempt_finished(&self, node: NodeId, attempt: u32, end: AttemptEnd<'_>) {

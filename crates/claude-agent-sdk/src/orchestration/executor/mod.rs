@@ -20,9 +20,13 @@ pub(crate) mod panic;
 pub(crate) mod retry;
 pub(crate) mod timeout;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
 use std::time::Duration;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tokio_util::task::TaskTracker;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
@@ -30,7 +34,7 @@ use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
 use crate::orchestration::engine::stop::{sooner, RunStop};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
-use crate::orchestration::scope::{self, AttemptScope, RunBooks};
+use crate::orchestration::scope::{self, AttemptScope, NestedRuns, RunBooks};
 use crate::orchestration::stop_token::StopToken;
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use panic::CatchUnwind;
@@ -61,6 +65,11 @@ pub(crate) struct RunShared {
     pub(crate) children: Mutex<Vec<Weak<dyn RunBooks>>>,
     /// Whether the run's books are closed (its last event written).
     pub(crate) closed: AtomicBool,
+    /// The runs nested in each attempt that started one.
+    nested: Mutex<HashMap<(NodeId, u32), NestedRuns>>,
+    /// Whether any attempt ever started a nested run (most never do: their
+    /// end then takes no lock for it).
+    any_nested: AtomicBool,
 }
 
 impl RunShared {
@@ -71,6 +80,8 @@ impl RunShared {
             stop,
             children: Mutex::default(),
             closed: AtomicBool::new(false),
+            nested: Mutex::default(),
+            any_nested: AtomicBool::new(false),
         }
     }
 
@@ -112,6 +123,18 @@ impl RunShared {
         self.close(outcome);
     }
 
+    /// Attempt `attempt` of `node` is over: the runs nested in it stop, and
+    /// its bookkeeping goes.
+    fn end_nested(&self, node: NodeId, attempt: u32) {
+        if !self.any_nested.load(Ordering::Acquire) {
+            return;
+        }
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(mut runs) = nested.remove(&(node, attempt)) {
+            let _ = runs.stop();
+        }
+    }
+
     fn lock_children(&self) -> MutexGuard<'_, Vec<Weak<dyn RunBooks>>> {
         self.children.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -122,8 +145,23 @@ impl RunBooks for RunShared {
         &self.ctx
     }
 
-    fn stop_token(&self) -> &StopToken {
-        &self.stop.token
+    fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken) {
+        self.any_nested.store(true, Ordering::Release);
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        let runs = nested.entry((attempt.node, attempt.attempt)).or_default();
+        // An attempt that already ended: the run nested in it starts stopped.
+        if !self.recorder.is_open(attempt.node, attempt.attempt) {
+            runs.over = true;
+        }
+        runs.nest(&self.stop.token)
+    }
+
+    fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker> {
+        if !self.any_nested.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        nested.get_mut(&(attempt.node, attempt.attempt))?.stop()
     }
 
     fn adopt(&self, child: Weak<dyn RunBooks>) {
@@ -250,37 +288,34 @@ async fn run_attempt(
     let times_out_at = policy
         .attempt_timeout
         .and_then(|limit| started.checked_add(limit));
-    let scope = Arc::new(AttemptScope::new(
-        ParentAttempt {
+    let scope = AttemptScope {
+        attempt: ParentAttempt {
             run: run.recorder.run_id(),
             node,
             attempt,
         },
-        sooner(run.stop.deadline, times_out_at),
-        Arc::clone(run) as Arc<dyn RunBooks>,
-    ));
+        deadline: sooner(run.stop.deadline, times_out_at),
+        run: Arc::clone(run) as Arc<dyn RunBooks>,
+    };
     let span = AttemptSpan::new(name, attempt);
     let call = CatchUnwind::new(span.instrument(agent.execute(input())));
     let outcome = bounded(
-        scope::enter(Arc::clone(&scope), call),
+        scope::enter(scope.clone(), call),
         &scope,
         &run.stop,
         times_out_at,
     )
     .await;
     // The attempt is over: whatever it left running stops now.
-    scope.stop();
     let _entered = span.enter();
-    let error = match outcome {
+    let ended = match outcome {
         Bounded::Done(Ok(Ok(mut output))) => {
             output.normalize();
-            run.recorder
-                .attempt_finished(node, attempt, AttemptEnd::Succeeded(&output));
-            return Ok(output);
+            Ok(output)
         }
-        Bounded::Done(Ok(Err(error))) => error,
-        Bounded::Done(Err(panic)) => OrchestrationError::AgentError(AgentError::new(format!(
-            "agent `{name}` panicked: {panic}"
+        Bounded::Done(Ok(Err(error))) => Err(AttemptFailure::Failed(error)),
+        Bounded::Done(Err(panic)) => Err(AttemptFailure::Failed(OrchestrationError::AgentError(
+            AgentError::new(format!("agent `{name}` panicked: {panic}")),
         ))),
         Bounded::TimedOut => {
             log_event!(
@@ -290,19 +325,26 @@ async fn run_attempt(
                 attempt,
                 "agent attempt timed out"
             );
-            OrchestrationError::Timeout(format!(
-                "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
-                policy.attempt_timeout.unwrap_or_default()
-            ))
+            Err(AttemptFailure::Failed(OrchestrationError::Timeout(
+                format!(
+                    "agent `{name}` attempt {attempt} exceeded its {:?} timeout",
+                    policy.attempt_timeout.unwrap_or_default()
+                ),
+            )))
         }
-        Bounded::Interrupted(why) => {
-            run.recorder
-                .attempt_finished(node, attempt, AttemptEnd::Interrupted(why));
-            return Err(AttemptFailure::Interrupted(why));
-        }
+        Bounded::Interrupted(why) => Err(AttemptFailure::Interrupted(why)),
     };
-    log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
-    run.recorder
-        .attempt_finished(node, attempt, AttemptEnd::Failed(&error));
-    Err(AttemptFailure::Failed(error))
+    let end = match &ended {
+        Ok(output) => AttemptEnd::Succeeded(output),
+        Err(AttemptFailure::Failed(error)) => {
+            log_event!(policy.log, warn, agent = name, attempt, %error, "agent attempt failed");
+            AttemptEnd::Failed(error)
+        }
+        Err(AttemptFailure::Interrupted(why)) => AttemptEnd::Interrupted(*why),
+    };
+    run.recorder.attempt_finished(node, attempt, end);
+    // The attempt is over (and recorded so): whatever it left running stops
+    // now, and a run nested in it from here on starts stopped.
+    run.end_nested(node, attempt);
+    ended
 }

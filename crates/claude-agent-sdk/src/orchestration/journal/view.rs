@@ -123,7 +123,7 @@ impl RunView {
                 if node.index() >= self.open.len() {
                     return; // a node the run does not have
                 }
-                let name = self.nodes.get(node.index()).cloned().unwrap_or_default();
+                let name = self.name_for(node);
                 let mut record = AgentExecution::new(name, attempt, at, self.input_for(input));
                 record.run_id = Some(self.id);
                 record.node = Some(node);
@@ -162,6 +162,22 @@ impl RunView {
             }
             EventKind::RunFinished { .. } => self.end = Some(at),
             EventKind::RetryScheduled { .. } | EventKind::RunStarted { .. } => {}
+        }
+    }
+
+    /// The name of `node`'s agent for a new record: moved out of the run's
+    /// list for its first attempt, copied from an earlier record after that
+    /// (most nodes run once, and their names are then never copied).
+    fn name_for(&mut self, node: NodeId) -> String {
+        match self.nodes.get_mut(node.index()) {
+            Some(name) if !name.is_empty() => std::mem::take(name),
+            _ => self
+                .pending
+                .iter()
+                .chain(self.records.iter().rev())
+                .find(|record| record.node == Some(node))
+                .map(|record| record.agent_name.clone())
+                .unwrap_or_default(),
         }
     }
 
