@@ -98,25 +98,33 @@ impl Scheduler {
         }
         *state = NodeState::Done(how);
         self.running -= 1;
-        // Skipping spreads along edges: a work list, not recursion.
-        let mut done = vec![(node, how == Completion::Succeeded)];
-        while let Some((from, succeeded)) = done.pop() {
-            for edge in self.start[from.index()]..self.start[from.index() + 1] {
-                let next = self.successors[edge];
-                if let NodeState::Waiting {
-                    succeeded: ok,
-                    failed,
-                } = &mut self.states[next.index()]
-                {
-                    if succeeded {
-                        *ok += 1;
-                    } else {
-                        *failed += 1;
-                    }
+        // Skipping spreads along edges: a work list (allocated only when a
+        // node is skipped), not recursion.
+        let mut skipped = Vec::new();
+        self.pass_on(node, how == Completion::Succeeded, &mut skipped);
+        while let Some(from) = skipped.pop() {
+            self.pass_on(from, false, &mut skipped);
+        }
+    }
+
+    /// Tells the nodes waiting for `from` whether it succeeded; those it
+    /// skips are added to `skipped`.
+    fn pass_on(&mut self, from: NodeId, succeeded: bool, skipped: &mut Vec<NodeId>) {
+        for edge in self.start[from.index()]..self.start[from.index() + 1] {
+            let next = self.successors[edge];
+            if let NodeState::Waiting {
+                succeeded: ok,
+                failed,
+            } = &mut self.states[next.index()]
+            {
+                if succeeded {
+                    *ok += 1;
+                } else {
+                    *failed += 1;
                 }
-                if self.settle(next) == Some(NodeState::Skipped) {
-                    done.push((next, false));
-                }
+            }
+            if self.settle(next) == Some(NodeState::Skipped) {
+                skipped.push(next);
             }
         }
     }
