@@ -21,6 +21,15 @@ fn boxed(agent: impl Agent + 'static) -> Box<dyn Agent> {
     Box::new(agent)
 }
 
+/// Cancels `ctx` from another task after `delay`.
+fn cancel_after(ctx: &ExecutionContext, delay: Duration) {
+    let canceller = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        canceller.cancel();
+    });
+}
+
 /// Every record of `trace`, nested ones included.
 fn all_records(trace: &ExecutionTrace) -> Vec<&claude_agent_sdk::orchestration::AgentExecution> {
     let mut out = Vec::new();
@@ -66,11 +75,7 @@ async fn a_nested_fan_out_stops_when_the_outer_run_is_cancelled() {
     let (a, probe) = sleeper("a", Duration::from_secs(60));
     let fan_out = OrchestratorAgent::new("fan", "", ParallelOrchestrator::new(), vec![a]);
     let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let canceller = ctx.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        canceller.cancel();
-    });
+    cancel_after(&ctx, Duration::from_millis(50));
     let result = SequentialOrchestrator::new()
         .orchestrate_with_context(vec![boxed(fan_out)], OrchestratorInput::new("x"), &ctx)
         .await;
@@ -221,11 +226,7 @@ async fn a_panic_in_an_agents_drop_is_contained_under_every_cut() {
     assert!(matches!(result, Err(OrchestrationError::Timeout(_))));
     // A cancellation, in a fan-out.
     let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let canceller = ctx.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        canceller.cancel();
-    });
+    cancel_after(&ctx, Duration::from_millis(10));
     let result = ParallelOrchestrator::new()
         .orchestrate_with_context(vec![boxed(DropBomb)], OrchestratorInput::new("x"), &ctx)
         .await;
@@ -251,12 +252,8 @@ async fn a_cpu_only_pipeline_yields_so_a_cancel_stops_it() {
         })
         .collect();
     let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let canceller = ctx.clone();
     // A current-thread runtime: the canceller only runs if the pipeline yields.
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        canceller.cancel();
-    });
+    cancel_after(&ctx, Duration::from_millis(20));
     let result = SequentialOrchestrator::new()
         .with_max_retries(0)
         .orchestrate_with_context(agents, OrchestratorInput::new("x"), &ctx)
@@ -673,11 +670,7 @@ impl Agent for SpawnsANestedRun {
 #[tokio::test(start_paused = true)]
 async fn a_run_in_a_task_spawned_with_the_context_stops_with_the_outer_run() {
     let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let canceller = ctx.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        canceller.cancel();
-    });
+    cancel_after(&ctx, Duration::from_millis(50));
     let started = Instant::now();
     let result = SequentialOrchestrator::new()
         .orchestrate_with_context(

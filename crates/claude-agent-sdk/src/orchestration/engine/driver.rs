@@ -16,18 +16,17 @@
 //! any work short ends in `Cancelled` (or `Timeout`). Either way the outputs
 //! already produced stay in the journal, and so in the context's trace.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::graph::{Graph, InputRule};
 use super::recorder::{NodeNames, Recorder};
 use super::scheduler::{Completion, Scheduler};
-use super::stop::{sooner, RunStop, STOP_GRACE};
-use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use super::stop::{sooner, RunStop};
+use super::workers;
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
@@ -244,6 +243,57 @@ type Driven = (
     Option<Interruption>,
 );
 
+/// The scheduler and what the run produced so far.
+pub(crate) struct Settled {
+    pub(crate) scheduler: Scheduler,
+    /// Each node's output, when it succeeded.
+    pub(crate) outputs: Vec<Option<AgentOutput>>,
+    /// The nodes that failed for good, with their errors.
+    pub(crate) failures: Vec<(NodeId, OrchestrationError)>,
+    /// The first interruption a node saw.
+    pub(crate) interrupted: Option<Interruption>,
+}
+
+impl Settled {
+    fn new(scheduler: Scheduler) -> Self {
+        let mut outputs = Vec::with_capacity(scheduler.graph().len());
+        outputs.resize_with(scheduler.graph().len(), || None);
+        Self {
+            scheduler,
+            outputs,
+            failures: Vec::new(),
+            interrupted: None,
+        }
+    }
+
+    /// Nothing: what a run's state is swapped with when it is taken.
+    pub(crate) fn empty() -> Self {
+        Self::new(Scheduler::new(Graph::default(), 1))
+    }
+
+    /// Tells the scheduler how `node` ended and keeps its output, its
+    /// failure or the interruption it saw.
+    pub(crate) fn settle(&mut self, node: NodeId, outcome: Result<AgentOutput, NodeFailure>) {
+        let how = match outcome {
+            Ok(output) => {
+                if let Some(slot) = self.outputs.get_mut(node.index()) {
+                    *slot = Some(output);
+                }
+                Completion::Succeeded
+            }
+            Err(NodeFailure::Failed(error)) => {
+                self.failures.push((node, error));
+                Completion::Failed
+            }
+            Err(NodeFailure::Interrupted(why)) => {
+                self.interrupted.get_or_insert(why);
+                Completion::Interrupted
+            }
+        };
+        self.scheduler.complete(node, how);
+    }
+}
+
 struct Driver<'a> {
     shared: &'a Arc<RunShared>,
     agents: &'a Agents<'a>,
@@ -262,47 +312,43 @@ impl Driver<'_> {
     }
 
     async fn drive(&self, graph: Graph) -> Driven {
-        let nodes = graph.len();
-        let mut outputs: Vec<Option<AgentOutput>> = Vec::with_capacity(nodes);
-        outputs.resize_with(nodes, || None);
-        let mut failures = Vec::new();
         let limit = if graph.concurrent {
             self.config.parallel_limit
         } else {
             1
         };
-        let mut scheduler = Scheduler::new(graph, limit);
-        let mut interrupted = match self.agents {
-            Agents::Owned(agents) if scheduler.graph().concurrent => {
-                self.drive_tasks(agents, &mut scheduler, &mut outputs, &mut failures)
-                    .await
+        let settled = Settled::new(Scheduler::new(graph, limit));
+        let (mut settled, mut interrupted) = match self.agents {
+            Agents::Owned(agents) if settled.scheduler.graph().concurrent => {
+                workers::drive(
+                    self.shared,
+                    agents,
+                    &self.input,
+                    self.config,
+                    self.overrides,
+                    &self.retry,
+                    settled,
+                )
+                .await
             }
-            _ => {
-                self.drive_inline(&mut scheduler, &mut outputs, &mut failures)
-                    .await
-            }
+            _ => self.drive_inline(settled).await,
         };
         // One rule for a stop that races the last completions: if every node
         // ran to its own end anyway, the run has its result.
-        if scheduler.completed_all() {
+        if settled.scheduler.completed_all() {
             interrupted = None;
         }
-        failures.sort_by_key(|(node, _)| *node);
-        (outputs, failures, interrupted)
+        settled.failures.sort_by_key(|(node, _)| *node);
+        (settled.outputs, settled.failures, interrupted)
     }
 
     /// Runs every node on the caller's task, one at a time.
-    async fn drive_inline(
-        &self,
-        scheduler: &mut Scheduler,
-        outputs: &mut [Option<AgentOutput>],
-        failures: &mut Vec<(NodeId, OrchestrationError)>,
-    ) -> Option<Interruption> {
-        while let Some(node) = scheduler.next() {
-            let rule = scheduler.graph().nodes[node.index()].input;
+    async fn drive_inline(&self, mut settled: Settled) -> (Settled, Option<Interruption>) {
+        while let Some(node) = settled.scheduler.next() {
+            let rule = settled.scheduler.graph().nodes[node.index()].input;
             let outcome = {
-                let made = |rule| make_input(rule, &self.input, outputs);
-                let input = || made(rule);
+                let outputs = &settled.outputs;
+                let input = || make_input(rule, &self.input, outputs);
                 let source = source_of(rule);
                 match self.agents.get(node) {
                     Some(agent) => {
@@ -319,143 +365,20 @@ impl Driver<'_> {
                     None => Err(NodeFailure::Failed(missing_agent(node))),
                 }
             };
-            match outcome {
-                Ok(output) => {
-                    outputs[node.index()] = Some(output);
-                    scheduler.complete(node, Completion::Succeeded);
-                }
-                Err(NodeFailure::Failed(error)) => {
-                    failures.push((node, error));
-                    scheduler.complete(node, Completion::Failed);
-                }
-                Err(NodeFailure::Interrupted(why)) => {
-                    scheduler.complete(node, Completion::Interrupted);
-                    return Some(why);
-                }
+            settled.settle(node, outcome);
+            if let Some(why) = settled.interrupted {
+                return (settled, Some(why));
             }
             // Agents that finish at once never yield on their own: take turns,
             // so that timers, a canceller and other tasks get to run.
             tokio::task::coop::consume_budget().await;
         }
-        None
-    }
-
-    /// Runs every node on a task of its own, as many at once as the
-    /// scheduler allows.
-    async fn drive_tasks(
-        &self,
-        agents: &Arc<Vec<Box<dyn Agent>>>,
-        scheduler: &mut Scheduler,
-        outputs: &mut [Option<AgentOutput>],
-        failures: &mut Vec<(NodeId, OrchestrationError)>,
-    ) -> Option<Interruption> {
-        let mut tasks = JoinSet::new();
-        let mut running: HashMap<tokio::task::Id, NodeId> = HashMap::new();
-        let mut interrupted = None;
-        // What every task needs, behind one reference count: a task clones
-        // one `Arc`, not one per part (counts shared by cores are costly).
-        let parts = Arc::new(TaskParts {
-            run: Arc::clone(self.shared),
-            agents: Arc::clone(agents),
-            input: AgentInput::clone(&self.input),
-            config: self.config.clone(),
-            overrides: self.overrides,
-            retry: Arc::clone(&self.retry),
-        });
-        loop {
-            if interrupted.is_none() {
-                interrupted = self.shared.stop.check();
-            }
-            if interrupted.is_none() {
-                while let Some(node) = scheduler.next() {
-                    let task = node_task(&parts, scheduler, node, outputs);
-                    let handle = tasks.spawn(task);
-                    running.insert(handle.id(), node);
-                }
-            }
-            if scheduler.running() == 0 || interrupted.is_some() {
-                break;
-            }
-            tokio::select! {
-                biased;
-                Some(joined) = tasks.join_next_with_id() => {
-                    let (node, outcome) = joined_outcome(joined, &mut running);
-                    if let Some(why) = settle(scheduler, outputs, failures, node, outcome) {
-                        interrupted.get_or_insert(why);
-                    }
-                }
-                why = self.shared.stop.stopped() => interrupted = Some(why),
-            }
-        }
-        if interrupted.is_some() {
-            // Stop: every running attempt is told, then awaited for a while.
-            self.shared.stop.token.cancel();
-            let give_up_at = Instant::now() + STOP_GRACE;
-            loop {
-                tokio::select! {
-                    biased;
-                    joined = tasks.join_next_with_id() => match joined {
-                        Some(joined) => {
-                            let (node, outcome) = joined_outcome(joined, &mut running);
-                            settle(scheduler, outputs, failures, node, outcome);
-                        }
-                        None => break,
-                    },
-                    () = tokio::time::sleep_until(give_up_at) => break,
-                }
-            }
-            // What did not stop in time is abandoned: its record says so.
-            self.shared.recorder.close(Interruption::Abandoned);
-            tasks.abort_all();
-        }
-        interrupted
-    }
-}
-
-/// What the tasks of a fan-out share.
-struct TaskParts {
-    run: Arc<RunShared>,
-    agents: Arc<Vec<Box<dyn Agent>>>,
-    input: AgentInput,
-    config: ExecutionConfig,
-    overrides: Overrides,
-    retry: Arc<dyn RetryPolicy>,
-}
-
-/// The task that runs node `node`.
-fn node_task(
-    parts: &Arc<TaskParts>,
-    scheduler: &Scheduler,
-    node: NodeId,
-    outputs: &[Option<AgentOutput>],
-) -> impl std::future::Future<Output = (NodeId, std::result::Result<AgentOutput, NodeFailure>)>
-       + Send
-       + 'static {
-    let rule = scheduler.graph().nodes[node.index()].input;
-    // A node on another node's output gets its own copy of it, made now; one
-    // on the run's input shares the run's.
-    let own_input = match rule {
-        InputRule::RunInput => None,
-        InputRule::OutputOf(_) => Some(make_input(rule, &parts.input, outputs)),
-    };
-    let parts = Arc::clone(parts);
-    async move {
-        let given = own_input.as_ref().unwrap_or(&parts.input);
-        let input = || given.clone();
-        let Some(agent) = parts.agents.get(node.index()) else {
-            return (node, Err(NodeFailure::Failed(missing_agent(node))));
-        };
-        let agent = agent.as_ref();
-        let policy = policy_for(agent, &parts.config, parts.overrides, parts.retry.as_ref());
-        let source = source_of(rule);
-        // Boxed: the task itself stays small, so spawning it copies little.
-        let outcome = Box::pin(run_node(&parts.run, node, agent, &input, &source, &policy)).await;
-        (node, outcome)
+        (settled, None)
     }
 }
 
 /// The error for a node without an agent (a graph built wrong).
-fn missing_agent(node: NodeId) -> OrchestrationError {
+pub(crate) fn missing_agent(node: NodeId) -> OrchestrationError {
     OrchestrationError::OrchestratorFailed(format!("node {node} has no agent"))
 }
 
@@ -482,7 +405,11 @@ pub(crate) fn policy_for<'p>(
 }
 
 /// The input a node with `rule` gets.
-fn make_input(rule: InputRule, input: &AgentInput, outputs: &[Option<AgentOutput>]) -> AgentInput {
+pub(crate) fn make_input(
+    rule: InputRule,
+    input: &AgentInput,
+    outputs: &[Option<AgentOutput>],
+) -> AgentInput {
     match rule {
         InputRule::RunInput => input.clone(),
         InputRule::OutputOf(node) => AgentInput {
@@ -498,70 +425,9 @@ fn make_input(rule: InputRule, input: &AgentInput, outputs: &[Option<AgentOutput
 }
 
 /// How the journal names where an input with `rule` came from.
-fn source_of(rule: InputRule) -> InputSource {
+pub(crate) fn source_of(rule: InputRule) -> InputSource {
     match rule {
         InputRule::RunInput => InputSource::RunInput,
         InputRule::OutputOf(node) => InputSource::OutputOf(node),
-    }
-}
-
-type Joined = std::result::Result<
-    (
-        tokio::task::Id,
-        (NodeId, std::result::Result<AgentOutput, NodeFailure>),
-    ),
-    tokio::task::JoinError,
->;
-
-/// The node a finished task ran and how it ended — also when the task itself
-/// failed (a panic outside the attempts, an abort).
-fn joined_outcome(
-    joined: Joined,
-    running: &mut HashMap<tokio::task::Id, NodeId>,
-) -> (NodeId, std::result::Result<AgentOutput, NodeFailure>) {
-    match joined {
-        Ok((id, result)) => {
-            running.remove(&id);
-            result
-        }
-        Err(error) => {
-            let node = running.remove(&error.id()).unwrap_or(NodeId(u32::MAX));
-            let why = if error.is_cancelled() {
-                "the agent's task ended without a result (it was aborted)"
-            } else {
-                "the agent's task panicked outside its attempts"
-            };
-            let failure = OrchestrationError::AgentError(AgentError::new(why));
-            (node, Err(NodeFailure::Failed(failure)))
-        }
-    }
-}
-
-/// Tells the scheduler how `node` ended and keeps its output or failure;
-/// returns the interruption it saw, if any.
-fn settle(
-    scheduler: &mut Scheduler,
-    outputs: &mut [Option<AgentOutput>],
-    failures: &mut Vec<(NodeId, OrchestrationError)>,
-    node: NodeId,
-    outcome: std::result::Result<AgentOutput, NodeFailure>,
-) -> Option<Interruption> {
-    match outcome {
-        Ok(output) => {
-            if let Some(slot) = outputs.get_mut(node.index()) {
-                *slot = Some(output);
-            }
-            scheduler.complete(node, Completion::Succeeded);
-            None
-        }
-        Err(NodeFailure::Failed(error)) => {
-            failures.push((node, error));
-            scheduler.complete(node, Completion::Failed);
-            None
-        }
-        Err(NodeFailure::Interrupted(why)) => {
-            scheduler.complete(node, Completion::Interrupted);
-            Some(why)
-        }
     }
 }

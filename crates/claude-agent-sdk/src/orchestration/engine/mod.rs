@@ -18,3 +18,4 @@ mod single;
 
 pub(crate) use single::run_one;
 pub(crate) mod stop;
+mod workers;
