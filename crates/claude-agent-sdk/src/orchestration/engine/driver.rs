@@ -2,12 +2,13 @@
 //!
 //! It asks the [`Scheduler`] what may start, runs each node through the
 //! [executor](crate::orchestration::executor) — on the caller's task when the
-//! graph never runs two nodes at once (a pipeline), on a task of its own
-//! otherwise (a fan-out) — and tells the scheduler how each ended. When the
-//! run must stop (cancelled, out of time), it starts nothing more, tells the
-//! running attempts to stop, waits for them (at most [`STOP_GRACE`]), and
-//! writes off any that did not stop as abandoned — so when a run returns,
-//! every attempt it started has ended and has its record.
+//! graph never runs two nodes at once (a pipeline), on
+//! [worker tasks](super::workers) otherwise (a fan-out) — and tells the
+//! scheduler how each ended. When the run must stop (cancelled, out of time),
+//! it starts nothing more, tells the running attempts to stop, waits for them
+//! (at most [`STOP_GRACE`](super::stop::STOP_GRACE)), and writes off any that
+//! did not stop as abandoned — so when a run returns, every attempt it
+//! started has ended and has its record.
 //!
 //! One rule decides a stop that races the last completions, in every
 //! pattern: a run whose nodes all ran to their own end — none was cut short,

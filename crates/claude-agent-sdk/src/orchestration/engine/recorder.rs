@@ -141,7 +141,12 @@ impl Recorder {
         let _open = self.lock();
         self.append(EventKind::RunStarted {
             orchestrator: self.orchestrator.clone(),
-            nodes: self.names.iter().map(str::to_owned).collect(),
+            // The names serve the attempts' records: none without them.
+            nodes: if self.records {
+                self.names.iter().map(str::to_owned).collect()
+            } else {
+                Vec::new()
+            },
             input: Box::new(self.capped_input(input)),
             parent,
         });

@@ -1,14 +1,14 @@
 //! The executor: one node's run — its attempts and the retries between them
 //! — through small layers, each in its own file:
 //!
-//! - [`retry`]: the [`RetryPolicy`](retry::RetryPolicy) that decides whether a
+//! - [`retry`]: the [`RetryPolicy`] that decides whether a
 //!   failed attempt gets another, and after how long;
 //! - [`timeout`]: the attempt timeout and the run's stop conditions, and how
 //!   an attempt stops (nested runs first);
-//! - [`panic`]: panics in the agent — while it runs or while it is dropped —
+//! - [`panic`](mod@panic): panics in the agent — while it runs or while it is dropped —
 //!   become a permanent error;
 //! - recording: every attempt's start and end go through the run's
-//!   [`Recorder`](crate::orchestration::engine::recorder::Recorder), and the
+//!   [`Recorder`], and the
 //!   attempt runs inside its [`AttemptScope`] (what
 //!   [`ExecutionContext::current`](crate::orchestration::ExecutionContext::current)
 //!   reads).

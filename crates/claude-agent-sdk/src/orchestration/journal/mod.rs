@@ -102,7 +102,9 @@ pub enum EventKind {
     RunStarted {
         /// The orchestrator's name.
         orchestrator: String,
-        /// The name of each node (its agent's name), by [`NodeId`].
+        /// The name of each node (its agent's name), by [`NodeId`]; empty
+        /// when the run keeps no attempt records
+        /// ([`ExecutionConfig::enable_tracing`](crate::orchestration::ExecutionConfig::enable_tracing) off).
         nodes: Vec<String>,
         /// What the run was given.
         input: Box<AgentInput>,
