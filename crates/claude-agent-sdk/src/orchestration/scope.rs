@@ -49,6 +49,9 @@ pub(crate) trait RunBooks: Send + Sync {
     fn adopt(&self, child: Weak<dyn RunBooks>);
     /// The runs nested in this one that are still alive.
     fn children(&self) -> Vec<Arc<dyn RunBooks>>;
+    /// Whether this run's books are closed (and so those of every run
+    /// nested in it).
+    fn is_closed(&self) -> bool;
     /// Closes this run's books (its own attempts and its last event) as cut
     /// short by `why`, unless they are closed already.
     fn close_interrupted(&self, why: crate::orchestration::journal::Interruption);

@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+/// How many flags [`StopToken::is_cancelled`] reads before it asks the token:
+/// enough for any ordinary nesting, and a bound on the cost of a deep one.
+const FLAGS_READ: usize = 16;
+
 /// A cancellation token with a lock-free [`is_cancelled`](Self::is_cancelled).
 #[derive(Debug, Clone)]
 pub(crate) struct StopToken {
@@ -65,7 +69,7 @@ impl StopToken {
     /// Whether this token or an ancestor was cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
         let mut flag = &*self.flag;
-        loop {
+        for _ in 0..FLAGS_READ {
             if flag.set.load(Ordering::Acquire) {
                 return true;
             }
@@ -74,6 +78,9 @@ impl StopToken {
                 None => return false,
             }
         }
+        // A deep chain (runs nested many levels): rather than read every
+        // ancestor's flag, ask the token, which cancellation reaches at once.
+        self.token.is_cancelled()
     }
 
     /// Completes once this token or an ancestor is cancelled.
@@ -102,5 +109,17 @@ mod tests {
         let late = root.child();
         assert!(late.is_cancelled());
         late.cancelled().await;
+    }
+
+    #[test]
+    fn a_deep_chain_still_sees_its_root_cancelled() {
+        let root = StopToken::new();
+        let mut leaf = root.child();
+        for _ in 0..100 {
+            leaf = leaf.child();
+        }
+        assert!(!leaf.is_cancelled());
+        root.cancel();
+        assert!(leaf.is_cancelled());
     }
 }

@@ -113,8 +113,11 @@ impl RunShared {
         let mut found: Vec<Arc<dyn RunBooks>> = Vec::new();
         let mut pending = self.children();
         while let Some(run) = pending.pop() {
-            pending.extend(run.children());
-            found.push(run);
+            // A closed run closed its own nested runs: nothing to do below it.
+            if !run.is_closed() {
+                pending.extend(run.children());
+                found.push(run);
+            }
         }
         // A child was found after its parent: close in reverse.
         for run in found.iter().rev() {
@@ -178,6 +181,10 @@ impl RunBooks for RunShared {
             .iter()
             .filter_map(Weak::upgrade)
             .collect()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn close_interrupted(&self, why: Interruption) {
