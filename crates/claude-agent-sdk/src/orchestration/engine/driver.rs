@@ -146,7 +146,7 @@ pub(crate) async fn run<T>(
         };
         let stop = RunStop {
             token,
-            context: ctx.cancellation().clone(),
+            context: parent.as_ref().map(|_| ctx.cancellation().clone()),
             deadline: sooner(
                 Instant::now().checked_add(config.timeout),
                 parent.as_ref().and_then(|parent| parent.deadline),

@@ -19,9 +19,10 @@ pub(crate) struct RunStop {
     /// Cancelled when the run must stop early: a child of the parent
     /// attempt's token for a nested run, of the context's otherwise.
     pub(crate) token: StopToken,
-    /// The context's own cancellation (a nested run under another context
-    /// watches that one too).
-    pub(crate) context: StopToken,
+    /// For a nested run, its context's own cancellation too (its token
+    /// derives from the enclosing attempt's, not from its context's); `None`
+    /// when the token derives from the context's, which then reaches it.
+    pub(crate) context: Option<StopToken>,
     /// When the run must be over, if it is bounded: its own timeout, or the
     /// enclosing attempt's deadline, whichever is sooner.
     pub(crate) deadline: Option<Instant>,
@@ -35,7 +36,9 @@ impl RunStop {
             .is_some_and(|deadline| Instant::now() >= deadline)
         {
             Some(Interruption::TimedOut)
-        } else if self.token.is_cancelled() || self.context.is_cancelled() {
+        } else if self.token.is_cancelled()
+            || self.context.as_ref().is_some_and(StopToken::is_cancelled)
+        {
             Some(Interruption::Cancelled)
         } else {
             None
@@ -50,11 +53,17 @@ impl RunStop {
                 None => std::future::pending().await,
             }
         };
+        let context = async {
+            match &self.context {
+                Some(context) => context.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = deadline => Interruption::TimedOut,
             () = self.token.cancelled() => self.check().unwrap_or(Interruption::Cancelled),
-            () = self.context.cancelled() => Interruption::Cancelled,
+            () = context => Interruption::Cancelled,
         }
     }
 }
