@@ -171,6 +171,11 @@ impl Scheduler {
         })
     }
 
+    /// Whether a node is ready to start (the limit aside).
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// How many nodes are running.
     pub(crate) fn running(&self) -> usize {
         self.running

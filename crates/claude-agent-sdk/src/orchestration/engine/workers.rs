@@ -124,20 +124,22 @@ async fn work(fleet: Arc<Fleet>) {
     loop {
         let wake = fleet.wake.notified();
         tokio::pin!(wake);
-        let next = {
+        let (next, more_ready) = {
             let mut state = fleet.lock();
             if let Some((node, outcome)) = ended.take() {
                 state.settle(node, outcome);
-                // Its successors may be ready, or the run over: whoever waits looks.
-                fleet.wake.notify_waiters();
             }
-            next_for(&fleet, &mut state)
+            let next = next_for(&fleet, &mut state);
+            (next, state.scheduler.has_ready())
         };
+        // Wake the waiting workers only when there is something for them: a
+        // node left ready, or the run over (a fan-out wakes nobody until its
+        // end, however many workers wait).
+        if more_ready || matches!(next, Next::Stop) {
+            fleet.wake.notify_waiters();
+        }
         match next {
-            Next::Stop => {
-                fleet.wake.notify_waiters();
-                return;
-            }
+            Next::Stop => return,
             Next::Wait => {
                 tokio::select! {
                     biased;
