@@ -207,12 +207,18 @@ pub trait Agent: Send + Sync {
 
     /// This agent's own retry budget, overriding the run's
     /// [`max_retries`](super::ExecutionConfig::max_retries) (default: none, the run's applies).
+    ///
+    /// Precedence, highest first: a registry's [`AgentMetadata::max_retries`](super::AgentMetadata::max_retries)
+    /// when the agent is executed by id, then this, then the run's config.
     fn max_retries(&self) -> Option<usize> {
         None
     }
 
     /// This agent's own bound on each attempt, overriding the run's
     /// [`agent_timeout`](super::ExecutionConfig::agent_timeout) (default: none, the run's applies).
+    ///
+    /// Precedence, highest first: a registry's [`AgentMetadata::timeout_secs`](super::AgentMetadata::timeout_secs)
+    /// when the agent is executed by id, then this, then the run's config.
     fn attempt_timeout(&self) -> Option<Duration> {
         None
     }

@@ -102,9 +102,11 @@ pub struct AgentMetadata {
     /// Tags for filtering.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Retries after the first attempt when executed by id (default 3).
+    /// Retries after the first attempt when executed by id (default 3); wins
+    /// over the agent's own [`Agent::max_retries`] and the registry's config.
     pub max_retries: usize,
-    /// Bound on each attempt when executed by id, in seconds (default 300).
+    /// Bound on each attempt when executed by id, in seconds (default 300);
+    /// wins over the agent's own [`Agent::attempt_timeout`] and the registry's config.
     pub timeout_secs: u64,
     /// Whether the agent may be executed (default true).
     pub enabled: bool,
