@@ -233,7 +233,7 @@ async fn a_failing_nested_run_keeps_its_trace_and_fails_the_step() {
         .with_max_retries(1)
         .orchestrate(vec![Box::new(nested)], OrchestratorInput::new("X"))
         .await;
-    // The nested AgentFailed is retryable, so the outer run retried the whole step.
+    // The nested failure keeps its permanent cause, so the outer run does not retry the step.
     match result {
         Err(OrchestrationError::AgentFailed(name, reason)) => {
             assert_eq!(name, "nested");
