@@ -453,29 +453,33 @@ impl Agent for CancelsThenFinishes {
     }
 }
 
+/// Runs `agents` on "x" under `ctx`, in a fan-out or a pipeline.
+async fn run_pattern(
+    parallel: bool,
+    agents: Vec<Box<dyn Agent>>,
+    ctx: &ExecutionContext,
+) -> Result<claude_agent_sdk::orchestration::OrchestratorOutput> {
+    let input = OrchestratorInput::new("x");
+    if parallel {
+        ParallelOrchestrator::new()
+            .orchestrate_with_context(agents, input, ctx)
+            .await
+    } else {
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(agents, input, ctx)
+            .await
+    }
+}
+
 #[tokio::test]
 async fn a_cancel_racing_the_last_completion_keeps_the_result_in_both_patterns() {
-    let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let output = SequentialOrchestrator::new()
-        .orchestrate_with_context(
-            vec![echo("a"), boxed(CancelsThenFinishes)],
-            OrchestratorInput::new("x"),
-            &ctx,
-        )
-        .await
-        .expect("every node ran to its end");
-    assert_eq!(output.agent_outputs.len(), 2);
-
-    let ctx = ExecutionContext::new(ExecutionConfig::new());
-    let output = ParallelOrchestrator::new()
-        .orchestrate_with_context(
-            vec![echo("a"), boxed(CancelsThenFinishes)],
-            OrchestratorInput::new("x"),
-            &ctx,
-        )
-        .await
-        .expect("every node ran to its end");
-    assert_eq!(output.agent_outputs.len(), 2);
+    for parallel in [false, true] {
+        let ctx = ExecutionContext::new(ExecutionConfig::new());
+        let output = run_pattern(parallel, vec![echo("a"), boxed(CancelsThenFinishes)], &ctx)
+            .await
+            .expect("every node ran to its end");
+        assert_eq!(output.agent_outputs.len(), 2);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -487,16 +491,7 @@ async fn a_cancel_that_cuts_work_short_is_cancelled_and_keeps_finished_outputs_r
             boxed(CancelsThenFinishes),
             sleeper("slow", Duration::from_secs(60)).0,
         ];
-        let input = OrchestratorInput::new("x");
-        let result = if parallel {
-            ParallelOrchestrator::new()
-                .orchestrate_with_context(agents, input, &ctx)
-                .await
-        } else {
-            SequentialOrchestrator::new()
-                .orchestrate_with_context(agents, input, &ctx)
-                .await
-        };
+        let result = run_pattern(parallel, agents, &ctx).await;
         assert_eq!(result.unwrap_err(), OrchestrationError::Cancelled);
         let trace = ctx.get_trace().await;
         let done = trace.attempts_of("done").next().unwrap();

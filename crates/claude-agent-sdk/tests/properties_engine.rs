@@ -1412,7 +1412,6 @@ proptest! {
     }
 
     #[test]
-
     fn nested_runs_dropped_by_their_caller_write_nothing_afterwards(
         nesting in nesting(),
         setup in setup(Clock::Paused, dropped()),
@@ -1462,7 +1461,6 @@ proptest! {
     /// events of each run are dated in the order they were appended. (A race:
     /// each case runs its fan-out 20 times.)
     #[test]
-
     fn journal_dates_follow_append_order_on_a_multi_threaded_runtime(
         behaviours in prop::collection::vec(instant_behaviour(), 4..16),
         limit in 2_usize..=8,

@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
@@ -129,15 +130,6 @@ impl<O> fmt::Debug for OrchestratorAgent<O> {
     }
 }
 
-/// Aborts the nested run's task if the attempt running it is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[async_trait]
 impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
     fn name(&self) -> &str {
@@ -162,12 +154,13 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
         let orchestrator = Arc::clone(&self.orchestrator);
         // A task of its own (carrying this attempt's scope): polling a nested
         // run never deepens this task's stack.
-        let mut nested = AbortOnDrop(ExecutionContext::spawn(async move {
+        // Aborted if the attempt running it is dropped.
+        let nested = AbortOnDropHandle::new(ExecutionContext::spawn(async move {
             orchestrator
                 .orchestrate_nested(agents, input.into(), &ctx)
                 .await
         }));
-        let output = match (&mut nested.0).await {
+        let output = match nested.await {
             Ok(result) => result?,
             Err(error) if error.is_panic() => {
                 return Err(OrchestrationError::AgentError(AgentError::new(

@@ -9,13 +9,10 @@
 //! ancestors', so the two always agree. Cloning one is two reference counts,
 //! not a lock.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 /// How many flags [`StopToken::is_cancelled`] reads before it asks the token:
 /// enough for any ordinary nesting, and a bound on the cost of a deep one.
@@ -87,53 +84,8 @@ impl StopToken {
     }
 
     /// Completes once this token or an ancestor is cancelled.
-    ///
-    /// The future is polled again whenever the task it shares wakes (an
-    /// agent waiting on a socket wakes it often): after its first poll it
-    /// reads the flags — no lock — and polls the token again only for a new
-    /// waker.
-    pub(crate) fn cancelled(&self) -> Cancelled<'_> {
-        Cancelled {
-            stop: self,
-            waiting: None,
-            waker: None,
-        }
-    }
-}
-
-/// The future of [`StopToken::cancelled`].
-pub(crate) struct Cancelled<'a> {
-    stop: &'a StopToken,
-    /// The token's own future, once the task waits on it.
-    waiting: Option<Pin<Box<WaitForCancellationFuture<'a>>>>,
-    /// The waker the token's future was last polled with.
-    waker: Option<Waker>,
-}
-
-impl Future for Cancelled<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stop.is_cancelled() {
-            return Poll::Ready(());
-        }
-        let registered = self
-            .waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if registered {
-            // The token will wake this waker when it is cancelled.
-            return Poll::Pending;
-        }
-        let token = &*self.stop.token;
-        let waiting = self
-            .waiting
-            .get_or_insert_with(|| Box::pin(token.cancelled()));
-        if waiting.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        self.waker = Some(cx.waker().clone());
-        Poll::Pending
+    pub(crate) async fn cancelled(&self) {
+        self.token.cancelled().await;
     }
 }
 

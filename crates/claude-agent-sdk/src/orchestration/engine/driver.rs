@@ -101,22 +101,6 @@ pub(crate) struct RunReport {
     pub(crate) interrupted: Option<Interruption>,
 }
 
-impl RunReport {
-    /// The error of a run cut short by `why`.
-    pub(crate) fn interruption_error(
-        why: Interruption,
-        plan_name: &str,
-        config: &ExecutionConfig,
-    ) -> OrchestrationError {
-        match why {
-            Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
-            Interruption::TimedOut | Interruption::Abandoned => OrchestrationError::Timeout(
-                format!("{plan_name} exceeded its {:?} run timeout", config.timeout),
-            ),
-        }
-    }
-}
-
 /// Runs `plan` under `ctx`; `conclude` turns what the run produced into its
 /// result, which decides how the run's last event reads. Returns the run's
 /// id with the result.
@@ -157,6 +141,7 @@ pub(crate) async fn run<T>(
         let recorder = Recorder::new(
             run_id,
             orchestrator,
+            config.timeout,
             ctx,
             names.clone(),
             config.enable_tracing,
@@ -188,13 +173,8 @@ pub(crate) async fn run<T>(
             overrides,
             retry: config.retry_policy(),
         };
-        let (outputs, failures, interrupted) = driver.drive(graph).await;
-        let report = RunReport {
-            names,
-            outputs,
-            failures,
-            interrupted,
-        };
+        let report = driver.drive(graph, names).await;
+        let interrupted = report.interrupted;
         let result = conclude(report);
         let outcome = match (&result, interrupted) {
             (Ok(_), _) => RunOutcome::Succeeded,
@@ -235,14 +215,6 @@ impl Drop for OpenBooks {
         self.close(RunOutcome::Interrupted(Interruption::Dropped));
     }
 }
-
-/// How each node ended: outputs by node, failures in node order, and why the
-/// run was cut short.
-type Driven = (
-    Vec<Option<AgentOutput>>,
-    Vec<(NodeId, OrchestrationError)>,
-    Option<Interruption>,
-);
 
 /// The scheduler and what the run produced so far.
 pub(crate) struct Settled {
@@ -312,7 +284,8 @@ impl Driver<'_> {
         policy_for(agent, self.config, self.overrides, self.retry.as_ref())
     }
 
-    async fn drive(&self, graph: Graph) -> Driven {
+    /// Runs every node of `graph`; reports how each ended (failures in node order).
+    async fn drive(&self, graph: Graph, names: NodeNames) -> RunReport {
         let limit = if graph.concurrent {
             self.config.parallel_limit
         } else {
@@ -340,7 +313,12 @@ impl Driver<'_> {
             interrupted = None;
         }
         settled.failures.sort_by_key(|(node, _)| *node);
-        (settled.outputs, settled.failures, interrupted)
+        RunReport {
+            names,
+            outputs: settled.outputs,
+            failures: settled.failures,
+            interrupted,
+        }
     }
 
     /// Runs every node on the caller's task, one at a time.

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, InputSource, Interruption, JournalEvent, NodeId, ParentAttempt,
@@ -66,6 +67,8 @@ impl NodeNames {
 pub(crate) struct Recorder {
     run: RunId,
     orchestrator: String,
+    /// The run's timeout, for the errors of attempts cut short.
+    timeout: Duration,
     ctx: ExecutionContext,
     /// The name of each node's agent.
     names: NodeNames,
@@ -87,6 +90,7 @@ impl Recorder {
     pub(crate) fn new(
         run: RunId,
         orchestrator: &str,
+        timeout: Duration,
         ctx: &ExecutionContext,
         names: NodeNames,
         records: bool,
@@ -95,6 +99,7 @@ impl Recorder {
         Self {
             run,
             orchestrator: orchestrator.to_owned(),
+            timeout,
             ctx: ctx.clone(),
             open: Mutex::new(OpenAttempts {
                 by_node: vec![None; names.len()],
@@ -262,7 +267,7 @@ impl Recorder {
                 AttemptEnd::Succeeded(output) => Ok(output),
                 AttemptEnd::Failed(error) => Err(error),
                 AttemptEnd::Interrupted(why) => {
-                    stand_in = interruption_error(why, &self.orchestrator);
+                    stand_in = interruption_error(why, &self.orchestrator, self.timeout);
                     Err(&stand_in)
                 }
             };
@@ -332,7 +337,7 @@ impl Recorder {
             RunOutcome::Succeeded => None,
             RunOutcome::Failed(error) => Some(error),
             RunOutcome::Interrupted(why) => {
-                stand_in = interruption_error(*why, &self.orchestrator);
+                stand_in = interruption_error(*why, &self.orchestrator, self.timeout);
                 Some(&stand_in)
             }
         };
@@ -358,16 +363,6 @@ impl Recorder {
             data: output.data.clone(),
             confidence: output.confidence,
             metadata: output.metadata.clone(),
-        }
-    }
-}
-
-/// The error a run cut short by `why` reports.
-pub(crate) fn interruption_error(why: Interruption, orchestrator: &str) -> OrchestrationError {
-    match why {
-        Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
-        Interruption::TimedOut | Interruption::Abandoned => {
-            OrchestrationError::Timeout(format!("{orchestrator} reached its run deadline"))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::driver::{self, Agents, Overrides, RunPlan};
 use super::graph::Graph;
+use super::stop::interruption_error;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
@@ -78,7 +79,7 @@ pub(crate) async fn run_one(
     };
     let (_, result) = driver::run(plan, ctx, |mut report| {
         if let Some(why) = report.interrupted {
-            return Err(driver::RunReport::interruption_error(why, name, config));
+            return Err(interruption_error(why, name, config.timeout));
         }
         if let Some((_, error)) = report.failures.pop() {
             return Err(error);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::Interruption;
 use crate::orchestration::stop_token::StopToken;
 
@@ -73,5 +74,20 @@ pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> 
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// The error of a run called `orchestrator`, bounded by `timeout`, that was
+/// cut short by `why` (also what an observer hears for an attempt cut short).
+pub(crate) fn interruption_error(
+    why: Interruption,
+    orchestrator: &str,
+    timeout: Duration,
+) -> OrchestrationError {
+    match why {
+        Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
+        Interruption::TimedOut | Interruption::Abandoned => OrchestrationError::Timeout(format!(
+            "{orchestrator} exceeded its {timeout:?} run timeout"
+        )),
     }
 }

@@ -158,11 +158,9 @@ async fn work(fleet: Arc<Fleet>) {
 
 /// What a worker holding the lock does next.
 fn next_for(fleet: &Fleet, state: &mut Settled) -> Next {
+    // A run that must stop: the executor refuses to start the node taken
+    // next, and its interruption ends up here.
     if state.interrupted.is_some() {
-        return Next::Stop;
-    }
-    if let Some(why) = fleet.run.stop.check() {
-        state.interrupted = Some(why);
         return Next::Stop;
     }
     match state.scheduler.next() {

@@ -17,6 +17,7 @@ use crate::orchestration::agent::Agent;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
 use crate::orchestration::engine::graph::Graph;
+use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::orchestrator::{
@@ -119,7 +120,7 @@ impl ParallelOrchestrator {
         let graph = Graph::fan_out(agents.len());
         run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
             if let Some(why) = report.interrupted {
-                return Err(RunReport::interruption_error(why, self.base.name(), config));
+                return Err(interruption_error(why, self.base.name(), config.timeout));
             }
             join(report, config.join_policy)
         })

@@ -13,6 +13,7 @@ use crate::orchestration::agent::Agent;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
 use crate::orchestration::engine::graph::Graph;
+use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{
@@ -92,10 +93,10 @@ impl SequentialOrchestrator {
     /// or the first failure.
     fn conclude(&self, report: RunReport, input: String) -> Result<OrchestratorOutput> {
         if let Some(why) = report.interrupted {
-            return Err(RunReport::interruption_error(
+            return Err(interruption_error(
                 why,
                 self.base.name(),
-                self.base.config(),
+                self.base.config().timeout,
             ));
         }
         if let Some((_, error)) = report.failures.into_iter().next() {
