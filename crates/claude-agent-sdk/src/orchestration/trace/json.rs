@@ -57,6 +57,9 @@ struct RecordAt<'c, 't> {
     record: &'t AgentExecution,
     depth: usize,
     continued: &'c Continued<'t>,
+    /// Whether the nested trace is written as a top-level trace of its own
+    /// (a record written alone has no top-level list to continue in).
+    nested_on_top: bool,
 }
 
 /// What a record deeper than [`INLINE_DEPTH`] writes for its nested trace.
@@ -115,6 +118,7 @@ impl Serialize for RecordsAt<'_, '_> {
                 record,
                 depth: self.depth,
                 continued: self.continued,
+                nested_on_top: false,
             })?;
         }
         seq.end()
@@ -135,6 +139,7 @@ impl Serialize for RecordAt<'_, '_> {
         state.serialize_field("error", &record.error)?;
         state.serialize_field("success", &record.success)?;
         match &record.nested {
+            Some(nested) if self.nested_on_top => state.serialize_field("nested", nested)?,
             Some(nested) if self.depth + 1 < INLINE_DEPTH => state.serialize_field(
                 "nested",
                 &TraceAt {
@@ -190,24 +195,16 @@ impl Serialize for ContinuedList<'_, '_> {
 
 impl Serialize for AgentExecution {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // Alone, a record's nested trace is a top-level trace of its own: it
-        // starts one level down, so it writes inline as far as a trace does.
-        let continued = Continued::default();
+        // Alone, a record's nested trace is a top-level trace of its own,
+        // with its own `continued` list (which reading expects too).
+        let unused = Continued::default();
         RecordAt {
             record: self,
             depth: 0,
-            continued: &continued,
+            continued: &unused,
+            nested_on_top: true,
         }
         .serialize(serializer)
-        .and_then(|ok| {
-            if continued.0.borrow().is_empty() {
-                Ok(ok)
-            } else {
-                Err(serde::ser::Error::custom(
-                    "internal error: a lone record continued its nested trace",
-                ))
-            }
-        })
     }
 }
 

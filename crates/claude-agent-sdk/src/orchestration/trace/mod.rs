@@ -329,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn a_deeply_nested_record_alone_round_trips() {
+        let trace = nested_chain(40);
+        let record = &trace.agent_executions[1];
+        let json = serde_json::to_string(record).unwrap();
+        assert_eq!(
+            &serde_json::from_str::<AgentExecution>(&json).unwrap(),
+            record
+        );
+    }
+
+    #[test]
     fn a_deep_trace_continues_in_a_flat_list_and_shallow_ones_stay_inline() {
         let shallow = serde_json::to_value(nested_chain(3)).unwrap();
         assert!(shallow["agent_executions"][1]["nested"].is_object());
