@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::AgentError;
+use crate::orchestration::budget::BudgetExceeded;
 use crate::orchestration::registry::RegistryError;
 
 /// The result type of every orchestration operation.
@@ -93,6 +94,11 @@ pub enum OrchestrationError {
     /// A registry call failed. Not retryable.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+
+    /// A run crossed one of its [`RunBudget`](super::RunBudget)s: it started
+    /// nothing more, and the agents already running finished. Not retryable.
+    #[error("budget exceeded: {0}")]
+    BudgetExceeded(Box<BudgetExceeded>),
 }
 
 impl OrchestrationError {

@@ -41,6 +41,7 @@
 //! ```
 
 pub mod agent;
+pub mod budget;
 mod composition;
 mod config;
 pub mod context;
@@ -90,5 +91,6 @@ pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 
-// Usage accounting
+// Usage accounting and budgets
+pub use budget::{Budget, BudgetExceeded, RunBudget};
 pub use usage::Usage;

@@ -22,20 +22,23 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use super::graph::{Graph, InputRule};
+use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
-use super::scheduler::{Completion, Scheduler};
+use super::run_state::{Branching, RunState, Walk};
+use super::scheduler::Scheduler;
 use super::stop::{sooner, RunStop};
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared};
-use crate::orchestration::journal::{InputSource, Interruption, NodeId, RunId, RunOutcome};
+use crate::orchestration::executor::{NodePolicy, RunShared};
+use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::scope::{self, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
+use crate::orchestration::usage::Usage;
 
 /// What a run is asked to do.
 pub(crate) struct RunPlan<'a> {
@@ -50,6 +53,10 @@ pub(crate) struct RunPlan<'a> {
     /// Retries and attempt timeout that win over everything else (a
     /// registry's metadata).
     pub(crate) overrides: Overrides,
+    /// What the graph's author decides as it runs (none for patterns).
+    pub(crate) branching: Option<Arc<dyn Branching>>,
+    /// What the run may spend.
+    pub(crate) budget: RunBudget,
 }
 
 /// A run's agents: owned (they can go to tasks of their own), or one
@@ -60,7 +67,7 @@ pub(crate) enum Agents<'a> {
 }
 
 impl Agents<'_> {
-    fn get(&self, node: NodeId) -> Option<&dyn Agent> {
+    pub(crate) fn get(&self, node: NodeId) -> Option<&dyn Agent> {
         match self {
             Self::Owned(agents) => agents.get(node.index()).map(|agent| agent.as_ref()),
             Self::Borrowed(agent) => (node.index() == 0).then_some(*agent),
@@ -89,16 +96,23 @@ pub(crate) struct Overrides {
     pub(crate) attempt_timeout: Option<std::time::Duration>,
 }
 
-/// What a run produced, for its pattern to conclude from.
+/// What a run produced, for its pattern to conclude from. A pipeline's or
+/// fan-out's steps are its nodes: step *k* ran node *k*.
 pub(crate) struct RunReport {
     /// The name of each node's agent.
     pub(crate) names: NodeNames,
-    /// Each node's output, when it succeeded.
+    /// Each step's output, when it succeeded.
     pub(crate) outputs: Vec<Option<AgentOutput>>,
-    /// The nodes that failed for good, in node order, with their errors.
+    /// The steps that failed for good, in step order, with their errors.
     pub(crate) failures: Vec<(NodeId, OrchestrationError)>,
     /// Why the run was cut short, if it was.
     pub(crate) interrupted: Option<Interruption>,
+    /// The budget (or step limit) that stopped the run, if one did.
+    pub(crate) stopped: Option<OrchestrationError>,
+    /// What the run's agents reported spending.
+    pub(crate) spent: Usage,
+    /// The scheduler, with the steps the run took and its results.
+    pub(crate) scheduler: Scheduler,
 }
 
 /// Runs `plan` under `ctx`; `conclude` turns what the run produced into its
@@ -116,6 +130,8 @@ pub(crate) async fn run<T>(
         agents,
         input,
         overrides,
+        branching,
+        budget,
     } = plan;
     let log = config.enable_logging;
     let nodes = agents.len();
@@ -146,6 +162,7 @@ pub(crate) async fn run<T>(
             names.clone(),
             config.enable_tracing,
             config.record_text_limit,
+            branching.is_none(),
         );
         let shared = Arc::new(RunShared::new(ctx, recorder, stop));
         if let Some(parent) = &parent {
@@ -165,15 +182,18 @@ pub(crate) async fn run<T>(
             shared: Some(Arc::clone(&shared)),
             _nested: nested,
         };
-        let driver = Driver {
-            shared: &shared,
-            agents: &agents,
+        let walk = Walk {
+            run: Arc::clone(&shared),
+            agents,
             input: Arc::new(input),
-            config,
+            config: config.clone(),
             overrides,
             retry: config.retry_policy(),
+            branching,
+            budget,
+            started: Instant::now(),
         };
-        let report = driver.drive(graph, names).await;
+        let report = drive(walk, graph, names).await;
         let interrupted = report.interrupted;
         let result = conclude(report);
         let outcome = match (&result, interrupted) {
@@ -216,149 +236,78 @@ impl Drop for OpenBooks {
     }
 }
 
-/// The scheduler and what the run produced so far.
-pub(crate) struct Settled {
-    pub(crate) scheduler: Scheduler,
-    /// Each node's output, when it succeeded.
-    pub(crate) outputs: Vec<Option<AgentOutput>>,
-    /// The nodes that failed for good, with their errors.
-    pub(crate) failures: Vec<(NodeId, OrchestrationError)>,
-    /// The first interruption a node saw.
-    pub(crate) interrupted: Option<Interruption>,
-}
-
-impl Settled {
-    fn new(scheduler: Scheduler) -> Self {
-        let mut outputs = Vec::with_capacity(scheduler.graph().len());
-        outputs.resize_with(scheduler.graph().len(), || None);
-        Self {
-            scheduler,
-            outputs,
-            failures: Vec::new(),
-            interrupted: None,
-        }
+/// Runs every step of `graph`; reports how each ended (failures in step order).
+async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
+    let limit = if graph.concurrent {
+        walk.config.parallel_limit
+    } else {
+        1
+    };
+    let concurrent = graph.concurrent;
+    let announce = walk.branching.is_some();
+    let state = RunState::new(
+        Scheduler::new(graph, limit, walk.budget.max_steps),
+        announce,
+    );
+    let max_steps = walk.budget.max_steps;
+    let (mut state, mut interrupted) = match walk.into_owned() {
+        Ok(walk) if concurrent => workers::drive(Arc::new(walk), state).await,
+        Ok(walk) => drive_inline(&walk, state).await,
+        Err(walk) => drive_inline(&walk, state).await,
+    };
+    // One rule for a stop that races the last completions: if every node
+    // ran to its own end anyway, the run has its result.
+    if state.scheduler.completed_all() {
+        interrupted = None;
     }
-
-    /// Nothing: what a run's state is swapped with when it is taken.
-    pub(crate) fn empty() -> Self {
-        Self::new(Scheduler::new(Graph::default(), 1))
-    }
-
-    /// Tells the scheduler how `node` ended and keeps its output, its
-    /// failure or the interruption it saw.
-    pub(crate) fn settle(&mut self, node: NodeId, outcome: Result<AgentOutput, NodeFailure>) {
-        let how = match outcome {
-            Ok(output) => {
-                if let Some(slot) = self.outputs.get_mut(node.index()) {
-                    *slot = Some(output);
-                }
-                Completion::Succeeded
-            }
-            Err(NodeFailure::Failed(error)) => {
-                self.failures.push((node, error));
-                Completion::Failed
-            }
-            Err(NodeFailure::Interrupted(why)) => {
-                self.interrupted.get_or_insert(why);
-                Completion::Interrupted
-            }
-        };
-        self.scheduler.complete(node, how);
+    state.failures.sort_by_key(|(step, _)| *step);
+    let spent = state.spent();
+    let stopped = state
+        .exceeded
+        .take()
+        .or_else(|| runaway(&state.scheduler, &names, max_steps));
+    RunReport {
+        names,
+        outputs: state.outputs,
+        failures: state.failures,
+        interrupted,
+        stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
+        spent,
+        scheduler: state.scheduler,
     }
 }
 
-struct Driver<'a> {
-    shared: &'a Arc<RunShared>,
-    agents: &'a Agents<'a>,
-    input: Arc<AgentInput>,
-    config: &'a ExecutionConfig,
-    overrides: Overrides,
-    /// The run's retry policy, made once.
-    retry: Arc<dyn RetryPolicy>,
+/// The step limit's error, when the run reached it: it names the loop (or
+/// node) that ran the most.
+fn runaway(scheduler: &Scheduler, names: &NodeNames, steps: usize) -> Option<BudgetExceeded> {
+    let node = scheduler.runaway()?;
+    let runs = scheduler.activations(node);
+    let graph = scheduler.graph();
+    let culprit = match graph.loops.iter().find(|lp| lp.body.contains(&node)) {
+        Some(lp) => format!(
+            "the loop from `{}` back to `{}` ran away (`{}` ran {runs} times)",
+            names.get(lp.from),
+            names.get(lp.to),
+            names.get(node)
+        ),
+        None => format!("`{}` ran {runs} times", names.get(node)),
+    };
+    Some(BudgetExceeded::new(Budget::Steps, steps as f64, steps as f64).with_culprit(culprit))
 }
 
-impl Driver<'_> {
-    /// The policies node `node` runs under: the run's overrides win, then
-    /// the agent's own, then the config's.
-    fn policy<'p>(&'p self, agent: &dyn Agent) -> NodePolicy<'p> {
-        policy_for(agent, self.config, self.overrides, self.retry.as_ref())
-    }
-
-    /// Runs every node of `graph`; reports how each ended (failures in node order).
-    async fn drive(&self, graph: Graph, names: NodeNames) -> RunReport {
-        let limit = if graph.concurrent {
-            self.config.parallel_limit
-        } else {
-            1
-        };
-        let settled = Settled::new(Scheduler::new(graph, limit));
-        let (mut settled, mut interrupted) = match self.agents {
-            Agents::Owned(agents) if settled.scheduler.graph().concurrent => {
-                workers::drive(
-                    self.shared,
-                    agents,
-                    &self.input,
-                    self.config,
-                    self.overrides,
-                    &self.retry,
-                    settled,
-                )
-                .await
-            }
-            _ => self.drive_inline(settled).await,
-        };
-        // One rule for a stop that races the last completions: if every node
-        // ran to its own end anyway, the run has its result.
-        if settled.scheduler.completed_all() {
-            interrupted = None;
+/// Runs every step on the caller's task, one at a time.
+async fn drive_inline(walk: &Walk<'_>, mut state: RunState) -> (RunState, Option<Interruption>) {
+    while let Some(job) = state.next_job(walk) {
+        let end = walk.run_step(&job).await;
+        state.settle(walk, end);
+        if let Some(why) = state.interrupted {
+            return (state, Some(why));
         }
-        settled.failures.sort_by_key(|(node, _)| *node);
-        RunReport {
-            names,
-            outputs: settled.outputs,
-            failures: settled.failures,
-            interrupted,
-        }
+        // Agents that finish at once never yield on their own: take turns,
+        // so that timers, a canceller and other tasks get to run.
+        tokio::task::coop::consume_budget().await;
     }
-
-    /// Runs every node on the caller's task, one at a time.
-    async fn drive_inline(&self, mut settled: Settled) -> (Settled, Option<Interruption>) {
-        while let Some(node) = settled.scheduler.next() {
-            let rule = settled.scheduler.graph().nodes[node.index()].input;
-            let outcome = {
-                let outputs = &settled.outputs;
-                let input = || make_input(rule, &self.input, outputs);
-                let source = source_of(rule);
-                match self.agents.get(node) {
-                    Some(agent) => {
-                        run_node(
-                            self.shared,
-                            node,
-                            agent,
-                            &input,
-                            &source,
-                            &self.policy(agent),
-                        )
-                        .await
-                    }
-                    None => Err(NodeFailure::Failed(missing_agent(node))),
-                }
-            };
-            settled.settle(node, outcome);
-            if let Some(why) = settled.interrupted {
-                return (settled, Some(why));
-            }
-            // Agents that finish at once never yield on their own: take turns,
-            // so that timers, a canceller and other tasks get to run.
-            tokio::task::coop::consume_budget().await;
-        }
-        (settled, None)
-    }
-}
-
-/// The error for a node without an agent (a graph built wrong).
-pub(crate) fn missing_agent(node: NodeId) -> OrchestrationError {
-    OrchestrationError::OrchestratorFailed(format!("node {node} has no agent"))
+    (state, None)
 }
 
 /// The policies `agent` runs under: `overrides` win, then the agent's own,
@@ -380,33 +329,5 @@ pub(crate) fn policy_for<'p>(
             .or(config.agent_timeout),
         retry,
         log: config.enable_logging,
-    }
-}
-
-/// The input a node with `rule` gets.
-pub(crate) fn make_input(
-    rule: InputRule,
-    input: &AgentInput,
-    outputs: &[Option<AgentOutput>],
-) -> AgentInput {
-    match rule {
-        InputRule::RunInput => input.clone(),
-        InputRule::OutputOf(node) => AgentInput {
-            content: outputs
-                .get(node.index())
-                .and_then(Option::as_ref)
-                .map(|output| output.content.clone())
-                .unwrap_or_default(),
-            context: input.context.clone(),
-            metadata: input.metadata.clone(),
-        },
-    }
-}
-
-/// How the journal names where an input with `rule` came from.
-pub(crate) fn source_of(rule: InputRule) -> InputSource {
-    match rule {
-        InputRule::RunInput => InputSource::RunInput,
-        InputRule::OutputOf(node) => InputSource::OutputOf(node),
     }
 }

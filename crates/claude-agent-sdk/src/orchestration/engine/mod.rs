@@ -13,6 +13,7 @@
 pub(crate) mod driver;
 pub(crate) mod graph;
 pub(crate) mod recorder;
+pub(crate) mod run_state;
 pub(crate) mod scheduler;
 mod single;
 

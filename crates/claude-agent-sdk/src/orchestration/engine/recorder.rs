@@ -76,14 +76,27 @@ pub(crate) struct Recorder {
     records: bool,
     /// The most bytes of each text the journal keeps.
     text_limit: Option<usize>,
+    /// Whether the run's steps are its nodes, named up front (a pipeline, a
+    /// fan-out), rather than added as the run goes (a graph).
+    steps_are_nodes: bool,
     open: Mutex<OpenAttempts>,
 }
 
-/// The attempts that started and have not ended, by node (a node has at
+/// The attempts that started and have not ended, by step (a step has at
 /// most one attempt running).
 struct OpenAttempts {
     by_node: Vec<Option<(u32, Instant)>>,
+    /// The node of each step a graph run added (a pipeline's or fan-out's
+    /// steps are its nodes: empty).
+    step_nodes: Vec<NodeId>,
     closed: bool,
+}
+
+impl OpenAttempts {
+    /// The node step `step` is an activation of.
+    fn node_of(&self, step: NodeId) -> NodeId {
+        self.step_nodes.get(step.index()).copied().unwrap_or(step)
+    }
 }
 
 impl Recorder {
@@ -95,6 +108,7 @@ impl Recorder {
         names: NodeNames,
         records: bool,
         text_limit: Option<usize>,
+        steps_are_nodes: bool,
     ) -> Self {
         Self {
             run,
@@ -102,9 +116,11 @@ impl Recorder {
             timeout,
             ctx: ctx.clone(),
             open: Mutex::new(OpenAttempts {
-                by_node: vec![None; names.len()],
+                by_node: vec![None; if steps_are_nodes { names.len() } else { 0 }],
+                step_nodes: Vec::new(),
                 closed: false,
             }),
+            steps_are_nodes,
             names,
             records,
             text_limit,
@@ -115,8 +131,8 @@ impl Recorder {
         self.run
     }
 
-    fn agent_name(&self, node: NodeId) -> &str {
-        self.names.get(node)
+    fn agent_name(&self, open: &OpenAttempts, step: NodeId) -> &str {
+        self.names.get(open.node_of(step))
     }
 
     fn lock(&self) -> MutexGuard<'_, OpenAttempts> {
@@ -146,8 +162,9 @@ impl Recorder {
         let _open = self.lock();
         self.append(EventKind::RunStarted {
             orchestrator: self.orchestrator.clone(),
-            // The names serve the attempts' records: none without them.
-            nodes: if self.records {
+            // The names serve the attempts' records: none without them (and
+            // a graph's steps are named as they are added).
+            nodes: if self.records && self.steps_are_nodes {
                 self.names.iter().map(str::to_owned).collect()
             } else {
                 Vec::new()
@@ -161,6 +178,34 @@ impl Recorder {
             orchestrator: &self.orchestrator,
             agents: self.names.len(),
         });
+    }
+
+    /// A graph run added step `step`, an activation of node `node`
+    /// (labelled `label`), in loop iteration `iteration` (and for map item
+    /// `item`).
+    pub(crate) fn step_added(
+        &self,
+        step: NodeId,
+        node: NodeId,
+        label: &str,
+        iteration: u32,
+        item: Option<u32>,
+    ) {
+        let mut open = self.lock();
+        if open.by_node.len() <= step.index() {
+            open.by_node.resize(step.index() + 1, None);
+            open.step_nodes.resize(step.index() + 1, NodeId(0));
+        }
+        open.step_nodes[step.index()] = node;
+        if self.records {
+            self.append(EventKind::StepAdded {
+                step,
+                agent: self.names.get(node).to_owned(),
+                node: label.to_owned(),
+                iteration,
+                item,
+            });
+        }
     }
 
     /// Attempt `attempt` of `node` starts now: returns the instant it
@@ -196,7 +241,7 @@ impl Recorder {
         self.notify(&RunEvent::AttemptStarted {
             run: self.run,
             node,
-            agent: self.agent_name(node),
+            agent: self.agent_name(&open, node),
             attempt,
             max_attempts,
         });
@@ -226,7 +271,7 @@ impl Recorder {
         let Some((_, started)) = slot.take_if(|(open, _)| *open == attempt) else {
             return;
         };
-        self.write_end(node, attempt, started, end, outcome);
+        self.write_end(&open, node, attempt, started, end, outcome);
     }
 
     /// What the journal keeps of how an attempt ended.
@@ -242,6 +287,7 @@ impl Recorder {
     /// when attempts are journaled); the caller holds the lock.
     fn write_end(
         &self,
+        open: &OpenAttempts,
         node: NodeId,
         attempt: u32,
         started: Instant,
@@ -274,7 +320,7 @@ impl Recorder {
             self.notify(&RunEvent::AttemptFinished {
                 run: self.run,
                 node,
-                agent: self.agent_name(node),
+                agent: self.agent_name(open, node),
                 attempt,
                 outcome,
                 elapsed,
@@ -290,7 +336,7 @@ impl Recorder {
         delay: Duration,
         error: &OrchestrationError,
     ) {
-        let _open = self.lock();
+        let open = self.lock();
         if self.records {
             self.append(EventKind::RetryScheduled {
                 node,
@@ -301,7 +347,7 @@ impl Recorder {
         self.notify(&RunEvent::RetryScheduled {
             run: self.run,
             node,
-            agent: self.agent_name(node),
+            agent: self.agent_name(&open, node),
             next_attempt,
             delay,
             error,
@@ -325,7 +371,7 @@ impl Recorder {
         for (node, attempt, started) in still_open {
             let end = AttemptEnd::Interrupted(why);
             let outcome = self.records.then(|| self.owned_outcome(end));
-            self.write_end(node, attempt, started, end, outcome);
+            self.write_end(&open, node, attempt, started, end, outcome);
         }
     }
 

@@ -1,19 +1,37 @@
-//! The scheduler: which node runs next, decided from the run's state alone.
+//! The scheduler: which step runs next, decided from the run's state alone.
 //!
 //! No I/O, no clock, no tokio: the driver tells the scheduler what happened
-//! (a node completed, how) and asks what to start. A node becomes ready as
-//! soon as its own predecessors allow — there is no "superstep" barrier, so a
-//! fast branch never waits for a slow sibling — and the scheduler hands out
-//! at most `limit` nodes at a time, so the concurrency limit is exact by
-//! construction. A node whose join can no longer be satisfied (a predecessor
-//! failed) is skipped, and so are the nodes waiting for it.
+//! (a step completed, how, and — for a node with a router or at the end of a
+//! loop — what the driver decided from its output) and asks what to start.
+//!
+//! A *step* is one activation of a node: a pipeline's or fan-out's nodes run
+//! once each (step *k* is node *k*), while a graph's node may run once per
+//! loop iteration, and a map node once per item. A node becomes ready as
+//! soon as its own predecessors allow — there is no "superstep" barrier, so
+//! a fast branch never waits for a slow sibling — and the scheduler hands out
+//! at most `limit` steps at a time, so the concurrency limit is exact by
+//! construction.
+//!
+//! Each predecessor's completion reaches a waiting node as a token: it
+//! succeeded, it failed, or it was skipped (a router chose another branch,
+//! or it could never run). The node's [`JoinPolicy`] counts successes among
+//! the predecessors not skipped: the node runs once enough succeeded, and is
+//! skipped — passing a skip on to the nodes it feeds — once that can no
+//! longer happen. A loop's last node may send the run back to the loop's
+//! first: the nodes between them start afresh, up to the loop's bound.
+//! Every step counts against the run's step limit; a run that reaches it
+//! starts nothing more and names the node it refused a step.
 
 use std::collections::VecDeque;
 
 use super::graph::Graph;
+use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::journal::NodeId;
 
-/// How a node's run ended, as far as scheduling goes.
+/// A step of a run: the journal's [`NodeId`] names steps.
+pub(crate) type StepId = NodeId;
+
+/// How a step's run ended, as far as scheduling goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Completion {
     Succeeded,
@@ -21,263 +39,535 @@ pub(crate) enum Completion {
     Interrupted,
 }
 
-/// Where a node stands.
+/// What the driver decided from a succeeded step's output (for nodes with a
+/// router, or at the end of a loop).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// The successors that get the output; `None`: all of them.
+    pub(crate) routes: Option<Vec<NodeId>>,
+    /// Whether the output is one of the run's results; `None`: whether the
+    /// node has an edge to the end.
+    pub(crate) ends: Option<bool>,
+    /// Whether the loop this node closes goes round again (if its bound allows).
+    pub(crate) again: bool,
+}
+
+/// Where a step's input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StepInput {
+    /// The run's input.
+    RunInput,
+    /// Another step's output.
+    OutputOf(StepId),
+    /// Several steps' outputs, gathered (a join, in predecessor order; a
+    /// map's items, in item order).
+    Gathered(Vec<StepId>),
+    /// Item `index` of the items a map step split its input into.
+    Item { map: StepId, index: u32 },
+}
+
+/// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NodeState {
-    /// Waiting for predecessors: how many have succeeded and failed so far.
+pub(crate) enum StepKind {
+    /// A node's agent runs.
+    Agent,
+    /// A map node's activation: the driver splits its input into items
+    /// ([`Scheduler::expand`]); it completes when every item's step has.
+    Map,
+}
+
+/// One activation of a node.
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    pub(crate) node: NodeId,
+    pub(crate) kind: StepKind,
+    pub(crate) input: StepInput,
+    /// The iteration of the innermost loop the node is in (1 outside loops).
+    pub(crate) iteration: u32,
+    /// For a map item's step: its map step and the item's index.
+    pub(crate) item: Option<(StepId, u32)>,
+}
+
+/// Where a node stands in the current pass over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeState {
+    /// Waiting for predecessors: what each that ended said so far.
     Waiting {
         succeeded: usize,
         failed: usize,
+        skipped: usize,
+        /// The succeeded predecessors' steps, with the predecessor's position
+        /// among the node's predecessors.
+        fed_by: Vec<(usize, StepId)>,
     },
-    Ready,
-    Running,
+    /// Its step was created and has not completed.
+    Active(StepId),
     Done(Completion),
-    /// Its join can never be satisfied; it will not run.
+    /// Its join can never be satisfied (or no branch leads to it); it will not run.
     Skipped,
+}
+
+impl NodeState {
+    fn waiting() -> Self {
+        Self::Waiting {
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            fed_by: Vec::new(),
+        }
+    }
+}
+
+/// A token a predecessor passes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Succeeded(StepId),
+    Failed,
+    Skipped,
+}
+
+/// A map step's items.
+#[derive(Debug, Clone, Default)]
+struct MapItems {
+    steps: Vec<StepId>,
+    pending: usize,
+    succeeded: usize,
 }
 
 /// Decides what runs next (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     graph: Graph,
-    /// The nodes waiting for node `n`: `successors[start[n]..start[n + 1]]`.
+    /// The nodes node `n` feeds: `successors[start[n]..start[n + 1]]`.
     start: Vec<usize>,
     successors: Vec<NodeId>,
-    states: Vec<NodeState>,
-    ready: VecDeque<NodeId>,
+    /// The nodes that feed node `n`, in order.
+    predecessors: Vec<Vec<NodeId>>,
+    nodes: Vec<NodeState>,
+    /// How many steps each node has had.
+    activations: Vec<u32>,
+    /// The current iteration of each loop (from 1).
+    iterations: Vec<u32>,
+    steps: Vec<Step>,
+    /// How each step ended, once it has.
+    ended: Vec<Option<Completion>>,
+    /// Each map step's items (by map step; empty for other steps).
+    maps: Vec<MapItems>,
+    ready: VecDeque<StepId>,
+    /// Map steps whose items have all completed, for the driver to gather.
+    gathered: Vec<StepId>,
+    /// The steps whose outputs are the run's results, in completion order.
+    results: Vec<StepId>,
+    /// Agent steps running.
     running: usize,
+    /// Map steps waiting for their items.
+    mapping: usize,
     limit: usize,
+    max_steps: usize,
+    /// The node refused a step when the step limit was reached.
+    runaway: Option<NodeId>,
 }
 
 impl Scheduler {
-    /// A scheduler for `graph` running at most `limit` nodes at once (at
-    /// least one).
-    pub(crate) fn new(graph: Graph, limit: usize) -> Self {
+    /// A scheduler for `graph` running at most `limit` agent steps at once
+    /// (at least one) and creating at most `max_steps` steps.
+    pub(crate) fn new(graph: Graph, limit: usize, max_steps: usize) -> Self {
         let (start, successors) = graph.successor_table();
+        let predecessors = graph.predecessor_lists();
+        let count = graph.len();
         let mut scheduler = Self {
             start,
             successors,
-            states: vec![
-                NodeState::Waiting {
-                    succeeded: 0,
-                    failed: 0
-                };
-                graph.len()
-            ],
+            predecessors,
+            nodes: vec![NodeState::waiting(); count],
+            activations: vec![0; count],
+            iterations: vec![1; graph.loops.len()],
             graph,
+            steps: Vec::with_capacity(count),
+            ended: Vec::with_capacity(count),
+            maps: Vec::new(),
             ready: VecDeque::new(),
+            gathered: Vec::new(),
+            results: Vec::new(),
             running: 0,
+            mapping: 0,
             limit: limit.max(1),
+            max_steps,
+            runaway: None,
         };
-        for index in 0..scheduler.graph.len() {
-            scheduler.settle(NodeId::from_index(index));
+        for index in 0..count {
+            if scheduler.predecessors[index].is_empty() {
+                scheduler.activate(NodeId::from_index(index), StepInput::RunInput);
+            }
         }
         scheduler
     }
 
-    /// The next node to start, if one is ready and the limit allows; it
-    /// counts as running from now on.
-    pub(crate) fn next(&mut self) -> Option<NodeId> {
-        if self.running >= self.limit {
+    /// The next step to start, if one is ready and the limit allows; it
+    /// counts as running from now on. A map step is handed out whatever the
+    /// limit (it runs no agent): the driver splits its input and calls
+    /// [`expand`](Self::expand).
+    pub(crate) fn next(&mut self) -> Option<StepId> {
+        let &step = self.ready.front()?;
+        let is_map = self.steps[step.index()].kind == StepKind::Map;
+        if !is_map && self.running >= self.limit {
             return None;
         }
-        let node = self.ready.pop_front()?;
-        self.states[node.index()] = NodeState::Running;
-        self.running += 1;
-        Some(node)
+        self.ready.pop_front();
+        if is_map {
+            self.mapping += 1;
+        } else {
+            self.running += 1;
+        }
+        Some(step)
     }
 
-    /// Notes that running node `node` completed as `how`, and readies (or
-    /// skips) the nodes waiting for it.
-    pub(crate) fn complete(&mut self, node: NodeId, how: Completion) {
-        let Some(state) = self.states.get_mut(node.index()) else {
+    /// Gives map step `map` one step per item, `count` items (none: the
+    /// map succeeds at once, with nothing gathered).
+    pub(crate) fn expand(&mut self, map: StepId, count: usize) {
+        let Some(step) = self.steps.get(map.index()) else {
             return;
         };
-        if *state != NodeState::Running {
+        if step.kind != StepKind::Map || self.ended[map.index()].is_some() {
             return;
         }
-        *state = NodeState::Done(how);
-        self.running -= 1;
-        // Skipping spreads along edges: a work list (allocated only when a
-        // node is skipped), not recursion.
-        let mut skipped = Vec::new();
-        self.pass_on(node, how == Completion::Succeeded, &mut skipped);
-        while let Some(from) = skipped.pop() {
-            self.pass_on(from, false, &mut skipped);
+        let (node, iteration) = (step.node, step.iteration);
+        let mut items = MapItems::default();
+        for index in 0..count {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let Some(item) = self.add_step(Step {
+                node,
+                kind: StepKind::Agent,
+                input: StepInput::Item { map, index },
+                iteration,
+                item: Some((map, index)),
+            }) else {
+                break;
+            };
+            items.steps.push(item);
+            self.ready.push_back(item);
+        }
+        items.pending = items.steps.len();
+        let done = items.pending == 0;
+        self.maps[map.index()] = items;
+        if done {
+            self.finish_map(map);
         }
     }
 
-    /// Tells the nodes waiting for `from` whether it succeeded; those it
-    /// skips are added to `skipped`.
-    fn pass_on(&mut self, from: NodeId, succeeded: bool, skipped: &mut Vec<NodeId>) {
-        for edge in self.start[from.index()]..self.start[from.index() + 1] {
-            let next = self.successors[edge];
-            if let NodeState::Waiting {
-                succeeded: ok,
-                failed,
-            } = &mut self.states[next.index()]
-            {
-                if succeeded {
-                    *ok += 1;
-                } else {
-                    *failed += 1;
+    /// Fails map step `map` (its input could not be split).
+    pub(crate) fn fail_map(&mut self, map: StepId) {
+        let Some(step) = self.steps.get(map.index()) else {
+            return;
+        };
+        if step.kind != StepKind::Map || self.ended[map.index()].is_some() {
+            return;
+        }
+        self.mapping -= 1;
+        self.ended[map.index()] = Some(Completion::Failed);
+        self.finish(map, Completion::Failed, Decision::default());
+    }
+
+    /// Notes that running step `step` completed as `how` (with `decision`
+    /// when it succeeded), and readies (or skips) the nodes it feeds.
+    pub(crate) fn complete(&mut self, step: StepId, how: Completion, decision: Decision) {
+        let Some(info) = self.steps.get(step.index()) else {
+            return;
+        };
+        if self.ended[step.index()].is_some() || info.kind != StepKind::Agent {
+            return;
+        }
+        let item = info.item;
+        self.ended[step.index()] = Some(how);
+        self.running -= 1;
+        match item {
+            Some((map, _)) => {
+                let items = &mut self.maps[map.index()];
+                items.pending -= 1;
+                if how == Completion::Succeeded {
+                    items.succeeded += 1;
+                }
+                if items.pending == 0 {
+                    self.finish_map(map);
                 }
             }
-            if self.settle(next) == Some(NodeState::Skipped) {
-                skipped.push(next);
+            None => self.finish(step, how, decision),
+        }
+    }
+
+    /// A map step whose items all completed: it succeeds when enough did
+    /// (the node's join policy over its items).
+    fn finish_map(&mut self, map: StepId) {
+        self.mapping -= 1;
+        let items = &self.maps[map.index()];
+        let node = self.steps[map.index()].node;
+        let required = self.graph.nodes[node.index()]
+            .join
+            .required_successes(items.steps.len())
+            .min(items.steps.len());
+        let how = if items.succeeded >= required {
+            Completion::Succeeded
+        } else {
+            Completion::Failed
+        };
+        self.ended[map.index()] = Some(how);
+        self.gathered.push(map);
+        self.finish(map, how, Decision::default());
+    }
+
+    /// Passes step `step`'s completion on along its node's edges (or back
+    /// round its loop).
+    fn finish(&mut self, step: StepId, how: Completion, decision: Decision) {
+        let node = self.steps[step.index()].node;
+        // A step of a pass that a loop has since restarted: nothing to pass on.
+        if self.nodes[node.index()] != NodeState::Active(step) {
+            return;
+        }
+        self.nodes[node.index()] = NodeState::Done(how);
+        let spec = &self.graph.nodes[node.index()];
+        if how == Completion::Succeeded {
+            if decision.ends.unwrap_or(spec.ends) {
+                self.results.push(step);
+            }
+            if let Some(index) = spec.closes_loop {
+                if decision.again && self.iterations[index] < self.graph.loops[index].max_iterations
+                {
+                    self.go_round(index, step);
+                    return;
+                }
+            }
+        }
+        let routed = spec.routed;
+        let mut skipped = Vec::new();
+        for edge in self.start[node.index()]..self.start[node.index() + 1] {
+            let next = self.successors[edge];
+            let token = match how {
+                Completion::Succeeded => match &decision.routes {
+                    Some(routes) if routed && !routes.contains(&next) => Token::Skipped,
+                    _ => Token::Succeeded(step),
+                },
+                Completion::Failed | Completion::Interrupted => Token::Failed,
+            };
+            self.pass(node, next, token, &mut skipped);
+        }
+        // Skipping spreads along edges: a work list, not recursion.
+        while let Some(from) = skipped.pop() {
+            for edge in self.start[from.index()]..self.start[from.index() + 1] {
+                let next = self.successors[edge];
+                self.pass(from, next, Token::Skipped, &mut skipped);
             }
         }
     }
 
-    /// Readies or skips a waiting node whose join is decided; returns its new
-    /// state when it changed.
-    fn settle(&mut self, node: NodeId) -> Option<NodeState> {
-        let NodeState::Waiting { succeeded, failed } = self.states[node.index()] else {
-            return None;
+    /// Sends the run back to the first node of loop `index`, fed by `step`.
+    fn go_round(&mut self, index: usize, step: StepId) {
+        self.iterations[index] += 1;
+        let (to, body) = {
+            let lp = &self.graph.loops[index];
+            (lp.to, lp.body.clone())
         };
-        let waits = self.graph.predecessors[node.index()];
-        let required = self.graph.nodes[node.index()]
-            .join
-            .required_successes(waits)
-            .min(waits);
-        let new = if succeeded >= required {
-            NodeState::Ready
-        } else if waits - failed < required {
-            NodeState::Skipped
-        } else {
-            return None;
-        };
-        self.states[node.index()] = new;
-        if new == NodeState::Ready {
-            self.ready.push_back(node);
+        for node in body {
+            self.nodes[node.index()] = NodeState::waiting();
         }
-        Some(new)
+        self.activate(to, StepInput::OutputOf(step));
+    }
+
+    /// Gives `to` the token `token` from its predecessor `from`.
+    fn pass(&mut self, from: NodeId, to: NodeId, token: Token, skipped: &mut Vec<NodeId>) {
+        let position = self.predecessors[to.index()]
+            .iter()
+            .position(|&node| node == from)
+            .unwrap_or(0);
+        let NodeState::Waiting {
+            succeeded,
+            failed,
+            skipped: skips,
+            fed_by,
+        } = &mut self.nodes[to.index()]
+        else {
+            return;
+        };
+        match token {
+            Token::Succeeded(step) => {
+                *succeeded += 1;
+                fed_by.push((position, step));
+            }
+            Token::Failed => *failed += 1,
+            Token::Skipped => *skips += 1,
+        }
+        if self.settle(to) == Some(false) {
+            skipped.push(to);
+        }
+    }
+
+    /// Runs or skips waiting node `node` once its join is decided: `Some(true)`
+    /// when it was activated, `Some(false)` when skipped.
+    fn settle(&mut self, node: NodeId) -> Option<bool> {
+        let NodeState::Waiting {
+            succeeded,
+            failed,
+            skipped,
+            fed_by,
+        } = &mut self.nodes[node.index()]
+        else {
+            return None;
+        };
+        let waits = self.predecessors[node.index()].len();
+        let live = waits - *skipped;
+        let required = join_requirement(self.graph.nodes[node.index()].join, live);
+        if live > 0 && *succeeded >= required {
+            let mut fed_by = std::mem::take(fed_by);
+            fed_by.sort_by_key(|(position, _)| *position);
+            let input = match fed_by.as_slice() {
+                [] => StepInput::RunInput,
+                [(_, one)] => StepInput::OutputOf(*one),
+                many => StepInput::Gathered(many.iter().map(|(_, step)| *step).collect()),
+            };
+            self.activate(node, input);
+            return Some(true);
+        }
+        if live == 0 || live.saturating_sub(*failed) < required {
+            self.nodes[node.index()] = NodeState::Skipped;
+            return Some(false);
+        }
+        None
+    }
+
+    /// Creates node `node`'s step on `input` and readies it.
+    fn activate(&mut self, node: NodeId, input: StepInput) {
+        let kind = if self.graph.nodes[node.index()].map {
+            StepKind::Map
+        } else {
+            StepKind::Agent
+        };
+        let iteration = self.iteration_of(node);
+        let Some(step) = self.add_step(Step {
+            node,
+            kind,
+            input,
+            iteration,
+            item: None,
+        }) else {
+            return;
+        };
+        self.nodes[node.index()] = NodeState::Active(step);
+        self.ready.push_back(step);
+    }
+
+    /// Adds a step, unless the step limit is reached (then the run starts
+    /// nothing more, and the node refused a step is named).
+    fn add_step(&mut self, step: Step) -> Option<StepId> {
+        if self.runaway.is_some() {
+            return None;
+        }
+        if self.steps.len() >= self.max_steps {
+            self.runaway = Some(step.node);
+            self.ready.clear();
+            return None;
+        }
+        let id = StepId::from_index(self.steps.len());
+        self.activations[step.node.index()] += 1;
+        if step.kind == StepKind::Map {
+            self.maps
+                .resize_with(self.steps.len() + 1, MapItems::default);
+        }
+        self.steps.push(step);
+        self.ended.push(None);
+        Some(id)
+    }
+
+    /// The iteration of the innermost loop `node` is in (1 outside loops).
+    fn iteration_of(&self, node: NodeId) -> u32 {
+        self.graph
+            .loops
+            .iter()
+            .enumerate()
+            .filter(|(_, lp)| lp.body.contains(&node))
+            .min_by_key(|(_, lp)| lp.body.len())
+            .map_or(1, |(index, _)| self.iterations[index])
     }
 
     /// Whether nothing runs and nothing more can start: the run is over.
-    #[cfg(test)]
     pub(crate) fn is_finished(&self) -> bool {
-        self.running == 0 && self.ready.is_empty()
+        self.running == 0 && self.mapping == 0 && self.ready.is_empty()
     }
 
     /// Whether every node has run to its own end (succeeded or failed) or
     /// was skipped: none was cut short, none is left to start.
     pub(crate) fn completed_all(&self) -> bool {
-        self.states.iter().all(|state| {
-            matches!(
-                state,
-                NodeState::Done(Completion::Succeeded | Completion::Failed) | NodeState::Skipped
-            )
-        })
+        self.runaway.is_none()
+            && self.nodes.iter().all(|state| {
+                matches!(
+                    state,
+                    NodeState::Done(Completion::Succeeded | Completion::Failed)
+                        | NodeState::Skipped
+                )
+            })
     }
 
-    /// Whether a node is ready to start (the limit aside).
+    /// Whether a step is ready to start (the limit aside).
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 
-    /// How many nodes are running.
+    /// How many agent steps are running.
     pub(crate) fn running(&self) -> usize {
         self.running
+    }
+
+    /// Step `step`.
+    pub(crate) fn step(&self, step: StepId) -> Option<&Step> {
+        self.steps.get(step.index())
+    }
+
+    /// Every step created so far, in order.
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// How step `step` ended, once it has.
+    pub(crate) fn ended(&self, step: StepId) -> Option<Completion> {
+        self.ended.get(step.index()).copied().flatten()
+    }
+
+    /// The map steps whose items have all completed since the last call.
+    pub(crate) fn take_gathered(&mut self) -> Vec<StepId> {
+        std::mem::take(&mut self.gathered)
+    }
+
+    /// The steps of map step `map`'s items, in item order.
+    pub(crate) fn items_of(&self, map: StepId) -> &[StepId] {
+        self.maps
+            .get(map.index())
+            .map_or(&[], |items| items.steps.as_slice())
+    }
+
+    /// The steps whose outputs are the run's results, in completion order.
+    pub(crate) fn results(&self) -> &[StepId] {
+        &self.results
+    }
+
+    /// The node refused a step when the step limit stopped the run.
+    pub(crate) fn runaway(&self) -> Option<NodeId> {
+        self.runaway
+    }
+
+    /// How many steps node `node` has had.
+    pub(crate) fn activations(&self, node: NodeId) -> u32 {
+        self.activations.get(node.index()).copied().unwrap_or(0)
     }
 
     /// The graph being walked.
     pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }
+}
 
-    /// Where node `node` stands.
-    #[cfg(test)]
-    pub(crate) fn state(&self, node: NodeId) -> Option<NodeState> {
-        self.states.get(node.index()).copied()
-    }
+/// How many of `live` predecessors (those not skipped) must succeed under
+/// `join`: at least one, at most all.
+fn join_requirement(join: JoinPolicy, live: usize) -> usize {
+    join.required_successes(live).clamp(1, live.max(1))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn n(index: usize) -> NodeId {
-        NodeId::from_index(index)
-    }
-
-    #[test]
-    fn a_chain_runs_one_node_after_another() {
-        let mut scheduler = Scheduler::new(Graph::chain(3), 10);
-        assert_eq!(scheduler.next(), Some(n(0)));
-        assert_eq!(scheduler.next(), None, "node 1 waits for node 0");
-        scheduler.complete(n(0), Completion::Succeeded);
-        assert_eq!(scheduler.next(), Some(n(1)));
-        scheduler.complete(n(1), Completion::Succeeded);
-        assert_eq!(scheduler.next(), Some(n(2)));
-        assert!(!scheduler.is_finished());
-        scheduler.complete(n(2), Completion::Succeeded);
-        assert!(scheduler.is_finished());
-    }
-
-    #[test]
-    fn a_failure_skips_everything_after_it() {
-        let mut scheduler = Scheduler::new(Graph::chain(4), 10);
-        assert_eq!(scheduler.next(), Some(n(0)));
-        scheduler.complete(n(0), Completion::Failed);
-        assert_eq!(scheduler.next(), None);
-        assert!(scheduler.is_finished());
-        for later in 1..4 {
-            assert_eq!(scheduler.state(n(later)), Some(NodeState::Skipped));
-        }
-    }
-
-    #[test]
-    fn a_fan_out_never_runs_more_than_the_limit() {
-        let mut scheduler = Scheduler::new(Graph::fan_out(5), 2);
-        assert_eq!(scheduler.next(), Some(n(0)));
-        assert_eq!(scheduler.next(), Some(n(1)));
-        assert_eq!(scheduler.next(), None, "the limit is reached");
-        assert_eq!(scheduler.running(), 2);
-        scheduler.complete(n(1), Completion::Failed);
-        assert_eq!(
-            scheduler.next(),
-            Some(n(2)),
-            "a sibling's failure stops nothing"
-        );
-        scheduler.complete(n(0), Completion::Succeeded);
-        scheduler.complete(n(2), Completion::Succeeded);
-        assert_eq!(scheduler.next(), Some(n(3)));
-        assert_eq!(scheduler.next(), Some(n(4)));
-        scheduler.complete(n(3), Completion::Succeeded);
-        assert!(!scheduler.completed_all());
-        scheduler.complete(n(4), Completion::Interrupted);
-        assert!(scheduler.is_finished());
-        assert!(!scheduler.completed_all(), "node 4 was cut short");
-    }
-
-    #[test]
-    fn a_run_whose_nodes_all_ended_on_their_own_is_complete() {
-        let mut scheduler = Scheduler::new(Graph::chain(3), 1);
-        assert!(!scheduler.completed_all());
-        let first = scheduler.next().unwrap();
-        scheduler.complete(first, Completion::Failed);
-        assert!(scheduler.completed_all(), "the rest was skipped");
-    }
-
-    #[test]
-    fn completions_of_nodes_not_running_are_ignored() {
-        let mut scheduler = Scheduler::new(Graph::fan_out(2), 1);
-        scheduler.complete(n(1), Completion::Succeeded);
-        assert_eq!(scheduler.running(), 0);
-        assert_eq!(scheduler.next(), Some(n(0)));
-        scheduler.complete(n(0), Completion::Succeeded);
-        scheduler.complete(n(0), Completion::Failed);
-        assert_eq!(
-            scheduler.state(n(0)),
-            Some(NodeState::Done(Completion::Succeeded))
-        );
-    }
-
-    #[test]
-    fn a_limit_of_zero_still_lets_one_node_run() {
-        let mut scheduler = Scheduler::new(Graph::fan_out(2), 0);
-        assert!(scheduler.next().is_some());
-        assert!(scheduler.next().is_none());
-    }
-}
+mod tests;

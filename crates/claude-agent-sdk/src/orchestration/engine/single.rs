@@ -76,6 +76,8 @@ pub(crate) async fn run_one(
         agents: Agents::Borrowed(agent),
         input,
         overrides,
+        branching: None,
+        budget: crate::orchestration::budget::RunBudget::unlimited(),
     };
     let (_, result) = driver::run(plan, ctx, |mut report| {
         if let Some(why) = report.interrupted {

@@ -18,31 +18,21 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::driver::{make_input, policy_for, source_of, Overrides, Settled};
-use super::graph::InputRule;
+use super::run_state::{Job, RunState, StepEnd, Walk};
 use super::stop::STOP_GRACE;
-use crate::orchestration::agent::{Agent, AgentInput};
-use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{run_node, NodeFailure, RunShared};
-use crate::orchestration::journal::{Interruption, NodeId};
+use crate::orchestration::journal::Interruption;
 
 /// What the workers of a run share.
 struct Fleet {
-    run: Arc<RunShared>,
-    agents: Arc<Vec<Box<dyn Agent>>>,
-    input: Arc<AgentInput>,
-    config: ExecutionConfig,
-    overrides: Overrides,
-    retry: Arc<dyn RetryPolicy>,
+    walk: Arc<Walk<'static>>,
     /// The scheduler and what the run produced so far.
-    state: Mutex<Settled>,
-    /// Told whenever a node may have become ready, or the run is over.
+    state: Mutex<RunState>,
+    /// Told whenever a step may have become ready, or the run is over.
     wake: Notify,
 }
 
 impl Fleet {
-    fn lock(&self) -> MutexGuard<'_, Settled> {
+    fn lock(&self) -> MutexGuard<'_, RunState> {
         // Only the scheduler's bookkeeping runs under this lock.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -50,33 +40,27 @@ impl Fleet {
 
 /// What a worker does next.
 enum Next {
-    Run(NodeId, InputRule, Option<AgentInput>),
+    Run(Job),
     Wait,
     Stop,
 }
 
-/// Runs every node of `settled`'s scheduler with at most `limit` workers;
-/// returns what the run produced and why it was cut short, if it was.
+/// Runs every step of `state`'s scheduler with at most `parallel_limit`
+/// workers; returns what the run produced and why it was cut short, if it was.
 pub(crate) async fn drive(
-    run: &Arc<RunShared>,
-    agents: &Arc<Vec<Box<dyn Agent>>>,
-    input: &Arc<AgentInput>,
-    config: &ExecutionConfig,
-    overrides: Overrides,
-    retry: &Arc<dyn RetryPolicy>,
-    settled: Settled,
-) -> (Settled, Option<Interruption>) {
-    let limit = config
-        .parallel_limit
-        .clamp(1, settled.scheduler.graph().len().max(1));
+    walk: Arc<Walk<'static>>,
+    state: RunState,
+) -> (RunState, Option<Interruption>) {
+    // A pipeline or fan-out needs no more workers than it has nodes; a
+    // graph's maps may run more steps at once than it has nodes.
+    let mut limit = walk.config.parallel_limit.max(1);
+    if walk.branching.is_none() {
+        limit = limit.min(state.scheduler.graph().len().max(1));
+    }
+    let run = Arc::clone(&walk.run);
     let fleet = Arc::new(Fleet {
-        run: Arc::clone(run),
-        agents: Arc::clone(agents),
-        input: Arc::clone(input),
-        config: config.clone(),
-        overrides,
-        retry: Arc::clone(retry),
-        state: Mutex::new(settled),
+        walk,
+        state: Mutex::new(state),
         wake: Notify::new(),
     });
     let mut workers = JoinSet::new();
@@ -101,39 +85,41 @@ pub(crate) async fn drive(
         run.recorder.close(Interruption::Abandoned);
         workers.abort_all();
     }
-    let mut settled = std::mem::replace(&mut *fleet.lock(), Settled::empty());
-    if let Some(why) = settled.interrupted.take() {
+    let mut state = std::mem::replace(&mut *fleet.lock(), RunState::empty());
+    if let Some(why) = state.interrupted.take() {
         interrupted.get_or_insert(why);
     }
-    (settled, interrupted)
+    (state, interrupted)
 }
 
 /// Waits for every worker (one aborted by a runtime shutting down loses only
-/// the node it was running, which then has no outcome).
+/// the step it was running, which then has no outcome).
 async fn join_all(workers: &mut JoinSet<()>) {
     while workers.join_next().await.is_some() {}
 }
 
-/// One worker: takes ready nodes and runs them until none is left to run or
+/// One worker: takes ready steps and runs them until none is left to run or
 /// the run must stop.
 async fn work(fleet: Arc<Fleet>) {
-    let mut ended: Option<(
-        NodeId,
-        Result<crate::orchestration::AgentOutput, NodeFailure>,
-    )> = None;
+    let mut ended: Option<StepEnd> = None;
     loop {
         let wake = fleet.wake.notified();
         tokio::pin!(wake);
         let (next, more_ready) = {
             let mut state = fleet.lock();
-            if let Some((node, outcome)) = ended.take() {
-                state.settle(node, outcome);
+            if let Some(end) = ended.take() {
+                state.settle(&fleet.walk, end);
             }
-            let next = next_for(&fleet, &mut state);
+            let next = match state.next_job(&fleet.walk) {
+                Some(job) => Next::Run(job),
+                None if state.scheduler.running() == 0 => Next::Stop,
+                None if state.interrupted.is_some() => Next::Stop,
+                None => Next::Wait,
+            };
             (next, state.scheduler.has_ready())
         };
         // Wake the waiting workers only when there is something for them: a
-        // node left ready, or the run over (a fan-out wakes nobody until its
+        // step left ready, or the run over (a fan-out wakes nobody until its
         // end, however many workers wait).
         if more_ready || matches!(next, Next::Stop) {
             fleet.wake.notify_waiters();
@@ -143,55 +129,15 @@ async fn work(fleet: Arc<Fleet>) {
             Next::Wait => {
                 tokio::select! {
                     biased;
-                    _ = fleet.run.stop.stopped() => return,
+                    _ = fleet.walk.run.stop.stopped() => return,
                     () = &mut wake => {}
                 }
             }
-            Next::Run(node, rule, own_input) => {
-                ended = Some((node, run_one(&fleet, node, rule, own_input.as_ref()).await));
+            Next::Run(job) => {
+                ended = Some(fleet.walk.run_step(&job).await);
                 // Agents that finish at once never yield on their own: take turns.
                 tokio::task::coop::consume_budget().await;
             }
         }
     }
-}
-
-/// What a worker holding the lock does next.
-fn next_for(fleet: &Fleet, state: &mut Settled) -> Next {
-    // A run that must stop: the executor refuses to start the node taken
-    // next, and its interruption ends up here.
-    if state.interrupted.is_some() {
-        return Next::Stop;
-    }
-    match state.scheduler.next() {
-        Some(node) => {
-            // A node on another node's output gets its own copy of it, made
-            // now (under the lock: the outputs may not move meanwhile).
-            let rule = state.scheduler.graph().nodes[node.index()].input;
-            let own_input = match rule {
-                InputRule::RunInput => None,
-                InputRule::OutputOf(_) => Some(make_input(rule, &fleet.input, &state.outputs)),
-            };
-            Next::Run(node, rule, own_input)
-        }
-        None if state.scheduler.running() == 0 => Next::Stop,
-        None => Next::Wait,
-    }
-}
-
-/// Runs node `node` on `own_input`, or on the run's input.
-async fn run_one(
-    fleet: &Fleet,
-    node: NodeId,
-    rule: InputRule,
-    own_input: Option<&AgentInput>,
-) -> Result<crate::orchestration::AgentOutput, NodeFailure> {
-    let Some(agent) = fleet.agents.get(node.index()) else {
-        return Err(NodeFailure::Failed(super::driver::missing_agent(node)));
-    };
-    let agent = agent.as_ref();
-    let given = own_input.unwrap_or(&fleet.input);
-    let input = || given.clone();
-    let policy = policy_for(agent, &fleet.config, fleet.overrides, fleet.retry.as_ref());
-    run_node(&fleet.run, node, agent, &input, &source_of(rule), &policy).await
 }

@@ -112,6 +112,23 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentAttempt>,
     },
+    /// A graph run added a step: one activation of one of its nodes (a
+    /// pipeline's or fan-out's steps are its nodes, named in
+    /// [`RunStarted`](Self::RunStarted); a graph's are added as the run
+    /// goes — once per loop iteration, once per map item).
+    StepAdded {
+        /// The step's id, which the step's attempt events name.
+        step: NodeId,
+        /// The name of the agent the step runs.
+        agent: String,
+        /// The graph node it is an activation of.
+        node: String,
+        /// The iteration of the loop the node is in (1 outside loops).
+        iteration: u32,
+        /// For a map's item: the item's index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+    },
     /// An attempt of a node started.
     AttemptStarted {
         /// The node.

@@ -160,6 +160,15 @@ impl RunView {
                 }
                 self.records.push(record);
             }
+            EventKind::StepAdded { step, agent, .. } => {
+                let index = step.index();
+                if index >= self.nodes.len() {
+                    self.nodes.resize_with(index + 1, String::new);
+                    self.open.resize(index + 1, None);
+                    self.succeeded.resize(index + 1, None);
+                }
+                self.nodes[index] = agent;
+            }
             EventKind::RunFinished { .. } => self.end = Some(at),
             EventKind::RetryScheduled { .. } | EventKind::RunStarted { .. } => {}
         }

@@ -17,9 +17,11 @@ mod sequential;
 use std::sync::Arc;
 
 use crate::orchestration::agent::{Agent, AgentInput};
+use crate::orchestration::budget::RunBudget;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
 use crate::orchestration::engine::graph::Graph;
+use crate::orchestration::engine::run_state::Branching;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{
     require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
@@ -84,11 +86,31 @@ pub(crate) enum TraceOut {
     Skip,
 }
 
-/// Runs `agents` as `graph` under `base`'s configuration and `ctx`, and
+/// The shape of a run: its graph and, for a graph drawn by a user, what
+/// decides its branches and what it may spend.
+pub(crate) struct Flow {
+    pub(crate) graph: Graph,
+    pub(crate) branching: Option<Arc<dyn Branching>>,
+    pub(crate) budget: RunBudget,
+}
+
+impl Flow {
+    /// A pattern's flow: a fixed graph whose steps are its agents.
+    pub(crate) fn pattern(graph: Graph) -> Self {
+        Self {
+            graph,
+            branching: None,
+            budget: RunBudget::unlimited(),
+        }
+    }
+}
+
+/// Runs `agents` as `flow` under `base`'s configuration and `ctx`, and
 /// concludes the output with `conclude`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_pattern(
     base: &BaseOrchestrator,
-    graph: Graph,
+    flow: Flow,
     agents: Vec<Box<dyn Agent>>,
     input: OrchestratorInput,
     ctx: &ExecutionContext,
@@ -106,10 +128,12 @@ pub(crate) async fn run_pattern(
     let plan = RunPlan {
         orchestrator: base.name(),
         config: base.config(),
-        graph,
+        graph: flow.graph,
         agents: Agents::Owned(Arc::new(agents)),
         input: AgentInput::from(input),
         overrides: Overrides::default(),
+        branching: flow.branching,
+        budget: flow.budget,
     };
     let (run, result) = driver::run(plan, ctx, conclude).await;
     let mut output = result?;

@@ -24,7 +24,7 @@ use crate::orchestration::orchestrator::{
     AgentFailure, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
 use crate::orchestration::patterns::{
-    orchestrator_builders, orchestrator_impl, run_pattern, TraceOut,
+    orchestrator_builders, orchestrator_impl, run_pattern, Flow, TraceOut,
 };
 
 /// Runs agents concurrently on the same input and aggregates their outputs.
@@ -118,12 +118,20 @@ impl ParallelOrchestrator {
         }
         config.join_policy.validate(agents.len())?;
         let graph = Graph::fan_out(agents.len());
-        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
-            if let Some(why) = report.interrupted {
-                return Err(interruption_error(why, self.base.name(), config.timeout));
-            }
-            join(report, config.join_policy)
-        })
+        run_pattern(
+            &self.base,
+            Flow::pattern(graph),
+            agents,
+            input,
+            ctx,
+            trace,
+            |report| {
+                if let Some(why) = report.interrupted {
+                    return Err(interruption_error(why, self.base.name(), config.timeout));
+                }
+                join(report, config.join_policy)
+            },
+        )
         .await
     }
 }

@@ -17,7 +17,7 @@ use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{BaseOrchestrator, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{
-    orchestrator_builders, orchestrator_impl, run_pattern, TraceOut,
+    orchestrator_builders, orchestrator_impl, run_pattern, Flow, TraceOut,
 };
 
 /// Runs agents one after another, each on the previous one's output.
@@ -83,9 +83,15 @@ impl SequentialOrchestrator {
     ) -> Result<OrchestratorOutput> {
         let graph = Graph::chain(agents.len());
         let content = input.content.clone();
-        run_pattern(&self.base, graph, agents, input, ctx, trace, |report| {
-            self.conclude(report, content)
-        })
+        run_pattern(
+            &self.base,
+            Flow::pattern(graph),
+            agents,
+            input,
+            ctx,
+            trace,
+            |report| self.conclude(report, content),
+        )
         .await
     }
 

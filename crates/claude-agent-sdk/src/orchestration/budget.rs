@@ -1,0 +1,242 @@
+//! Budgets: how much one run may spend — steps, tokens, dollars, wall time.
+//!
+//! A graph with loops and maps can run for longer than its author meant; a
+//! [`RunBudget`] bounds it. Tokens and cost are counted from the [`Usage`]
+//! agents report as they finish (their output's `data["usage"]`), steps as
+//! the run creates them, wall time from the run's start. When a run crosses
+//! a budget it starts nothing more, lets the agents already running finish
+//! (their records are kept), and fails with
+//! [`OrchestrationError::BudgetExceeded`](super::OrchestrationError::BudgetExceeded),
+//! which says which budget, its limit and what was used.
+//!
+//! ```
+//! use std::time::Duration;
+//! use claude_agent_sdk::orchestration::RunBudget;
+//!
+//! let budget = RunBudget::new()
+//!     .with_max_steps(200)
+//!     .with_max_tokens(50_000)
+//!     .with_max_cost_usd(0.50)
+//!     .with_max_duration(Duration::from_secs(120));
+//! assert_eq!(budget.max_steps, 200);
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::usage::Usage;
+
+/// The steps a graph run may take when its budget does not say: enough for
+/// any graph a person draws, small enough that a loop that never ends is
+/// caught in well under a second of overhead.
+pub const DEFAULT_MAX_STEPS: usize = 10_000;
+
+/// What one run may spend (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunBudget {
+    /// The most steps (node activations: one per node, loop iteration and
+    /// map item) the run may take. Default [`DEFAULT_MAX_STEPS`].
+    pub max_steps: usize,
+    /// The most tokens (input, output and cache) the run's agents may report.
+    pub max_tokens: Option<u64>,
+    /// The most the run's agents may report spending, in US dollars.
+    pub max_cost_usd: Option<f64>,
+    /// The longest the run may keep starting steps. Unlike the run's timeout
+    /// (which cuts running agents short), crossing it lets running agents finish.
+    #[serde(default, with = "optional_seconds")]
+    pub max_duration: Option<Duration>,
+}
+
+impl Default for RunBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunBudget {
+    /// The default budget: [`DEFAULT_MAX_STEPS`] steps, nothing else bounded.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            max_steps: DEFAULT_MAX_STEPS,
+            max_tokens: None,
+            max_cost_usd: None,
+            max_duration: None,
+        }
+    }
+
+    /// No bound at all (a pipeline's or fan-out's: its steps are its agents).
+    pub(crate) fn unlimited() -> Self {
+        Self {
+            max_steps: usize::MAX,
+            ..Self::new()
+        }
+    }
+
+    /// Bounds the steps.
+    #[must_use]
+    pub fn with_max_steps(mut self, steps: usize) -> Self {
+        self.max_steps = steps;
+        self
+    }
+
+    /// Bounds the tokens.
+    #[must_use]
+    pub fn with_max_tokens(mut self, tokens: u64) -> Self {
+        self.max_tokens = Some(tokens);
+        self
+    }
+
+    /// Bounds the cost, in US dollars.
+    #[must_use]
+    pub fn with_max_cost_usd(mut self, dollars: f64) -> Self {
+        self.max_cost_usd = Some(dollars);
+        self
+    }
+
+    /// Bounds the time during which steps may start.
+    #[must_use]
+    pub fn with_max_duration(mut self, duration: Duration) -> Self {
+        self.max_duration = Some(duration);
+        self
+    }
+
+    /// The first budget `spent` crosses, if any (steps and time are checked
+    /// where they are counted).
+    pub(crate) fn crossed_by(&self, spent: &Usage) -> Option<BudgetExceeded> {
+        if let Some(limit) = self.max_tokens {
+            let used = spent.total_tokens();
+            if used > limit {
+                return Some(BudgetExceeded::new(
+                    Budget::Tokens,
+                    limit as f64,
+                    used as f64,
+                ));
+            }
+        }
+        if let (Some(limit), Some(used)) = (self.max_cost_usd, spent.cost_usd) {
+            if used > limit {
+                return Some(BudgetExceeded::new(Budget::CostUsd, limit, used));
+            }
+        }
+        None
+    }
+}
+
+/// Which budget a run crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Budget {
+    /// [`RunBudget::max_steps`].
+    Steps,
+    /// [`RunBudget::max_tokens`].
+    Tokens,
+    /// [`RunBudget::max_cost_usd`].
+    CostUsd,
+    /// [`RunBudget::max_duration`] (limit and use in seconds).
+    Duration,
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Steps => "steps",
+            Self::Tokens => "tokens",
+            Self::CostUsd => "cost (USD)",
+            Self::Duration => "duration (s)",
+        })
+    }
+}
+
+/// A budget a run crossed: which, its limit, what was used, and — for the
+/// step limit — the node (or loop) that ran away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BudgetExceeded {
+    /// Which budget.
+    pub budget: Budget,
+    /// Its limit.
+    pub limit: f64,
+    /// What the run used when it stopped.
+    pub used: f64,
+    /// What used it up, when one thing did (a loop that ran away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<String>,
+}
+
+impl BudgetExceeded {
+    pub(crate) fn new(budget: Budget, limit: f64, used: f64) -> Self {
+        Self {
+            budget,
+            limit,
+            used,
+            culprit: None,
+        }
+    }
+
+    pub(crate) fn with_culprit(mut self, culprit: String) -> Self {
+        self.culprit = Some(culprit);
+        self
+    }
+}
+
+impl fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the run crossed its {} budget (limit {}, used {})",
+            self.budget, self.limit, self.used
+        )?;
+        if let Some(culprit) = &self.culprit {
+            write!(f, ": {culprit}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `Option<Duration>` as seconds.
+mod optional_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_some(&duration.as_secs_f64()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(deserializer)?
+            .map(|seconds| Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_cost_are_checked_against_what_was_spent() {
+        let budget = RunBudget::new().with_max_tokens(100).with_max_cost_usd(1.0);
+        assert_eq!(budget.crossed_by(&Usage::new(50, 50)), None);
+        let over = budget.crossed_by(&Usage::new(60, 50)).unwrap();
+        assert_eq!((over.budget, over.used), (Budget::Tokens, 110.0));
+        let costly = budget
+            .crossed_by(&Usage::new(1, 1).with_cost_usd(1.5))
+            .unwrap();
+        assert_eq!(costly.budget, Budget::CostUsd);
+        assert!(costly.to_string().contains("cost (USD) budget"));
+    }
+}

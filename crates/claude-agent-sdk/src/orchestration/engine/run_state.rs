@@ -1,0 +1,456 @@
+//! A run in progress: the scheduler, what the steps produced, and what the
+//! walkers of the graph share to run the next step.
+//!
+//! [`Walk`] is what every walker of a run shares — the agents, the run's
+//! input, the policies, the graph's [`Branching`] — and [`RunState`] is what
+//! they change: it sits on the caller's task for a pipeline, behind the
+//! workers' lock for anything that runs steps at once. One step goes:
+//! [`RunState::next_job`] (the scheduler hands out a step and its input is
+//! made), [`Walk::run_step`] (the executor runs it, outside any lock, and the
+//! graph's router decides where its output goes), [`RunState::settle`] (the
+//! scheduler hears how it ended; maps are gathered, new steps announced,
+//! budgets checked).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::scheduler::{Completion, Decision, Scheduler, StepId, StepInput, StepKind};
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
+use crate::orchestration::config::ExecutionConfig;
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::executor::retry::RetryPolicy;
+use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared};
+use crate::orchestration::journal::{InputSource, Interruption, NodeId};
+use crate::orchestration::usage::Usage;
+
+use super::driver::{Agents, Overrides};
+
+/// What a graph's author decides while it runs: where a routed node's output
+/// goes, whether a loop goes round again, and how a map splits its input.
+/// Patterns have none.
+pub(crate) trait Branching: Send + Sync {
+    /// Where the output of `node`'s step (in loop iteration `iteration`)
+    /// goes. Called for nodes with a router or closing a loop.
+    ///
+    /// # Errors
+    /// When the router named a node it may not route to: the step fails.
+    fn decide(
+        &self,
+        node: NodeId,
+        output: &AgentOutput,
+        iteration: u32,
+        ctx: &ExecutionContext,
+    ) -> Result<Decision>;
+
+    /// The items map node `node` runs once each, from its input.
+    ///
+    /// # Errors
+    /// When the input cannot be split (not the JSON array the map expects).
+    fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>>;
+
+    /// The node's id in the graph, for the journal.
+    fn label(&self, node: NodeId) -> &str;
+}
+
+/// What every walker of a run shares.
+pub(crate) struct Walk<'a> {
+    pub(crate) run: Arc<RunShared>,
+    /// The agents, by node.
+    pub(crate) agents: Agents<'a>,
+    pub(crate) input: Arc<AgentInput>,
+    pub(crate) config: ExecutionConfig,
+    pub(crate) overrides: Overrides,
+    pub(crate) retry: Arc<dyn RetryPolicy>,
+    pub(crate) branching: Option<Arc<dyn Branching>>,
+    pub(crate) budget: RunBudget,
+    /// When the run started (for the duration budget).
+    pub(crate) started: Instant,
+}
+
+/// A step to run: the step, its node, and its input when it is not the
+/// run's own (made under the lock, where the outputs it reads cannot move).
+pub(crate) struct Job {
+    pub(crate) step: StepId,
+    pub(crate) node: NodeId,
+    /// The iteration of the loop the node is in (1 outside loops).
+    pub(crate) iteration: u32,
+    pub(crate) source: InputSource,
+    pub(crate) input: Option<AgentInput>,
+}
+
+/// How a step ended: its outcome and, when it succeeded, the decision on
+/// where its output goes.
+pub(crate) struct StepEnd {
+    pub(crate) step: StepId,
+    pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
+    pub(crate) decision: Decision,
+}
+
+impl<'a> Walk<'a> {
+    /// The same walk with owned agents, which can go to tasks of their own;
+    /// `Err` with the walk itself when its agent is borrowed.
+    pub(crate) fn into_owned(self) -> std::result::Result<Walk<'static>, Self> {
+        let agents = match self.agents {
+            Agents::Owned(agents) => agents,
+            Agents::Borrowed(_) => return Err(self),
+        };
+        Ok(Walk {
+            run: self.run,
+            agents: Agents::Owned(agents),
+            input: self.input,
+            config: self.config,
+            overrides: self.overrides,
+            retry: self.retry,
+            branching: self.branching,
+            budget: self.budget,
+            started: self.started,
+        })
+    }
+
+    /// Runs `job` through the executor, then asks the graph where its
+    /// output goes.
+    pub(crate) async fn run_step(&self, job: &Job) -> StepEnd {
+        let Some(agent) = self.agents.get(job.node) else {
+            return StepEnd {
+                step: job.step,
+                outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
+                decision: Decision::default(),
+            };
+        };
+        let given = job.input.as_ref().unwrap_or(&self.input);
+        let input = || given.clone();
+        let policy = self.policy(agent);
+        let mut outcome = run_node(&self.run, job.step, agent, &input, &job.source, &policy).await;
+        let mut decision = Decision::default();
+        if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
+            match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
+                Ok(decided) => decision = decided,
+                Err(error) => outcome = Err(NodeFailure::Failed(error)),
+            }
+        }
+        StepEnd {
+            step: job.step,
+            outcome,
+            decision,
+        }
+    }
+
+    /// The policies `agent` runs under.
+    pub(crate) fn policy<'p>(&'p self, agent: &dyn Agent) -> NodePolicy<'p> {
+        super::driver::policy_for(agent, &self.config, self.overrides, self.retry.as_ref())
+    }
+}
+
+/// The error for a node without an agent (a graph built wrong).
+pub(crate) fn missing_agent(node: NodeId) -> OrchestrationError {
+    OrchestrationError::OrchestratorFailed(format!("node {node} has no agent"))
+}
+
+/// The scheduler and what the run produced so far.
+pub(crate) struct RunState {
+    pub(crate) scheduler: Scheduler,
+    /// Each step's output, when it succeeded (a map step's: its items' gathered).
+    pub(crate) outputs: Vec<Option<AgentOutput>>,
+    /// The steps that failed for good, with their errors.
+    pub(crate) failures: Vec<(StepId, OrchestrationError)>,
+    /// The first interruption a step saw.
+    pub(crate) interrupted: Option<Interruption>,
+    /// The budget the run crossed (it starts nothing more).
+    pub(crate) exceeded: Option<BudgetExceeded>,
+    /// Each map step's items.
+    items: HashMap<StepId, Vec<String>>,
+    /// What the run's agents reported spending so far.
+    spent: Usage,
+    /// How many steps were announced to the journal (graph runs only).
+    announced: usize,
+    /// Whether steps are announced (a graph's; a pattern's steps are its nodes).
+    announce: bool,
+}
+
+impl RunState {
+    pub(crate) fn new(scheduler: Scheduler, announce: bool) -> Self {
+        let count = scheduler.graph().len();
+        let mut outputs = Vec::with_capacity(count);
+        outputs.resize_with(count, || None);
+        Self {
+            scheduler,
+            outputs,
+            failures: Vec::new(),
+            interrupted: None,
+            exceeded: None,
+            items: HashMap::new(),
+            spent: Usage::default(),
+            announced: 0,
+            announce,
+        }
+    }
+
+    /// Nothing: what a run's state is swapped with when it is taken.
+    pub(crate) fn empty() -> Self {
+        Self::new(Scheduler::new(super::graph::Graph::default(), 1, 0), false)
+    }
+
+    /// Whether the run may start another step.
+    fn may_start(&mut self, walk: &Walk<'_>) -> bool {
+        if self.interrupted.is_some() || self.exceeded.is_some() {
+            return false;
+        }
+        if let Some(limit) = walk.budget.max_duration {
+            let used = walk.started.elapsed();
+            if used > limit && self.scheduler.has_ready() {
+                self.exceeded = Some(BudgetExceeded::new(
+                    Budget::Duration,
+                    limit.as_secs_f64(),
+                    used.as_secs_f64(),
+                ));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The next step to run, its input made; map steps on the way are
+    /// expanded into their items.
+    pub(crate) fn next_job(&mut self, walk: &Walk<'_>) -> Option<Job> {
+        self.announce_steps(walk);
+        while self.may_start(walk) {
+            let step = self.scheduler.next()?;
+            let info = self.scheduler.step(step)?.clone();
+            if info.kind == StepKind::Map {
+                self.expand(walk, step, info.node, &info.input);
+                continue;
+            }
+            let (source, input) = match &info.input {
+                StepInput::RunInput => (InputSource::RunInput, None),
+                StepInput::OutputOf(from)
+                    if self.scheduler.step(*from).map(|s| s.kind) == Some(StepKind::Agent) =>
+                {
+                    (
+                        InputSource::OutputOf(*from),
+                        Some(self.input_of(walk, &info.input)),
+                    )
+                }
+                other => {
+                    let input = self.input_of(walk, other);
+                    (InputSource::Given(Box::new(input.clone())), Some(input))
+                }
+            };
+            return Some(Job {
+                step,
+                node: info.node,
+                iteration: info.iteration,
+                source,
+                input,
+            });
+        }
+        None
+    }
+
+    /// Splits map step `step`'s input into items and gives it their steps.
+    fn expand(&mut self, walk: &Walk<'_>, step: StepId, node: NodeId, input: &StepInput) {
+        let input = self.input_of(walk, input);
+        let split = match &walk.branching {
+            Some(branching) => branching.split(node, &input),
+            None => Ok(Vec::new()),
+        };
+        match split {
+            Ok(items) => {
+                let count = items.len();
+                self.items.insert(step, items);
+                self.scheduler.expand(step, count);
+            }
+            Err(error) => {
+                self.failures.push((step, error));
+                self.scheduler.fail_map(step);
+            }
+        }
+        self.gather(walk);
+        self.announce_steps(walk);
+    }
+
+    /// Tells the scheduler how a step ended and keeps its output, its
+    /// failure or the interruption it saw.
+    pub(crate) fn settle(&mut self, walk: &Walk<'_>, end: StepEnd) {
+        let StepEnd {
+            step,
+            outcome,
+            decision,
+        } = end;
+        let how = match outcome {
+            Ok(output) => {
+                if let Some(usage) = Usage::from_output(&output) {
+                    self.spend(walk, usage);
+                }
+                self.keep(step, output);
+                Completion::Succeeded
+            }
+            Err(NodeFailure::Failed(error)) => {
+                self.failures.push((step, error));
+                Completion::Failed
+            }
+            Err(NodeFailure::Interrupted(why)) => {
+                self.interrupted.get_or_insert(why);
+                Completion::Interrupted
+            }
+        };
+        self.scheduler.complete(step, how, decision);
+        self.gather(walk);
+        self.announce_steps(walk);
+    }
+
+    fn keep(&mut self, step: StepId, output: AgentOutput) {
+        if self.outputs.len() <= step.index() {
+            self.outputs.resize_with(step.index() + 1, || None);
+        }
+        self.outputs[step.index()] = Some(output);
+    }
+
+    fn spend(&mut self, walk: &Walk<'_>, usage: Usage) {
+        self.spent += usage;
+        if self.exceeded.is_none() {
+            self.exceeded = walk.budget.crossed_by(&self.spent);
+        }
+    }
+
+    /// Makes the outputs of the map steps whose items all completed.
+    fn gather(&mut self, walk: &Walk<'_>) {
+        for map in self.scheduler.take_gathered() {
+            let items = self.items.remove(&map).unwrap_or_default();
+            let parts: Vec<GatheredPart<'_>> = self
+                .scheduler
+                .items_of(map)
+                .iter()
+                .zip(&items)
+                .enumerate()
+                .filter_map(|(index, (step, item))| {
+                    let output = self.outputs.get(step.index())?.as_ref()?;
+                    Some(GatheredPart {
+                        agent: walk.agent_name(self.scheduler.step(*step)?.node),
+                        item: Some((index, item.as_str())),
+                        output,
+                    })
+                })
+                .collect();
+            let gathered = gather(&parts);
+            if self.scheduler.ended(map) == Some(Completion::Succeeded) {
+                self.keep(map, gathered);
+            }
+        }
+    }
+
+    /// Tells the journal about the steps added since the last call.
+    fn announce_steps(&mut self, walk: &Walk<'_>) {
+        if !self.announce {
+            return;
+        }
+        let steps = self.scheduler.steps();
+        for (index, step) in steps.iter().enumerate().skip(self.announced) {
+            let label = walk
+                .branching
+                .as_ref()
+                .map_or("", |branching| branching.label(step.node));
+            walk.run.recorder.step_added(
+                NodeId::from_index(index),
+                step.node,
+                label,
+                step.iteration,
+                step.item.map(|(_, item)| item),
+            );
+        }
+        self.announced = steps.len();
+    }
+
+    /// The input a step on `input` gets.
+    fn input_of(&self, walk: &Walk<'_>, input: &StepInput) -> AgentInput {
+        let content = match input {
+            StepInput::RunInput => return AgentInput::clone(&walk.input),
+            StepInput::OutputOf(step) => self
+                .outputs
+                .get(step.index())
+                .and_then(Option::as_ref)
+                .map(|output| output.content.clone())
+                .unwrap_or_default(),
+            StepInput::Gathered(steps) => {
+                let parts: Vec<GatheredPart<'_>> = steps
+                    .iter()
+                    .filter_map(|step| {
+                        let output = self.outputs.get(step.index())?.as_ref()?;
+                        Some(GatheredPart {
+                            agent: walk.agent_name(self.scheduler.step(*step)?.node),
+                            item: None,
+                            output,
+                        })
+                    })
+                    .collect();
+                return AgentInput {
+                    content: gather(&parts).content,
+                    context: walk.input.context.clone(),
+                    metadata: walk.input.metadata.clone(),
+                };
+            }
+            StepInput::Item { map, index } => self
+                .items
+                .get(map)
+                .and_then(|items| items.get(*index as usize))
+                .cloned()
+                .unwrap_or_default(),
+        };
+        AgentInput {
+            content,
+            context: walk.input.context.clone(),
+            metadata: walk.input.metadata.clone(),
+        }
+    }
+
+    /// What spent so far.
+    pub(crate) fn spent(&self) -> Usage {
+        self.spent
+    }
+}
+
+impl Walk<'_> {
+    fn agent_name(&self, node: NodeId) -> &str {
+        self.agents.get(node).map_or("", |agent| agent.name())
+    }
+}
+
+/// One output among those gathered.
+struct GatheredPart<'a> {
+    agent: &'a str,
+    /// For a map's item: its index and text.
+    item: Option<(usize, &'a str)>,
+    output: &'a AgentOutput,
+}
+
+/// Several outputs as one: the contents one after another, separated by a
+/// blank line, and in `data["results"]` one object per output — its
+/// `agent`, `content`, `data` (when it had any) and, for a map's items,
+/// `item` (the index) and `input` (the item's text).
+fn gather(parts: &[GatheredPart<'_>]) -> AgentOutput {
+    let content = parts
+        .iter()
+        .map(|part| part.output.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let results: Vec<serde_json::Value> = parts
+        .iter()
+        .map(|part| {
+            let mut result = serde_json::Map::new();
+            result.insert("agent".into(), part.agent.into());
+            if let Some((index, text)) = part.item {
+                result.insert("item".into(), index.into());
+                result.insert("input".into(), text.into());
+            }
+            result.insert("content".into(), part.output.content.clone().into());
+            if !part.output.data.is_null() {
+                result.insert("data".into(), part.output.data.clone());
+            }
+            serde_json::Value::Object(result)
+        })
+        .collect();
+    AgentOutput::new(content).with_data(serde_json::json!({ "results": results }))
+}
