@@ -190,6 +190,61 @@ impl ExecutionContext {
         self.read_state().get(key).cloned()
     }
 
+    /// Appends `value` to the JSON array under `key` (made when missing; a
+    /// value that is not an array becomes the array's first element), in one
+    /// step: the reducer for parallel branches that each add to a list.
+    ///
+    /// ```
+    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
+    /// ctx.append_state("findings", serde_json::json!("a")).await;
+    /// ctx.append_state("findings", serde_json::json!("b")).await;
+    /// assert_eq!(ctx.get_state("findings").await, Some(serde_json::json!(["a", "b"])));
+    /// # });
+    /// ```
+    pub async fn append_state(&self, key: &str, value: serde_json::Value) {
+        let mut state = self.write_state();
+        let slot = state
+            .entry(key.to_owned())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        match slot {
+            serde_json::Value::Array(items) => items.push(value),
+            other => *other = serde_json::Value::Array(vec![other.take(), value]),
+        }
+    }
+
+    /// Merges the fields of JSON object `fields` into the object under `key`
+    /// (made when missing; a value that is not an object is replaced), in one
+    /// step: the reducer for parallel branches that each fill in their own
+    /// fields. A field both set is the last writer's.
+    ///
+    /// ```
+    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
+    /// ctx.merge_state("report", serde_json::json!({"tech": "ok"})).await;
+    /// ctx.merge_state("report", serde_json::json!({"legal": "ok"})).await;
+    /// assert_eq!(
+    ///     ctx.get_state("report").await,
+    ///     Some(serde_json::json!({"tech": "ok", "legal": "ok"}))
+    /// );
+    /// # });
+    /// ```
+    pub async fn merge_state(&self, key: &str, fields: serde_json::Value) {
+        let mut state = self.write_state();
+        let slot = state
+            .entry(key.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !slot.is_object() {
+            *slot = serde_json::Value::Object(serde_json::Map::new());
+        }
+        match (slot, fields) {
+            (serde_json::Value::Object(into), serde_json::Value::Object(from)) => into.extend(from),
+            (slot, other) => *slot = other,
+        }
+    }
+
     /// Removes and returns the value stored under `key`.
     pub async fn remove_state(&self, key: &str) -> Option<serde_json::Value> {
         self.write_state().remove(key)
@@ -327,7 +382,7 @@ impl ExecutionContext {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+    pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.inner
             .state
             .read()

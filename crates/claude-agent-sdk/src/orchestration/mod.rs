@@ -48,6 +48,7 @@ pub mod context;
 mod engine;
 pub mod errors;
 mod executor;
+pub mod graph;
 mod join_policy;
 pub mod journal;
 mod observer;
@@ -87,6 +88,7 @@ pub use registry::{
 // Patterns
 pub use composition::OrchestratorAgent;
 pub use executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
+pub use graph::{GraphOrchestrator, NodeOptions, Route, RouteContext, Split, END, START};
 pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};

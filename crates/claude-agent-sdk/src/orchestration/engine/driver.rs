@@ -38,7 +38,6 @@ use crate::orchestration::executor::{NodePolicy, RunShared};
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::scope::{self, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
-use crate::orchestration::usage::Usage;
 
 /// What a run is asked to do.
 pub(crate) struct RunPlan<'a> {
@@ -109,8 +108,6 @@ pub(crate) struct RunReport {
     pub(crate) interrupted: Option<Interruption>,
     /// The budget (or step limit) that stopped the run, if one did.
     pub(crate) stopped: Option<OrchestrationError>,
-    /// What the run's agents reported spending.
-    pub(crate) spent: Usage,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
 }
@@ -157,11 +154,9 @@ pub(crate) async fn run<T>(
         let recorder = Recorder::new(
             run_id,
             orchestrator,
-            config.timeout,
+            config,
             ctx,
             names.clone(),
-            config.enable_tracing,
-            config.record_text_limit,
             branching.is_none(),
         );
         let shared = Arc::new(RunShared::new(ctx, recorder, stop));
@@ -261,7 +256,6 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
         interrupted = None;
     }
     state.failures.sort_by_key(|(step, _)| *step);
-    let spent = state.spent();
     let stopped = state
         .exceeded
         .take()
@@ -272,7 +266,6 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
         failures: state.failures,
         interrupted,
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
-        spent,
         scheduler: state.scheduler,
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::OrchestrationError;
@@ -103,17 +104,14 @@ impl Recorder {
     pub(crate) fn new(
         run: RunId,
         orchestrator: &str,
-        timeout: Duration,
+        config: &ExecutionConfig,
         ctx: &ExecutionContext,
         names: NodeNames,
-        records: bool,
-        text_limit: Option<usize>,
         steps_are_nodes: bool,
     ) -> Self {
         Self {
             run,
             orchestrator: orchestrator.to_owned(),
-            timeout,
             ctx: ctx.clone(),
             open: Mutex::new(OpenAttempts {
                 by_node: vec![None; if steps_are_nodes { names.len() } else { 0 }],
@@ -122,8 +120,9 @@ impl Recorder {
             }),
             steps_are_nodes,
             names,
-            records,
-            text_limit,
+            timeout: config.timeout,
+            records: config.enable_tracing,
+            text_limit: config.record_text_limit,
         }
     }
 

@@ -93,10 +93,10 @@ pub(crate) struct StepEnd {
 impl<'a> Walk<'a> {
     /// The same walk with owned agents, which can go to tasks of their own;
     /// `Err` with the walk itself when its agent is borrowed.
-    pub(crate) fn into_owned(self) -> std::result::Result<Walk<'static>, Self> {
+    pub(crate) fn into_owned(self) -> std::result::Result<Walk<'static>, Box<Self>> {
         let agents = match self.agents {
             Agents::Owned(agents) => agents,
-            Agents::Borrowed(_) => return Err(self),
+            Agents::Borrowed(_) => return Err(Box::new(self)),
         };
         Ok(Walk {
             run: self.run,
@@ -211,6 +211,11 @@ impl RunState {
             }
         }
         true
+    }
+
+    /// Whether a step is ready and the run may still start it.
+    pub(crate) fn has_startable(&self) -> bool {
+        self.interrupted.is_none() && self.exceeded.is_none() && self.scheduler.has_ready()
     }
 
     /// The next step to run, its input made; map steps on the way are
@@ -368,12 +373,15 @@ impl RunState {
     fn input_of(&self, walk: &Walk<'_>, input: &StepInput) -> AgentInput {
         let content = match input {
             StepInput::RunInput => return AgentInput::clone(&walk.input),
-            StepInput::OutputOf(step) => self
-                .outputs
-                .get(step.index())
-                .and_then(Option::as_ref)
-                .map(|output| output.content.clone())
-                .unwrap_or_default(),
+            StepInput::OutputOf(step) => {
+                let output = self.outputs.get(step.index()).and_then(Option::as_ref);
+                let is_map = self.scheduler.step(*step).map(|s| s.kind) == Some(StepKind::Map);
+                match output {
+                    Some(gathered) if is_map => return gathered_input(walk, gathered),
+                    Some(output) => output.content.clone(),
+                    None => String::new(),
+                }
+            }
             StepInput::Gathered(steps) => {
                 let parts: Vec<GatheredPart<'_>> = steps
                     .iter()
@@ -386,11 +394,7 @@ impl RunState {
                         })
                     })
                     .collect();
-                return AgentInput {
-                    content: gather(&parts).content,
-                    context: walk.input.context.clone(),
-                    metadata: walk.input.metadata.clone(),
-                };
+                return gathered_input(walk, &gather(&parts));
             }
             StepInput::Item { map, index } => self
                 .items
@@ -405,16 +409,30 @@ impl RunState {
             metadata: walk.input.metadata.clone(),
         }
     }
-
-    /// What spent so far.
-    pub(crate) fn spent(&self) -> Usage {
-        self.spent
-    }
 }
 
 impl Walk<'_> {
     fn agent_name(&self, node: NodeId) -> &str {
         self.agents.get(node).map_or("", |agent| agent.name())
+    }
+}
+
+/// The key of an input's metadata that holds, for a gathered input, the
+/// gathered results as a JSON array (see [`gather`]).
+pub(crate) const RESULTS_KEY: &str = "results";
+
+/// The input of a step fed gathered outputs: their text as content, and the
+/// JSON results in its metadata under [`RESULTS_KEY`].
+fn gathered_input(walk: &Walk<'_>, gathered: &AgentOutput) -> AgentInput {
+    let mut metadata = walk.input.metadata.clone();
+    metadata.insert(
+        RESULTS_KEY.to_owned(),
+        gathered.data[RESULTS_KEY].to_string(),
+    );
+    AgentInput {
+        content: gathered.content.clone(),
+        context: walk.input.context.clone(),
+        metadata,
     }
 }
 

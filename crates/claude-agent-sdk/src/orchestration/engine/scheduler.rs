@@ -326,15 +326,15 @@ impl Scheduler {
         self.nodes[node.index()] = NodeState::Done(how);
         let spec = &self.graph.nodes[node.index()];
         if how == Completion::Succeeded {
-            if decision.ends.unwrap_or(spec.ends) {
-                self.results.push(step);
-            }
             if let Some(index) = spec.closes_loop {
                 if decision.again && self.iterations[index] < self.graph.loops[index].max_iterations
                 {
                     self.go_round(index, step);
                     return;
                 }
+            }
+            if decision.ends.unwrap_or(spec.ends) {
+                self.results.push(step);
             }
         }
         let routed = spec.routed;
@@ -488,6 +488,7 @@ impl Scheduler {
     }
 
     /// Whether nothing runs and nothing more can start: the run is over.
+    #[cfg(test)]
     pub(crate) fn is_finished(&self) -> bool {
         self.running == 0 && self.mapping == 0 && self.ready.is_empty()
     }

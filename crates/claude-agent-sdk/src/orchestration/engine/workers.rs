@@ -116,7 +116,7 @@ async fn work(fleet: Arc<Fleet>) {
                 None if state.interrupted.is_some() => Next::Stop,
                 None => Next::Wait,
             };
-            (next, state.scheduler.has_ready())
+            (next, state.has_startable())
         };
         // Wake the waiting workers only when there is something for them: a
         // step left ready, or the run over (a fan-out wakes nobody until its

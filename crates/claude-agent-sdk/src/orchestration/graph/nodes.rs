@@ -1,0 +1,125 @@
+//! A graph's nodes: where each one's agent comes from, and the policies it
+//! runs under.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::registry::{AgentRegistry, RegistryError};
+
+/// The policies one node runs under; what it leaves unset comes from its
+/// agent's own ([`Agent::max_retries`], [`Agent::attempt_timeout`]), then
+/// from the graph's configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeOptions {
+    /// Retries after the node's first attempt.
+    pub max_retries: Option<usize>,
+    /// Bound on each attempt.
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl NodeOptions {
+    /// No options: the agent's and the configuration's policies apply.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the retries after the first attempt.
+    #[must_use]
+    pub fn with_max_retries(mut self, retries: usize) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Bounds each attempt.
+    #[must_use]
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+}
+
+/// Where a node's agent comes from.
+#[derive(Clone)]
+pub(super) enum NodeSource {
+    Agent(Arc<dyn Agent>),
+    /// An agent of a registry, looked up when a run starts.
+    Registry {
+        registry: Arc<AgentRegistry>,
+        id: String,
+    },
+}
+
+impl NodeSource {
+    /// The agent and the options it runs under: a registry's metadata wins
+    /// over `options`, as when the registry runs the agent by id.
+    pub(super) async fn resolve(
+        &self,
+        options: &NodeOptions,
+    ) -> Result<(Arc<dyn Agent>, NodeOptions)> {
+        match self {
+            Self::Agent(agent) => Ok((Arc::clone(agent), *options)),
+            Self::Registry { registry, id } => {
+                let metadata = registry
+                    .metadata(id)
+                    .await
+                    .ok_or_else(|| RegistryError::AgentNotFound(id.clone()))?;
+                if !metadata.enabled {
+                    return Err(RegistryError::AgentDisabled(id.clone()).into());
+                }
+                let agent = registry.get(id).await.ok_or_else(|| {
+                    OrchestrationError::from(RegistryError::AgentNotFound(id.clone()))
+                })?;
+                let options = NodeOptions {
+                    max_retries: Some(metadata.max_retries),
+                    attempt_timeout: Some(Duration::from_secs(metadata.timeout_secs)),
+                };
+                Ok((agent, options))
+            }
+        }
+    }
+}
+
+/// A node's agent with the node's options in front of the agent's own.
+pub(super) struct NodeAgent {
+    agent: Arc<dyn Agent>,
+    options: NodeOptions,
+}
+
+impl NodeAgent {
+    pub(super) fn new(agent: Arc<dyn Agent>, options: NodeOptions) -> Self {
+        Self { agent, options }
+    }
+}
+
+#[async_trait]
+impl Agent for NodeAgent {
+    fn name(&self) -> &str {
+        self.agent.name()
+    }
+
+    fn description(&self) -> &str {
+        self.agent.description()
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        self.agent.execute(input).await
+    }
+
+    fn max_retries(&self) -> Option<usize> {
+        self.options
+            .max_retries
+            .or_else(|| self.agent.max_retries())
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        self.options
+            .attempt_timeout
+            .or_else(|| self.agent.attempt_timeout())
+    }
+}

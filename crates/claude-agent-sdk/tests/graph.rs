@@ -1,0 +1,761 @@
+//! Graphs: routing, joins, maps, loops, limits, budgets and the checks made
+//! before anything runs. Time runs on tokio's paused clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use claude_agent_sdk::orchestration::{
+    Agent, AgentInput, AgentMetadata, AgentOutput, AgentRegistry, Budget, EventKind,
+    ExecutionConfig, ExecutionContext, GraphOrchestrator, InMemoryJournal, JoinPolicy, NodeOptions,
+    OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, Result, Route,
+    RunBudget, SequentialOrchestrator, Split, Usage, END, START,
+};
+use tokio::time::Instant;
+
+/// Shared by a test's agents: what ran, in order, and how many at once.
+#[derive(Default)]
+struct Log {
+    entries: Mutex<Vec<String>>,
+    running: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Log {
+    fn entries(&self) -> Vec<String> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+/// Waits `delay`, logs `"<name>:<input>"`, and answers with `answer(input)`.
+struct Step {
+    name: String,
+    delay: Duration,
+    log: Arc<Log>,
+    answer: Answer,
+}
+
+type Answer = Box<dyn Fn(&str) -> Result<AgentOutput> + Send + Sync>;
+
+#[async_trait]
+impl Agent for Step {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn description(&self) -> &str {
+        "a test step"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let now = self.log.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log.most.fetch_max(now, Ordering::SeqCst);
+        // Counts the agent out however it ends: finished, or dropped.
+        struct Running<'a>(&'a AtomicUsize);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let running = Running(&self.log.running);
+        tokio::time::sleep(self.delay).await;
+        drop(running);
+        self.log
+            .entries
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", self.name, input.content));
+        (self.answer)(&input.content)
+    }
+}
+
+fn step(
+    name: &str,
+    log: &Arc<Log>,
+    answer: impl Fn(&str) -> Result<AgentOutput> + Send + Sync + 'static,
+) -> Step {
+    Step {
+        name: name.to_owned(),
+        delay: Duration::ZERO,
+        log: Arc::clone(log),
+        answer: Box::new(answer),
+    }
+}
+
+/// A step that answers `"<name>(<input>)"`.
+fn wrap(name: &'static str, log: &Arc<Log>) -> Step {
+    step(name, log, move |input| {
+        Ok(AgentOutput::new(format!("{name}({input})")))
+    })
+}
+
+fn slow(mut step: Step, delay: Duration) -> Step {
+    step.delay = delay;
+    step
+}
+
+fn input(text: &str) -> OrchestratorInput {
+    OrchestratorInput::new(text)
+}
+
+fn invalid_config(error: &OrchestrationError) -> &str {
+    match error {
+        OrchestrationError::InvalidConfig(message) => message,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_router_sends_the_output_down_one_branch_and_the_join_after_it_still_runs() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("triage")
+        .add_node("triage", wrap("triage", &log))
+        .add_node("billing", wrap("billing", &log))
+        .add_node("tech", wrap("tech", &log))
+        .add_node("reply", wrap("reply", &log))
+        .add_edge(START, "triage")
+        .add_router("triage", ["billing", "tech"], |route| {
+            if route.output.content.contains("invoice") {
+                Route::to("billing")
+            } else {
+                Route::to("tech")
+            }
+        })
+        .add_edge("billing", "reply")
+        .add_edge("tech", "reply")
+        .add_edge("reply", END);
+    let output = graph
+        .orchestrate(vec![], input("my invoice"))
+        .await
+        .unwrap();
+    assert_eq!(output.result, "reply(billing(triage(my invoice)))");
+    assert!(output.is_successful());
+    let ran: Vec<_> = output
+        .execution_trace
+        .agent_executions
+        .iter()
+        .map(|record| record.agent_name.as_str())
+        .collect();
+    assert_eq!(
+        ran,
+        ["triage", "billing", "reply"],
+        "the tech branch never ran"
+    );
+}
+
+#[tokio::test]
+async fn a_router_that_names_a_node_it_did_not_declare_fails_its_step() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("g")
+        .add_node("a", wrap("a", &log))
+        .add_node("b", wrap("b", &log))
+        .add_edge(START, "a")
+        .add_router("a", ["b"], |_| Route::to("c"))
+        .add_edge("b", END);
+    let error = graph.orchestrate(vec![], input("x")).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("chose `c`, which is not among its targets"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_join_gets_its_branches_gathered_as_text_and_json() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("reviews")
+        .add_node("tech", wrap("tech", &log))
+        .add_node("biz", wrap("biz", &log))
+        .add_node(
+            "editor",
+            step("editor", &log, |input| Ok(AgentOutput::new(input))),
+        )
+        .add_edge(START, "tech")
+        .add_edge(START, "biz")
+        .add_edge("tech", "editor")
+        .add_edge("biz", "editor")
+        .add_edge("editor", END);
+    let output = graph.orchestrate(vec![], input("x")).await.unwrap();
+    assert_eq!(output.result, "tech(x)\n\nbiz(x)", "predecessor order");
+    // The join's input, as the editor's record shows it.
+    let editor = output.execution_trace.attempts_of("editor").next().unwrap();
+    assert_eq!(editor.input.content, "tech(x)\n\nbiz(x)");
+}
+
+#[tokio::test]
+async fn a_join_at_least_k_tolerates_a_failed_branch_and_lists_it() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("vote")
+        .add_node("a", wrap("a", &log))
+        .add_node(
+            "b",
+            step("b", &log, |_| {
+                Err(OrchestrationError::AgentError("no".into()))
+            }),
+        )
+        .add_node("c", wrap("c", &log))
+        .add_node("tally", wrap("tally", &log))
+        .add_edge(START, "a")
+        .add_edge(START, "b")
+        .add_edge(START, "c")
+        .add_edge("a", "tally")
+        .add_edge("b", "tally")
+        .add_edge("c", "tally")
+        .with_join("tally", JoinPolicy::AtLeast(2))
+        .add_edge("tally", END);
+    let output = graph.orchestrate(vec![], input("x")).await.unwrap();
+    assert_eq!(output.result, "tally(a(x)\n\nc(x))");
+    assert!(!output.is_successful());
+    assert_eq!(output.failures.len(), 1);
+    assert_eq!(output.failures[0].agent_name, "b");
+
+    // Under the default join (all), the same failure fails the run.
+    let graph = GraphOrchestrator::new("vote")
+        .add_node("a", wrap("a", &log))
+        .add_node(
+            "b",
+            step("b", &log, |_| {
+                Err(OrchestrationError::AgentError("no".into()))
+            }),
+        )
+        .add_node("tally", wrap("tally", &log))
+        .add_edge(START, "a")
+        .add_edge(START, "b")
+        .add_edge("a", "tally")
+        .add_edge("b", "tally")
+        .add_edge("tally", END);
+    let error = graph.orchestrate(vec![], input("x")).await.unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::AgentFailed(ref name, _) if name == "b"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_branch_finishes_three_steps_while_its_slow_sibling_is_on_its_first() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("race")
+        .add_node("slow", slow(wrap("slow", &log), Duration::from_secs(10)))
+        .add_node("f1", slow(wrap("f1", &log), Duration::from_secs(1)))
+        .add_node("f2", slow(wrap("f2", &log), Duration::from_secs(1)))
+        .add_node("f3", slow(wrap("f3", &log), Duration::from_secs(1)))
+        .add_node("join", wrap("join", &log))
+        .add_edge(START, "slow")
+        .add_edge(START, "f1")
+        .add_edge("f1", "f2")
+        .add_edge("f2", "f3")
+        .add_edge("f3", "join")
+        .add_edge("slow", "join")
+        .add_edge("join", END);
+    let started = Instant::now();
+    let output = graph.orchestrate(vec![], input("x")).await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(10),
+        "no barrier: 10 s, not 13 s"
+    );
+    let order: Vec<String> = log
+        .entries()
+        .iter()
+        .map(|entry| entry.split(':').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, ["f1", "f2", "f3", "slow", "join"]);
+    assert_eq!(output.result, "join(f3(f2(f1(x)))\n\nslow(x))");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_runs_one_step_per_item_within_the_limit_and_gathers_in_item_order() {
+    let log = Arc::new(Log::default());
+    // Later items finish first: the gathering still follows item order.
+    let researcher = {
+        let log = Arc::clone(&log);
+        Step {
+            name: "research".into(),
+            delay: Duration::ZERO,
+            log: Arc::clone(&log),
+            answer: Box::new(|item| Ok(AgentOutput::new(item.to_uppercase()))),
+        }
+    };
+    let graph = GraphOrchestrator::new("map")
+        .with_parallel_limit(2)
+        .add_node(
+            "plan",
+            step("plan", &log, |_| Ok(AgentOutput::new("a\nb\n\nc\nd"))),
+        )
+        .add_map(
+            "research",
+            slow(researcher, Duration::from_secs(1)),
+            Split::Lines,
+        )
+        .add_node(
+            "write",
+            step("write", &log, |input| Ok(AgentOutput::new(input))),
+        )
+        .add_edge(START, "plan")
+        .add_edge("plan", "research")
+        .add_edge("research", "write")
+        .add_edge("write", END);
+    let started = Instant::now();
+    let output = graph.orchestrate(vec![], input("topic")).await.unwrap();
+    assert_eq!(output.result, "A\n\nB\n\nC\n\nD");
+    assert_eq!(
+        log.most.load(Ordering::SeqCst),
+        2,
+        "at most parallel_limit items at once"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "four items, two at a time"
+    );
+    let items = output.execution_trace.attempts_of("research").count();
+    assert_eq!(items, 4, "one record per item");
+}
+
+#[tokio::test]
+async fn a_map_over_a_json_array_gives_the_node_after_it_json_results() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("map")
+        .add_map("double", wrap("double", &log), Split::JsonArray)
+        .add_node(
+            "sum",
+            step("sum", &log, |input| Ok(AgentOutput::new(input))),
+        )
+        .add_edge(START, "double")
+        .add_edge("double", "sum")
+        .add_edge("sum", END);
+    let output = graph
+        .orchestrate(vec![], input(r#"["x", 2]"#))
+        .await
+        .unwrap();
+    assert_eq!(output.result, "double(x)\n\ndouble(2)");
+    // The map's own gathered output is not an agent's: agent_outputs holds
+    // the items' and the sum's.
+    assert_eq!(output.agent_outputs.len(), 3);
+
+    let error = graph
+        .orchestrate(vec![], input("not json"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("JSON array"), "{error}");
+}
+
+#[tokio::test]
+async fn the_node_after_a_map_gets_the_results_as_json_and_every_step_is_journaled() {
+    let seen = Arc::new(Mutex::new(String::new()));
+    let log = Arc::new(Log::default());
+    struct Inspect(Arc<Mutex<String>>);
+    #[async_trait]
+    impl Agent for Inspect {
+        fn name(&self) -> &str {
+            "inspect"
+        }
+        fn description(&self) -> &str {
+            ""
+        }
+        async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+            *self.0.lock().unwrap() = input.metadata["results"].clone();
+            Ok(AgentOutput::new(input.content))
+        }
+    }
+    let graph = GraphOrchestrator::new("map")
+        .add_map("m", wrap("m", &log), Split::Lines)
+        .add_node("after", Inspect(Arc::clone(&seen)))
+        .add_edge(START, "m")
+        .add_edge("m", "after")
+        .add_edge("after", END);
+    let ctx = ExecutionContext::new(ExecutionConfig::new())
+        .with_journal(Arc::new(InMemoryJournal::new()));
+    graph
+        .orchestrate_with_context(vec![], input("p\nq"), &ctx)
+        .await
+        .unwrap();
+    let results: serde_json::Value = serde_json::from_str(&seen.lock().unwrap()).unwrap();
+    assert_eq!(
+        results,
+        serde_json::json!([
+            {"agent": "m", "item": 0, "input": "p", "content": "m(p)"},
+            {"agent": "m", "item": 1, "input": "q", "content": "m(q)"}
+        ])
+    );
+    let events = ctx.journal().read(&ctx.run_ids()).await;
+    let items: Vec<(String, Option<u32>)> = events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::StepAdded { node, item, .. } => Some((node.clone(), *item)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("m".to_owned(), None),
+            ("m".to_owned(), Some(0)),
+            ("m".to_owned(), Some(1)),
+            ("after".to_owned(), None)
+        ],
+        "every step is announced, items with their index"
+    );
+}
+
+#[tokio::test]
+async fn refine_until_the_critic_approves() {
+    let log = Arc::new(Log::default());
+    let drafts = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let drafts = Arc::clone(&drafts);
+        step("writer", &log, move |_| {
+            let n = drafts.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(AgentOutput::new(format!("draft {n}")))
+        })
+    };
+    let critic = step("critic", &log, |draft| {
+        Ok(AgentOutput::new(if draft == "draft 3" {
+            "APPROVED: draft 3".to_owned()
+        } else {
+            format!("too short: {draft}")
+        }))
+    });
+    let graph = GraphOrchestrator::new("refine")
+        .add_node("writer", writer)
+        .add_node("critic", critic)
+        .add_edge(START, "writer")
+        .add_edge("writer", "critic")
+        .add_loop("critic", "writer", 5, |route| {
+            !route.output.content.starts_with("APPROVED")
+        })
+        .add_edge("critic", END);
+    let output = graph.orchestrate(vec![], input("an essay")).await.unwrap();
+    assert_eq!(output.result, "APPROVED: draft 3");
+    assert_eq!(drafts.load(Ordering::SeqCst), 3);
+    // The writer's second pass got the critic's feedback.
+    assert!(log
+        .entries()
+        .contains(&"writer:too short: draft 1".to_owned()));
+
+    // The bound holds when the critic never approves.
+    let stubborn = GraphOrchestrator::new("refine")
+        .add_node("writer", wrap("writer", &log))
+        .add_node("critic", wrap("critic", &log))
+        .add_edge(START, "writer")
+        .add_edge("writer", "critic")
+        .add_loop("critic", "writer", 3, |_| true)
+        .add_edge("critic", END);
+    let output = stubborn.orchestrate(vec![], input("x")).await.unwrap();
+    assert_eq!(output.execution_trace.attempts_of("writer").count(), 3);
+}
+
+#[tokio::test]
+async fn the_step_limit_stops_a_loop_that_runs_away_and_names_it() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("spin")
+        .add_node("a", wrap("a", &log))
+        .add_node("b", wrap("b", &log))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_loop("b", "a", u32::MAX, |_| true)
+        .add_edge("b", END)
+        .with_max_steps(50);
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let error = graph
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await
+        .unwrap_err();
+    let OrchestrationError::BudgetExceeded(exceeded) = &error else {
+        panic!("expected BudgetExceeded, got {error:?}");
+    };
+    assert_eq!(exceeded.budget, Budget::Steps);
+    assert_eq!(exceeded.limit, 50.0);
+    let culprit = exceeded.culprit.as_deref().unwrap();
+    assert!(
+        culprit.contains("the loop from `b` back to `a`"),
+        "{culprit}"
+    );
+    assert!(!error.is_retryable());
+    // The trace keeps the steps that ran.
+    assert_eq!(ctx.get_trace().await.agent_executions.len(), 50);
+}
+
+/// Reports `tokens` of usage after `delay`.
+fn spender(name: &str, log: &Arc<Log>, tokens: u64, delay: Duration) -> Step {
+    slow(
+        step(name, log, move |input| {
+            Ok(AgentOutput::new(input).with_data(serde_json::json!({
+                "usage": Usage::new(tokens, 0)
+            })))
+        }),
+        delay,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn crossing_the_token_budget_starts_nothing_more_and_lets_running_siblings_finish() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("spend")
+        .add_node("big", spender("big", &log, 1_000, Duration::from_secs(1)))
+        .add_node(
+            "sibling",
+            spender("sibling", &log, 10, Duration::from_secs(5)),
+        )
+        .add_node("after_big", spender("after_big", &log, 10, Duration::ZERO))
+        .add_node("end", spender("end", &log, 10, Duration::ZERO))
+        .add_edge(START, "big")
+        .add_edge(START, "sibling")
+        .add_edge("big", "after_big")
+        .add_edge("after_big", "end")
+        .add_edge("sibling", "end")
+        .add_edge("end", END)
+        .with_budget(RunBudget::new().with_max_tokens(500));
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let started = Instant::now();
+    let error = graph
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await
+        .unwrap_err();
+    let OrchestrationError::BudgetExceeded(exceeded) = &error else {
+        panic!("expected BudgetExceeded, got {error:?}");
+    };
+    assert_eq!(exceeded.budget, Budget::Tokens);
+    assert_eq!((exceeded.limit, exceeded.used), (500.0, 1_000.0));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "the sibling finished"
+    );
+    let trace = ctx.get_trace().await;
+    let ran: Vec<_> = trace
+        .agent_executions
+        .iter()
+        .map(|record| (record.agent_name.as_str(), record.success))
+        .collect();
+    assert_eq!(
+        ran,
+        [("big", true), ("sibling", true)],
+        "nothing started after"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_duration_budget_stops_starting_steps() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("slow")
+        .add_node("a", slow(wrap("a", &log), Duration::from_secs(3)))
+        .add_node("b", slow(wrap("b", &log), Duration::from_secs(3)))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_edge("b", END)
+        .with_budget(RunBudget::new().with_max_duration(Duration::from_secs(2)));
+    let error = graph.orchestrate(vec![], input("x")).await.unwrap_err();
+    let OrchestrationError::BudgetExceeded(exceeded) = &error else {
+        panic!("expected BudgetExceeded, got {error:?}");
+    };
+    assert_eq!(exceeded.budget, Budget::Duration);
+    assert_eq!(log.entries(), ["a:x"], "b never started");
+}
+
+#[tokio::test]
+async fn every_problem_is_reported_before_anything_runs() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("broken")
+        .add_node("draft", wrap("draft", &log))
+        .add_node("review", wrap("review", &log))
+        .add_node("orphan", wrap("orphan", &log))
+        .add_node("dead_end", wrap("dead_end", &log))
+        .add_edge(START, "draft")
+        .add_edge("draft", "reveiw")
+        .add_edge("draft", "review")
+        .add_edge("review", "draft")
+        .add_edge("draft", "dead_end")
+        .add_edge("review", END);
+    let error = graph.validate().unwrap_err();
+    let message = invalid_config(&error);
+    assert!(
+        message.contains("`reveiw`, which is not a node (did you mean `review`?)"),
+        "{message}"
+    );
+    let error = GraphOrchestrator::new("broken")
+        .add_node("a", wrap("a", &log))
+        .add_node("b", wrap("b", &log))
+        .add_node("orphan", wrap("orphan", &log))
+        .add_node("dead_end", wrap("dead_end", &log))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_edge("b", "a")
+        .add_edge("b", END)
+        .validate()
+        .unwrap_err();
+    let message = invalid_config(&error);
+    assert!(message.contains("`orphan` can never run"), "{message}");
+    assert!(message.contains("`dead_end` can never run"), "{message}");
+    assert!(message.contains("also fed by `b`"), "{message}");
+    let error = GraphOrchestrator::new("cycle")
+        .add_node("s", wrap("s", &log))
+        .add_node("a", wrap("a", &log))
+        .add_node("b", wrap("b", &log))
+        .add_node("stuck", wrap("stuck", &log))
+        .add_edge(START, "s")
+        .add_edge("s", "a")
+        .add_edge("a", "b")
+        .add_edge("b", "a")
+        .add_edge("s", "stuck")
+        .add_edge("b", END)
+        .validate()
+        .unwrap_err();
+    let message = invalid_config(&error);
+    assert!(
+        message.contains("the cycle `a` → `b` → `a` has no bound"),
+        "{message}"
+    );
+    let error = GraphOrchestrator::new("stuck")
+        .add_node("s", wrap("s", &log))
+        .add_node("stuck", wrap("stuck", &log))
+        .add_edge(START, "s")
+        .add_edge("s", "stuck")
+        .add_edge("s", END)
+        .validate()
+        .unwrap_err();
+    assert!(
+        invalid_config(&error).contains("no path to END from `stuck`"),
+        "{error}"
+    );
+    assert!(log.entries().is_empty(), "nothing ran");
+    let error = GraphOrchestrator::new("empty").validate().unwrap_err();
+    assert!(invalid_config(&error).contains("no nodes"));
+}
+
+#[tokio::test]
+async fn a_graph_nests_in_a_pipeline_and_a_subgraph_nests_in_a_graph() {
+    let log = Arc::new(Log::default());
+    let inner = GraphOrchestrator::new("inner")
+        .add_node("i", wrap("i", &log))
+        .add_edge(START, "i")
+        .add_edge("i", END);
+    let outer = GraphOrchestrator::new("outer")
+        .add_subgraph("sub", inner)
+        .add_node("o", wrap("o", &log))
+        .add_edge(START, "sub")
+        .add_edge("sub", "o")
+        .add_edge("o", END);
+    let pipeline: Vec<Box<dyn Agent>> = vec![Box::new(OrchestratorAgent::new(
+        "graph",
+        "a graph as a step",
+        outer,
+        vec![],
+    ))];
+    let output = SequentialOrchestrator::new()
+        .orchestrate(pipeline, input("x"))
+        .await
+        .unwrap();
+    assert_eq!(output.result, "o(i(x))");
+    let graph_record = &output.execution_trace.agent_executions[0];
+    let nested = graph_record.nested.as_ref().unwrap();
+    assert_eq!(nested.agent_executions[0].agent_name, "sub");
+    assert!(
+        nested.agent_executions[0].nested.is_some(),
+        "the subgraph's own trace"
+    );
+}
+
+#[tokio::test]
+async fn registry_nodes_run_under_the_registrys_metadata_and_node_options_win_over_the_agent() {
+    let log = Arc::new(Log::default());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let flaky = {
+        let calls = Arc::clone(&calls);
+        step("flaky", &log, move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(OrchestrationError::transient("busy"))
+        })
+    };
+    let registry = Arc::new(AgentRegistry::new());
+    registry
+        .register(
+            Box::new(flaky),
+            AgentMetadata::new("flaky-1", "flaky", "flaky", "test").with_max_retries(2),
+        )
+        .await
+        .unwrap();
+    let config = ExecutionConfig::new().with_backoff(Duration::ZERO, Duration::ZERO);
+    let graph = GraphOrchestrator::new("r")
+        .with_config(config.clone())
+        .add_registry_node("f", Arc::clone(&registry), "flaky-1")
+        .add_edge(START, "f")
+        .add_edge("f", END);
+    assert!(graph.orchestrate(vec![], input("x")).await.is_err());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the metadata's two retries"
+    );
+
+    let unknown = GraphOrchestrator::new("r")
+        .add_registry_node("f", Arc::clone(&registry), "nope")
+        .add_edge(START, "f")
+        .add_edge("f", END);
+    let error = unknown.orchestrate(vec![], input("x")).await.unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::Registry(_)),
+        "{error:?}"
+    );
+
+    calls.store(0, Ordering::SeqCst);
+    let counting = {
+        let calls = Arc::clone(&calls);
+        step("counting", &log, move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(OrchestrationError::transient("busy"))
+        })
+    };
+    let graph = GraphOrchestrator::new("o")
+        .with_config(config.with_max_retries(5))
+        .add_node_with("c", counting, NodeOptions::new().with_max_retries(1))
+        .add_edge(START, "c")
+        .add_edge("c", END);
+    assert!(graph.orchestrate(vec![], input("x")).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the node's one retry");
+}
+
+#[tokio::test]
+async fn a_graph_takes_no_agents_from_the_caller() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("g")
+        .add_node("a", wrap("a", &log))
+        .add_edge(START, "a")
+        .add_edge("a", END);
+    let error = graph
+        .orchestrate(vec![Box::new(wrap("extra", &log))], input("x"))
+        .await
+        .unwrap_err();
+    assert!(invalid_config(&error).contains("pass an empty list"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_graph_stops_its_running_branches() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("g")
+        .add_node("a", slow(wrap("a", &log), Duration::from_secs(60)))
+        .add_node("b", slow(wrap("b", &log), Duration::from_secs(60)))
+        .add_edge(START, "a")
+        .add_edge(START, "b")
+        .add_edge("a", END)
+        .add_edge("b", END);
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let canceller = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        canceller.cancel();
+    });
+    let started = Instant::now();
+    let error = graph
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OrchestrationError::Cancelled), "{error:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(
+        log.running.load(Ordering::SeqCst),
+        0,
+        "nothing keeps running"
+    );
+    assert!(log.entries().is_empty());
+}
