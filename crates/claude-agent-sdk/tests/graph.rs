@@ -759,3 +759,134 @@ async fn cancelling_a_graph_stops_its_running_branches() {
     );
     assert!(log.entries().is_empty());
 }
+
+/// Asks `question` (id `id`) once it has seen its input; answers with it.
+struct Asker {
+    name: &'static str,
+    id: &'static str,
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Agent for Asker {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn description(&self) -> &str {
+        "asks a person"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        // Think a while first, so that siblings get going.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ctx = ExecutionContext::current().expect("inside a run");
+        let answer = ctx.ask(self.id, &format!("ok to go on with {}?", input.content))?;
+        Ok(AgentOutput::new(format!("{}[{answer}]", input.content)))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_question_pauses_the_run_and_resuming_runs_no_finished_step_again() {
+    let log = Arc::new(Log::default());
+    let asks = Arc::new(AtomicUsize::new(0));
+    let graph = GraphOrchestrator::new("approve")
+        .add_node("plan", wrap("plan", &log))
+        .add_node(
+            "approve",
+            Asker {
+                name: "approve",
+                id: "go",
+                runs: Arc::clone(&asks),
+            },
+        )
+        .add_node(
+            "sibling",
+            slow(wrap("sibling", &log), Duration::from_secs(5)),
+        )
+        .add_node("act", wrap("act", &log))
+        .add_edge(START, "plan")
+        .add_edge("plan", "approve")
+        .add_edge("plan", "sibling")
+        .add_edge("approve", "act")
+        .add_edge("sibling", "act")
+        .add_edge("act", END);
+    let started = Instant::now();
+    let error = graph.orchestrate(vec![], input("x")).await.unwrap_err();
+    let OrchestrationError::InputRequired(pause) = error else {
+        panic!("expected InputRequired, got {error:?}");
+    };
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "the running sibling finished"
+    );
+    assert!(!OrchestrationError::InputRequired(pause.clone()).is_retryable());
+    assert_eq!(pause.questions.len(), 1);
+    assert_eq!(pause.questions[0].id, "go");
+    assert_eq!(pause.questions[0].text, "ok to go on with plan(x)?");
+    assert_eq!(pause.questions[0].node.as_deref(), Some("approve"));
+    let finished: Vec<&str> = pause
+        .finished
+        .iter()
+        .map(|step| step.node.as_str())
+        .collect();
+    assert_eq!(finished, ["plan", "sibling"]);
+    assert_eq!(
+        log.entries(),
+        ["plan:x", "sibling:plan(x)"],
+        "act never started"
+    );
+
+    // The pause is plain data: it survives a trip through JSON.
+    let pause: claude_agent_sdk::orchestration::Pause =
+        serde_json::from_str(&serde_json::to_string(&pause).unwrap()).unwrap();
+    let output = graph.resume(pause, [("go", "yes")]).await.unwrap();
+    assert_eq!(output.result, "act(plan(x)[yes]\n\nsibling(plan(x)))");
+    assert_eq!(
+        log.entries(),
+        [
+            "plan:x",
+            "sibling:plan(x)",
+            "act:plan(x)[yes]\n\nsibling(plan(x))"
+        ],
+        "plan and sibling did not run again"
+    );
+    assert_eq!(
+        asks.load(Ordering::SeqCst),
+        2,
+        "the asking node ran again, with its answer"
+    );
+    let ran: Vec<_> = output
+        .execution_trace
+        .agent_executions
+        .iter()
+        .map(|record| record.agent_name.as_str())
+        .collect();
+    assert_eq!(ran, ["approve", "act"], "the resumed run's own records");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_question_asked_deep_in_a_nested_pipeline_pauses_the_graph() {
+    let asks = Arc::new(AtomicUsize::new(0));
+    let inner = OrchestratorAgent::new(
+        "inner",
+        "a pipeline that asks",
+        SequentialOrchestrator::new(),
+        vec![Box::new(Asker {
+            name: "deep",
+            id: "deep-q",
+            runs: Arc::clone(&asks),
+        })],
+    );
+    let graph = GraphOrchestrator::new("outer")
+        .add_node("inner", inner)
+        .add_edge(START, "inner")
+        .add_edge("inner", END);
+    let result = graph.orchestrate(vec![], input("x")).await;
+    let Err(OrchestrationError::InputRequired(pause)) = result else {
+        panic!("the run should pause: {result:?}");
+    };
+    assert_eq!(pause.questions[0].id, "deep-q");
+    let output = graph.resume(*pause, [("deep-q", "fine")]).await.unwrap();
+    assert_eq!(output.result, "x[fine]");
+}

@@ -59,6 +59,8 @@ pub struct ExecutionContext {
 struct Inner {
     config: ExecutionConfig,
     state: Arc<RwLock<State>>,
+    /// Answers to the questions agents ask, by question id.
+    answers: Arc<RwLock<HashMap<String, String>>>,
     journal: Arc<dyn Journal>,
     cancellation: StopToken,
     clock: Clock,
@@ -97,6 +99,7 @@ impl ExecutionContext {
             inner: Arc::new(Inner {
                 config,
                 state: Arc::default(),
+                answers: Arc::default(),
                 journal: Arc::new(InMemoryJournal::new()),
                 cancellation: StopToken::new(),
                 created: clock.now(),
@@ -115,6 +118,7 @@ impl ExecutionContext {
             Err(shared) => Inner {
                 config: shared.config.clone(),
                 state: Arc::clone(&shared.state),
+                answers: Arc::clone(&shared.answers),
                 journal: Arc::clone(&shared.journal),
                 cancellation: shared.cancellation.clone(),
                 clock: shared.clock,
@@ -158,6 +162,7 @@ impl ExecutionContext {
             inner: Arc::new(Inner {
                 config,
                 state: Arc::clone(&self.inner.state),
+                answers: Arc::clone(&self.inner.answers),
                 journal: Arc::clone(&self.inner.journal),
                 cancellation: self.inner.cancellation.child(),
                 clock: self.inner.clock,
@@ -243,6 +248,54 @@ impl ExecutionContext {
             (serde_json::Value::Object(into), serde_json::Value::Object(from)) => into.extend(from),
             (slot, other) => *slot = other,
         }
+    }
+
+    /// Asks a person question `id` (see [`human`](super::human)): the answer,
+    /// when this context (or the one it is a child of) holds one; otherwise
+    /// [`OrchestrationError::InputRequired`](super::OrchestrationError::InputRequired)
+    /// for the agent to return with `?`, which pauses the run.
+    ///
+    /// ```
+    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
+    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
+    /// assert!(ctx.ask("budget", "Spend $50?").is_err());
+    /// ctx.answer("budget", "yes");
+    /// assert_eq!(ctx.ask("budget", "Spend $50?").unwrap(), "yes");
+    /// ```
+    ///
+    /// # Errors
+    /// `InputRequired` with the question, when there is no answer yet.
+    pub fn ask(&self, id: &str, question: &str) -> super::Result<String> {
+        let answers = self
+            .inner
+            .answers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        match answers.get(id) {
+            Some(answer) => Ok(answer.clone()),
+            None => Err(super::OrchestrationError::InputRequired(Box::new(
+                super::human::Pause::asking(super::human::Question::new(id, question)),
+            ))),
+        }
+    }
+
+    /// Gives the answer to question `id`.
+    pub fn answer(&self, id: impl Into<String>, answer: impl Into<String>) {
+        self.inner
+            .answers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.into(), answer.into());
+    }
+
+    /// The answers this context holds, by question id.
+    #[must_use]
+    pub fn answers(&self) -> HashMap<String, String> {
+        self.inner
+            .answers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Removes and returns the value stored under `key`.

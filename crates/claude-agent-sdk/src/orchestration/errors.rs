@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::AgentError;
 use crate::orchestration::budget::BudgetExceeded;
+use crate::orchestration::human::Pause;
 use crate::orchestration::registry::RegistryError;
 
 /// The result type of every orchestration operation.
@@ -99,6 +100,13 @@ pub enum OrchestrationError {
     /// nothing more, and the agents already running finished. Not retryable.
     #[error("budget exceeded: {0}")]
     BudgetExceeded(Box<BudgetExceeded>),
+
+    /// An agent asked a person a question
+    /// ([`ExecutionContext::ask`](super::ExecutionContext::ask)) the run has no
+    /// answer to: the run paused. The [`Pause`] holds the questions and what
+    /// a resumed run needs (see [`human`](super::human)). Not retryable.
+    #[error("waiting for input: {0}")]
+    InputRequired(Box<Pause>),
 }
 
 impl OrchestrationError {

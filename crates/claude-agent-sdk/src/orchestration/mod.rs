@@ -49,6 +49,7 @@ mod engine;
 pub mod errors;
 mod executor;
 pub mod graph;
+pub mod human;
 mod join_policy;
 pub mod journal;
 mod observer;
@@ -95,4 +96,5 @@ pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 
 // Usage accounting and budgets
 pub use budget::{Budget, BudgetExceeded, RunBudget};
+pub use human::{FinishedStep, Pause, Question};
 pub use usage::Usage;

@@ -24,7 +24,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
-use super::run_state::{Branching, RunState, Walk};
+use super::run_state::{Branching, Reuse, RunState, Walk};
 use super::scheduler::Scheduler;
 use super::stop::{sooner, RunStop};
 use super::workers;
@@ -35,6 +35,7 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{NodePolicy, RunShared};
+use crate::orchestration::human::Question;
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::scope::{self, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
@@ -56,6 +57,8 @@ pub(crate) struct RunPlan<'a> {
     pub(crate) branching: Option<Arc<dyn Branching>>,
     /// What the run may spend.
     pub(crate) budget: RunBudget,
+    /// Outputs of steps a paused run finished, to reuse.
+    pub(crate) reuse: Reuse,
 }
 
 /// A run's agents: owned (they can go to tasks of their own), or one
@@ -108,6 +111,8 @@ pub(crate) struct RunReport {
     pub(crate) interrupted: Option<Interruption>,
     /// The budget (or step limit) that stopped the run, if one did.
     pub(crate) stopped: Option<OrchestrationError>,
+    /// The questions steps asked (the run paused), with the steps that asked.
+    pub(crate) asked: Vec<(NodeId, Question)>,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
 }
@@ -129,6 +134,7 @@ pub(crate) async fn run<T>(
         overrides,
         branching,
         budget,
+        reuse,
     } = plan;
     let log = config.enable_logging;
     let nodes = agents.len();
@@ -188,7 +194,7 @@ pub(crate) async fn run<T>(
             budget,
             started: Instant::now(),
         };
-        let report = drive(walk, graph, names).await;
+        let report = drive(walk, graph, names, reuse).await;
         let interrupted = report.interrupted;
         let result = conclude(report);
         let outcome = match (&result, interrupted) {
@@ -232,7 +238,7 @@ impl Drop for OpenBooks {
 }
 
 /// Runs every step of `graph`; reports how each ended (failures in step order).
-async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
+async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames, reuse: Reuse) -> RunReport {
     let limit = if graph.concurrent {
         walk.config.parallel_limit
     } else {
@@ -243,7 +249,8 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
     let state = RunState::new(
         Scheduler::new(graph, limit, walk.budget.max_steps),
         announce,
-    );
+    )
+    .reusing(reuse);
     let max_steps = walk.budget.max_steps;
     let (mut state, mut interrupted) = match walk.into_owned() {
         Ok(walk) if concurrent => workers::drive(Arc::new(walk), state).await,
@@ -265,6 +272,7 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames) -> RunReport {
         outputs: state.outputs,
         failures: state.failures,
         interrupted,
+        asked: std::mem::take(&mut state.asked),
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
         scheduler: state.scheduler,
     }

@@ -24,6 +24,7 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared};
+use crate::orchestration::human::Question;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId};
 use crate::orchestration::usage::Usage;
 
@@ -55,6 +56,9 @@ pub(crate) trait Branching: Send + Sync {
     /// The node's id in the graph, for the journal.
     fn label(&self, node: NodeId) -> &str;
 }
+
+/// Outputs of finished steps by node and activation (see [`RunState::reusing`]).
+pub(crate) type Reuse = HashMap<(NodeId, u32), AgentOutput>;
 
 /// What every walker of a run shares.
 pub(crate) struct Walk<'a> {
@@ -169,6 +173,11 @@ pub(crate) struct RunState {
     announced: usize,
     /// Whether steps are announced (a graph's; a pattern's steps are its nodes).
     announce: bool,
+    /// Outputs of steps a paused run finished, by node and activation: a
+    /// resumed run reuses them instead of running the steps again.
+    reuse: HashMap<(NodeId, u32), AgentOutput>,
+    /// The questions steps asked (the run pauses: nothing new starts).
+    pub(crate) asked: Vec<(StepId, Question)>,
 }
 
 impl RunState {
@@ -186,7 +195,15 @@ impl RunState {
             spent: Usage::default(),
             announced: 0,
             announce,
+            reuse: HashMap::new(),
+            asked: Vec::new(),
         }
+    }
+
+    /// Reuses `outputs` (by node and activation) instead of running those steps.
+    pub(crate) fn reusing(mut self, outputs: Reuse) -> Self {
+        self.reuse = outputs;
+        self
     }
 
     /// Nothing: what a run's state is swapped with when it is taken.
@@ -196,7 +213,7 @@ impl RunState {
 
     /// Whether the run may start another step.
     fn may_start(&mut self, walk: &Walk<'_>) -> bool {
-        if self.interrupted.is_some() || self.exceeded.is_some() {
+        if self.interrupted.is_some() || self.exceeded.is_some() || !self.asked.is_empty() {
             return false;
         }
         if let Some(limit) = walk.budget.max_duration {
@@ -215,7 +232,10 @@ impl RunState {
 
     /// Whether a step is ready and the run may still start it.
     pub(crate) fn has_startable(&self) -> bool {
-        self.interrupted.is_none() && self.exceeded.is_none() && self.scheduler.has_ready()
+        self.interrupted.is_none()
+            && self.exceeded.is_none()
+            && self.asked.is_empty()
+            && self.scheduler.has_ready()
     }
 
     /// The next step to run, its input made; map steps on the way are
@@ -227,6 +247,28 @@ impl RunState {
             let info = self.scheduler.step(step)?.clone();
             if info.kind == StepKind::Map {
                 self.expand(walk, step, info.node, &info.input);
+                continue;
+            }
+            if let Some(output) = self.reuse.remove(&(info.node, info.activation)) {
+                // Finished before the run paused: its output, not a new run.
+                let decision = match &walk.branching {
+                    Some(branching) => {
+                        branching.decide(info.node, &output, info.iteration, &walk.run.ctx)
+                    }
+                    None => Ok(Decision::default()),
+                };
+                let (outcome, decision) = match decision {
+                    Ok(decision) => (Ok(output), decision),
+                    Err(error) => (Err(NodeFailure::Failed(error)), Decision::default()),
+                };
+                self.settle(
+                    walk,
+                    StepEnd {
+                        step,
+                        outcome,
+                        decision,
+                    },
+                );
                 continue;
             }
             let (source, input) = match &info.input {
@@ -294,8 +336,25 @@ impl RunState {
                 Completion::Succeeded
             }
             Err(NodeFailure::Failed(error)) => {
-                self.failures.push((step, error));
-                Completion::Failed
+                let question = match error.root_cause() {
+                    // A pattern has no pause: the question fails its run,
+                    // and the graph around it (if any) pauses.
+                    OrchestrationError::InputRequired(pause) if self.announce => Some(pause),
+                    _ => None,
+                };
+                if let Some(pause) = question {
+                    // A question: the run pauses (nothing new starts).
+                    let label = self.label_of(walk, step);
+                    for question in &pause.questions {
+                        let mut question = question.clone();
+                        question.node.get_or_insert_with(|| label.clone());
+                        self.asked.push((step, question));
+                    }
+                    Completion::Interrupted
+                } else {
+                    self.failures.push((step, error));
+                    Completion::Failed
+                }
             }
             Err(NodeFailure::Interrupted(why)) => {
                 self.interrupted.get_or_insert(why);
@@ -344,6 +403,15 @@ impl RunState {
             if self.scheduler.ended(map) == Some(Completion::Succeeded) {
                 self.keep(map, gathered);
             }
+        }
+    }
+
+    /// The graph node id of step `step`'s node.
+    fn label_of(&self, walk: &Walk<'_>, step: StepId) -> String {
+        let node = self.scheduler.step(step).map_or(step, |info| info.node);
+        match &walk.branching {
+            Some(branching) => branching.label(node).to_owned(),
+            None => walk.agent_name(node).to_owned(),
         }
     }
 

@@ -86,6 +86,8 @@ pub(crate) struct Step {
     pub(crate) iteration: u32,
     /// For a map item's step: its map step and the item's index.
     pub(crate) item: Option<(StepId, u32)>,
+    /// Which of its node's steps this is, from 1 (set when the step is added).
+    pub(crate) activation: u32,
 }
 
 /// Where a node stands in the current pass over it.
@@ -241,6 +243,7 @@ impl Scheduler {
                 input: StepInput::Item { map, index },
                 iteration,
                 item: Some((map, index)),
+                activation: 0,
             }) else {
                 break;
             };
@@ -447,6 +450,7 @@ impl Scheduler {
             input,
             iteration,
             item: None,
+            activation: 0,
         }) else {
             return;
         };
@@ -456,7 +460,7 @@ impl Scheduler {
 
     /// Adds a step, unless the step limit is reached (then the run starts
     /// nothing more, and the node refused a step is named).
-    fn add_step(&mut self, step: Step) -> Option<StepId> {
+    fn add_step(&mut self, mut step: Step) -> Option<StepId> {
         if self.runaway.is_some() {
             return None;
         }
@@ -467,6 +471,7 @@ impl Scheduler {
         }
         let id = StepId::from_index(self.steps.len());
         self.activations[step.node.index()] += 1;
+        step.activation = self.activations[step.node.index()];
         if step.kind == StepKind::Map {
             self.maps
                 .resize_with(self.steps.len() + 1, MapItems::default);

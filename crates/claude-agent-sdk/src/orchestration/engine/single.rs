@@ -78,6 +78,7 @@ pub(crate) async fn run_one(
         overrides,
         branching: None,
         budget: crate::orchestration::budget::RunBudget::unlimited(),
+        reuse: Default::default(),
     };
     let (_, result) = driver::run(plan, ctx, |mut report| {
         if let Some(why) = report.interrupted {

@@ -51,6 +51,12 @@
 //! are not bounded loops are all reported at once, as
 //! [`OrchestrationError::InvalidConfig`] naming the nodes.
 //!
+//! **Human input**: an agent asks a person with
+//! [`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask);
+//! the run pauses and returns [`OrchestrationError::InputRequired`], and
+//! [`resume`](GraphOrchestrator::resume) continues it with the answers,
+//! without running any finished step again (see [`human`](crate::orchestration::human)).
+//!
 //! **Limits**: a run takes at most [`RunBudget::max_steps`] steps (one per
 //! node run, loop iteration and map item; [`DEFAULT_MAX_STEPS`](crate::orchestration::budget::DEFAULT_MAX_STEPS)
 //! unless set), and may bound tokens, cost and time ([`with_budget`](GraphOrchestrator::with_budget));
@@ -114,10 +120,11 @@ use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::budget::RunBudget;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
-use crate::orchestration::engine::run_state::Branching;
+use crate::orchestration::engine::run_state::{Branching, Reuse};
 use crate::orchestration::engine::scheduler::{Decision, StepKind};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::human::{FinishedStep, Pause};
 use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::journal::NodeId;
 use crate::orchestration::orchestrator::{
@@ -408,12 +415,133 @@ impl GraphOrchestrator {
         check::check(self).map(|_| ())
     }
 
+    /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
+    /// under a fresh context: the steps the paused run finished are not run
+    /// again (their outputs are reused), and the agents that asked get
+    /// `answers` (question id → answer) from
+    /// [`ExecutionContext::ask`]. A run may pause again on new questions.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{
+    ///     Agent, AgentInput, AgentOutput, ExecutionContext, GraphOrchestrator,
+    ///     OrchestrationError, Orchestrator, OrchestratorInput, Result, END, START,
+    /// };
+    ///
+    /// struct Spender;
+    /// #[async_trait::async_trait]
+    /// impl Agent for Spender {
+    ///     fn name(&self) -> &str { "spender" }
+    ///     fn description(&self) -> &str { "spends money, with approval" }
+    ///     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+    ///         let ctx = ExecutionContext::current().expect("runs in a run");
+    ///         let answer = ctx.ask("approve", "Spend $50?")?;
+    ///         Ok(AgentOutput::new(format!("{}: {answer}", input.content)))
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let graph = GraphOrchestrator::new("buy")
+    ///     .add_node("spend", Spender)
+    ///     .add_edge(START, "spend")
+    ///     .add_edge("spend", END);
+    /// let Err(OrchestrationError::InputRequired(pause)) =
+    ///     graph.orchestrate(vec![], OrchestratorInput::new("order")).await
+    /// else {
+    ///     panic!("the run should pause");
+    /// };
+    /// assert_eq!(pause.questions[0].text, "Spend $50?");
+    /// let output = graph.resume(*pause, [("approve", "yes")]).await?;
+    /// assert_eq!(output.result, "order: yes");
+    /// # Ok::<(), OrchestrationError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`orchestrate`](crate::orchestration::Orchestrator::orchestrate);
+    /// [`OrchestrationError::InvalidConfig`] when `pause` names a node this
+    /// graph does not have.
+    pub async fn resume<I, K, V>(&self, pause: Pause, answers: I) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let ctx = ExecutionContext::new(self.base.config().clone());
+        self.resume_with_context(pause, answers, &ctx, TraceOut::Take)
+            .await
+    }
+
+    /// As [`resume`](Self::resume), under a caller-owned context (which
+    /// keeps the answers).
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    pub async fn resume_in<I, K, V>(
+        &self,
+        pause: Pause,
+        answers: I,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.resume_with_context(pause, answers, ctx, TraceOut::Attach)
+            .await
+    }
+
+    async fn resume_with_context<I, K, V>(
+        &self,
+        pause: Pause,
+        answers: I,
+        ctx: &ExecutionContext,
+        trace: TraceOut,
+    ) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        for (id, answer) in pause.answers {
+            ctx.answer(id, answer);
+        }
+        for (id, answer) in answers {
+            ctx.answer(id, answer);
+        }
+        let mut reuse = Reuse::new();
+        for step in pause.finished {
+            let Some(position) = self.nodes.iter().position(|node| node.id == step.node) else {
+                return Err(OrchestrationError::InvalidConfig(format!(
+                    "the paused run names node `{}`, which graph `{}` does not have",
+                    step.node,
+                    self.base.name()
+                )));
+            };
+            reuse.insert((NodeId::from_index(position), step.activation), step.output);
+        }
+        let input = pause.input.unwrap_or_default();
+        self.run_reusing(vec![], input, ctx, trace, reuse).await
+    }
+
     async fn run(
         &self,
         agents: Vec<Box<dyn Agent>>,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
         trace: TraceOut,
+    ) -> Result<OrchestratorOutput> {
+        self.run_reusing(agents, input, ctx, trace, Reuse::new())
+            .await
+    }
+
+    async fn run_reusing(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+        trace: TraceOut,
+        reuse: Reuse,
     ) -> Result<OrchestratorOutput> {
         if !agents.is_empty() {
             return Err(OrchestrationError::InvalidConfig(format!(
@@ -433,12 +561,50 @@ impl GraphOrchestrator {
             graph: checked.graph,
             branching: Some(compiled as Arc<dyn Branching>),
             budget: self.budget,
+            reuse,
         };
         let timeout = self.base.config().timeout;
+        let kept_input = input.clone();
         run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
+            if !report.asked.is_empty() {
+                return Err(self.paused(&report, kept_input, ctx));
+            }
             conclude(report, self.base.name(), timeout)
         })
         .await
+    }
+
+    /// The pause of a run whose steps asked questions.
+    fn paused(
+        &self,
+        report: &RunReport,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+    ) -> OrchestrationError {
+        let finished = report
+            .scheduler
+            .steps()
+            .iter()
+            .zip(&report.outputs)
+            .filter(|(step, _)| step.kind == StepKind::Agent)
+            .filter_map(|(step, output)| {
+                Some(FinishedStep {
+                    node: self.nodes.get(step.node.index())?.id.clone(),
+                    activation: step.activation,
+                    output: output.clone()?,
+                })
+            })
+            .collect();
+        OrchestrationError::InputRequired(Box::new(Pause {
+            questions: report
+                .asked
+                .iter()
+                .map(|(_, question)| question.clone())
+                .collect(),
+            finished,
+            answers: ctx.answers(),
+            input: Some(input),
+        }))
     }
 }
 
@@ -519,9 +685,11 @@ impl Branching for Compiled {
                 match targets.iter().find(|(id, _)| id == target) {
                     Some((_, Some(next))) => routes.push(*next),
                     Some((_, None)) => ends = true,
-                    None => return Err(OrchestrationError::InvalidConfig(format!(
+                    None => {
+                        return Err(OrchestrationError::InvalidConfig(format!(
                         "the router of `{label}` chose `{target}`, which is not among its targets"
-                    ))),
+                    )))
+                    }
                 }
             }
             decision.routes = Some(routes);

@@ -21,7 +21,7 @@ use crate::orchestration::budget::RunBudget;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
 use crate::orchestration::engine::graph::Graph;
-use crate::orchestration::engine::run_state::Branching;
+use crate::orchestration::engine::run_state::{Branching, Reuse};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::{
     require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
@@ -92,6 +92,9 @@ pub(crate) struct Flow {
     pub(crate) graph: Graph,
     pub(crate) branching: Option<Arc<dyn Branching>>,
     pub(crate) budget: RunBudget,
+    /// Outputs of steps a paused run finished (by node and activation), to
+    /// reuse rather than run again.
+    pub(crate) reuse: Reuse,
 }
 
 impl Flow {
@@ -101,6 +104,7 @@ impl Flow {
             graph,
             branching: None,
             budget: RunBudget::unlimited(),
+            reuse: Reuse::new(),
         }
     }
 }
@@ -134,6 +138,7 @@ pub(crate) async fn run_pattern(
         overrides: Overrides::default(),
         branching: flow.branching,
         budget: flow.budget,
+        reuse: flow.reuse,
     };
     let (run, result) = driver::run(plan, ctx, conclude).await;
     let mut output = result?;

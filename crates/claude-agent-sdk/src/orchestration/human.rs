@@ -1,0 +1,105 @@
+//! Human input: an agent asks a person a question, the run pauses, and a
+//! resumed run continues where it stopped.
+//!
+//! Inside `execute`, an agent asks through its context:
+//! `ExecutionContext::current()` then
+//! [`ask`](crate::orchestration::ExecutionContext::ask)`("approve", "Spend $50?")?`.
+//! When the context holds an answer to that question, `ask` returns it;
+//! otherwise it returns [`OrchestrationError::InputRequired`], which the
+//! agent passes on with `?`. The run then *pauses*: the agents already
+//! running finish, nothing new starts, and the orchestrate call fails with
+//! `InputRequired` carrying a [`Pause`] — the questions asked, and every
+//! step that finished with its output. Resuming
+//! ([`GraphOrchestrator::resume`](crate::orchestration::GraphOrchestrator::resume))
+//! with the answers runs the graph again without running any finished step
+//! (their outputs are reused), and the step that asked runs again and gets
+//! its answer from `ask` — work it wants to keep across the pause, it keeps
+//! in the run's shared state. A [`Pause`] is plain data (it serializes), so
+//! it can wait for its answers as long as the process keeps it.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::agent::AgentOutput;
+
+/// A question for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Question {
+    /// The question's id: the answer is given under it.
+    pub id: String,
+    /// What is asked.
+    pub text: String,
+    /// The graph node whose agent asked, once the run knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl Question {
+    /// Question `id`, asking `text`.
+    #[must_use]
+    pub fn new(id: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            text: text.into(),
+            node: None,
+        }
+    }
+}
+
+/// A step that finished before a run paused: resuming reuses its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FinishedStep {
+    /// The graph node.
+    pub node: String,
+    /// Which of the node's steps (1 for its first run, 2 for its second loop
+    /// pass or map item, …).
+    pub activation: u32,
+    /// What it produced.
+    pub output: AgentOutput,
+}
+
+/// A paused run: the questions waiting for answers, and what the run needs
+/// to continue (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Pause {
+    /// The questions asked, in the order the run heard them.
+    pub questions: Vec<Question>,
+    /// The steps that finished, with their outputs.
+    pub finished: Vec<FinishedStep>,
+    /// The answers the run already had (they carry over to the resumed run).
+    #[serde(default)]
+    pub answers: HashMap<String, String>,
+    /// The run's input, which the resumed run starts from again.
+    #[serde(default)]
+    pub input: Option<crate::orchestration::OrchestratorInput>,
+}
+
+impl Pause {
+    /// A pause for one question (what [`ask`](crate::orchestration::ExecutionContext::ask)
+    /// returns; the run fills in the rest).
+    #[must_use]
+    pub fn asking(question: Question) -> Self {
+        Self {
+            questions: vec![question],
+            finished: Vec::new(),
+            answers: HashMap::new(),
+            input: None,
+        }
+    }
+}
+
+impl fmt::Display for Pause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let questions: Vec<String> = self
+            .questions
+            .iter()
+            .map(|question| format!("[{}] {}", question.id, question.text))
+            .collect();
+        f.write_str(&questions.join("; "))
+    }
+}
