@@ -5,7 +5,7 @@
 //! `ExecutionContext::current()` then
 //! [`ask`](crate::orchestration::ExecutionContext::ask)`("approve", "Spend $50?")?`.
 //! When the context holds an answer to that question, `ask` returns it;
-//! otherwise it returns [`OrchestrationError::InputRequired`], which the
+//! otherwise it returns [`OrchestrationError::InputRequired`](crate::orchestration::OrchestrationError::InputRequired), which the
 //! agent passes on with `?`. The run then *pauses*: the agents already
 //! running finish, nothing new starts, and the orchestrate call fails with
 //! `InputRequired` carrying a [`Pause`] — the questions asked, and every
