@@ -177,6 +177,13 @@ impl Graph {
 
     /// For each node, the nodes it feeds: `successors[start[n]..start[n + 1]]`.
     pub(crate) fn successor_table(&self) -> (Vec<usize>, Vec<NodeId>) {
+        let (start, successors, _) = self.edge_table();
+        (start, successors)
+    }
+
+    /// As [`successor_table`](Self::successor_table), with each edge's slot:
+    /// its place among the edges into its target, in the order they were added.
+    pub(crate) fn edge_table(&self) -> (Vec<usize>, Vec<NodeId>, Vec<usize>) {
         let mut start = vec![0; self.nodes.len() + 1];
         for (from, _) in &self.edges {
             start[from.index() + 1] += 1;
@@ -186,11 +193,24 @@ impl Graph {
         }
         let mut next = start.clone();
         let mut successors = vec![NodeId(0); self.edges.len()];
+        let mut slots = vec![0; self.edges.len()];
+        let mut inbound = vec![0; self.nodes.len()];
         for (from, to) in &self.edges {
             successors[next[from.index()]] = *to;
+            slots[next[from.index()]] = inbound[to.index()];
+            inbound[to.index()] += 1;
             next[from.index()] += 1;
         }
-        (start, successors)
+        (start, successors, slots)
+    }
+
+    /// For each node, how many edges lead into it.
+    pub(crate) fn inbound_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.nodes.len()];
+        for (_, to) in &self.edges {
+            counts[to.index()] += 1;
+        }
+        counts
     }
 
     /// For each node, the nodes that feed it, in the order the edges were added.

@@ -140,11 +140,13 @@ struct MapItems {
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     graph: Graph,
-    /// The nodes node `n` feeds: `successors[start[n]..start[n + 1]]`.
+    /// The nodes node `n` feeds: `successors[start[n]..start[n + 1]]`, each
+    /// edge with its slot among the edges into its target.
     start: Vec<usize>,
     successors: Vec<NodeId>,
-    /// The nodes that feed node `n`, in order.
-    predecessors: Vec<Vec<NodeId>>,
+    slots: Vec<usize>,
+    /// How many nodes feed node `n`.
+    waits: Vec<usize>,
     nodes: Vec<NodeState>,
     /// How many steps each node has had.
     activations: Vec<u32>,
@@ -174,13 +176,14 @@ impl Scheduler {
     /// A scheduler for `graph` running at most `limit` agent steps at once
     /// (at least one) and creating at most `max_steps` steps.
     pub(crate) fn new(graph: Graph, limit: usize, max_steps: usize) -> Self {
-        let (start, successors) = graph.successor_table();
-        let predecessors = graph.predecessor_lists();
+        let (start, successors, slots) = graph.edge_table();
+        let waits = graph.inbound_counts();
         let count = graph.len();
         let mut scheduler = Self {
             start,
             successors,
-            predecessors,
+            slots,
+            waits,
             nodes: vec![NodeState::waiting(); count],
             activations: vec![0; count],
             iterations: vec![1; graph.loops.len()],
@@ -198,7 +201,7 @@ impl Scheduler {
             runaway: None,
         };
         for index in 0..count {
-            if scheduler.predecessors[index].is_empty() {
+            if scheduler.waits[index] == 0 {
                 scheduler.activate(NodeId::from_index(index), StepInput::RunInput);
             }
         }
@@ -343,7 +346,7 @@ impl Scheduler {
         let routed = spec.routed;
         let mut skipped = Vec::new();
         for edge in self.start[node.index()]..self.start[node.index() + 1] {
-            let next = self.successors[edge];
+            let (next, slot) = (self.successors[edge], self.slots[edge]);
             let token = match how {
                 Completion::Succeeded => match &decision.routes {
                     Some(routes) if routed && !routes.contains(&next) => Token::Skipped,
@@ -351,13 +354,13 @@ impl Scheduler {
                 },
                 Completion::Failed | Completion::Interrupted => Token::Failed,
             };
-            self.pass(node, next, token, &mut skipped);
+            self.pass(next, slot, token, &mut skipped);
         }
         // Skipping spreads along edges: a work list, not recursion.
         while let Some(from) = skipped.pop() {
             for edge in self.start[from.index()]..self.start[from.index() + 1] {
-                let next = self.successors[edge];
-                self.pass(from, next, Token::Skipped, &mut skipped);
+                let (next, slot) = (self.successors[edge], self.slots[edge]);
+                self.pass(next, slot, Token::Skipped, &mut skipped);
             }
         }
     }
@@ -375,12 +378,16 @@ impl Scheduler {
         self.activate(to, StepInput::OutputOf(step));
     }
 
-    /// Gives `to` the token `token` from its predecessor `from`.
-    fn pass(&mut self, from: NodeId, to: NodeId, token: Token, skipped: &mut Vec<NodeId>) {
-        let position = self.predecessors[to.index()]
-            .iter()
-            .position(|&node| node == from)
-            .unwrap_or(0);
+    /// Gives `to` the token `token` from the predecessor in its slot `slot`.
+    fn pass(&mut self, to: NodeId, slot: usize, token: Token, skipped: &mut Vec<NodeId>) {
+        // The common case — a node fed by one node, which succeeded — runs
+        // at once on that node's output.
+        if let (Token::Succeeded(step), 1, NodeState::Waiting { .. }) =
+            (token, self.waits[to.index()], &self.nodes[to.index()])
+        {
+            self.activate(to, StepInput::OutputOf(step));
+            return;
+        }
         let NodeState::Waiting {
             succeeded,
             failed,
@@ -393,7 +400,7 @@ impl Scheduler {
         match token {
             Token::Succeeded(step) => {
                 *succeeded += 1;
-                fed_by.push((position, step));
+                fed_by.push((slot, step));
             }
             Token::Failed => *failed += 1,
             Token::Skipped => *skips += 1,
@@ -415,7 +422,7 @@ impl Scheduler {
         else {
             return None;
         };
-        let waits = self.predecessors[node.index()].len();
+        let waits = self.waits[node.index()];
         let live = waits - *skipped;
         let required = join_requirement(self.graph.nodes[node.index()].join, live);
         if live > 0 && *succeeded >= required {
