@@ -890,3 +890,25 @@ async fn a_question_asked_deep_in_a_nested_pipeline_pauses_the_graph() {
     let output = graph.resume(*pause, [("deep-q", "fine")]).await.unwrap();
     assert_eq!(output.result, "x[fine]");
 }
+
+#[tokio::test]
+async fn a_question_node_pauses_until_a_person_answers() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("approve")
+        .add_node("draft", wrap("draft", &log))
+        .add_ask("approval", "Publish this?")
+        .add_node("publish", wrap("publish", &log))
+        .add_edge(START, "draft")
+        .add_edge("draft", "approval")
+        .add_edge("approval", "publish")
+        .add_edge("publish", END);
+    let Err(OrchestrationError::InputRequired(pause)) = graph.orchestrate(vec![], input("x")).await
+    else {
+        panic!("the run should pause");
+    };
+    assert_eq!(pause.questions[0].id, "approval");
+    assert_eq!(pause.questions[0].text, "Publish this?\n\ndraft(x)");
+    let output = graph.resume(*pause, [("approval", "yes")]).await.unwrap();
+    assert_eq!(output.result, "publish(yes)");
+    assert_eq!(log.entries(), ["draft:x", "publish:yes"], "draft ran once");
+}

@@ -138,7 +138,7 @@ use crate::orchestration::registry::AgentRegistry;
 pub use nodes::NodeOptions;
 pub use route::{Route, RouteContext, Split, END, START};
 
-use nodes::{NodeAgent, NodeSource};
+use nodes::{AskAgent, NodeAgent, NodeSource};
 use route::{Condition, Router};
 
 /// A graph of agents (see the module docs).
@@ -284,6 +284,25 @@ impl GraphOrchestrator {
             graph,
             Vec::new(),
         );
+        self.push_node(
+            id,
+            NodeSource::Agent(Arc::new(agent)),
+            NodeOptions::new(),
+            None,
+        )
+    }
+
+    /// Adds node `id`, which asks a person `question` (followed by the
+    /// node's input) under question id `id`: the run pauses until
+    /// [`resume`](Self::resume) gives the answer, which is the node's output.
+    #[must_use]
+    pub fn add_ask(self, id: impl Into<String>, question: impl Into<String>) -> Self {
+        let id = id.into();
+        let agent = AskAgent {
+            name: id.clone(),
+            question_id: id.clone(),
+            question: question.into(),
+        };
         self.push_node(
             id,
             NodeSource::Agent(Arc::new(agent)),

@@ -85,6 +85,45 @@ impl NodeSource {
     }
 }
 
+/// A node that asks a person: its output is the answer to question
+/// `question_id` (the question's text followed by the node's input, when it
+/// has one).
+pub(super) struct AskAgent {
+    pub(super) name: String,
+    pub(super) question_id: String,
+    pub(super) question: String,
+}
+
+#[async_trait]
+impl Agent for AskAgent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        "asks a person"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let Some(ctx) = crate::orchestration::ExecutionContext::current() else {
+            return Err(OrchestrationError::InvalidConfig(
+                "a question node runs inside a run".into(),
+            ));
+        };
+        let question = if input.content.is_empty() {
+            self.question.clone()
+        } else {
+            format!("{}\n\n{}", self.question, input.content)
+        };
+        let answer = ctx.ask(&self.question_id, &question)?;
+        Ok(AgentOutput::new(answer))
+    }
+
+    fn max_retries(&self) -> Option<usize> {
+        Some(0)
+    }
+}
+
 /// A node's agent with the node's options in front of the agent's own.
 pub(super) struct NodeAgent {
     agent: Arc<dyn Agent>,
