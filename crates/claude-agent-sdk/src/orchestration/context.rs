@@ -253,7 +253,12 @@ impl ExecutionContext {
     /// Asks a person question `id` (see [`human`](super::human)): the answer,
     /// when this context (or the one it is a child of) holds one; otherwise
     /// [`OrchestrationError::InputRequired`](super::OrchestrationError::InputRequired)
-    /// for the agent to return with `?`, which pauses the run.
+    /// for the agent to return with `?`, which pauses the run. Graph runs
+    /// pause ([`GraphOrchestrator::resume`](super::GraphOrchestrator::resume)
+    /// continues them); a pipeline or fan-out has no pause — the question
+    /// fails it, with `InputRequired` as the failure's
+    /// [`root_cause`](super::OrchestrationError::root_cause), and a graph
+    /// running it as a node pauses.
     ///
     /// ```
     /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
