@@ -60,7 +60,7 @@ fn runner(
             steps(group, workflow, factory)?,
         ),
     };
-    let Some(budget) = group.budget else {
+    let Some(budget) = group.budget.as_deref().copied() else {
         return Ok((runner, agents));
     };
     let bounded = match runner {

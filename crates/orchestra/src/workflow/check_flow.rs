@@ -146,7 +146,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
         let budget = raw
             .budget
             .as_ref()
-            .map(|budget| check_budget(self.checker, budget));
+            .map(|budget| Box::new(check_budget(self.checker, budget)));
         if mode == Mode::Graph {
             let mut group = self.graph_group(raw, steps, name, config)?;
             group.budget = budget;
@@ -286,7 +286,8 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                     None => format!("{parent}.{}", index + 1),
                 };
                 self.used.insert(name.clone(), step.span);
-                self.group(raw, step.span, name, config).map(Node::Group)
+                self.group(raw, step.span, name, config)
+                    .map(|group| Node::Group(Box::new(group)))
             }
             Step::Ref(id) => self.reference(id.trim(), step.span, config),
         }
@@ -354,7 +355,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                 let groups = self.groups;
                 let raw = &groups[index];
                 self.group(&raw.value, raw.span, id.to_owned(), config)
-                    .map(Node::Group)
+                    .map(|group| Node::Group(Box::new(group)))
             }
         }
     }

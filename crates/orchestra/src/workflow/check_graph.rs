@@ -119,7 +119,7 @@ impl FlowChecker<'_, '_> {
             mode: Mode::Graph,
             config,
             steps,
-            graph: Some(spec),
+            graph: Some(Box::new(spec)),
             budget: None,
         })
     }

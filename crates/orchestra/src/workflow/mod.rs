@@ -211,7 +211,7 @@ fn check(
                     .with_help(Some("keep one of them".to_owned())),
             );
         }
-        root.budget = Some(checked);
+        root.budget = Some(Box::new(checked));
     }
     let defaults = claude_agent_sdk::orchestration::ExecutionConfig::new();
     let agents = agents

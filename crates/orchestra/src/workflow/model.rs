@@ -154,7 +154,7 @@ pub enum Node {
     /// The agent with this id.
     Agent(String),
     /// A nested group.
-    Group(Group),
+    Group(Box<Group>),
 }
 
 impl Node {
@@ -215,9 +215,9 @@ pub struct Group {
     /// The steps, in order (for a graph: its nodes).
     pub steps: Vec<Node>,
     /// A graph group's wiring.
-    pub graph: Option<GraphSpec>,
+    pub graph: Option<Box<GraphSpec>>,
     /// What the group's run may spend, when bounded.
-    pub budget: Option<RunBudget>,
+    pub budget: Option<Box<RunBudget>>,
 }
 
 impl Group {
