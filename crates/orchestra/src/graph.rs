@@ -1,8 +1,11 @@
 //! `orchestra graph`: the flow as a Mermaid or Graphviz diagram.
 //!
 //! Agents are boxes; each group is a frame around its steps. A sequential group
-//! chains its steps; a parallel group fans out to its steps and back in. The
-//! diagram runs from `input` to `output`.
+//! chains its steps; a parallel group fans out to its steps and back in; a
+//! graph group draws its edges, its routes labelled with their conditions, its
+//! loops as dashed arrows back labelled with their bound, its maps and joins in
+//! their nodes' labels (see [`graph_draw`](crate::graph_draw)). The diagram runs
+//! from `input` to `output`.
 
 use std::fmt::Write as _;
 
@@ -15,10 +18,10 @@ pub fn render(workflow: &Workflow, format: GraphFormat) -> String {
     let mut diagram = Diagram::default();
     let (entries, exits) = diagram.group(workflow, &workflow.flow, 0);
     for entry in entries {
-        diagram.edges.push(("input".to_owned(), entry));
+        diagram.edge("input".to_owned(), entry);
     }
     for exit in exits {
-        diagram.edges.push((exit, "output".to_owned()));
+        diagram.edge(exit, "output".to_owned());
     }
     match format {
         GraphFormat::Mermaid => diagram.mermaid(),
@@ -28,51 +31,80 @@ pub fn render(workflow: &Workflow, format: GraphFormat) -> String {
 
 /// Boxes, frames and arrows, independent of the diagram language.
 #[derive(Default)]
-struct Diagram {
-    /// (node id, label, depth): agent boxes, and `Open`/`Close` frame markers.
-    items: Vec<Item>,
-    edges: Vec<(String, String)>,
+pub(crate) struct Diagram {
+    /// Agent boxes, and `Open`/`Close` frame markers.
+    pub(crate) items: Vec<Item>,
+    pub(crate) edges: Vec<Edge>,
     next: usize,
 }
 
-enum Item {
-    Node { id: String, label: String },
-    Open { id: String, label: String },
+/// An arrow, with its label, dashed for a loop's way back.
+pub(crate) struct Edge {
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) label: Option<String>,
+    pub(crate) dashed: bool,
+}
+
+pub(crate) enum Item {
+    Node {
+        id: String,
+        label: String,
+    },
+    /// A graph's start or end.
+    Point {
+        id: String,
+        label: String,
+    },
+    Open {
+        id: String,
+        label: String,
+    },
     Close,
 }
 
 impl Diagram {
+    /// A plain arrow.
+    pub(crate) fn edge(&mut self, from: String, to: String) {
+        self.edges.push(Edge {
+            from,
+            to,
+            label: None,
+            dashed: false,
+        });
+    }
+
     /// Adds `group` and returns the ids its arrows come in to and go out from.
-    fn group(
+    pub(crate) fn group(
         &mut self,
         workflow: &Workflow,
         group: &Group,
         depth: usize,
     ) -> (Vec<String>, Vec<String>) {
-        let frame = depth > 0 || group.steps.len() > 1;
+        let frame = depth > 0 || group.steps.len() > 1 || group.graph.is_some();
         if frame {
             let id = self.fresh("g");
             let mut label = format!("{} · {}", group.name, group.mode.as_str());
             if group.mode == Mode::Parallel {
-                label.push_str(&format!(" · join {}", join_label(group)));
+                label.push_str(&format!(" · join {}", join_label(group.config.join_policy)));
+            }
+            if let Some(budget) = &group.budget {
+                label.push_str(&format!(
+                    " · budget {}",
+                    crate::graph_draw::budget_label(budget)
+                ));
             }
             self.items.push(Item::Open { id, label });
+        }
+        if let Some(spec) = &group.graph {
+            let ends = self.graph(workflow, group, spec, depth);
+            self.items.push(Item::Close);
+            return ends;
         }
         let parts: Vec<(Vec<String>, Vec<String>)> = group
             .steps
             .iter()
-            .map(|step| match step {
-                Node::Agent(agent) => {
-                    let id = self.fresh("a");
-                    let kind = workflow.agent(agent).map_or("agent", |a| a.kind.as_str());
-                    self.items.push(Item::Node {
-                        id: id.clone(),
-                        label: format!("{agent}\n{kind}"),
-                    });
-                    (vec![id.clone()], vec![id])
-                }
-                Node::Group(inner) => self.group(workflow, inner, depth + 1),
-            })
+            .map(|step| self.step(workflow, step, depth, None))
             .collect();
         if frame {
             self.items.push(Item::Close);
@@ -82,7 +114,7 @@ impl Diagram {
                 for pair in parts.windows(2) {
                     for from in &pair[0].1 {
                         for to in &pair[1].0 {
-                            self.edges.push((from.clone(), to.clone()));
+                            self.edge(from.clone(), to.clone());
                         }
                     }
                 }
@@ -90,7 +122,7 @@ impl Diagram {
                 let exits = parts.last().map(|p| p.1.clone()).unwrap_or_default();
                 (entries, exits)
             }
-            Mode::Parallel => parts.into_iter().fold(
+            Mode::Parallel | Mode::Graph => parts.into_iter().fold(
                 (Vec::new(), Vec::new()),
                 |(mut entries, mut exits), (e, x)| {
                     entries.extend(e);
@@ -101,7 +133,35 @@ impl Diagram {
         }
     }
 
-    fn fresh(&mut self, prefix: &str) -> String {
+    /// Adds one step (with `note` under an agent's kind) and returns its
+    /// entries and exits.
+    pub(crate) fn step(
+        &mut self,
+        workflow: &Workflow,
+        step: &Node,
+        depth: usize,
+        note: Option<String>,
+    ) -> (Vec<String>, Vec<String>) {
+        match step {
+            Node::Agent(agent) => {
+                let id = self.fresh("a");
+                let kind = workflow.agent(agent).map_or("agent", |a| a.kind.as_str());
+                let mut label = format!("{agent}\n{kind}");
+                if let Some(note) = note {
+                    label.push('\n');
+                    label.push_str(&note);
+                }
+                self.items.push(Item::Node {
+                    id: id.clone(),
+                    label,
+                });
+                (vec![id.clone()], vec![id])
+            }
+            Node::Group(inner) => self.group(workflow, inner, depth + 1),
+        }
+    }
+
+    pub(crate) fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("{prefix}{}", self.next)
     }
@@ -116,6 +176,9 @@ impl Diagram {
                 Item::Node { id, label } => {
                     let _ = writeln!(out, "{pad}{id}[\"{}\"]", quote(label));
                 }
+                Item::Point { id, label } => {
+                    let _ = writeln!(out, "{pad}{id}((\"{}\"))", quote(label));
+                }
                 Item::Open { id, label } => {
                     let _ = writeln!(out, "{pad}subgraph {id}[\"{}\"]", quote(label));
                     indent += 1;
@@ -127,8 +190,16 @@ impl Diagram {
             }
         }
         out.push_str("    output([output])\n");
-        for (from, to) in &self.edges {
-            let _ = writeln!(out, "    {from} --> {to}");
+        for edge in &self.edges {
+            let (from, to) = (&edge.from, &edge.to);
+            let _ = match (&edge.label, edge.dashed) {
+                (Some(label), true) => writeln!(out, "    {from} -. \"{}\" .-> {to}", quote(label)),
+                (Some(label), false) => {
+                    writeln!(out, "    {from} -- \"{}\" --> {to}", quote(label))
+                }
+                (None, true) => writeln!(out, "    {from} -.-> {to}"),
+                (None, false) => writeln!(out, "    {from} --> {to}"),
+            };
         }
         out
     }
@@ -150,6 +221,9 @@ impl Diagram {
                 Item::Node { id, label } => {
                     let _ = writeln!(out, "{pad}{id} [label=\"{}\"];", quote(label));
                 }
+                Item::Point { id, label } => {
+                    let _ = writeln!(out, "{pad}{id} [label=\"{}\", shape=circle];", quote(label));
+                }
                 Item::Open { id, label } => {
                     let _ = writeln!(out, "{pad}subgraph cluster_{id} {{");
                     let _ = writeln!(out, "{pad}    label=\"{}\";", quote(label));
@@ -161,17 +235,35 @@ impl Diagram {
                 }
             }
         }
-        for (from, to) in &self.edges {
-            let _ = writeln!(out, "    {from} -> {to};");
+        for edge in &self.edges {
+            let mut attributes = Vec::new();
+            if let Some(label) = &edge.label {
+                attributes.push(format!("label=\"{}\"", quote(label)));
+            }
+            if edge.dashed {
+                attributes.push("style=dashed".to_owned());
+            }
+            let _ = if attributes.is_empty() {
+                writeln!(out, "    {} -> {};", edge.from, edge.to)
+            } else {
+                writeln!(
+                    out,
+                    "    {} -> {} [{}];",
+                    edge.from,
+                    edge.to,
+                    attributes.join(", ")
+                )
+            };
         }
         out.push_str("}\n");
         out
     }
 }
 
-fn join_label(group: &Group) -> String {
+/// "all", "any" or "≥k".
+pub(crate) fn join_label(policy: claude_agent_sdk::orchestration::JoinPolicy) -> String {
     use claude_agent_sdk::orchestration::JoinPolicy;
-    match group.config.join_policy {
+    match policy {
         JoinPolicy::Any => "any".to_owned(),
         JoinPolicy::AtLeast(k) => format!("≥{k}"),
         _ => "all".to_owned(),

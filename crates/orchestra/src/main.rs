@@ -13,6 +13,8 @@ mod commands;
 mod exit;
 mod factory;
 mod graph;
+mod graph_draw;
+mod graph_plan;
 #[cfg(feature = "otel")]
 mod otel;
 mod plan;

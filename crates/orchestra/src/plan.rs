@@ -11,13 +11,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, Orchestrator,
-    OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator, Result,
-    SequentialOrchestrator,
+    Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, GraphOrchestrator,
+    Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator,
+    Result, SequentialOrchestrator, END, START,
 };
 
+use std::sync::Arc;
+
 use crate::factory::Factory;
+use crate::graph_plan::{wire, Routed};
 use crate::template::output_key;
+use crate::workflow::graph_model::{GraphSpec, RouteBy};
 use crate::workflow::{Group, Mode, Node, Workflow};
 
 /// The root group's orchestrator and its steps, ready to run.
@@ -29,19 +33,88 @@ pub struct Plan {
 enum Runner {
     Sequential(SequentialOrchestrator),
     Parallel(ParallelOrchestrator),
+    /// A graph carries its own agents.
+    Graph(GraphOrchestrator),
 }
 
-impl Runner {
-    fn new(mode: Mode, config: &ExecutionConfig) -> Self {
-        match mode {
-            Mode::Sequential => {
-                Self::Sequential(SequentialOrchestrator::new().with_config(config.clone()))
-            }
-            Mode::Parallel => {
-                Self::Parallel(ParallelOrchestrator::new().with_config(config.clone()))
-            }
+/// The orchestrator of `group` and the agents it is given (none for a
+/// graph). A sequential or parallel group with a budget runs as the one node
+/// of a graph that carries the budget.
+fn runner(
+    group: &Group,
+    workflow: &Workflow,
+    factory: &mut Factory,
+) -> std::result::Result<(Runner, Vec<Box<dyn Agent>>), String> {
+    let config = &group.config;
+    let (runner, agents) = match (&group.graph, group.mode) {
+        (Some(spec), _) => (
+            Runner::Graph(graph(group, spec, workflow, factory)?),
+            Vec::new(),
+        ),
+        (None, Mode::Parallel) => (
+            Runner::Parallel(ParallelOrchestrator::new().with_config(config.clone())),
+            steps(group, workflow, factory)?,
+        ),
+        (None, _) => (
+            Runner::Sequential(SequentialOrchestrator::new().with_config(config.clone())),
+            steps(group, workflow, factory)?,
+        ),
+    };
+    let Some(budget) = group.budget.as_deref().copied() else {
+        return Ok((runner, agents));
+    };
+    let bounded = match runner {
+        Runner::Graph(graph) => graph.with_budget(budget),
+        Runner::Sequential(o) => budgeted(group, o, agents).with_budget(budget),
+        Runner::Parallel(o) => budgeted(group, o, agents).with_budget(budget),
+    };
+    Ok((Runner::Graph(bounded), Vec::new()))
+}
+
+/// `orchestrator` over `agents` as the one node of a graph named after `group`.
+fn budgeted<O: Orchestrator + 'static>(
+    group: &Group,
+    orchestrator: O,
+    agents: Vec<Box<dyn Agent>>,
+) -> GraphOrchestrator {
+    let inner = OrchestratorAgent::new(&group.name, description(group), orchestrator, agents);
+    GraphOrchestrator::new(&group.name)
+        .with_config(group.config.clone().with_max_retries(0))
+        .add_node(&group.name, inner)
+        .add_edge(START, &group.name)
+        .add_edge(&group.name, END)
+}
+
+fn description(group: &Group) -> String {
+    group
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("{} group", group.mode.as_str()))
+}
+
+/// The graph of a graph group, its nodes built by `factory`.
+fn graph(
+    group: &Group,
+    spec: &GraphSpec,
+    workflow: &Workflow,
+    factory: &mut Factory,
+) -> std::result::Result<GraphOrchestrator, String> {
+    let mut nodes = Vec::new();
+    for node in &group.steps {
+        let mut agent: Arc<dyn Agent> = Arc::from(step(node, workflow, factory)?);
+        let routed_by = spec.routes.iter().find_map(|route| match &route.by {
+            RouteBy::Router { agent, .. } if route.from == node.name() => Some(agent),
+            _ => None,
+        });
+        if let Some(router) = routed_by {
+            let router = step(&Node::Agent(router.clone()), workflow, factory)?;
+            agent = Arc::new(Routed::new(agent, Arc::from(router)));
         }
+        nodes.push((node.name().to_owned(), agent));
     }
+    let graph = wire(&group.name, spec, nodes, &group.config);
+    graph.validate().map_err(|error| error.to_string())?;
+    Ok(graph)
 }
 
 impl Plan {
@@ -50,11 +123,8 @@ impl Plan {
     /// # Errors
     /// A message naming the agent the library refused to build.
     pub fn build(workflow: &Workflow, mut factory: Factory) -> std::result::Result<Self, String> {
-        let steps = steps(&workflow.flow, workflow, &mut factory)?;
-        Ok(Self {
-            root: Runner::new(workflow.flow.mode, &workflow.flow.config),
-            steps,
-        })
+        let (root, steps) = runner(&workflow.flow, workflow, &mut factory)?;
+        Ok(Self { root, steps })
     }
 
     /// The root group's configuration (the one the run's context is made with).
@@ -63,6 +133,7 @@ impl Plan {
         match &self.root {
             Runner::Sequential(o) => o.config(),
             Runner::Parallel(o) => o.config(),
+            Runner::Graph(o) => o.config(),
         }
     }
 
@@ -78,6 +149,7 @@ impl Plan {
         match self.root {
             Runner::Sequential(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
             Runner::Parallel(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
+            Runner::Graph(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
         }
     }
 }
@@ -113,16 +185,16 @@ fn step(
             ))
         }
         Node::Group(group) => {
-            let agents = steps(group, workflow, factory)?;
-            let description = group
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("{} group", group.mode.as_str()));
-            let agent: Box<dyn Agent> = match Runner::new(group.mode, &group.config) {
+            let (runner, agents) = runner(group, workflow, factory)?;
+            let description = description(group);
+            let agent: Box<dyn Agent> = match runner {
                 Runner::Sequential(o) => {
                     Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
                 }
                 Runner::Parallel(o) => {
+                    Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
+                }
+                Runner::Graph(o) => {
                     Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
                 }
             };

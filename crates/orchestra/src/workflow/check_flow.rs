@@ -8,6 +8,7 @@ use std::time::Duration;
 use claude_agent_sdk::orchestration::{Backoff, ExecutionConfig, JoinPolicy};
 
 use super::check_agents::is_valid_id;
+use super::check_budget::check_budget;
 use super::checker::Checker;
 use super::diagnostics::Diagnostic;
 use super::located::{Located, Span};
@@ -18,7 +19,7 @@ use super::values::{JoinSpec, Step};
 
 /// What a name in the flow can refer to.
 #[derive(Debug, Clone, Copy)]
-enum Target {
+pub(super) enum Target {
     Agent { enabled: bool },
     Group(usize),
 }
@@ -34,13 +35,13 @@ pub struct Placement {
 
 /// Resolves the flow into groups.
 pub struct FlowChecker<'c, 'a> {
-    checker: &'c mut Checker<'a>,
+    pub(super) checker: &'c mut Checker<'a>,
     groups: &'c [Located<RawFlow>],
-    names: HashMap<String, (Target, Option<Span>)>,
+    pub(super) names: HashMap<String, (Target, Option<Span>)>,
     /// Names already used in the flow, with where.
     used: HashMap<String, Option<Span>>,
     /// The groups being resolved, outermost first (for cycles).
-    stack: Vec<String>,
+    pub(super) stack: Vec<String>,
     /// Where each agent runs.
     pub placements: HashMap<String, Placement>,
 }
@@ -133,37 +134,24 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
         name: String,
         inherited: &ExecutionConfig,
     ) -> Option<Group> {
-        let (mode, steps) = match (&raw.sequential, &raw.parallel) {
-            (Some(steps), None) => (Mode::Sequential, steps),
-            (None, Some(steps)) => (Mode::Parallel, steps),
-            (Some(_), Some(parallel)) => {
-                self.checker.error(
-                    Diagnostic::new(
-                        format!("group `{name}` has both `sequential` and `parallel`"),
-                        parallel.span,
-                    )
-                    .with_help(Some("nest one inside the other instead".to_owned())),
-                );
-                return None;
-            }
-            (None, None) => {
-                self.checker.error(
-                    Diagnostic::new(
-                        format!("group `{name}` has no steps"),
-                        raw.id.as_ref().and_then(|id| id.span).or(span),
-                    )
-                    .with_help(Some(
-                        "add `sequential = [...]` or `parallel = [...]`".to_owned(),
-                    )),
-                );
-                return None;
-            }
-        };
+        let (mode, steps) = self.mode_of(raw, span, &name)?;
         if steps.value.is_empty() {
             self.checker
                 .error_at(steps.span, format!("group `{name}` has no steps"));
         }
+        if mode != Mode::Graph {
+            self.graph_fields_outside_graph(raw, &name);
+        }
         let config = self.config(raw, &name, mode, inherited, steps.value.len());
+        let budget = raw
+            .budget
+            .as_ref()
+            .map(|budget| Box::new(check_budget(self.checker, budget)));
+        if mode == Mode::Graph {
+            let mut group = self.graph_group(raw, steps, name, config)?;
+            group.budget = budget;
+            return Some(group);
+        }
         self.stack.push(name.clone());
         let mut nodes = Vec::new();
         for (index, step) in steps.value.iter().enumerate() {
@@ -178,10 +166,100 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             mode,
             config,
             steps: nodes,
+            graph: None,
+            budget,
         })
     }
 
-    fn step(
+    /// The group's mode and its steps (a graph's nodes).
+    fn mode_of<'r>(
+        &mut self,
+        raw: &'r RawFlow,
+        span: Option<Span>,
+        name: &str,
+    ) -> Option<(Mode, &'r Located<Vec<Located<Step>>>)> {
+        let given: Vec<(Mode, &Located<Vec<Located<Step>>>)> = [
+            (Mode::Sequential, raw.sequential.as_ref()),
+            (Mode::Parallel, raw.parallel.as_ref()),
+            (Mode::Graph, raw.nodes.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(mode, steps)| steps.map(|steps| (mode, steps)))
+        .collect();
+        match given.as_slice() {
+            [one] => Some(*one),
+            [] => {
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("group `{name}` has no steps"),
+                        raw.id.as_ref().and_then(|id| id.span).or(span),
+                    )
+                    .with_help(Some(
+                        "add `sequential = [...]`, `parallel = [...]` or a graph's `nodes = [...]`"
+                            .to_owned(),
+                    )),
+                );
+                None
+            }
+            [first, second, ..] => {
+                self.checker.error(
+                    Diagnostic::new(
+                        format!(
+                            "group `{name}` has both `{}` and `{}`",
+                            first.0.key(),
+                            second.0.key()
+                        ),
+                        second.1.span,
+                    )
+                    .with_help(Some("nest one inside the other instead".to_owned())),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports the graph settings of a sequential or parallel group.
+    fn graph_fields_outside_graph(&mut self, raw: &RawFlow, name: &str) {
+        let spans = [
+            ("edges", raw.edges.first().and_then(|e| e.span)),
+            ("routes", raw.routes.first().and_then(|e| e.span)),
+            ("loops", raw.loops.first().and_then(|e| e.span)),
+            ("maps", raw.maps.first().and_then(|e| e.span)),
+            ("joins", raw.joins.first().and_then(|e| e.span)),
+        ];
+        let counts = [
+            raw.edges.len(),
+            raw.routes.len(),
+            raw.loops.len(),
+            raw.maps.len(),
+            raw.joins.len(),
+        ];
+        for ((key, span), count) in spans.into_iter().zip(counts) {
+            if count > 0 {
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("`{key}` applies to graph groups; `{name}` is not one"),
+                        span,
+                    )
+                    .with_help(Some(
+                        "list the group's steps in `nodes` to make it a graph".to_owned(),
+                    )),
+                );
+            }
+        }
+    }
+
+    /// Marks agent `id` as used at `span` (a router), as a step would.
+    pub(super) fn use_agent(
+        &mut self,
+        id: &str,
+        span: Option<Span>,
+        config: &ExecutionConfig,
+    ) -> Option<()> {
+        self.reference(id, span, config).map(|_| ())
+    }
+
+    pub(super) fn step(
         &mut self,
         step: &Located<Step>,
         parent: &str,
@@ -208,7 +286,8 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                     None => format!("{parent}.{}", index + 1),
                 };
                 self.used.insert(name.clone(), step.span);
-                self.group(raw, step.span, name, config).map(Node::Group)
+                self.group(raw, step.span, name, config)
+                    .map(|group| Node::Group(Box::new(group)))
             }
             Step::Ref(id) => self.reference(id.trim(), step.span, config),
         }
@@ -276,7 +355,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                 let groups = self.groups;
                 let raw = &groups[index];
                 self.group(&raw.value, raw.span, id.to_owned(), config)
-                    .map(Node::Group)
+                    .map(|group| Node::Group(Box::new(group)))
             }
         }
     }
@@ -316,7 +395,18 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             config = config.with_parallel_limit(usize::try_from(limit.value).unwrap_or(usize::MAX));
         }
         if let Some(join) = &raw.join {
-            if mode == Mode::Sequential {
+            if mode == Mode::Graph {
+                checker.error(
+                    Diagnostic::new(
+                        format!("`join` applies to parallel groups; `{name}` is a graph"),
+                        join.span,
+                    )
+                    .with_help(Some(
+                        "give a graph's nodes their joins: joins = [{ node = \"...\", policy = \"any\" }]"
+                            .to_owned(),
+                    )),
+                );
+            } else if mode == Mode::Sequential {
                 checker.error(
                     Diagnostic::new(
                         format!("`join` applies to parallel groups; `{name}` is sequential"),

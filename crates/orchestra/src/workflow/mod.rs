@@ -5,14 +5,20 @@
 //! that renders each problem with its file, line and column.
 
 mod check_agents;
+mod check_budget;
+mod check_condition;
 mod check_flow;
+mod check_graph;
 mod checker;
+pub mod condition;
 pub mod diagnostics;
 pub mod env;
+pub mod graph_model;
 pub mod located;
 pub mod model;
 pub mod parse;
 pub mod raw;
+pub mod raw_graph;
 mod suggest;
 pub mod values;
 
@@ -195,7 +201,18 @@ fn check(
             }
         }
     }
-    let root = root?;
+    let mut root = root?;
+    if let Some(budget) = &raw.budget {
+        let checked = check_budget::check_budget(checker, budget);
+        if root.budget.is_some() {
+            checker.error(
+                Diagnostic::new("the run's budget is given twice", budget.span)
+                    .with_label("`flow` has a `budget` too")
+                    .with_help(Some("keep one of them".to_owned())),
+            );
+        }
+        root.budget = Some(Box::new(checked));
+    }
     let defaults = claude_agent_sdk::orchestration::ExecutionConfig::new();
     let agents = agents
         .into_iter()

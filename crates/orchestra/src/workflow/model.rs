@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use claude_agent_sdk::orchestration::{AgentMetadata, ExecutionConfig};
+use claude_agent_sdk::orchestration::{AgentMetadata, ExecutionConfig, RunBudget};
 
 use super::env::Redactor;
+use super::graph_model::GraphSpec;
 use super::located::Format;
 use super::raw::{AgentKind, OutputSpec, StdinSpec};
 
@@ -153,7 +154,7 @@ pub enum Node {
     /// The agent with this id.
     Agent(String),
     /// A nested group.
-    Group(Group),
+    Group(Box<Group>),
 }
 
 impl Node {
@@ -174,6 +175,8 @@ pub enum Mode {
     Sequential,
     /// At once.
     Parallel,
+    /// As a graph of nodes and edges.
+    Graph,
 }
 
 impl Mode {
@@ -183,6 +186,17 @@ impl Mode {
         match self {
             Self::Sequential => "sequential",
             Self::Parallel => "parallel",
+            Self::Graph => "graph",
+        }
+    }
+
+    /// The key that gives a group this mode in files.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Sequential => "sequential",
+            Self::Parallel => "parallel",
+            Self::Graph => "nodes",
         }
     }
 }
@@ -194,12 +208,16 @@ pub struct Group {
     pub name: String,
     /// What it does.
     pub description: Option<String>,
-    /// Sequential or parallel.
+    /// Sequential, parallel or graph.
     pub mode: Mode,
     /// Timeouts, retries, limits, backoff and join policy.
     pub config: ExecutionConfig,
-    /// The steps, in order.
+    /// The steps, in order (for a graph: its nodes).
     pub steps: Vec<Node>,
+    /// A graph group's wiring.
+    pub graph: Option<Box<GraphSpec>>,
+    /// What the group's run may spend, when bounded.
+    pub budget: Option<Box<RunBudget>>,
 }
 
 impl Group {

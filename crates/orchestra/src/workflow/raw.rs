@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::located::Located;
+use super::raw_graph::{RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
 use super::values::{DurationSpec, JoinSpec, Step};
 
 /// A workflow: agents, optional named groups, and the flow that runs them.
@@ -36,7 +37,9 @@ pub struct RawWorkflow {
     /// Named groups that steps of the flow (or of other groups) refer to by id.
     #[serde(default)]
     pub groups: Vec<Located<RawFlow>>,
-    /// The flow: a sequential or parallel group of steps.
+    /// What the whole run may spend (the same as a `budget` on `flow`).
+    pub budget: Option<Located<RawBudget>>,
+    /// The flow: a sequential, parallel or graph group of steps.
     #[schemars(required)]
     pub flow: Option<Located<RawFlow>>,
 }
@@ -197,8 +200,9 @@ pub struct RawAgent {
     pub extra_args: Option<Located<Vec<Located<String>>>>,
 }
 
-/// A group of steps run one after another (`sequential`) or at once
-/// (`parallel`), with its execution settings. Settings other than `join` are
+/// A group of steps run one after another (`sequential`), at once
+/// (`parallel`), or as a graph (`nodes` and `edges`), with its execution
+/// settings. Settings other than `join` are
 /// inherited by the groups inside it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +228,27 @@ pub struct RawFlow {
     pub join: Option<Located<JoinSpec>>,
     /// The wait between attempts.
     pub backoff: Option<Located<RawBackoff>>,
+    /// What the group's run may spend.
+    pub budget: Option<Located<RawBudget>>,
+
+    // Graph groups.
+    /// Graph groups: the nodes (agent or group ids, or groups written in place).
+    pub nodes: Option<Located<Vec<Located<Step>>>>,
+    /// Graph groups: edges such as "start -> draft", "draft -> review -> end".
+    #[serde(default)]
+    pub edges: Vec<Located<String>>,
+    /// Graph groups: where a node's output goes, by conditions or a router agent.
+    #[serde(default)]
+    pub routes: Vec<Located<RawRoute>>,
+    /// Graph groups: bounded loops.
+    #[serde(default)]
+    pub loops: Vec<Located<RawLoop>>,
+    /// Graph groups: nodes that run once per item of their input.
+    #[serde(default)]
+    pub maps: Vec<Located<RawMap>>,
+    /// Graph groups: how many predecessors of a node must succeed.
+    #[serde(default)]
+    pub joins: Vec<Located<RawJoin>>,
 }
 
 /// Exponential backoff between attempts: `initial`, doubling up to `max`, spread

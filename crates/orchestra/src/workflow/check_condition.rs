@@ -1,0 +1,68 @@
+//! Checking a condition: exactly one test, a regular expression that compiles,
+//! `field` only with `equals`.
+
+use regex::Regex;
+
+use super::checker::Checker;
+use super::condition::{pointer_of, Condition};
+use super::diagnostics::Diagnostic;
+use super::located::{Located, Span};
+use super::raw_graph::RawCondition;
+
+/// The condition `raw` (written at `span`) describes, if it is valid.
+pub fn check_condition(
+    checker: &mut Checker<'_>,
+    raw: &RawCondition,
+    span: Option<Span>,
+) -> Option<Condition> {
+    let given = usize::from(raw.contains.is_some())
+        + usize::from(raw.matches.is_some())
+        + usize::from(raw.equals.is_some());
+    if given != 1 {
+        checker.error(
+            Diagnostic::new(
+                if given == 0 {
+                    "a condition needs a test"
+                } else {
+                    "a condition has more than one test"
+                },
+                span,
+            )
+            .with_help(Some(
+                "give exactly one of `contains = \"...\"`, `matches = \"regex\"`, or `equals = value` (with an optional `field`)".to_owned(),
+            )),
+        );
+        return None;
+    }
+    if let (Some(field), None) = (&raw.field, &raw.equals) {
+        checker.error(
+            Diagnostic::new("`field` goes with `equals`", field.span)
+                .with_help(Some("add `equals = value`, or remove `field`".to_owned())),
+        );
+        return None;
+    }
+    if let Some(needle) = &raw.contains {
+        return Some(Condition::Contains(checker.text(needle)));
+    }
+    if let Some(pattern) = &raw.matches {
+        let text = checker.text(pattern);
+        return match Regex::new(&text) {
+            Ok(regex) => Some(Condition::Matches(regex)),
+            Err(error) => {
+                let reason = error.to_string();
+                let last = reason.lines().last().unwrap_or("invalid").trim().to_owned();
+                checker.error(
+                    Diagnostic::new(format!("invalid regular expression `{text}`"), pattern.span)
+                        .with_label(last),
+                );
+                None
+            }
+        };
+    }
+    let equals: &Located<serde_json::Value> = raw.equals.as_ref()?;
+    let pointer = raw.field.as_ref().map(|field| pointer_of(&field.value));
+    Some(Condition::Equals {
+        pointer,
+        value: equals.value.clone(),
+    })
+}
