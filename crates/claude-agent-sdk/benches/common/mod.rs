@@ -482,7 +482,7 @@ impl Scenario {
                 format!("nesting: one agent {levels} levels deep (per level), vs a flat pipeline")
             }
             Self::GraphChain { nodes } => {
-                format!("graph: chain of {nodes} nodes, records on, vs the sequential loop")
+                format!("graph: chain of {nodes} nodes, records on, vs the plain loop")
             }
             Self::GraphMap { items, limit } => format!(
                 "graph: map over {items} items, limit {limit}, records on, vs spawn + semaphore"

@@ -519,9 +519,11 @@ impl Branching for Compiled {
                 match targets.iter().find(|(id, _)| id == target) {
                     Some((_, Some(next))) => routes.push(*next),
                     Some((_, None)) => ends = true,
-                    None => return Err(OrchestrationError::InvalidConfig(format!(
+                    None => {
+                        return Err(OrchestrationError::InvalidConfig(format!(
                         "the router of `{label}` chose `{target}`, which is not among its targets"
-                    ))),
+                    )))
+                    }
                 }
             }
             decision.routes = Some(routes);
