@@ -143,11 +143,11 @@ fn build(case: &Case) -> Built {
     let routing = case.routing();
     let router_node = routing.as_ref().map(|(node, _, _)| *node);
     let mut graph = GraphOrchestrator::new("property");
-    for node in 0..case.nodes {
+    for (node, count) in calls.iter().enumerate() {
         let agent = Counted {
             name: name(node),
             outcome: case.outcomes[node],
-            calls: Arc::clone(&calls[node]),
+            calls: Arc::clone(count),
             total: Arc::clone(&total),
         };
         graph = if case.map == Some(node) {
@@ -247,15 +247,11 @@ fn check(case: &Case) -> std::result::Result<(), TestCaseError> {
     for (node, steps) in &steps_of {
         prop_assert!(*steps <= 1, "node {} ran as {} steps", node, steps);
     }
-    for node in 0..case.nodes {
+    for (node, &outcome) in case.outcomes.iter().enumerate() {
         if case.map == Some(node) {
             continue;
         }
-        let most = if case.outcomes[node] == Outcome::Flaky {
-            2
-        } else {
-            1
-        };
+        let most = if outcome == Outcome::Flaky { 2 } else { 1 };
         prop_assert!(
             calls[node] <= most,
             "n{} called {} times",
