@@ -21,7 +21,7 @@ use common::{
     input_content, make_agents, median, run_once, runtime, Orchestrators, Scenario, Side,
 };
 
-const SCENARIOS: [Scenario; 12] = [
+const SCENARIOS: [Scenario; 16] = [
     Scenario::Parallel {
         agents: 10_000,
         limit: 64,
@@ -56,6 +56,16 @@ const SCENARIOS: [Scenario; 12] = [
     Scenario::Nested { levels: 100 },
     Scenario::Nested { levels: 200 },
     Scenario::Nested { levels: 1_000 },
+    Scenario::GraphChain { nodes: 10_000 },
+    Scenario::GraphMap {
+        items: 10_000,
+        limit: 64,
+    },
+    Scenario::GraphLoop { iterations: 1_000 },
+    Scenario::GraphRouter {
+        branches: 100,
+        runs: 1_000,
+    },
 ];
 
 struct Options {
@@ -116,12 +126,12 @@ fn measure(
     content: &str,
 ) -> Row {
     let n = scenario.agents();
-    let orchestrators = Orchestrators::new(scenario.limit());
+    let orchestrators = Orchestrators::for_scenario(scenario, content);
     let run = |side: Side, check: bool| {
         if options.only.is_some_and(|only| only != side) {
             return std::time::Duration::from_nanos(1);
         }
-        let agents = make_agents(n);
+        let agents = make_agents(scenario.fresh_agents(side));
         rt.block_on(run_once(
             scenario,
             side,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, AttemptOutcome, EventKind, ExecutionConfig, InMemoryJournal,
-    InputSource, Journal, JournalEvent, NodeId, Orchestrator, OrchestratorAgent, OrchestratorInput,
-    OrchestratorOutput, ParallelOrchestrator, RunId, SequentialOrchestrator, SimpleAgent,
+    Agent, AgentInput, AgentOutput, AttemptOutcome, EventKind, ExecutionConfig, GraphOrchestrator,
+    InMemoryJournal, InputSource, Journal, JournalEvent, NodeId, Orchestrator, OrchestratorAgent,
+    OrchestratorInput, OrchestratorOutput, ParallelOrchestrator, Route, RunId,
+    SequentialOrchestrator, SimpleAgent, Split, END, START,
 };
 use tokio::sync::Semaphore;
 
@@ -64,6 +65,12 @@ pub struct Orchestrators {
     pub sequential: SequentialOrchestrator,
     /// `SequentialOrchestrator` with trace records off.
     pub sequential_no_records: SequentialOrchestrator,
+    /// The graph of a graph scenario (see [`Orchestrators::for_scenario`]):
+    /// built once, outside the timing, and reused by every round (a graph
+    /// holds its agents `Arc`-shared, so runs do not consume them).
+    pub graph: Option<GraphOrchestrator>,
+    /// The inputs of the router scenario's runs (one per run).
+    pub route_inputs: Vec<String>,
 }
 
 impl Orchestrators {
@@ -78,8 +85,155 @@ impl Orchestrators {
             sequential: SequentialOrchestrator::new(),
             sequential_no_records: SequentialOrchestrator::new()
                 .with_config(ExecutionConfig::new().with_tracing(false)),
+            graph: None,
+            route_inputs: Vec::new(),
         }
     }
+
+    /// The orchestrators `scenario` needs: for a graph scenario, its graph
+    /// too (built here, outside the timing).
+    pub fn for_scenario(scenario: Scenario, content: &str) -> Self {
+        let mut orchestrators = Self::new(scenario.limit());
+        match scenario {
+            Scenario::GraphChain { nodes } => orchestrators.graph = Some(chain_graph(nodes)),
+            Scenario::GraphMap { items, limit } => {
+                orchestrators.graph = Some(map_graph(items, limit, content));
+            }
+            Scenario::GraphLoop { iterations } => {
+                orchestrators.graph = Some(loop_graph(iterations));
+            }
+            Scenario::GraphRouter { branches, runs } => {
+                orchestrators.graph = Some(router_graph(branches));
+                orchestrators.route_inputs = route_inputs(branches, runs, content);
+            }
+            _ => {}
+        }
+        orchestrators
+    }
+}
+
+/// The trivial agent of [`make_agents`], for a graph node.
+fn echo(name: String) -> impl Agent + 'static {
+    SimpleAgent::new(name, "echo", |input| Ok(AgentOutput::new(input.content)))
+}
+
+/// Far above any bench graph's steps: the step limit is not what is measured.
+const BENCH_MAX_STEPS: usize = 10_000_000;
+
+/// `n0 → n1 → … → n{nodes-1}`, from START to END, one echo agent per node.
+pub fn chain_graph(nodes: usize) -> GraphOrchestrator {
+    let mut graph = GraphOrchestrator::new("chain").with_max_steps(BENCH_MAX_STEPS);
+    for i in 0..nodes {
+        graph = graph.add_node(format!("n{i}"), echo(format!("agent-{i}")));
+    }
+    graph = graph.add_edge(START, "n0");
+    for i in 1..nodes {
+        graph = graph.add_edge(format!("n{}", i - 1), format!("n{i}"));
+    }
+    graph.add_edge(format!("n{}", nodes - 1), END)
+}
+
+/// A first node answering `items` lines (each a copy of `content`, so every
+/// item's input is the same size as the baseline agents'), then a map of an
+/// echo agent over those lines, then END.
+pub fn map_graph(items: usize, limit: usize, content: &str) -> GraphOrchestrator {
+    let lines: Arc<str> = Arc::from(vec![content; items].join("\n"));
+    let plan = SimpleAgent::new("plan", "lines", move |_| Ok(AgentOutput::new(&*lines)));
+    GraphOrchestrator::new("map")
+        .with_parallel_limit(limit)
+        .with_max_steps(BENCH_MAX_STEPS)
+        .add_node("plan", plan)
+        .add_map("map", echo("item".to_owned()), Split::Lines)
+        .add_edge(START, "plan")
+        .add_edge("plan", "map")
+        .add_edge("map", END)
+}
+
+/// `a → b`, looping from `b` back to `a` `iterations` times in all.
+pub fn loop_graph(iterations: u32) -> GraphOrchestrator {
+    GraphOrchestrator::new("loop")
+        .with_max_steps(BENCH_MAX_STEPS)
+        .add_node("a", echo("a".to_owned()))
+        .add_node("b", echo("b".to_owned()))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_loop("b", "a", iterations, |_| true)
+        .add_edge("b", END)
+}
+
+/// The branch a router input picks: its first two characters, a number.
+pub fn picked_branch(content: &str, branches: usize) -> usize {
+    content
+        .get(..2)
+        .and_then(|prefix| prefix.parse::<usize>().ok())
+        .map_or(0, |branch| branch % branches)
+}
+
+/// A router node (echo) whose router picks one of `branches` branch nodes
+/// (echo, each to END) by [`picked_branch`] of its output.
+pub fn router_graph(branches: usize) -> GraphOrchestrator {
+    let names: Arc<Vec<String>> = Arc::new((0..branches).map(|b| format!("b{b}")).collect());
+    let mut graph = GraphOrchestrator::new("router")
+        .with_max_steps(BENCH_MAX_STEPS)
+        .add_node("router", echo("router".to_owned()))
+        .add_edge(START, "router");
+    for (b, name) in names.iter().enumerate() {
+        graph = graph
+            .add_node(name.clone(), echo(format!("branch-{b}")))
+            .add_edge(name.clone(), END);
+    }
+    let targets = names.as_ref().clone();
+    graph.add_router("router", targets, move |route| {
+        Route::to(names[picked_branch(&route.output.content, names.len())].clone())
+    })
+}
+
+/// `runs` inputs the size of `content`, the first two characters picking
+/// branch `run % branches` (so every branch is taken).
+pub fn route_inputs(branches: usize, runs: usize, content: &str) -> Vec<String> {
+    assert!(branches <= 100, "two digits pick the branch");
+    (0..runs)
+        .map(|run| format!("{:02}{}", run % branches, &content[2..]))
+        .collect()
+}
+
+/// Raw loop, the router scenario done by hand: per input, the router agent,
+/// then the branch agent [`picked_branch`] names (a vector index) on the
+/// router's output; both outputs kept, as ours keeps every step's.
+pub async fn baseline_router(agents: &[Box<dyn Agent>], inputs: &[String]) -> Vec<AgentOutput> {
+    let (router, branches) = agents.split_first().expect("a router and branches");
+    let mut outputs = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let routed = router
+            .as_ref()
+            .execute(AgentInput::new(input.clone()))
+            .await
+            .expect("router");
+        let branch = &branches[picked_branch(&routed.content, branches.len())];
+        let step = AgentInput::new(routed.content.clone());
+        outputs.push(routed);
+        outputs.push(branch.as_ref().execute(step).await.expect("branch"));
+    }
+    outputs
+}
+
+/// Raw loop, the loop scenario done by hand: two agents called alternately,
+/// `iterations` times each, each getting the previous output; outputs kept.
+pub async fn baseline_loop(
+    agents: &[Box<dyn Agent>],
+    content: &str,
+    iterations: u32,
+) -> Vec<AgentOutput> {
+    let mut outputs = Vec::with_capacity(2 * iterations as usize);
+    let mut input = AgentInput::new(content);
+    for _ in 0..iterations {
+        for agent in agents {
+            let output = agent.as_ref().execute(input).await.expect("agent");
+            input = AgentInput::new(output.content.clone());
+            outputs.push(output);
+        }
+    }
+    outputs
 }
 
 /// Ours, parallel.
@@ -233,6 +387,26 @@ pub enum Scenario {
     /// against a flat pipeline of `levels` agents: the cost of a level of
     /// nesting (per level), which stays flat as the depth grows.
     Nested { levels: usize },
+    /// A graph of `nodes` nodes in a chain (START → n0 → … → END), records on,
+    /// against the plain sequential loop over as many agents.
+    GraphChain { nodes: usize },
+    /// A graph: a first node answering `items` lines, a map over them at
+    /// `limit`, END; records on. Against the spawn + semaphore baseline over
+    /// `items` agents at `limit`.
+    GraphMap { items: usize, limit: usize },
+    /// A graph of two nodes looping `iterations` times, against a plain loop
+    /// calling two agents alternately as often.
+    GraphLoop { iterations: u32 },
+    /// `runs` runs of one graph: a router node picking one of `branches`
+    /// branch nodes (each to END), a different branch run after run. Against
+    /// the same calls by hand (router agent, then the branch it names). The
+    /// figure is per agent call, two per run: it carries the whole cost of
+    /// starting and finishing a graph run (checking the graph, setting up the
+    /// run, the journal, the output) spread over those two calls, which is
+    /// what a router-driven graph costs a caller who runs it per request. A
+    /// chain of routers would measure routing alone, but it would need
+    /// `branches` nodes per link and say little about runs of real size.
+    GraphRouter { branches: usize, runs: usize },
 }
 
 impl Scenario {
@@ -243,12 +417,34 @@ impl Scenario {
             | Self::SequentialReference { agents } => agents,
             Self::JournalAppend { events } => events,
             Self::Nested { levels } => levels,
+            Self::GraphChain { nodes } => nodes,
+            Self::GraphMap { items, .. } => items,
+            Self::GraphLoop { iterations } => 2 * iterations as usize,
+            Self::GraphRouter { runs, .. } => 2 * runs,
+        }
+    }
+
+    /// How many fresh agents a round of `side` takes (a graph scenario's own
+    /// side takes none: its graph holds its agents and is reused).
+    pub fn fresh_agents(self, side: Side) -> usize {
+        match (self, side) {
+            (
+                Self::GraphChain { .. }
+                | Self::GraphMap { .. }
+                | Self::GraphLoop { .. }
+                | Self::GraphRouter { .. },
+                Side::Ours,
+            ) => 0,
+            (Self::GraphLoop { .. }, Side::Baseline) => 2,
+            (Self::GraphRouter { branches, .. }, Side::Baseline) => branches + 1,
+            _ => self.agents(),
         }
     }
 
     pub fn limit(self) -> usize {
         match self {
-            Self::Parallel { limit, .. } => limit,
+            Self::Parallel { limit, .. } | Self::GraphMap { limit, .. } => limit,
+            Self::GraphChain { .. } | Self::GraphLoop { .. } | Self::GraphRouter { .. } => 1,
             Self::Sequential { .. }
             | Self::SequentialReference { .. }
             | Self::JournalAppend { .. }
@@ -285,6 +481,19 @@ impl Scenario {
             Self::Nested { levels } => {
                 format!("nesting: one agent {levels} levels deep (per level), vs a flat pipeline")
             }
+            Self::GraphChain { nodes } => {
+                format!("graph: chain of {nodes} nodes, records on, vs the plain loop")
+            }
+            Self::GraphMap { items, limit } => format!(
+                "graph: map over {items} items, limit {limit}, records on, vs spawn + semaphore"
+            ),
+            Self::GraphLoop { iterations } => format!(
+                "graph: loop a → b × {iterations} (per call), vs a loop of {} calls",
+                2 * iterations
+            ),
+            Self::GraphRouter { branches, runs } => format!(
+                "graph: router over {branches} branches, {runs} runs (per call, 2 a run), vs the calls by hand"
+            ),
         }
     }
 
@@ -292,14 +501,17 @@ impl Scenario {
     pub fn target(self) -> Option<f64> {
         match self {
             Self::Parallel { records: true, .. } => Some(1.5),
-            Self::Sequential { records: true, .. } => Some(5.0),
+            Self::Sequential { records: true, .. } | Self::GraphChain { .. } => Some(5.0),
+            Self::GraphMap { .. } => Some(1.5),
             // Reported for information: what the records cost, what a journal
             // append costs, and what a level of nesting costs.
             Self::Parallel { records: false, .. }
             | Self::Sequential { records: false, .. }
             | Self::SequentialReference { .. }
             | Self::JournalAppend { .. }
-            | Self::Nested { .. } => None,
+            | Self::Nested { .. }
+            | Self::GraphLoop { .. }
+            | Self::GraphRouter { .. } => None,
         }
     }
 }
@@ -416,7 +628,95 @@ pub async fn run_once(
             drop(output);
             start.elapsed()
         }
-        (Scenario::Sequential { .. } | Scenario::SequentialReference { .. }, Side::Baseline) => {
+        (
+            Scenario::GraphChain { .. } | Scenario::GraphMap { .. } | Scenario::GraphLoop { .. },
+            Side::Ours,
+        ) => {
+            let graph = orchestrators.graph.as_ref().expect("the scenario's graph");
+            drop(agents);
+            let start = Instant::now();
+            let output = graph
+                .orchestrate(Vec::new(), OrchestratorInput::new(content))
+                .await
+                .expect("graph run");
+            if check {
+                let paused = start.elapsed();
+                check_graph(scenario, &output, content);
+                let restart = Instant::now();
+                drop(output);
+                return paused + restart.elapsed();
+            }
+            drop(output);
+            start.elapsed()
+        }
+        (Scenario::GraphRouter { runs, .. }, Side::Ours) => {
+            let graph = orchestrators.graph.as_ref().expect("the scenario's graph");
+            let inputs = &orchestrators.route_inputs;
+            drop(agents);
+            let start = Instant::now();
+            let mut outputs = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                outputs.push(
+                    graph
+                        .orchestrate(Vec::new(), OrchestratorInput::new(input.clone()))
+                        .await
+                        .expect("graph run"),
+                );
+            }
+            if check {
+                let paused = start.elapsed();
+                assert_eq!(outputs.len(), runs);
+                for (output, input) in outputs.iter().zip(inputs) {
+                    assert_eq!(&output.result, input);
+                    assert_eq!(output.agent_outputs.len(), 2, "the router and one branch");
+                    assert_eq!(output.execution_trace.agent_executions.len(), 2);
+                }
+                let restart = Instant::now();
+                drop(outputs);
+                return paused + restart.elapsed();
+            }
+            drop(outputs);
+            start.elapsed()
+        }
+        (Scenario::GraphMap { limit, .. }, Side::Baseline) => {
+            let start = Instant::now();
+            let outputs = baseline_parallel(agents, content, limit).await;
+            if check {
+                check_outputs(&outputs, scenario.agents(), content);
+            }
+            drop(outputs);
+            start.elapsed()
+        }
+        (Scenario::GraphLoop { iterations }, Side::Baseline) => {
+            let start = Instant::now();
+            let outputs = baseline_loop(&agents, content, iterations).await;
+            if check {
+                check_outputs(&outputs, scenario.agents(), content);
+            }
+            drop(outputs);
+            drop(agents);
+            start.elapsed()
+        }
+        (Scenario::GraphRouter { .. }, Side::Baseline) => {
+            let inputs = &orchestrators.route_inputs;
+            let start = Instant::now();
+            let outputs = baseline_router(&agents, inputs).await;
+            if check {
+                assert_eq!(outputs.len(), scenario.agents());
+                for (pair, input) in outputs.chunks(2).zip(inputs) {
+                    assert!(pair.iter().all(|output| &output.content == input));
+                }
+            }
+            drop(outputs);
+            drop(agents);
+            start.elapsed()
+        }
+        (
+            Scenario::Sequential { .. }
+            | Scenario::SequentialReference { .. }
+            | Scenario::GraphChain { .. },
+            Side::Baseline,
+        ) => {
             let start = Instant::now();
             let outputs = baseline_sequential(agents, content).await;
             if check {
@@ -488,6 +788,29 @@ fn check_ours(output: &OrchestratorOutput, n: usize, records: bool, content: &st
     } else {
         assert!(executions.is_empty());
     }
+}
+
+/// A graph run's output: the content came through, one output and one trace
+/// record per agent call (plus the map's first node).
+fn check_graph(scenario: Scenario, output: &OrchestratorOutput, content: &str) {
+    assert!(output.is_successful());
+    let calls = scenario.agents();
+    let executions = &output.execution_trace.agent_executions;
+    match scenario {
+        Scenario::GraphMap { items, .. } => {
+            assert_eq!(output.result.split("\n\n").count(), items);
+            assert!(output.result.split("\n\n").all(|item| item == content));
+            let items_run = output.execution_trace.attempts_of("item").count();
+            assert_eq!(items_run, items, "one trace record per item");
+            assert_eq!(executions.len(), items + 1, "the items and the first node");
+        }
+        _ => {
+            assert_eq!(output.result, content);
+            check_outputs(&output.agent_outputs, calls, content);
+            assert_eq!(executions.len(), calls, "one trace record per call");
+        }
+    }
+    assert!(executions.iter().all(|e| e.success && e.attempt == 1));
 }
 
 /// The median of `values` (which must not be empty).
