@@ -144,6 +144,7 @@ impl Graph {
     /// in node order; empty when there is none.
     fn between(&self, start: NodeId, end: NodeId) -> Vec<NodeId> {
         let (starts, successors) = self.successor_table();
+        let predecessors = self.predecessor_lists();
         let reach = |from: NodeId, forward: bool| {
             let mut seen = vec![false; self.nodes.len()];
             let mut pending = vec![from];
@@ -154,12 +155,7 @@ impl Graph {
                 if forward {
                     pending.extend(&successors[starts[node.index()]..starts[node.index() + 1]]);
                 } else {
-                    pending.extend(
-                        self.edges
-                            .iter()
-                            .filter(|(_, to)| *to == node)
-                            .map(|(from, _)| *from),
-                    );
+                    pending.extend(&predecessors[node.index()]);
                 }
             }
             seen

@@ -13,11 +13,12 @@
 //! construction.
 //!
 //! Each predecessor's completion reaches a waiting node as a token: it
-//! succeeded, it failed, or it was skipped (a router chose another branch,
-//! or it could never run). The node's [`JoinPolicy`] counts successes among
-//! the predecessors not skipped: the node runs once enough succeeded, and is
-//! skipped — passing a skip on to the nodes it feeds — once that can no
-//! longer happen. A loop's last node may send the run back to the loop's
+//! succeeded, it failed (or failures kept it from running), or it was
+//! skipped (no branch led to it: a router chose others). The node's
+//! [`JoinPolicy`] counts successes among the predecessors not skipped: the
+//! node runs once enough succeeded; it does not run once that can no longer
+//! happen, and passes on a failure — or, when every predecessor was
+//! skipped, a skip — to the nodes it feeds. A loop's last node may send the run back to the loop's
 //! first: the nodes between them start afresh, up to the loop's bound.
 //! Every step counts against the run's step limit; a run that reaches it
 //! starts nothing more and names the node it refused a step.
@@ -126,6 +127,14 @@ enum Token {
     Succeeded(StepId),
     Failed,
     Skipped,
+}
+
+/// How a waiting node's join was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Runs,
+    /// It will not run, and passes this token on.
+    WillNotRun(Token),
 }
 
 /// A map step's items.
@@ -344,7 +353,7 @@ impl Scheduler {
             }
         }
         let routed = spec.routed;
-        let mut skipped = Vec::new();
+        let mut passed_on = Vec::new();
         for edge in self.start[node.index()]..self.start[node.index() + 1] {
             let (next, slot) = (self.successors[edge], self.slots[edge]);
             let token = match how {
@@ -354,13 +363,15 @@ impl Scheduler {
                 },
                 Completion::Failed | Completion::Interrupted => Token::Failed,
             };
-            self.pass(next, slot, token, &mut skipped);
+            self.pass(next, slot, token, &mut passed_on);
         }
-        // Skipping spreads along edges: a work list, not recursion.
-        while let Some(from) = skipped.pop() {
+        // A node that will not run passes that on along its edges — as a
+        // failure when a failure stopped it, as a skip when no branch led to
+        // it: a work list, not recursion.
+        while let Some((from, token)) = passed_on.pop() {
             for edge in self.start[from.index()]..self.start[from.index() + 1] {
                 let (next, slot) = (self.successors[edge], self.slots[edge]);
-                self.pass(next, slot, Token::Skipped, &mut skipped);
+                self.pass(next, slot, token, &mut passed_on);
             }
         }
     }
@@ -378,8 +389,16 @@ impl Scheduler {
         self.activate(to, StepInput::OutputOf(step));
     }
 
-    /// Gives `to` the token `token` from the predecessor in its slot `slot`.
-    fn pass(&mut self, to: NodeId, slot: usize, token: Token, skipped: &mut Vec<NodeId>) {
+    /// Gives `to` the token `token` from the predecessor in its slot `slot`;
+    /// when `to` will not run, it is added to `passed_on` with the token it
+    /// passes on.
+    fn pass(
+        &mut self,
+        to: NodeId,
+        slot: usize,
+        token: Token,
+        passed_on: &mut Vec<(NodeId, Token)>,
+    ) {
         // The common case — a node fed by one node, which succeeded — runs
         // at once on that node's output.
         if let (Token::Succeeded(step), 1, NodeState::Waiting { .. }) =
@@ -405,14 +424,13 @@ impl Scheduler {
             Token::Failed => *failed += 1,
             Token::Skipped => *skips += 1,
         }
-        if self.settle(to) == Some(false) {
-            skipped.push(to);
+        if let Some(Settled::WillNotRun(token)) = self.settle(to) {
+            passed_on.push((to, token));
         }
     }
 
-    /// Runs or skips waiting node `node` once its join is decided: `Some(true)`
-    /// when it was activated, `Some(false)` when skipped.
-    fn settle(&mut self, node: NodeId) -> Option<bool> {
+    /// Runs or skips waiting node `node` once its join is decided.
+    fn settle(&mut self, node: NodeId) -> Option<Settled> {
         let NodeState::Waiting {
             succeeded,
             failed,
@@ -434,13 +452,19 @@ impl Scheduler {
                 many => StepInput::Gathered(many.iter().map(|(_, step)| *step).collect()),
             };
             self.activate(node, input);
-            return Some(true);
+            return Some(Settled::Runs);
         }
-        if live == 0 || live.saturating_sub(*failed) < required {
-            self.nodes[node.index()] = NodeState::Skipped;
-            return Some(false);
-        }
-        None
+        let token = if live == 0 {
+            // No branch led here (a router chose others): a dead path.
+            Token::Skipped
+        } else if live.saturating_sub(*failed) < required {
+            // Failures made the join impossible: the failure goes on.
+            Token::Failed
+        } else {
+            return None;
+        };
+        self.nodes[node.index()] = NodeState::Skipped;
+        Some(Settled::WillNotRun(token))
     }
 
     /// Creates node `node`'s step on `input` and readies it.

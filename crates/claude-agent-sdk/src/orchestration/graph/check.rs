@@ -251,23 +251,17 @@ fn check_shape(
         ));
         return;
     }
-    // Every node must lead to the end.
-    let mut reaches_end: Vec<bool> = (0..count)
-        .map(|node| graph.nodes[node].ends || router_ends(definition, node))
+    // Every node must lead to the end: walk back from the nodes that end,
+    // each node once.
+    let mut reaches_end = vec![false; count];
+    let mut pending: Vec<usize> = (0..count)
+        .filter(|&node| graph.nodes[node].ends || router_ends(definition, node))
         .collect();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for node in 0..count {
-            if !reaches_end[node]
-                && successors[start[node]..start[node + 1]]
-                    .iter()
-                    .any(|next| reaches_end[next.index()])
-            {
-                reaches_end[node] = true;
-                changed = true;
-            }
+    while let Some(node) = pending.pop() {
+        if std::mem::replace(&mut reaches_end[node], true) {
+            continue;
         }
+        pending.extend(predecessors[node].iter().map(|from| from.index()));
     }
     let stuck: Vec<&str> = (0..count)
         .filter(|&node| !reaches_end[node])
