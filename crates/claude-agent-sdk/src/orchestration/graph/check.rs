@@ -196,6 +196,7 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
         check_shape(definition, &graph, &starts, &mut problems);
     }
     if problems.is_empty() {
+        graph.concurrent = may_run_steps_at_once(&graph, &starts);
         Ok(Checked { graph, index })
     } else {
         Err(OrchestrationError::InvalidConfig(format!(
@@ -273,6 +274,17 @@ fn check_shape(
             stuck.join("`, `")
         ));
     }
+}
+
+/// Whether two steps of `graph` may ever run at once: it starts with
+/// several nodes, a node feeds several, or a map runs items. A graph that
+/// never does (a chain, with loops and routers choosing one way) runs on the
+/// caller's task, as a pipeline does.
+fn may_run_steps_at_once(graph: &Graph, starts: &[bool]) -> bool {
+    let (start, _) = graph.successor_table();
+    starts.iter().filter(|&&s| s).count() > 1
+        || graph.nodes.iter().any(|node| node.map)
+        || (0..graph.len()).any(|node| start[node + 1] - start[node] > 1)
 }
 
 /// Whether `node`'s router may route to END.

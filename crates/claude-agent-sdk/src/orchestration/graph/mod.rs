@@ -113,7 +113,7 @@ mod check;
 mod nodes;
 mod route;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
@@ -153,6 +153,16 @@ pub struct GraphOrchestrator {
     budget: RunBudget,
     /// Problems found while building (reported with the rest by the check).
     problems: Vec<String>,
+    /// The checked graph, made by the first run (or `validate`) and kept
+    /// until the graph changes.
+    prepared: OnceLock<std::result::Result<Prepared, OrchestrationError>>,
+}
+
+/// A checked graph, ready to run.
+#[derive(Clone)]
+struct Prepared {
+    graph: crate::orchestration::engine::graph::Graph,
+    compiled: Arc<Compiled>,
 }
 
 #[derive(Clone)]
@@ -204,6 +214,7 @@ impl GraphOrchestrator {
             joins: Vec::new(),
             budget: RunBudget::new(),
             problems: Vec::new(),
+            prepared: OnceLock::new(),
         }
     }
 
@@ -332,6 +343,7 @@ impl GraphOrchestrator {
         options: NodeOptions,
         split: Option<Split>,
     ) -> Self {
+        self.prepared = OnceLock::new();
         self.nodes.push(NodeDef {
             id,
             source,
@@ -346,6 +358,7 @@ impl GraphOrchestrator {
     /// output is a result of the run).
     #[must_use]
     pub fn add_edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.prepared = OnceLock::new();
         self.edges.push((from.into(), to.into()));
         self
     }
@@ -364,6 +377,7 @@ impl GraphOrchestrator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.prepared = OnceLock::new();
         self.routers.push(RouterDef {
             from: from.into(),
             targets: targets.into_iter().map(Into::into).collect(),
@@ -384,6 +398,7 @@ impl GraphOrchestrator {
         max_iterations: u32,
         again: impl Fn(&RouteContext<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
+        self.prepared = OnceLock::new();
         self.loops.push(LoopDef {
             from: from.into(),
             to: to.into(),
@@ -397,6 +412,7 @@ impl GraphOrchestrator {
     /// must succeed.
     #[must_use]
     pub fn with_join(mut self, id: impl Into<String>, policy: JoinPolicy) -> Self {
+        self.prepared = OnceLock::new();
         self.joins.push((id.into(), policy));
         self
     }
@@ -431,7 +447,22 @@ impl GraphOrchestrator {
     /// # Errors
     /// [`OrchestrationError::InvalidConfig`] naming every problem found.
     pub fn validate(&self) -> Result<()> {
-        check::check(self).map(|_| ())
+        self.prepared().map(|_| ())
+    }
+
+    /// The checked graph (checked once, until the graph changes).
+    fn prepared(&self) -> Result<&Prepared> {
+        self.prepared
+            .get_or_init(|| {
+                let checked = check::check(self)?;
+                let compiled = Arc::new(Compiled::new(self, &checked));
+                Ok(Prepared {
+                    graph: checked.graph,
+                    compiled,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
@@ -569,16 +600,15 @@ impl GraphOrchestrator {
                 agents.len()
             )));
         }
-        let checked = check::check(self)?;
+        let prepared = self.prepared()?;
         let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
             let (agent, options) = node.source.resolve(&node.options).await?;
             agents.push(Box::new(NodeAgent::new(agent, options)));
         }
-        let compiled = Arc::new(Compiled::new(self, &checked));
         let flow = Flow {
-            graph: checked.graph,
-            branching: Some(compiled as Arc<dyn Branching>),
+            graph: prepared.graph.clone(),
+            branching: Some(Arc::clone(&prepared.compiled) as Arc<dyn Branching>),
             budget: self.budget,
             reuse,
         };
