@@ -42,6 +42,7 @@ use tokio::time::Instant;
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::journal::{view, InMemoryJournal, Journal, RunId};
 use crate::orchestration::observer::RunObserver;
+use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
@@ -69,6 +70,9 @@ struct Inner {
     created: DateTime<Utc>,
     /// The runs made under this context (not those nested in them).
     history: Arc<Mutex<History>>,
+    /// The stopped run the next run under this handle continues (see
+    /// [`resume`](super::resume)); taken by the first run not nested in another.
+    continuation: Mutex<Option<Box<Continuation>>>,
 }
 
 /// The runs made under a context.
@@ -106,6 +110,7 @@ impl ExecutionContext {
                 clock,
                 observer: None,
                 history: Arc::default(),
+                continuation: Mutex::new(None),
             }),
         }
     }
@@ -125,6 +130,7 @@ impl ExecutionContext {
                 observer: shared.observer.clone(),
                 created: shared.created,
                 history: Arc::clone(&shared.history),
+                continuation: Mutex::new(None),
             },
         };
         change(&mut inner);
@@ -169,8 +175,35 @@ impl ExecutionContext {
                 observer: self.inner.observer.clone(),
                 created: self.inner.clock.now(),
                 history: Arc::default(),
+                continuation: Mutex::new(None),
             }),
         }
+    }
+
+    /// A handle whose next run continues `continuation` (see [`resume`](super::resume)).
+    pub(crate) fn continuing(self, continuation: Continuation) -> Self {
+        self.rebuilt(|inner| {
+            inner.continuation = Mutex::new(Some(Box::new(continuation)));
+        })
+    }
+
+    /// The stopped run the run starting now continues, if any (once).
+    pub(crate) fn take_continuation(&self) -> Option<Box<Continuation>> {
+        self.inner
+            .continuation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The idempotency key of the attempt this code runs in, `None` outside
+    /// any attempt: `{first run id}/{node}.{activation}/{attempt}`. It stays
+    /// the same when a [resumed](super::resume) run runs the same attempt of
+    /// the same step again, so a service given it can refuse to do a side
+    /// effect twice (see [`resume`](super::resume) for the guarantee).
+    #[must_use]
+    pub fn idempotency_key() -> Option<String> {
+        crate::orchestration::scope::current().map(|scope| scope.idempotency_key())
     }
 
     /// The configuration the context was made with.

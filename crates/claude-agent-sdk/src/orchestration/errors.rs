@@ -107,6 +107,19 @@ pub enum OrchestrationError {
     /// a resumed run needs (see [`human`](super::human)). Not retryable.
     #[error("waiting for input: {0}")]
     InputRequired(Box<Pause>),
+
+    /// The journal's store failed (a database that went away, a file that
+    /// cannot be written or is corrupt). Retryable when the store can come
+    /// back (a lost connection); a run it stopped can be
+    /// [resumed](super::resume) once it is back.
+    #[error("journal store failed: {message}")]
+    #[non_exhaustive]
+    Store {
+        /// What went wrong.
+        message: String,
+        /// Whether trying again later may work.
+        retryable: bool,
+    },
 }
 
 impl OrchestrationError {
@@ -117,6 +130,15 @@ impl OrchestrationError {
             message: message.into(),
             retry_after: None,
             details: None,
+        }
+    }
+
+    /// A [`Store`](Self::Store) error.
+    #[must_use]
+    pub fn store(message: impl Into<String>, retryable: bool) -> Self {
+        Self::Store {
+            message: message.into(),
+            retryable,
         }
     }
 
@@ -168,6 +190,7 @@ impl OrchestrationError {
         match self {
             Self::AgentFailed(_, reason) => reason.cause().is_none_or(Self::is_retryable),
             Self::Timeout(_) | Self::Transient { .. } => true,
+            Self::Store { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -56,8 +56,11 @@ mod observer;
 pub mod orchestrator;
 pub mod patterns;
 pub mod registry;
+pub mod resume;
 mod scope;
 mod stop_token;
+#[cfg(feature = "store")]
+pub mod store;
 mod telemetry;
 mod trace;
 pub mod usage;
@@ -97,4 +100,5 @@ pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 // Usage accounting and budgets
 pub use budget::{Budget, BudgetExceeded, RunBudget};
 pub use human::{FinishedStep, Pause, Question};
+pub use resume::resume;
 pub use usage::Usage;

@@ -55,6 +55,10 @@ pub(crate) trait RunBooks: Send + Sync {
     /// Closes this run's books (its own attempts and its last event) as cut
     /// short by `why`, unless they are closed already.
     fn close_interrupted(&self, why: crate::orchestration::journal::Interruption);
+    /// What the idempotency keys of this run's attempts start with: the id
+    /// of the run first started (a resumed run keeps it), or for a nested
+    /// run the key of the attempt it runs in.
+    fn key_prefix(&self) -> &str;
 }
 
 /// What code running inside an attempt can reach: which attempt it is, its
@@ -64,6 +68,8 @@ pub(crate) trait RunBooks: Send + Sync {
 pub(crate) struct AttemptScope {
     /// Which attempt this is.
     pub(crate) attempt: ParentAttempt,
+    /// The step the attempt belongs to (for its idempotency key).
+    pub(crate) step: crate::orchestration::executor::StepKey,
     /// When the attempt must be over at the latest, if it is bounded.
     pub(crate) deadline: Option<Instant>,
     /// The run the attempt belongs to: its context, and where nested runs
@@ -89,6 +95,18 @@ impl AttemptScope {
     /// See [`RunBooks::stop_nested`].
     pub(crate) fn stop(&self) -> Option<TaskTracker> {
         self.run.stop_nested(self.attempt)
+    }
+
+    /// The attempt's idempotency key: `{prefix}/{node}.{activation}/{attempt}`
+    /// (see [`ExecutionContext::idempotency_key`]).
+    pub(crate) fn idempotency_key(&self) -> String {
+        format!(
+            "{}/{}.{}/{}",
+            self.run.key_prefix(),
+            self.step.node.0,
+            self.step.activation,
+            self.attempt.attempt
+        )
     }
 }
 

@@ -37,6 +37,7 @@ use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{NodePolicy, RunShared};
 use crate::orchestration::human::Question;
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
+use crate::orchestration::resume::Continuation;
 use crate::orchestration::scope::{self, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
 
@@ -113,6 +114,8 @@ pub(crate) struct RunReport {
     pub(crate) stopped: Option<OrchestrationError>,
     /// The questions steps asked (the run paused), with the steps that asked.
     pub(crate) asked: Vec<(NodeId, Question)>,
+    /// The journal's failure to store the run, which fails it.
+    pub(crate) store_failure: Option<OrchestrationError>,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
 }
@@ -157,6 +160,23 @@ pub(crate) async fn run<T>(
         };
         let run_id = RunId::new();
         let names = agents.names();
+        // A resumed run: the first run under the context that is not nested.
+        let continuation = match parent {
+            None => ctx.take_continuation(),
+            Some(_) => None,
+        };
+        let mut reuse = reuse;
+        if let Some(continuation) = &continuation {
+            match continue_from(continuation, &names, branching.as_deref(), ctx, run_id).await {
+                Ok(kept) => reuse.extend(kept),
+                Err(error) => return (run_id, Err(error)),
+            }
+        }
+        let key_prefix = match (&parent, &continuation) {
+            (Some(parent), _) => parent.idempotency_key(),
+            (None, Some(continuation)) => continuation.origin.to_string(),
+            (None, None) => run_id.to_string(),
+        };
         let recorder = Recorder::new(
             run_id,
             orchestrator,
@@ -165,7 +185,7 @@ pub(crate) async fn run<T>(
             names.clone(),
             branching.is_none(),
         );
-        let shared = Arc::new(RunShared::new(ctx, recorder, stop));
+        let shared = Arc::new(RunShared::new(ctx, recorder, stop, key_prefix));
         if let Some(parent) = &parent {
             let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
             parent.run.adopt(Arc::downgrade(&books));
@@ -175,9 +195,14 @@ pub(crate) async fn run<T>(
             // A run start and end, and at least a start and an end per node.
             ctx.journal().reserve(2 * nodes + 2);
         }
-        shared
-            .recorder
-            .run_started(&input, parent.as_ref().map(|parent| parent.attempt));
+        shared.recorder.run_started(
+            &input,
+            parent.as_ref().map(|parent| parent.attempt),
+            continuation
+                .as_ref()
+                .map(|continuation| continuation.previous),
+        );
+        let durable = ctx.journal().is_durable();
         log_event!(log, debug, agents = nodes, "orchestration started");
         let mut books = OpenBooks {
             shared: Some(Arc::clone(&shared)),
@@ -193,10 +218,15 @@ pub(crate) async fn run<T>(
             branching,
             budget,
             started: Instant::now(),
+            durable,
         };
-        let report = drive(walk, graph, names, reuse).await;
+        let mut report = drive(walk, graph, names, reuse).await;
         let interrupted = report.interrupted;
-        let result = conclude(report);
+        let store_failure = report.store_failure.take();
+        let mut result = conclude(report);
+        if let Some(error) = store_failure {
+            result = Err(error);
+        }
         let outcome = match (&result, interrupted) {
             (Ok(_), _) => RunOutcome::Succeeded,
             (Err(_), Some(why)) => RunOutcome::Interrupted(why),
@@ -208,6 +238,13 @@ pub(crate) async fn run<T>(
             Err(error) => log_event!(log, warn, %error, "orchestration failed"),
         }
         books.close(outcome);
+        // The run's last event is stored before it returns (nested runs'
+        // are stored with their root's).
+        if durable && parent.is_none() {
+            if let Err(error) = ctx.journal().flush().await {
+                result = Err(error);
+            }
+        }
         (run_id, result)
     })
     .await
@@ -273,9 +310,44 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames, reuse: Reuse) -> 
         failures: state.failures,
         interrupted,
         asked: std::mem::take(&mut state.asked),
+        store_failure: state.store_failure.take(),
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
         scheduler: state.scheduler,
     }
+}
+
+/// What run `run` reuses of the run `continuation` continues: the outputs
+/// of its finished steps, once the journal gave the continued run to this
+/// one (a run is continued once) and its nodes match `names` (and, for a
+/// graph, the node ids `branching` labels them with).
+async fn continue_from(
+    continuation: &Continuation,
+    names: &NodeNames,
+    branching: Option<&dyn Branching>,
+    ctx: &ExecutionContext,
+    run: RunId,
+) -> Result<Reuse> {
+    let agent_names: Vec<&str> = names.iter().collect();
+    let labels: Vec<&str> = match branching {
+        Some(branching) => (0..agent_names.len())
+            .map(|node| branching.label(NodeId::from_index(node)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let reuse = continuation
+        .reuse(&labels, &agent_names)
+        .map_err(OrchestrationError::InvalidConfig)?;
+    if let Some(other) = ctx
+        .journal()
+        .claim_resume(continuation.previous, run)
+        .await?
+    {
+        return Err(OrchestrationError::InvalidConfig(format!(
+            "run {} was resumed already, by run {other}: resume that one",
+            continuation.previous
+        )));
+    }
+    Ok(reuse)
 }
 
 /// The step limit's error, when the run reached it: it names the loop (or

@@ -157,7 +157,12 @@ impl Recorder {
     }
 
     /// The run started on `input`, nested in `parent` if it is.
-    pub(crate) fn run_started(&self, input: &AgentInput, parent: Option<ParentAttempt>) {
+    pub(crate) fn run_started(
+        &self,
+        input: &AgentInput,
+        parent: Option<ParentAttempt>,
+        resumes: Option<RunId>,
+    ) {
         let _open = self.lock();
         self.append(EventKind::RunStarted {
             orchestrator: self.orchestrator.clone(),
@@ -170,6 +175,7 @@ impl Recorder {
             },
             input: Box::new(self.capped_input(input)),
             parent,
+            resumes,
         });
         self.notify(&RunEvent::RunStarted {
             run: self.run,

@@ -23,7 +23,7 @@ use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared};
+use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared, StepKey};
 use crate::orchestration::human::Question;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId};
 use crate::orchestration::usage::Usage;
@@ -73,6 +73,9 @@ pub(crate) struct Walk<'a> {
     pub(crate) budget: RunBudget,
     /// When the run started (for the duration budget).
     pub(crate) started: Instant,
+    /// Whether the journal stores durably: each step's end is then
+    /// committed before the steps after it start.
+    pub(crate) durable: bool,
 }
 
 /// A step to run: the step, its node, and its input when it is not the
@@ -80,6 +83,8 @@ pub(crate) struct Walk<'a> {
 pub(crate) struct Job {
     pub(crate) step: StepId,
     pub(crate) node: NodeId,
+    /// Which of the node's activations the step is, from 1.
+    pub(crate) activation: u32,
     /// The iteration of the loop the node is in (1 outside loops).
     pub(crate) iteration: u32,
     pub(crate) source: InputSource,
@@ -92,6 +97,8 @@ pub(crate) struct StepEnd {
     pub(crate) step: StepId,
     pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
     pub(crate) decision: Decision,
+    /// The journal's failure to store the step's end, when it failed.
+    pub(crate) store: Option<OrchestrationError>,
 }
 
 impl<'a> Walk<'a> {
@@ -112,6 +119,7 @@ impl<'a> Walk<'a> {
             branching: self.branching,
             budget: self.budget,
             started: self.started,
+            durable: self.durable,
         })
     }
 
@@ -123,12 +131,18 @@ impl<'a> Walk<'a> {
                 step: job.step,
                 outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
                 decision: Decision::default(),
+                store: None,
             };
         };
         let given = job.input.as_ref().unwrap_or(&self.input);
         let input = || given.clone();
         let policy = self.policy(agent);
-        let mut outcome = run_node(&self.run, job.step, agent, &input, &job.source, &policy).await;
+        let step = StepKey {
+            step: job.step,
+            node: job.node,
+            activation: job.activation,
+        };
+        let mut outcome = run_node(&self.run, step, agent, &input, &job.source, &policy).await;
         let mut decision = Decision::default();
         if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
             match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
@@ -136,10 +150,18 @@ impl<'a> Walk<'a> {
                 Err(error) => outcome = Err(NodeFailure::Failed(error)),
             }
         }
+        // A durable journal commits the step's end before anything that
+        // follows it starts: a resumed run never runs it again.
+        let store = if self.durable {
+            self.run.ctx.journal().flush().await.err()
+        } else {
+            None
+        };
         StepEnd {
             step: job.step,
             outcome,
             decision,
+            store,
         }
     }
 
@@ -165,6 +187,9 @@ pub(crate) struct RunState {
     pub(crate) interrupted: Option<Interruption>,
     /// The budget the run crossed (it starts nothing more).
     pub(crate) exceeded: Option<BudgetExceeded>,
+    /// The journal's failure to store what the run did (it starts nothing
+    /// more, and fails with it).
+    pub(crate) store_failure: Option<OrchestrationError>,
     /// Each map step's items.
     items: HashMap<StepId, Vec<String>>,
     /// What the run's agents reported spending so far.
@@ -191,6 +216,7 @@ impl RunState {
             failures: Vec::new(),
             interrupted: None,
             exceeded: None,
+            store_failure: None,
             items: HashMap::new(),
             spent: Usage::default(),
             announced: 0,
@@ -213,7 +239,11 @@ impl RunState {
 
     /// Whether the run may start another step.
     fn may_start(&mut self, walk: &Walk<'_>) -> bool {
-        if self.interrupted.is_some() || self.exceeded.is_some() || !self.asked.is_empty() {
+        if self.interrupted.is_some()
+            || self.exceeded.is_some()
+            || self.store_failure.is_some()
+            || !self.asked.is_empty()
+        {
             return false;
         }
         if let Some(limit) = walk.budget.max_duration {
@@ -234,6 +264,7 @@ impl RunState {
     pub(crate) fn has_startable(&self) -> bool {
         self.interrupted.is_none()
             && self.exceeded.is_none()
+            && self.store_failure.is_none()
             && self.asked.is_empty()
             && self.scheduler.has_ready()
     }
@@ -267,6 +298,7 @@ impl RunState {
                         step,
                         outcome,
                         decision,
+                        store: None,
                     },
                 );
                 continue;
@@ -289,6 +321,7 @@ impl RunState {
             return Some(Job {
                 step,
                 node: info.node,
+                activation: info.activation,
                 iteration: info.iteration,
                 source,
                 input,
@@ -326,7 +359,11 @@ impl RunState {
             step,
             outcome,
             decision,
+            store,
         } = end;
+        if let Some(error) = store {
+            self.store_failure.get_or_insert(error);
+        }
         let how = match outcome {
             Ok(output) => {
                 if let Some(usage) = Usage::from_output(&output) {

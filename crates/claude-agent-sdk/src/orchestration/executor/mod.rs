@@ -70,14 +70,23 @@ pub(crate) struct RunShared {
     /// Whether any attempt ever started a nested run (most never do: their
     /// end then takes no lock for it).
     any_nested: AtomicBool,
+    /// What the idempotency keys of the run's attempts start with (see
+    /// [`RunBooks::key_prefix`]).
+    key_prefix: String,
 }
 
 impl RunShared {
-    pub(crate) fn new(ctx: &ExecutionContext, recorder: Recorder, stop: RunStop) -> Self {
+    pub(crate) fn new(
+        ctx: &ExecutionContext,
+        recorder: Recorder,
+        stop: RunStop,
+        key_prefix: String,
+    ) -> Self {
         Self {
             ctx: ctx.clone(),
             recorder,
             stop,
+            key_prefix,
             children: Mutex::default(),
             closed: AtomicBool::new(false),
             nested: Mutex::default(),
@@ -148,6 +157,10 @@ impl RunBooks for RunShared {
         &self.ctx
     }
 
+    fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
     fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken) {
         self.any_nested.store(true, Ordering::Release);
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
@@ -206,7 +219,7 @@ pub(crate) enum NodeFailure {
 /// it succeeds, fails for good, or the run must stop.
 pub(crate) async fn run_node(
     run: &Arc<RunShared>,
-    node: NodeId,
+    step: StepKey,
     agent: &dyn Agent,
     input: &(dyn Fn() -> AgentInput + Sync),
     source: &InputSource,
@@ -219,7 +232,7 @@ pub(crate) async fn run_node(
             return Err(NodeFailure::Interrupted(why));
         }
         let this = Attempt {
-            node,
+            step,
             number: attempt,
             max: max_attempts,
         };
@@ -244,7 +257,8 @@ pub(crate) async fn run_node(
             )));
         };
         attempt = attempt.saturating_add(1);
-        run.recorder.retry_scheduled(node, attempt, delay, &error);
+        run.recorder
+            .retry_scheduled(step.step, attempt, delay, &error);
         log_event!(policy.log, info, agent = agent.name(), ?delay, %error, "retrying agent after a retryable failure");
         tokio::select! {
             biased;
@@ -260,12 +274,24 @@ enum AttemptFailure {
     Interrupted(Interruption),
 }
 
-/// Which attempt of which node.
+/// Which attempt of which step.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
-    node: NodeId,
+    step: StepKey,
     number: u32,
     max: u32,
+}
+
+/// A step, as the run journals it (`step`) and as it stays the same when a
+/// run resumes (`node` and `activation`: its idempotency key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepKey {
+    /// The step's id in this run's journal.
+    pub(crate) step: NodeId,
+    /// The graph node it activates.
+    pub(crate) node: NodeId,
+    /// Which of the node's activations it is, from 1.
+    pub(crate) activation: u32,
 }
 
 /// One attempt: recorded, in its scope, with panics contained, under the
@@ -281,10 +307,11 @@ async fn run_attempt(
     this: Attempt,
 ) -> Result<AgentOutput, AttemptFailure> {
     let Attempt {
-        node,
+        step,
         number: attempt,
         ..
     } = this;
+    let node = step.step;
     let name = agent.name();
     let Some(started) = run
         .recorder
@@ -301,6 +328,7 @@ async fn run_attempt(
             node,
             attempt,
         },
+        step,
         deadline: sooner(run.stop.deadline, times_out_at),
         run: Arc::clone(run) as Arc<dyn RunBooks>,
     };

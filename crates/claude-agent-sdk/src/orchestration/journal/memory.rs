@@ -1,6 +1,6 @@
 //! [`InMemoryJournal`]: the default journal, a list of events in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -40,6 +40,8 @@ use super::{EventKind, Journal, JournalEvent, RunId};
 #[derive(Debug, Default)]
 pub struct InMemoryJournal {
     events: Mutex<Vec<JournalEvent>>,
+    /// Which run continues which (see [`Journal::claim_resume`]).
+    resumed: Mutex<HashMap<RunId, RunId>>,
 }
 
 impl InMemoryJournal {
@@ -109,6 +111,30 @@ impl Journal for InMemoryJournal {
         *events = kept;
         taken
     }
+
+    async fn claim_resume(
+        &self,
+        run: RunId,
+        by: RunId,
+    ) -> crate::orchestration::Result<Option<RunId>> {
+        let mut resumed = self.resumed.lock().unwrap_or_else(PoisonError::into_inner);
+        match resumed.get(&run) {
+            Some(other) if *other != by => Ok(Some(*other)),
+            _ => {
+                resumed.insert(run, by);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Keeps only the events of `runs` and of the runs nested in them, in order.
+pub(crate) fn events_of(runs: &[RunId], events: Vec<JournalEvent>) -> Vec<JournalEvent> {
+    let mut wanted = Wanted::new(runs);
+    events
+        .into_iter()
+        .filter(|event| wanted.contains(event))
+        .collect()
 }
 
 /// The runs asked for and the runs nested in them. A nested run starts

@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub(crate) use memory::events_of;
 pub use memory::InMemoryJournal;
 
 use crate::orchestration::agent::{AgentInput, AgentOutput};
@@ -58,6 +59,19 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// order they were appended.
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent>;
 
+    /// As [`read`](Self::read), but a store that cannot be read says so
+    /// instead of returning nothing (what [`resume`](crate::orchestration::resume)
+    /// reads with). The default reads.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::Store`] when the store cannot be read.
+    async fn read_checked(
+        &self,
+        runs: &[RunId],
+    ) -> crate::orchestration::Result<Vec<JournalEvent>> {
+        Ok(self.read(runs).await)
+    }
+
     /// As [`read`](Self::read), for a reader that is the journal's last: a
     /// store may move the events out instead of copying them (the engine
     /// calls it for the private context of [`Orchestrator::orchestrate`](crate::orchestration::Orchestrator::orchestrate),
@@ -67,9 +81,33 @@ pub trait Journal: Send + Sync + fmt::Debug {
     }
 
     /// Waits until every event appended so far is stored.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::Store`] when the store could not keep them.
     async fn flush(&self) -> crate::orchestration::Result<()> {
         Ok(())
     }
+
+    /// Whether the store outlives the process. A run on a durable journal
+    /// commits each step's end ([`flush`](Self::flush)) before the steps
+    /// that follow it start, so a resumed run never runs it again.
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    /// Records that run `by` continues run `run` (see
+    /// [`resume`](crate::orchestration::resume)), unless another run did
+    /// first: then returns that run. A run is continued at most once, so two
+    /// processes resuming one run cannot both run what is left of it.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::Store`] when the store could not be asked; a
+    /// store may also refuse a run that is still running elsewhere.
+    async fn claim_resume(
+        &self,
+        run: RunId,
+        by: RunId,
+    ) -> crate::orchestration::Result<Option<RunId>>;
 }
 
 /// One change of a run's state.
@@ -111,6 +149,10 @@ pub enum EventKind {
         /// The attempt this run runs inside, when it is nested.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentAttempt>,
+        /// The run this one continues, when it was resumed (see
+        /// [`resume`](crate::orchestration::resume)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumes: Option<RunId>,
     },
     /// A graph run added a step: one activation of one of its nodes (a
     /// pipeline's or fan-out's steps are its nodes, named in
@@ -352,6 +394,7 @@ mod tests {
                     node: NodeId(2),
                     attempt: 1,
                 }),
+                resumes: Some(RunId::new()),
             },
             EventKind::AttemptStarted {
                 node: NodeId(0),

@@ -1,0 +1,307 @@
+//! Resuming a run from its journal: a run that stopped — its process
+//! killed, a timeout, a failed agent since fixed, a question waiting for an
+//! answer — continues where it stopped, without running again what finished.
+//!
+//! [`resume`] reads the stopped run's events from the context's
+//! [`Journal`](super::Journal) (any store: the in-memory one in a process,
+//! [`SqliteJournal`](super::store::SqliteJournal) or
+//! [`PostgresJournal`](super::store::PostgresJournal) across processes) and
+//! starts a new run of the same orchestrator that *continues* it:
+//!
+//! - every step that finished successfully is not run again — its output
+//!   comes from the journal, and the run moves on from it exactly as it did
+//!   (routers and loop conditions decide again on the same output);
+//! - a step that started and never finished (the process died in the middle
+//!   of it) runs again: steps run **at least once**, and exactly once when
+//!   they finished before the stop;
+//! - the new run is a run of its own in the journal (its own [`RunId`]), whose
+//!   `RunStarted` event names the run it resumes; a chain of resumes reads
+//!   back to the first run, and a run is resumed at most once — resuming it
+//!   again means resuming the run that continued it.
+//!
+//! # Idempotency keys
+//! Work that a step does outside the process (a payment, an e-mail, a row
+//! written) may happen twice when a step runs again after a crash. Each
+//! attempt has a key that stays the same when the same attempt of the same
+//! step runs again in a resumed run:
+//! [`ExecutionContext::idempotency_key`](super::ExecutionContext::idempotency_key),
+//! `{first run id}/{node}.{activation}/{attempt}` (node: the node's position
+//! in its graph; activation: which of the node's steps, from 1; nested runs
+//! prefix theirs with the key of the attempt they run in). Give it to the
+//! service that does the side effect, and it can refuse the second one.
+//!
+//! # What must match
+//! The resumed run must be built the same way: the same nodes (by agent name
+//! in a pipeline or fan-out, by node id in a graph). A difference is an
+//! [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it, and
+//! nothing runs. The input comes from the journal.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::orchestration::agent::{Agent, AgentOutput};
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::journal::{
+    AttemptOutcome, EventKind, JournalEvent, NodeId, RunId, RunOutcome,
+};
+use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
+
+/// Resumes run `run` of `orchestrator` (see the [module docs](self)):
+/// reads its events from `ctx`'s journal and runs what is left of it under
+/// `ctx`, with the answers `ctx` holds for questions the run asked.
+///
+/// `agents` are the orchestrator's agents, as for
+/// [`orchestrate_with_context`](Orchestrator::orchestrate_with_context)
+/// (an empty list for a [`GraphOrchestrator`](super::GraphOrchestrator)).
+///
+/// # Errors
+/// [`OrchestrationError::InvalidConfig`] when the journal has no such run,
+/// the run kept no records (tracing was off), it was resumed already, or
+/// the orchestrator's nodes differ from the run's; otherwise what the
+/// resumed run returns.
+pub async fn resume<O>(
+    orchestrator: &O,
+    agents: Vec<Box<dyn Agent>>,
+    run: RunId,
+    ctx: &ExecutionContext,
+) -> Result<OrchestratorOutput>
+where
+    O: Orchestrator + ?Sized,
+{
+    let continuation = Continuation::read(ctx, run).await?;
+    for (id, answer) in &continuation.answers {
+        if !ctx.answers().contains_key(id) {
+            ctx.answer(id.clone(), answer.clone());
+        }
+    }
+    let input = continuation.input.clone();
+    let ctx = ctx.clone().continuing(continuation);
+    orchestrator
+        .orchestrate_with_context(agents, input, &ctx)
+        .await
+}
+
+/// What a resumed run continues from: read from the journal, taken by the
+/// first run (not nested in another) that starts under the context.
+#[derive(Debug, Clone)]
+pub(crate) struct Continuation {
+    /// The run this one continues.
+    pub(crate) previous: RunId,
+    /// The first run of the chain (its id starts every idempotency key).
+    pub(crate) origin: RunId,
+    /// The run's input.
+    pub(crate) input: OrchestratorInput,
+    /// The names of the run's nodes, when the run named them (pipelines and
+    /// fan-outs: their agents).
+    pub(crate) nodes: Vec<String>,
+    /// Every step that finished, oldest run first.
+    pub(crate) finished: Vec<Finished>,
+    /// Answers the run already had.
+    pub(crate) answers: HashMap<String, String>,
+}
+
+/// A step that finished, and where it is in the graph.
+#[derive(Debug, Clone)]
+pub(crate) struct Finished {
+    pub(crate) node: StepNode,
+    /// The agent that ran it.
+    pub(crate) agent: String,
+    pub(crate) activation: u32,
+    pub(crate) output: AgentOutput,
+}
+
+/// Which node a finished step activated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum StepNode {
+    /// A pipeline's or fan-out's node, by position.
+    Index(NodeId),
+    /// A graph's node, by its id.
+    Label(String),
+}
+
+impl Continuation {
+    /// Reads the chain of runs that ends in `run` from `ctx`'s journal.
+    async fn read(ctx: &ExecutionContext, run: RunId) -> Result<Self> {
+        let journal = ctx.journal();
+        // The runs of the chain, newest first.
+        let mut chain = Vec::new();
+        let mut at = Some(run);
+        while let Some(id) = at {
+            let events = journal.read_checked(&[id]).await?;
+            let session = Session::of(id, &events)?;
+            at = session.resumes;
+            chain.push(session);
+            if chain.len() > 100_000 {
+                return Err(OrchestrationError::InvalidConfig(format!(
+                    "run {run}: its chain of resumed runs does not end"
+                )));
+            }
+        }
+        let origin = chain.last().map_or(run, |session| session.run);
+        let mut finished = Vec::new();
+        let mut answers = HashMap::new();
+        for session in chain.iter_mut().rev() {
+            finished.append(&mut session.finished);
+            answers.extend(session.answers.drain());
+        }
+        let newest = chain.swap_remove(0);
+        Ok(Self {
+            previous: run,
+            origin,
+            input: newest.input,
+            nodes: newest.nodes,
+            finished,
+            answers,
+        })
+    }
+
+    /// The outputs to reuse, by node position and activation, given the
+    /// graph's node `labels` (empty for a pipeline or fan-out) and the agent
+    /// `names` by node; or the differences between the run and this graph.
+    pub(crate) fn reuse(
+        &self,
+        labels: &[&str],
+        names: &[&str],
+    ) -> std::result::Result<HashMap<(NodeId, u32), AgentOutput>, String> {
+        let mut problems = String::new();
+        if labels.is_empty() && !self.nodes.is_empty() && self.nodes != names {
+            let _ = write!(
+                problems,
+                "the run's agents were [{}]; these are [{}]",
+                self.nodes.join(", "),
+                names.join(", ")
+            );
+        }
+        let index: HashMap<&str, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(position, label)| (*label, position))
+            .collect();
+        let mut reuse = HashMap::new();
+        for step in &self.finished {
+            let position = match &step.node {
+                StepNode::Index(node) => Some(node.index()),
+                StepNode::Label(label) => index.get(label.as_str()).copied(),
+            };
+            let Some(position) = position.filter(|position| *position < names.len()) else {
+                let node = match &step.node {
+                    StepNode::Index(node) => node.to_string(),
+                    StepNode::Label(label) => format!("`{label}`"),
+                };
+                let _ = write!(
+                    problems,
+                    "{}node {node} (agent `{}`) ran in the run; this graph has no such node",
+                    if problems.is_empty() { "" } else { "; " },
+                    step.agent
+                );
+                continue;
+            };
+            if !labels.is_empty() && names[position] != step.agent {
+                let _ = write!(
+                    problems,
+                    "{}node `{}` ran agent `{}`; here it runs `{}`",
+                    if problems.is_empty() { "" } else { "; " },
+                    labels[position],
+                    step.agent,
+                    names[position]
+                );
+            }
+            reuse.insert(
+                (NodeId::from_index(position), step.activation),
+                step.output.clone(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(reuse)
+        } else {
+            Err(format!(
+                "run {} does not match this orchestrator: {problems}",
+                self.previous
+            ))
+        }
+    }
+}
+
+/// What one run of a chain left: read from its own events (not those of
+/// the runs nested in it, which run again inside the steps that did not
+/// finish).
+struct Session {
+    run: RunId,
+    resumes: Option<RunId>,
+    input: OrchestratorInput,
+    nodes: Vec<String>,
+    finished: Vec<Finished>,
+    answers: HashMap<String, String>,
+}
+
+impl Session {
+    fn of(run: RunId, events: &[JournalEvent]) -> Result<Self> {
+        let mut started = None;
+        // A graph's steps, by step id: its node, agent and activation.
+        let mut steps: Vec<(String, String, u32)> = Vec::new();
+        let mut activations: HashMap<String, u32> = HashMap::new();
+        let mut finished = Vec::new();
+        let mut answers = HashMap::new();
+        for event in events.iter().filter(|event| event.run == run) {
+            match &event.kind {
+                EventKind::RunStarted {
+                    input,
+                    nodes,
+                    resumes,
+                    ..
+                } => started = Some((input, nodes, *resumes)),
+                EventKind::StepAdded {
+                    step, node, agent, ..
+                } => {
+                    let activation = activations.entry(node.clone()).or_insert(0);
+                    *activation += 1;
+                    if steps.len() <= step.index() {
+                        steps.resize(step.index() + 1, Default::default());
+                    }
+                    steps[step.index()] = (node.clone(), agent.clone(), *activation);
+                }
+                EventKind::AttemptFinished {
+                    node,
+                    outcome: AttemptOutcome::Succeeded(output),
+                    ..
+                } => {
+                    let (node, agent, activation) = match steps.get(node.index()) {
+                        Some((label, agent, activation)) => {
+                            (StepNode::Label(label.clone()), agent.clone(), *activation)
+                        }
+                        None => (StepNode::Index(*node), String::new(), 1),
+                    };
+                    finished.push(Finished {
+                        node,
+                        agent,
+                        activation,
+                        output: output.clone(),
+                    });
+                }
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Failed(OrchestrationError::InputRequired(pause)),
+                } => answers.extend(pause.answers.clone()),
+                _ => {}
+            }
+        }
+        let Some((input, nodes, resumes)) = started else {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "the journal has no run {run}"
+            )));
+        };
+        let input = OrchestratorInput {
+            content: input.content.clone(),
+            context: input.context.clone(),
+            metadata: input.metadata.clone(),
+        };
+        Ok(Self {
+            run,
+            resumes,
+            input,
+            nodes: nodes.clone(),
+            finished,
+            answers,
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! The SQL both stores run: one schema design, one set of statements
+//! (`$1` placeholders, which SQLite and PostgreSQL both read), written once
+//! here and instantiated for each database by [`sql_backend!`].
+
+/// Inserts the runs that started.
+pub(crate) const INSERT_RUN: &str = "INSERT INTO runs \
+    (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+/// The start of a multi-row insert of events.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (root, run, at_us, kind, body) ";
+/// Records a run's end.
+pub(crate) const END_RUN: &str = "UPDATE runs SET status = $2, finished_us = $3 WHERE id = $1";
+/// Adds to a top-level run's totals.
+pub(crate) const ADD_TOTALS: &str = "UPDATE runs SET events = events + $2, \
+    tokens = tokens + $3, cost_usd = cost_usd + $4 WHERE id = $1";
+/// The top-level runs of some runs.
+pub(crate) const ROOT_OF: &str = "SELECT root FROM runs WHERE id = $1";
+/// A tree's events, in append order.
+pub(crate) const TREE_EVENTS: &str =
+    "SELECT run, at_us, body FROM events WHERE root = $1 ORDER BY seq";
+/// Claims a run for the run that continues it.
+pub(crate) const CLAIM: &str =
+    "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by IS NULL";
+/// What a claim needs to know of a run.
+pub(crate) const CLAIM_INFO: &str =
+    "SELECT origin, resumed_by, status, host, pid FROM runs WHERE id = $1";
+/// The columns of a run summary.
+pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
+    status, started_us, finished_us, events, tokens, cost_usd FROM runs";
+/// Events per event count, for pruning: the top-level runs to delete.
+pub(crate) const PRUNE_BEFORE: &str = "SELECT id FROM runs WHERE parent IS NULL \
+    AND status <> 'running' AND started_us < $1";
+/// The finished top-level runs, newest first.
+pub(crate) const FINISHED_NEWEST_FIRST: &str = "SELECT id FROM runs WHERE parent IS NULL \
+    AND status <> 'running' ORDER BY started_us DESC, id DESC";
+/// Deletes a tree's events.
+pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE root = $1";
+/// Deletes a tree's runs.
+pub(crate) const DELETE_RUNS: &str = "DELETE FROM runs WHERE root = $1";
+
+/// How many events one `INSERT` writes (within both databases' limits on
+/// bound values).
+pub(crate) const EVENTS_PER_INSERT: usize = 1000;
+
+/// Implements [`Backend`](super::writer::Backend) and the listing methods
+/// for `$backend`, a struct with a `pool: sqlx::Pool<$db>` field.
+macro_rules! sql_backend {
+    ($backend:ty, $db:ty, $name:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::orchestration::store::writer::Backend for $backend {
+            async fn write(
+                &self,
+                batch: &$crate::orchestration::store::rows::Batch,
+            ) -> $crate::orchestration::Result<()> {
+                use $crate::orchestration::store::backend as sql;
+                let fail = |error: sqlx::Error| {
+                    $crate::orchestration::store::store_error(concat!("writing to ", $name), &error)
+                };
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                for run in &batch.runs {
+                    sqlx::query(sql::INSERT_RUN)
+                        .bind(&run.id)
+                        .bind(&run.root)
+                        .bind(&run.origin)
+                        .bind(&run.parent)
+                        .bind(&run.resumes)
+                        .bind(&run.orchestrator)
+                        .bind(&run.label)
+                        .bind(run.started_us)
+                        .bind(&run.host)
+                        .bind(run.pid)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                for chunk in batch.events.chunks(sql::EVENTS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_EVENTS);
+                    insert.push_values(chunk, |mut row, event| {
+                        row.push_bind(&event.root)
+                            .push_bind(&event.run)
+                            .push_bind(event.at_us)
+                            .push_bind(event.kind)
+                            .push_bind(&event.body);
+                    });
+                    insert.build().execute(&mut *tx).await.map_err(fail)?;
+                }
+                for end in &batch.ends {
+                    sqlx::query(sql::END_RUN)
+                        .bind(&end.id)
+                        .bind(end.status)
+                        .bind(end.finished_us)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                for (root, totals) in &batch.totals {
+                    sqlx::query(sql::ADD_TOTALS)
+                        .bind(root)
+                        .bind(totals.events)
+                        .bind(totals.tokens)
+                        .bind(totals.cost_usd)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                tx.commit().await.map_err(fail)
+            }
+
+            async fn read_trees(
+                &self,
+                runs: &[$crate::orchestration::RunId],
+            ) -> $crate::orchestration::Result<Vec<$crate::orchestration::JournalEvent>> {
+                use sqlx::Row as _;
+                use $crate::orchestration::store::backend as sql;
+                let fail = |error: sqlx::Error| {
+                    $crate::orchestration::store::store_error(
+                        concat!("reading from ", $name),
+                        &error,
+                    )
+                };
+                let mut roots: Vec<String> = Vec::new();
+                for run in runs {
+                    let root: Option<String> = sqlx::query_scalar(sql::ROOT_OF)
+                        .bind(run.to_string())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(fail)?;
+                    if let Some(root) = root {
+                        if !roots.contains(&root) {
+                            roots.push(root);
+                        }
+                    }
+                }
+                let mut events = Vec::new();
+                for root in &roots {
+                    let rows = sqlx::query(sql::TREE_EVENTS)
+                        .bind(root)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(fail)?;
+                    for row in rows {
+                        let run: String = row.try_get(0).map_err(fail)?;
+                        let at_us: i64 = row.try_get(1).map_err(fail)?;
+                        let body: String = row.try_get(2).map_err(fail)?;
+                        events.push($crate::orchestration::store::rows::decode(
+                            &run, at_us, &body,
+                        )?);
+                    }
+                }
+                Ok(events)
+            }
+
+            async fn claim(
+                &self,
+                run: $crate::orchestration::RunId,
+                by: $crate::orchestration::RunId,
+            ) -> $crate::orchestration::Result<
+                std::result::Result<$crate::orchestration::RunId, $crate::orchestration::RunId>,
+            > {
+                use sqlx::Row as _;
+                use $crate::orchestration::store::backend as sql;
+                let fail = |error: sqlx::Error| {
+                    $crate::orchestration::store::store_error(
+                        concat!("claiming a run in ", $name),
+                        &error,
+                    )
+                };
+                let info = sqlx::query(sql::CLAIM_INFO)
+                    .bind(run.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(fail)?;
+                let Some(info) = info else {
+                    return Err($crate::orchestration::OrchestrationError::InvalidConfig(
+                        format!(concat!("run {} is not in ", $name), run),
+                    ));
+                };
+                let origin: String = info.try_get(0).map_err(fail)?;
+                let resumed_by: Option<String> = info.try_get(1).map_err(fail)?;
+                let status: String = info.try_get(2).map_err(fail)?;
+                let host: String = info.try_get(3).map_err(fail)?;
+                let pid: i64 = info.try_get(4).map_err(fail)?;
+                if let Some(other) = resumed_by {
+                    return Ok(Err($crate::orchestration::store::run_id(&other)));
+                }
+                if $crate::orchestration::store::still_running(run, &status, &host, pid) {
+                    return Err($crate::orchestration::OrchestrationError::InvalidConfig(
+                        format!("run {run} is still running (process {pid} on {host})"),
+                    ));
+                }
+                let claimed = sqlx::query(sql::CLAIM)
+                    .bind(run.to_string())
+                    .bind(by.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(fail)?;
+                if claimed.rows_affected() == 1 {
+                    return Ok(Ok($crate::orchestration::store::run_id(&origin)));
+                }
+                // Another process claimed it between the two statements.
+                let other: Option<String> =
+                    sqlx::query_scalar("SELECT resumed_by FROM runs WHERE id = $1")
+                        .bind(run.to_string())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(fail)?;
+                Ok(Err(other.map_or(by, |other| {
+                    $crate::orchestration::store::run_id(&other)
+                })))
+            }
+
+            async fn summaries(
+                &self,
+                filter: &str,
+                bind: Option<String>,
+                limit: usize,
+            ) -> $crate::orchestration::Result<Vec<$crate::orchestration::store::RunSummary>> {
+                use sqlx::Row as _;
+                use $crate::orchestration::store::{backend as sql, from_micros, run_id};
+                let fail = |error: sqlx::Error| {
+                    $crate::orchestration::store::store_error(
+                        concat!("listing runs in ", $name),
+                        &error,
+                    )
+                };
+                let text = format!(
+                    "{} {filter} ORDER BY started_us DESC, id DESC LIMIT {}",
+                    sql::SUMMARY,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                if let Some(value) = bind {
+                    query = query.bind(value);
+                }
+                let rows = query.fetch_all(&self.pool).await.map_err(fail)?;
+                let mut summaries = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id: String = row.try_get(0).map_err(fail)?;
+                    let origin: String = row.try_get(1).map_err(fail)?;
+                    let resumes: Option<String> = row.try_get(2).map_err(fail)?;
+                    let resumed_by: Option<String> = row.try_get(3).map_err(fail)?;
+                    let status: String = row.try_get(6).map_err(fail)?;
+                    let started: i64 = row.try_get(7).map_err(fail)?;
+                    let finished: Option<i64> = row.try_get(8).map_err(fail)?;
+                    let events: i64 = row.try_get(9).map_err(fail)?;
+                    let tokens: i64 = row.try_get(10).map_err(fail)?;
+                    summaries.push($crate::orchestration::store::RunSummary {
+                        id: run_id(&id),
+                        origin: run_id(&origin),
+                        resumes: resumes.as_deref().map(run_id),
+                        resumed_by: resumed_by.as_deref().map(run_id),
+                        orchestrator: row.try_get(4).map_err(fail)?,
+                        label: row.try_get(5).map_err(fail)?,
+                        status: $crate::orchestration::store::RunStatus::parse(&status),
+                        started: from_micros(started),
+                        finished: finished.map(from_micros),
+                        events: u64::try_from(events).unwrap_or(0),
+                        tokens: u64::try_from(tokens).unwrap_or(0),
+                        cost_usd: row.try_get(11).map_err(fail)?,
+                    });
+                }
+                Ok(summaries)
+            }
+
+            async fn prune_runs(
+                &self,
+                which: $crate::orchestration::store::Prune,
+            ) -> $crate::orchestration::Result<u64> {
+                use $crate::orchestration::store::{backend as sql, Prune};
+                let fail = |error: sqlx::Error| {
+                    $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
+                };
+                let doomed: Vec<String> = match which {
+                    Prune::StartedBefore(at) => sqlx::query_scalar(sql::PRUNE_BEFORE)
+                        .bind($crate::orchestration::store::micros(at))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(fail)?,
+                    Prune::KeepNewest(keep) => {
+                        let all: Vec<String> = sqlx::query_scalar(sql::FINISHED_NEWEST_FIRST)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(fail)?;
+                        all.into_iter().skip(keep).collect()
+                    }
+                };
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                for root in &doomed {
+                    sqlx::query(sql::DELETE_EVENTS)
+                        .bind(root)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    sqlx::query(sql::DELETE_RUNS)
+                        .bind(root)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
+                tx.commit().await.map_err(fail)?;
+                Ok(doomed.len() as u64)
+            }
+        }
+    };
+}
+pub(crate) use sql_backend;

@@ -1,0 +1,282 @@
+//! Durable journals: the events of runs in a database, so that a run that
+//! stopped — its process killed, the machine restarted — can be
+//! [resumed](crate::orchestration::resume) from any process.
+//!
+//! Two stores share one schema design (`migrations/sqlite`,
+//! `migrations/postgres`) and one writer:
+//!
+//! - [`SqliteJournal`] (feature `sqlite`): one file, WAL, no server — the
+//!   default of the `orchestra` command.
+//! - [`PostgresJournal`] (feature `postgres`): a PostgreSQL server, for a
+//!   team or several machines.
+//!
+//! # What is stored, and how it grows
+//! Each [`JournalEvent`](super::JournalEvent) is one row, appended and never
+//! rewritten: an attempt's output is stored once, in the event that ends the
+//! attempt, and nothing else is ever copied — the store grows with what the
+//! runs produced, linearly in their length. Each run also has one row
+//! (what it is, how it ended, its totals) for listing runs without reading
+//! their events; it is written when the run starts and completed when it
+//! ends. Reading a run takes one indexed query for its whole tree of nested
+//! runs.
+//!
+//! # When an event is stored
+//! [`append`](super::Journal::append) never waits: events go to a writer task
+//! that stores them in batches, one transaction per batch (group commit:
+//! many steps finishing at once share a transaction). A run commits each
+//! step's end before the steps that depend on it start, and its last event
+//! before it returns, so a resumed run finds every step that finished. If the
+//! store fails (a server that went away, a full disk), the run stops starting
+//! steps and fails with a retryable [`Store`](super::OrchestrationError::Store)
+//! error; it can be resumed once the store is back.
+//!
+//! # Secrets
+//! Values given to [`StoreOptions::with_secret`] are replaced by
+//! [`REDACTED`] in everything stored, so no API key or password reaches the
+//! database (a resumed run then reads the redacted text).
+
+mod backend;
+mod rows;
+mod writer;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresJournal;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteJournal;
+
+use super::journal::RunId;
+
+/// What a redacted secret reads as in a store.
+pub const REDACTED: &str = "[redacted]";
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Values never stored (see [`with_secret`](Self::with_secret)).
+    pub secrets: Vec<String>,
+    /// What the runs written through this journal are called in listings
+    /// (a workflow file, a job name).
+    pub label: Option<String>,
+}
+
+impl StoreOptions {
+    /// Default options: no secrets, no label.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Never stores `value`: it is replaced by [`REDACTED`] wherever it
+    /// appears. Values shorter than four characters are ignored (they would
+    /// mangle ordinary text, and are no secrets).
+    #[must_use]
+    pub fn with_secret(mut self, value: impl Into<String>) -> Self {
+        let value = value.into();
+        if value.chars().count() >= 4 {
+            self.secrets.push(value);
+        }
+        self
+    }
+
+    /// Names the runs written through this journal in listings.
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+}
+
+/// How a run stands in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Started and not ended — running now, or its process died.
+    Running,
+    /// Returned `Ok`.
+    Succeeded,
+    /// Returned an error.
+    Failed,
+    /// Cut short (cancelled, timed out, dropped).
+    Interrupted,
+    /// Waiting for answers to its questions.
+    Paused,
+}
+
+impl RunStatus {
+    /// The name stored in the database.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Paused => "paused",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "interrupted" => Self::Interrupted,
+            "paused" => Self::Paused,
+            _ => Self::Running,
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One run as a store lists it (a top-level run: the runs nested in it are
+/// part of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// The run.
+    pub id: RunId,
+    /// The first run of its chain of resumes (itself when it resumes none).
+    pub origin: RunId,
+    /// The run it continues.
+    pub resumes: Option<RunId>,
+    /// The run that continues it.
+    pub resumed_by: Option<RunId>,
+    /// Its orchestrator's name.
+    pub orchestrator: String,
+    /// The label of the journal that wrote it ([`StoreOptions::with_label`]).
+    pub label: Option<String>,
+    /// How it stands.
+    pub status: RunStatus,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended.
+    pub finished: Option<DateTime<Utc>>,
+    /// How many events it and its nested runs have.
+    pub events: u64,
+    /// The tokens its agents reported.
+    pub tokens: u64,
+    /// The cost its agents reported, in US dollars.
+    pub cost_usd: f64,
+}
+
+/// Which runs [`prune`](SqliteJournal::prune) deletes: finished top-level
+/// runs (with every run nested in them and all their events); a run still
+/// running is never deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Prune {
+    /// Those that started before this time.
+    StartedBefore(DateTime<Utc>),
+    /// All but the newest `n`.
+    KeepNewest(usize),
+}
+
+/// Microseconds since the Unix epoch.
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// The id of a run in a row; a row the store did not write reads as a fresh id.
+fn run_id(text: &str) -> RunId {
+    text.parse().unwrap_or_default()
+}
+
+/// This machine's name, for telling whether a running run's process is ours.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Whether process `pid` of this machine is alive.
+fn process_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// A run row's owner, checked before run `run` is resumed: a run still
+/// running in a live process on this machine is not resumed under it (in
+/// this process, a run is running when it started and has not finished;
+/// one whose end never reached the store is not).
+fn still_running(run: RunId, status: &str, host: &str, pid: i64) -> bool {
+    if status != RunStatus::Running.as_str() || host != host_name() {
+        return false;
+    }
+    if pid == i64::from(std::process::id()) {
+        return writer::runs_here(run);
+    }
+    process_alive(pid)
+}
+
+/// A database error as a [`Store`](super::OrchestrationError::Store) error:
+/// retryable when the database may come back (a lost connection, a busy
+/// file), permanent otherwise (a corrupt file, a schema from elsewhere).
+fn store_error(doing: &str, error: &sqlx::Error) -> super::OrchestrationError {
+    let retryable = match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08…), shutdowns (57P…),
+            // too many connections; SQLite: busy (5) and locked (6).
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || code == "5"
+                || code == "6"
+        }),
+        _ => false,
+    };
+    super::OrchestrationError::store(format!("{doing}: {error}"), retryable)
+}
+
+/// A migration error in words a user can act on.
+fn migrate_error(store: &str, error: &sqlx::migrate::MigrateError) -> super::OrchestrationError {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::VersionMissing(version) | MigrateError::VersionTooNew(version, _) => {
+            super::OrchestrationError::store(
+                format!(
+                    "{store} was written by a newer version of claude-agent-sdk (its schema has \
+                     migration {version}, which this version does not know): upgrade, or use \
+                     another store"
+                ),
+                false,
+            )
+        }
+        MigrateError::Execute(error) => store_error(&format!("preparing {store}"), error),
+        other => super::OrchestrationError::store(format!("preparing {store}: {other}"), false),
+    }
+}

@@ -1,0 +1,229 @@
+//! Events as rows: what one batch of events writes, for any store.
+//!
+//! The writer turns the events it takes into a [`Batch`] — the event rows,
+//! the runs that started, the runs that ended, and what each top-level run's
+//! totals grew by — and a store writes the batch in one transaction.
+
+use std::collections::HashMap;
+
+use super::{micros, RunStatus, StoreOptions, REDACTED};
+use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::journal::{AttemptOutcome, EventKind, JournalEvent, RunId, RunOutcome};
+use crate::orchestration::usage::Usage;
+
+/// One event, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub(crate) root: String,
+    pub(crate) run: String,
+    pub(crate) at_us: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) body: String,
+}
+
+/// A run that started.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRun {
+    pub(crate) id: String,
+    pub(crate) root: String,
+    pub(crate) origin: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) resumes: Option<String>,
+    pub(crate) orchestrator: String,
+    pub(crate) label: Option<String>,
+    pub(crate) started_us: i64,
+    pub(crate) host: String,
+    pub(crate) pid: i64,
+}
+
+/// A run that ended.
+#[derive(Debug, Clone)]
+pub(crate) struct RunEnd {
+    pub(crate) id: String,
+    pub(crate) status: &'static str,
+    pub(crate) finished_us: i64,
+}
+
+/// What a top-level run's totals grew by.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Totals {
+    pub(crate) events: i64,
+    pub(crate) tokens: i64,
+    pub(crate) cost_usd: f64,
+}
+
+/// What one transaction writes.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) runs: Vec<NewRun>,
+    pub(crate) events: Vec<EventRow>,
+    pub(crate) ends: Vec<RunEnd>,
+    pub(crate) totals: HashMap<String, Totals>,
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Turns events into rows: knows the top-level run and the chain origin of
+/// every run it has seen, and the secrets to redact.
+#[derive(Debug)]
+pub(crate) struct Encoder {
+    options: StoreOptions,
+    /// The JSON-escaped form of each secret (what appears in a body).
+    escaped: Vec<String>,
+    roots: HashMap<RunId, RunId>,
+    origins: HashMap<RunId, RunId>,
+    host: String,
+    pid: i64,
+}
+
+impl Encoder {
+    pub(crate) fn new(options: StoreOptions) -> Self {
+        let escaped = options
+            .secrets
+            .iter()
+            .filter_map(|secret| {
+                let quoted = serde_json::to_string(secret).ok()?;
+                Some(quoted[1..quoted.len() - 1].to_owned())
+            })
+            .collect();
+        Self {
+            options,
+            escaped,
+            roots: HashMap::new(),
+            origins: HashMap::new(),
+            host: super::host_name(),
+            pid: i64::from(std::process::id()),
+        }
+    }
+
+    /// Notes that run `by` continues run `run` (whose chain starts at `origin`).
+    pub(crate) fn resumed(&mut self, by: RunId, origin: RunId) {
+        self.origins.insert(by, origin);
+    }
+
+    /// Adds `event` to `batch`.
+    pub(crate) fn encode(&mut self, event: &JournalEvent, batch: &mut Batch) {
+        let run = event.run;
+        if let EventKind::RunStarted {
+            orchestrator,
+            parent,
+            resumes,
+            ..
+        } = &event.kind
+        {
+            let root = parent.map(|parent| self.root_of(parent.run)).unwrap_or(run);
+            self.roots.insert(run, root);
+            let origin = match resumes {
+                Some(previous) => self.origins.get(&run).copied().unwrap_or(*previous),
+                None => run,
+            };
+            batch.runs.push(NewRun {
+                id: run.to_string(),
+                root: root.to_string(),
+                origin: origin.to_string(),
+                parent: parent.map(|parent| parent.run.to_string()),
+                resumes: resumes.map(|previous| previous.to_string()),
+                orchestrator: self.redact(orchestrator.clone()),
+                label: if parent.is_none() {
+                    self.options.label.clone()
+                } else {
+                    None
+                },
+                started_us: micros(event.at),
+                host: self.host.clone(),
+                pid: self.pid,
+            });
+        }
+        let root = self.root_of(run);
+        let totals = batch.totals.entry(root.to_string()).or_default();
+        totals.events += 1;
+        match &event.kind {
+            EventKind::AttemptFinished {
+                outcome: AttemptOutcome::Succeeded(output),
+                ..
+            } => {
+                if let Some(usage) = Usage::from_output(output) {
+                    let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+                    totals.tokens += i64::try_from(tokens).unwrap_or(i64::MAX);
+                    totals.cost_usd += usage.cost_usd.unwrap_or(0.0);
+                }
+            }
+            EventKind::RunFinished { outcome } => batch.ends.push(RunEnd {
+                id: run.to_string(),
+                status: status_of(outcome).as_str(),
+                finished_us: micros(event.at),
+            }),
+            _ => {}
+        }
+        let body = serde_json::to_string(&event.kind).unwrap_or_else(|error| {
+            format!(
+                "{{\"event\":\"unreadable\",\"error\":{:?}}}",
+                error.to_string()
+            )
+        });
+        batch.events.push(EventRow {
+            root: root.to_string(),
+            run: run.to_string(),
+            at_us: micros(event.at),
+            kind: kind_name(&event.kind),
+            body: self.redact(body),
+        });
+    }
+
+    fn root_of(&self, run: RunId) -> RunId {
+        self.roots.get(&run).copied().unwrap_or(run)
+    }
+
+    fn redact(&self, mut text: String) -> String {
+        for secret in &self.escaped {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), REDACTED);
+            }
+        }
+        text
+    }
+}
+
+/// How a run that ended with `outcome` stands.
+fn status_of(outcome: &RunOutcome) -> RunStatus {
+    match outcome {
+        RunOutcome::Succeeded => RunStatus::Succeeded,
+        RunOutcome::Failed(OrchestrationError::InputRequired(_)) => RunStatus::Paused,
+        RunOutcome::Failed(_) => RunStatus::Failed,
+        RunOutcome::Interrupted(_) => RunStatus::Interrupted,
+    }
+}
+
+fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::RunStarted { .. } => "run_started",
+        EventKind::StepAdded { .. } => "step_added",
+        EventKind::AttemptStarted { .. } => "attempt_started",
+        EventKind::AttemptFinished { .. } => "attempt_finished",
+        EventKind::RetryScheduled { .. } => "retry_scheduled",
+        EventKind::RunFinished { .. } => "run_finished",
+    }
+}
+
+/// Reads a stored event back.
+pub(crate) fn decode(
+    run: &str,
+    at_us: i64,
+    body: &str,
+) -> Result<JournalEvent, OrchestrationError> {
+    let kind: EventKind = serde_json::from_str(body).map_err(|error| {
+        OrchestrationError::store(
+            format!("an event of run {run} cannot be read ({error}); the store is damaged"),
+            false,
+        )
+    })?;
+    Ok(JournalEvent::new(
+        super::run_id(run),
+        super::from_micros(at_us),
+        kind,
+    ))
+}

@@ -1,0 +1,130 @@
+//! [`SqliteJournal`]: runs in one SQLite file.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use super::backend::sql_backend;
+use super::writer::{durable_journal_impl, DurableJournal};
+use super::{migrate_error, store_error, Prune, RunSummary, StoreOptions};
+use crate::orchestration::errors::Result;
+use crate::orchestration::journal::RunId;
+
+/// A durable [`Journal`](crate::orchestration::Journal) in a SQLite file
+/// (see [`store`](super)): no server, one file (with its `-wal` and `-shm`
+/// companions while open), safe to share between processes on one machine.
+///
+/// Every commit is synced to disk (`synchronous = FULL` in WAL mode): a run
+/// survives the machine losing power, not only its process dying.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use claude_agent_sdk::orchestration::store::SqliteJournal;
+/// use claude_agent_sdk::orchestration::{ExecutionConfig, ExecutionContext};
+///
+/// # async fn example() -> claude_agent_sdk::orchestration::Result<()> {
+/// let journal = Arc::new(SqliteJournal::open("runs.db").await?);
+/// let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+/// // … run under `ctx`; after a crash, `resume(&orchestrator, agents, run_id, &ctx)`.
+/// for run in journal.runs(20).await? {
+///     println!("{} {} {}", run.id, run.orchestrator, run.status);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SqliteJournal {
+    journal: DurableJournal<SqliteBackend>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct SqliteBackend {
+    pool: SqlitePool,
+}
+
+sql_backend!(SqliteBackend, sqlx::Sqlite, "the SQLite journal");
+durable_journal_impl!(SqliteJournal);
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal in file `path`, bringing its schema up
+    /// to date.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the
+    /// file cannot be opened or created, is not a SQLite database (or is
+    /// damaged), or was written by a newer version of this crate.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    /// As [`open`](Self::open), with `options` (secrets to redact, a label).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                crate::orchestration::OrchestrationError::store(
+                    format!("cannot create the folder of {shown}: {error}"),
+                    false,
+                )
+            })?;
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|error| store_error(&format!("opening {shown}"), &error))?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect)
+            .await
+            .map_err(|error| store_error(&format!("opening {shown}"), &error))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| migrate_error(&shown, &error))?;
+        Ok(Self {
+            journal: DurableJournal::start(SqliteBackend { pool }, options),
+            path,
+        })
+    }
+
+    /// The file the journal is in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The newest `limit` top-level runs, newest first.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be read.
+    pub async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
+        self.journal.runs(limit).await
+    }
+
+    /// Run `run`, if the journal has it.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be read.
+    pub async fn run(&self, run: RunId) -> Result<Option<RunSummary>> {
+        self.journal.run(run).await
+    }
+
+    /// Deletes the finished top-level runs `which` selects, with the runs
+    /// nested in them and all their events; returns how many it deleted.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be written.
+    pub async fn prune(&self, which: Prune) -> Result<u64> {
+        self.journal.prune(which).await
+    }
+}

@@ -1,0 +1,551 @@
+//! Durable runs: every test runs on both stores — a SQLite file and a real
+//! PostgreSQL server (see `store_support`) — and, where the in-memory
+//! journal can do the same, on it too.
+
+mod store_support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use claude_agent_sdk::orchestration::store::{Prune, RunStatus, StoreOptions, REDACTED};
+use claude_agent_sdk::orchestration::{
+    resume, Agent, AgentInput, AgentOutput, EventKind, ExecutionConfig, ExecutionContext,
+    GraphOrchestrator, InMemoryJournal, Journal, OrchestrationError, Orchestrator,
+    OrchestratorInput, ParallelOrchestrator, Result, RunId, SequentialOrchestrator, Split, END,
+    START,
+};
+use store_support::{Kind, Place, KINDS};
+
+/// What the agents of a test did: how often each ran, and the idempotency
+/// keys they saw.
+#[derive(Default)]
+struct Book {
+    runs: Mutex<HashMap<String, u32>>,
+    keys: Mutex<Vec<(String, String)>>,
+}
+
+impl Book {
+    fn count(&self, name: &str) -> u32 {
+        self.runs.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Appends its name to its input; fails while `broken` is set.
+struct Step {
+    name: String,
+    book: Arc<Book>,
+    broken: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Agent for Step {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn description(&self) -> &str {
+        "appends its name"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        *self
+            .book
+            .runs
+            .lock()
+            .unwrap()
+            .entry(self.name.clone())
+            .or_default() += 1;
+        if let Some(key) = ExecutionContext::idempotency_key() {
+            self.book
+                .keys
+                .lock()
+                .unwrap()
+                .push((self.name.clone(), key));
+        }
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(claude_agent_sdk::orchestration::AgentError::new(format!(
+                "{} is broken",
+                self.name
+            ))
+            .into());
+        }
+        Ok(AgentOutput::new(format!("{}>{}", input.content, self.name)))
+    }
+}
+
+fn steps(
+    names: &[&str],
+    book: &Arc<Book>,
+    broken: &[(&str, &Arc<AtomicBool>)],
+) -> Vec<Box<dyn Agent>> {
+    names
+        .iter()
+        .map(|name| {
+            let broken = broken.iter().find(|(which, _)| which == name).map_or_else(
+                || Arc::new(AtomicBool::new(false)),
+                |(_, flag)| Arc::clone(flag),
+            );
+            Box::new(Step {
+                name: (*name).to_owned(),
+                book: Arc::clone(book),
+                broken,
+            }) as Box<dyn Agent>
+        })
+        .collect()
+}
+
+fn context(journal: Arc<dyn Journal>) -> ExecutionContext {
+    ExecutionContext::new(ExecutionConfig::new().with_max_retries(0)).with_journal(journal)
+}
+
+/// The ids of the runs under `ctx`, in order.
+fn last_run(ctx: &ExecutionContext) -> RunId {
+    *ctx.run_ids().last().expect("a run")
+}
+
+/// Runs `check` on a fresh journal of every kind (in-memory included when
+/// `memory`), with a function that opens the same journal again.
+async fn on_every_store<F, Fut>(memory: bool, check: F)
+where
+    F: Fn(Opener) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if memory {
+        let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+        check(Opener::Memory(journal)).await;
+    }
+    for kind in KINDS {
+        check(Opener::Store(Place::new(kind).await)).await;
+    }
+}
+
+/// Opens a test's journal (again: as another process would).
+#[derive(Clone)]
+enum Opener {
+    Memory(Arc<dyn Journal>),
+    Store(Place),
+}
+
+impl Opener {
+    async fn open(&self) -> Arc<dyn Journal> {
+        match self {
+            Self::Memory(journal) => Arc::clone(journal),
+            Self::Store(place) => place.open().await.journal(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Store(place) => match place.kind {
+                Kind::Sqlite => "sqlite",
+                Kind::Postgres => "postgres",
+            },
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_pipeline_resumes_without_running_its_finished_steps_again() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let names = ["fetch", "parse", "summarize"];
+        let pipeline = SequentialOrchestrator::new();
+        let ctx = context(opener.open().await);
+        let failed = pipeline
+            .orchestrate_with_context(
+                steps(&names, &book, &[("parse", &broken)]),
+                OrchestratorInput::new("doc"),
+                &ctx,
+            )
+            .await;
+        assert!(failed.is_err(), "{}", opener.kind());
+        let run = last_run(&ctx);
+
+        // The agent is fixed; another process resumes the run.
+        broken.store(false, Ordering::SeqCst);
+        let ctx = context(opener.open().await);
+        let output = resume(
+            &pipeline,
+            steps(&names, &book, &[("parse", &broken)]),
+            run,
+            &ctx,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        assert_eq!(
+            output.result,
+            "doc>fetch>parse>summarize",
+            "{}",
+            opener.kind()
+        );
+        assert_eq!(book.count("fetch"), 1, "{}: fetch ran again", opener.kind());
+        assert_eq!(book.count("parse"), 2);
+        assert_eq!(book.count("summarize"), 1);
+
+        // A run is resumed once: resuming it again is refused.
+        let again = resume(&pipeline, steps(&names, &book, &[]), run, &ctx).await;
+        let Err(OrchestrationError::InvalidConfig(message)) = again else {
+            panic!(
+                "{}: a second resume of one run was not refused",
+                opener.kind()
+            );
+        };
+        assert!(message.contains("resumed already"), "{message}");
+        assert_eq!(book.count("summarize"), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_resumed_run_names_the_run_it_continues_and_keeps_the_idempotency_keys() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let names = ["a", "b"];
+        let pipeline = SequentialOrchestrator::new();
+        let ctx = context(opener.open().await);
+        let _ = pipeline
+            .orchestrate_with_context(
+                steps(&names, &book, &[("b", &broken)]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await;
+        let first = last_run(&ctx);
+        broken.store(false, Ordering::SeqCst);
+        let journal = opener.open().await;
+        let ctx = context(Arc::clone(&journal));
+        resume(&pipeline, steps(&names, &book, &[]), first, &ctx)
+            .await
+            .expect("resumed");
+        let second = last_run(&ctx);
+        assert_ne!(first, second);
+        let events = journal.read(&[second]).await;
+        assert!(
+            events.iter().any(|event| matches!(
+                &event.kind,
+                EventKind::RunStarted { resumes: Some(previous), .. } if *previous == first
+            )),
+            "{}: the resumed run does not name the run it continues",
+            opener.kind()
+        );
+        let keys = book.keys.lock().unwrap().clone();
+        let b_keys: Vec<&String> = keys
+            .iter()
+            .filter(|(name, _)| name == "b")
+            .map(|(_, key)| key)
+            .collect();
+        assert_eq!(b_keys.len(), 2);
+        assert_eq!(
+            b_keys[0], b_keys[1],
+            "the same attempt of the same step keeps its key"
+        );
+        assert!(b_keys[0].starts_with(&first.to_string()), "{}", b_keys[0]);
+        assert_eq!(*b_keys[0], format!("{first}/1.1/1"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resuming_with_different_agents_names_the_difference_and_runs_nothing() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let pipeline = SequentialOrchestrator::new();
+        let ctx = context(opener.open().await);
+        let _ = pipeline
+            .orchestrate_with_context(
+                steps(&["a", "b"], &book, &[("b", &broken)]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await;
+        let run = last_run(&ctx);
+        let ctx = context(opener.open().await);
+        let error = resume(&pipeline, steps(&["a", "c"], &book, &[]), run, &ctx)
+            .await
+            .expect_err("a different pipeline must not resume");
+        let text = error.to_string();
+        assert!(text.contains("[a, b]") && text.contains("[a, c]"), "{text}");
+        assert_eq!(book.count("c"), 0);
+    })
+    .await;
+}
+
+fn graph(book: &Arc<Book>, broken: &Arc<AtomicBool>) -> GraphOrchestrator {
+    let step = |name: &str| Step {
+        name: name.to_owned(),
+        book: Arc::clone(book),
+        broken: if name == "report" {
+            Arc::clone(broken)
+        } else {
+            Arc::new(AtomicBool::new(false))
+        },
+    };
+    let plan = claude_agent_sdk::orchestration::SimpleAgent::new("plan", "three items", |_| {
+        Ok(AgentOutput::new("one\ntwo\nthree"))
+    });
+    GraphOrchestrator::new("research")
+        .add_node("plan", plan)
+        .add_map("research", step("researcher"), Split::Lines)
+        .add_node("draft", step("draft"))
+        .add_node("report", step("report"))
+        .add_edge(START, "plan")
+        .add_edge("plan", "research")
+        .add_edge("research", "draft")
+        .add_edge("draft", "report")
+        .add_edge("report", END)
+}
+
+#[tokio::test]
+async fn a_graph_with_a_map_resumes_from_its_journal_in_another_process() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let ctx = context(opener.open().await);
+        let failed = graph(&book, &broken)
+            .orchestrate_with_context(vec![], OrchestratorInput::new("q"), &ctx)
+            .await;
+        assert!(failed.is_err());
+        let run = last_run(&ctx);
+        assert_eq!(book.count("researcher"), 3);
+        broken.store(false, Ordering::SeqCst);
+        let ctx = context(opener.open().await);
+        let output = resume(&graph(&book, &broken), vec![], run, &ctx)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        assert!(
+            output.result.ends_with(">draft>report"),
+            "{}",
+            output.result
+        );
+        assert_eq!(
+            book.count("researcher"),
+            3,
+            "{}: map items ran again",
+            opener.kind()
+        );
+        assert_eq!(book.count("draft"), 1);
+        assert_eq!(book.count("report"), 2);
+    })
+    .await;
+}
+
+/// Asks a question, then answers with what it was told.
+struct Approver;
+
+#[async_trait]
+impl Agent for Approver {
+    fn name(&self) -> &str {
+        "approver"
+    }
+    fn description(&self) -> &str {
+        "asks for approval"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("runs in a context");
+        let answer = ctx.ask("budget", "Spend $50?")?;
+        Ok(AgentOutput::new(format!(
+            "{}>approved:{answer}",
+            input.content
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_question_survives_a_restart_and_the_answer_resumes_the_run() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let build = |book: &Arc<Book>| {
+            GraphOrchestrator::new("approval")
+                .add_node(
+                    "draft",
+                    Step {
+                        name: "draft".into(),
+                        book: Arc::clone(book),
+                        broken: Arc::new(AtomicBool::new(false)),
+                    },
+                )
+                .add_node("approve", Approver)
+                .add_edge(START, "draft")
+                .add_edge("draft", "approve")
+                .add_edge("approve", END)
+        };
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        let paused = build(&book)
+            .orchestrate_with_context(vec![], OrchestratorInput::new("plan"), &ctx)
+            .await;
+        assert!(matches!(paused, Err(OrchestrationError::InputRequired(_))));
+        let run = last_run(&ctx);
+        assert_eq!(
+            store.run(run).await.expect("stored").status,
+            RunStatus::Paused
+        );
+        drop(ctx);
+        drop(store);
+
+        // Another process, with the answer.
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        ctx.answer("budget", "yes");
+        let output = resume(&build(&book), vec![], run, &ctx)
+            .await
+            .expect("resumed");
+        assert_eq!(output.result, "plan>draft>approved:yes");
+        assert_eq!(
+            book.count("draft"),
+            1,
+            "{kind:?}: the finished step ran again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_store_lists_runs_with_their_totals_and_prunes_old_ones() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place
+            .open_with(StoreOptions::new().with_label("nightly.toml"))
+            .await;
+        let book = Arc::new(Book::default());
+        let ctx = context(store.journal());
+        for round in 0..3 {
+            ParallelOrchestrator::new()
+                .orchestrate_with_context(
+                    steps(&["a", "b", "c"], &book, &[]),
+                    OrchestratorInput::new(format!("round {round}")),
+                    &ctx,
+                )
+                .await
+                .expect("runs");
+        }
+        let runs = store.runs(10).await;
+        assert_eq!(runs.len(), 3, "{kind:?}");
+        assert!(runs
+            .windows(2)
+            .all(|pair| pair[0].started >= pair[1].started));
+        for run in &runs {
+            assert_eq!(run.status, RunStatus::Succeeded);
+            assert_eq!(run.label.as_deref(), Some("nightly.toml"));
+            assert_eq!(
+                run.events, 8,
+                "{kind:?}: run start, 3 × 2 attempt events, run end"
+            );
+            assert!(run.finished.is_some());
+        }
+        assert_eq!(store.prune(Prune::KeepNewest(1)).await, 2);
+        let left = store.runs(10).await;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, runs[0].id);
+        assert!(
+            store.journal().read(&[runs[1].id]).await.is_empty(),
+            "events pruned too"
+        );
+        assert_eq!(store.journal().read(&[runs[0].id]).await.len(), 8);
+    }
+}
+
+#[tokio::test]
+async fn a_secret_never_reaches_the_store() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let secret = "sk-ant-THE-SECRET-KEY-1234";
+        let store = place
+            .open_with(StoreOptions::new().with_secret(secret))
+            .await;
+        let leaky = claude_agent_sdk::orchestration::SimpleAgent::new("leaky", "", move |_| {
+            Ok(AgentOutput::new(format!("key is {secret}!")))
+        });
+        let ctx = context(store.journal());
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(vec![Box::new(leaky)], OrchestratorInput::new(secret), &ctx)
+            .await
+            .expect("runs");
+        let events = store.journal().read(&[last_run(&ctx)]).await;
+        let text = serde_json::to_string(&events).unwrap();
+        assert!(!text.contains(secret), "{kind:?}: {text}");
+        assert!(text.contains(&format!("key is {REDACTED}!")), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_sqlite_file_is_a_clear_error() {
+    let folder = store_support::TempDir::new("corrupt");
+    let path = folder.path().join("runs.db");
+    std::fs::write(
+        &path,
+        b"this is not a database, just some text pretending to be one",
+    )
+    .unwrap();
+    let error = claude_agent_sdk::orchestration::store::SqliteJournal::open(&path)
+        .await
+        .expect_err("a corrupt file must not open");
+    let text = error.to_string();
+    assert!(text.contains("runs.db"), "{text}");
+    assert!(matches!(error, OrchestrationError::Store { .. }));
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_schema_is_refused() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        drop(place.open().await);
+        // A newer version added migration 9999.
+        let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                   VALUES (9999, 'from the future', TRUE, X'00', 1)";
+        let sql = match kind {
+            Kind::Sqlite => sql.to_owned(),
+            Kind::Postgres => sql.replace("X'00'", "'\\x00'::bytea"),
+        };
+        store_support::execute(&place, &sql).await;
+        let error = place
+            .try_open(StoreOptions::new())
+            .await
+            .expect_err("a newer schema");
+        assert!(
+            error.to_string().contains("newer version"),
+            "{kind:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_processes_resuming_one_run_at_once_run_it_once() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let names = ["a", "b", "c"];
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        let _ = SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&names, &book, &[("b", &broken)]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await;
+        let run = last_run(&ctx);
+        broken.store(false, Ordering::SeqCst);
+        let (one, two) = (place.open().await, place.open().await);
+        let (ctx_one, ctx_two) = (context(one.journal()), context(two.journal()));
+        let pipeline = SequentialOrchestrator::new();
+        let (first, second) = tokio::join!(
+            resume(&pipeline, steps(&names, &book, &[]), run, &ctx_one),
+            resume(&pipeline, steps(&names, &book, &[]), run, &ctx_two),
+        );
+        let won = [first.is_ok(), second.is_ok()];
+        assert_eq!(
+            won.iter().filter(|ok| **ok).count(),
+            1,
+            "{kind:?}: {first:?} / {second:?}"
+        );
+        let loser = if first.is_ok() { second } else { first };
+        assert!(loser.unwrap_err().to_string().contains("resumed already"));
+        assert_eq!(book.count("c"), 1, "{kind:?}: c ran twice");
+    }
+}
