@@ -549,3 +549,141 @@ async fn two_processes_resuming_one_run_at_once_run_it_once() {
         assert_eq!(book.count("c"), 1, "{kind:?}: c ran twice");
     }
 }
+
+/// Keeps what it saw in the shared state, and reads what the step before
+/// kept.
+struct Keeper {
+    name: &'static str,
+    broken: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Agent for Keeper {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn description(&self) -> &str {
+        "keeps state"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("in a context");
+        ctx.append_state("log", serde_json::json!(self.name)).await;
+        ctx.set_state(self.name, serde_json::json!(input.content.clone()))
+            .await;
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(claude_agent_sdk::orchestration::AgentError::new("broken").into());
+        }
+        let log = ctx.get_state("log").await.unwrap_or_default();
+        Ok(AgentOutput::new(format!(
+            "{}>{} log={log}",
+            input.content, self.name
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_run_starts_from_the_state_its_finished_steps_left() {
+    on_every_store(true, |opener| async move {
+        let broken = Arc::new(AtomicBool::new(true));
+        let agents = |broken: &Arc<AtomicBool>| -> Vec<Box<dyn Agent>> {
+            vec![
+                Box::new(Keeper {
+                    name: "a",
+                    broken: Arc::new(AtomicBool::new(false)),
+                }),
+                Box::new(Keeper {
+                    name: "b",
+                    broken: Arc::clone(broken),
+                }),
+            ]
+        };
+        let ctx = context(opener.open().await);
+        let _ = SequentialOrchestrator::new()
+            .orchestrate_with_context(agents(&broken), OrchestratorInput::new("x"), &ctx)
+            .await;
+        let run = last_run(&ctx);
+        broken.store(false, Ordering::SeqCst);
+        let ctx = context(opener.open().await);
+        let output = resume(&SequentialOrchestrator::new(), agents(&broken), run, &ctx)
+            .await
+            .expect("resumed");
+        // a's changes are replayed once; the failed attempt of b left none.
+        assert_eq!(
+            ctx.get_state("log").await,
+            Some(serde_json::json!(["a", "b"])),
+            "{}",
+            opener.kind()
+        );
+        assert_eq!(ctx.get_state("a").await, Some(serde_json::json!("x")));
+        assert!(
+            output.result.ends_with(r#"log=["a","b"]"#),
+            "{}",
+            output.result
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fork_starts_after_a_step_with_a_changed_agent_and_leaves_the_old_run_alone() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let names = ["outline", "draft", "polish"];
+        let pipeline = SequentialOrchestrator::new();
+        let journal = opener.open().await;
+        let ctx = context(Arc::clone(&journal));
+        let first = pipeline
+            .orchestrate_with_context(
+                steps(&names, &book, &[]),
+                OrchestratorInput::new("topic"),
+                &ctx,
+            )
+            .await
+            .expect("the first run");
+        assert_eq!(first.result, "topic>outline>draft>polish");
+        let old = last_run(&ctx);
+        let old_events = journal.read(&[old]).await.len();
+
+        // A new `draft` (same name, different behaviour) from the outline on.
+        let mut agents = steps(&["outline"], &book, &[]);
+        agents.push(Box::new(claude_agent_sdk::orchestration::SimpleAgent::new(
+            "draft",
+            "a better draft",
+            |input| Ok(AgentOutput::new(format!("{}>DRAFT", input.content))),
+        )));
+        agents.extend(steps(&["polish"], &book, &[]));
+        let ctx = context(Arc::clone(&journal));
+        let forked =
+            claude_agent_sdk::orchestration::fork(&pipeline, agents, old, "outline", None, &ctx)
+                .await
+                .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        assert_eq!(
+            forked.result,
+            "topic>outline>DRAFT>polish",
+            "{}",
+            opener.kind()
+        );
+        assert_eq!(book.count("outline"), 1, "the step forked after is reused");
+        assert_eq!(book.count("polish"), 2);
+        assert_ne!(last_run(&ctx), old);
+        assert_eq!(
+            journal.read(&[old]).await.len(),
+            old_events,
+            "the old run is untouched"
+        );
+
+        // The old run can still be forked again, from another step.
+        let error = claude_agent_sdk::orchestration::fork(
+            &pipeline,
+            steps(&names, &book, &[]),
+            old,
+            "nope",
+            None,
+            &ctx,
+        )
+        .await
+        .expect_err("no such step");
+        assert!(error.to_string().contains("`nope`"), "{error}");
+    })
+    .await;
+}

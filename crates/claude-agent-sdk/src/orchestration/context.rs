@@ -40,7 +40,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 pub use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::journal::{view, InMemoryJournal, Journal, RunId};
+use crate::orchestration::journal::{
+    view, EventKind, InMemoryJournal, Journal, JournalEvent, RunId, StateChange,
+};
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
@@ -220,7 +222,7 @@ impl ExecutionContext {
 
     /// Stores `value` under `key`, replacing any previous value.
     pub async fn set_state(&self, key: impl Into<String>, value: serde_json::Value) {
-        self.write_state().insert(key.into(), value);
+        self.change_state(key.into(), StateChange::Set(value));
     }
 
     /// The value stored under `key`.
@@ -242,14 +244,7 @@ impl ExecutionContext {
     /// # });
     /// ```
     pub async fn append_state(&self, key: &str, value: serde_json::Value) {
-        let mut state = self.write_state();
-        let slot = state
-            .entry(key.to_owned())
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        match slot {
-            serde_json::Value::Array(items) => items.push(value),
-            other => *other = serde_json::Value::Array(vec![other.take(), value]),
-        }
+        self.change_state(key.to_owned(), StateChange::Append(value));
     }
 
     /// Merges the fields of JSON object `fields` into the object under `key`
@@ -270,17 +265,39 @@ impl ExecutionContext {
     /// # });
     /// ```
     pub async fn merge_state(&self, key: &str, fields: serde_json::Value) {
+        self.change_state(key.to_owned(), StateChange::Merge(fields));
+    }
+
+    /// Applies `change` to `key` and, inside an attempt, journals it for
+    /// the run (a resumed run replays the changes of finished attempts).
+    fn change_state(&self, key: String, change: StateChange) {
         let mut state = self.write_state();
-        let slot = state
-            .entry(key.to_owned())
-            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-        if !slot.is_object() {
-            *slot = serde_json::Value::Object(serde_json::Map::new());
+        self.journal_change(&key, || change.clone());
+        apply_change(&mut state, key, change);
+    }
+
+    /// Journals the change `change` makes, when the code runs in an attempt
+    /// (called with the state's lock held, so the journal's order is the
+    /// state's).
+    fn journal_change(&self, key: &str, change: impl FnOnce() -> StateChange) {
+        if let Some(scope) = crate::orchestration::scope::current() {
+            self.inner.journal.append(JournalEvent::new(
+                scope.attempt.run,
+                self.inner.clock.now(),
+                EventKind::StateChanged {
+                    node: scope.attempt.node,
+                    attempt: scope.attempt.attempt,
+                    key: key.to_owned(),
+                    change: change(),
+                },
+            ));
         }
-        match (slot, fields) {
-            (serde_json::Value::Object(into), serde_json::Value::Object(from)) => into.extend(from),
-            (slot, other) => *slot = other,
-        }
+    }
+
+    /// Applies `change` to `key` without journaling it (what a resumed run
+    /// replays).
+    pub(crate) fn replay_state(&self, key: String, change: StateChange) {
+        apply_change(&mut self.write_state(), key, change);
     }
 
     /// Asks a person question `id` (see [`human`](super::human)): the answer,
@@ -338,7 +355,9 @@ impl ExecutionContext {
 
     /// Removes and returns the value stored under `key`.
     pub async fn remove_state(&self, key: &str) -> Option<serde_json::Value> {
-        self.write_state().remove(key)
+        let mut state = self.write_state();
+        self.journal_change(key, || StateChange::Remove);
+        state.remove(key)
     }
 
     /// Reads and changes the value under `key` in one step, so concurrent agents
@@ -365,6 +384,11 @@ impl ExecutionContext {
         let mut state = self.write_state();
         let mut slot = state.remove(key);
         let result = update(&mut slot);
+        // Journaled as the value it made.
+        self.journal_change(key, || match &slot {
+            Some(value) => StateChange::Set(value.clone()),
+            None => StateChange::Remove,
+        });
         if let Some(value) = slot {
             state.insert(key.to_owned(), value);
         }
@@ -575,5 +599,37 @@ mod tests {
         let start = ctx.clock().now();
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         assert_eq!(ctx.clock().now(), start + TimeDelta::seconds(3));
+    }
+}
+
+/// Applies `change` to `key` of `state`: the one place the state reducers live.
+fn apply_change(state: &mut State, key: String, change: StateChange) {
+    use serde_json::Value;
+    match change {
+        StateChange::Set(value) => {
+            state.insert(key, value);
+        }
+        StateChange::Remove => {
+            state.remove(&key);
+        }
+        StateChange::Append(value) => {
+            let slot = state.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+            match slot {
+                Value::Array(items) => items.push(value),
+                other => *other = Value::Array(vec![other.take(), value]),
+            }
+        }
+        StateChange::Merge(fields) => {
+            let slot = state
+                .entry(key)
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(serde_json::Map::new());
+            }
+            match (slot, fields) {
+                (Value::Object(into), Value::Object(from)) => into.extend(from),
+                (slot, other) => *slot = other,
+            }
+        }
     }
 }

@@ -78,7 +78,7 @@ pub use trace::MAX_TRACE_DEPTH;
 // The journal
 pub use journal::{
     AttemptOutcome, EventKind, InMemoryJournal, InputSource, Interruption, Journal, JournalEvent,
-    NodeId, ParentAttempt, RunId, RunOutcome,
+    NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
 };
 
 // Errors
@@ -100,5 +100,5 @@ pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 // Usage accounting and budgets
 pub use budget::{Budget, BudgetExceeded, RunBudget};
 pub use human::{FinishedStep, Pause, Question};
-pub use resume::resume;
+pub use resume::{fork, resume};
 pub use usage::Usage;

@@ -36,14 +36,14 @@
 //! [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it, and
 //! nothing runs. The input comes from the journal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::{
-    AttemptOutcome, EventKind, JournalEvent, NodeId, RunId, RunOutcome,
+    AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
 };
 use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
 
@@ -75,7 +75,43 @@ where
             ctx.answer(id.clone(), answer.clone());
         }
     }
+    for kept in &continuation.state {
+        ctx.replay_state(kept.key.clone(), kept.change.clone());
+    }
     let input = continuation.input.clone();
+    let ctx = ctx.clone().continuing(continuation);
+    orchestrator
+        .orchestrate_with_context(agents, input, &ctx)
+        .await
+}
+
+/// Starts a new run of `orchestrator` from the state after the last
+/// finished step of node `after` in run `run` (a graph's node id, or an
+/// agent's name in a pipeline or fan-out): the steps that finished up to it
+/// are not run again (their outputs and state changes are reused); what
+/// came after runs anew — with changed agents, prompts or, given `input`, a
+/// changed input. The old run and its history stay as they are; the fork is
+/// a run of its own, which can itself be resumed or forked.
+///
+/// # Errors
+/// As [`resume`], and [`OrchestrationError::InvalidConfig`] when the run
+/// has no finished step of `after`.
+pub async fn fork<O>(
+    orchestrator: &O,
+    agents: Vec<Box<dyn Agent>>,
+    run: RunId,
+    after: &str,
+    input: Option<OrchestratorInput>,
+    ctx: &ExecutionContext,
+) -> Result<OrchestratorOutput>
+where
+    O: Orchestrator + ?Sized,
+{
+    let continuation = Continuation::read(ctx, run).await?.fork_after(after)?;
+    for kept in &continuation.state {
+        ctx.replay_state(kept.key.clone(), kept.change.clone());
+    }
+    let input = input.unwrap_or_else(|| continuation.input.clone());
     let ctx = ctx.clone().continuing(continuation);
     orchestrator
         .orchestrate_with_context(agents, input, &ctx)
@@ -99,11 +135,27 @@ pub(crate) struct Continuation {
     pub(crate) finished: Vec<Finished>,
     /// Answers the run already had.
     pub(crate) answers: HashMap<String, String>,
+    /// The changes to the shared state that finished attempts made, in order.
+    pub(crate) state: Vec<KeptChange>,
+    /// Whether the new run is a fork: a run of its own that starts from
+    /// the old one's steps, not its continuation.
+    pub(crate) fork: bool,
+}
+
+/// A state change a resumed run replays, and the top-level step whose
+/// attempt (or a run nested in it) made it.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptChange {
+    step: (RunId, NodeId),
+    key: String,
+    change: StateChange,
 }
 
 /// A step that finished, and where it is in the graph.
 #[derive(Debug, Clone)]
 pub(crate) struct Finished {
+    /// The run and the step id it had there.
+    step: (RunId, NodeId),
     pub(crate) node: StepNode,
     /// The agent that ran it.
     pub(crate) agent: String,
@@ -141,9 +193,11 @@ impl Continuation {
         let origin = chain.last().map_or(run, |session| session.run);
         let mut finished = Vec::new();
         let mut answers = HashMap::new();
+        let mut state = Vec::new();
         for session in chain.iter_mut().rev() {
             finished.append(&mut session.finished);
             answers.extend(session.answers.drain());
+            state.append(&mut session.state);
         }
         let newest = chain.swap_remove(0);
         Ok(Self {
@@ -153,7 +207,28 @@ impl Continuation {
             nodes: newest.nodes,
             finished,
             answers,
+            state,
+            fork: false,
         })
+    }
+
+    /// Turns this continuation into a fork after the last finished step of
+    /// node `after` (a graph's node id, or an agent's name): what finished
+    /// after it (and the state it changed) is dropped.
+    fn fork_after(mut self, after: &str) -> Result<Self> {
+        let Some(cut) = self.finished.iter().rposition(|step| {
+            step.agent == after || step.node == StepNode::Label(after.to_owned())
+        }) else {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "run {} has no finished step of `{after}` to fork after",
+                self.previous
+            )));
+        };
+        self.finished.truncate(cut + 1);
+        let kept: HashSet<(RunId, NodeId)> = self.finished.iter().map(|step| step.step).collect();
+        self.state.retain(|change| kept.contains(&change.step));
+        self.fork = true;
+        Ok(self)
     }
 
     /// The outputs to reuse, by node position and activation, given the
@@ -233,6 +308,7 @@ struct Session {
     nodes: Vec<String>,
     finished: Vec<Finished>,
     answers: HashMap<String, String>,
+    state: Vec<KeptChange>,
 }
 
 impl Session {
@@ -266,13 +342,21 @@ impl Session {
                     outcome: AttemptOutcome::Succeeded(output),
                     ..
                 } => {
+                    let step = (run, *node);
                     let (node, agent, activation) = match steps.get(node.index()) {
                         Some((label, agent, activation)) => {
                             (StepNode::Label(label.clone()), agent.clone(), *activation)
                         }
-                        None => (StepNode::Index(*node), String::new(), 1),
+                        None => {
+                            let agent = started
+                                .and_then(|(_, nodes, _)| nodes.get(node.index()))
+                                .cloned()
+                                .unwrap_or_default();
+                            (StepNode::Index(*node), agent, 1)
+                        }
                     };
                     finished.push(Finished {
+                        step,
                         node,
                         agent,
                         activation,
@@ -290,6 +374,7 @@ impl Session {
                 "the journal has no run {run}"
             )));
         };
+        let state = kept_state_changes(run, events);
         let input = OrchestratorInput {
             content: input.content.clone(),
             context: input.context.clone(),
@@ -302,6 +387,61 @@ impl Session {
             nodes: nodes.clone(),
             finished,
             answers,
+            state,
         })
     }
+}
+
+/// The state changes of `events` (a run and the runs nested in it) made by
+/// attempts that succeeded — and, for a nested run, whose enclosing
+/// attempts all succeeded too: the changes a resumed run starts from.
+fn kept_state_changes(top: RunId, events: &[JournalEvent]) -> Vec<KeptChange> {
+    let mut parents: HashMap<RunId, ParentAttempt> = HashMap::new();
+    let mut succeeded: HashSet<(RunId, NodeId, u32)> = HashSet::new();
+    for event in events {
+        match &event.kind {
+            EventKind::RunStarted {
+                parent: Some(parent),
+                ..
+            } => {
+                parents.insert(event.run, *parent);
+            }
+            EventKind::AttemptFinished {
+                node,
+                attempt,
+                outcome: AttemptOutcome::Succeeded(_),
+                ..
+            } => {
+                succeeded.insert((event.run, *node, *attempt));
+            }
+            _ => {}
+        }
+    }
+    // The top-level step whose attempt made a change, when it and every
+    // attempt around it succeeded.
+    let kept = |mut run: RunId, mut node: NodeId, mut attempt: u32| loop {
+        if !succeeded.contains(&(run, node, attempt)) {
+            return None;
+        }
+        match parents.get(&run) {
+            Some(parent) => (run, node, attempt) = (parent.run, parent.node, parent.attempt),
+            None => return (run == top).then_some((run, node)),
+        }
+    };
+    events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::StateChanged {
+                node,
+                attempt,
+                key,
+                change,
+            } => Some(KeptChange {
+                step: kept(event.run, *node, *attempt)?,
+                key: key.clone(),
+                change: change.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }

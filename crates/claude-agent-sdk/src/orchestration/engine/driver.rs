@@ -174,8 +174,8 @@ pub(crate) async fn run<T>(
         }
         let key_prefix = match (&parent, &continuation) {
             (Some(parent), _) => parent.idempotency_key(),
-            (None, Some(continuation)) => continuation.origin.to_string(),
-            (None, None) => run_id.to_string(),
+            (None, Some(continuation)) if !continuation.fork => continuation.origin.to_string(),
+            (None, _) => run_id.to_string(),
         };
         let recorder = Recorder::new(
             run_id,
@@ -337,6 +337,9 @@ async fn continue_from(
     let reuse = continuation
         .reuse(&labels, &agent_names)
         .map_err(OrchestrationError::InvalidConfig)?;
+    if continuation.fork {
+        return Ok(reuse);
+    }
     if let Some(other) = ctx
         .journal()
         .claim_resume(continuation.previous, run)

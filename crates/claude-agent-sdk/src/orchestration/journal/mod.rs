@@ -202,11 +202,41 @@ pub enum EventKind {
         /// How long the retry waits.
         delay: Duration,
     },
+    /// An agent changed the shared state of its context
+    /// ([`ExecutionContext::set_state`](crate::orchestration::ExecutionContext::set_state)
+    /// and the other state methods) while attempt `attempt` of step `node`
+    /// ran: a resumed run replays the changes of the attempts that finished.
+    StateChanged {
+        /// The step whose attempt made the change.
+        node: NodeId,
+        /// The attempt.
+        attempt: u32,
+        /// The state's key.
+        key: String,
+        /// What changed.
+        change: StateChange,
+    },
     /// The run ended.
     RunFinished {
         /// How.
         outcome: RunOutcome,
     },
+}
+
+/// A change of one key of a context's shared state: the operation, not the
+/// value it made (an append stores the item, not the whole list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "value", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StateChange {
+    /// The key was set to this value.
+    Set(serde_json::Value),
+    /// This value was appended to the array under the key.
+    Append(serde_json::Value),
+    /// These fields were merged into the object under the key.
+    Merge(serde_json::Value),
+    /// The key was removed.
+    Remove,
 }
 
 /// A run's id: unique among runs, in this process and beyond (128 random

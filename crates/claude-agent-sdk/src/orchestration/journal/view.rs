@@ -170,7 +170,9 @@ impl RunView {
                 self.nodes[index] = agent;
             }
             EventKind::RunFinished { .. } => self.end = Some(at),
-            EventKind::RetryScheduled { .. } | EventKind::RunStarted { .. } => {}
+            EventKind::RetryScheduled { .. }
+            | EventKind::RunStarted { .. }
+            | EventKind::StateChanged { .. } => {}
         }
     }
 

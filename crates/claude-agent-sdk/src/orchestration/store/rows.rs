@@ -205,6 +205,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::AttemptStarted { .. } => "attempt_started",
         EventKind::AttemptFinished { .. } => "attempt_finished",
         EventKind::RetryScheduled { .. } => "retry_scheduled",
+        EventKind::StateChanged { .. } => "state_changed",
         EventKind::RunFinished { .. } => "run_finished",
     }
 }
