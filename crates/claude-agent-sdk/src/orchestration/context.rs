@@ -543,6 +543,38 @@ impl Clock {
     }
 }
 
+/// Applies `change` to `key` of `state`: the one place the state reducers live.
+fn apply_change(state: &mut State, key: String, change: StateChange) {
+    use serde_json::Value;
+    match change {
+        StateChange::Set(value) => {
+            state.insert(key, value);
+        }
+        StateChange::Remove => {
+            state.remove(&key);
+        }
+        StateChange::Append(value) => {
+            let slot = state.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+            match slot {
+                Value::Array(items) => items.push(value),
+                other => *other = Value::Array(vec![other.take(), value]),
+            }
+        }
+        StateChange::Merge(fields) => {
+            let slot = state
+                .entry(key)
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(serde_json::Map::new());
+            }
+            match (slot, fields) {
+                (Value::Object(into), Value::Object(from)) => into.extend(from),
+                (slot, other) => *slot = other,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,37 +631,5 @@ mod tests {
         let start = ctx.clock().now();
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         assert_eq!(ctx.clock().now(), start + TimeDelta::seconds(3));
-    }
-}
-
-/// Applies `change` to `key` of `state`: the one place the state reducers live.
-fn apply_change(state: &mut State, key: String, change: StateChange) {
-    use serde_json::Value;
-    match change {
-        StateChange::Set(value) => {
-            state.insert(key, value);
-        }
-        StateChange::Remove => {
-            state.remove(&key);
-        }
-        StateChange::Append(value) => {
-            let slot = state.entry(key).or_insert_with(|| Value::Array(Vec::new()));
-            match slot {
-                Value::Array(items) => items.push(value),
-                other => *other = Value::Array(vec![other.take(), value]),
-            }
-        }
-        StateChange::Merge(fields) => {
-            let slot = state
-                .entry(key)
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(serde_json::Map::new());
-            }
-            match (slot, fields) {
-                (Value::Object(into), Value::Object(from)) => into.extend(from),
-                (slot, other) => *slot = other,
-            }
-        }
     }
 }
