@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "orchestra",
     version,
-    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130 cancelled (Ctrl-C).\nWorkflow files: docs/workflow.md, or `orchestra schema`."
+    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130 cancelled (Ctrl-C).\nWorkflow files: docs/workflow.md, or `orchestra schema`. Runs are kept in a store (docs/durability.md): `orchestra runs`, `show`, `resume`, `fork`, `prune`."
 )]
 pub struct Cli {
     /// What to do.
@@ -44,6 +44,120 @@ pub enum Command {
     },
     /// Print the JSON Schema of workflow files.
     Schema,
+    /// List the stored runs, newest first.
+    Runs(RunsArgs),
+    /// Show a stored run: its summary, its attempts and their timeline.
+    Show {
+        /// The run's id (or the start of it, as `runs` shows it).
+        run: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Resume a stored run that stopped: what finished is not run again.
+    Resume(ResumeArgs),
+    /// Start a new run from a stored one, after one of its steps.
+    Fork(ForkArgs),
+    /// Delete old finished runs from the store.
+    Prune(PruneArgs),
+}
+
+/// Where runs are kept (`run`, `resume`, `fork` and the store commands).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// The run store: a SQLite file, or a postgres:// URL
+    /// [default: $XDG_STATE_HOME/orchestra/runs.db, else ~/.local/state/orchestra/runs.db].
+    #[arg(long, env = "ORCHESTRA_STORE", value_name = "PATH|URL")]
+    pub store: Option<String>,
+    /// Keep no record of the run (it cannot be resumed or listed).
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+/// What a run prints and writes (shared by `run`, `resume` and `fork`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Print the whole result (`OrchestratorOutput`) as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the execution trace (JSON) to this file, also when the run fails or
+    /// is cancelled.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Write a Chrome trace-event file (open it in Perfetto or chrome://tracing).
+    #[arg(long, value_name = "PATH")]
+    pub chrome_trace: Option<PathBuf>,
+    /// Print only the result: no progress, no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `orchestra runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Show at most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print the runs as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `orchestra resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id (or the start of it, as `runs` shows it).
+    pub run: String,
+    /// The workflow file (default: the file the run was started from).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Resume even if the workflow's agents changed since the run started.
+    #[arg(long)]
+    pub force: bool,
+    /// Answer a question the run asked (repeatable).
+    #[arg(long = "answer", value_name = "ID=TEXT")]
+    pub answers: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `orchestra fork`.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The run's id (or the start of it, as `runs` shows it).
+    pub run: String,
+    /// The step to fork after: what finished up to its last run is reused,
+    /// the rest runs again (an agent id, or a graph node id).
+    #[arg(long, value_name = "STEP")]
+    pub after: String,
+    /// The workflow file (default: the file the run was started from); its
+    /// agents may have changed.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// A new input for the fork (default: the run's).
+    #[arg(long)]
+    pub input: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `orchestra prune`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["older_than", "keep"]))]
+pub struct PruneArgs {
+    /// Delete the finished runs that started longer ago than this (30d, 12h, 90m).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+    /// Keep only the newest N finished runs.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `orchestra run`.
@@ -75,6 +189,8 @@ pub struct RunArgs {
     /// http://localhost:4318 (needs the `otel` feature).
     #[arg(long, value_name = "ENDPOINT")]
     pub otlp: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `orchestra agents`.

@@ -19,6 +19,8 @@ mod graph_plan;
 mod otel;
 mod plan;
 mod run;
+mod runs;
+mod store;
 mod table;
 mod template;
 mod traces;
@@ -51,6 +53,11 @@ fn main() -> ExitCode {
         Command::Graph { file, format } => commands::graph(file, *format),
         Command::Trace { path } => commands::trace(path),
         Command::Schema => commands::schema(),
+        Command::Runs(args) => runs::list(args),
+        Command::Show { run, store } => runs::show(run, store),
+        Command::Resume(args) => runs::resume(args),
+        Command::Fork(args) => runs::fork(args),
+        Command::Prune(args) => runs::prune(args),
     };
     exit.into()
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, GraphOrchestrator,
-    Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator,
-    Result, SequentialOrchestrator, END, START,
+    fork, resume, Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
+    GraphOrchestrator, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
+    ParallelOrchestrator, Result, RunId, SequentialOrchestrator, END, START,
 };
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ enum Runner {
     Sequential(SequentialOrchestrator),
     Parallel(ParallelOrchestrator),
     /// A graph carries its own agents.
-    Graph(GraphOrchestrator),
+    Graph(Box<GraphOrchestrator>),
 }
 
 /// The orchestrator of `group` and the agents it is given (none for a
@@ -48,7 +48,7 @@ fn runner(
     let config = &group.config;
     let (runner, agents) = match (&group.graph, group.mode) {
         (Some(spec), _) => (
-            Runner::Graph(graph(group, spec, workflow, factory)?),
+            Runner::Graph(Box::new(graph(group, spec, workflow, factory)?)),
             Vec::new(),
         ),
         (None, Mode::Parallel) => (
@@ -68,7 +68,7 @@ fn runner(
         Runner::Sequential(o) => budgeted(group, o, agents).with_budget(budget),
         Runner::Parallel(o) => budgeted(group, o, agents).with_budget(budget),
     };
-    Ok((Runner::Graph(bounded), Vec::new()))
+    Ok((Runner::Graph(Box::new(bounded)), Vec::new()))
 }
 
 /// `orchestrator` over `agents` as the one node of a graph named after `group`.
@@ -146,10 +146,41 @@ impl Plan {
         input: OrchestratorInput,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput> {
-        match self.root {
-            Runner::Sequential(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
-            Runner::Parallel(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
-            Runner::Graph(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
+        self.root
+            .orchestrator()
+            .orchestrate_with_context(self.steps, input, ctx)
+            .await
+    }
+
+    /// Resumes stored run `run` under `ctx` (whose journal holds it).
+    ///
+    /// # Errors
+    /// The resumed run's error, or why it cannot be resumed.
+    pub async fn resume(self, run: RunId, ctx: &ExecutionContext) -> Result<OrchestratorOutput> {
+        resume(self.root.orchestrator(), self.steps, run, ctx).await
+    }
+
+    /// Starts a new run from stored run `run`, after step `after`.
+    ///
+    /// # Errors
+    /// The new run's error, or why it cannot start.
+    pub async fn fork(
+        self,
+        run: RunId,
+        after: &str,
+        input: Option<OrchestratorInput>,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        fork(self.root.orchestrator(), self.steps, run, after, input, ctx).await
+    }
+}
+
+impl Runner {
+    fn orchestrator(&self) -> &dyn Orchestrator {
+        match self {
+            Self::Sequential(o) => o,
+            Self::Parallel(o) => o,
+            Self::Graph(o) => o.as_ref(),
         }
     }
 }
@@ -195,7 +226,7 @@ fn step(
                     Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
                 }
                 Runner::Graph(o) => {
-                    Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
+                    Box::new(OrchestratorAgent::new(&group.name, description, *o, agents))
                 }
             };
             Ok(Box::new(Step::new(&group.name, agent)))

@@ -5,6 +5,7 @@
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
+pub mod fingerprint;
 mod preview;
 mod progress;
 mod summary;
@@ -13,8 +14,10 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+use claude_agent_sdk::orchestration::store::StoreOptions;
 use claude_agent_sdk::orchestration::{
     ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput, OrchestratorOutput,
+    RunId,
 };
 
 use self::preview::Previews;
@@ -24,6 +27,7 @@ use crate::cli::RunArgs;
 use crate::exit::Exit;
 use crate::factory::Factory;
 use crate::plan::Plan;
+use crate::store::Location;
 use crate::workflow::{self, Strictness, Workflow};
 
 /// Runs `orchestra run`.
@@ -35,12 +39,42 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    let input = match read_input(args, &workflow) {
+        Ok(input) => input,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Exit::Usage;
+        }
+    };
+    let input = fingerprint::stamp(input, &workflow);
+    launch(&workflow, Start::Fresh(input), args)
+}
+
+/// How a run starts.
+pub enum Start {
+    /// A new run on this input.
+    Fresh(OrchestratorInput),
+    /// The continuation of a stored run, with answers to its questions.
+    Resume {
+        run: RunId,
+        answers: Vec<(String, String)>,
+    },
+    /// A new run from a stored one, after step `after`.
+    Fork {
+        run: RunId,
+        after: String,
+        input: Option<OrchestratorInput>,
+    },
+}
+
+/// Runs `workflow` as `start` says, printing and writing what `args` ask.
+pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
     if let Err(problem) = check_outputs(args) {
         eprintln!("error: {problem}");
         return Exit::Usage;
     }
-    let input = match read_input(args, &workflow) {
-        Ok(input) => input,
+    let location = match Location::chosen(&args.store) {
+        Ok(location) => location,
         Err(problem) => {
             eprintln!("error: {problem}");
             return Exit::Usage;
@@ -61,27 +95,46 @@ pub fn run(args: &RunArgs) -> Exit {
     // Only the live display shows what agents produce as they run.
     let previews = Previews::new(workflow.redactor.clone());
     let listener = (display == Display::Live).then(|| previews.listener());
-    let plan = match Plan::build(&workflow, Factory::new().with_output_listener(listener)) {
+    let plan = match Plan::build(workflow, Factory::new().with_output_listener(listener)) {
         Ok(plan) => plan,
         Err(problem) => {
             eprintln!("error: {}", workflow.redactor.redact(&problem));
             return Exit::Usage;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+        Err(problem) => {
+            eprintln!("error: {problem}");
             return Exit::Failed;
         }
     };
-    let exit = runtime.block_on(execute(&workflow, plan, input, args, display, previews));
+    let launch = Launch {
+        workflow,
+        args,
+        display,
+        location,
+    };
+    let exit = runtime.block_on(execute(launch, plan, start, previews));
     // Agents still winding down (none should be) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit
+}
+
+/// The async runtime a command runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// What a run is launched with.
+struct Launch<'a> {
+    workflow: &'a Workflow,
+    args: &'a RunArgs,
+    display: Display,
+    location: Option<Location>,
 }
 
 /// Checks that the files the run will write can be written, before it starts.
@@ -134,31 +187,55 @@ fn read_input(args: &RunArgs, workflow: &Workflow) -> Result<OrchestratorInput, 
     Ok(OrchestratorInput::new(content).with_metadata("workflow", workflow.name.clone()))
 }
 
-async fn execute(
-    workflow: &Workflow,
-    plan: Plan,
-    input: OrchestratorInput,
-    args: &RunArgs,
-    display: Display,
-    previews: Previews,
-) -> Exit {
+async fn execute(launch: Launch<'_>, plan: Plan, start: Start, previews: Previews) -> Exit {
+    let Launch {
+        workflow,
+        args,
+        display,
+        location,
+    } = launch;
     let progress = Progress::new(workflow, display, previews);
-    let ctx =
+    let mut ctx =
         ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
+    if let Some(location) = &location {
+        match location.open(store_options(workflow)).await {
+            Ok(store) => ctx = ctx.with_journal(store.journal()),
+            Err(problem) => {
+                eprintln!("error: {problem} (run with `--no-store` to keep no record)");
+                return Exit::Failed;
+            }
+        }
+    }
     let about = workflow
         .description
         .as_ref()
         .map(|d| format!(" ({d})"))
         .unwrap_or_default();
+    let how = match &start {
+        Start::Fresh(_) => "Running".to_owned(),
+        Start::Resume { run, .. } => format!("Resuming run {run} of"),
+        Start::Fork { run, after, .. } => format!("Forking run {run} after `{after}` of"),
+    };
     progress.note(&format!(
-        "Running `{}`{about}: {} agent(s), {} flow",
+        "{how} `{}`{about}: {} agent(s), {} flow",
         workflow.name,
         workflow.agents.len(),
         workflow.flow.mode.as_str()
     ));
     progress.spawn_ticker();
 
-    let run = plan.run(input, &ctx);
+    let run = async {
+        match start {
+            Start::Fresh(input) => plan.run(input, &ctx).await,
+            Start::Resume { run, answers } => {
+                for (id, answer) in answers {
+                    ctx.answer(id, answer);
+                }
+                plan.resume(run, &ctx).await
+            }
+            Start::Fork { run, after, input } => plan.fork(run, &after, input, &ctx).await,
+        }
+    };
     tokio::pin!(run);
     let mut cancelled = false;
     let mut listening = true;
@@ -193,10 +270,41 @@ async fn execute(
             eprintln!("warning: OTLP export to {endpoint} failed: {problem}");
         }
     }
+    if let (Some(location), Some(run)) = (&location, ctx.run_ids().last()) {
+        tell_where_the_run_is(location, *run, result.is_ok(), args.quiet);
+    }
     if cancelled {
         Exit::Cancelled
     } else {
         exit
+    }
+}
+
+/// What the store keeps out: the workflow's secrets; and what it calls the
+/// runs: the workflow file.
+fn store_options(workflow: &Workflow) -> StoreOptions {
+    let path = std::fs::canonicalize(&workflow.path).unwrap_or_else(|_| workflow.path.clone());
+    workflow
+        .redactor
+        .secrets()
+        .fold(StoreOptions::new(), |options, (secret, reference)| {
+            options.with_secret_as(secret, reference)
+        })
+        .with_label(path.display().to_string())
+}
+
+/// Says where the run is kept and, when it did not finish, how to resume it.
+fn tell_where_the_run_is(location: &Location, run: RunId, succeeded: bool, quiet: bool) {
+    if succeeded {
+        if !quiet {
+            eprintln!("run {run} is kept in {}", location.describe());
+        }
+    } else {
+        eprintln!(
+            "run {run} is kept in {}; resume it with: orchestra resume {run}{}",
+            location.describe(),
+            location.flag()
+        );
     }
 }
 

@@ -136,6 +136,13 @@ impl Redactor {
         }
     }
 
+    /// The values it hides, each with the reference that replaces it.
+    pub fn secrets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.secrets
+            .iter()
+            .map(|(value, reference)| (value.as_str(), reference.as_str()))
+    }
+
     /// `text` with every secret value replaced by its reference.
     #[must_use]
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

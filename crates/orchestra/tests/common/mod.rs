@@ -13,7 +13,9 @@ pub fn orchestra() -> Command {
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Runs go to a store of the tests' own, not the user's.
+        .env("ORCHESTRA_STORE", test_store());
     // The fake servers listen on 127.0.0.1: no proxy in between.
     for proxy in [
         "HTTP_PROXY",
@@ -26,6 +28,14 @@ pub fn orchestra() -> Command {
         command.env_remove(proxy);
     }
     command
+}
+
+/// The run store the tests' runs go to unless a test names its own: one
+/// file per test process, in the temporary folder.
+pub fn test_store() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("orchestra-tests-{}", std::process::id()))
+        .join("runs.db")
 }
 
 /// A file under `tests/fixtures`.

@@ -155,7 +155,7 @@ pub struct GraphOrchestrator {
     problems: Vec<String>,
     /// The checked graph, made by the first run (or `validate`) and kept
     /// until the graph changes.
-    prepared: OnceLock<std::result::Result<Prepared, OrchestrationError>>,
+    prepared: Arc<OnceLock<std::result::Result<Prepared, OrchestrationError>>>,
 }
 
 /// A checked graph, ready to run.
@@ -214,7 +214,7 @@ impl GraphOrchestrator {
             joins: Vec::new(),
             budget: RunBudget::new(),
             problems: Vec::new(),
-            prepared: OnceLock::new(),
+            prepared: Arc::default(),
         }
     }
 
@@ -343,7 +343,7 @@ impl GraphOrchestrator {
         options: NodeOptions,
         split: Option<Split>,
     ) -> Self {
-        self.prepared = OnceLock::new();
+        self.prepared = Arc::default();
         self.nodes.push(NodeDef {
             id,
             source,
@@ -358,7 +358,7 @@ impl GraphOrchestrator {
     /// output is a result of the run).
     #[must_use]
     pub fn add_edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
-        self.prepared = OnceLock::new();
+        self.prepared = Arc::default();
         self.edges.push((from.into(), to.into()));
         self
     }
@@ -377,7 +377,7 @@ impl GraphOrchestrator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.prepared = OnceLock::new();
+        self.prepared = Arc::default();
         self.routers.push(RouterDef {
             from: from.into(),
             targets: targets.into_iter().map(Into::into).collect(),
@@ -398,7 +398,7 @@ impl GraphOrchestrator {
         max_iterations: u32,
         again: impl Fn(&RouteContext<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.prepared = OnceLock::new();
+        self.prepared = Arc::default();
         self.loops.push(LoopDef {
             from: from.into(),
             to: to.into(),
@@ -412,7 +412,7 @@ impl GraphOrchestrator {
     /// must succeed.
     #[must_use]
     pub fn with_join(mut self, id: impl Into<String>, policy: JoinPolicy) -> Self {
-        self.prepared = OnceLock::new();
+        self.prepared = Arc::default();
         self.joins.push((id.into(), policy));
         self
     }

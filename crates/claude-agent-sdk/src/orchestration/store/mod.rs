@@ -63,8 +63,9 @@ pub const REDACTED: &str = "[redacted]";
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Values never stored (see [`with_secret`](Self::with_secret)).
-    pub secrets: Vec<String>,
+    /// Values never stored, each with what is stored in its place (see
+    /// [`with_secret`](Self::with_secret)).
+    pub secrets: Vec<(String, String)>,
     /// What the runs written through this journal are called in listings
     /// (a workflow file, a job name).
     pub label: Option<String>,
@@ -81,10 +82,22 @@ impl StoreOptions {
     /// appears. Values shorter than four characters are ignored (they would
     /// mangle ordinary text, and are no secrets).
     #[must_use]
-    pub fn with_secret(mut self, value: impl Into<String>) -> Self {
+    pub fn with_secret(self, value: impl Into<String>) -> Self {
+        self.with_secret_as(value, REDACTED)
+    }
+
+    /// Never stores `value`: it is replaced by `replacement` (a reference
+    /// such as `${API_KEY}`) wherever it appears. Values shorter than four
+    /// characters are ignored.
+    #[must_use]
+    pub fn with_secret_as(
+        mut self,
+        value: impl Into<String>,
+        replacement: impl Into<String>,
+    ) -> Self {
         let value = value.into();
         if value.chars().count() >= 4 {
-            self.secrets.push(value);
+            self.secrets.push((value, replacement.into()));
         }
         self
     }

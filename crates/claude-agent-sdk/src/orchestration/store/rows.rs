@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{micros, RunStatus, StoreOptions, REDACTED};
+use super::{micros, RunStatus, StoreOptions};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{AttemptOutcome, EventKind, JournalEvent, RunId, RunOutcome};
 use crate::orchestration::usage::Usage;
@@ -72,8 +72,10 @@ impl Batch {
 #[derive(Debug)]
 pub(crate) struct Encoder {
     options: StoreOptions,
-    /// The JSON-escaped form of each secret (what appears in a body).
-    escaped: Vec<String>,
+    /// The JSON-escaped form of each secret (what appears in a body), and
+    /// what replaces it; longest first, so a secret containing another goes
+    /// whole.
+    escaped: Vec<(String, String)>,
     roots: HashMap<RunId, RunId>,
     origins: HashMap<RunId, RunId>,
     host: String,
@@ -82,14 +84,19 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn new(options: StoreOptions) -> Self {
-        let escaped = options
+        let mut escaped: Vec<(String, String)> = options
             .secrets
             .iter()
-            .filter_map(|secret| {
+            .filter_map(|(secret, replacement)| {
                 let quoted = serde_json::to_string(secret).ok()?;
-                Some(quoted[1..quoted.len() - 1].to_owned())
+                let replaced = serde_json::to_string(replacement).ok()?;
+                Some((
+                    quoted[1..quoted.len() - 1].to_owned(),
+                    replaced[1..replaced.len() - 1].to_owned(),
+                ))
             })
             .collect();
+        escaped.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
         Self {
             options,
             escaped,
@@ -179,9 +186,9 @@ impl Encoder {
     }
 
     fn redact(&self, mut text: String) -> String {
-        for secret in &self.escaped {
+        for (secret, replacement) in &self.escaped {
             if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), REDACTED);
+                text = text.replace(secret.as_str(), replacement);
             }
         }
         text

@@ -87,10 +87,20 @@ impl SqliteJournal {
             .connect_with(connect)
             .await
             .map_err(|error| store_error(&format!("opening {shown}"), &error))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|error| migrate_error(&shown, &error))?;
+        // SQLite has no lock for migrations: two processes opening a new
+        // file at once both try to create the tables, and the second fails
+        // once the first has. Trying again finds the work done.
+        let mut tries = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(
+                    sqlx::migrate::MigrateError::Execute(_)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..),
+                ) if tries < 3 => tries += 1,
+                Err(error) => return Err(migrate_error(&shown, &error)),
+            }
+        }
         Ok(Self {
             journal: DurableJournal::start(SqliteBackend { pool }, options),
             path,

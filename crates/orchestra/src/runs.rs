@@ -1,0 +1,361 @@
+//! The store commands: `runs` lists the stored runs, `show` shows one,
+//! `resume` continues one that stopped, `fork` starts a new run from one,
+//! and `prune` deletes old ones.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use claude_agent_sdk::orchestration::store::{Prune, RunSummary};
+use claude_agent_sdk::orchestration::{EventKind, ExecutionConfig, ExecutionContext, RunId};
+
+use crate::cli::{ForkArgs, OutputArgs, PruneArgs, ResumeArgs, RunArgs, RunsArgs, StoreArgs};
+use crate::commands::render_trace;
+use crate::exit::Exit;
+use crate::run::{self, fingerprint, Start};
+use crate::store::{Location, RunStore};
+use crate::table::{Align, Table};
+use crate::workflow::{self, Strictness};
+
+/// `orchestra runs`.
+pub fn list(args: &RunsArgs) -> Exit {
+    with_store(&args.store, |store| async move {
+        let runs = store.runs(args.limit).await.map_err(failed)?;
+        if args.json {
+            let json = serde_json::to_string_pretty(&runs)
+                .map_err(|e| failed(format!("cannot encode the runs: {e}")))?;
+            println!("{json}");
+            return Ok(Exit::Success);
+        }
+        if runs.is_empty() {
+            eprintln!("no runs in the store yet");
+            return Ok(Exit::Success);
+        }
+        let mut table = Table::new(&[
+            ("run", Align::Left),
+            ("workflow", Align::Left),
+            ("status", Align::Left),
+            ("started", Align::Left),
+            ("duration", Align::Right),
+            ("tokens", Align::Right),
+            ("cost", Align::Right),
+        ]);
+        for run in &runs {
+            table.row(vec![
+                run.id.to_string(),
+                workflow_name(run),
+                status(run),
+                run.started.format("%Y-%m-%d %H:%M:%S").to_string(),
+                duration(run.started, run.finished),
+                run.tokens.to_string(),
+                format!("${:.4}", run.cost_usd),
+            ]);
+        }
+        print!("{}", table.render());
+        Ok(Exit::Success)
+    })
+}
+
+/// `orchestra show`.
+pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
+    with_store(store_args, |store| async move {
+        let summary = store.find(run).await.map_err(usage)?;
+        let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(store.journal());
+        let Some(trace) = ctx.run_trace(summary.id).await else {
+            return Err(failed(format!(
+                "run {} has no events in the store",
+                summary.id
+            )));
+        };
+        println!("run       {}", summary.id);
+        println!(
+            "workflow  {}",
+            summary.label.as_deref().unwrap_or(&summary.orchestrator)
+        );
+        println!("status    {}", status(&summary));
+        println!(
+            "started   {} ({})",
+            summary.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            duration(summary.started, summary.finished)
+        );
+        if let Some(previous) = summary.resumes {
+            println!("resumes   {previous}");
+        }
+        if let Some(next) = summary.resumed_by {
+            println!("resumed   by {next}");
+        }
+        println!("tokens    {} (${:.4})", summary.tokens, summary.cost_usd);
+        println!();
+        print!("{}", render_trace(&trace));
+        Ok(Exit::Success)
+    })
+}
+
+/// `orchestra prune`.
+pub fn prune(args: &PruneArgs) -> Exit {
+    let which = match (&args.older_than, args.keep) {
+        (Some(age), _) => match parse_age(age) {
+            Ok(age) => Prune::StartedBefore(Utc::now() - age),
+            Err(problem) => {
+                eprintln!("error: {problem}");
+                return Exit::Usage;
+            }
+        },
+        (None, Some(keep)) => Prune::KeepNewest(keep),
+        (None, None) => {
+            eprintln!("error: say which runs to delete: --older-than AGE or --keep N");
+            return Exit::Usage;
+        }
+    };
+    with_store(&args.store, |store| async move {
+        let deleted = store.prune(which).await.map_err(failed)?;
+        eprintln!("deleted {deleted} run(s)");
+        Ok(Exit::Success)
+    })
+}
+
+/// `orchestra resume`.
+pub fn resume(args: &ResumeArgs) -> Exit {
+    let found = match look_up(&args.run, args.file.as_ref(), &args.store) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let workflow = match workflow::load(&found.file, Strictness::Run) {
+        Ok(workflow) => workflow,
+        Err(invalid) => {
+            eprint!("{}", invalid.render());
+            return Exit::Usage;
+        }
+    };
+    let changes = fingerprint::changes(&found.metadata, &workflow);
+    if !changes.is_empty() && !args.force {
+        eprintln!(
+            "error: `{}` changed since run {} started: {}; resume anyway with --force, or \
+             start a new run from it with `orchestra fork`",
+            found.file.display(),
+            found.run,
+            changes.join(", ")
+        );
+        return Exit::Usage;
+    }
+    let mut answers = Vec::new();
+    for answer in &args.answers {
+        match answer.split_once('=') {
+            Some((id, text)) if !id.trim().is_empty() => {
+                answers.push((id.trim().to_owned(), text.to_owned()));
+            }
+            _ => {
+                eprintln!("error: `--answer {answer}`: write it as ID=TEXT");
+                return Exit::Usage;
+            }
+        }
+    }
+    let start = Start::Resume {
+        run: found.run,
+        answers,
+    };
+    run::launch(
+        &workflow,
+        start,
+        &run_args(&found.file, &args.output, &args.store),
+    )
+}
+
+/// `orchestra fork`.
+pub fn fork(args: &ForkArgs) -> Exit {
+    let found = match look_up(&args.run, args.file.as_ref(), &args.store) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let workflow = match workflow::load(&found.file, Strictness::Run) {
+        Ok(workflow) => workflow,
+        Err(invalid) => {
+            eprint!("{}", invalid.render());
+            return Exit::Usage;
+        }
+    };
+    let input = args.input.as_ref().map(|text| {
+        let input = claude_agent_sdk::orchestration::OrchestratorInput::new(text.clone())
+            .with_metadata("workflow", workflow.name.clone());
+        fingerprint::stamp(input, &workflow)
+    });
+    let start = Start::Fork {
+        run: found.run,
+        after: args.after.clone(),
+        input,
+    };
+    run::launch(
+        &workflow,
+        start,
+        &run_args(&found.file, &args.output, &args.store),
+    )
+}
+
+/// A stored run to continue: its id, its workflow file, its input's metadata.
+struct Found {
+    run: RunId,
+    file: PathBuf,
+    metadata: std::collections::HashMap<String, String>,
+}
+
+/// Finds run `text` in the store, and the workflow file it ran (`file`
+/// when given).
+fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result<Found, Exit> {
+    on_store(store_args, |store| async move {
+        let summary = store.find(text).await.map_err(usage)?;
+        let events = store.journal().read(&[summary.id]).await;
+        let metadata = events
+            .iter()
+            .find_map(|event| match &event.kind {
+                EventKind::RunStarted { input, .. } if event.run == summary.id => {
+                    Some(input.metadata.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let file = match (file, &summary.label) {
+            (Some(file), _) => file.clone(),
+            (None, Some(label)) => PathBuf::from(label),
+            (None, None) => {
+                return Err(usage(format!(
+                    "run {} does not say which workflow file it ran: give it with --file",
+                    summary.id
+                )))
+            }
+        };
+        Ok(Found {
+            run: summary.id,
+            file,
+            metadata,
+        })
+    })
+}
+
+/// The `run` arguments a resumed or forked run prints and writes with.
+fn run_args(file: &std::path::Path, output: &OutputArgs, store: &StoreArgs) -> RunArgs {
+    RunArgs {
+        file: file.to_path_buf(),
+        input: None,
+        input_file: None,
+        json: output.json,
+        trace: output.trace.clone(),
+        chrome_trace: output.chrome_trace.clone(),
+        quiet: output.quiet,
+        otlp: None,
+        store: store.clone(),
+    }
+}
+
+/// A command's failure: its message and exit code.
+type Failure = (String, Exit);
+
+fn failed(message: impl Into<String>) -> Failure {
+    (message.into(), Exit::Failed)
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    (message.into(), Exit::Usage)
+}
+
+/// Opens the store `args` choose and runs `command` on it; a failure is
+/// printed, and its exit code returned.
+fn on_store<T, F, Fut>(args: &StoreArgs, command: F) -> Result<T, Exit>
+where
+    F: FnOnce(RunStore) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let result = (|| {
+        let location = match Location::chosen(args) {
+            Ok(Some(location)) => location,
+            Ok(None) => return Err(usage("`--no-store`: this command reads the run store")),
+            Err(problem) => return Err(usage(problem)),
+        };
+        let runtime = run::runtime().map_err(failed)?;
+        runtime.block_on(async {
+            let store = location
+                .open(claude_agent_sdk::orchestration::store::StoreOptions::new())
+                .await
+                .map_err(failed)?;
+            command(store).await
+        })
+    })();
+    result.map_err(|(message, exit)| {
+        eprintln!("error: {message}");
+        exit
+    })
+}
+
+/// As [`on_store`], for a command whose result is its exit code.
+fn with_store<F, Fut>(args: &StoreArgs, command: F) -> Exit
+where
+    F: FnOnce(RunStore) -> Fut,
+    Fut: std::future::Future<Output = Result<Exit, Failure>>,
+{
+    on_store(args, command).unwrap_or_else(|exit| exit)
+}
+
+/// The workflow a run belongs to, as a listing shows it: the file name.
+fn workflow_name(run: &RunSummary) -> String {
+    match &run.label {
+        Some(label) => std::path::Path::new(label)
+            .file_name()
+            .map_or_else(|| label.clone(), |name| name.to_string_lossy().into_owned()),
+        None => run.orchestrator.clone(),
+    }
+}
+
+/// A run's status, with what continued it.
+fn status(run: &RunSummary) -> String {
+    match run.resumed_by {
+        Some(next) => format!("{} (resumed by {})", run.status, &next.to_string()[..12]),
+        None => run.status.to_string(),
+    }
+}
+
+fn duration(started: DateTime<Utc>, finished: Option<DateTime<Utc>>) -> String {
+    let Some(finished) = finished else {
+        return "-".to_owned();
+    };
+    let seconds = (finished - started).num_milliseconds().max(0) as f64 / 1000.0;
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else {
+        format!(
+            "{}m{:02}s",
+            (seconds / 60.0) as u64,
+            (seconds % 60.0) as u64
+        )
+    }
+}
+
+/// `30d`, `12h`, `90m`, `45s` as a duration.
+fn parse_age(text: &str) -> Result<chrono::TimeDelta, String> {
+    let text = text.trim();
+    let bad =
+        || format!("`{text}` is not an age: write a number and a unit, as 30d, 12h, 90m or 45s");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "d" => number.checked_mul(86_400),
+        "h" => number.checked_mul(3_600),
+        "m" => number.checked_mul(60),
+        "s" => Some(number),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    chrono::TimeDelta::try_seconds(seconds).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_durations() {
+        assert_eq!(parse_age("30d").unwrap(), chrono::TimeDelta::days(30));
+        assert_eq!(parse_age("90m").unwrap(), chrono::TimeDelta::minutes(90));
+        assert!(parse_age("soon").is_err());
+        assert!(parse_age("10y").is_err());
+        assert!(parse_age("99999999999999999d").is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! Where `orchestra` keeps its runs: every `run` is durable by default, in a
+//! SQLite file in the user's state folder; `--store` (or `ORCHESTRA_STORE`)
+//! names another SQLite file or a `postgres://` URL, and `--no-store` keeps
+//! a run in memory only.
+//!
+//! The default file is `$XDG_STATE_HOME/orchestra/runs.db`, or
+//! `~/.local/state/orchestra/runs.db` when `XDG_STATE_HOME` is not set.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use claude_agent_sdk::orchestration::store::{
+    PostgresJournal, Prune, RunSummary, SqliteJournal, StoreOptions,
+};
+use claude_agent_sdk::orchestration::{Journal, RunId};
+
+use crate::cli::StoreArgs;
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub enum RunStore {
+    Sqlite(Arc<SqliteJournal>),
+    Postgres(Arc<PostgresJournal>),
+}
+
+/// Where the store is, as the user named it (or the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// The location `args` choose: `--store`, `ORCHESTRA_STORE` (read by clap),
+    /// or the default file; `None` with `--no-store`.
+    pub fn chosen(args: &StoreArgs) -> Result<Option<Self>, String> {
+        if args.no_store {
+            return Ok(None);
+        }
+        let Some(text) = args.store.as_deref().filter(|text| !text.trim().is_empty()) else {
+            return default_file().map(|path| Some(Self::Sqlite(path)));
+        };
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Some(Self::Postgres(text.to_owned())));
+        }
+        let path = text.strip_prefix("sqlite://").unwrap_or(text);
+        Ok(Some(Self::Sqlite(PathBuf::from(path))))
+    }
+
+    /// How messages name it (a URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => match url.split_once('@') {
+                Some((credentials, host)) => {
+                    let (scheme, user) = credentials.split_once("://").unwrap_or(("postgres", ""));
+                    let user = user.split(':').next().unwrap_or_default();
+                    format!("{scheme}://{user}@{host}")
+                }
+                None => url.clone(),
+            },
+        }
+    }
+
+    /// The `--store` flag that names this location again (empty for the default).
+    pub fn flag(&self) -> String {
+        match self {
+            Self::Sqlite(path) if default_file().ok().as_ref() == Some(path) => String::new(),
+            Self::Sqlite(path) => format!(" --store {}", shell_quote(&path.display().to_string())),
+            Self::Postgres(_) => " --store \"$ORCHESTRA_STORE\"".to_owned(),
+        }
+    }
+
+    /// Opens the store (creating the file and its folder when missing).
+    pub async fn open(&self, options: StoreOptions) -> Result<RunStore, String> {
+        let failed = |error: claude_agent_sdk::orchestration::OrchestrationError| {
+            format!("cannot open the run store {}: {error}", self.describe())
+        };
+        Ok(match self {
+            Self::Sqlite(path) => RunStore::Sqlite(Arc::new(
+                SqliteJournal::open_with(path, options)
+                    .await
+                    .map_err(failed)?,
+            )),
+            Self::Postgres(url) => RunStore::Postgres(Arc::new(
+                PostgresJournal::connect_with(url, options)
+                    .await
+                    .map_err(failed)?,
+            )),
+        })
+    }
+}
+
+impl RunStore {
+    /// The store as the journal of a context.
+    pub fn journal(&self) -> Arc<dyn Journal> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Postgres(store) => store.clone(),
+        }
+    }
+
+    pub async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, String> {
+        match self {
+            Self::Sqlite(store) => store.runs(limit).await,
+            Self::Postgres(store) => store.runs(limit).await,
+        }
+        .map_err(|error| error.to_string())
+    }
+
+    pub async fn run(&self, run: RunId) -> Result<Option<RunSummary>, String> {
+        match self {
+            Self::Sqlite(store) => store.run(run).await,
+            Self::Postgres(store) => store.run(run).await,
+        }
+        .map_err(|error| error.to_string())
+    }
+
+    pub async fn prune(&self, which: Prune) -> Result<u64, String> {
+        match self {
+            Self::Sqlite(store) => store.prune(which).await,
+            Self::Postgres(store) => store.prune(which).await,
+        }
+        .map_err(|error| error.to_string())
+    }
+
+    /// The run `text` names: a whole id, or the start of one that only one
+    /// stored run has (as `runs` shows them).
+    pub async fn find(&self, text: &str) -> Result<RunSummary, String> {
+        let text = text.trim();
+        if let Ok(id) = text.parse::<RunId>() {
+            if text.len() == 32 {
+                return self
+                    .run(id)
+                    .await?
+                    .ok_or_else(|| format!("no run {text} in the store"));
+            }
+        }
+        if text.is_empty() || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{text}` is not a run id (32 hexadecimal digits, or the start of one)"
+            ));
+        }
+        let prefix = text.to_ascii_lowercase();
+        let mut matching: Vec<RunSummary> = self
+            .runs(10_000)
+            .await?
+            .into_iter()
+            .filter(|run| run.id.to_string().starts_with(&prefix))
+            .collect();
+        if matching.len() > 1 {
+            return Err(format!(
+                "{} runs start with {text}: give more of the id (`orchestra runs` lists them)",
+                matching.len()
+            ));
+        }
+        matching
+            .pop()
+            .ok_or_else(|| format!("no run starting with {text} in the store"))
+    }
+}
+
+/// The default store file.
+fn default_file() -> Result<PathBuf, String> {
+    let state = match std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|dir| !dir.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local").join("state"),
+            None => {
+                return Err(
+                    "cannot find a folder for the run store: set XDG_STATE_HOME or \
+                     HOME, give `--store PATH`, or run with `--no-store`"
+                        .to_owned(),
+                )
+            }
+        },
+    };
+    Ok(state.join("orchestra").join("runs.db"))
+}
+
+/// `text` quoted for a POSIX shell when it needs to be.
+pub fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}

@@ -1,0 +1,298 @@
+//! Durable runs, end to end: every `run` is kept in a store; a run that
+//! failed, or was stopped with Ctrl-C, is listed, shown and resumed without
+//! running its finished steps again; a changed workflow is refused; old runs
+//! are pruned.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{orchestra, scratch, texts, write};
+
+/// Three steps: `first` leaves a mark, `gate` fails until the file `open`
+/// exists, `last` composes the outputs (from the shared state).
+fn gated(dir: &Path) -> std::path::PathBuf {
+    let workflow = format!(
+        r#"name = "gated"
+
+[flow]
+sequential = ["first", "gate", "last"]
+
+[[agents]]
+id = "first"
+kind = "command"
+shell = "echo ran >> {marks}; echo one"
+stdin = "none"
+
+[[agents]]
+id = "gate"
+kind = "command"
+shell = "test -f {open} || {{ echo 'the gate is shut' >&2; exit 3; }}; echo two"
+stdin = "none"
+
+[[agents]]
+id = "last"
+kind = "template"
+template = "{{{{output.first}}}}+{{{{output.gate}}}}"
+"#,
+        marks = dir.join("marks").display(),
+        open = dir.join("open").display(),
+    );
+    write(dir, "gated.toml", &workflow)
+}
+
+/// The run id the message after a failed run names.
+fn resume_id(stderr: &str) -> String {
+    let at = stderr
+        .find("orchestra resume ")
+        .unwrap_or_else(|| panic!("no resume command in:\n{stderr}"));
+    stderr[at + "orchestra resume ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn marks(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("marks")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn a_failed_run_is_listed_and_resumes_without_running_its_finished_steps_again() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let (_, stderr) = texts(&failed);
+    let run = resume_id(&stderr);
+    assert_eq!(run.len(), 32, "{stderr}");
+    assert!(
+        stderr.contains(&format!("--store {}", store.display())),
+        "{stderr}"
+    );
+    assert_eq!(marks(dir.path()), 1);
+
+    let listed = orchestra()
+        .args(["runs", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (table, _) = texts(&listed);
+    assert!(listed.status.success());
+    assert!(
+        table.contains(&run) && table.contains("gated.toml") && table.contains("failed"),
+        "{table}"
+    );
+
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &run[..10], "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "one+two",
+        "the template sees the reused step's output"
+    );
+    assert_eq!(marks(dir.path()), 1, "`first` ran again");
+
+    let shown = orchestra()
+        .args(["show", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (text, _) = texts(&shown);
+    assert!(shown.status.success());
+    assert!(text.contains("gate") && text.contains("resumed"), "{text}");
+
+    let again = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(texts(&again).1.contains("resumed already"));
+
+    let pruned = orchestra()
+        .args(["prune", "--keep", "0", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(pruned.status.success());
+    assert!(
+        texts(&pruned).1.contains("deleted 2 run(s)"),
+        "{}",
+        texts(&pruned).1
+    );
+}
+
+#[test]
+fn a_changed_workflow_is_refused_unless_forced_naming_the_changed_agent() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let run = resume_id(&texts(&failed).1);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("+{{output.gate}}", " & {{output.gate}}");
+    std::fs::write(&file, text).unwrap();
+    std::fs::write(dir.path().join("open"), "").unwrap();
+
+    let refused = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let (_, stderr) = texts(&refused);
+    assert!(
+        stderr.contains("agent `last` changed") && stderr.contains("--force"),
+        "{stderr}"
+    );
+
+    let forced = orchestra()
+        .args(["resume", &run, "--force", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(forced.status.success(), "{}", texts(&forced).1);
+    assert_eq!(texts(&forced).0.trim(), "one & two");
+}
+
+#[test]
+fn a_fork_reruns_what_follows_a_step_with_the_changed_workflow() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let done = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(done.status.success());
+    let listed = orchestra()
+        .args(["runs", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let runs = common::json(&texts(&listed).0);
+    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("+{{output.gate}}", " then {{output.gate}}");
+    std::fs::write(&file, text).unwrap();
+    let forked = orchestra()
+        .args(["fork", &run, "--after", "gate", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(forked.status.success(), "{}", texts(&forked).1);
+    assert_eq!(texts(&forked).0.trim(), "one then two");
+    assert_eq!(marks(dir.path()), 1, "the fork reused `first`");
+}
+
+#[test]
+fn ctrl_c_prints_the_command_that_resumes_the_run_and_the_resume_finishes_it() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        &format!(
+            r#"name = "slow"
+
+[flow]
+sequential = ["quick", "nap", "after"]
+
+[[agents]]
+id = "quick"
+kind = "command"
+shell = "echo ran >> {marks}; echo quick"
+stdin = "none"
+
+[[agents]]
+id = "nap"
+kind = "command"
+shell = "test -f {open} || sleep 600; echo rested"
+stdin = "none"
+
+[[agents]]
+id = "after"
+kind = "template"
+template = "{{{{output.quick}}}} {{{{output.nap}}}}"
+"#,
+            marks = dir.path().join("marks").display(),
+            open = dir.path().join("open").display(),
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&slow)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while marks(dir.path()) == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let run = resume_id(&stderr);
+
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", texts(&resumed).1);
+    assert_eq!(texts(&resumed).0.trim(), "quick rested");
+    assert_eq!(marks(dir.path()), 1);
+}
+
+#[test]
+fn no_store_keeps_no_record() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let output = orchestra()
+        .args(["run", "--no-store"])
+        .arg(&file)
+        .env("ORCHESTRA_STORE", &store)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!store.exists());
+    assert!(!texts(&output).1.contains("kept in"));
+}
