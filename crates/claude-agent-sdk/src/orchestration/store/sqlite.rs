@@ -40,6 +40,40 @@ pub struct SqliteJournal {
     path: PathBuf,
 }
 
+/// Why setting up a file failed.
+enum Setup {
+    Open(sqlx::Error),
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl Setup {
+    /// Whether another process setting up the same file at once explains it.
+    fn is_transient_setup(&self) -> bool {
+        let busy = |error: &sqlx::Error| match error {
+            sqlx::Error::Database(database) => {
+                matches!(database.code().as_deref(), Some("5" | "6"))
+                    || database.message().contains("already exists")
+            }
+            _ => false,
+        };
+        match self {
+            Self::Open(error) => busy(error),
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(error)
+                | sqlx::migrate::MigrateError::ExecuteMigration(error, _),
+            ) => busy(error),
+            Self::Migrate(_) => false,
+        }
+    }
+
+    fn into_store_error(self, shown: &str) -> crate::orchestration::OrchestrationError {
+        match self {
+            Self::Open(error) => store_error(&format!("opening {shown}"), &error),
+            Self::Migrate(error) => migrate_error(shown, &error),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SqliteBackend {
     pool: SqlitePool,
@@ -82,29 +116,39 @@ impl SqliteJournal {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(connect)
-            .await
-            .map_err(|error| store_error(&format!("opening {shown}"), &error))?;
-        // SQLite has no lock for migrations: two processes opening a new
-        // file at once both try to create the tables, and the second fails
-        // once the first has. Trying again finds the work done.
-        let mut tries = 0;
-        loop {
-            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
-                Ok(()) => break,
-                Err(
-                    sqlx::migrate::MigrateError::Execute(_)
-                    | sqlx::migrate::MigrateError::ExecuteMigration(..),
-                ) if tries < 3 => tries += 1,
-                Err(error) => return Err(migrate_error(&shown, &error)),
+        // Processes opening a new file at once race to set it up (WAL mode,
+        // the tables), and SQLite has no lock to wait on for that: the one
+        // that loses sees a busy file, or tables the winner just made, and
+        // tries again shortly — by then the work is done.
+        let mut tries = 0_u32;
+        let pool = loop {
+            match Self::connect(connect.clone()).await {
+                Ok(pool) => break pool,
+                Err(error) if tries < 50 && error.is_transient_setup() => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20 + 10 * u64::from(tries))).await;
+                }
+                Err(error) => return Err(error.into_store_error(&shown)),
             }
-        }
+        };
         Ok(Self {
             journal: DurableJournal::start(SqliteBackend { pool }, options),
             path,
         })
+    }
+
+    /// Opens a pool on the file and brings its schema up to date.
+    async fn connect(connect: SqliteConnectOptions) -> std::result::Result<SqlitePool, Setup> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect)
+            .await
+            .map_err(Setup::Open)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(Setup::Migrate)?;
+        Ok(pool)
     }
 
     /// The file the journal is in.
