@@ -317,11 +317,14 @@ fn start_cluster() -> Server {
         bin: bin.clone(),
         user: user.clone(),
     };
-    std::fs::write(
-        data.join("postgresql.auto.conf"),
-        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n",
-    )
-    .expect("configure the cluster");
+    // Tests trade durability for speed; the benchmarks (CAS_PG_DURABLE=1)
+    // keep PostgreSQL's defaults.
+    let settings = if std::env::var_os("CAS_PG_DURABLE").is_some() {
+        "max_connections = 200\n"
+    } else {
+        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+    };
+    std::fs::write(data.join("postgresql.auto.conf"), settings).expect("configure the cluster");
     assert!(
         cluster.start(),
         "pg_ctl could not start the cluster in {}",
