@@ -42,14 +42,22 @@ impl Agent for Fixed {
         "answers a fixed text"
     }
     async fn execute(&self, _input: AgentInput) -> Result<AgentOutput> {
-        if self.broken.as_ref().is_some_and(|b| b.load(Ordering::SeqCst)) {
+        if self
+            .broken
+            .as_ref()
+            .is_some_and(|b| b.load(Ordering::SeqCst))
+        {
             return Err(claude_agent_sdk::orchestration::AgentError::new("broken").into());
         }
         Ok(AgentOutput::new(self.output.to_string()))
     }
 }
 
-fn agents(count: usize, output: &Arc<str>, broken_last: Option<&Arc<AtomicBool>>) -> Vec<Box<dyn Agent>> {
+fn agents(
+    count: usize,
+    output: &Arc<str>,
+    broken_last: Option<&Arc<AtomicBool>>,
+) -> Vec<Box<dyn Agent>> {
     (0..count)
         .map(|index| {
             Box::new(Fixed {
@@ -83,7 +91,11 @@ async fn journal(store: Store) -> (Arc<dyn Journal>, Option<Place>) {
     match store {
         Store::Memory => (Arc::new(InMemoryJournal::new()), None),
         Store::Sqlite | Store::Postgres => {
-            let kind = if store == Store::Sqlite { Kind::Sqlite } else { Kind::Postgres };
+            let kind = if store == Store::Sqlite {
+                Kind::Sqlite
+            } else {
+                Kind::Postgres
+            };
             let place = Place::new(kind).await;
             (place.open().await.journal(), Some(place))
         }
@@ -109,7 +121,11 @@ async fn chain(store: Store, steps: usize) -> Duration {
     let started = Instant::now();
     SequentialOrchestrator::new()
         .with_timeout(Duration::from_secs(3600))
-        .orchestrate_with_context(agents(steps, &output, None), OrchestratorInput::new("go"), &ctx)
+        .orchestrate_with_context(
+            agents(steps, &output, None),
+            OrchestratorInput::new("go"),
+            &ctx,
+        )
         .await
         .expect("the chain");
     started.elapsed()
@@ -122,7 +138,11 @@ async fn fan_out(store: Store, count: usize) -> (Duration, usize) {
     let started = Instant::now();
     ParallelOrchestrator::new()
         .with_config(config(64))
-        .orchestrate_with_context(agents(count, &output, None), OrchestratorInput::new("go"), &ctx)
+        .orchestrate_with_context(
+            agents(count, &output, None),
+            OrchestratorInput::new("go"),
+            &ctx,
+        )
         .await
         .expect("the fan-out");
     let elapsed = started.elapsed();
@@ -138,7 +158,11 @@ async fn resume_one_left(store: Store, steps: usize) -> Duration {
     let pipeline = SequentialOrchestrator::new().with_config(config(1));
     let ctx = ExecutionContext::new(config(1)).with_journal(Arc::clone(&journal));
     let failed = pipeline
-        .orchestrate_with_context(agents(steps, &output, Some(&broken)), OrchestratorInput::new("go"), &ctx)
+        .orchestrate_with_context(
+            agents(steps, &output, Some(&broken)),
+            OrchestratorInput::new("go"),
+            &ctx,
+        )
         .await;
     assert!(failed.is_err());
     let run = *ctx.run_ids().last().expect("a run");
@@ -159,18 +183,26 @@ async fn size(store: Store, steps: usize) -> u64 {
     let output: Arc<str> = Arc::from("x".repeat(1024));
     SequentialOrchestrator::new()
         .with_timeout(Duration::from_secs(3600))
-        .orchestrate_with_context(agents(steps, &output, None), OrchestratorInput::new("go"), &ctx)
+        .orchestrate_with_context(
+            agents(steps, &output, None),
+            OrchestratorInput::new("go"),
+            &ctx,
+        )
         .await
         .expect("the chain");
     drop(ctx);
     match store {
         Store::Sqlite => {
             store_support::execute(&place, "PRAGMA wal_checkpoint(TRUNCATE)").await;
-            std::fs::metadata(&place.address).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(&place.address)
+                .map(|m| m.len())
+                .unwrap_or(0)
         }
         _ => {
             use sqlx::Connection as _;
-            let mut connection = sqlx::PgConnection::connect(&place.address).await.expect("connect");
+            let mut connection = sqlx::PgConnection::connect(&place.address)
+                .await
+                .expect("connect");
             let bytes: i64 = sqlx::query_scalar(
                 "SELECT pg_total_relation_size('events') + pg_total_relation_size('runs')",
             )
@@ -210,7 +242,12 @@ fn main() {
             if store == Store::Memory {
                 base = per_step;
             }
-            println!("| {} | {:.3} ms | {:.1}× |", store.name(), per_step * 1e3, per_step / base);
+            println!(
+                "| {} | {:.3} ms | {:.1}× |",
+                store.name(),
+                per_step * 1e3,
+                per_step / base
+            );
         }
 
         println!("\n| 10,000-agent fan-out (64 at once), group commit | events/s | time |");
@@ -223,7 +260,12 @@ fn main() {
                 rates.push(events as f64 / elapsed.as_secs_f64());
                 times.push(elapsed.as_secs_f64());
             }
-            println!("| {} | {:.0} | {:.2} s |", store.name(), median(rates), median(times));
+            println!(
+                "| {} | {:.0} | {:.2} s |",
+                store.name(),
+                median(rates),
+                median(times)
+            );
         }
 
         println!("\n| resume a run with one step left | 1,000 steps | 10,000 steps |");

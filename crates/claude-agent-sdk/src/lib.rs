@@ -19,3 +19,8 @@ pub mod agents;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+// The code in docs/durability.md, compiled by `cargo test` like the README's.
+#[cfg(all(doctest, feature = "sqlite"))]
+#[doc = include_str!("../../../docs/durability.md")]
+pub struct DurabilityDoctests;

@@ -47,7 +47,8 @@ pub struct ExecutionConfig {
     pub parallel_limit: usize,
     /// Emit `tracing` events for runs, retries, timeouts and failures (default true).
     pub enable_logging: bool,
-    /// Keep an [`AgentExecution`](super::AgentExecution) record per attempt (default true).
+    /// Keep an [`AgentExecution`](super::AgentExecution) record per attempt
+    /// (default true; a durable journal keeps them whatever this says).
     pub enable_tracing: bool,
     /// Bound on each single attempt of an agent (default none). An attempt that
     /// exceeds it is cancelled and counts as a retryable timeout.
@@ -65,7 +66,9 @@ pub struct ExecutionConfig {
     /// (as the specification's type requires), and — with trace records on —
     /// each attempt's output once in the journal, plus, in the trace a run
     /// returns, each attempt's input and output. This limit bounds the last
-    /// two, so a run with big payloads keeps a small trace.
+    /// two, so a run with big payloads keeps a small trace. A durable journal
+    /// (`SqliteJournal`, `PostgresJournal`) keeps texts whole whatever this
+    /// says: a resumed run reuses them.
     pub record_text_limit: Option<usize>,
     /// Decides which failed attempts are retried and when (default: an
     /// [`ExponentialRetry`] on [`backoff`](Self::backoff)). Not serialized.

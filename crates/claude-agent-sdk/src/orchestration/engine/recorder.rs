@@ -109,6 +109,7 @@ impl Recorder {
         names: NodeNames,
         steps_are_nodes: bool,
     ) -> Self {
+        let durable = ctx.journal().is_durable();
         Self {
             run,
             orchestrator: orchestrator.to_owned(),
@@ -121,8 +122,14 @@ impl Recorder {
             steps_are_nodes,
             names,
             timeout: config.timeout,
-            records: config.enable_tracing,
-            text_limit: config.record_text_limit,
+            // A durable journal keeps every attempt, whole: a resumed run
+            // reuses what they produced.
+            records: config.enable_tracing || durable,
+            text_limit: if durable {
+                None
+            } else {
+                config.record_text_limit
+            },
         }
     }
 
