@@ -73,7 +73,7 @@ struct Inner {
     /// The runs made under this context (not those nested in them).
     history: Arc<Mutex<History>>,
     /// The stopped run the next run under this handle continues (see
-    /// [`resume`](super::resume)); taken by the first run not nested in another.
+    /// [`resume`](mod@super::resume)); taken by the first run not nested in another.
     continuation: Mutex<Option<Box<Continuation>>>,
 }
 
@@ -182,7 +182,7 @@ impl ExecutionContext {
         }
     }
 
-    /// A handle whose next run continues `continuation` (see [`resume`](super::resume)).
+    /// A handle whose next run continues `continuation` (see [`resume`](mod@super::resume)).
     pub(crate) fn continuing(self, continuation: Continuation) -> Self {
         self.rebuilt(|inner| {
             inner.continuation = Mutex::new(Some(Box::new(continuation)));
@@ -200,9 +200,9 @@ impl ExecutionContext {
 
     /// The idempotency key of the attempt this code runs in, `None` outside
     /// any attempt: `{first run id}/{node}.{activation}/{attempt}`. It stays
-    /// the same when a [resumed](super::resume) run runs the same attempt of
+    /// the same when a [resumed](mod@super::resume) run runs the same attempt of
     /// the same step again, so a service given it can refuse to do a side
-    /// effect twice (see [`resume`](super::resume) for the guarantee).
+    /// effect twice (see [`resume`](mod@super::resume) for the guarantee).
     #[must_use]
     pub fn idempotency_key() -> Option<String> {
         crate::orchestration::scope::current().map(|scope| scope.idempotency_key())

@@ -111,7 +111,7 @@ pub enum OrchestrationError {
     /// The journal's store failed (a database that went away, a file that
     /// cannot be written or is corrupt). Retryable when the store can come
     /// back (a lost connection); a run it stopped can be
-    /// [resumed](super::resume) once it is back.
+    /// [resumed](mod@super::resume) once it is back.
     #[error("journal store failed: {message}")]
     #[non_exhaustive]
     Store {

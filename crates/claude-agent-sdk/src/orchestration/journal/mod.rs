@@ -60,7 +60,7 @@ pub trait Journal: Send + Sync + fmt::Debug {
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent>;
 
     /// As [`read`](Self::read), but a store that cannot be read says so
-    /// instead of returning nothing (what [`resume`](crate::orchestration::resume)
+    /// instead of returning nothing (what [`resume`](mod@crate::orchestration::resume)
     /// reads with). The default reads.
     ///
     /// # Errors
@@ -96,7 +96,7 @@ pub trait Journal: Send + Sync + fmt::Debug {
     }
 
     /// Records that run `by` continues run `run` (see
-    /// [`resume`](crate::orchestration::resume)), unless another run did
+    /// [`resume`](mod@crate::orchestration::resume)), unless another run did
     /// first: then returns that run. A run is continued at most once, so two
     /// processes resuming one run cannot both run what is left of it.
     ///
@@ -150,7 +150,7 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentAttempt>,
         /// The run this one continues, when it was resumed (see
-        /// [`resume`](crate::orchestration::resume)).
+        /// [`resume`](mod@crate::orchestration::resume)).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resumes: Option<RunId>,
     },

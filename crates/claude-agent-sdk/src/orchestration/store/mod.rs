@@ -1,6 +1,6 @@
 //! Durable journals: the events of runs in a database, so that a run that
 //! stopped — its process killed, the machine restarted — can be
-//! [resumed](crate::orchestration::resume) from any process.
+//! [resumed](mod@crate::orchestration::resume) from any process.
 //!
 //! Two stores share one schema design (`migrations/sqlite`,
 //! `migrations/postgres`) and one writer:
