@@ -687,3 +687,51 @@ async fn a_fork_starts_after_a_step_with_a_changed_agent_and_leaves_the_old_run_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_truncated_sqlite_file_is_a_clear_error_not_a_panic() {
+    let place = Place::new(Kind::Sqlite).await;
+    let store = place.open().await;
+    let book = Arc::new(Book::default());
+    let ctx = context(store.journal());
+    let many: Vec<String> = (0..200).map(|n| format!("step-{n}")).collect();
+    let names: Vec<&str> = many.iter().map(String::as_str).collect();
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            steps(&names, &book, &[]),
+            OrchestratorInput::new("x".repeat(2000)),
+            &ctx,
+        )
+        .await
+        .expect("runs");
+    let run = last_run(&ctx);
+    drop(ctx);
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    store_support::execute(&place, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+    let bytes = std::fs::read(&place.address).unwrap();
+    std::fs::write(&place.address, &bytes[..bytes.len() / 3]).unwrap();
+    let _ = std::fs::remove_file(format!("{}-wal", place.address));
+    let _ = std::fs::remove_file(format!("{}-shm", place.address));
+    // Opening may notice (a damaged schema) or not (the header is whole);
+    // reading the run must then say the store is damaged.
+    match place.try_open(StoreOptions::new()).await {
+        Err(error) => assert!(matches!(error, OrchestrationError::Store { .. }), "{error}"),
+        Ok(store) => {
+            let ctx = context(store.journal());
+            let error = resume(
+                &SequentialOrchestrator::new(),
+                steps(&names, &book, &[]),
+                run,
+                &ctx,
+            )
+            .await
+            .expect_err("a truncated store cannot resume the run");
+            let text = error.to_string();
+            assert!(
+                matches!(error, OrchestrationError::Store { .. }) || text.contains("no run"),
+                "{text}"
+            );
+        }
+    }
+}
