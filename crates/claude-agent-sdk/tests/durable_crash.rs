@@ -62,7 +62,7 @@ impl Agent for Marking {
 }
 
 fn graph(marks: &Path) -> GraphOrchestrator {
-    let mut graph = GraphOrchestrator::new("crash");
+    let mut graph = GraphOrchestrator::new("crash").with_config(config());
     for name in CHAIN.iter().chain(&FAN).chain(&TAIL) {
         graph = graph.add_node(
             *name,
@@ -143,7 +143,7 @@ async fn a_run_killed_at_random_points_resumes_and_runs_each_finished_step_once(
     let expected = reference().await;
     let mut killed_mid_fan_out = 0;
     for kind in KINDS {
-        for seed in 0..6_u64 {
+        for seed in 0..8_u64 {
             let place = Place::new(kind).await;
             let folder = store_support::TempDir::new("crash");
             let marks = folder.path().join("marks");
@@ -173,9 +173,19 @@ async fn a_run_killed_at_random_points_resumes_and_runs_each_finished_step_once(
                 ready,
                 "{kind:?} seed {seed}: the child did not open its store"
             );
-            // The run takes about 150 ms: kill it somewhere in there.
+            // Kill it once the marks say how far it got — after mark `n`
+            // (1–3: in the chain; 4–9: in the fan-out, three at a time, so
+            // from mark 7 on some fan-out steps have finished and others have
+            // not started; 10–11: in the tail) — and a few milliseconds more,
+            // within the attempt that just started.
+            let n = 1 + (seed as usize * 3) % 11;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while counts(&marks).values().sum::<usize>() < n && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let mut rng = fastrand::Rng::with_seed(seed * 7919 + 17);
-            std::thread::sleep(Duration::from_millis(30 + rng.u64(..130)));
+            std::thread::sleep(Duration::from_millis(rng.u64(..10)));
             // SAFETY: sends SIGKILL to our own child.
             let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
             assert_eq!(killed, 0);
