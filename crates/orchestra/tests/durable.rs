@@ -296,3 +296,45 @@ fn no_store_keeps_no_record() {
     assert!(!store.exists());
     assert!(!texts(&output).1.contains("kept in"));
 }
+
+/// The library's test stores: a throw-away PostgreSQL cluster (or `DATABASE_URL`).
+#[path = "../../claude-agent-sdk/tests/store_support/mod.rs"]
+mod store_support;
+
+#[test]
+fn a_run_kept_in_postgresql_resumes_from_another_process() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let place = runtime.block_on(store_support::Place::new(store_support::Kind::Postgres));
+    let dir = scratch();
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store", &place.address])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let (_, stderr) = texts(&failed);
+    assert!(!stderr.contains("password"), "{stderr}");
+    let run = resume_id(&stderr);
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &run])
+        .env("ORCHESTRA_STORE", &place.address)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", texts(&resumed).1);
+    assert_eq!(texts(&resumed).0.trim(), "one+two");
+    assert_eq!(marks(dir.path()), 1);
+    let listed = orchestra()
+        .args(["runs", "--store", &place.address])
+        .output()
+        .unwrap();
+    let (table, _) = texts(&listed);
+    assert!(
+        table.contains(&run) && table.contains("succeeded"),
+        "{table}"
+    );
+}
