@@ -129,6 +129,7 @@ impl Journal for InMemoryJournal {
 }
 
 /// Keeps only the events of `runs` and of the runs nested in them, in order.
+#[cfg(feature = "store")]
 pub(crate) fn events_of(runs: &[RunId], events: Vec<JournalEvent>) -> Vec<JournalEvent> {
     let mut wanted = Wanted::new(runs);
     events

@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+#[cfg(feature = "store")]
 pub(crate) use memory::events_of;
 pub use memory::InMemoryJournal;
 
