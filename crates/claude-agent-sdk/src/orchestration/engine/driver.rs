@@ -192,8 +192,10 @@ pub(crate) async fn run<T>(
         }
         ctx.run_started(run_id);
         if config.enable_tracing {
-            // A run start and end, and at least a start and an end per node.
-            ctx.journal().reserve(2 * nodes + 2);
+            // A run start and end, and at least a start and an end per node
+            // (and, in a graph, the step's announcement).
+            let per_node = if branching.is_some() { 3 } else { 2 };
+            ctx.journal().reserve(per_node * nodes + 2);
         }
         shared.recorder.run_started(
             &input,

@@ -237,6 +237,16 @@ impl RunView {
 /// Every run the events hold, nested runs attached to their parents' records
 /// and removed from the list.
 fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
+    // The first run's attempts, counted in one quick pass, size its records
+    // at once (a graph's run does not know its steps when it starts).
+    let first_attempts = events.first().map_or(0, |first| {
+        events
+            .iter()
+            .filter(|event| {
+                event.run == first.run && matches!(event.kind, EventKind::AttemptStarted { .. })
+            })
+            .count()
+    });
     let mut runs: Vec<RunView> = Vec::new();
     let mut index_of: HashMap<RunId, usize> = HashMap::new();
     // Events of one run mostly come together: remember the last one's place.
@@ -251,7 +261,11 @@ fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
         } = kind
         {
             index_of.insert(run, runs.len());
-            runs.push(RunView::new(run, at, nodes, *input, parent));
+            let mut view = RunView::new(run, at, nodes, *input, parent);
+            if runs.is_empty() {
+                view.records.reserve(first_attempts);
+            }
+            runs.push(view);
             continue;
         }
         let index = match last {
