@@ -192,6 +192,9 @@ pub(crate) struct RunState {
     pub(crate) store_failure: Option<OrchestrationError>,
     /// Each map step's items.
     items: HashMap<StepId, Vec<String>>,
+    /// Each finished map step's gathered results, as JSON text (what the
+    /// step after it gets in its metadata).
+    map_results: HashMap<StepId, String>,
     /// What the run's agents reported spending so far.
     spent: Usage,
     /// How many steps were announced to the journal (graph runs only).
@@ -218,6 +221,7 @@ impl RunState {
             exceeded: None,
             store_failure: None,
             items: HashMap::new(),
+            map_results: HashMap::new(),
             spent: Usage::default(),
             announced: 0,
             announce,
@@ -436,9 +440,10 @@ impl RunState {
                     })
                 })
                 .collect();
-            let gathered = gather(&parts);
+            let Gathered { content, results } = gather(&parts);
             if self.scheduler.ended(map) == Some(Completion::Succeeded) {
-                self.keep(map, gathered);
+                self.map_results.insert(map, results);
+                self.keep(map, AgentOutput::new(content));
             }
         }
     }
@@ -482,7 +487,10 @@ impl RunState {
                 let output = self.outputs.get(step.index()).and_then(Option::as_ref);
                 let is_map = self.scheduler.step(*step).map(|s| s.kind) == Some(StepKind::Map);
                 match output {
-                    Some(gathered) if is_map => return gathered_input(walk, gathered),
+                    Some(gathered) if is_map => {
+                        let results = self.map_results.get(step).cloned().unwrap_or_default();
+                        return gathered_input(walk, gathered.content.clone(), results);
+                    }
                     Some(output) => output.content.clone(),
                     None => String::new(),
                 }
@@ -499,7 +507,8 @@ impl RunState {
                         })
                     })
                     .collect();
-                return gathered_input(walk, &gather(&parts));
+                let Gathered { content, results } = gather(&parts);
+                return gathered_input(walk, content, results);
             }
             StepInput::Item { map, index } => self
                 .items
@@ -528,14 +537,11 @@ pub(crate) const RESULTS_KEY: &str = "results";
 
 /// The input of a step fed gathered outputs: their text as content, and the
 /// JSON results in its metadata under [`RESULTS_KEY`].
-fn gathered_input(walk: &Walk<'_>, gathered: &AgentOutput) -> AgentInput {
+fn gathered_input(walk: &Walk<'_>, content: String, results: String) -> AgentInput {
     let mut metadata = walk.input.metadata.clone();
-    metadata.insert(
-        RESULTS_KEY.to_owned(),
-        gathered.data[RESULTS_KEY].to_string(),
-    );
+    metadata.insert(RESULTS_KEY.to_owned(), results);
     AgentInput {
-        content: gathered.content.clone(),
+        content,
         context: walk.input.context.clone(),
         metadata,
     }
@@ -550,30 +556,47 @@ struct GatheredPart<'a> {
 }
 
 /// Several outputs as one: the contents one after another, separated by a
-/// blank line, and in `data["results"]` one object per output — its
-/// `agent`, `content`, `data` (when it had any) and, for a map's items,
+/// blank line, and the JSON text of an array with one object per output —
+/// its `agent`, `content`, `data` (when it had any) and, for a map's items,
 /// `item` (the index) and `input` (the item's text).
-fn gather(parts: &[GatheredPart<'_>]) -> AgentOutput {
+fn gather(parts: &[GatheredPart<'_>]) -> Gathered {
     let content = parts
         .iter()
         .map(|part| part.output.content.as_str())
         .collect::<Vec<_>>()
         .join("\n\n");
-    let results: Vec<serde_json::Value> = parts
+    let entries: Vec<GatheredEntry<'_>> = parts
         .iter()
-        .map(|part| {
-            let mut result = serde_json::Map::new();
-            result.insert("agent".into(), part.agent.into());
-            if let Some((index, text)) = part.item {
-                result.insert("item".into(), index.into());
-                result.insert("input".into(), text.into());
-            }
-            result.insert("content".into(), part.output.content.clone().into());
-            if !part.output.data.is_null() {
-                result.insert("data".into(), part.output.data.clone());
-            }
-            serde_json::Value::Object(result)
+        .map(|part| GatheredEntry {
+            agent: part.agent,
+            content: &part.output.content,
+            data: (!part.output.data.is_null()).then_some(&part.output.data),
+            input: part.item.map(|(_, text)| text),
+            item: part.item.map(|(index, _)| index),
         })
         .collect();
-    AgentOutput::new(content).with_data(serde_json::json!({ "results": results }))
+    // Written straight to text: a `serde_json::Value` tree of thousands of
+    // items would cost more to build and to drop than the text itself.
+    let results = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned());
+    Gathered { content, results }
+}
+
+/// Gathered outputs (see [`gather`]).
+struct Gathered {
+    content: String,
+    /// The results, as JSON text.
+    results: String,
+}
+
+/// One gathered output, as its JSON object shows it (keys in this order).
+#[derive(serde::Serialize)]
+struct GatheredEntry<'a> {
+    agent: &'a str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<usize>,
 }
