@@ -31,6 +31,14 @@ pub enum Location {
 }
 
 impl Location {
+    /// Whether `args` name a store (`--store` or `ORCHESTRA_STORE`) rather
+    /// than leave the default.
+    pub fn is_explicit(args: &StoreArgs) -> bool {
+        args.store
+            .as_deref()
+            .is_some_and(|text| !text.trim().is_empty())
+    }
+
     /// The location `args` choose: `--store`, `ORCHESTRA_STORE` (read by clap),
     /// or the default file; `None` with `--no-store`.
     pub fn chosen(args: &StoreArgs) -> Result<Option<Self>, String> {

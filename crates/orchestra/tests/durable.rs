@@ -338,3 +338,37 @@ fn a_run_kept_in_postgresql_resumes_from_another_process() {
         "{table}"
     );
 }
+
+#[test]
+fn without_a_folder_for_the_default_store_the_run_goes_on_unrecorded() {
+    let dir = scratch();
+    let file = gated(dir.path());
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let output = orchestra()
+        .args(["run"])
+        .arg(&file)
+        .env_remove("ORCHESTRA_STORE")
+        .env_remove("HOME")
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "one+two");
+    assert!(stderr.contains("this run is not kept"), "{stderr}");
+
+    // A store the user names and that cannot be opened fails the run.
+    let unwritable = dir.path().join("open").join("runs.db");
+    let output = orchestra()
+        .args(["run", "--store"])
+        .arg(&unwritable)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        texts(&output).1.contains("--no-store"),
+        "{}",
+        texts(&output).1
+    );
+}

@@ -73,8 +73,14 @@ pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
         eprintln!("error: {problem}");
         return Exit::Usage;
     }
+    let explicit = Location::is_explicit(&args.store);
     let location = match Location::chosen(&args.store) {
         Ok(location) => location,
+        // No folder for the default store: the run goes on, unrecorded.
+        Err(problem) if !explicit => {
+            eprintln!("warning: {problem}; this run is not kept");
+            None
+        }
         Err(problem) => {
             eprintln!("error: {problem}");
             return Exit::Usage;
@@ -114,6 +120,7 @@ pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
         args,
         display,
         location,
+        explicit,
     };
     let exit = runtime.block_on(execute(launch, plan, start, previews));
     // Agents still winding down (none should be) must not hold the exit.
@@ -135,6 +142,9 @@ struct Launch<'a> {
     args: &'a RunArgs,
     display: Display,
     location: Option<Location>,
+    /// Whether the user named the store (then a store that cannot be opened
+    /// fails the run; the default store only warns).
+    explicit: bool,
 }
 
 /// Checks that the files the run will write can be written, before it starts.
@@ -192,17 +202,22 @@ async fn execute(launch: Launch<'_>, plan: Plan, start: Start, previews: Preview
         workflow,
         args,
         display,
-        location,
+        mut location,
+        explicit,
     } = launch;
     let progress = Progress::new(workflow, display, previews);
     let mut ctx =
         ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
-    if let Some(location) = &location {
-        match location.open(store_options(workflow)).await {
+    if let Some(place) = &location {
+        match place.open(store_options(workflow)).await {
             Ok(store) => ctx = ctx.with_journal(store.journal()),
-            Err(problem) => {
+            Err(problem) if explicit => {
                 eprintln!("error: {problem} (run with `--no-store` to keep no record)");
                 return Exit::Failed;
+            }
+            Err(problem) => {
+                eprintln!("warning: {problem}; this run is not kept");
+                location = None;
             }
         }
     }
