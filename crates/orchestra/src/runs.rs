@@ -119,12 +119,9 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    let workflow = match workflow::load(&found.file, Strictness::Run) {
+    let workflow = match load(&found.file) {
         Ok(workflow) => workflow,
-        Err(invalid) => {
-            eprint!("{}", invalid.render());
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let changes = fingerprint::changes(&found.metadata, &workflow);
     if !changes.is_empty() && !args.force {
@@ -166,12 +163,9 @@ pub fn fork(args: &ForkArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    let workflow = match workflow::load(&found.file, Strictness::Run) {
+    let workflow = match load(&found.file) {
         Ok(workflow) => workflow,
-        Err(invalid) => {
-            eprint!("{}", invalid.render());
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let input = args.input.as_ref().map(|text| {
         let input = claude_agent_sdk::orchestration::OrchestratorInput::new(text.clone())
@@ -188,6 +182,14 @@ pub fn fork(args: &ForkArgs) -> Exit {
         start,
         &run_args(&found.file, &args.output, &args.store),
     )
+}
+
+/// The workflow in `file`, its problems printed when it has any.
+fn load(file: &std::path::Path) -> Result<workflow::Workflow, Exit> {
+    workflow::load(file, Strictness::Run).map_err(|invalid| {
+        eprint!("{}", invalid.render());
+        Exit::Usage
+    })
 }
 
 /// A stored run to continue: its id, its workflow file, its input's metadata.
