@@ -20,7 +20,7 @@ use crate::workflow::{self, Node, Strictness, Workflow};
 /// Loads `file`, printing its problems when it is invalid.
 fn load(file: &Path, strictness: Strictness) -> Result<Workflow, Exit> {
     workflow::load(file, strictness).map_err(|invalid| {
-        eprint!("{}", invalid.render());
+        err!("{}", invalid.render());
         Exit::Usage
     })
 }
@@ -32,7 +32,7 @@ pub fn validate(file: &Path) -> Exit {
         Err(exit) => return exit,
     };
     for warning in &workflow.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let mut groups = 0;
     workflow
@@ -42,7 +42,7 @@ pub fn validate(file: &Path) -> Exit {
         workflow::located::Format::Toml => "TOML",
         workflow::located::Format::Yaml => "YAML",
     };
-    println!(
+    outln!(
         "ok: `{}` is a valid workflow ({format}): {} agent(s), {} nested group(s), {} flow",
         workflow.path.display(),
         workflow.agents.len(),
@@ -60,7 +60,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
         Err(exit) => return exit,
     };
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
-        eprintln!("error: cannot start the async runtime");
+        errln!("error: cannot start the async runtime");
         return Exit::Failed;
     };
     let found = runtime.block_on(async {
@@ -100,7 +100,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
     let found = match found {
         Ok(found) => found,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
@@ -141,8 +141,8 @@ pub fn agents(args: &AgentsArgs) -> Exit {
             if metadata.enabled { "yes" } else { "no" }.to_owned(),
         ]);
     }
-    print!("{}", table.render());
-    eprintln!(
+    out!("{}", table.render());
+    errln!(
         "{} of {} agent(s) match",
         found.len(),
         workflow.agents.len()
@@ -154,7 +154,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
 pub fn graph(file: &Path, format: GraphFormat) -> Exit {
     match load(file, Strictness::Structure) {
         Ok(workflow) => {
-            print!("{}", crate::graph::render(&workflow, format));
+            out!("{}", crate::graph::render(&workflow, format));
             Exit::Success
         }
         Err(exit) => exit,
@@ -166,11 +166,11 @@ pub fn trace(path: &Path) -> Exit {
     let trace = match traces::read(path) {
         Ok(trace) => trace,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
-    print!("{}", render_trace(&trace));
+    out!("{}", render_trace(&trace));
     Exit::Success
 }
 
@@ -281,11 +281,11 @@ pub fn schema() -> Exit {
     let schema = schemars::schema_for!(RawWorkflow);
     match serde_json::to_string_pretty(&schema) {
         Ok(json) => {
-            println!("{json}");
+            outln!("{json}");
             Exit::Success
         }
         Err(e) => {
-            eprintln!("error: cannot encode the schema: {e}");
+            errln!("error: cannot encode the schema: {e}");
             Exit::Failed
         }
     }

@@ -7,6 +7,9 @@
 //! trace into tables, timelines and Chrome traces ([`commands`], [`chrome`]).
 //! See `docs/workflow.md` for the file format.
 
+#[macro_use]
+mod output;
+
 mod chrome;
 mod cli;
 mod commands;

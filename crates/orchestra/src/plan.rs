@@ -33,8 +33,8 @@ pub struct Plan {
 enum Runner {
     Sequential(SequentialOrchestrator),
     Parallel(ParallelOrchestrator),
-    /// A graph carries its own agents.
-    Graph(GraphOrchestrator),
+    /// A graph carries its own agents (boxed: it is the largest by far).
+    Graph(Box<GraphOrchestrator>),
 }
 
 /// The orchestrator of `group` and the agents it is given (none for a
@@ -48,7 +48,7 @@ fn runner(
     let config = &group.config;
     let (runner, agents) = match (&group.graph, group.mode) {
         (Some(spec), _) => (
-            Runner::Graph(graph(group, spec, workflow, factory)?),
+            Runner::Graph(Box::new(graph(group, spec, workflow, factory)?)),
             Vec::new(),
         ),
         (None, Mode::Parallel) => (
@@ -64,11 +64,11 @@ fn runner(
         return Ok((runner, agents));
     };
     let bounded = match runner {
-        Runner::Graph(graph) => graph.with_budget(budget),
+        Runner::Graph(graph) => (*graph).with_budget(budget),
         Runner::Sequential(o) => budgeted(group, o, agents).with_budget(budget),
         Runner::Parallel(o) => budgeted(group, o, agents).with_budget(budget),
     };
-    Ok((Runner::Graph(bounded), Vec::new()))
+    Ok((Runner::Graph(Box::new(bounded)), Vec::new()))
 }
 
 /// `orchestrator` over `agents` as the one node of a graph named after `group`.
@@ -195,7 +195,7 @@ fn step(
                     Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
                 }
                 Runner::Graph(o) => {
-                    Box::new(OrchestratorAgent::new(&group.name, description, o, agents))
+                    Box::new(OrchestratorAgent::new(&group.name, description, *o, agents))
                 }
             };
             Ok(Box::new(Step::new(&group.name, agent)))

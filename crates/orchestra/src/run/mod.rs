@@ -31,24 +31,24 @@ pub fn run(args: &RunArgs) -> Exit {
     let workflow = match workflow::load(&args.file, Strictness::Run) {
         Ok(workflow) => workflow,
         Err(invalid) => {
-            eprint!("{}", invalid.render());
+            err!("{}", invalid.render());
             return Exit::Usage;
         }
     };
     if let Err(problem) = check_outputs(args) {
-        eprintln!("error: {problem}");
+        errln!("error: {problem}");
         return Exit::Usage;
     }
     let input = match read_input(args, &workflow) {
         Ok(input) => input,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
     if !args.quiet {
         for warning in &workflow.warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
     }
     let display = if args.quiet {
@@ -64,7 +64,7 @@ pub fn run(args: &RunArgs) -> Exit {
     let plan = match Plan::build(&workflow, Factory::new().with_output_listener(listener)) {
         Ok(plan) => plan,
         Err(problem) => {
-            eprintln!("error: {}", workflow.redactor.redact(&problem));
+            errln!("error: {}", workflow.redactor.redact(&problem));
             return Exit::Usage;
         }
     };
@@ -74,7 +74,7 @@ pub fn run(args: &RunArgs) -> Exit {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return Exit::Failed;
         }
     };
@@ -184,13 +184,13 @@ async fn execute(
 
     let mut exit = report(workflow, &result, &trace, args);
     if let Err(problem) = write_traces(workflow, &trace, args) {
-        eprintln!("error: {problem}");
+        errln!("error: {problem}");
         exit = Exit::Failed;
     }
     #[cfg(feature = "otel")]
     if let Some(endpoint) = &args.otlp {
         if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
-            eprintln!("warning: OTLP export to {endpoint} failed: {problem}");
+            errln!("warning: OTLP export to {endpoint} failed: {problem}");
         }
     }
     if cancelled {
@@ -214,11 +214,11 @@ fn report(
         Ok(output) => {
             if args.json {
                 match serde_json::to_string_pretty(output) {
-                    Ok(json) => println!("{}", redact(&json)),
-                    Err(e) => eprintln!("error: cannot encode the output as JSON: {e}"),
+                    Ok(json) => outln!("{}", redact(&json)),
+                    Err(e) => errln!("error: cannot encode the output as JSON: {e}"),
                 }
             } else {
-                println!("{}", redact(output.result.trim_end_matches('\n')));
+                outln!("{}", redact(output.result.trim_end_matches('\n')));
             }
             if summary.any_failed || !output.is_successful() {
                 Exit::Failed
@@ -233,14 +233,14 @@ fn report(
                     "success": false,
                     "execution_trace": trace,
                 });
-                println!("{}", redact(&value.to_string()));
+                outln!("{}", redact(&value.to_string()));
             }
             Exit::Failed
         }
     };
     if !args.quiet {
-        eprintln!();
-        eprint!("{}", summary.text);
+        errln!();
+        err!("{}", summary.text);
     }
     match result {
         Err(OrchestrationError::Cancelled) => {
@@ -249,9 +249,9 @@ fn report(
                 .as_ref()
                 .map(|path| format!("; the partial trace is in `{}`", path.display()))
                 .unwrap_or_default();
-            eprintln!("cancelled: the run was stopped and its programs killed{kept}");
+            errln!("cancelled: the run was stopped and its programs killed{kept}");
         }
-        Err(error) => eprintln!("error: the run failed: {}", redact(&error.to_string())),
+        Err(error) => errln!("error: the run failed: {}", redact(&error.to_string())),
         Ok(_) => {}
     }
     exit

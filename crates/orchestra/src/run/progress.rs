@@ -119,7 +119,7 @@ impl Progress {
     pub fn note(&self, text: &str) {
         match self.shared.display {
             Display::Quiet => {}
-            Display::Plain => eprintln!("{} {text}", self.stamp()),
+            Display::Plain => errln!("{} {text}", self.stamp()),
             Display::Live => {
                 if let Some(multi) = &self.shared.multi {
                     let _ = multi.println(text);
@@ -167,7 +167,7 @@ impl Progress {
         }
         if self.shared.display == Display::Live {
             // The last live line has no line break of its own.
-            eprintln!();
+            errln!();
         }
     }
 
@@ -211,7 +211,7 @@ impl Progress {
 
     fn log(&self, name: &str, text: &str) {
         if self.shared.display == Display::Plain {
-            eprintln!(
+            errln!(
                 "{} {name}: {}",
                 self.stamp(),
                 self.shared.redactor.redact(text)

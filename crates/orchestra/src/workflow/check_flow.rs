@@ -44,7 +44,17 @@ pub struct FlowChecker<'c, 'a> {
     pub(super) stack: Vec<String>,
     /// Where each agent runs.
     pub placements: HashMap<String, Placement>,
+    /// Whether the flow was found nested too deep (reported once).
+    too_deep: bool,
 }
+
+/// The deepest nesting of groups a flow may have.
+///
+/// Every layer that handles the flow — this check, the plan, the drawings, the
+/// summary — walks it group by group; bounding the depth here keeps a file
+/// from exhausting their stacks (a chain of 5,000 groups once crashed
+/// `validate`). It matches the nesting the YAML reader accepts.
+pub const MAX_DEPTH: usize = 64;
 
 impl<'c, 'a> FlowChecker<'c, 'a> {
     /// A checker for a flow over `agents` (id, enabled, place) and `groups`.
@@ -88,6 +98,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             used: HashMap::new(),
             stack: Vec::new(),
             placements: HashMap::new(),
+            too_deep: false,
         }
     }
 
@@ -134,6 +145,28 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
         name: String,
         inherited: &ExecutionConfig,
     ) -> Option<Group> {
+        if self.stack.len() >= MAX_DEPTH {
+            if !self.too_deep {
+                self.too_deep = true;
+                let path = match self.stack.as_slice() {
+                    [first, .., last] => format!("{first} → … → {last} → {name}"),
+                    _ => name.clone(),
+                };
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("groups nest more than {MAX_DEPTH} levels deep at `{name}`"),
+                        span,
+                    )
+                    .with_label(format!("inside {} groups: {path}", self.stack.len()))
+                    .with_help(Some(
+                        "list the steps of nested sequences in one `sequential` group, \
+                         or split the workflow into files"
+                            .to_owned(),
+                    )),
+                );
+            }
+            return None;
+        }
         let (mode, steps) = self.mode_of(raw, span, &name)?;
         if steps.value.is_empty() {
             self.checker
