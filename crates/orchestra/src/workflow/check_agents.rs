@@ -8,6 +8,7 @@ use claude_agent_sdk::orchestration::AgentMetadata;
 
 use super::checker::Checker;
 use super::diagnostics::Diagnostic;
+use super::env;
 use super::located::{Located, Span};
 use super::model::{AgentDef, ClaudeCodeSettings, CommandSettings, ModelSettings, Settings};
 use super::raw::{AgentKind, RawAgent};
@@ -240,7 +241,11 @@ fn settings(
         raw.env.as_ref().map_or_else(Vec::new, |env| {
             env.value
                 .iter()
-                .map(|(key, value)| (key.clone(), checker.text(value)))
+                .map(|(key, value)| {
+                    // `GITHUB_TOKEN = "${GH}"`: what feeds a secret is secret.
+                    let secret = env::looks_secret(key);
+                    (key.clone(), checker.secret_text(value, secret))
+                })
                 .collect()
         })
     };
@@ -368,6 +373,8 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
             "https://api.openai.com/v1",
         ),
     };
+    // Whatever variables make up the key are secret, whatever their names.
+    let keys_from = checker.used_env.len();
     let api_key = match &raw.api_key {
         Some(key) => Some(checker.text(key)).filter(|key| !key.is_empty()),
         // Claude always needs a key; an OpenAI-compatible server may not.
@@ -400,6 +407,7 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
             Some(key).filter(|key| !key.is_empty())
         }
     };
+    checker.mark_secret_since(keys_from);
     let base_url = match &raw.base_url {
         Some(url) => checker.text(url),
         None => checker.expand(&format!("${{{url_var}:-{default_url}}}"), None),

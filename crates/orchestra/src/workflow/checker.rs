@@ -1,6 +1,7 @@
 //! [`Checker`]: what every validation step shares — the source for positions,
 //! the environment for `${NAME}`, and the list of problems found so far.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::diagnostics::{Diagnostic, Source};
@@ -19,6 +20,10 @@ pub struct Checker<'a> {
     pub problems: Vec<Diagnostic>,
     /// `(name, value)` of every variable substituted.
     pub used_env: Vec<(String, String)>,
+    /// Variables whose values are secret whatever their names (see
+    /// [`Redactor`](super::env::Redactor)): the workflow's `secrets`, and those
+    /// that make up an `api_key` or a secret-looking `env` entry.
+    pub secret_env: HashSet<String>,
     /// The directory relative paths start from: the file's.
     pub base_dir: PathBuf,
 }
@@ -32,6 +37,7 @@ impl<'a> Checker<'a> {
             lenient,
             problems: Vec::new(),
             used_env: Vec::new(),
+            secret_env: HashSet::new(),
             base_dir,
         }
     }
@@ -59,6 +65,34 @@ impl<'a> Checker<'a> {
     /// at the value's place.
     pub fn text(&mut self, value: &Located<String>) -> String {
         self.expand(&value.value, value.span)
+    }
+
+    /// As [`text`](Self::text); when `secret`, the variables it uses are
+    /// marked secret.
+    pub fn secret_text(&mut self, value: &Located<String>, secret: bool) -> String {
+        let from = self.used_env.len();
+        let text = self.text(value);
+        if secret {
+            self.mark_secret_since(from);
+        }
+        text
+    }
+
+    /// Marks variable `name` secret; its value, when set, is masked even where
+    /// the workflow does not reference it.
+    pub fn mark_secret(&mut self, name: &str) {
+        if let Some(value) = self.env.get(name) {
+            self.used_env.push((name.to_owned(), value));
+        }
+        self.secret_env.insert(name.to_owned());
+    }
+
+    /// Marks every variable substituted since `used_env` had `from` entries as
+    /// secret.
+    pub fn mark_secret_since(&mut self, from: usize) {
+        let names = self.used_env.get(from..).unwrap_or_default();
+        self.secret_env
+            .extend(names.iter().map(|(name, _)| name.clone()));
     }
 
     /// As [`text`](Self::text), for an optional value.

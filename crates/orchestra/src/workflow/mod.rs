@@ -134,7 +134,7 @@ pub fn load_with_env(
     let checked = check(&mut checker, &raw, path, format);
     let mut problems = checker.problems;
     if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
-        workflow.redactor = Redactor::new(checker.used_env);
+        workflow.redactor = Redactor::new(checker.used_env, &checker.secret_env);
         return Ok(workflow);
     }
     problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
@@ -142,6 +142,29 @@ pub fn load_with_env(
         source: Box::new(source),
         problems,
     })
+}
+
+/// Checks the names in `secrets` and marks them secret; a secret the workflow
+/// does not reference is still masked when a program prints it (programs
+/// inherit the environment).
+fn check_secrets(checker: &mut Checker<'_>, secrets: &[located::Located<String>]) {
+    for secret in secrets {
+        let name = secret.value.trim();
+        if !env::is_valid_name(name) {
+            checker.error(
+                Diagnostic::new(
+                    format!("`{name}` is not an environment variable's name"),
+                    secret.span,
+                )
+                .with_label("`secrets` lists variable names")
+                .with_help(Some(
+                    "write the name alone, without `${…}`: secrets = [\"DB_URL\"]".to_owned(),
+                )),
+            );
+            continue;
+        }
+        checker.mark_secret(name);
+    }
 }
 
 /// Checks the parsed file; problems are left in `checker`.
@@ -162,6 +185,7 @@ fn check(
             );
         }
     }
+    check_secrets(checker, &raw.secrets);
     let working_dir = raw.working_dir.as_ref().map(|dir| checker.directory(dir));
     let agents = check_agents(checker, &raw.agents, working_dir.as_deref());
     let Some(flow) = &raw.flow else {

@@ -31,6 +31,11 @@ pub struct RawWorkflow {
     /// The directory `command` and `claude-code` agents run in, relative to this
     /// file (default: the directory `orchestra` was started in).
     pub working_dir: Option<Located<String>>,
+    /// Environment variables whose values are secret, beyond those whose names
+    /// say so (`*_KEY`, `*_TOKEN`, `*PASSWORD*`...): their values are masked in
+    /// everything orchestra prints or writes.
+    #[serde(default)]
+    pub secrets: Vec<Located<String>>,
     /// The agents, each with a unique id.
     #[serde(default)]
     pub agents: Vec<RawAgent>,
