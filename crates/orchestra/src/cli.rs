@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "orchestra",
     version,
-    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130 cancelled (Ctrl-C).\nWorkflow files: docs/workflow.md, or `orchestra schema`."
+    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130/143/129 cancelled by Ctrl-C, SIGTERM or SIGHUP.\nWorkflow files: docs/workflow.md, or `orchestra schema`."
 )]
 pub struct Cli {
     /// What to do.

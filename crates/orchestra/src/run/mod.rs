@@ -1,12 +1,13 @@
 //! `orchestra run`: runs a workflow under an [`ExecutionContext`] with a live
-//! progress observer, cancels it on Ctrl-C, and writes the result, the summary
-//! and the traces.
+//! progress observer, cancels it on Ctrl-C, SIGTERM or SIGHUP ([`signals`]),
+//! and writes the result, the summary and the traces.
 //!
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
 mod preview;
 mod progress;
+mod signals;
 mod summary;
 
 use std::io::{IsTerminal, Read};
@@ -19,6 +20,8 @@ use claude_agent_sdk::orchestration::{
 
 use self::preview::Previews;
 use self::progress::{Display, Progress};
+use self::signals::Signals;
+pub use self::signals::Stop;
 use crate::chrome;
 use crate::cli::RunArgs;
 use crate::exit::Exit;
@@ -160,23 +163,22 @@ async fn execute(
 
     let run = plan.run(input, &ctx);
     tokio::pin!(run);
-    let mut cancelled = false;
-    let mut listening = true;
+    let mut signals = Signals::listen();
+    let mut stopped_by: Option<Stop> = None;
     let result = loop {
         tokio::select! {
             result = &mut run => break result,
-            signal = tokio::signal::ctrl_c(), if listening => {
-                listening = false;
-                if signal.is_ok() {
-                    cancelled = true;
-                    progress.note("Ctrl-C: cancelling the run...");
-                    ctx.cancel();
-                }
+            stop = signals.next(), if stopped_by.is_none() => {
+                stopped_by = Some(stop);
+                progress.note(&format!("{}: cancelling the run...", stop.name()));
+                ctx.cancel();
             }
         }
     };
     progress.finish();
-    let cancelled = cancelled || matches!(result, Err(OrchestrationError::Cancelled));
+    let cancelled = stopped_by.or_else(|| {
+        matches!(result, Err(OrchestrationError::Cancelled)).then_some(Stop::Interrupt)
+    });
     let trace = match &result {
         Ok(output) => output.execution_trace.clone(),
         Err(_) => ctx.get_trace().await,
@@ -193,11 +195,7 @@ async fn execute(
             errln!("warning: OTLP export to {endpoint} failed: {problem}");
         }
     }
-    if cancelled {
-        Exit::Cancelled
-    } else {
-        exit
-    }
+    cancelled.map_or(exit, Exit::Cancelled)
 }
 
 /// Prints the result (stdout) and the summary (stderr); the exit code follows
