@@ -19,6 +19,7 @@ pub mod model;
 pub mod parse;
 pub mod raw;
 pub mod raw_graph;
+mod recover;
 mod suggest;
 pub mod values;
 
@@ -115,12 +116,16 @@ pub fn load_with_env(
     })?;
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
     let source = Source::new(shown.clone(), text);
-    let raw = match parse::parse(&source, format) {
-        Ok(raw) => raw,
-        Err(problem) => {
+    let recovered = recover::parse_all(&source, format);
+    let shape_problems = recovered.problems;
+    let raw = match recovered.raw {
+        // A file read past its problems is checked further only when what was
+        // read is what its author meant (see `recover`).
+        Some(raw) if shape_problems.is_empty() || recovered.faithful => raw,
+        _ => {
             return Err(Invalid::Problems {
                 source: Box::new(source),
-                problems: vec![problem],
+                problems: in_file_order(shape_problems),
             })
         }
     };
@@ -132,16 +137,22 @@ pub fn load_with_env(
     let lenient = strictness == Strictness::Structure;
     let mut checker = Checker::new(&source, env, lenient, base_dir);
     let checked = check(&mut checker, &raw, path, format);
-    let mut problems = checker.problems;
+    let mut problems = shape_problems;
+    problems.append(&mut checker.problems);
     if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
         workflow.redactor = Redactor::new(checker.used_env, &checker.secret_env);
         return Ok(workflow);
     }
-    problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
     Err(Invalid::Problems {
         source: Box::new(source),
-        problems,
+        problems: in_file_order(problems),
     })
+}
+
+/// `problems` sorted by their place in the file (those without one last).
+fn in_file_order(mut problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
+    problems
 }
 
 /// Checks the names in `secrets` and marks them secret; a secret the workflow
