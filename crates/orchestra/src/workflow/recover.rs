@@ -6,10 +6,12 @@
 //! known to be sound, each shape error is recorded and *patched* in a copy of
 //! the text, and the copy is read again:
 //!
-//! - an unknown field is blanked out (its line, and the lines of its value),
-//!   as if it were not there — which is what the other checks should see;
-//! - an unknown value with a close valid one (`comand`) is replaced by it, so
-//!   the checks that depend on it (an agent's kind) go on as intended;
+//! - a misspelled key or value with a close valid one (`nmae`, `comand`) is
+//!   replaced by it, so the checks that depend on it (an agent's kind) go on
+//!   as the author meant;
+//! - another unknown key is blanked out (its line, and the lines of its
+//!   value), as if it were not there — which is what the other checks should
+//!   see;
 //! - any other error (a wrong type) is blanked too, and the rest of the file
 //!   is still read, but the checks after parsing are skipped: what they would
 //!   say of a file missing that setting could mislead.
@@ -75,20 +77,30 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
                 ..error.clone()
             });
         }
-        let fixed = span.is_some_and(|span| {
-            if let Some(better) = correction(&error) {
-                patched.replace(span, &better);
-                true
-            } else {
-                let key = patched.text.get(span.start..span.end).map(str::to_owned);
-                let blanked = patched.blank_entry(span, format);
-                if blanked {
-                    faithful &= error.message.starts_with("unknown field");
-                    blanked_keys.extend(key);
+        let fixed = !error.message.starts_with("missing field")
+            && span.is_some_and(|span| {
+                let corrected = correction(&error).is_some_and(|better| {
+                    let before = (patched.text.clone(), patched.shifts.clone());
+                    patched.replace(span, &better);
+                    // A corrected key may now be given twice: blank it instead.
+                    let sound = syntax_is_sound(&patched.text, format);
+                    if !sound {
+                        (patched.text, patched.shifts) = before;
+                    }
+                    sound
+                });
+                if corrected {
+                    true
+                } else {
+                    let key = patched.text.get(span.start..span.end).map(str::to_owned);
+                    let blanked = patched.blank_entry(span, format);
+                    if blanked {
+                        faithful &= error.message.starts_with("unknown field");
+                        blanked_keys.extend(key);
+                    }
+                    blanked
                 }
-                blanked
-            }
-        });
+            });
         if !fixed || problems.len() >= MAX_PROBLEMS || follows_from_a_patch {
             return Recovered {
                 raw: None,
@@ -99,10 +111,11 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
     }
 }
 
-/// The valid value for a misspelled one: "unknown variant `comand`" with
-/// "did you mean `command`?".
+/// The valid name for a misspelled key or value: "unknown field `nmae`" or
+/// "unknown variant `comand`" with "did you mean `command`?".
 fn correction(error: &Diagnostic) -> Option<String> {
-    if !error.message.starts_with("unknown variant") {
+    if !(error.message.starts_with("unknown variant") || error.message.starts_with("unknown field"))
+    {
         return None;
     }
     let help = error.help.as_deref()?;
@@ -183,7 +196,8 @@ impl Patched {
             .rfind('\n')
             .map_or(0, |at| at + 1);
         let before = &self.text[line_start..span.start.min(self.text.len())];
-        if !before.chars().all(|c| c.is_whitespace() || c == '-') {
+        let header = self.text[span.start.min(self.text.len())..].starts_with('[');
+        if header || !before.chars().all(|c| c.is_whitespace() || c == '-') {
             return false;
         }
         let mut end = line_start;
