@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace, OrchestratorOutput, Usage};
+use claude_agent_sdk::orchestration::{
+    AgentExecution, ExecutionTrace, OrchestrationError, OrchestratorOutput, Usage,
+};
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +124,10 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
         Some(last) if last.record.success => (Status::Done, None),
         Some(last) => {
             let error = last.record.error.clone().unwrap_or_default();
-            let status = if error.starts_with("interrupted") {
+            // A nested run that saw the stop first ends "cancelled"; its
+            // group was interrupted like the agents in it.
+            let cancelled = OrchestrationError::Cancelled.to_string();
+            let status = if error.starts_with("interrupted") || error == cancelled {
                 Status::Interrupted
             } else {
                 Status::Failed

@@ -54,16 +54,22 @@ struct Stopped {
 /// to `orchestra` once they run, and checks that every one of them died.
 /// `markers` tell this run's processes from those of tests running alongside.
 fn stop_with(signal: &str, markers: [&str; 3]) -> Stopped {
-    let dir = scratch();
-    let trace = dir.path().join("trace.json");
-    let chrome = dir.path().join("chrome.json");
     let [first, second, third] = markers;
     let workflow = std::fs::read_to_string(fixture("sleepers.toml"))
         .unwrap_or_else(|e| panic!("{e}"))
         .replace("98761", first)
         .replace("98762", second)
         .replace("98763", third);
-    let file = write(dir.path(), "sleepers.toml", &workflow);
+    stop_run(&workflow, signal, markers, &["nap", "nested-nap"])
+}
+
+/// Runs `workflow`, sends `signal` once the agents `running` run and the
+/// programs named by `markers` are up, and checks that they all died.
+fn stop_run(workflow: &str, signal: &str, markers: [&str; 3], running: &[&str]) -> Stopped {
+    let dir = scratch();
+    let trace = dir.path().join("trace.json");
+    let chrome = dir.path().join("chrome.json");
+    let file = write(dir.path(), "workflow.toml", workflow);
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
         .args(["run", "--trace"])
         .arg(&trace)
@@ -86,10 +92,12 @@ fn stop_with(signal: &str, markers: [&str; 3]) -> Stopped {
         }
     });
     let mut seen = Vec::new();
-    wait_until("both sleepers to start", Duration::from_secs(30), || {
+    wait_until("the agents to start", Duration::from_secs(30), || {
         seen.extend(lines.try_iter());
-        seen.iter().any(|l| l.contains("nap: running"))
-            && seen.iter().any(|l| l.contains("nested-nap: running"))
+        running.iter().all(|agent| {
+            let started = format!("] {agent}: running");
+            seen.iter().any(|l| l.contains(&started))
+        })
     });
     // The programs (and the grandchild of the shell) are up.
     wait_until("the sleep processes", Duration::from_secs(10), || {
@@ -188,4 +196,104 @@ fn sighup_cancels_the_run_kills_its_programs_keeps_the_partial_trace_and_exits_1
     assert_eq!(stopped.status.code(), Some(129), "{stderr}");
     assert!(stderr.contains("SIGHUP: cancelling the run"), "{stderr}");
     assert_partial_traces(&stopped);
+}
+
+#[test]
+fn ctrl_c_records_every_running_agent_as_interrupted_nested_ones_included() {
+    let workflow = r#"
+[flow]
+sequential = ["first", "fan"]
+
+[[groups]]
+id = "fan"
+parallel = ["a", "b", "inner"]
+
+[[groups]]
+id = "inner"
+sequential = ["d", "e"]
+
+[[agents]]
+id = "first"
+kind = "command"
+command = ["echo", "go"]
+
+[[agents]]
+id = "a"
+kind = "command"
+shell = "sleep 98791"
+
+[[agents]]
+id = "b"
+kind = "command"
+command = ["sleep", "98792"]
+
+[[agents]]
+id = "d"
+kind = "command"
+shell = "sleep 98793"
+
+[[agents]]
+id = "e"
+kind = "command"
+command = ["echo", "never"]
+"#;
+    let stopped = stop_run(
+        workflow,
+        "-INT",
+        ["98791", "98792", "98793"],
+        &["a", "b", "d"],
+    );
+    let stderr = &stopped.stderr;
+    assert_eq!(stopped.status.code(), Some(130), "{stderr}");
+    // The log and the summary agree: what ran was interrupted, not failed.
+    for agent in ["a", "b", "d", "inner", "fan"] {
+        assert!(
+            stderr.contains(&format!("] {agent}: interrupted: the run was cancelled")),
+            "{agent}: {stderr}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{agent} "))
+                    && l.ends_with("interrupted")),
+            "{agent}: {stderr}"
+        );
+    }
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with("e ") && l.ends_with("not run")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("failed"), "{stderr}");
+
+    // The partial trace holds every agent that was running, nested ones too.
+    let mut names = Vec::new();
+    let mut pending = vec![stopped.trace.clone()];
+    while let Some(trace) = pending.pop() {
+        for record in trace["agent_executions"].as_array().into_iter().flatten() {
+            let name = record["agent_name"].as_str().unwrap_or_default().to_owned();
+            if record["success"] == false {
+                assert!(
+                    record["error"]
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("interrupted") || e == "execution cancelled"),
+                    "{record}"
+                );
+            }
+            names.push(name);
+            match &record["nested"] {
+                serde_json::Value::Array(runs) => pending.extend(runs.iter().cloned()),
+                nested @ serde_json::Value::Object(_) => pending.push(nested.clone()),
+                _ => {}
+            }
+        }
+    }
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["a", "b", "d", "fan", "first", "inner"],
+        "{}",
+        stopped.trace
+    );
 }

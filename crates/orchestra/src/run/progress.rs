@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use claude_agent_sdk::orchestration::{RunEvent, RunObserver, Usage};
+use claude_agent_sdk::orchestration::{OrchestrationError, RunEvent, RunObserver, Usage};
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -333,12 +333,13 @@ impl RunObserver for Progress {
                 let usage = outcome.ok().and_then(Usage::from_output);
                 let is_group =
                     outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
+                let interrupted = matches!(outcome, Err(OrchestrationError::Cancelled));
                 let updated = self.update(agent, |line| {
                     line.finished = Some(now);
-                    line.state = if outcome.is_ok() {
-                        State::Done
-                    } else {
-                        State::Failed
+                    line.state = match outcome {
+                        Ok(_) => State::Done,
+                        Err(_) if interrupted => State::Interrupted,
+                        Err(_) => State::Failed,
                     };
                     if let Some(usage) = usage.filter(|_| !is_group) {
                         line.usage += usage;
@@ -356,6 +357,9 @@ impl RunObserver for Progress {
                             agent,
                             &format!("done in {}{tokens}", human_duration(*elapsed)),
                         );
+                    }
+                    Err(_) if interrupted => {
+                        self.log(agent, "interrupted: the run was cancelled");
                     }
                     Err(error) => {
                         let of = if line.max > 0 {
