@@ -45,8 +45,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         if summary.status == Status::Failed {
             any_failed = true;
             if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
-                let first = error.lines().next().unwrap_or_default();
-                failures.push(format!("{name}: {first}"));
+                failures.push(failure_note(name, error));
             }
         }
         table.row(vec![
@@ -73,10 +72,31 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     ]);
     let mut text = table.render();
     for failure in failures {
-        let _ = writeln!(text, "✗ {failure}");
+        text.push_str(&failure);
     }
     Summary {
         text: workflow.redactor.redact(&text).into_owned(),
         any_failed,
     }
+}
+
+/// The most lines of a failed agent's error shown under the table (its
+/// program's last lines of standard error come after the first).
+const FAILURE_LINES: usize = 12;
+
+/// `✗ name: error` for the summary: the whole error, its later lines (a
+/// program's standard error) indented under the first, bounded — the one place
+/// on a terminal where a failure a tolerant join accepted is explained.
+fn failure_note(name: &str, error: &str) -> String {
+    let mut lines = error.lines();
+    let mut note = format!("✗ {name}: {}\n", lines.next().unwrap_or_default());
+    let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let skipped = rest.len().saturating_sub(FAILURE_LINES);
+    if skipped > 0 {
+        let _ = writeln!(note, "    … {skipped} earlier line(s)");
+    }
+    for line in &rest[skipped..] {
+        let _ = writeln!(note, "    {line}");
+    }
+    note
 }
