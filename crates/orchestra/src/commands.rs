@@ -137,7 +137,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
             metadata.tags.join(", "),
             metadata.version.clone(),
             metadata.max_retries.to_string(),
-            format!("{}s", metadata.timeout_secs),
+            written_duration(metadata.timeout_secs),
             if metadata.enabled { "yes" } else { "no" }.to_owned(),
         ]);
     }
@@ -148,6 +148,18 @@ pub fn agents(args: &AgentsArgs) -> Exit {
         workflow.agents.len()
     );
     Exit::Success
+}
+
+/// An attempt timeout as a workflow file writes it (`10m`, `45s`); `none` for
+/// the largest value, which stands for no timeout.
+fn written_duration(secs: u64) -> String {
+    match secs {
+        u64::MAX => "none".to_owned(),
+        0 => "0s".to_owned(),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// `orchestra graph FILE --format mermaid|dot`.

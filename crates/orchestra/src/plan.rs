@@ -52,11 +52,19 @@ fn runner(
             Vec::new(),
         ),
         (None, Mode::Parallel) => (
-            Runner::Parallel(ParallelOrchestrator::new().with_config(config.clone())),
+            Runner::Parallel(
+                ParallelOrchestrator::new()
+                    .with_name(format!("group `{}`", group.name))
+                    .with_config(config.clone()),
+            ),
             steps(group, workflow, factory)?,
         ),
         (None, _) => (
-            Runner::Sequential(SequentialOrchestrator::new().with_config(config.clone())),
+            Runner::Sequential(
+                SequentialOrchestrator::new()
+                    .with_name(format!("group `{}`", group.name))
+                    .with_config(config.clone()),
+            ),
             steps(group, workflow, factory)?,
         ),
     };
@@ -286,6 +294,25 @@ mod tests {
         assert_eq!(step.description(), "echoes");
         let output = step.execute(AgentInput::new("hi")).await;
         assert_eq!(output.map(|o| o.content).ok().as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn a_flow_without_timeout_has_no_run_limit_and_one_with_it_keeps_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let plan_of = |text: &str| {
+            let path = dir.path().join("w.toml");
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            let workflow = crate::workflow::load(&path, crate::workflow::Strictness::Structure)
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            Plan::build(&workflow, Factory::new()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let agent = "[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n";
+        let unbounded = plan_of(&format!("[flow]\nsequential = [\"a\"]\n{agent}"));
+        assert_eq!(unbounded.config().timeout, Duration::MAX);
+        let bounded = plan_of(&format!(
+            "[flow]\nsequential = [\"a\"]\ntimeout = \"10m\"\n{agent}"
+        ));
+        assert_eq!(bounded.config().timeout, Duration::from_secs(600));
     }
 
     #[test]

@@ -249,10 +249,34 @@ fn report(
                 .unwrap_or_default();
             errln!("cancelled: the run was stopped and its programs killed{kept}");
         }
-        Err(error) => errln!("error: the run failed: {}", redact(&error.to_string())),
+        Err(error) => {
+            let message = error.to_string();
+            errln!("error: the run failed: {}", redact(&message));
+            if let Some(help) = timeout_help(&message, workflow) {
+                errln!("  = help: {help}");
+            }
+        }
         Ok(_) => {}
     }
     exit
+}
+
+/// How to change the limit a timed-out run hit, in the workflow's words.
+fn timeout_help(message: &str, workflow: &Workflow) -> Option<String> {
+    let file = workflow.path.display();
+    if message.contains("run timeout") {
+        Some(format!(
+            "a group's `timeout` bounds its whole run (no limit unless set); \
+             raise it on that group in `{file}`, e.g. timeout = \"10m\""
+        ))
+    } else if message.contains("timeout") && message.contains("attempt") {
+        Some(format!(
+            "an agent's `timeout` (or its group's `agent_timeout`) bounds each \
+             attempt; raise it in `{file}`, e.g. timeout = \"10m\""
+        ))
+    } else {
+        None
+    }
 }
 
 /// Writes `--trace` and `--chrome-trace`.

@@ -134,7 +134,9 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             .id
             .as_ref()
             .map_or_else(|| "flow".to_owned(), |id| id.value.trim().to_owned());
-        let base = ExecutionConfig::new();
+        // A workflow's run has no time limit unless it sets `timeout`: the
+        // library's default of 300 s once killed long runs with no word of it.
+        let base = ExecutionConfig::new().with_timeout(Duration::MAX);
         self.group(raw, span, name, &base)
     }
 

@@ -263,11 +263,12 @@ fn check(
             let timeout = def
                 .timeout
                 .or_else(|| placement.and_then(|p| p.agent_timeout));
-            let secs = timeout.map_or(defaults.timeout, |t| t.max(Duration::from_secs(1)));
-            def.metadata = def
-                .metadata
-                .with_max_retries(retries)
-                .with_timeout(secs.as_secs_f64().ceil() as u64);
+            // No attempt timeout: the metadata says so with the largest value
+            // (`orchestra agents` shows "none"), not the library's default.
+            let secs = timeout.map_or(u64::MAX, |t| {
+                t.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64
+            });
+            def.metadata = def.metadata.with_max_retries(retries).with_timeout(secs);
             def
         })
         .collect();
