@@ -26,6 +26,10 @@ pub enum Command {
     Validate {
         /// The workflow file (.toml, .yaml or .yml).
         file: PathBuf,
+        /// Make unset environment variables errors, as `run` does (by default
+        /// they are warnings, so that files can be checked without secrets).
+        #[arg(long)]
+        require_env: bool,
     },
     /// List a workflow's agents and their registry metadata, filtered.
     Agents(AgentsArgs),

@@ -25,9 +25,14 @@ fn load(file: &Path, strictness: Strictness) -> Result<Workflow, Exit> {
     })
 }
 
-/// `orchestra validate FILE`.
-pub fn validate(file: &Path) -> Exit {
-    let workflow = match load(file, Strictness::Run) {
+/// `orchestra validate FILE [--require-env]`.
+pub fn validate(file: &Path, require_env: bool) -> Exit {
+    let strictness = if require_env {
+        Strictness::Run
+    } else {
+        Strictness::Check
+    };
+    let workflow = match load(file, strictness) {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };

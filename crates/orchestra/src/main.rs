@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     };
     let exit = match &cli.command {
         Command::Run(args) => run::run(args),
-        Command::Validate { file } => commands::validate(file),
+        Command::Validate { file, require_env } => commands::validate(file, *require_env),
         Command::Agents(args) => commands::agents(args),
         Command::Graph { file, format } => commands::graph(file, *format),
         Command::Trace { path } => commands::trace(path),

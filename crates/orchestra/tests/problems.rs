@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::{orchestra, scratch, texts, write};
+use common::{example, orchestra, scratch, texts, write};
 
-/// The `error: ...` lines of `validate FILE`, with its exit code.
-fn errors_of(name: &str, text: &str) -> (Option<i32>, Vec<String>, String) {
+/// The `error: ...` lines of `validate FLAGS FILE`, with its exit code.
+fn errors_of(flags: &[&str], name: &str, text: &str) -> (Option<i32>, Vec<String>, String) {
     let dir = scratch();
     let file = write(dir.path(), name, text);
     let output = orchestra()
         .arg("validate")
+        .args(flags)
         .arg(&file)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -27,6 +28,7 @@ fn errors_of(name: &str, text: &str) -> (Option<i32>, Vec<String>, String) {
 #[test]
 fn five_typos_in_a_toml_file_are_five_errors_in_file_order_with_the_later_checks() {
     let (code, errors, stderr) = errors_of(
+        &[],
         "typos.toml",
         r#"nmae = "typos"
 
@@ -69,6 +71,7 @@ template = "{{input}}"
 #[test]
 fn typos_in_a_yaml_file_are_all_reported_in_file_order() {
     let (code, errors, stderr) = errors_of(
+        &[],
         "typos.yaml",
         "nmae: typos\nflow:\n  sequential: [a]\n  retrys: 2\n  paralel_limit: 3\nagents:\n  - id: a\n    kind: comand\n    command: [cat]\n    stdin: jsn\n",
     );
@@ -89,6 +92,7 @@ fn typos_in_a_yaml_file_are_all_reported_in_file_order() {
 #[test]
 fn a_wrong_type_is_reported_with_the_other_shape_errors_but_skips_the_later_checks() {
     let (code, errors, stderr) = errors_of(
+        &[],
         "types.toml",
         "[flow]\nsequential = [\"a\", \"nobody\"]\nretries = \"three\"\nparalel_limit = 3\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
     );
@@ -97,6 +101,56 @@ fn a_wrong_type_is_reported_with_the_other_shape_errors_but_skips_the_later_chec
     assert!(errors[0].contains("invalid type"), "{stderr}");
     assert_eq!(
         errors[1], "error: unknown field `paralel_limit`",
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_without_credentials_warns_about_unset_variables_and_run_still_refuses() {
+    for file in ["claude-review.toml", "openai-compatible.yaml"] {
+        let output = orchestra()
+            .arg("validate")
+            .arg(example(file))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (stdout, stderr) = texts(&output);
+        assert_eq!(output.status.code(), Some(0), "{file}: {stderr}");
+        assert!(stdout.contains("is a valid workflow"), "{stdout}");
+        if file == "claude-review.toml" {
+            assert!(
+                stderr.contains(
+                    "warning: agent `correctness` needs an API key: environment variable `ANTHROPIC_API_KEY` is not set"
+                ),
+                "{stderr}"
+            );
+            assert!(stderr.contains("claude-review.toml:38:9"), "{stderr}");
+        }
+    }
+    // `run` needs the key before anything starts.
+    let output = orchestra()
+        .arg("run")
+        .arg(example("claude-review.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: agent `correctness` needs an API key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+}
+
+#[test]
+fn validate_require_env_makes_unset_variables_errors() {
+    let (code, errors, stderr) = errors_of(
+        &["--require-env"],
+        "env.toml",
+        "[flow]\nsequential = [\"a\"]\n[[agents]]\nid = \"a\"\nkind = \"command\"\ncommand = [\"echo\", \"${ORCHESTRA_TEST_UNSET_VAR}\"]\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        errors[0], "error: environment variable `ORCHESTRA_TEST_UNSET_VAR` is not set",
         "{stderr}"
     );
 }

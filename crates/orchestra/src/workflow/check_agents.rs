@@ -383,22 +383,27 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
                 value: format!("${{{key_var}}}"),
                 span: None,
             };
-            let before = checker.problems.len();
+            let (problems, warnings) = (checker.problems.len(), checker.warnings.len());
             let key = checker.text(&written);
-            if checker.problems.len() > before {
-                checker.problems.truncate(before);
-                checker.error(
-                    Diagnostic::new(
-                        format!(
-                            "agent `{}` needs an API key: environment variable `{key_var}` is not set",
-                            raw.id.value
-                        ),
-                        raw.kind.span,
-                    )
-                    .with_help(Some(format!(
-                        "export {key_var}=..., or set `api_key` on the agent"
-                    ))),
-                );
+            let unset = checker.problems.len() > problems || checker.warnings.len() > warnings;
+            if unset {
+                checker.problems.truncate(problems);
+                checker.warnings.truncate(warnings);
+                let diagnostic = Diagnostic::new(
+                    format!(
+                        "agent `{}` needs an API key: environment variable `{key_var}` is not set",
+                        raw.id.value
+                    ),
+                    raw.kind.span,
+                )
+                .with_help(Some(format!(
+                    "export {key_var}=..., or set `api_key` on the agent"
+                )));
+                if checker.unset_is_warning {
+                    checker.warnings.push(diagnostic);
+                } else {
+                    checker.error(diagnostic);
+                }
             }
             Some(key).filter(|key| !key.is_empty())
         }

@@ -18,6 +18,11 @@ pub struct Checker<'a> {
     pub lenient: bool,
     /// The problems found so far.
     pub problems: Vec<Diagnostic>,
+    /// Whether an unset environment variable is a warning rather than a
+    /// problem: `validate` checks files where the secrets are not (CI).
+    pub unset_is_warning: bool,
+    /// What is worth saying but does not make the file invalid.
+    pub warnings: Vec<Diagnostic>,
     /// `(name, value)` of every variable substituted.
     pub used_env: Vec<(String, String)>,
     /// Variables whose values are secret whatever their names (see
@@ -36,6 +41,8 @@ impl<'a> Checker<'a> {
             env,
             lenient,
             problems: Vec::new(),
+            unset_is_warning: false,
+            warnings: Vec::new(),
             used_env: Vec::new(),
             secret_env: HashSet::new(),
             base_dir,
@@ -114,18 +121,26 @@ impl<'a> Checker<'a> {
             }
             Err(problems) => {
                 for problem in problems {
-                    let diagnostic = match problem {
-                        EnvProblem::Missing(name) => Diagnostic::new(
-                            format!("environment variable `{name}` is not set"),
-                            self.reference_span(span, &name),
-                        )
-                        .with_label("referenced here")
-                        .with_help(Some(format!(
-                            "set it (export {name}=...) or give a default: ${{{name}:-default}}"
-                        ))),
-                        EnvProblem::Malformed(message) => Diagnostic::new(message, span),
-                    };
-                    self.error(diagnostic);
+                    match problem {
+                        EnvProblem::Missing(name) => {
+                            let diagnostic = Diagnostic::new(
+                                format!("environment variable `{name}` is not set"),
+                                self.reference_span(span, &name),
+                            )
+                            .with_label("referenced here")
+                            .with_help(Some(format!(
+                                "set it (export {name}=...) or give a default: ${{{name}:-default}}"
+                            )));
+                            if self.unset_is_warning {
+                                self.warnings.push(diagnostic);
+                            } else {
+                                self.error(diagnostic);
+                            }
+                        }
+                        EnvProblem::Malformed(message) => {
+                            self.error(Diagnostic::new(message, span));
+                        }
+                    }
                 }
                 // Keep checking what the value says, with the unset variables empty.
                 env::expand(text, self.env, true).map_or_else(|_| String::new(), |e| e.text)

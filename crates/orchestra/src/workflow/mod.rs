@@ -40,8 +40,11 @@ use self::raw::RawWorkflow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strictness {
     /// Everything a run needs: environment variables set, programs and
-    /// directories present (for `run` and `validate`).
+    /// directories present (for `run`, and `validate --require-env`).
     Run,
+    /// As `Run`, but an unset environment variable is a warning: checking a
+    /// file (in CI, say) must not need its credentials (for `validate`).
+    Check,
     /// The file's structure only (for `agents` and `graph`, which run nothing).
     Structure,
 }
@@ -136,11 +139,19 @@ pub fn load_with_env(
         .unwrap_or_else(|| PathBuf::from("."));
     let lenient = strictness == Strictness::Structure;
     let mut checker = Checker::new(&source, env, lenient, base_dir);
+    checker.unset_is_warning = strictness == Strictness::Check;
     let checked = check(&mut checker, &raw, path, format);
     let mut problems = shape_problems;
     problems.append(&mut checker.problems);
     if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
         workflow.redactor = Redactor::new(checker.used_env, &checker.secret_env);
+        let placed = in_file_order(std::mem::take(&mut checker.warnings));
+        let rendered = placed.iter().map(|warning| {
+            let text = warning.render(&source);
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            text.trim_end().to_owned()
+        });
+        workflow.warnings.splice(0..0, rendered);
         return Ok(workflow);
     }
     Err(Invalid::Problems {
