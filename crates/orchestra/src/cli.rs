@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "orchestra",
     version,
-    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130/143/129 cancelled by Ctrl-C, SIGTERM or SIGHUP.\nWorkflow files: docs/workflow.md, or `orchestra schema`."
+    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 3 waiting for answers (asks), 130/143/129 cancelled by Ctrl-C, SIGTERM or SIGHUP.\nWorkflow files: docs/workflow.md, or `orchestra schema`."
 )]
 pub struct Cli {
     /// What to do.
@@ -75,6 +75,13 @@ pub struct RunArgs {
     /// Print only the result: no progress, no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Answer the question of ask node ID (repeatable): --answer approve=yes.
+    #[arg(long, value_name = "ID=TEXT")]
+    pub answer: Vec<String>,
+    /// Read answers from a file: a JSON object {"ID": "TEXT", ...}, or ID=TEXT
+    /// lines.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
     /// Export spans to an OpenTelemetry collector over OTLP/HTTP, for example
     /// http://localhost:4318 (needs the `otel` feature).
     #[arg(long, value_name = "ENDPOINT")]

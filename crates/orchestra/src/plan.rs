@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, GraphOrchestrator,
-    Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput, ParallelOrchestrator,
-    Result, SequentialOrchestrator, END, START,
+    OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
+    ParallelOrchestrator, Pause, Result, SequentialOrchestrator, END, START,
 };
 
 use std::sync::Arc;
@@ -150,14 +150,35 @@ impl Plan {
     /// # Errors
     /// The run's error (see the library's orchestrators).
     pub async fn run(
-        self,
+        &mut self,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput> {
-        match self.root {
-            Runner::Sequential(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
-            Runner::Parallel(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
-            Runner::Graph(o) => o.orchestrate_with_context(self.steps, input, ctx).await,
+        let steps = std::mem::take(&mut self.steps);
+        match &self.root {
+            Runner::Sequential(o) => o.orchestrate_with_context(steps, input, ctx).await,
+            Runner::Parallel(o) => o.orchestrate_with_context(steps, input, ctx).await,
+            Runner::Graph(o) => o.orchestrate_with_context(steps, input, ctx).await,
+        }
+    }
+
+    /// Resumes a run of the root graph that paused on questions, with
+    /// `answers`, under the same `ctx`: finished nodes are not run again.
+    ///
+    /// # Errors
+    /// The run's error; [`OrchestrationError::InvalidConfig`] when the root
+    /// is not a graph (only graphs ask).
+    pub async fn resume(
+        &self,
+        pause: Pause,
+        answers: Vec<(String, String)>,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        match &self.root {
+            Runner::Graph(graph) => graph.resume_in(pause, answers, ctx).await,
+            Runner::Sequential(_) | Runner::Parallel(_) => Err(OrchestrationError::InvalidConfig(
+                "only a graph flow can resume after a question".to_owned(),
+            )),
         }
     }
 }

@@ -4,25 +4,23 @@
 
 mod common;
 
-use common::{example, orchestra, scratch, texts, write};
+use common::{example, outcome, scratch, write};
 
 /// The `error: ...` lines of `validate FLAGS FILE`, with its exit code.
 fn errors_of(flags: &[&str], name: &str, text: &str) -> (Option<i32>, Vec<String>, String) {
     let dir = scratch();
     let file = write(dir.path(), name, text);
-    let output = orchestra()
-        .arg("validate")
-        .args(flags)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
+    let args: Vec<&str> = std::iter::once("validate")
+        .chain(flags.iter().copied())
+        .collect();
+    let run = outcome(&args, &file, &[]);
+    let stderr = run.stderr;
     let errors = stderr
         .lines()
         .filter(|l| l.starts_with("error: ") && !l.contains("is not a valid workflow"))
         .map(str::to_owned)
         .collect();
-    (output.status.code(), errors, stderr)
+    (run.code, errors, stderr)
 }
 
 #[test]
@@ -108,13 +106,10 @@ fn a_wrong_type_is_reported_with_the_other_shape_errors_but_skips_the_later_chec
 #[test]
 fn validate_without_credentials_warns_about_unset_variables_and_run_still_refuses() {
     for file in ["claude-review.toml", "openai-compatible.yaml"] {
-        let output = orchestra()
-            .arg("validate")
-            .arg(example(file))
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (stdout, stderr) = texts(&output);
-        assert_eq!(output.status.code(), Some(0), "{file}: {stderr}");
+        let run = outcome(&["validate"], &example(file), &[]);
+        let stdout = run.stdout;
+        let stderr = run.stderr;
+        assert_eq!(run.code, Some(0), "{file}: {stderr}");
         assert!(stdout.contains("is a valid workflow"), "{stdout}");
         if file == "claude-review.toml" {
             assert!(
@@ -127,13 +122,9 @@ fn validate_without_credentials_warns_about_unset_variables_and_run_still_refuse
         }
     }
     // `run` needs the key before anything starts.
-    let output = orchestra()
-        .arg("run")
-        .arg(example("claude-review.toml"))
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let run = outcome(&["run"], &example("claude-review.toml"), &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
     assert!(
         stderr.contains("error: agent `correctness` needs an API key"),
         "{stderr}"

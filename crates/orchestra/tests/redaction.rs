@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{orchestra, scratch, texts, write};
+use common::{outcome, scratch, write};
 
 #[test]
 fn ordinary_variables_are_not_redacted_from_results() {
@@ -22,15 +22,14 @@ kind = "command"
 command = ["echo", "processed ${LIMIT} rows; total amount 1000500"]
 "#,
     );
-    let output = orchestra()
-        .args(["run", "--trace"])
-        .arg(&trace)
-        .arg(&file)
-        .env("LIMIT", "1000")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run = outcome(
+        &["run", "--trace", &trace.to_string_lossy()],
+        &file,
+        &[("LIMIT", "1000")],
+    );
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
     assert_eq!(stdout, "processed 1000 rows; total amount 1000500\n");
     let written = std::fs::read_to_string(&trace).unwrap_or_default();
     assert!(
@@ -59,19 +58,20 @@ shell = "echo key=${SERVICE_API_KEY} db=${DB_URL} gh=$GITHUB_TOKEN raw=$UNREFERE
 env = { GITHUB_TOKEN = "${GH}" }
 "#,
     );
-    let output = orchestra()
-        .args(["run", "--json", "--trace"])
-        .arg(&trace)
-        .arg(&file)
-        .env("SERVICE_API_KEY", "sk-live-0123456789")
-        .env("DB_URL", "postgres://u:pw@db/x")
-        .env("GH", "ghp_abcdef123456")
-        .env("UNREFERENCED", "hidden-by-list")
-        .env("REGION", "eu-west-1")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run = outcome(
+        &["run", "--json", "--trace", &trace.to_string_lossy()],
+        &file,
+        &[
+            ("SERVICE_API_KEY", "sk-live-0123456789"),
+            ("DB_URL", "postgres://u:pw@db/x"),
+            ("GH", "ghp_abcdef123456"),
+            ("UNREFERENCED", "hidden-by-list"),
+            ("REGION", "eu-west-1"),
+        ],
+    );
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
     let written = std::fs::read_to_string(&trace).unwrap_or_default();
     for text in [&stdout, &stderr, &written] {
         for secret in [
@@ -99,13 +99,9 @@ fn a_secrets_entry_that_is_not_a_name_is_reported() {
         "bad.toml",
         "secrets = [\"${DB_URL}\"]\n[flow]\nsequential = [\"a\"]\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
     );
-    let output = orchestra()
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let run = outcome(&["validate"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
     assert!(
         stderr.contains("`${DB_URL}` is not an environment variable's name"),
         "{stderr}"

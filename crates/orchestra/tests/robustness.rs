@@ -6,7 +6,7 @@ mod common;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use common::{orchestra, scratch, texts, write};
+use common::{outcome, scratch, write};
 
 /// Runs `orchestra ARGS | head -c 1` in bash and returns orchestra's exit code
 /// and its standard error.
@@ -52,13 +52,9 @@ fn chain_of_groups(first: usize, last: usize) -> String {
 fn validate_refuses_groups_nested_too_deep_instead_of_overflowing_the_stack() {
     let dir = scratch();
     let file = write(dir.path(), "deep.toml", &chain_of_groups(0, 4999));
-    let output = orchestra()
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let run = outcome(&["validate"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
     assert!(
         stderr.contains("groups nest more than 64 levels deep at `g63`"),
         "{stderr}"
@@ -68,13 +64,10 @@ fn validate_refuses_groups_nested_too_deep_instead_of_overflowing_the_stack() {
 
     // At the limit (the root and 63 groups), the flow runs.
     let file = write(dir.path(), "at-limit.toml", &chain_of_groups(1, 63));
-    let output = orchestra()
-        .args(["run", "--quiet"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run = outcome(&["run", "--quiet"], &file, &[]);
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
     assert_eq!(stdout, "x\n");
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{orchestra, scratch, texts, write};
+use common::{outcome, scratch, write};
 
 #[test]
 fn a_tolerated_failure_keeps_its_programs_stderr_in_the_summary() {
@@ -28,13 +28,9 @@ kind = "command"
 shell = "echo 'line one of the reason' >&2; echo 'disk quota exceeded on /data' >&2; exit 1"
 "#,
     );
-    let output = orchestra()
-        .arg("run")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
     let after_table = stderr.split_once("\ntotal").map_or("", |(_, rest)| rest);
     assert!(after_table.contains("✗ bad: "), "{stderr}");
     assert!(

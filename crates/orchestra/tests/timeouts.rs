@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{orchestra, scratch, texts, write};
+use common::{outcome, scratch, write};
 
 #[test]
 fn a_run_timeout_names_the_group_and_says_how_to_raise_it() {
@@ -29,13 +29,9 @@ command = ["sleep", "30"]
 stdin = "none"
 "#,
     );
-    let output = orchestra()
-        .arg("run")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
     assert!(
         stderr.contains("group `mid` exceeded its 300ms run timeout"),
         "{stderr}"
@@ -75,13 +71,10 @@ kind = "template"
 template = "x"
 "#,
     );
-    let output = orchestra()
-        .arg("agents")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let run = outcome(&["agents"], &file, &[]);
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
     let timeout_of = |id: &str| {
         stdout
             .lines()

@@ -5,6 +5,7 @@
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
+mod answers;
 mod preview;
 mod progress;
 mod signals;
@@ -49,6 +50,13 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    let given = match answers::given(args, &workflow) {
+        Ok(given) => given,
+        Err(problem) => {
+            errln!("error: {problem}");
+            return Exit::Usage;
+        }
+    };
     if !args.quiet {
         for warning in &workflow.warnings {
             errln!("warning: {warning}");
@@ -81,7 +89,13 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Failed;
         }
     };
-    let exit = runtime.block_on(execute(&workflow, plan, input, args, display, previews));
+    let run = Run {
+        workflow: &workflow,
+        args,
+        display,
+        previews,
+    };
+    let exit = runtime.block_on(run.execute(plan, input, given));
     // Agents still winding down (none should be) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit
@@ -137,65 +151,136 @@ fn read_input(args: &RunArgs, workflow: &Workflow) -> Result<OrchestratorInput, 
     Ok(OrchestratorInput::new(content).with_metadata("workflow", workflow.name.clone()))
 }
 
-async fn execute(
-    workflow: &Workflow,
-    plan: Plan,
-    input: OrchestratorInput,
-    args: &RunArgs,
+/// What a run is made of, besides its plan and input.
+struct Run<'a> {
+    workflow: &'a Workflow,
+    args: &'a RunArgs,
     display: Display,
     previews: Previews,
-) -> Exit {
-    let progress = Progress::new(workflow, display, previews);
-    let ctx =
-        ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
-    let about = workflow
-        .description
-        .as_ref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
-    progress.note(&format!(
-        "Running `{}`{about}: {} agent(s), {} flow",
-        workflow.name,
-        workflow.agents.len(),
-        workflow.flow.mode.as_str()
-    ));
-    progress.spawn_ticker();
+}
 
-    let run = plan.run(input, &ctx);
-    tokio::pin!(run);
-    let mut signals = Signals::listen();
-    let mut stopped_by: Option<Stop> = None;
-    let result = loop {
-        tokio::select! {
-            result = &mut run => break result,
-            stop = signals.next(), if stopped_by.is_none() => {
-                stopped_by = Some(stop);
-                progress.note(&format!("{}: cancelling the run...", stop.name()));
-                ctx.cancel();
+impl Run<'_> {
+    /// Runs `plan` on `input`, with the answers `given`; on a terminal, asks
+    /// for the answers a paused run still needs and resumes it.
+    async fn execute(
+        self,
+        mut plan: Plan,
+        input: OrchestratorInput,
+        given: Vec<(String, String)>,
+    ) -> Exit {
+        let Self {
+            workflow,
+            args,
+            display,
+            previews,
+        } = self;
+        let progress = Progress::new(workflow, display, previews);
+        let ctx =
+            ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
+        for (id, answer) in given {
+            ctx.answer(id, answer);
+        }
+        let about = workflow
+            .description
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        progress.note(&format!(
+            "Running `{}`{about}: {} agent(s), {} flow",
+            workflow.name,
+            workflow.agents.len(),
+            workflow.flow.mode.as_str()
+        ));
+        progress.spawn_ticker();
+
+        let mut stop = Stopping {
+            signals: Signals::listen(),
+            by: None,
+            ctx: &ctx,
+            progress: &progress,
+        };
+        let mut result = stop.until_stopped(plan.run(input, &ctx)).await;
+        let interactive = answers::can_prompt(args);
+        let mut resumed = false;
+        let result = loop {
+            match result {
+                Err(OrchestrationError::InputRequired(pause))
+                    if interactive && stop.by.is_none() =>
+                {
+                    let questions = pause.questions.clone();
+                    let asking = progress.clone();
+                    let typed = tokio::task::spawn_blocking(move || {
+                        asking.suspend(|| answers::prompt(&questions))
+                    });
+                    let typed = stop.unless_stopped(typed).await;
+                    let Some(typed) = typed.and_then(Result::ok).flatten() else {
+                        break Err(OrchestrationError::InputRequired(pause));
+                    };
+                    resumed = true;
+                    result = stop.until_stopped(plan.resume(*pause, typed, &ctx)).await;
+                }
+                other => break other,
+            }
+        };
+        progress.finish();
+        let cancelled = stop.by.or_else(|| {
+            matches!(result, Err(OrchestrationError::Cancelled)).then_some(Stop::Interrupt)
+        });
+        // A resumed run's own trace lacks what ran before the pause; the
+        // context's history holds both runs.
+        let trace = match &result {
+            Ok(output) if !resumed => output.execution_trace.clone(),
+            _ => ctx.get_trace().await,
+        };
+
+        let mut exit = report(workflow, &result, &trace, args);
+        if let Err(problem) = write_traces(workflow, &trace, args) {
+            errln!("error: {problem}");
+            exit = Exit::Failed;
+        }
+        #[cfg(feature = "otel")]
+        if let Some(endpoint) = &args.otlp {
+            if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
+                errln!("warning: OTLP export to {endpoint} failed: {problem}");
             }
         }
-    };
-    progress.finish();
-    let cancelled = stopped_by.or_else(|| {
-        matches!(result, Err(OrchestrationError::Cancelled)).then_some(Stop::Interrupt)
-    });
-    let trace = match &result {
-        Ok(output) => output.execution_trace.clone(),
-        Err(_) => ctx.get_trace().await,
-    };
-
-    let mut exit = report(workflow, &result, &trace, args);
-    if let Err(problem) = write_traces(workflow, &trace, args) {
-        errln!("error: {problem}");
-        exit = Exit::Failed;
+        cancelled.map_or(exit, Exit::Cancelled)
     }
-    #[cfg(feature = "otel")]
-    if let Some(endpoint) = &args.otlp {
-        if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
-            errln!("warning: OTLP export to {endpoint} failed: {problem}");
+}
+
+/// Races a run (or a prompt) against the signals that stop it: the first
+/// signal cancels the run's context, and the run is awaited to its end.
+struct Stopping<'a> {
+    signals: Signals,
+    by: Option<Stop>,
+    ctx: &'a ExecutionContext,
+    progress: &'a Progress,
+}
+
+impl Stopping<'_> {
+    /// What `run` ends with, a stop having cancelled it or not.
+    async fn until_stopped<T>(&mut self, run: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(run);
+        loop {
+            if let Some(done) = self.unless_stopped(&mut run).await {
+                return done;
+            }
         }
     }
-    cancelled.map_or(exit, Exit::Cancelled)
+
+    /// What `work` ends with, or `None` when a signal comes first (a prompt,
+    /// which nothing can interrupt, is given up).
+    async fn unless_stopped<T>(&mut self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = work => Some(done),
+            stop = self.signals.next(), if self.by.is_none() => {
+                self.by = Some(stop);
+                self.progress.note(&format!("{}: cancelling the run...", stop.name()));
+                self.ctx.cancel();
+                None
+            }
+        }
+    }
 }
 
 /// Prints the result (stdout) and the summary (stderr); the exit code follows
@@ -224,6 +309,19 @@ fn report(
                 Exit::Success
             }
         }
+        Err(OrchestrationError::InputRequired(pause)) => {
+            if args.json {
+                let value = serde_json::json!({
+                    "success": false,
+                    "input_required": true,
+                    "questions": pause.questions,
+                    "answer_command": answers::answer_command(&pause.questions),
+                    "execution_trace": trace,
+                });
+                outln!("{}", redact(&value.to_string()));
+            }
+            Exit::InputRequired
+        }
         Err(error) => {
             if args.json {
                 let value = serde_json::json!({
@@ -248,6 +346,9 @@ fn report(
                 .map(|path| format!("; the partial trace is in `{}`", path.display()))
                 .unwrap_or_default();
             errln!("cancelled: the run was stopped and its programs killed{kept}");
+        }
+        Err(OrchestrationError::InputRequired(pause)) => {
+            err!("{}", redact(&answers::waiting_text(&pause.questions)));
         }
         Err(error) => {
             let message = error.to_string();

@@ -59,6 +59,8 @@ struct Shared {
     bars: Vec<ProgressBar>,
     multi: Option<MultiProgress>,
     stopped: AtomicBool,
+    /// Set while the terminal is lent to a prompt: the ticker draws nothing.
+    held: AtomicBool,
     previews: Previews,
 }
 
@@ -108,6 +110,7 @@ impl Progress {
                 bars,
                 multi,
                 stopped: AtomicBool::new(false),
+                held: AtomicBool::new(false),
                 previews,
             }),
         };
@@ -128,6 +131,18 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (a prompt) with the live lines cleared and held still, and
+    /// draws them again afterwards.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.shared.held.store(true, Ordering::Release);
+        let result = match &self.shared.multi {
+            Some(multi) => multi.suspend(f),
+            None => f(),
+        };
+        self.shared.held.store(false, Ordering::Release);
+        result
+    }
+
     /// Keeps the live lines moving (spinners, elapsed times) until [`finish`](Self::finish).
     pub fn spawn_ticker(&self) {
         if self.shared.display != Display::Live {
@@ -140,7 +155,9 @@ impl Progress {
             while !progress.shared.stopped.load(Ordering::Acquire) {
                 tick.tick().await;
                 frame = frame.wrapping_add(1);
-                progress.redraw(frame);
+                if !progress.shared.held.load(Ordering::Acquire) {
+                    progress.redraw(frame);
+                }
             }
         });
     }

@@ -261,6 +261,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             ("loops", raw.loops.first().and_then(|e| e.span)),
             ("maps", raw.maps.first().and_then(|e| e.span)),
             ("joins", raw.joins.first().and_then(|e| e.span)),
+            ("asks", raw.asks.first().and_then(|e| e.span)),
         ];
         let counts = [
             raw.edges.len(),
@@ -268,6 +269,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             raw.loops.len(),
             raw.maps.len(),
             raw.joins.len(),
+            raw.asks.len(),
         ];
         for ((key, span), count) in spans.into_iter().zip(counts) {
             if count > 0 {

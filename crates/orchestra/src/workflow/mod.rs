@@ -5,6 +5,7 @@
 //! that renders each problem with its file, line and column.
 
 mod check_agents;
+mod check_asks;
 mod check_budget;
 mod check_condition;
 mod check_flow;
@@ -35,6 +36,7 @@ use self::env::{Lookup, ProcessEnv, Redactor};
 use self::located::Format;
 pub use self::model::{AgentDef, Group, Mode, Node, Settings, Workflow};
 use self::raw::RawWorkflow;
+pub use self::suggest::nearest as suggest_name;
 
 /// How strictly to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::located::Located;
-use super::raw_graph::{RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
+use super::raw_graph::{RawAsk, RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
 use super::values::{DurationSpec, JoinSpec, Step};
 
 /// A workflow: agents, optional named groups, and the flow that runs them.
@@ -254,6 +254,10 @@ pub struct RawFlow {
     /// Graph groups: how many predecessors of a node must succeed.
     #[serde(default)]
     pub joins: Vec<Located<RawJoin>>,
+    /// The root flow's graph: nodes that ask a person a question (the answer
+    /// is the node's output).
+    #[serde(default)]
+    pub asks: Vec<Located<RawAsk>>,
 }
 
 /// Exponential backoff between attempts: `initial`, doubling up to `max`, spread

@@ -1,0 +1,34 @@
+//! Running the `orchestra` binary to its end, for tests that look at what it
+//! printed and how it exited.
+
+use std::path::Path;
+
+use super::{orchestra, texts};
+
+/// What a finished `orchestra` command left.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `orchestra ARGS... FILE` (with the tests' clean environment and the
+/// variables `env`) to its end.
+pub fn outcome(args: &[&str], file: &Path, env: &[(&str, &str)]) -> Outcome {
+    let mut command = orchestra();
+    command.args(args).arg(file);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&output);
+    Outcome {
+        code: output.status.code(),
+        stdout,
+        stderr,
+    }
+}
