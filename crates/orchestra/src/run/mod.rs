@@ -296,7 +296,13 @@ fn report(
     let exit = match result {
         Ok(output) => {
             if args.json {
-                match serde_json::to_string_pretty(output) {
+                let json = serde_json::to_value(output).and_then(|mut value| {
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("agents".to_owned(), summary.agents.clone().into());
+                    }
+                    serde_json::to_string_pretty(&value)
+                });
+                match json {
                     Ok(json) => outln!("{}", redact(&json)),
                     Err(e) => errln!("error: cannot encode the output as JSON: {e}"),
                 }
@@ -316,6 +322,7 @@ fn report(
                     "input_required": true,
                     "questions": pause.questions,
                     "answer_command": answers::answer_command(&pause.questions),
+                    "agents": summary.agents,
                     "execution_trace": trace,
                 });
                 outln!("{}", redact(&value.to_string()));
@@ -327,6 +334,7 @@ fn report(
                 let value = serde_json::json!({
                     "error": error.to_string(),
                     "success": false,
+                    "agents": summary.agents,
                     "execution_trace": trace,
                 });
                 outln!("{}", redact(&value.to_string()));

@@ -16,6 +16,8 @@ pub struct Summary {
     pub text: String,
     /// Whether any agent or group ended failed.
     pub any_failed: bool,
+    /// Every agent's and group's outcome by id, in flow order (for `--json`).
+    pub agents: Vec<serde_json::Value>,
 }
 
 /// Sums up `trace` along `workflow`'s flow.
@@ -32,6 +34,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     ]);
     let mut failures = Vec::new();
     let mut any_failed = false;
+    let mut agents = Vec::new();
     workflow.flow.walk(&mut |node, depth| {
         let name = node.name();
         let summary = traces::summarize(&attempts, name);
@@ -48,6 +51,18 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
                 failures.push(failure_note(name, error));
             }
         }
+        agents.push(serde_json::json!({
+            "id": name,
+            "kind": kind,
+            "group": matches!(node, Node::Group(_)),
+            "depth": depth,
+            "status": summary.status.as_str(),
+            "attempts": summary.attempts,
+            "duration_ms": u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX),
+            "output": summary.output,
+            "error": summary.error,
+            "usage": summary.usage,
+        }));
         table.row(vec![
             format!("{}{name}", "  ".repeat(depth - 1)),
             kind,
@@ -77,6 +92,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     Summary {
         text: workflow.redactor.redact(&text).into_owned(),
         any_failed,
+        agents,
     }
 }
 
