@@ -15,6 +15,7 @@ mod cli;
 mod commands;
 mod exit;
 mod factory;
+mod fail_fast;
 mod graph;
 mod graph_draw;
 mod graph_plan;

@@ -19,6 +19,7 @@ use claude_agent_sdk::orchestration::{
 use std::sync::Arc;
 
 use crate::factory::Factory;
+use crate::fail_fast::{FailFast, Tripwire};
 use crate::graph_plan::{wire, Routed};
 use crate::template::output_key;
 use crate::workflow::graph_model::{GraphSpec, RouteBy};
@@ -188,11 +189,28 @@ fn steps(
     workflow: &Workflow,
     factory: &mut Factory,
 ) -> std::result::Result<Vec<Box<dyn Agent>>, String> {
-    group
+    let steps = group
         .steps
         .iter()
         .map(|node| step(node, workflow, factory))
-        .collect()
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    if !group.fail_fast {
+        return Ok(steps);
+    }
+    let wire = Tripwire::new();
+    Ok(steps
+        .into_iter()
+        .map(|step| {
+            let retries = step.max_retries().unwrap_or(group.config.max_retries);
+            let attempts = retries.saturating_add(1);
+            Box::new(FailFast::new(
+                step,
+                &group.name,
+                Arc::clone(&wire),
+                attempts,
+            )) as Box<dyn Agent>
+        })
+        .collect())
 }
 
 fn step(

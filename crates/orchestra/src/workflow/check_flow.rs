@@ -195,6 +195,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             }
         }
         self.stack.pop();
+        let fail_fast = self.fail_fast(raw, &name, mode, &config);
         Some(Group {
             name,
             description: raw.description.as_ref().map(|d| self.checker.text(d)),
@@ -203,7 +204,56 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             steps: nodes,
             graph: None,
             budget,
+            fail_fast,
         })
+    }
+
+    /// The group's `fail_fast`, which only a parallel group that needs every
+    /// step (`join = "all"`) can have.
+    fn fail_fast(
+        &mut self,
+        raw: &RawFlow,
+        name: &str,
+        mode: Mode,
+        config: &ExecutionConfig,
+    ) -> bool {
+        let Some(fail_fast) = &raw.fail_fast else {
+            return false;
+        };
+        if !fail_fast.value {
+            return false;
+        }
+        if mode != Mode::Parallel {
+            self.checker.error(
+                Diagnostic::new(
+                    format!(
+                        "`fail_fast` applies to parallel groups; `{name}` is {}",
+                        mode.as_str()
+                    ),
+                    fail_fast.span,
+                )
+                .with_help(Some(
+                    "a sequence already stops at its first failure; remove it".to_owned(),
+                )),
+            );
+            return false;
+        }
+        if config.join_policy != JoinPolicy::All {
+            self.checker.error(
+                Diagnostic::new(
+                    format!(
+                        "`fail_fast` needs `join = \"all\"`; group `{name}` tolerates failures"
+                    ),
+                    fail_fast.span,
+                )
+                .with_help(Some(
+                    "a tolerant join waits for the other steps by design: keep one of the two"
+                        .to_owned(),
+                )),
+            );
+            return false;
+        }
+        true
     }
 
     /// The group's mode and its steps (a graph's nodes).

@@ -131,6 +131,7 @@ impl FlowChecker<'_, '_> {
             steps,
             graph: Some(Box::new(spec)),
             budget: None,
+            fail_fast: false,
         })
     }
 }

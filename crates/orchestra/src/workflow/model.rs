@@ -218,6 +218,8 @@ pub struct Group {
     pub graph: Option<Box<GraphSpec>>,
     /// What the group's run may spend, when bounded.
     pub budget: Option<Box<RunBudget>>,
+    /// Parallel groups: the first step that fails for good stops the others.
+    pub fail_fast: bool,
 }
 
 impl Group {

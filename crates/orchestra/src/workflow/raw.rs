@@ -237,6 +237,10 @@ pub struct RawFlow {
     pub budget: Option<Located<RawBudget>>,
 
     // Graph groups.
+    /// Parallel groups: when a step fails for good, stop its siblings at once
+    /// and fail the group (default false: every step runs to its end, then
+    /// `join` decides).
+    pub fail_fast: Option<Located<bool>>,
     /// Graph groups: the nodes (agent or group ids, or groups written in place).
     pub nodes: Option<Located<Vec<Located<Step>>>>,
     /// Graph groups: edges such as "start -> draft", "draft -> review -> end".
