@@ -235,6 +235,54 @@ async fn error_results_name_their_cause() {
 }
 
 #[tokio::test]
+async fn a_refused_api_request_fails_at_once_and_an_overload_is_transient() {
+    let dir = TempDir::new("cc-status");
+    let runs = dir.join("runs");
+    let refused = agent(&dir, "bad_key").with_env("FAKE_CLAUDE_RUNS", &runs);
+    let error = refused.execute(AgentInput::new("x")).await.unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("`claude`'s API request failed with HTTP 401 (exit code 1): Invalid API key"),
+        "{text}"
+    );
+    assert!(!text.contains("reported success"), "{text}");
+
+    // Orchestrated with retries, a refused request is not tried again.
+    let _ = std::fs::remove_file(&runs);
+    let output = SequentialOrchestrator::new()
+        .with_max_retries(2)
+        .orchestrate(vec![Box::new(refused)], OrchestratorInput::new("x"))
+        .await;
+    assert!(output.is_err());
+    let attempts = std::fs::read_to_string(&runs).unwrap_or_default();
+    assert_eq!(attempts.lines().count(), 1, "{attempts}");
+
+    let error = agent(&dir, "overloaded")
+        .execute(AgentInput::new("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::Transient { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_working_directory_is_named_as_such() {
+    let dir = TempDir::new("cc-nodir");
+    let error = agent(&dir, "json")
+        .with_working_dir(dir.join("no-such-dir"))
+        .execute(AgentInput::new("x"))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("working directory"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(!text.contains("install it"), "{text}");
+}
+
+#[tokio::test]
 async fn a_hanging_run_times_out_and_leaves_no_orphans() {
     let dir = TempDir::new("cc-hang");
     let pids = dir.join("pids");

@@ -18,6 +18,8 @@ use crate::orchestration::{
     Agent, AgentError, AgentInput, AgentOutput, OrchestrationError, Result, Usage,
 };
 
+mod failure;
+
 /// How Claude Code reports its run (`--output-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -39,11 +41,17 @@ pub enum ClaudeCodeOutputFormat {
 /// program reported (`total_cost_usd`); `metadata` repeats the session id, the
 /// cost and the token counts.
 ///
-/// Failures name their cause and show the tail of stderr: a missing binary is
-/// [`InvalidConfig`](OrchestrationError::InvalidConfig); a run that reports an
-/// error, or a non-zero exit, is a retryable
-/// [`AgentFailed`](OrchestrationError::AgentFailed) (most are API overloads or
-/// dropped connections) — except running out of turns, which is permanent;
+/// Failures name their cause and show the tail of stderr: a missing binary
+/// (or working directory) is
+/// [`InvalidConfig`](OrchestrationError::InvalidConfig); a failed API call is
+/// classified by its HTTP status (`api_error_status`) like the HTTP agents' —
+/// 408, 409, 429 and 5xx are [`Transient`](OrchestrationError::Transient),
+/// other 4xx (a bad key) permanent; another reported error, or a non-zero
+/// exit, is a retryable [`AgentFailed`](OrchestrationError::AgentFailed) —
+/// except running out of turns, which is permanent. Claude Code also retries
+/// API errors itself (`CLAUDE_CODE_MAX_RETRIES`, 10 by default): set it to `0`
+/// with [`with_env`](Self::with_env) to let the orchestrator's retry policy be
+/// the only one;
 /// output that cannot be parsed is a permanent
 /// [`AgentError`](OrchestrationError::AgentError). A timeout or cancellation kills
 /// the program and everything it started (tools, MCP servers) in its process
@@ -289,6 +297,16 @@ impl ClaudeCodeAgent {
     fn run_failure(&self, failure: RunFailure) -> OrchestrationError {
         let binary = self.binary.to_string_lossy();
         match failure {
+            RunFailure::Spawn(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && self.base.cwd.as_ref().is_some_and(|dir| !dir.is_dir()) =>
+            {
+                OrchestrationError::InvalidConfig(format!(
+                    "agent `{}`: its working directory `{}` does not exist",
+                    self.name,
+                    self.base.cwd.as_ref().map_or_else(String::new, |dir| dir.display().to_string())
+                ))
+            }
             RunFailure::Spawn(e) if e.kind() == io::ErrorKind::NotFound => OrchestrationError::InvalidConfig(format!(
                 "agent `{}`: the Claude Code program `{binary}` was not found: install it \
                  (`npm install -g @anthropic-ai/claude-code`) or point ClaudeCodeAgent::with_binary at it",
@@ -334,20 +352,15 @@ impl ClaudeCodeAgent {
             ));
         };
         if result.is_error || !finished.status.success() {
-            let subtype = result.subtype.clone().unwrap_or_else(|| "error".into());
-            let what = result.result.clone().unwrap_or_default();
-            let message = format!(
-                "`{binary}` reported {subtype} ({}): {what}{stderr}",
-                describe_status(finished.status)
-            );
-            return Err(if subtype == "error_max_turns" {
-                OrchestrationError::AgentError(AgentError::new(format!(
-                    "agent `{}`: {message}",
-                    self.name
-                )))
-            } else {
-                OrchestrationError::AgentFailed(self.name.clone(), message.into())
-            });
+            return Err(failure::reported_failure(&failure::Reported {
+                agent: &self.name,
+                binary: &binary,
+                exit: describe_status(finished.status),
+                subtype: result.subtype.as_deref(),
+                text: result.result.as_deref().unwrap_or_default(),
+                api_status: result.api_error_status,
+                stderr: &stderr,
+            }));
         }
         Ok(result.into_output(self.model.as_deref()))
     }
@@ -359,6 +372,8 @@ struct ResultMessage {
     subtype: Option<String>,
     #[serde(default)]
     is_error: bool,
+    /// The HTTP status of the API call that failed, when one did.
+    api_error_status: Option<u16>,
     result: Option<String>,
     session_id: Option<String>,
     total_cost_usd: Option<f64>,
@@ -415,7 +430,7 @@ impl ResultMessage {
             .model_usage
             .keys()
             .next()
-            .cloned()
+            .map(|key| failure::model_id(key).to_owned())
             .or_else(|| requested_model.map(str::to_owned));
         let mut output =
             AgentOutput::new(self.result.unwrap_or_default()).with_data(serde_json::json!({
