@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{json, outcome, scratch, write};
+use common::{is_running, json, outcome, scratch, write};
 
 /// A parallel group of a step failing after 0.2 s and a sibling sleeping
 /// `sleep` seconds, with `extra` group settings.
@@ -29,18 +29,6 @@ kind = "command"
 command = ["sleep", "{sleep}"]
 "#
     )
-}
-
-/// Whether a live process's command line contains `marker`.
-fn running(marker: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
-        })
 }
 
 #[test]
@@ -71,7 +59,10 @@ fn a_fail_fast_group_stops_its_siblings_at_the_first_failure() {
                 .contains("stopped: `bad` failed, and group `flow` fails fast (fail_fast = true)")),
         "{value}"
     );
-    assert!(!running("97531"), "the sibling's program outlived the run");
+    assert!(
+        !is_running("97531"),
+        "the sibling's program outlived the run"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{outcome, scratch, write};
+use common::{is_running, outcome, scratch, write};
 
 #[test]
 fn a_run_timeout_names_the_group_and_says_how_to_raise_it() {
@@ -86,4 +86,30 @@ template = "x"
     assert_eq!(timeout_of("own"), "10m", "{stdout}");
     assert_eq!(timeout_of("inherited"), "45s", "{stdout}");
     assert_eq!(timeout_of("unbounded"), "none", "{stdout}");
+}
+
+#[test]
+fn a_timed_out_agent_leaves_no_process_behind_in_its_own_session_or_ignoring_sigterm() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "escaper.toml",
+        r#"
+[flow]
+sequential = ["escaper"]
+retries = 0
+agent_timeout = "500ms"
+
+[[agents]]
+id = "escaper"
+kind = "command"
+shell = "setsid sh -c 'exec sleep 86431' & sh -c 'trap \"\" TERM; exec sleep 86432' & wait"
+"#,
+    );
+    let run = outcome(&["run"], &file, &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    // Gone by the time orchestra exits: it waits out the grace period.
+    for marker in ["sleep 86431", "sleep 86432"] {
+        assert!(!is_running(marker), "`{marker}` outlived the run");
+    }
 }

@@ -53,9 +53,9 @@ pub enum ClaudeCodeOutputFormat {
 /// with [`with_env`](Self::with_env) to let the orchestrator's retry policy be
 /// the only one;
 /// output that cannot be parsed is a permanent
-/// [`AgentError`](OrchestrationError::AgentError). A timeout or cancellation kills
-/// the program and everything it started (tools, MCP servers) in its process
-/// group.
+/// [`AgentError`](OrchestrationError::AgentError). A timeout or cancellation
+/// stops the program and everything it started (tools, hooks, MCP servers),
+/// its tools' own sessions included: `SIGTERM`, a grace period, `SIGKILL`.
 ///
 /// ```no_run
 /// use claude_agent_sdk::agents::ClaudeCodeAgent;

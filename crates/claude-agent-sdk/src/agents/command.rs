@@ -55,8 +55,8 @@ pub enum OutputMode {
 /// which are [`Transient`](OrchestrationError::Transient). A program that cannot
 /// be found is [`InvalidConfig`](OrchestrationError::InvalidConfig). A timeout
 /// ([`with_timeout`](Self::with_timeout), or the orchestrator's attempt timeout)
-/// or a cancellation kills the program and every process it started in its
-/// process group: no orphans. [`on_text_delta`](Self::on_text_delta) reports
+/// or a cancellation stops the program and every process it started, its own
+/// sessions included (`SIGTERM`, a grace period, `SIGKILL`): no orphans. [`on_text_delta`](Self::on_text_delta) reports
 /// what the program prints, line by line, while it runs.
 ///
 /// ```

@@ -54,6 +54,8 @@ mod http;
 mod prompt;
 #[cfg(any(feature = "claude", feature = "openai"))]
 mod reply;
+#[cfg(all(feature = "subprocess", unix))]
+mod stop;
 #[cfg(feature = "subprocess")]
 mod subprocess;
 
@@ -88,6 +90,8 @@ pub use claude_code::{ClaudeCodeAgent, ClaudeCodeOutputFormat};
 pub use command::{CommandAgent, OutputMode, StdinMode};
 #[cfg(feature = "openai")]
 pub use openai::OpenAiCompatibleAgent;
+#[cfg(all(feature = "subprocess", unix))]
+pub use stop::{wait_for_stopping_programs, STOP_GRACE};
 
 /// The code blocks of `docs/agents.md`, compiled (and the offline ones run) as
 /// doctests when every agent feature is on.

@@ -96,6 +96,12 @@ pub fn run(args: &RunArgs) -> Exit {
         previews,
     };
     let exit = runtime.block_on(run.execute(plan, input, given));
+    // Programs being stopped get their grace period (SIGTERM, then SIGKILL)
+    // before the process exits and takes the stopping threads with it.
+    #[cfg(unix)]
+    claude_agent_sdk::agents::wait_for_stopping_programs(
+        claude_agent_sdk::agents::STOP_GRACE + std::time::Duration::from_secs(1),
+    );
     // Agents still winding down (none should be) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit

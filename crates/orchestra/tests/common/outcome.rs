@@ -32,3 +32,19 @@ pub fn outcome(args: &[&str], file: &Path, env: &[(&str, &str)]) -> Outcome {
         stderr,
     }
 }
+
+/// Whether a live process's command line (arguments joined by spaces)
+/// contains `marker`: what a run must not leave behind.
+pub fn is_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+                String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .contains(marker)
+            })
+        })
+}
