@@ -184,6 +184,9 @@ fn command(id: &str, description: String, settings: &CommandSettings) -> Command
     if let Some(codes) = &settings.retryable_exit_codes {
         agent = agent.with_retryable_exit_codes(codes.iter().copied());
     }
+    if let Some(bytes) = settings.max_output {
+        agent = agent.with_max_output_bytes(bytes);
+    }
     agent
 }
 

@@ -324,6 +324,7 @@ impl ClaudeCodeAgent {
                 "agent `{}`: `{binary}` printed more than {limit} bytes",
                 self.name
             ))),
+            RunFailure::NoDescriptors(e) => RunFailure::no_descriptors(&binary, &e),
         }
     }
 

@@ -282,8 +282,13 @@ impl CommandAgent {
                 format!("I/O error while running `{program}`: {e}").into(),
             ),
             RunFailure::StdoutTooLarge(limit) => OrchestrationError::AgentError(AgentError::new(
-                format!("agent `{}`: `{program}` printed more than {limit} bytes", self.name),
+                format!(
+                    "agent `{}`: `{program}` printed more than {limit} bytes and was stopped \
+                     (the limit is set with with_max_output_bytes; `max_output` in a workflow)",
+                    self.name
+                ),
             )),
+            RunFailure::NoDescriptors(e) => RunFailure::no_descriptors(&program, &e),
         }
     }
 }

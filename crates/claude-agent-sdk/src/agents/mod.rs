@@ -50,6 +50,8 @@ mod delta;
     allow(dead_code, unused_imports)
 )]
 mod http;
+#[cfg(all(feature = "subprocess", unix))]
+mod open_files;
 #[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
 mod prompt;
 #[cfg(any(feature = "claude", feature = "openai"))]
@@ -88,6 +90,8 @@ pub use claude::{ClaudeAgent, DEFAULT_CLAUDE_MODEL};
 pub use claude_code::{ClaudeCodeAgent, ClaudeCodeOutputFormat};
 #[cfg(feature = "process")]
 pub use command::{CommandAgent, OutputMode, StdinMode};
+#[cfg(all(feature = "subprocess", unix))]
+pub use open_files::raise_open_files_limit;
 #[cfg(feature = "openai")]
 pub use openai::OpenAiCompatibleAgent;
 #[cfg(all(feature = "subprocess", unix))]

@@ -88,6 +88,35 @@ pub(crate) enum RunFailure {
     Io(io::Error),
     /// Its stdout grew past the limit.
     StdoutTooLarge(usize),
+    /// The process (or the system) had no file descriptor left to start it
+    /// with: a transient condition when many programs run at once.
+    NoDescriptors(io::Error),
+}
+
+impl RunFailure {
+    /// The error for a failed start: out of file descriptors, or another.
+    fn spawn(error: io::Error) -> Self {
+        #[cfg(unix)]
+        if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            return Self::NoDescriptors(error);
+        }
+        Self::Spawn(error)
+    }
+
+    /// The transient error for [`NoDescriptors`](Self::NoDescriptors).
+    pub(crate) fn no_descriptors(
+        program: &str,
+        error: &io::Error,
+    ) -> crate::orchestration::OrchestrationError {
+        crate::orchestration::OrchestrationError::Transient {
+            message: format!(
+                "cannot start `{program}`: {error} (too many programs at once for the \
+                 open-file limit, `ulimit -n`; retried)"
+            ),
+            retry_after: None,
+            details: None,
+        }
+    }
 }
 
 /// Runs `invocation` to its end, handing each complete stdout line (without its
@@ -122,7 +151,7 @@ pub(crate) async fn run(
     if invocation.own_process_group {
         command.process_group(0);
     }
-    let child = command.spawn().map_err(RunFailure::Spawn)?;
+    let child = command.spawn().map_err(RunFailure::spawn)?;
     let mut running = Running::new(child, invocation.own_process_group);
 
     let child = running.child().map_err(RunFailure::Io)?;
@@ -289,6 +318,22 @@ pub(crate) fn describe_status(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn running_out_of_descriptors_is_transient() {
+        let failure = RunFailure::spawn(io::Error::from_raw_os_error(libc::EMFILE));
+        let RunFailure::NoDescriptors(error) = failure else {
+            panic!("EMFILE should be NoDescriptors");
+        };
+        let error = RunFailure::no_descriptors("sleep", &error);
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("ulimit -n"), "{error}");
+        assert!(matches!(
+            RunFailure::spawn(io::Error::from_raw_os_error(libc::ENOENT)),
+            RunFailure::Spawn(_)
+        ));
+    }
 
     #[test]
     fn keeps_the_last_lines() {

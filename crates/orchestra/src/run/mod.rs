@@ -79,6 +79,10 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    // Many programs at once need many descriptors: the soft limit goes up to
+    // the hard one (a start that still finds none is retried).
+    #[cfg(unix)]
+    let _ = claude_agent_sdk::agents::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

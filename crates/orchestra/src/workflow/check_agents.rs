@@ -127,6 +127,7 @@ fn kind_fields(raw: &RawAgent) -> Vec<(&'static str, Option<Span>)> {
             "retryable_exit_codes",
             at(raw.retryable_exit_codes.as_ref()),
         ),
+        ("max_output", at(raw.max_output.as_ref())),
         ("model", at(raw.model.as_ref())),
         ("system", at(raw.system.as_ref())),
         ("prompt", at(raw.prompt.as_ref())),
@@ -173,6 +174,7 @@ fn accepted(kind: AgentKind) -> &'static [&'static str] {
             "env",
             "working_dir",
             "retryable_exit_codes",
+            "max_output",
         ],
         AgentKind::Claude | AgentKind::Openai => MODEL,
         AgentKind::ClaudeCode => &[
@@ -311,6 +313,12 @@ fn settings(
                 env: env(checker),
                 working_dir,
                 retryable_exit_codes: raw.retryable_exit_codes.as_ref().map(|c| c.value.clone()),
+                max_output: raw.max_output.as_ref().map(|size| {
+                    if size.value.0 == 0 {
+                        checker.error_at(size.span, "`max_output` must be greater than zero");
+                    }
+                    usize::try_from(size.value.0).unwrap_or(usize::MAX)
+                }),
             };
             (Settings::Command(settings), Vec::new())
         }

@@ -129,14 +129,22 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
     }
 
     /// Resolves the root group `raw`, written at `span`.
-    pub fn root(&mut self, raw: &RawFlow, span: Option<Span>) -> Option<Group> {
+    pub fn root(
+        &mut self,
+        raw: &RawFlow,
+        span: Option<Span>,
+        record_text_limit: Option<usize>,
+    ) -> Option<Group> {
         let name = raw
             .id
             .as_ref()
             .map_or_else(|| "flow".to_owned(), |id| id.value.trim().to_owned());
         // A workflow's run has no time limit unless it sets `timeout`: the
         // library's default of 300 s once killed long runs with no word of it.
-        let base = ExecutionConfig::new().with_timeout(Duration::MAX);
+        let mut base = ExecutionConfig::new().with_timeout(Duration::MAX);
+        if let Some(bytes) = record_text_limit {
+            base = base.with_record_text_limit(bytes);
+        }
         self.group(raw, span, name, &base)
     }
 

@@ -224,7 +224,11 @@ fn check(
         .map(|a| (a.def.id.clone(), a.def.metadata.enabled, a.id_span))
         .collect();
     let mut flow_checker = FlowChecker::new(checker, &declared, &raw.groups);
-    let root = flow_checker.root(&flow.value, flow.span);
+    let text_limit = raw
+        .trace_text_limit
+        .as_ref()
+        .map(|limit| usize::try_from(limit.value.0).unwrap_or(usize::MAX));
+    let root = flow_checker.root(&flow.value, flow.span, text_limit);
     let placements = std::mem::take(&mut flow_checker.placements);
     let unused = flow_checker.unused();
     let mut names: HashSet<String> = flow_checker.names();

@@ -94,6 +94,8 @@ pub struct CommandSettings {
     pub working_dir: Option<PathBuf>,
     /// Exit codes that mean "try again".
     pub retryable_exit_codes: Option<Vec<i32>>,
+    /// The most bytes of stdout, when not the library's default.
+    pub max_output: Option<usize>,
 }
 
 /// A `claude` or `openai` agent's settings.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::located::Located;
 use super::raw_graph::{RawAsk, RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
-use super::values::{DurationSpec, JoinSpec, Step};
+use super::values::{ByteSize, DurationSpec, JoinSpec, Step};
 
 /// A workflow: agents, optional named groups, and the flow that runs them.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -36,6 +36,10 @@ pub struct RawWorkflow {
     /// everything orchestra prints or writes.
     #[serde(default)]
     pub secrets: Vec<Located<String>>,
+    /// The most bytes of each input and output text the run's trace keeps
+    /// (default: whole texts); longer texts are cut, saying how much was left
+    /// out. Bounds the memory of runs with big outputs and the size of `--trace`.
+    pub trace_text_limit: Option<Located<ByteSize>>,
     /// The agents, each with a unique id.
     #[serde(default)]
     pub agents: Vec<RawAgent>,
@@ -165,6 +169,9 @@ pub struct RawAgent {
     pub working_dir: Option<Located<String>>,
     /// `command`: exit codes that mean "try again" (default `[75]`).
     pub retryable_exit_codes: Option<Located<Vec<i32>>>,
+    /// `command`: the most bytes the program may print on stdout (default
+    /// "16MiB"); a program that prints more is stopped and fails.
+    pub max_output: Option<Located<ByteSize>>,
 
     // kind = "claude", "openai", "claude-code"
     /// `claude`, `openai`, `claude-code`: the model (required for `openai`).
