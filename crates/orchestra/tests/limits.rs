@@ -3,28 +3,18 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::process::Command;
 
-use common::{json, outcome, scratch, write};
+use common::{json, outcome, parallel_of, scratch, write};
 
 #[test]
 fn many_agents_at_once_start_under_a_low_soft_open_files_limit() {
     let dir = scratch();
-    let ids: Vec<String> = (0..150).map(|i| format!("a{i}")).collect();
-    let mut text = format!(
-        "[flow]\nparallel = [{}]\nparallel_limit = 150\nretries = 0\n",
-        ids.iter()
-            .map(|id| format!("\"{id}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let text = parallel_of(
+        150,
+        "parallel_limit = 150\nretries = 0",
+        "kind = \"command\"\ncommand = [\"sleep\", \"0.5\"]\nstdin = \"none\"",
     );
-    for id in &ids {
-        let _ = write!(
-            text,
-            "\n[[agents]]\nid = \"{id}\"\nkind = \"command\"\ncommand = [\"sleep\", \"0.5\"]\nstdin = \"none\"\n"
-        );
-    }
     let file = write(dir.path(), "many.toml", &text);
     // 150 programs hold ~600 descriptors: far past a soft limit of 64, within
     // the hard limit orchestra raises it to.

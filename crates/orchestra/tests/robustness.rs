@@ -6,7 +6,7 @@ mod common;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use common::{outcome, scratch, write};
+use common::{outcome, parallel_of, scratch, write};
 
 /// Runs `orchestra ARGS | head -c 1` in bash and returns orchestra's exit code
 /// and its standard error.
@@ -75,20 +75,7 @@ fn validate_refuses_groups_nested_too_deep_instead_of_overflowing_the_stack() {
 fn graph_into_a_closed_pipe_ends_quietly() {
     let dir = scratch();
     // Far more than a pipe's buffer, so the writer meets the closed end.
-    let ids: Vec<String> = (0..3000).map(|i| format!("agent-{i}")).collect();
-    let mut text = format!(
-        "[flow]\nparallel = [{}]\n",
-        ids.iter()
-            .map(|id| format!("\"{id}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for id in &ids {
-        let _ = write!(
-            text,
-            "\n[[agents]]\nid = \"{id}\"\nkind = \"template\"\ntemplate = \"{{{{input}}}}\"\n"
-        );
-    }
+    let text = parallel_of(3000, "", "kind = \"template\"\ntemplate = \"{{input}}\"");
     let file = write(dir.path(), "wide.toml", &text);
     let file = file.to_string_lossy().into_owned();
     for format in ["dot", "mermaid"] {

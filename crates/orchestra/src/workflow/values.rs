@@ -17,15 +17,20 @@ use super::raw::RawFlow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationSpec(pub Duration);
 
-/// Parses `"500ms"`, `"30s"`, `"1.5m"`, `"1h"` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// `"1.5 MiB"` as `(1.5, "MiB")`: the leading number and the unit after it.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1.5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = number_and_unit(text)?;
+    let seconds = match unit {
         "" | "s" | "sec" | "secs" => number,
         "ms" => number / 1000.0,
         "m" | "min" | "mins" => number * 60.0,
@@ -99,13 +104,8 @@ pub struct ByteSize(pub u64);
 /// Parses `"512"`, `"64KB"`, `"16MiB"`, `"1.5GB"` (units `B`, `KB`, `MB`, `GB`
 /// of 1000 and `KiB`, `MiB`, `GiB` of 1024, case ignored).
 pub fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (number, unit) = number_and_unit(text)?;
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
         "mb" | "m" => 1e6,

@@ -8,7 +8,7 @@ use assert_cmd::Command;
 
 mod outcome;
 #[allow(unused_imports)] // not every test binary runs commands this way
-pub use outcome::{is_running, outcome};
+pub use outcome::{is_running, outcome, parallel_of};
 
 /// The `orchestra` binary, with a clean environment for API keys.
 pub fn orchestra() -> Command {

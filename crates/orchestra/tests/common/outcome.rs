@@ -48,3 +48,16 @@ pub fn is_running(marker: &str) -> bool {
             })
         })
 }
+
+/// A workflow whose flow is one parallel group of `count` agents `a0`, `a1`,
+/// …, with the group's `settings` and each agent's `agent` settings (after
+/// its id).
+pub fn parallel_of(count: usize, settings: &str, agent: &str) -> String {
+    use std::fmt::Write as _;
+    let ids: Vec<String> = (0..count).map(|i| format!("\"a{i}\"")).collect();
+    let mut text = format!("[flow]\nparallel = [{}]\n{settings}\n", ids.join(", "));
+    for i in 0..count {
+        let _ = write!(text, "\n[[agents]]\nid = \"a{i}\"\n{agent}\n");
+    }
+    text
+}
