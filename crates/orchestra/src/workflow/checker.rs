@@ -102,6 +102,18 @@ impl<'a> Checker<'a> {
             .extend(names.iter().map(|(name, _)| name.clone()));
     }
 
+    /// A `shell` script, as written: `${f}`, `$1` and `$$` belong to the shell,
+    /// and environment variables reach it through the environment. The
+    /// variables it names are noted, for redaction.
+    pub fn shell_script(&mut self, value: &Located<String>) -> String {
+        for name in env::shell_references(&value.value) {
+            if let Some(found) = self.env.get(&name) {
+                self.used_env.push((name, found));
+            }
+        }
+        value.value.clone()
+    }
+
     /// As [`text`](Self::text), for an optional value.
     pub fn opt_text(&mut self, value: Option<&Located<String>>) -> Option<String> {
         value.map(|value| self.text(value))

@@ -99,6 +99,26 @@ pub fn expand(text: &str, env: &dyn Lookup, lenient: bool) -> Result<Expanded, V
     }
 }
 
+/// The names of the variables a shell script refers to (`$NAME`, `${NAME}`,
+/// `${NAME:-default}`...), without expanding anything: the shell does that.
+pub fn shell_references(script: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = script;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        let inner = after.strip_prefix('{').unwrap_or(after);
+        let end = inner
+            .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+            .unwrap_or(inner.len());
+        let name = &inner[..end];
+        if is_valid_name(name) && !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+        }
+        rest = after;
+    }
+    names
+}
+
 /// Whether `name` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -275,6 +295,14 @@ mod tests {
         assert_eq!(
             marked.redact(text),
             "processed 1000 rows; total 1000500 from ${HOST}"
+        );
+    }
+
+    #[test]
+    fn shell_references_are_read_not_expanded() {
+        assert_eq!(
+            shell_references("for f in *; do echo ${f} $HOME ${KEY:-x} $$ $1; done"),
+            ["f", "HOME", "KEY"]
         );
     }
 

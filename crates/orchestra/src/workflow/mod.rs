@@ -10,6 +10,7 @@ mod check_budget;
 mod check_condition;
 mod check_flow;
 mod check_graph;
+mod check_refs;
 mod checker;
 pub mod condition;
 pub mod diagnostics;
@@ -254,6 +255,18 @@ fn check(
         }
     }
     let mut root = root?;
+    let refs: Vec<(String, String, Option<located::Span>)> = agents
+        .iter()
+        .flat_map(|agent| {
+            agent
+                .output_refs
+                .iter()
+                .map(|(id, span)| (agent.def.id.clone(), id.clone(), *span))
+        })
+        .collect();
+    for problem in check_refs::unready_outputs(&root, &refs) {
+        checker.error(problem);
+    }
     if let Some(budget) = &raw.budget {
         let checked = check_budget::check_budget(checker, budget);
         if root.budget.is_some() {
