@@ -120,6 +120,13 @@ fn check_outputs(args: &RunArgs) -> Result<(), String> {
             .to_owned());
     }
     for path in [&args.trace, &args.chrome_trace].into_iter().flatten() {
+        if path.is_dir() {
+            return Err(format!(
+                "cannot write `{}`: it is a directory; give a file name, for example `{}`",
+                path.display(),
+                path.join("trace.json").display()
+            ));
+        }
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

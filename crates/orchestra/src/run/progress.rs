@@ -384,7 +384,15 @@ impl RunObserver for Progress {
                         } else {
                             String::new()
                         };
-                        self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                        if error.is_retryable() {
+                            self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                        } else {
+                            // "1/4" would promise retries that will not come.
+                            self.log(
+                                agent,
+                                &format!("failed (not retried: the failure is permanent): {error}"),
+                            );
+                        }
                     }
                 }
             }

@@ -216,7 +216,10 @@ fn check(
     let Some(flow) = &raw.flow else {
         checker.error(
             Diagnostic::new("the workflow has no `flow`", Some(located::Span::new(0, 0)))
-                .with_help(Some("add a flow, for example:\n[flow]\nsequential = [\"first-agent\", \"second-agent\"]".to_owned())),
+                .with_help(Some(match format {
+                    Format::Toml => "add a flow, for example:\n[flow]\nsequential = [\"first-agent\", \"second-agent\"]",
+                    Format::Yaml => "add a flow, for example:\nflow:\n  sequential: [first-agent, second-agent]",
+                }.to_owned())),
         );
         return None;
     };
