@@ -6,6 +6,7 @@
 //! it can be piped; progress, the summary and errors go to standard error.
 
 mod answers;
+mod layout;
 mod preview;
 mod progress;
 mod signals;
