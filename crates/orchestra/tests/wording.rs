@@ -126,6 +126,19 @@ fn a_permanent_failure_is_not_announced_as_the_first_of_several_attempts() {
         run.stderr
     );
     assert!(!run.stderr.contains("attempt 1/4 failed"), "{}", run.stderr);
+    // The agent is named once per message.
+    assert!(
+        run.stderr.contains(
+            "error: the run failed: agent `bad` failed: `sh -c exit 1` failed with exit code 1"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("✗ bad: `sh -c exit 1` failed"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use claude_agent_sdk::orchestration::{ExecutionTrace, Usage};
+use claude_agent_sdk::orchestration::{ExecutionTrace, FailureReason, Usage};
 
 use crate::table::{Align, Table};
 use crate::traces::{self, human_duration, human_tokens, Status};
@@ -104,7 +104,8 @@ const FAILURE_LINES: usize = 12;
 /// program's standard error) indented under the first, bounded — the one place
 /// on a terminal where a failure a tolerant join accepted is explained.
 fn failure_note(name: &str, error: &str) -> String {
-    let mut lines = error.lines();
+    let reason = FailureReason::new(error);
+    let mut lines = reason.said_of(name).lines();
     let mut note = format!("✗ {name}: {}\n", lines.next().unwrap_or_default());
     let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
     let skipped = rest.len().saturating_sub(FAILURE_LINES);
