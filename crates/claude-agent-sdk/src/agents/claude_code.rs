@@ -19,6 +19,7 @@ use crate::orchestration::{
 };
 
 mod failure;
+mod options;
 
 /// How Claude Code reports its run (`--output-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +89,7 @@ pub struct ClaudeCodeAgent {
     partial_messages: bool,
     timeout: Option<Duration>,
     on_delta: Option<DeltaHandler>,
+    options: options::Options,
     base: Invocation,
 }
 
@@ -111,6 +113,7 @@ impl ClaudeCodeAgent {
             partial_messages: false,
             timeout: None,
             on_delta: None,
+            options: options::Options::default(),
             base: Invocation::new("claude"),
         }
     }
@@ -288,6 +291,7 @@ impl ClaudeCodeAgent {
         option("--max-turns", self.max_turns.map(|t| t.to_string()));
         option("--append-system-prompt", self.system_prompt.clone());
         option("--permission-mode", self.permission_mode.clone());
+        args.extend(self.options.args());
         args.extend(self.extra_args.iter().cloned());
         inv.args = args;
         inv.stdin = Some(prompt.into_bytes());
