@@ -127,6 +127,42 @@ async fn stream_json_reports_assistant_text_as_it_arrives() {
 }
 
 #[tokio::test]
+async fn typed_events_arrive_as_a_stream() {
+    use claude_agent_sdk::agents::{event_stream, ClaudeCodeEvent};
+    use futures::StreamExt;
+
+    let dir = TempDir::new("cc-events");
+    let gate = dir.join("gate");
+    std::fs::write(&gate, b"open").unwrap();
+    let (handler, events) = event_stream::<ClaudeCodeEvent>();
+    let agent = agent(&dir, "stream")
+        .with_env("FAKE_CLAUDE_GATE", &gate)
+        .on_event(handler);
+    let output = agent.execute(AgentInput::new("look")).await.unwrap();
+    drop(agent);
+    let events: Vec<ClaudeCodeEvent> = events.collect().await;
+    assert!(output.content.starts_with("Looking done"));
+    assert!(
+        matches!(events.first(), Some(ClaudeCodeEvent::System { subtype, .. }) if subtype == "init"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClaudeCodeEvent::ToolUse { name, .. } if name == "Read")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, ClaudeCodeEvent::ToolResult { tool_use_id, .. } if tool_use_id == "toolu_1")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(ClaudeCodeEvent::Result { session_id: Some(s), is_error: false, .. }) if s == "sess-9"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_binary_is_invalid_config_naming_the_cause() {
     let empty = TempDir::new("cc-empty");
     let error = ClaudeCodeAgent::new("coder")

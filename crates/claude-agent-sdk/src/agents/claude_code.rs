@@ -18,8 +18,11 @@ use crate::orchestration::{
     Agent, AgentError, AgentInput, AgentOutput, OrchestrationError, Result, Usage,
 };
 
+mod events;
 mod failure;
 mod options;
+
+pub use events::ClaudeCodeEvent;
 
 /// How Claude Code reports its run (`--output-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +93,7 @@ pub struct ClaudeCodeAgent {
     timeout: Option<Duration>,
     on_delta: Option<DeltaHandler>,
     options: options::Options,
+    on_event: Option<events::EventHandler>,
     base: Invocation,
 }
 
@@ -114,6 +118,7 @@ impl ClaudeCodeAgent {
             timeout: None,
             on_delta: None,
             options: options::Options::default(),
+            on_event: None,
             base: Invocation::new("claude"),
         }
     }
@@ -462,11 +467,13 @@ impl ResultMessage {
     }
 }
 
-/// Follows a `stream-json` run line by line: reports text, keeps the result.
+/// Follows a `stream-json` run line by line: reports text and events, keeps
+/// the result.
 struct StreamFollower<'a> {
     sink: DeltaSink<'a>,
     partial: bool,
     result: Option<ResultMessage>,
+    on_event: Option<&'a events::EventHandler>,
 }
 
 impl StreamFollower<'_> {
@@ -476,6 +483,11 @@ impl StreamFollower<'_> {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
             return;
         };
+        if let Some(handler) = self.on_event {
+            for event in events::events_of(&value) {
+                handler.send(&event);
+            }
+        }
         match value.get("type").and_then(|t| t.as_str()) {
             Some("result") => self.result = ResultMessage::from_value(value),
             Some("assistant") if !self.partial => {
@@ -519,6 +531,7 @@ impl Agent for ClaudeCodeAgent {
             sink: DeltaSink::new(self.on_delta.as_ref(), &self.name),
             partial: self.partial_messages,
             result: None,
+            on_event: self.on_event.as_ref(),
         };
         let finished = {
             let mut on_line = |line: &[u8]| follower.line(line);
