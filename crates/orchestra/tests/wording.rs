@@ -63,6 +63,24 @@ fn parser_messages_speak_the_workflows_words() {
 }
 
 #[test]
+fn an_unclosed_yaml_bracket_is_named_where_it_opened() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "unclosed.yaml",
+        "flow:\n  sequential: [a, b\nagents:\n  - {id: a, kind: template, template: x}\n",
+    );
+    let run = outcome(&["validate"], &file, &[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the `[` on line 2, column 15 is never closed: add `]` where its items end"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn yaml_yes_and_no_in_equals_get_a_quote_it_hint() {
     let dir = scratch();
     let file = write(

@@ -38,7 +38,18 @@ pub fn parse(source: &Source, format: Format) -> Result<RawWorkflow, Diagnostic>
                 let start = source.offset_of(line, column);
                 Span::new(start, start + token_len(&source.text[start..]))
             });
-            shape_error(&yaml_message(&error), span)
+            let diagnostic = shape_error(&yaml_message(&error), span);
+            match span.and_then(|span| unclosed_bracket(&source.text[..span.start])) {
+                Some(open) if diagnostic.help.is_none() => {
+                    let (line, column) = source.line_col(open);
+                    let close = if source.text[open..].starts_with('[') { ']' } else { '}' };
+                    let opener = if close == ']' { '[' } else { '{' };
+                    diagnostic.with_help(Some(format!(
+                        "the `{opener}` on line {line}, column {column} is never closed: add `{close}` where its items end"
+                    )))
+                }
+                _ => diagnostic,
+            }
         }),
     }
 }
@@ -55,6 +66,33 @@ fn yaml_message(error: &serde_saphyr::Error) -> String {
             .to_owned(),
         None => first.to_owned(),
     }
+}
+
+/// Where the last `[` or `{` still open at the end of `text` (YAML before a
+/// syntax error) was opened: a parser notices an unclosed bracket only lines
+/// later, at a `:` that cannot be inside it. Quotes and comments are skipped.
+fn unclosed_bracket(text: &str) -> Option<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    for (at, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => comment = true,
+            (None, '[' | '{') => open.push(at),
+            (None, ']' | '}') => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.last().copied()
 }
 
 /// The length of the word that starts `text` (for the caret under a YAML error).
@@ -168,6 +206,22 @@ fn strip_position(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unclosed_yaml_bracket_is_named_where_it_opened() {
+        let source = Source::new(
+            "w.yaml",
+            "flow:\n  sequential: [a, b\nagents:\n  - {id: a, kind: template, template: x}\n",
+        );
+        let error = parse(&source, Format::Yaml)
+            .err()
+            .unwrap_or_else(|| panic!("parsed"));
+        assert_eq!(
+            error.help.as_deref(),
+            Some("the `[` on line 2, column 15 is never closed: add `]` where its items end")
+        );
+        assert_eq!(unclosed_bracket("a: '[' # [\nb: [x]"), None);
+    }
 
     #[test]
     fn messages_speak_the_workflows_words() {
