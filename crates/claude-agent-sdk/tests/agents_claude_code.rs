@@ -127,6 +127,42 @@ async fn stream_json_reports_assistant_text_as_it_arrives() {
 }
 
 #[tokio::test]
+async fn typed_events_arrive_as_a_stream() {
+    use claude_agent_sdk::agents::{event_stream, ClaudeCodeEvent};
+    use futures::StreamExt;
+
+    let dir = TempDir::new("cc-events");
+    let gate = dir.join("gate");
+    std::fs::write(&gate, b"open").unwrap();
+    let (handler, events) = event_stream::<ClaudeCodeEvent>();
+    let agent = agent(&dir, "stream")
+        .with_env("FAKE_CLAUDE_GATE", &gate)
+        .on_event(handler);
+    let output = agent.execute(AgentInput::new("look")).await.unwrap();
+    drop(agent);
+    let events: Vec<ClaudeCodeEvent> = events.collect().await;
+    assert!(output.content.starts_with("Looking done"));
+    assert!(
+        matches!(events.first(), Some(ClaudeCodeEvent::System { subtype, .. }) if subtype == "init"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClaudeCodeEvent::ToolUse { name, .. } if name == "Read")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, ClaudeCodeEvent::ToolResult { tool_use_id, .. } if tool_use_id == "toolu_1")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(ClaudeCodeEvent::Result { session_id: Some(s), is_error: false, .. }) if s == "sess-9"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_binary_is_invalid_config_naming_the_cause() {
     let empty = TempDir::new("cc-empty");
     let error = ClaudeCodeAgent::new("coder")
@@ -232,6 +268,54 @@ async fn error_results_name_their_cause() {
         "{error}"
     );
     assert!(error.to_string().contains("error_max_turns"), "{error}");
+}
+
+#[tokio::test]
+async fn a_refused_api_request_fails_at_once_and_an_overload_is_transient() {
+    let dir = TempDir::new("cc-status");
+    let runs = dir.join("runs");
+    let refused = agent(&dir, "bad_key").with_env("FAKE_CLAUDE_RUNS", &runs);
+    let error = refused.execute(AgentInput::new("x")).await.unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("`claude`'s API request failed with HTTP 401 (exit code 1): Invalid API key"),
+        "{text}"
+    );
+    assert!(!text.contains("reported success"), "{text}");
+
+    // Orchestrated with retries, a refused request is not tried again.
+    let _ = std::fs::remove_file(&runs);
+    let output = SequentialOrchestrator::new()
+        .with_max_retries(2)
+        .orchestrate(vec![Box::new(refused)], OrchestratorInput::new("x"))
+        .await;
+    assert!(output.is_err());
+    let attempts = std::fs::read_to_string(&runs).unwrap_or_default();
+    assert_eq!(attempts.lines().count(), 1, "{attempts}");
+
+    let error = agent(&dir, "overloaded")
+        .execute(AgentInput::new("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::Transient { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_working_directory_is_named_as_such() {
+    let dir = TempDir::new("cc-nodir");
+    let error = agent(&dir, "json")
+        .with_working_dir(dir.join("no-such-dir"))
+        .execute(AgentInput::new("x"))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("working directory"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(!text.contains("install it"), "{text}");
 }
 
 #[tokio::test]

@@ -240,6 +240,29 @@ async fn a_timeout_kills_the_program_and_its_children() {
 }
 
 #[tokio::test]
+async fn a_stopped_program_takes_its_own_sessions_and_stubborn_children_with_it() {
+    let dir = TempDir::new("sessions");
+    let pids = dir.join("pids");
+    // One child in a session of its own (as Claude Code runs its Bash tool),
+    // one that ignores SIGTERM: neither is in the program's process group's
+    // reach or stops at the first signal.
+    let agent = CommandAgent::shell(
+        "escaper",
+        "setsid sh -c 'echo $$ >> \"$PIDS\"; exec sleep 30' & \
+         sh -c 'trap \"\" TERM; echo $$ >> \"$PIDS\"; exec sleep 30' & \
+         echo $$ >> \"$PIDS\"; wait",
+    )
+    .with_env("PIDS", &pids)
+    .with_timeout(Duration::from_millis(500));
+    let error = agent.execute(AgentInput::new("")).await.unwrap_err();
+    assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
+    assert_all_gone(&read_pids(&pids, 3)).await;
+    assert!(claude_agent_sdk::agents::wait_for_stopping_programs(
+        Duration::from_secs(10)
+    ));
+}
+
+#[tokio::test]
 async fn an_attempt_timeout_of_the_orchestrator_leaves_no_orphans() {
     let dir = TempDir::new("attempt");
     let pids = dir.join("pids");

@@ -337,3 +337,10 @@ async fn stream_usage_can_be_turned_off_for_servers_that_reject_it() {
         .await;
     assert!(matches!(invalid, Err(OrchestrationError::InvalidConfig(_))));
 }
+
+#[test]
+fn the_model_can_be_replaced_like_claudes() {
+    let agent = OpenAiCompatibleAgent::new("gpt", &local("http://127.0.0.1:9"), "first")
+        .with_model("second");
+    assert_eq!(agent.model(), "second");
+}

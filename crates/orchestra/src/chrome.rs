@@ -31,7 +31,7 @@ pub fn chrome_trace(workflow: &str, trace: &ExecutionTrace) -> Value {
     for lane in 0..lane_count {
         events.push(json!({
             "name": "thread_name", "ph": "M", "pid": 1, "tid": lane + 1,
-            "args": { "name": format!("lane {}", lane + 1) },
+            "args": { "name": lane_name(&attempts, &lanes, lane) },
         }));
     }
     for (attempt, lane) in attempts.iter().zip(&lanes) {
@@ -66,6 +66,25 @@ pub fn chrome_trace(workflow: &str, trace: &ExecutionTrace) -> Value {
         }));
     }
     json!({ "traceEvents": events, "displayTimeUnit": "ms" })
+}
+
+/// A lane's name: the agents whose attempts it holds, in order (the first
+/// few, then how many more), so a track reads "research" and not "lane 3".
+fn lane_name(attempts: &[Attempt<'_>], lanes: &[usize], lane: usize) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<&str> = Vec::new();
+    for (attempt, _) in attempts.iter().zip(lanes).filter(|(_, l)| **l == lane) {
+        let name = attempt.record.agent_name.as_str();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let more = names.len().saturating_sub(SHOWN);
+    let mut name = names[..names.len().min(SHOWN)].join(", ");
+    if more > 0 {
+        name.push_str(&format!(" +{more} more"));
+    }
+    name
 }
 
 /// The lane of each attempt: the first lane free when it starts.

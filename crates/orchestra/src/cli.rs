@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "orchestra",
     version,
-    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 130 cancelled (Ctrl-C).\nWorkflow files: docs/workflow.md, or `orchestra schema`. Runs are kept in a store (docs/durability.md): `orchestra runs`, `show`, `resume`, `fork`, `prune`."
+    after_help = "Exit codes: 0 success, 1 an agent or the run failed, 2 bad usage or an invalid workflow, 3 waiting for answers (asks), 130/143/129 cancelled by Ctrl-C, SIGTERM or SIGHUP.\nWorkflow files: docs/workflow.md, or `orchestra schema`. Runs are kept in a store (docs/durability.md): `orchestra runs`, `show`, `resume`, `fork`, `prune`."
 )]
 pub struct Cli {
     /// What to do.
@@ -26,6 +26,10 @@ pub enum Command {
     Validate {
         /// The workflow file (.toml, .yaml or .yml).
         file: PathBuf,
+        /// Make unset environment variables errors, as `run` does (by default
+        /// they are warnings, so that files can be checked without secrets).
+        #[arg(long)]
+        require_env: bool,
     },
     /// List a workflow's agents and their registry metadata, filtered.
     Agents(AgentsArgs),
@@ -185,6 +189,13 @@ pub struct RunArgs {
     /// Print only the result: no progress, no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Answer the question of ask node ID (repeatable): --answer approve=yes.
+    #[arg(long, value_name = "ID=TEXT")]
+    pub answer: Vec<String>,
+    /// Read answers from a file: a JSON object {"ID": "TEXT", ...}, or ID=TEXT
+    /// lines.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
     /// Export spans to an OpenTelemetry collector over OTLP/HTTP, for example
     /// http://localhost:4318 (needs the `otel` feature).
     #[arg(long, value_name = "ENDPOINT")]

@@ -20,19 +20,24 @@ use crate::workflow::{self, Node, Strictness, Workflow};
 /// Loads `file`, printing its problems when it is invalid.
 fn load(file: &Path, strictness: Strictness) -> Result<Workflow, Exit> {
     workflow::load(file, strictness).map_err(|invalid| {
-        eprint!("{}", invalid.render());
+        err!("{}", invalid.render());
         Exit::Usage
     })
 }
 
-/// `orchestra validate FILE`.
-pub fn validate(file: &Path) -> Exit {
-    let workflow = match load(file, Strictness::Run) {
+/// `orchestra validate FILE [--require-env]`.
+pub fn validate(file: &Path, require_env: bool) -> Exit {
+    let strictness = if require_env {
+        Strictness::Run
+    } else {
+        Strictness::Check
+    };
+    let workflow = match load(file, strictness) {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };
     for warning in &workflow.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let mut groups = 0;
     workflow
@@ -42,7 +47,7 @@ pub fn validate(file: &Path) -> Exit {
         workflow::located::Format::Toml => "TOML",
         workflow::located::Format::Yaml => "YAML",
     };
-    println!(
+    outln!(
         "ok: `{}` is a valid workflow ({format}): {} agent(s), {} nested group(s), {} flow",
         workflow.path.display(),
         workflow.agents.len(),
@@ -60,7 +65,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
         Err(exit) => return exit,
     };
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
-        eprintln!("error: cannot start the async runtime");
+        errln!("error: cannot start the async runtime");
         return Exit::Failed;
     };
     let found = runtime.block_on(async {
@@ -100,7 +105,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
     let found = match found {
         Ok(found) => found,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
@@ -137,12 +142,12 @@ pub fn agents(args: &AgentsArgs) -> Exit {
             metadata.tags.join(", "),
             metadata.version.clone(),
             metadata.max_retries.to_string(),
-            format!("{}s", metadata.timeout_secs),
+            written_duration(metadata.timeout_secs),
             if metadata.enabled { "yes" } else { "no" }.to_owned(),
         ]);
     }
-    print!("{}", table.render());
-    eprintln!(
+    out!("{}", table.render());
+    errln!(
         "{} of {} agent(s) match",
         found.len(),
         workflow.agents.len()
@@ -150,11 +155,23 @@ pub fn agents(args: &AgentsArgs) -> Exit {
     Exit::Success
 }
 
+/// An attempt timeout as a workflow file writes it (`10m`, `45s`); `none` for
+/// the largest value, which stands for no timeout.
+fn written_duration(secs: u64) -> String {
+    match secs {
+        u64::MAX => "none".to_owned(),
+        0 => "0s".to_owned(),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// `orchestra graph FILE --format mermaid|dot`.
 pub fn graph(file: &Path, format: GraphFormat) -> Exit {
     match load(file, Strictness::Structure) {
         Ok(workflow) => {
-            print!("{}", crate::graph::render(&workflow, format));
+            out!("{}", crate::graph::render(&workflow, format));
             Exit::Success
         }
         Err(exit) => exit,
@@ -166,11 +183,11 @@ pub fn trace(path: &Path) -> Exit {
     let trace = match traces::read(path) {
         Ok(trace) => trace,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
-    print!("{}", render_trace(&trace));
+    out!("{}", render_trace(&trace));
     Exit::Success
 }
 
@@ -281,11 +298,11 @@ pub fn schema() -> Exit {
     let schema = schemars::schema_for!(RawWorkflow);
     match serde_json::to_string_pretty(&schema) {
         Ok(json) => {
-            println!("{json}");
+            outln!("{json}");
             Exit::Success
         }
         Err(e) => {
-            eprintln!("error: cannot encode the schema: {e}");
+            errln!("error: cannot encode the schema: {e}");
             Exit::Failed
         }
     }

@@ -11,8 +11,12 @@ pub enum Exit {
     Failed,
     /// Bad usage, an invalid workflow, or an unreadable file (2).
     Usage,
-    /// The run was cancelled with Ctrl-C (130).
-    Cancelled,
+    /// The run paused on questions for a person, and no answer could be
+    /// asked for (3).
+    InputRequired,
+    /// The run was cancelled by a signal: 128 + its number (Ctrl-C 130,
+    /// SIGTERM 143, SIGHUP 129).
+    Cancelled(crate::run::Stop),
 }
 
 impl Exit {
@@ -23,7 +27,8 @@ impl Exit {
             Self::Success => 0,
             Self::Failed => 1,
             Self::Usage => 2,
-            Self::Cancelled => 130,
+            Self::InputRequired => 3,
+            Self::Cancelled(stop) => stop.exit_code(),
         }
     }
 }

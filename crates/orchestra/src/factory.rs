@@ -74,8 +74,13 @@ impl Factory {
         let description = def.metadata.description.clone();
         let agent: Box<dyn Agent> = match &def.settings {
             Settings::Template { template } => {
-                let pieces = template::parse(template).map_err(|placeholder| {
-                    format!("agent `{}`: unknown placeholder {placeholder}", def.id)
+                let pieces = template::parse(template).map_err(|unknown| {
+                    let texts: Vec<&str> = unknown.iter().map(|u| u.text.as_str()).collect();
+                    format!(
+                        "agent `{}`: unknown placeholder {}",
+                        def.id,
+                        texts.join(", ")
+                    )
                 })?;
                 Box::new(TemplateAgent::new(&def.id, description, pieces))
             }
@@ -183,6 +188,9 @@ fn command(id: &str, description: String, settings: &CommandSettings) -> Command
     }
     if let Some(codes) = &settings.retryable_exit_codes {
         agent = agent.with_retryable_exit_codes(codes.iter().copied());
+    }
+    if let Some(bytes) = settings.max_output {
+        agent = agent.with_max_output_bytes(bytes);
     }
     agent
 }

@@ -1,5 +1,5 @@
 //! Drawing a graph group: a `start` and an `end` point inside its frame, its
-//! nodes (maps and joins noted under them), its edges, its routes' branches
+//! nodes (maps and joins noted under them; asks with their question), its edges, its routes' branches
 //! labelled with their conditions (`default` for the fallback), and its loops
 //! as dashed arrows back, labelled with their `until` and bound.
 
@@ -29,6 +29,15 @@ impl Diagram {
             let note = note(spec, id);
             let drawn = self.step(workflow, node, depth, note);
             ends.insert(id.to_owned(), drawn);
+        }
+        for ask in &spec.asks {
+            let id = self.fresh("q");
+            let question = ask.question.lines().next().unwrap_or_default();
+            self.items.push(Item::Node {
+                id: id.clone(),
+                label: format!("{}\nask: {question}", ask.id),
+            });
+            ends.insert(ask.id.clone(), (vec![id.clone()], vec![id]));
         }
         let end = self.point(END);
         ends.insert(START.to_owned(), (Vec::new(), vec![start.clone()]));

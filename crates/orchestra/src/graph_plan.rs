@@ -1,6 +1,7 @@
 //! From a checked graph group to a [`GraphOrchestrator`]: nodes, edges,
 //! routes (conditions, or a router agent's answer), bounded loops, maps (each
-//! in a small graph of its own, for its `parallel_limit`) and joins.
+//! in a small graph of its own, for its `parallel_limit`), joins, and asks
+//! (nodes that pause the run for a person's answer).
 //!
 //! The checker wires the same graph on stand-in agents to let the library
 //! check its shape, so `orchestra validate` and `orchestra run` agree.
@@ -33,6 +34,9 @@ pub fn wire(
             Some(map) => graph.add_subgraph(id.clone(), map_graph(map, agent, spec, config)),
             None => graph.add_shared_node(id, agent),
         };
+    }
+    for ask in &spec.asks {
+        graph = graph.add_ask(ask.id.clone(), ask.question.clone());
     }
     for (from, to) in &spec.edges {
         graph = graph.add_edge(library_id(from), library_id(to));

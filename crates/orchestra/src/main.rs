@@ -7,11 +7,15 @@
 //! trace into tables, timelines and Chrome traces ([`commands`], [`chrome`]).
 //! See `docs/workflow.md` for the file format.
 
+#[macro_use]
+mod output;
+
 mod chrome;
 mod cli;
 mod commands;
 mod exit;
 mod factory;
+mod fail_fast;
 mod graph;
 mod graph_draw;
 mod graph_plan;
@@ -48,7 +52,7 @@ fn main() -> ExitCode {
     };
     let exit = match &cli.command {
         Command::Run(args) => run::run(args),
-        Command::Validate { file } => commands::validate(file),
+        Command::Validate { file, require_env } => commands::validate(file, *require_env),
         Command::Agents(args) => commands::agents(args),
         Command::Graph { file, format } => commands::graph(file, *format),
         Command::Trace { path } => commands::trace(path),

@@ -12,13 +12,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     fork, resume, Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
-    GraphOrchestrator, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
-    ParallelOrchestrator, Result, RunId, SequentialOrchestrator, END, START,
+    GraphOrchestrator, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
+    OrchestratorOutput, ParallelOrchestrator, Pause, Result, RunId, SequentialOrchestrator, END,
+    START,
 };
 
 use std::sync::Arc;
 
 use crate::factory::Factory;
+use crate::fail_fast::{FailFast, Tripwire};
 use crate::graph_plan::{wire, Routed};
 use crate::template::output_key;
 use crate::workflow::graph_model::{GraphSpec, RouteBy};
@@ -33,7 +35,7 @@ pub struct Plan {
 enum Runner {
     Sequential(SequentialOrchestrator),
     Parallel(ParallelOrchestrator),
-    /// A graph carries its own agents.
+    /// A graph carries its own agents (boxed: it is the largest by far).
     Graph(Box<GraphOrchestrator>),
 }
 
@@ -52,11 +54,19 @@ fn runner(
             Vec::new(),
         ),
         (None, Mode::Parallel) => (
-            Runner::Parallel(ParallelOrchestrator::new().with_config(config.clone())),
+            Runner::Parallel(
+                ParallelOrchestrator::new()
+                    .with_name(format!("group `{}`", group.name))
+                    .with_config(config.clone()),
+            ),
             steps(group, workflow, factory)?,
         ),
         (None, _) => (
-            Runner::Sequential(SequentialOrchestrator::new().with_config(config.clone())),
+            Runner::Sequential(
+                SequentialOrchestrator::new()
+                    .with_name(format!("group `{}`", group.name))
+                    .with_config(config.clone()),
+            ),
             steps(group, workflow, factory)?,
         ),
     };
@@ -64,7 +74,7 @@ fn runner(
         return Ok((runner, agents));
     };
     let bounded = match runner {
-        Runner::Graph(graph) => graph.with_budget(budget),
+        Runner::Graph(graph) => (*graph).with_budget(budget),
         Runner::Sequential(o) => budgeted(group, o, agents).with_budget(budget),
         Runner::Parallel(o) => budgeted(group, o, agents).with_budget(budget),
     };
@@ -142,36 +152,63 @@ impl Plan {
     /// # Errors
     /// The run's error (see the library's orchestrators).
     pub async fn run(
-        self,
+        &mut self,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput> {
+        let steps = std::mem::take(&mut self.steps);
         self.root
             .orchestrator()
-            .orchestrate_with_context(self.steps, input, ctx)
+            .orchestrate_with_context(steps, input, ctx)
             .await
     }
 
-    /// Resumes stored run `run` under `ctx` (whose journal holds it).
+    /// Resumes a run of the root graph that paused on questions, with
+    /// `answers`, under the same `ctx`: finished nodes are not run again.
     ///
     /// # Errors
-    /// The resumed run's error, or why it cannot be resumed.
-    pub async fn resume(self, run: RunId, ctx: &ExecutionContext) -> Result<OrchestratorOutput> {
-        resume(self.root.orchestrator(), self.steps, run, ctx).await
+    /// The run's error; [`OrchestrationError::InvalidConfig`] when the root
+    /// is not a graph (only graphs ask).
+    pub async fn resume(
+        &self,
+        pause: Pause,
+        answers: Vec<(String, String)>,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        match &self.root {
+            Runner::Graph(graph) => graph.resume_in(pause, answers, ctx).await,
+            Runner::Sequential(_) | Runner::Parallel(_) => Err(OrchestrationError::InvalidConfig(
+                "only a graph flow can resume after a question".to_owned(),
+            )),
+        }
+    }
+
+    /// Continues stored run `run` under `ctx` (whose journal holds it).
+    ///
+    /// # Errors
+    /// The continued run's error, or why it cannot be continued.
+    pub async fn continue_stored(
+        &mut self,
+        run: RunId,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        let steps = std::mem::take(&mut self.steps);
+        resume(self.root.orchestrator(), steps, run, ctx).await
     }
 
     /// Starts a new run from stored run `run`, after step `after`.
     ///
     /// # Errors
     /// The new run's error, or why it cannot start.
-    pub async fn fork(
-        self,
+    pub async fn fork_stored(
+        &mut self,
         run: RunId,
         after: &str,
         input: Option<OrchestratorInput>,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput> {
-        fork(self.root.orchestrator(), self.steps, run, after, input, ctx).await
+        let steps = std::mem::take(&mut self.steps);
+        fork(self.root.orchestrator(), steps, run, after, input, ctx).await
     }
 }
 
@@ -190,11 +227,28 @@ fn steps(
     workflow: &Workflow,
     factory: &mut Factory,
 ) -> std::result::Result<Vec<Box<dyn Agent>>, String> {
-    group
+    let steps = group
         .steps
         .iter()
         .map(|node| step(node, workflow, factory))
-        .collect()
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    if !group.fail_fast {
+        return Ok(steps);
+    }
+    let wire = Tripwire::new();
+    Ok(steps
+        .into_iter()
+        .map(|step| {
+            let retries = step.max_retries().unwrap_or(group.config.max_retries);
+            let attempts = retries.saturating_add(1);
+            Box::new(FailFast::new(
+                step,
+                &group.name,
+                Arc::clone(&wire),
+                attempts,
+            )) as Box<dyn Agent>
+        })
+        .collect())
 }
 
 fn step(
@@ -317,6 +371,25 @@ mod tests {
         assert_eq!(step.description(), "echoes");
         let output = step.execute(AgentInput::new("hi")).await;
         assert_eq!(output.map(|o| o.content).ok().as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn a_flow_without_timeout_has_no_run_limit_and_one_with_it_keeps_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let plan_of = |text: &str| {
+            let path = dir.path().join("w.toml");
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            let workflow = crate::workflow::load(&path, crate::workflow::Strictness::Structure)
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            Plan::build(&workflow, Factory::new()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let agent = "[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n";
+        let unbounded = plan_of(&format!("[flow]\nsequential = [\"a\"]\n{agent}"));
+        assert_eq!(unbounded.config().timeout, Duration::MAX);
+        let bounded = plan_of(&format!(
+            "[flow]\nsequential = [\"a\"]\ntimeout = \"10m\"\n{agent}"
+        ));
+        assert_eq!(bounded.config().timeout, Duration::from_secs(600));
     }
 
     #[test]

@@ -146,15 +146,8 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             }
         }
     }
-    let start = Start::Resume {
-        run: found.run,
-        answers,
-    };
-    run::launch(
-        &workflow,
-        start,
-        &run_args(&found.file, &args.output, &args.store),
-    )
+    let run_args = run_args(&found.file, &args.output, &args.store);
+    run::launch(&workflow, Start::Resume(found.run), &run_args, answers)
 }
 
 /// `orchestra fork`.
@@ -177,11 +170,8 @@ pub fn fork(args: &ForkArgs) -> Exit {
         after: args.after.clone(),
         input,
     };
-    run::launch(
-        &workflow,
-        start,
-        &run_args(&found.file, &args.output, &args.store),
-    )
+    let run_args = run_args(&found.file, &args.output, &args.store);
+    run::launch(&workflow, start, &run_args, Vec::new())
 }
 
 /// The workflow in `file`, its problems printed when it has any.
@@ -242,6 +232,8 @@ fn run_args(file: &std::path::Path, output: &OutputArgs, store: &StoreArgs) -> R
         trace: output.trace.clone(),
         chrome_trace: output.chrome_trace.clone(),
         quiet: output.quiet,
+        answer: Vec::new(),
+        answers: None,
         otlp: None,
         store: store.clone(),
     }

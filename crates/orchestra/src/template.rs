@@ -7,8 +7,9 @@
 //! | `{{output.ID}}` | the latest output of the agent (or group) `ID` in this run, or "" |
 //! | `{{metadata.KEY}}` | the input's metadata under `KEY`, or "" |
 //!
-//! Outputs come from the run's shared state, where [`crate::plan`] records
-//! every step's output under `output.ID` as it succeeds.
+//! `\{{` writes a literal `{{`. Outputs come from the run's shared state,
+//! where [`crate::plan`] records every step's output under `output.ID` as it
+//! succeeds.
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{Agent, AgentInput, AgentOutput, ExecutionContext, Result};
@@ -32,35 +33,87 @@ pub enum Piece {
     Metadata(String),
 }
 
-/// Parses `template`, or says which placeholder is unknown.
+/// A placeholder that is not one of the known forms, and where it starts in
+/// the template (a byte offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// The placeholder as written, braces included.
+    pub text: String,
+    /// Where it starts.
+    pub offset: usize,
+    /// The known form it most likely meant.
+    pub suggestion: Option<String>,
+}
+
+/// Parses `template`; `\{{` is a literal `{{`.
 ///
 /// # Errors
-/// The text of the first placeholder that is not one of the known forms.
-pub fn parse(template: &str) -> std::result::Result<Vec<Piece>, String> {
+/// Every placeholder that is not one of the known forms, in order.
+pub fn parse(template: &str) -> std::result::Result<Vec<Piece>, Vec<Unknown>> {
     let mut pieces = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open + 2..].find("}}") else {
+    let mut unknown = Vec::new();
+    let mut text = String::new();
+    let mut at = 0;
+    while let Some(found) = template[at..].find("{{") {
+        let open = at + found;
+        if template[..open].ends_with('\\') {
+            // `\{{`: the braces as they are, without the backslash.
+            text.push_str(&template[at..open - 1]);
+            text.push_str("{{");
+            at = open + 2;
+            continue;
+        }
+        let Some(close) = template[open + 2..].find("}}") else {
             break;
         };
-        if open > 0 {
-            pieces.push(Piece::Text(rest[..open].to_owned()));
-        }
-        let inner = rest[open + 2..open + 2 + close].trim();
-        pieces.push(match inner {
-            "input" => Piece::Input,
+        text.push_str(&template[at..open]);
+        let inner = template[open + 2..open + 2 + close].trim();
+        let piece = match inner {
+            "input" => Some(Piece::Input),
             _ => match inner.split_once('.') {
-                Some(("output", id)) if !id.is_empty() => Piece::Output(id.to_owned()),
-                Some(("metadata", key)) if !key.is_empty() => Piece::Metadata(key.to_owned()),
-                _ => return Err(format!("{{{{{inner}}}}}")),
+                Some(("output", id)) if !id.is_empty() => Some(Piece::Output(id.to_owned())),
+                Some(("metadata", key)) if !key.is_empty() => Some(Piece::Metadata(key.to_owned())),
+                _ => None,
             },
-        });
-        rest = &rest[open + 2 + close + 2..];
+        };
+        match piece {
+            Some(piece) => {
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(piece);
+            }
+            None => unknown.push(Unknown {
+                text: template[open..open + 2 + close + 2].to_owned(),
+                offset: open,
+                suggestion: suggestion(inner),
+            }),
+        }
+        at = open + 2 + close + 2;
     }
-    if !rest.is_empty() {
-        pieces.push(Piece::Text(rest.to_owned()));
+    text.push_str(&template[at..]);
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
     }
-    Ok(pieces)
+    if unknown.is_empty() {
+        Ok(pieces)
+    } else {
+        Err(unknown)
+    }
+}
+
+/// The known form an unknown placeholder most likely meant: `{{inptu}}` →
+/// `{{input}}`, `{{outputs.x}}` → `{{output.x}}`.
+fn suggestion(inner: &str) -> Option<String> {
+    let (head, tail) = match inner.split_once('.') {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (inner, None),
+    };
+    match tail {
+        None => crate::workflow::suggest_name(head, ["input"]).map(|_| "{{input}}".to_owned()),
+        Some(tail) => crate::workflow::suggest_name(head, ["output", "metadata"])
+            .map(|known| format!("{{{{{known}.{tail}}}}}")),
+    }
 }
 
 /// The `template` agent.
@@ -140,7 +193,30 @@ mod tests {
                 Piece::Text(" {{x".into()),
             ]
         );
-        assert_eq!(parse("{{outputs.a}}"), Err("{{outputs.a}}".into()));
+        let unknown = parse("{{outputs.a}} and {{inptu}} and {{nope}}")
+            .err()
+            .unwrap_or_default();
+        let found: Vec<(&str, usize, Option<&str>)> = unknown
+            .iter()
+            .map(|u| (u.text.as_str(), u.offset, u.suggestion.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("{{outputs.a}}", 0, Some("{{output.a}}")),
+                ("{{inptu}}", 18, Some("{{input}}")),
+                ("{{nope}}", 32, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backslash_writes_literal_braces() {
+        let pieces = parse(r"\{{input}} is {{input}}").unwrap_or_default();
+        assert_eq!(
+            pieces,
+            vec![Piece::Text("{{input}} is ".into()), Piece::Input]
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace, OrchestratorOutput, Usage};
+use claude_agent_sdk::orchestration::{
+    AgentExecution, ExecutionTrace, OrchestrationError, OrchestratorOutput, Usage,
+};
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]
@@ -49,18 +51,20 @@ impl Attempt<'_> {
 
 /// Every attempt of the trace, nested ones included, ordered by start time
 /// (an enclosing attempt before the attempts inside it).
+///
+/// Iterative: a trace file read back may nest runs to any depth.
 #[must_use]
 pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
-    fn go<'a>(trace: &'a ExecutionTrace, depth: usize, out: &mut Vec<Attempt<'a>>) {
+    let mut out = Vec::new();
+    let mut pending = vec![(trace, 0usize)];
+    while let Some((trace, depth)) = pending.pop() {
         for record in &trace.agent_executions {
             out.push(Attempt { record, depth });
             if let Some(nested) = &record.nested {
-                go(nested, depth + 1, out);
+                pending.push((nested, depth + 1));
             }
         }
     }
-    let mut out = Vec::new();
-    go(trace, 0, &mut out);
     out.sort_by(|a, b| a.start().cmp(&b.start()).then(a.depth.cmp(&b.depth)));
     out
 }
@@ -104,6 +108,8 @@ pub struct AgentSummary {
     pub status: Status,
     /// The last attempt's error, if it failed.
     pub error: Option<String>,
+    /// The output of its last successful attempt.
+    pub output: Option<String>,
 }
 
 /// Sums up the attempts named `name` in `all`.
@@ -122,7 +128,10 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
         Some(last) if last.record.success => (Status::Done, None),
         Some(last) => {
             let error = last.record.error.clone().unwrap_or_default();
-            let status = if error.starts_with("interrupted") {
+            // A nested run that saw the stop first ends "cancelled"; its
+            // group was interrupted like the agents in it.
+            let cancelled = OrchestrationError::Cancelled.to_string();
+            let status = if error.starts_with("interrupted") || error == cancelled {
                 Status::Interrupted
             } else {
                 Status::Failed
@@ -130,7 +139,14 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
             (status, Some(error))
         }
     };
+    let output = mine
+        .iter()
+        .filter(|a| a.record.success)
+        .max_by_key(|a| a.end())
+        .and_then(|a| a.record.output.as_ref())
+        .map(|output| output.content.clone());
     AgentSummary {
+        output,
         attempts: mine.len(),
         duration,
         usage,

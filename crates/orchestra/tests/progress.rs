@@ -48,3 +48,50 @@ fn on_a_terminal_each_agent_has_a_line_redrawn_in_place() {
     assert!(!screen.contains("upper: running (attempt"), "{screen}");
     assert!(screen.contains("upper=HI count=2 inner=[> HI] input-was=pipeline"));
 }
+
+#[test]
+fn on_a_short_terminal_a_thousand_agents_show_a_window_and_a_counter() {
+    let dir = common::scratch();
+    let text = common::parallel_of(
+        1000,
+        "parallel_limit = 50",
+        "kind = \"command\"\ncommand = [\"sleep\", \"0.01\"]\nstdin = \"none\"",
+    );
+    let file = common::write(dir.path(), "many.toml", &text);
+    let command = format!(
+        "stty rows 24 cols 80; '{}' run '{}' > /dev/null",
+        env!("CARGO_BIN_EXE_orchestra"),
+        file.display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm-256color")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        &screen[screen.len().saturating_sub(2000)..]
+    );
+    assert!(screen.contains("/1000 done"), "no counter");
+    assert!(screen.contains("more not shown"), "no hidden-rows note");
+    assert!(screen.contains("1000/1000 done"), "no final count");
+    // Never more rows redrawn than the terminal has lines.
+    let most_up = screen
+        .split("\u{1b}[")
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            rest[digits.len()..]
+                .starts_with('A')
+                .then(|| digits.parse::<usize>().unwrap_or(1))
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_up < 24,
+        "moved up {most_up} lines on a 24-line terminal"
+    );
+}

@@ -10,7 +10,7 @@ use predicates::prelude::*;
 /// The `file:line:column` of every problem reported for `file`, in order.
 fn positions(file: &str) -> (Vec<String>, String) {
     let output = orchestra()
-        .arg("validate")
+        .args(["validate", "--require-env"])
         .arg(fixture(file))
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -138,7 +138,7 @@ fn unknown_kinds_and_missing_programs_are_caught_before_running() {
 #[test]
 fn agents_that_need_a_key_say_which_variable_is_missing() {
     orchestra()
-        .arg("validate")
+        .args(["validate", "--require-env"])
         .arg(example("claude-review.toml"))
         .assert()
         .code(2)

@@ -18,6 +18,12 @@ use crate::orchestration::{
     Agent, AgentError, AgentInput, AgentOutput, OrchestrationError, Result, Usage,
 };
 
+mod events;
+mod failure;
+mod options;
+
+pub use events::ClaudeCodeEvent;
+
 /// How Claude Code reports its run (`--output-format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -39,15 +45,21 @@ pub enum ClaudeCodeOutputFormat {
 /// program reported (`total_cost_usd`); `metadata` repeats the session id, the
 /// cost and the token counts.
 ///
-/// Failures name their cause and show the tail of stderr: a missing binary is
-/// [`InvalidConfig`](OrchestrationError::InvalidConfig); a run that reports an
-/// error, or a non-zero exit, is a retryable
-/// [`AgentFailed`](OrchestrationError::AgentFailed) (most are API overloads or
-/// dropped connections) — except running out of turns, which is permanent;
+/// Failures name their cause and show the tail of stderr: a missing binary
+/// (or working directory) is
+/// [`InvalidConfig`](OrchestrationError::InvalidConfig); a failed API call is
+/// classified by its HTTP status (`api_error_status`) like the HTTP agents' —
+/// 408, 409, 429 and 5xx are [`Transient`](OrchestrationError::Transient),
+/// other 4xx (a bad key) permanent; another reported error, or a non-zero
+/// exit, is a retryable [`AgentFailed`](OrchestrationError::AgentFailed) —
+/// except running out of turns, which is permanent. Claude Code also retries
+/// API errors itself (`CLAUDE_CODE_MAX_RETRIES`, 10 by default): set it to `0`
+/// with [`with_env`](Self::with_env) to let the orchestrator's retry policy be
+/// the only one;
 /// output that cannot be parsed is a permanent
-/// [`AgentError`](OrchestrationError::AgentError). A timeout or cancellation kills
-/// the program and everything it started (tools, MCP servers) in its process
-/// group.
+/// [`AgentError`](OrchestrationError::AgentError). A timeout or cancellation
+/// stops the program and everything it started (tools, hooks, MCP servers),
+/// its tools' own sessions included: `SIGTERM`, a grace period, `SIGKILL`.
 ///
 /// ```no_run
 /// use claude_agent_sdk::agents::ClaudeCodeAgent;
@@ -80,6 +92,8 @@ pub struct ClaudeCodeAgent {
     partial_messages: bool,
     timeout: Option<Duration>,
     on_delta: Option<DeltaHandler>,
+    options: options::Options,
+    on_event: Option<events::EventHandler>,
     base: Invocation,
 }
 
@@ -103,6 +117,8 @@ impl ClaudeCodeAgent {
             partial_messages: false,
             timeout: None,
             on_delta: None,
+            options: options::Options::default(),
+            on_event: None,
             base: Invocation::new("claude"),
         }
     }
@@ -280,6 +296,7 @@ impl ClaudeCodeAgent {
         option("--max-turns", self.max_turns.map(|t| t.to_string()));
         option("--append-system-prompt", self.system_prompt.clone());
         option("--permission-mode", self.permission_mode.clone());
+        args.extend(self.options.args());
         args.extend(self.extra_args.iter().cloned());
         inv.args = args;
         inv.stdin = Some(prompt.into_bytes());
@@ -289,6 +306,16 @@ impl ClaudeCodeAgent {
     fn run_failure(&self, failure: RunFailure) -> OrchestrationError {
         let binary = self.binary.to_string_lossy();
         match failure {
+            RunFailure::Spawn(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && self.base.cwd.as_ref().is_some_and(|dir| !dir.is_dir()) =>
+            {
+                OrchestrationError::InvalidConfig(format!(
+                    "agent `{}`: its working directory `{}` does not exist",
+                    self.name,
+                    self.base.cwd.as_ref().map_or_else(String::new, |dir| dir.display().to_string())
+                ))
+            }
             RunFailure::Spawn(e) if e.kind() == io::ErrorKind::NotFound => OrchestrationError::InvalidConfig(format!(
                 "agent `{}`: the Claude Code program `{binary}` was not found: install it \
                  (`npm install -g @anthropic-ai/claude-code`) or point ClaudeCodeAgent::with_binary at it",
@@ -306,6 +333,7 @@ impl ClaudeCodeAgent {
                 "agent `{}`: `{binary}` printed more than {limit} bytes",
                 self.name
             ))),
+            RunFailure::NoDescriptors(e) => RunFailure::no_descriptors(&binary, &e),
         }
     }
 
@@ -334,20 +362,15 @@ impl ClaudeCodeAgent {
             ));
         };
         if result.is_error || !finished.status.success() {
-            let subtype = result.subtype.clone().unwrap_or_else(|| "error".into());
-            let what = result.result.clone().unwrap_or_default();
-            let message = format!(
-                "`{binary}` reported {subtype} ({}): {what}{stderr}",
-                describe_status(finished.status)
-            );
-            return Err(if subtype == "error_max_turns" {
-                OrchestrationError::AgentError(AgentError::new(format!(
-                    "agent `{}`: {message}",
-                    self.name
-                )))
-            } else {
-                OrchestrationError::AgentFailed(self.name.clone(), message.into())
-            });
+            return Err(failure::reported_failure(&failure::Reported {
+                agent: &self.name,
+                binary: &binary,
+                exit: describe_status(finished.status),
+                subtype: result.subtype.as_deref(),
+                text: result.result.as_deref().unwrap_or_default(),
+                api_status: result.api_error_status,
+                stderr: &stderr,
+            }));
         }
         Ok(result.into_output(self.model.as_deref()))
     }
@@ -359,6 +382,8 @@ struct ResultMessage {
     subtype: Option<String>,
     #[serde(default)]
     is_error: bool,
+    /// The HTTP status of the API call that failed, when one did.
+    api_error_status: Option<u16>,
     result: Option<String>,
     session_id: Option<String>,
     total_cost_usd: Option<f64>,
@@ -415,7 +440,7 @@ impl ResultMessage {
             .model_usage
             .keys()
             .next()
-            .cloned()
+            .map(|key| failure::model_id(key).to_owned())
             .or_else(|| requested_model.map(str::to_owned));
         let mut output =
             AgentOutput::new(self.result.unwrap_or_default()).with_data(serde_json::json!({
@@ -442,11 +467,13 @@ impl ResultMessage {
     }
 }
 
-/// Follows a `stream-json` run line by line: reports text, keeps the result.
+/// Follows a `stream-json` run line by line: reports text and events, keeps
+/// the result.
 struct StreamFollower<'a> {
     sink: DeltaSink<'a>,
     partial: bool,
     result: Option<ResultMessage>,
+    on_event: Option<&'a events::EventHandler>,
 }
 
 impl StreamFollower<'_> {
@@ -456,6 +483,11 @@ impl StreamFollower<'_> {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
             return;
         };
+        if let Some(handler) = self.on_event {
+            for event in events::events_of(&value) {
+                handler.send(&event);
+            }
+        }
         match value.get("type").and_then(|t| t.as_str()) {
             Some("result") => self.result = ResultMessage::from_value(value),
             Some("assistant") if !self.partial => {
@@ -499,6 +531,7 @@ impl Agent for ClaudeCodeAgent {
             sink: DeltaSink::new(self.on_delta.as_ref(), &self.name),
             partial: self.partial_messages,
             result: None,
+            on_event: self.on_event.as_ref(),
         };
         let finished = {
             let mut on_line = |line: &[u8]| follower.line(line);

@@ -55,8 +55,8 @@ pub enum OutputMode {
 /// which are [`Transient`](OrchestrationError::Transient). A program that cannot
 /// be found is [`InvalidConfig`](OrchestrationError::InvalidConfig). A timeout
 /// ([`with_timeout`](Self::with_timeout), or the orchestrator's attempt timeout)
-/// or a cancellation kills the program and every process it started in its
-/// process group: no orphans. [`on_text_delta`](Self::on_text_delta) reports
+/// or a cancellation stops the program and every process it started, its own
+/// sessions included (`SIGTERM`, a grace period, `SIGKILL`): no orphans. [`on_text_delta`](Self::on_text_delta) reports
 /// what the program prints, line by line, while it runs.
 ///
 /// ```
@@ -282,8 +282,13 @@ impl CommandAgent {
                 format!("I/O error while running `{program}`: {e}").into(),
             ),
             RunFailure::StdoutTooLarge(limit) => OrchestrationError::AgentError(AgentError::new(
-                format!("agent `{}`: `{program}` printed more than {limit} bytes", self.name),
+                format!(
+                    "agent `{}`: `{program}` printed more than {limit} bytes and was stopped \
+                     (the limit is set with with_max_output_bytes; `max_output` in a workflow)",
+                    self.name
+                ),
             )),
+            RunFailure::NoDescriptors(e) => RunFailure::no_descriptors(&program, &e),
         }
     }
 }

@@ -50,10 +50,21 @@ mod delta;
     allow(dead_code, unused_imports)
 )]
 mod http;
+#[cfg(all(feature = "subprocess", unix))]
+mod open_files;
 #[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
 mod prompt;
 #[cfg(any(feature = "claude", feature = "openai"))]
 mod reply;
+#[cfg(all(feature = "subprocess", unix))]
+mod stop;
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "process"
+))]
+mod stream;
 #[cfg(feature = "subprocess")]
 mod subprocess;
 
@@ -83,11 +94,22 @@ pub use prompt::PromptTemplate;
 #[cfg(feature = "claude")]
 pub use claude::{ClaudeAgent, DEFAULT_CLAUDE_MODEL};
 #[cfg(feature = "claude-code")]
-pub use claude_code::{ClaudeCodeAgent, ClaudeCodeOutputFormat};
+pub use claude_code::{ClaudeCodeAgent, ClaudeCodeEvent, ClaudeCodeOutputFormat};
 #[cfg(feature = "process")]
 pub use command::{CommandAgent, OutputMode, StdinMode};
+#[cfg(all(feature = "subprocess", unix))]
+pub use open_files::raise_open_files_limit;
 #[cfg(feature = "openai")]
 pub use openai::OpenAiCompatibleAgent;
+#[cfg(all(feature = "subprocess", unix))]
+pub use stop::{wait_for_stopping_programs, STOP_GRACE};
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "process"
+))]
+pub use stream::{event_stream, text_delta_stream, OwnedTextDelta};
 
 /// The code blocks of `docs/agents.md`, compiled (and the offline ones run) as
 /// doctests when every agent feature is on.

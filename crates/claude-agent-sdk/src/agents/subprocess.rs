@@ -4,10 +4,9 @@
 //!
 //! The program runs in a process group of its own. If the attempt ends before
 //! the program does — a timeout, a cancellation, an output that grew too large —
-//! the future is dropped and the whole group is killed with `SIGKILL` while the
-//! program is not yet reaped (so its process id cannot have been reused), and
-//! tokio reaps the program itself. Grandchildren that the program started in its
-//! group die with it.
+//! the future is dropped and the program is stopped with everything it started,
+//! its own sessions included: `SIGTERM`, a grace period, then `SIGKILL` (see
+//! [`stop`](super::stop)).
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -89,6 +88,35 @@ pub(crate) enum RunFailure {
     Io(io::Error),
     /// Its stdout grew past the limit.
     StdoutTooLarge(usize),
+    /// The process (or the system) had no file descriptor left to start it
+    /// with: a transient condition when many programs run at once.
+    NoDescriptors(io::Error),
+}
+
+impl RunFailure {
+    /// The error for a failed start: out of file descriptors, or another.
+    fn spawn(error: io::Error) -> Self {
+        #[cfg(unix)]
+        if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            return Self::NoDescriptors(error);
+        }
+        Self::Spawn(error)
+    }
+
+    /// The transient error for [`NoDescriptors`](Self::NoDescriptors).
+    pub(crate) fn no_descriptors(
+        program: &str,
+        error: &io::Error,
+    ) -> crate::orchestration::OrchestrationError {
+        crate::orchestration::OrchestrationError::Transient {
+            message: format!(
+                "cannot start `{program}`: {error} (too many programs at once for the \
+                 open-file limit, `ulimit -n`; retried)"
+            ),
+            retry_after: None,
+            details: None,
+        }
+    }
 }
 
 /// Runs `invocation` to its end, handing each complete stdout line (without its
@@ -123,12 +151,13 @@ pub(crate) async fn run(
     if invocation.own_process_group {
         command.process_group(0);
     }
-    let child = command.spawn().map_err(RunFailure::Spawn)?;
+    let child = command.spawn().map_err(RunFailure::spawn)?;
     let mut running = Running::new(child, invocation.own_process_group);
 
-    let stdin = running.child.stdin.take();
-    let stdout = running.child.stdout.take();
-    let stderr = running.child.stderr.take();
+    let child = running.child().map_err(RunFailure::Io)?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
     let feed = async {
         if let (Some(mut pipe), Some(bytes)) = (stdin, invocation.stdin.as_deref()) {
             // A program that exits without reading its input is not an error here:
@@ -141,8 +170,7 @@ pub(crate) async fn run(
     let tail = read_tail(stderr);
     let ((), stdout, stderr_tail) = tokio::join!(feed, collect, tail);
     let stdout = stdout?;
-    let status = running.child.wait().await.map_err(RunFailure::Io)?;
-    running.reaped = true;
+    let status = running.wait().await.map_err(RunFailure::Io)?;
     Ok(Finished {
         status,
         stdout,
@@ -150,11 +178,11 @@ pub(crate) async fn run(
     })
 }
 
-/// A started program whose process group is killed unless it was reaped.
+/// A started program that is stopped, with everything it started, unless it
+/// was reaped (see [`stop`](super::stop)).
 struct Running {
-    child: Child,
+    child: Option<Child>,
     group: Option<i32>,
-    reaped: bool,
 }
 
 impl Running {
@@ -165,29 +193,35 @@ impl Running {
             None
         };
         Self {
-            child,
+            child: Some(child),
             group,
-            reaped: false,
         }
+    }
+
+    /// The program, until it is reaped.
+    fn child(&mut self) -> io::Result<&mut Child> {
+        self.child
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the program was already reaped"))
+    }
+
+    /// Waits for the program's exit and reaps it.
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child()?.wait().await?;
+        self.child = None;
+        Ok(status)
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.reaped {
-            return;
+        if let Some(child) = self.child.take() {
+            #[cfg(unix)]
+            super::stop::stop(child, self.group);
+            // Elsewhere `kill_on_drop` kills the program itself.
+            #[cfg(not(unix))]
+            drop(child);
         }
-        #[cfg(unix)]
-        if let Some(group) = self.group.filter(|g| *g > 1) {
-            // SAFETY: `kill` has no memory-safety preconditions. The group id is
-            // the id of our own child, which is not reaped yet, so it still names
-            // that child's group and cannot have been reused.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-        }
-        // `kill_on_drop` then kills the program itself (if it outlived the group
-        // kill) and tokio reaps it in the background.
     }
 }
 
@@ -284,6 +318,22 @@ pub(crate) fn describe_status(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn running_out_of_descriptors_is_transient() {
+        let failure = RunFailure::spawn(io::Error::from_raw_os_error(libc::EMFILE));
+        let RunFailure::NoDescriptors(error) = failure else {
+            panic!("EMFILE should be NoDescriptors");
+        };
+        let error = RunFailure::no_descriptors("sleep", &error);
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("ulimit -n"), "{error}");
+        assert!(matches!(
+            RunFailure::spawn(io::Error::from_raw_os_error(libc::ENOENT)),
+            RunFailure::Spawn(_)
+        ));
+    }
 
     #[test]
     fn keeps_the_last_lines() {

@@ -104,6 +104,13 @@ impl AgentOutput {
     /// The confidence from which an output counts as successful.
     pub const SUCCESS_THRESHOLD: f64 = 0.5;
 
+    /// The tokens and cost the agent reported (in `data["usage"]`), typed;
+    /// `None` when it reported none.
+    #[must_use]
+    pub fn usage(&self) -> Option<crate::orchestration::Usage> {
+        crate::orchestration::Usage::from_output(self)
+    }
+
     /// An output with the given content and full confidence (1.0).
     #[must_use]
     pub fn new(content: impl Into<String>) -> Self {
@@ -388,6 +395,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_usage_reads_back_typed() {
+        let output = AgentOutput::new("x").with_data(serde_json::json!({
+            "usage": { "input_tokens": 12, "output_tokens": 5, "cost_usd": 0.25 }
+        }));
+        let usage = output.usage().unwrap_or_default();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (12, 5));
+        assert_eq!(usage.cost_usd, Some(0.25));
+        assert!(AgentOutput::new("x").usage().is_none());
+    }
 
     #[test]
     fn builders_fill_the_public_fields() {

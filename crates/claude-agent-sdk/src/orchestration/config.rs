@@ -67,8 +67,9 @@ pub struct ExecutionConfig {
     /// each attempt's output once in the journal, plus, in the trace a run
     /// returns, each attempt's input and output. This limit bounds the last
     /// two, so a run with big payloads keeps a small trace. A durable journal
-    /// (`SqliteJournal`, `PostgresJournal`) keeps texts whole whatever this
-    /// says: a resumed run reuses them.
+    /// (`SqliteJournal`, `PostgresJournal`) stores texts whole whatever this
+    /// says — a resumed run reuses them — and the traces read from it are
+    /// cut to this limit.
     pub record_text_limit: Option<usize>,
     /// Decides which failed attempts are retried and when (default: an
     /// [`ExponentialRetry`] on [`backoff`](Self::backoff)). Not serialized.

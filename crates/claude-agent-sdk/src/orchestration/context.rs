@@ -418,6 +418,18 @@ impl ExecutionContext {
         let events = self.inner.journal.read(&runs).await;
         let mut trace = view::history(events, &runs, self.inner.created);
         trace.end_time = end;
+        self.capped(trace)
+    }
+
+    /// `trace` with its texts cut to the configuration's
+    /// `record_text_limit`, when it was read from a durable journal (which
+    /// keeps texts whole for resuming; other journals keep them cut).
+    fn capped(&self, mut trace: ExecutionTrace) -> ExecutionTrace {
+        if let Some(limit) = self.inner.config.record_text_limit {
+            if self.inner.journal.is_durable() {
+                trace.cap_texts(limit);
+            }
+        }
         trace
     }
 
@@ -425,7 +437,7 @@ impl ExecutionContext {
     /// journal holds no such run.
     pub async fn run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
         let events = self.inner.journal.read(&[run]).await;
-        view::run(events, run)
+        view::run(events, run).map(|trace| self.capped(trace))
     }
 
     /// Run `run`'s trace, its events moved out of the journal: for the private

@@ -50,7 +50,7 @@ pub enum OrchestrationError {
     /// An agent failed for good: `(agent name, reason)`. The reason keeps the
     /// error that caused the failure; the variant is retryable exactly when
     /// that cause is (and, without a cause, always — the specification's table).
-    #[error("agent `{0}` failed: {1}")]
+    #[error("agent `{0}` failed: {reason}", reason = .1.said_of(.0))]
     AgentFailed(String, FailureReason),
 
     /// A permanent failure reported by an agent. Not retryable.
@@ -324,6 +324,29 @@ impl AsRef<str> for FailureReason {
     }
 }
 
+impl FailureReason {
+    /// The message without what an `AgentFailed` around it already says of
+    /// `agent`: a cause that names its agent (`agent `x`: …`, `agent `x`
+    /// failed: …`, `agent error: agent `x`: …`) would otherwise read "agent
+    /// `x` failed: agent error: agent `x`: …".
+    #[must_use]
+    pub fn said_of(&self, agent: &str) -> &str {
+        let prefixes = [
+            format!("agent error: agent `{agent}`: "),
+            format!("agent `{agent}` failed: "),
+            format!("agent `{agent}`: "),
+        ];
+        let mut text = self.message.as_str();
+        while let Some(rest) = prefixes
+            .iter()
+            .find_map(|prefix| text.strip_prefix(prefix.as_str()))
+        {
+            text = rest;
+        }
+        text
+    }
+}
+
 impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -418,6 +441,21 @@ impl ErrorDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_does_not_repeat_its_agents_name() {
+        let inner = OrchestrationError::AgentError(AgentError::new("agent `x`: exit code 3"));
+        let outer = OrchestrationError::AgentFailed("x".into(), inner.to_string().into());
+        assert_eq!(outer.to_string(), "agent `x` failed: exit code 3");
+        let twice = OrchestrationError::AgentFailed("x".into(), outer.to_string().into());
+        assert_eq!(twice.to_string(), "agent `x` failed: exit code 3");
+        // Another agent's name stays.
+        let other = OrchestrationError::AgentFailed("y".into(), outer.to_string().into());
+        assert_eq!(
+            other.to_string(),
+            "agent `y` failed: agent `x` failed: exit code 3"
+        );
+    }
 
     #[test]
     fn retryability_follows_the_specification_table() {

@@ -355,7 +355,7 @@ prompt=$(cat)
 [ -n "$FAKE_CLAUDE_PWD" ] && pwd > "$FAKE_CLAUDE_PWD"
 case "${FAKE_CLAUDE_MODE:-json}" in
 json)
-  printf '{"type":"result","subtype":"success","is_error":false,"duration_ms":1200,"duration_api_ms":1100,"num_turns":2,"result":"claude code: %s","session_id":"sess-123","total_cost_usd":0.0123,"usage":{"input_tokens":11,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":13,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"},"modelUsage":{"claude-sonnet-4-5-20250929":{"inputTokens":11,"outputTokens":13}},"permission_denials":[],"uuid":"u-1"}\n' "$prompt"
+  printf '{"type":"result","subtype":"success","is_error":false,"duration_ms":1200,"duration_api_ms":1100,"num_turns":2,"result":"claude code: %s","session_id":"sess-123","total_cost_usd":0.0123,"usage":{"input_tokens":11,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,"output_tokens":13,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"},"modelUsage":{"claude-sonnet-4-5-20250929[1m]":{"inputTokens":11,"outputTokens":13}},"permission_denials":[],"uuid":"u-1"}\n' "$prompt"
   ;;
 stream)
   echo '{"type":"system","subtype":"init","cwd":"/tmp","session_id":"sess-9","tools":["Read"],"model":"claude-sonnet-4-5","permissionMode":"default"}'
@@ -386,6 +386,15 @@ error_result)
   ;;
 max_turns)
   echo '{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":2,"session_id":"s-turns"}'
+  ;;
+bad_key)
+  [ -n "$FAKE_CLAUDE_RUNS" ] && echo run >> "$FAKE_CLAUDE_RUNS"
+  echo '{"type":"result","subtype":"success","is_error":true,"api_error_status":401,"result":"Invalid API key · Please run /login","session_id":"s-key","num_turns":1}'
+  exit 1
+  ;;
+overloaded)
+  echo '{"type":"result","subtype":"success","is_error":true,"api_error_status":529,"result":"API Error: 529 overloaded","session_id":"s-busy","num_turns":1}'
+  exit 1
   ;;
 hang)
   echo $$ > "$FAKE_CLAUDE_PIDS"

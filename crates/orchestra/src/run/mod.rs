@@ -1,13 +1,16 @@
 //! `orchestra run`: runs a workflow under an [`ExecutionContext`] with a live
-//! progress observer, cancels it on Ctrl-C, and writes the result, the summary
-//! and the traces.
+//! progress observer, cancels it on Ctrl-C, SIGTERM or SIGHUP ([`signals`]),
+//! and writes the result, the summary and the traces.
 //!
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
+mod answers;
 pub mod fingerprint;
+mod layout;
 mod preview;
 mod progress;
+mod signals;
 mod summary;
 
 use std::io::{IsTerminal, Read};
@@ -22,6 +25,8 @@ use claude_agent_sdk::orchestration::{
 
 use self::preview::Previews;
 use self::progress::{Display, Progress};
+use self::signals::Signals;
+pub use self::signals::Stop;
 use crate::chrome;
 use crate::cli::RunArgs;
 use crate::exit::Exit;
@@ -35,30 +40,34 @@ pub fn run(args: &RunArgs) -> Exit {
     let workflow = match workflow::load(&args.file, Strictness::Run) {
         Ok(workflow) => workflow,
         Err(invalid) => {
-            eprint!("{}", invalid.render());
+            err!("{}", invalid.render());
             return Exit::Usage;
         }
     };
     let input = match read_input(args, &workflow) {
         Ok(input) => input,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
+            return Exit::Usage;
+        }
+    };
+    let given = match answers::given(args, &workflow) {
+        Ok(given) => given,
+        Err(problem) => {
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
     let input = fingerprint::stamp(input, &workflow);
-    launch(&workflow, Start::Fresh(input), args)
+    launch(&workflow, Start::Fresh(input), args, given)
 }
 
 /// How a run starts.
 pub enum Start {
     /// A new run on this input.
     Fresh(OrchestratorInput),
-    /// The continuation of a stored run, with answers to its questions.
-    Resume {
-        run: RunId,
-        answers: Vec<(String, String)>,
-    },
+    /// The continuation of a stored run.
+    Resume(RunId),
     /// A new run from a stored one, after step `after`.
     Fork {
         run: RunId,
@@ -67,10 +76,16 @@ pub enum Start {
     },
 }
 
-/// Runs `workflow` as `start` says, printing and writing what `args` ask.
-pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
+/// Runs `workflow` as `start` says, with the answers `given`, printing and
+/// writing what `args` ask.
+pub fn launch(
+    workflow: &Workflow,
+    start: Start,
+    args: &RunArgs,
+    given: Vec<(String, String)>,
+) -> Exit {
     if let Err(problem) = check_outputs(args) {
-        eprintln!("error: {problem}");
+        errln!("error: {problem}");
         return Exit::Usage;
     }
     let explicit = Location::is_explicit(&args.store);
@@ -78,17 +93,17 @@ pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
         Ok(location) => location,
         // No folder for the default store: the run goes on, unrecorded.
         Err(problem) if !explicit => {
-            eprintln!("warning: {problem}; this run is not kept");
+            errln!("warning: {problem}; this run is not kept");
             None
         }
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Usage;
         }
     };
     if !args.quiet {
         for warning in &workflow.warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
     }
     let display = if args.quiet {
@@ -104,25 +119,36 @@ pub fn launch(workflow: &Workflow, start: Start, args: &RunArgs) -> Exit {
     let plan = match Plan::build(workflow, Factory::new().with_output_listener(listener)) {
         Ok(plan) => plan,
         Err(problem) => {
-            eprintln!("error: {}", workflow.redactor.redact(&problem));
+            errln!("error: {}", workflow.redactor.redact(&problem));
             return Exit::Usage;
         }
     };
+    // Many programs at once need many descriptors: the soft limit goes up to
+    // the hard one (a start that still finds none is retried).
+    #[cfg(unix)]
+    let _ = claude_agent_sdk::agents::raise_open_files_limit();
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Exit::Failed;
         }
     };
-    let launch = Launch {
+    let run = Run {
         workflow,
         args,
         display,
+        previews,
         location,
         explicit,
     };
-    let exit = runtime.block_on(execute(launch, plan, start, previews));
+    let exit = runtime.block_on(run.execute(plan, start, given));
+    // Programs being stopped get their grace period (SIGTERM, then SIGKILL)
+    // before the process exits and takes the stopping threads with it.
+    #[cfg(unix)]
+    claude_agent_sdk::agents::wait_for_stopping_programs(
+        claude_agent_sdk::agents::STOP_GRACE + std::time::Duration::from_secs(1),
+    );
     // Agents still winding down (none should be) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit
@@ -136,17 +162,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// What a run is launched with.
-struct Launch<'a> {
-    workflow: &'a Workflow,
-    args: &'a RunArgs,
-    display: Display,
-    location: Option<Location>,
-    /// Whether the user named the store (then a store that cannot be opened
-    /// fails the run; the default store only warns).
-    explicit: bool,
-}
-
 /// Checks that the files the run will write can be written, before it starts.
 fn check_outputs(args: &RunArgs) -> Result<(), String> {
     #[cfg(not(feature = "otel"))]
@@ -156,6 +171,13 @@ fn check_outputs(args: &RunArgs) -> Result<(), String> {
             .to_owned());
     }
     for path in [&args.trace, &args.chrome_trace].into_iter().flatten() {
+        if path.is_dir() {
+            return Err(format!(
+                "cannot write `{}`: it is a directory; give a file name, for example `{}`",
+                path.display(),
+                path.join("trace.json").display()
+            ));
+        }
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -197,101 +219,132 @@ fn read_input(args: &RunArgs, workflow: &Workflow) -> Result<OrchestratorInput, 
     Ok(OrchestratorInput::new(content).with_metadata("workflow", workflow.name.clone()))
 }
 
-async fn execute(launch: Launch<'_>, plan: Plan, start: Start, previews: Previews) -> Exit {
-    let Launch {
-        workflow,
-        args,
-        display,
-        mut location,
-        explicit,
-    } = launch;
-    let progress = Progress::new(workflow, display, previews);
-    let mut ctx =
-        ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
-    if let Some(place) = &location {
-        match place.open(store_options(workflow)).await {
-            Ok(store) => ctx = ctx.with_journal(store.journal()),
-            Err(problem) if explicit => {
-                eprintln!("error: {problem} (run with `--no-store` to keep no record)");
-                return Exit::Failed;
-            }
-            Err(problem) => {
-                eprintln!("warning: {problem}; this run is not kept");
-                location = None;
-            }
-        }
-    }
-    let about = workflow
-        .description
-        .as_ref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
-    let how = match &start {
-        Start::Fresh(_) => "Running".to_owned(),
-        Start::Resume { run, .. } => format!("Resuming run {run} of"),
-        Start::Fork { run, after, .. } => format!("Forking run {run} after `{after}` of"),
-    };
-    progress.note(&format!(
-        "{how} `{}`{about}: {} agent(s), {} flow",
-        workflow.name,
-        workflow.agents.len(),
-        workflow.flow.mode.as_str()
-    ));
-    progress.spawn_ticker();
+/// What a run is made of, besides its plan and input.
+struct Run<'a> {
+    workflow: &'a Workflow,
+    args: &'a RunArgs,
+    display: Display,
+    previews: Previews,
+    /// Where the run is kept, if anywhere.
+    location: Option<Location>,
+    /// Whether the user named the store (then a store that cannot be opened
+    /// fails the run; the default store only warns).
+    explicit: bool,
+}
 
-    let run = async {
-        match start {
-            Start::Fresh(input) => plan.run(input, &ctx).await,
-            Start::Resume { run, answers } => {
-                for (id, answer) in answers {
-                    ctx.answer(id, answer);
+impl Run<'_> {
+    /// Runs `plan` as `start` says, with the answers `given`; on a
+    /// terminal, asks for the answers a paused run still needs and resumes it.
+    async fn execute(self, mut plan: Plan, start: Start, given: Vec<(String, String)>) -> Exit {
+        let Self {
+            workflow,
+            args,
+            display,
+            previews,
+            mut location,
+            explicit,
+        } = self;
+        let progress = Progress::new(workflow, display, previews);
+        let mut ctx =
+            ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
+        if let Some(place) = &location {
+            match place.open(store_options(workflow)).await {
+                Ok(store) => ctx = ctx.with_journal(store.journal()),
+                Err(problem) if explicit => {
+                    errln!("error: {problem} (run with `--no-store` to keep no record)");
+                    return Exit::Failed;
                 }
-                plan.resume(run, &ctx).await
-            }
-            Start::Fork { run, after, input } => plan.fork(run, &after, input, &ctx).await,
-        }
-    };
-    tokio::pin!(run);
-    let mut cancelled = false;
-    let mut listening = true;
-    let result = loop {
-        tokio::select! {
-            result = &mut run => break result,
-            signal = tokio::signal::ctrl_c(), if listening => {
-                listening = false;
-                if signal.is_ok() {
-                    cancelled = true;
-                    progress.note("Ctrl-C: cancelling the run...");
-                    ctx.cancel();
+                Err(problem) => {
+                    errln!("warning: {problem}; this run is not kept");
+                    location = None;
                 }
             }
         }
-    };
-    progress.finish();
-    let cancelled = cancelled || matches!(result, Err(OrchestrationError::Cancelled));
-    let trace = match &result {
-        Ok(output) => output.execution_trace.clone(),
-        Err(_) => ctx.get_trace().await,
-    };
-
-    let mut exit = report(workflow, &result, &trace, args);
-    if let Err(problem) = write_traces(workflow, &trace, args) {
-        eprintln!("error: {problem}");
-        exit = Exit::Failed;
-    }
-    #[cfg(feature = "otel")]
-    if let Some(endpoint) = &args.otlp {
-        if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
-            eprintln!("warning: OTLP export to {endpoint} failed: {problem}");
+        for (id, answer) in given {
+            ctx.answer(id, answer);
         }
-    }
-    if let (Some(location), Some(run)) = (&location, ctx.run_ids().last()) {
-        tell_where_the_run_is(location, *run, result.is_ok(), args.quiet);
-    }
-    if cancelled {
-        Exit::Cancelled
-    } else {
-        exit
+        let about = workflow
+            .description
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let how = match &start {
+            Start::Fresh(_) => "Running".to_owned(),
+            Start::Resume(run) => format!("Resuming run {run} of"),
+            Start::Fork { run, after, .. } => format!("Forking run {run} after `{after}` of"),
+        };
+        progress.note(&format!(
+            "{how} `{}`{about}: {} agent(s), {} flow",
+            workflow.name,
+            workflow.agents.len(),
+            workflow.flow.mode.as_str()
+        ));
+        progress.spawn_ticker();
+
+        let mut stop = Stopping {
+            signals: Signals::listen(),
+            by: None,
+            ctx: &ctx,
+            progress: &progress,
+        };
+        let first = async {
+            match start {
+                Start::Fresh(input) => plan.run(input, &ctx).await,
+                Start::Resume(run) => plan.continue_stored(run, &ctx).await,
+                Start::Fork { run, after, input } => {
+                    plan.fork_stored(run, &after, input, &ctx).await
+                }
+            }
+        };
+        let mut result = stop.until_stopped(first).await;
+        let interactive = answers::can_prompt(args);
+        let mut resumed = false;
+        let result = loop {
+            match result {
+                Err(OrchestrationError::InputRequired(pause))
+                    if interactive && stop.by.is_none() =>
+                {
+                    let questions = pause.questions.clone();
+                    let asking = progress.clone();
+                    let typed = tokio::task::spawn_blocking(move || {
+                        asking.suspend(|| answers::prompt(&questions))
+                    });
+                    let typed = stop.unless_stopped(typed).await;
+                    let Some(typed) = typed.and_then(Result::ok).flatten() else {
+                        break Err(OrchestrationError::InputRequired(pause));
+                    };
+                    resumed = true;
+                    result = stop.until_stopped(plan.resume(*pause, typed, &ctx)).await;
+                }
+                other => break other,
+            }
+        };
+        progress.finish();
+        let cancelled = stop.by.or_else(|| {
+            matches!(result, Err(OrchestrationError::Cancelled)).then_some(Stop::Interrupt)
+        });
+        // A resumed run's own trace lacks what ran before the pause; the
+        // context's history holds both runs.
+        let trace = match &result {
+            Ok(output) if !resumed => output.execution_trace.clone(),
+            _ => ctx.get_trace().await,
+        };
+
+        let mut exit = report(workflow, &result, &trace, args);
+        if let Err(problem) = write_traces(workflow, &trace, args) {
+            errln!("error: {problem}");
+            exit = Exit::Failed;
+        }
+        #[cfg(feature = "otel")]
+        if let Some(endpoint) = &args.otlp {
+            if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
+                errln!("warning: OTLP export to {endpoint} failed: {problem}");
+            }
+        }
+        if let (Some(place), Some(run)) = (&location, ctx.run_ids().last()) {
+            tell_where_the_run_is(place, *run, result.is_ok(), args.quiet);
+        }
+        cancelled.map_or(exit, Exit::Cancelled)
     }
 }
 
@@ -312,14 +365,49 @@ fn store_options(workflow: &Workflow) -> StoreOptions {
 fn tell_where_the_run_is(location: &Location, run: RunId, succeeded: bool, quiet: bool) {
     if succeeded {
         if !quiet {
-            eprintln!("run {run} is kept in {}", location.describe());
+            errln!("run {run} is kept in {}", location.describe());
         }
     } else {
-        eprintln!(
+        errln!(
             "run {run} is kept in {}; resume it with: orchestra resume {run}{}",
             location.describe(),
             location.flag()
         );
+    }
+}
+
+/// Races a run (or a prompt) against the signals that stop it: the first
+/// signal cancels the run's context, and the run is awaited to its end.
+struct Stopping<'a> {
+    signals: Signals,
+    by: Option<Stop>,
+    ctx: &'a ExecutionContext,
+    progress: &'a Progress,
+}
+
+impl Stopping<'_> {
+    /// What `run` ends with, a stop having cancelled it or not.
+    async fn until_stopped<T>(&mut self, run: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(run);
+        loop {
+            if let Some(done) = self.unless_stopped(&mut run).await {
+                return done;
+            }
+        }
+    }
+
+    /// What `work` ends with, or `None` when a signal comes first (a prompt,
+    /// which nothing can interrupt, is given up).
+    async fn unless_stopped<T>(&mut self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = work => Some(done),
+            stop = self.signals.next(), if self.by.is_none() => {
+                self.by = Some(stop);
+                self.progress.note(&format!("{}: cancelling the run...", stop.name()));
+                self.ctx.cancel();
+                None
+            }
+        }
     }
 }
 
@@ -336,12 +424,18 @@ fn report(
     let exit = match result {
         Ok(output) => {
             if args.json {
-                match serde_json::to_string_pretty(output) {
-                    Ok(json) => println!("{}", redact(&json)),
-                    Err(e) => eprintln!("error: cannot encode the output as JSON: {e}"),
+                let json = serde_json::to_value(output).and_then(|mut value| {
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("agents".to_owned(), summary.agents.clone().into());
+                    }
+                    serde_json::to_string_pretty(&value)
+                });
+                match json {
+                    Ok(json) => outln!("{}", redact(&json)),
+                    Err(e) => errln!("error: cannot encode the output as JSON: {e}"),
                 }
             } else {
-                println!("{}", redact(output.result.trim_end_matches('\n')));
+                outln!("{}", redact(output.result.trim_end_matches('\n')));
             }
             if summary.any_failed || !output.is_successful() {
                 Exit::Failed
@@ -349,21 +443,36 @@ fn report(
                 Exit::Success
             }
         }
+        Err(OrchestrationError::InputRequired(pause)) => {
+            if args.json {
+                let value = serde_json::json!({
+                    "success": false,
+                    "input_required": true,
+                    "questions": pause.questions,
+                    "answer_command": answers::answer_command(&pause.questions),
+                    "agents": summary.agents,
+                    "execution_trace": trace,
+                });
+                outln!("{}", redact(&value.to_string()));
+            }
+            Exit::InputRequired
+        }
         Err(error) => {
             if args.json {
                 let value = serde_json::json!({
                     "error": error.to_string(),
                     "success": false,
+                    "agents": summary.agents,
                     "execution_trace": trace,
                 });
-                println!("{}", redact(&value.to_string()));
+                outln!("{}", redact(&value.to_string()));
             }
             Exit::Failed
         }
     };
     if !args.quiet {
-        eprintln!();
-        eprint!("{}", summary.text);
+        errln!();
+        err!("{}", summary.text);
     }
     match result {
         Err(OrchestrationError::Cancelled) => {
@@ -372,12 +481,39 @@ fn report(
                 .as_ref()
                 .map(|path| format!("; the partial trace is in `{}`", path.display()))
                 .unwrap_or_default();
-            eprintln!("cancelled: the run was stopped and its programs killed{kept}");
+            errln!("cancelled: the run was stopped and its programs killed{kept}");
         }
-        Err(error) => eprintln!("error: the run failed: {}", redact(&error.to_string())),
+        Err(OrchestrationError::InputRequired(pause)) => {
+            err!("{}", redact(&answers::waiting_text(&pause.questions)));
+        }
+        Err(error) => {
+            let message = error.to_string();
+            errln!("error: the run failed: {}", redact(&message));
+            if let Some(help) = timeout_help(&message, workflow) {
+                errln!("  = help: {help}");
+            }
+        }
         Ok(_) => {}
     }
     exit
+}
+
+/// How to change the limit a timed-out run hit, in the workflow's words.
+fn timeout_help(message: &str, workflow: &Workflow) -> Option<String> {
+    let file = workflow.path.display();
+    if message.contains("run timeout") {
+        Some(format!(
+            "a group's `timeout` bounds its whole run (no limit unless set); \
+             raise it on that group in `{file}`, e.g. timeout = \"10m\""
+        ))
+    } else if message.contains("timeout") && message.contains("attempt") {
+        Some(format!(
+            "an agent's `timeout` (or its group's `agent_timeout`) bounds each \
+             attempt; raise it in `{file}`, e.g. timeout = \"10m\""
+        ))
+    } else {
+        None
+    }
 }
 
 /// Writes `--trace` and `--chrome-trace`.

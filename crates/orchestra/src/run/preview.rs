@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_even_when_they_arrive_in_pieces() {
-        let redactor = Redactor::new([("TOKEN".to_owned(), "s3cr3t-value".to_owned())]);
+        let redactor = Redactor::new(
+            [("TOKEN".to_owned(), "s3cr3t-value".to_owned())],
+            &std::collections::HashSet::new(),
+        );
         let previews = Previews::new(redactor);
         previews.take("a", true, "key=s3cr3");
         previews.take("a", false, "t-value ok");

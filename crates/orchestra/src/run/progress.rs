@@ -2,16 +2,19 @@
 //! per agent and group (waiting, running, retrying n/m, done, failed), with its
 //! elapsed time and tokens — redrawn in place on a terminal (indicatif), where a
 //! running agent also shows the latest line it streamed or printed ([`Previews`]),
-//! or logged line by line otherwise.
+//! or logged line by line otherwise. On a terminal shorter than the flow, the
+//! rows that matter now are shown, with a footer counting all ([`layout`]);
+//! rows are cut to the terminal's width.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use claude_agent_sdk::orchestration::{RunEvent, RunObserver, Usage};
+use claude_agent_sdk::orchestration::{OrchestrationError, RunEvent, RunObserver, Usage};
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::layout;
 use super::preview::Previews;
 use crate::traces::{human_duration, human_tokens};
 use crate::workflow::env::Redactor;
@@ -49,6 +52,8 @@ struct Line {
     usage: Usage,
     /// The most attempts the agent may get, once known.
     max: u32,
+    /// When it last changed (a sequence number), to show the latest first.
+    changed: u64,
 }
 
 struct Shared {
@@ -56,9 +61,18 @@ struct Shared {
     display: Display,
     redactor: Redactor,
     started: Instant,
+    /// The rows of the live display (fewer than the lines when the terminal
+    /// is short; see [`layout`]), and the footer after them.
     bars: Vec<ProgressBar>,
+    footer: Option<ProgressBar>,
+    /// The terminal's width, in columns.
+    columns: usize,
+    /// Numbers the changes of lines.
+    changes: AtomicU64,
     multi: Option<MultiProgress>,
     stopped: AtomicBool,
+    /// Set while the terminal is lent to a prompt: the ticker draws nothing.
+    held: AtomicBool,
     previews: Previews,
 }
 
@@ -85,19 +99,22 @@ impl Progress {
                 finished: None,
                 usage: Usage::default(),
                 max: 0,
+                changed: 0,
             });
         });
-        let (multi, bars) = if display == Display::Live {
+        let (rows, columns) = console::Term::stderr().size();
+        let (multi, bars, footer) = if display == Display::Live {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15));
             let style = ProgressStyle::with_template("{msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            let bars = lines
-                .iter()
+            let shown = lines.len().min(layout::slots(usize::from(rows)));
+            let bars = (0..shown)
                 .map(|_| multi.add(ProgressBar::new_spinner().with_style(style.clone())))
                 .collect();
-            (Some(multi), bars)
+            let footer = multi.add(ProgressBar::new_spinner().with_style(style));
+            (Some(multi), bars, Some(footer))
         } else {
-            (None, Vec::new())
+            (None, Vec::new(), None)
         };
         let progress = Self {
             shared: Arc::new(Shared {
@@ -106,8 +123,12 @@ impl Progress {
                 redactor: workflow.redactor.clone(),
                 started: Instant::now(),
                 bars,
+                footer,
+                columns: usize::from(columns).max(20),
+                changes: AtomicU64::new(0),
                 multi,
                 stopped: AtomicBool::new(false),
+                held: AtomicBool::new(false),
                 previews,
             }),
         };
@@ -119,13 +140,25 @@ impl Progress {
     pub fn note(&self, text: &str) {
         match self.shared.display {
             Display::Quiet => {}
-            Display::Plain => eprintln!("{} {text}", self.stamp()),
+            Display::Plain => errln!("{} {text}", self.stamp()),
             Display::Live => {
                 if let Some(multi) = &self.shared.multi {
                     let _ = multi.println(text);
                 }
             }
         }
+    }
+
+    /// Runs `f` (a prompt) with the live lines cleared and held still, and
+    /// draws them again afterwards.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.shared.held.store(true, Ordering::Release);
+        let result = match &self.shared.multi {
+            Some(multi) => multi.suspend(f),
+            None => f(),
+        };
+        self.shared.held.store(false, Ordering::Release);
+        result
     }
 
     /// Keeps the live lines moving (spinners, elapsed times) until [`finish`](Self::finish).
@@ -140,7 +173,9 @@ impl Progress {
             while !progress.shared.stopped.load(Ordering::Acquire) {
                 tick.tick().await;
                 frame = frame.wrapping_add(1);
-                progress.redraw(frame);
+                if !progress.shared.held.load(Ordering::Acquire) {
+                    progress.redraw(frame);
+                }
             }
         });
     }
@@ -162,12 +197,17 @@ impl Progress {
             }
         }
         self.redraw(0);
+        // The summary table that follows lists every row: the live rows go,
+        // the footer's final count stays.
         for bar in &self.shared.bars {
-            bar.finish();
+            bar.finish_and_clear();
+        }
+        if let Some(footer) = &self.shared.footer {
+            footer.finish();
         }
         if self.shared.display == Display::Live {
             // The last live line has no line break of its own.
-            eprintln!();
+            errln!();
         }
     }
 
@@ -187,18 +227,54 @@ impl Progress {
             return;
         }
         let lines = self.lines().clone();
-        let width = lines
+        let rows: Vec<layout::Row> = lines
             .iter()
-            .map(|l| l.name.chars().count() + 2 * l.depth)
+            .map(|line| layout::Row {
+                kind: match line.state {
+                    State::Running { .. } | State::Retrying { .. } => layout::Kind::Active,
+                    State::Failed | State::Interrupted => layout::Kind::Failed,
+                    State::Done => layout::Kind::Done,
+                    State::Waiting | State::NotRun => layout::Kind::Waiting,
+                },
+                changed: line.changed,
+            })
+            .collect();
+        let (shown, hidden) = layout::choose(&rows, self.shared.bars.len());
+        let width = shown
+            .iter()
+            .map(|&i| lines[i].name.chars().count() + 2 * lines[i].depth)
             .max()
             .unwrap_or(0);
-        for (index, (line, bar)) in lines.iter().zip(&self.shared.bars).enumerate() {
+        let columns = self.shared.columns;
+        for (slot, bar) in self.shared.bars.iter().enumerate() {
+            let Some(&index) = shown.get(slot) else {
+                bar.set_message(String::new());
+                continue;
+            };
+            let line = &lines[index];
             let usage = subtree_usage(&lines, index);
             let running = matches!(line.state, State::Running { .. });
             let preview = running
                 .then(|| self.shared.previews.shown(&line.name))
-                .flatten();
-            bar.set_message(render_line(line, width, frame, &usage, preview.as_deref()));
+                .flatten()
+                .map(|text| layout::sanitize(&text));
+            let text = render_line(line, width, frame, &usage, preview.as_deref());
+            bar.set_message(console::truncate_str(&text, columns, "…").into_owned());
+        }
+        if let Some(footer) = &self.shared.footer {
+            let elapsed = human_duration(self.shared.started.elapsed());
+            // Once the run ends the rows are cleared: nothing is "not shown".
+            let hidden = if self.shared.stopped.load(Ordering::Acquire) {
+                0
+            } else {
+                hidden
+            };
+            let text = format!("{} · {elapsed}", layout::footer(&rows, hidden));
+            footer.set_message(
+                style(console::truncate_str(&text, columns, "…"))
+                    .dim()
+                    .to_string(),
+            );
         }
     }
 
@@ -206,12 +282,13 @@ impl Progress {
         let mut lines = self.lines();
         let line = lines.iter_mut().find(|line| line.name == name)?;
         change(line);
+        line.changed = self.shared.changes.fetch_add(1, Ordering::Relaxed) + 1;
         Some(line.clone())
     }
 
     fn log(&self, name: &str, text: &str) {
         if self.shared.display == Display::Plain {
-            eprintln!(
+            errln!(
                 "{} {name}: {}",
                 self.stamp(),
                 self.shared.redactor.redact(text)
@@ -333,12 +410,13 @@ impl RunObserver for Progress {
                 let usage = outcome.ok().and_then(Usage::from_output);
                 let is_group =
                     outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
+                let interrupted = matches!(outcome, Err(OrchestrationError::Cancelled));
                 let updated = self.update(agent, |line| {
                     line.finished = Some(now);
-                    line.state = if outcome.is_ok() {
-                        State::Done
-                    } else {
-                        State::Failed
+                    line.state = match outcome {
+                        Ok(_) => State::Done,
+                        Err(_) if interrupted => State::Interrupted,
+                        Err(_) => State::Failed,
                     };
                     if let Some(usage) = usage.filter(|_| !is_group) {
                         line.usage += usage;
@@ -357,13 +435,24 @@ impl RunObserver for Progress {
                             &format!("done in {}{tokens}", human_duration(*elapsed)),
                         );
                     }
+                    Err(_) if interrupted => {
+                        self.log(agent, "interrupted: the run was cancelled");
+                    }
                     Err(error) => {
                         let of = if line.max > 0 {
                             format!("/{}", line.max)
                         } else {
                             String::new()
                         };
-                        self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                        if error.is_retryable() {
+                            self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                        } else {
+                            // "1/4" would promise retries that will not come.
+                            self.log(
+                                agent,
+                                &format!("failed (not retried: the failure is permanent): {error}"),
+                            );
+                        }
                     }
                 }
             }

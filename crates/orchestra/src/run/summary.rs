@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use claude_agent_sdk::orchestration::{ExecutionTrace, Usage};
+use claude_agent_sdk::orchestration::{ExecutionTrace, FailureReason, Usage};
 
 use crate::table::{Align, Table};
 use crate::traces::{self, human_duration, human_tokens, Status};
@@ -16,6 +16,8 @@ pub struct Summary {
     pub text: String,
     /// Whether any agent or group ended failed.
     pub any_failed: bool,
+    /// Every agent's and group's outcome by id, in flow order (for `--json`).
+    pub agents: Vec<serde_json::Value>,
 }
 
 /// Sums up `trace` along `workflow`'s flow.
@@ -32,6 +34,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     ]);
     let mut failures = Vec::new();
     let mut any_failed = false;
+    let mut agents = Vec::new();
     workflow.flow.walk(&mut |node, depth| {
         let name = node.name();
         let summary = traces::summarize(&attempts, name);
@@ -45,10 +48,21 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         if summary.status == Status::Failed {
             any_failed = true;
             if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
-                let first = error.lines().next().unwrap_or_default();
-                failures.push(format!("{name}: {first}"));
+                failures.push(failure_note(name, error));
             }
         }
+        agents.push(serde_json::json!({
+            "id": name,
+            "kind": kind,
+            "group": matches!(node, Node::Group(_)),
+            "depth": depth,
+            "status": summary.status.as_str(),
+            "attempts": summary.attempts,
+            "duration_ms": u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX),
+            "output": summary.output,
+            "error": summary.error,
+            "usage": summary.usage,
+        }));
         table.row(vec![
             format!("{}{name}", "  ".repeat(depth - 1)),
             kind,
@@ -73,10 +87,33 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     ]);
     let mut text = table.render();
     for failure in failures {
-        let _ = writeln!(text, "✗ {failure}");
+        text.push_str(&failure);
     }
     Summary {
         text: workflow.redactor.redact(&text).into_owned(),
         any_failed,
+        agents,
     }
+}
+
+/// The most lines of a failed agent's error shown under the table (its
+/// program's last lines of standard error come after the first).
+const FAILURE_LINES: usize = 12;
+
+/// `✗ name: error` for the summary: the whole error, its later lines (a
+/// program's standard error) indented under the first, bounded — the one place
+/// on a terminal where a failure a tolerant join accepted is explained.
+fn failure_note(name: &str, error: &str) -> String {
+    let reason = FailureReason::new(error);
+    let mut lines = reason.said_of(name).lines();
+    let mut note = format!("✗ {name}: {}\n", lines.next().unwrap_or_default());
+    let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let skipped = rest.len().saturating_sub(FAILURE_LINES);
+    if skipped > 0 {
+        let _ = writeln!(note, "    … {skipped} earlier line(s)");
+    }
+    for line in &rest[skipped..] {
+        let _ = writeln!(note, "    {line}");
+    }
+    note
 }

@@ -8,6 +8,7 @@ use claude_agent_sdk::orchestration::AgentMetadata;
 
 use super::checker::Checker;
 use super::diagnostics::Diagnostic;
+use super::env;
 use super::located::{Located, Span};
 use super::model::{AgentDef, ClaudeCodeSettings, CommandSettings, ModelSettings, Settings};
 use super::raw::{AgentKind, RawAgent};
@@ -126,6 +127,7 @@ fn kind_fields(raw: &RawAgent) -> Vec<(&'static str, Option<Span>)> {
             "retryable_exit_codes",
             at(raw.retryable_exit_codes.as_ref()),
         ),
+        ("max_output", at(raw.max_output.as_ref())),
         ("model", at(raw.model.as_ref())),
         ("system", at(raw.system.as_ref())),
         ("prompt", at(raw.prompt.as_ref())),
@@ -172,6 +174,7 @@ fn accepted(kind: AgentKind) -> &'static [&'static str] {
             "env",
             "working_dir",
             "retryable_exit_codes",
+            "max_output",
         ],
         AgentKind::Claude | AgentKind::Openai => MODEL,
         AgentKind::ClaudeCode => &[
@@ -240,7 +243,11 @@ fn settings(
         raw.env.as_ref().map_or_else(Vec::new, |env| {
             env.value
                 .iter()
-                .map(|(key, value)| (key.clone(), checker.text(value)))
+                .map(|(key, value)| {
+                    // `GITHUB_TOKEN = "${GH}"`: what feeds a secret is secret.
+                    let secret = env::looks_secret(key);
+                    (key.clone(), checker.secret_text(value, secret))
+                })
                 .collect()
         })
     };
@@ -272,7 +279,9 @@ fn settings(
                     }
                     checker.texts(&command.value)
                 }
-                (None, Some(script)) => vec!["sh".into(), "-c".into(), checker.text(script)],
+                (None, Some(script)) => {
+                    vec!["sh".into(), "-c".into(), checker.shell_script(script)]
+                }
                 (Some(_), Some(script)) => {
                     checker.error_at(
                         script.span,
@@ -306,6 +315,12 @@ fn settings(
                 env: env(checker),
                 working_dir,
                 retryable_exit_codes: raw.retryable_exit_codes.as_ref().map(|c| c.value.clone()),
+                max_output: raw.max_output.as_ref().map(|size| {
+                    if size.value.0 == 0 {
+                        checker.error_at(size.span, "`max_output` must be greater than zero");
+                    }
+                    usize::try_from(size.value.0).unwrap_or(usize::MAX)
+                }),
             };
             (Settings::Command(settings), Vec::new())
         }
@@ -368,6 +383,8 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
             "https://api.openai.com/v1",
         ),
     };
+    // Whatever variables make up the key are secret, whatever their names.
+    let keys_from = checker.used_env.len();
     let api_key = match &raw.api_key {
         Some(key) => Some(checker.text(key)).filter(|key| !key.is_empty()),
         // Claude always needs a key; an OpenAI-compatible server may not.
@@ -376,22 +393,27 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
                 value: format!("${{{key_var}}}"),
                 span: None,
             };
-            let before = checker.problems.len();
+            let (problems, warnings) = (checker.problems.len(), checker.warnings.len());
             let key = checker.text(&written);
-            if checker.problems.len() > before {
-                checker.problems.truncate(before);
-                checker.error(
-                    Diagnostic::new(
-                        format!(
-                            "agent `{}` needs an API key: environment variable `{key_var}` is not set",
-                            raw.id.value
-                        ),
-                        raw.kind.span,
-                    )
-                    .with_help(Some(format!(
-                        "export {key_var}=..., or set `api_key` on the agent"
-                    ))),
-                );
+            let unset = checker.problems.len() > problems || checker.warnings.len() > warnings;
+            if unset {
+                checker.problems.truncate(problems);
+                checker.warnings.truncate(warnings);
+                let diagnostic = Diagnostic::new(
+                    format!(
+                        "agent `{}` needs an API key: environment variable `{key_var}` is not set",
+                        raw.id.value
+                    ),
+                    raw.kind.span,
+                )
+                .with_help(Some(format!(
+                    "export {key_var}=..., or set `api_key` on the agent"
+                )));
+                if checker.unset_is_warning {
+                    checker.warnings.push(diagnostic);
+                } else {
+                    checker.error(diagnostic);
+                }
             }
             Some(key).filter(|key| !key.is_empty())
         }
@@ -400,6 +422,7 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
             Some(key).filter(|key| !key.is_empty())
         }
     };
+    checker.mark_secret_since(keys_from);
     let base_url = match &raw.base_url {
         Some(url) => checker.text(url),
         None => checker.expand(&format!("${{{url_var}:-{default_url}}}"), None),
@@ -421,50 +444,106 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
     }
 }
 
-/// The `{{output.ID}}` references of a template, and a problem for every
-/// placeholder that is not one of the known forms.
+/// The `{{output.ID}}` references of a template (with their places), and a
+/// problem for every placeholder that is not one of the known forms; a
+/// warning for a `{{metadata.KEY}}` that nothing sets.
 fn template_refs(
     checker: &mut Checker<'_>,
     written: &Located<String>,
     template: &str,
 ) -> Vec<(String, Option<Span>)> {
     match template::parse(template) {
-        Ok(pieces) => pieces
-            .into_iter()
-            .filter_map(|piece| match piece {
-                Piece::Output(id) => {
-                    let span = placeholder_span(checker, written.span, &format!("output.{id}"));
-                    Some((id, span))
+        Ok(pieces) => {
+            let mut refs: Vec<(String, Option<Span>)> = Vec::new();
+            let mut keys: Vec<String> = Vec::new();
+            for piece in pieces {
+                match piece {
+                    Piece::Output(id) => {
+                        let before = refs.iter().filter(|(other, _)| *other == id).count();
+                        let span = placeholder_span(
+                            checker,
+                            written.span,
+                            &format!("output.{id}"),
+                            before,
+                        );
+                        refs.push((id, span));
+                    }
+                    Piece::Metadata(key) if !KNOWN_METADATA.contains(&key.as_str()) => {
+                        let before = keys.iter().filter(|other| **other == key).count();
+                        let span = placeholder_span(
+                            checker,
+                            written.span,
+                            &format!("metadata.{key}"),
+                            before,
+                        );
+                        let known: Vec<String> = KNOWN_METADATA
+                            .iter()
+                            .map(|k| format!("`{{{{metadata.{k}}}}}`"))
+                            .collect();
+                        checker.warnings.push(
+                            Diagnostic::new(
+                                format!("`{{{{metadata.{key}}}}}` is empty: nothing sets `{key}`"),
+                                span,
+                            )
+                            .with_help(Some(format!("orchestra sets {}", known.join(", ")))),
+                        );
+                        keys.push(key);
+                    }
+                    _ => {}
                 }
-                _ => None,
-            })
-            .collect(),
-        Err(placeholder) => {
-            let inner = placeholder
-                .trim_matches(|c| c == '{' || c == '}')
-                .trim()
-                .to_owned();
-            let span = placeholder_span(checker, written.span, &inner);
-            checker.error(
-                Diagnostic::new(
-                    format!("unknown template placeholder `{placeholder}`"),
-                    span,
-                )
-                .with_help(Some(
-                    "placeholders are {{input}}, {{output.ID}} and {{metadata.KEY}}".to_owned(),
-                )),
-            );
+            }
+            refs
+        }
+        Err(unknown) => {
+            for (index, placeholder) in unknown.iter().enumerate() {
+                let before = unknown[..index]
+                    .iter()
+                    .filter(|other| other.text == placeholder.text)
+                    .count();
+                let span = placeholder_span(checker, written.span, &placeholder.text, before);
+                let help = placeholder.suggestion.as_ref().map_or_else(
+                    || "placeholders are {{input}}, {{output.ID}} and {{metadata.KEY}}; write \\{{ for literal braces".to_owned(),
+                    |suggestion| format!("did you mean `{suggestion}`?"),
+                );
+                checker.error(
+                    Diagnostic::new(
+                        format!("unknown template placeholder `{}`", placeholder.text),
+                        span,
+                    )
+                    .with_help(Some(help)),
+                );
+            }
             Vec::new()
         }
     }
 }
 
-/// The place of `needle` inside the value written at `span`, if it appears there.
-fn placeholder_span(checker: &Checker<'_>, span: Option<Span>, needle: &str) -> Option<Span> {
+/// The metadata keys orchestra puts on a run's input.
+const KNOWN_METADATA: &[&str] = &["workflow"];
+
+/// The place of the `nth` (from 0) occurrence of `needle` inside the value
+/// written at `span` — one not followed by more of an id — or the value's
+/// place when it is not written there as it is.
+fn placeholder_span(
+    checker: &Checker<'_>,
+    span: Option<Span>,
+    needle: &str,
+    nth: usize,
+) -> Option<Span> {
     let span = span?;
     let written = checker.source.text.get(span.start..span.end)?;
-    match written.find(needle) {
-        Some(at) => Some(Span::new(span.start + at, span.start + at + needle.len())),
+    let continues_id = |at: usize| {
+        written[at..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let found = written
+        .match_indices(needle)
+        .filter(|(at, _)| !continues_id(at + needle.len()))
+        .nth(nth);
+    match found {
+        Some((at, _)) => Some(Span::new(span.start + at, span.start + at + needle.len())),
         None => Some(span),
     }
 }
@@ -474,23 +553,49 @@ fn check_program(checker: &mut Checker<'_>, program: &str, span: Option<Span>, d
     if checker.lenient || program.is_empty() {
         return;
     }
-    let found = if program.contains('/') {
-        let path = Path::new(program);
-        let path: PathBuf = match dir {
-            Some(dir) if path.is_relative() => dir.join(path),
-            _ => path.to_path_buf(),
-        };
-        path.is_file()
-    } else {
-        std::env::var_os("PATH").is_some_and(|paths| {
+    if !program.contains('/') {
+        let on_path = std::env::var_os("PATH").is_some_and(|paths| {
             std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-        })
-    };
-    if !found {
-        checker.error(
-            Diagnostic::new(format!("program `{program}` was not found"), span)
-                .with_label("not on PATH")
-                .with_help(Some("install it, or give its full path".to_owned())),
-        );
+        });
+        if !on_path {
+            checker.error(
+                Diagnostic::new(format!("program `{program}` was not found"), span)
+                    .with_label("not on PATH")
+                    .with_help(Some("install it, or give its full path".to_owned())),
+            );
+        }
+        return;
     }
+    let path = Path::new(program);
+    if path.is_absolute() {
+        if !path.is_file() {
+            checker.error(
+                Diagnostic::new(format!("program `{program}` was not found"), span)
+                    .with_label("no such file"),
+            );
+        }
+        return;
+    }
+    // A relative path runs from the agent's working directory: where
+    // orchestra was started, unless `working_dir` says otherwise.
+    let runs_in = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if runs_in.join(path).is_file() {
+        return;
+    }
+    let next_to_file = checker.base_dir.join(path);
+    let shown_dir = std::fs::canonicalize(&runs_in).unwrap_or(runs_in);
+    let help = if next_to_file.is_file() {
+        format!(
+            "it is next to the workflow file, but the program runs in `{}`: set `working_dir = \".\"` \
+             (on the agent or the workflow) to run it from the file's directory",
+            shown_dir.display()
+        )
+    } else {
+        "give a path relative to where the program runs, or a full path".to_owned()
+    };
+    checker.error(
+        Diagnostic::new(format!("program `{program}` was not found"), span)
+            .with_label(format!("no such file in `{}`", shown_dir.display()))
+            .with_help(Some(help)),
+    );
 }

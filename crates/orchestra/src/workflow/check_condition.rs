@@ -60,9 +60,35 @@ pub fn check_condition(
         };
     }
     let equals: &Located<serde_json::Value> = raw.equals.as_ref()?;
+    norway(checker, equals);
     let pointer = raw.field.as_ref().map(|field| pointer_of(&field.value));
     Some(Condition::Equals {
         pointer,
         value: equals.value.clone(),
     })
+}
+
+/// YAML reads an unquoted `no`, `yes`, `on`, `off` (the "Norway problem") as
+/// a boolean, so `equals: no` never matches the text "no": said as an error,
+/// with how to quote it.
+fn norway(checker: &mut Checker<'_>, equals: &Located<serde_json::Value>) {
+    let serde_json::Value::Bool(value) = equals.value else {
+        return;
+    };
+    let written = equals
+        .span
+        .and_then(|span| checker.source.text.get(span.start..span.end))
+        .map(str::trim)
+        .unwrap_or_default();
+    let word = written.to_ascii_lowercase();
+    if matches!(word.as_str(), "yes" | "no" | "on" | "off" | "y" | "n") {
+        checker.error(
+            Diagnostic::new(
+                format!("`equals: {written}` compares with the boolean {value}, not the text \"{written}\""),
+                equals.span,
+            )
+            .with_label("YAML reads an unquoted yes/no/on/off as a boolean")
+            .with_help(Some(format!("quote it to compare text: equals: \"{written}\""))),
+        );
+    }
 }

@@ -44,7 +44,17 @@ pub struct FlowChecker<'c, 'a> {
     pub(super) stack: Vec<String>,
     /// Where each agent runs.
     pub placements: HashMap<String, Placement>,
+    /// Whether the flow was found nested too deep (reported once).
+    too_deep: bool,
 }
+
+/// The deepest nesting of groups a flow may have.
+///
+/// Every layer that handles the flow — this check, the plan, the drawings, the
+/// summary — walks it group by group; bounding the depth here keeps a file
+/// from exhausting their stacks (a chain of 5,000 groups once crashed
+/// `validate`). It matches the nesting the YAML reader accepts.
+pub const MAX_DEPTH: usize = 64;
 
 impl<'c, 'a> FlowChecker<'c, 'a> {
     /// A checker for a flow over `agents` (id, enabled, place) and `groups`.
@@ -88,6 +98,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             used: HashMap::new(),
             stack: Vec::new(),
             placements: HashMap::new(),
+            too_deep: false,
         }
     }
 
@@ -118,12 +129,22 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
     }
 
     /// Resolves the root group `raw`, written at `span`.
-    pub fn root(&mut self, raw: &RawFlow, span: Option<Span>) -> Option<Group> {
+    pub fn root(
+        &mut self,
+        raw: &RawFlow,
+        span: Option<Span>,
+        record_text_limit: Option<usize>,
+    ) -> Option<Group> {
         let name = raw
             .id
             .as_ref()
             .map_or_else(|| "flow".to_owned(), |id| id.value.trim().to_owned());
-        let base = ExecutionConfig::new();
+        // A workflow's run has no time limit unless it sets `timeout`: the
+        // library's default of 300 s once killed long runs with no word of it.
+        let mut base = ExecutionConfig::new().with_timeout(Duration::MAX);
+        if let Some(bytes) = record_text_limit {
+            base = base.with_record_text_limit(bytes);
+        }
         self.group(raw, span, name, &base)
     }
 
@@ -134,6 +155,28 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
         name: String,
         inherited: &ExecutionConfig,
     ) -> Option<Group> {
+        if self.stack.len() >= MAX_DEPTH {
+            if !self.too_deep {
+                self.too_deep = true;
+                let path = match self.stack.as_slice() {
+                    [first, .., last] => format!("{first} → … → {last} → {name}"),
+                    _ => name.clone(),
+                };
+                self.checker.error(
+                    Diagnostic::new(
+                        format!("groups nest more than {MAX_DEPTH} levels deep at `{name}`"),
+                        span,
+                    )
+                    .with_label(format!("inside {} groups: {path}", self.stack.len()))
+                    .with_help(Some(
+                        "list the steps of nested sequences in one `sequential` group, \
+                         or split the workflow into files"
+                            .to_owned(),
+                    )),
+                );
+            }
+            return None;
+        }
         let (mode, steps) = self.mode_of(raw, span, &name)?;
         if steps.value.is_empty() {
             self.checker
@@ -160,6 +203,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             }
         }
         self.stack.pop();
+        let fail_fast = self.fail_fast(raw, &name, mode, &config);
         Some(Group {
             name,
             description: raw.description.as_ref().map(|d| self.checker.text(d)),
@@ -168,7 +212,56 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             steps: nodes,
             graph: None,
             budget,
+            fail_fast,
         })
+    }
+
+    /// The group's `fail_fast`, which only a parallel group that needs every
+    /// step (`join = "all"`) can have.
+    fn fail_fast(
+        &mut self,
+        raw: &RawFlow,
+        name: &str,
+        mode: Mode,
+        config: &ExecutionConfig,
+    ) -> bool {
+        let Some(fail_fast) = &raw.fail_fast else {
+            return false;
+        };
+        if !fail_fast.value {
+            return false;
+        }
+        if mode != Mode::Parallel {
+            self.checker.error(
+                Diagnostic::new(
+                    format!(
+                        "`fail_fast` applies to parallel groups; `{name}` is {}",
+                        mode.as_str()
+                    ),
+                    fail_fast.span,
+                )
+                .with_help(Some(
+                    "a sequence already stops at its first failure; remove it".to_owned(),
+                )),
+            );
+            return false;
+        }
+        if config.join_policy != JoinPolicy::All {
+            self.checker.error(
+                Diagnostic::new(
+                    format!(
+                        "`fail_fast` needs `join = \"all\"`; group `{name}` tolerates failures"
+                    ),
+                    fail_fast.span,
+                )
+                .with_help(Some(
+                    "a tolerant join waits for the other steps by design: keep one of the two"
+                        .to_owned(),
+                )),
+            );
+            return false;
+        }
+        true
     }
 
     /// The group's mode and its steps (a graph's nodes).
@@ -226,6 +319,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             ("loops", raw.loops.first().and_then(|e| e.span)),
             ("maps", raw.maps.first().and_then(|e| e.span)),
             ("joins", raw.joins.first().and_then(|e| e.span)),
+            ("asks", raw.asks.first().and_then(|e| e.span)),
         ];
         let counts = [
             raw.edges.len(),
@@ -233,6 +327,7 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
             raw.loops.len(),
             raw.maps.len(),
             raw.joins.len(),
+            raw.asks.len(),
         ];
         for ((key, span), count) in spans.into_iter().zip(counts) {
             if count > 0 {

@@ -61,6 +61,8 @@ impl FlowChecker<'_, '_> {
                 );
             }
         }
+        let root = self.stack.is_empty();
+        let asks = self.asks(raw, &name, root, &written);
         let before = self.checker.problems.len();
         self.stack.push(name.clone());
         let mut steps = Vec::new();
@@ -70,11 +72,19 @@ impl FlowChecker<'_, '_> {
             }
         }
         self.stack.pop();
-        let ids: Vec<String> = written.into_iter().map(|(id, _)| id).collect();
+        let node_ids: Vec<String> = written.into_iter().map(|(id, _)| id).collect();
+        let ids: Vec<String> = node_ids
+            .iter()
+            .cloned()
+            .chain(asks.iter().map(|ask| ask.id.clone()))
+            .collect();
         let mut wiring = Wiring {
             graph: &name,
             ids: &ids,
-            spec: GraphSpec::default(),
+            spec: GraphSpec {
+                asks,
+                ..GraphSpec::default()
+            },
         };
         for edge in &raw.edges {
             wiring.edge(self, edge);
@@ -106,7 +116,7 @@ impl FlowChecker<'_, '_> {
         }
         let spec = wiring.spec;
         if self.checker.problems.len() == before {
-            if let Err(problem) = shape(&name, &ids, &spec, &config) {
+            if let Err(problem) = shape(&name, &node_ids, &spec, &config) {
                 let at = raw.nodes.as_ref().and_then(|n| n.span);
                 self.checker.error(
                     Diagnostic::new(format!("graph `{name}` cannot run"), at).with_label(problem),
@@ -121,6 +131,7 @@ impl FlowChecker<'_, '_> {
             steps,
             graph: Some(Box::new(spec)),
             budget: None,
+            fail_fast: false,
         })
     }
 }
@@ -167,7 +178,7 @@ impl Wiring<'_> {
                     .then(|| format!("add `{id}` to the `nodes` of `{graph}`"))
             });
             Diagnostic::new(format!("unknown node `{id}` in graph `{graph}`"), span)
-                .with_label("not one of the graph's `nodes`")
+                .with_label("not one of the graph's `nodes` or `asks`")
                 .with_help(help)
         };
         flow.checker.error(diagnostic);
@@ -397,6 +408,16 @@ impl Wiring<'_> {
                 .with_help(Some(
                     "map an agent node, and put the group after it".to_owned(),
                 )),
+            );
+            return;
+        }
+        if self.spec.asks.iter().any(|ask| ask.id == node) {
+            flow.checker.error(
+                Diagnostic::new(
+                    format!("`{node}` is an ask; a map runs an agent"),
+                    raw.node.span,
+                )
+                .with_help(Some("map an agent node after the ask".to_owned())),
             );
             return;
         }

@@ -1,6 +1,7 @@
 //! [`Checker`]: what every validation step shares — the source for positions,
 //! the environment for `${NAME}`, and the list of problems found so far.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::diagnostics::{Diagnostic, Source};
@@ -17,8 +18,17 @@ pub struct Checker<'a> {
     pub lenient: bool,
     /// The problems found so far.
     pub problems: Vec<Diagnostic>,
+    /// Whether an unset environment variable is a warning rather than a
+    /// problem: `validate` checks files where the secrets are not (CI).
+    pub unset_is_warning: bool,
+    /// What is worth saying but does not make the file invalid.
+    pub warnings: Vec<Diagnostic>,
     /// `(name, value)` of every variable substituted.
     pub used_env: Vec<(String, String)>,
+    /// Variables whose values are secret whatever their names (see
+    /// [`Redactor`](super::env::Redactor)): the workflow's `secrets`, and those
+    /// that make up an `api_key` or a secret-looking `env` entry.
+    pub secret_env: HashSet<String>,
     /// The directory relative paths start from: the file's.
     pub base_dir: PathBuf,
 }
@@ -31,7 +41,10 @@ impl<'a> Checker<'a> {
             env,
             lenient,
             problems: Vec::new(),
+            unset_is_warning: false,
+            warnings: Vec::new(),
             used_env: Vec::new(),
+            secret_env: HashSet::new(),
             base_dir,
         }
     }
@@ -61,6 +74,46 @@ impl<'a> Checker<'a> {
         self.expand(&value.value, value.span)
     }
 
+    /// As [`text`](Self::text); when `secret`, the variables it uses are
+    /// marked secret.
+    pub fn secret_text(&mut self, value: &Located<String>, secret: bool) -> String {
+        let from = self.used_env.len();
+        let text = self.text(value);
+        if secret {
+            self.mark_secret_since(from);
+        }
+        text
+    }
+
+    /// Marks variable `name` secret; its value, when set, is masked even where
+    /// the workflow does not reference it.
+    pub fn mark_secret(&mut self, name: &str) {
+        if let Some(value) = self.env.get(name) {
+            self.used_env.push((name.to_owned(), value));
+        }
+        self.secret_env.insert(name.to_owned());
+    }
+
+    /// Marks every variable substituted since `used_env` had `from` entries as
+    /// secret.
+    pub fn mark_secret_since(&mut self, from: usize) {
+        let names = self.used_env.get(from..).unwrap_or_default();
+        self.secret_env
+            .extend(names.iter().map(|(name, _)| name.clone()));
+    }
+
+    /// A `shell` script, as written: `${f}`, `$1` and `$$` belong to the shell,
+    /// and environment variables reach it through the environment. The
+    /// variables it names are noted, for redaction.
+    pub fn shell_script(&mut self, value: &Located<String>) -> String {
+        for name in env::shell_references(&value.value) {
+            if let Some(found) = self.env.get(&name) {
+                self.used_env.push((name, found));
+            }
+        }
+        value.value.clone()
+    }
+
     /// As [`text`](Self::text), for an optional value.
     pub fn opt_text(&mut self, value: Option<&Located<String>>) -> Option<String> {
         value.map(|value| self.text(value))
@@ -80,18 +133,26 @@ impl<'a> Checker<'a> {
             }
             Err(problems) => {
                 for problem in problems {
-                    let diagnostic = match problem {
-                        EnvProblem::Missing(name) => Diagnostic::new(
-                            format!("environment variable `{name}` is not set"),
-                            self.reference_span(span, &name),
-                        )
-                        .with_label("referenced here")
-                        .with_help(Some(format!(
-                            "set it (export {name}=...) or give a default: ${{{name}:-default}}"
-                        ))),
-                        EnvProblem::Malformed(message) => Diagnostic::new(message, span),
-                    };
-                    self.error(diagnostic);
+                    match problem {
+                        EnvProblem::Missing(name) => {
+                            let diagnostic = Diagnostic::new(
+                                format!("environment variable `{name}` is not set"),
+                                self.reference_span(span, &name),
+                            )
+                            .with_label("referenced here")
+                            .with_help(Some(format!(
+                                "set it (export {name}=...) or give a default: ${{{name}:-default}}"
+                            )));
+                            if self.unset_is_warning {
+                                self.warnings.push(diagnostic);
+                            } else {
+                                self.error(diagnostic);
+                            }
+                        }
+                        EnvProblem::Malformed(message) => {
+                            self.error(Diagnostic::new(message, span));
+                        }
+                    }
                 }
                 // Keep checking what the value says, with the unset variables empty.
                 env::expand(text, self.env, true).map_or_else(|_| String::new(), |e| e.text)

@@ -161,19 +161,30 @@ impl Diagnostic {
                 let pad = " ".repeat(gutter);
                 let _ = writeln!(out, "{pad}--> {}:{line}:{column}", source.path);
                 let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{line} | {text}");
-                let before: String = text
-                    .chars()
-                    .take(column - 1)
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
-                    .collect();
                 let (end_line, end_column) = source.line_col(span.end);
-                let width = if end_line == line && end_column > column {
+                let culprit = if end_line == line && end_column > column {
                     end_column - column
                 } else {
                     1
                 };
-                let carets = "^".repeat(width);
+                let (shown, column) = window(text, column, culprit);
+                let _ = writeln!(out, "{line} | {shown}");
+                // Pad and underline by display width: CJK and emoji take two
+                // columns, a tab stays a tab.
+                let chars: Vec<char> = shown.chars().collect();
+                let before: String = chars
+                    .iter()
+                    .take(column - 1)
+                    .map(|&c| {
+                        if c == '\t' {
+                            "\t".to_owned()
+                        } else {
+                            " ".repeat(console::measure_text_width(&c.to_string()))
+                        }
+                    })
+                    .collect();
+                let underlined: String = chars.iter().skip(column - 1).take(culprit).collect();
+                let carets = "^".repeat(console::measure_text_width(&underlined).max(1));
                 let label = self
                     .label
                     .as_deref()
@@ -195,9 +206,66 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of a source line a diagnostic shows.
+const SHOWN_CHARS: usize = 120;
+
+/// `text` cut to [`SHOWN_CHARS`] around `column` (1-based, in characters),
+/// with `…` where it was cut, and the column in what is shown: a 5 MB line
+/// must not be echoed whole.
+fn window(text: &str, column: usize, culprit: usize) -> (String, usize) {
+    let count = text.chars().count();
+    if count <= SHOWN_CHARS {
+        return (text.to_owned(), column);
+    }
+    let lead = SHOWN_CHARS / 3;
+    let start = (column - 1)
+        .saturating_sub(lead)
+        .min(count.saturating_sub(SHOWN_CHARS));
+    let width = SHOWN_CHARS.max(culprit.min(SHOWN_CHARS));
+    let end = (start + width).min(count);
+    let mut shown = String::new();
+    let mut column = column - start;
+    if start > 0 {
+        shown.push('…');
+        column += 1;
+    }
+    shown.extend(text.chars().skip(start).take(end - start));
+    if end < count {
+        shown.push('…');
+    }
+    (shown, column)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carets_line_up_under_wide_characters_and_long_lines_are_cut() {
+        let source = Source::new("f.toml", "name = \"日本🎉\"; x = \"bad\"\n");
+        let at = source.text.find("bad").unwrap_or(0);
+        let text = Diagnostic::new("bad", Some(Span::new(at, at + 3))).render(&source);
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = lines
+            .iter()
+            .find(|l| l.starts_with("1 |"))
+            .copied()
+            .unwrap_or("");
+        let carets = lines
+            .iter()
+            .find(|l| l.contains('^'))
+            .copied()
+            .unwrap_or("");
+        let caret_at = carets.find('^').unwrap_or(0);
+        let bad_at = console::measure_text_width(&shown[..shown.find("bad").unwrap_or(0)]);
+        assert_eq!(caret_at, bad_at, "{text}");
+
+        let long = format!("k = \"{}\" # {}\n", "x".repeat(5_000_000), "y");
+        let source = Source::new("f.toml", long);
+        let text = Diagnostic::new("long", Some(Span::new(4, 5))).render(&source);
+        assert!(text.len() < 1_000, "{} bytes", text.len());
+        assert!(text.contains('…'), "{text}");
+    }
 
     #[test]
     fn offsets_become_lines_and_columns() {

@@ -3,6 +3,7 @@
 //! everything `orchestra` prints or writes.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Why a value could not be expanded.
@@ -98,7 +99,28 @@ pub fn expand(text: &str, env: &dyn Lookup, lenient: bool) -> Result<Expanded, V
     }
 }
 
-fn is_valid_name(name: &str) -> bool {
+/// The names of the variables a shell script refers to (`$NAME`, `${NAME}`,
+/// `${NAME:-default}`...), without expanding anything: the shell does that.
+pub fn shell_references(script: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = script;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        let inner = after.strip_prefix('{').unwrap_or(after);
+        let end = inner
+            .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+            .unwrap_or(inner.len());
+        let name = &inner[..end];
+        if is_valid_name(name) && !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+        }
+        rest = after;
+    }
+    names
+}
+
+/// Whether `name` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -106,11 +128,45 @@ fn is_valid_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Replaces the values of the environment variables a workflow used with their
-/// references (`${NAME}`) in any text, so that keys are never echoed.
+/// Whether a variable's name says its value is secret: a `_`-separated word
+/// of it is `KEY`, `TOKEN`, `SECRET`, `PASSWORD`, `PASSWD`, `PASS`,
+/// `CREDENTIAL(S)`, `APIKEY`, `AUTH`, `COOKIE` or `PAT`, or it contains
+/// `SECRET`, `TOKEN` or `PASSWORD` (`GITHUBTOKEN`); case is ignored.
+#[must_use]
+pub fn looks_secret(name: &str) -> bool {
+    const WORDS: [&str; 12] = [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "APIKEY",
+        "AUTH",
+        "COOKIE",
+        "PAT",
+    ];
+    let upper = name.to_ascii_uppercase();
+    upper.split('_').any(|word| WORDS.contains(&word))
+        || ["SECRET", "TOKEN", "PASSWORD"]
+            .iter()
+            .any(|part| upper.contains(part))
+}
+
+/// Keeps secret values out of everything `orchestra` prints or writes —
+/// progress, errors, the result, `--json`, trace files, OTLP spans — by
+/// replacing each with its reference (`${ANTHROPIC_API_KEY}`).
 ///
-/// Values shorter than [`Redactor::MIN_LEN`] characters are left alone: they
-/// cannot be secrets worth the name, and hiding every `1` would garble output.
+/// Only secrets are masked, the way CI systems mask registered secrets: the
+/// values of variables whose names look secret ([`looks_secret`]) and of those
+/// the checker marked secret (the workflow's `secrets`, whatever makes up an
+/// `api_key` or a secret-looking `env` entry). Masking every variable's value
+/// once rewrote ordinary output (`LIMIT=1000` turned `1000500` into
+/// `${LIMIT}500`), so nothing else is touched. Values shorter than
+/// [`Redactor::MIN_LEN`] characters are left alone too: hiding every `1`
+/// would garble output, and they cannot be secrets worth the name.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Arc<Vec<(String, String)>>,
@@ -120,11 +176,16 @@ impl Redactor {
     /// The shortest value that is redacted.
     pub const MIN_LEN: usize = 4;
 
-    /// A redactor for the `(name, value)` pairs.
+    /// A redactor for the secret ones of the `(name, value)` pairs: those whose
+    /// name [looks secret](looks_secret) or is in `marked`.
     #[must_use]
-    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn new(
+        pairs: impl IntoIterator<Item = (String, String)>,
+        marked: &HashSet<String>,
+    ) -> Self {
         let mut secrets: Vec<(String, String)> = pairs
             .into_iter()
+            .filter(|(name, _)| marked.contains(name) || looks_secret(name))
             .filter(|(_, value)| value.chars().count() >= Self::MIN_LEN)
             .map(|(name, value)| (value, format!("${{{name}}}")))
             .collect();
@@ -217,11 +278,58 @@ mod tests {
     }
 
     #[test]
-    fn redacts_values_but_not_short_ones() {
-        let redactor = Redactor::new([
-            ("KEY".to_owned(), "sk-secret-123".to_owned()),
-            ("N".to_owned(), "1".to_owned()),
-        ]);
+    fn redacts_secret_values_but_not_short_ones() {
+        let redactor = Redactor::new(
+            [
+                ("KEY".to_owned(), "sk-secret-123".to_owned()),
+                ("N_TOKEN".to_owned(), "1".to_owned()),
+            ],
+            &HashSet::new(),
+        );
         assert_eq!(redactor.redact("key=sk-secret-123 n=1"), "key=${KEY} n=1");
+    }
+
+    #[test]
+    fn leaves_ordinary_variables_alone_unless_marked_secret() {
+        let pairs = [
+            ("LIMIT".to_owned(), "1000".to_owned()),
+            ("HOST".to_owned(), "example.org".to_owned()),
+        ];
+        let plain = Redactor::new(pairs.clone(), &HashSet::new());
+        let text = "processed 1000 rows; total 1000500 from example.org";
+        assert_eq!(plain.redact(text), text);
+        let marked = Redactor::new(pairs, &HashSet::from(["HOST".to_owned()]));
+        assert_eq!(
+            marked.redact(text),
+            "processed 1000 rows; total 1000500 from ${HOST}"
+        );
+    }
+
+    #[test]
+    fn shell_references_are_read_not_expanded() {
+        assert_eq!(
+            shell_references("for f in *; do echo ${f} $HOME ${KEY:-x} $$ $1; done"),
+            ["f", "HOME", "KEY"]
+        );
+    }
+
+    #[test]
+    fn secret_names() {
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "GITHUB_TOKEN",
+            "githubtoken",
+            "DB_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "NPM_AUTH",
+            "GH_PAT",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in [
+            "LIMIT", "HOST", "PATH", "PWD", "KEYBOARD", "MONKEY", "AUTHOR",
+        ] {
+            assert!(!looks_secret(name), "{name}");
+        }
     }
 }

@@ -25,6 +25,18 @@ pub struct GraphSpec {
     pub maps: Vec<MapSpec>,
     /// Join policies by node.
     pub joins: Vec<(String, JoinPolicy)>,
+    /// Nodes that ask a person (only in the root flow's graph).
+    pub asks: Vec<AskSpec>,
+}
+
+/// A node that asks a person `question`; the answer, given under `id`, is its
+/// output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskSpec {
+    /// The node's id, and the answer's.
+    pub id: String,
+    /// What is asked.
+    pub question: String,
 }
 
 impl GraphSpec {

@@ -5,10 +5,12 @@
 //! that renders each problem with its file, line and column.
 
 mod check_agents;
+mod check_asks;
 mod check_budget;
 mod check_condition;
 mod check_flow;
 mod check_graph;
+mod check_refs;
 mod checker;
 pub mod condition;
 pub mod diagnostics;
@@ -19,6 +21,7 @@ pub mod model;
 pub mod parse;
 pub mod raw;
 pub mod raw_graph;
+mod recover;
 mod suggest;
 pub mod values;
 
@@ -34,13 +37,17 @@ use self::env::{Lookup, ProcessEnv, Redactor};
 use self::located::Format;
 pub use self::model::{AgentDef, Group, Mode, Node, Settings, Workflow};
 use self::raw::RawWorkflow;
+pub use self::suggest::nearest as suggest_name;
 
 /// How strictly to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strictness {
     /// Everything a run needs: environment variables set, programs and
-    /// directories present (for `run` and `validate`).
+    /// directories present (for `run`, and `validate --require-env`).
     Run,
+    /// As `Run`, but an unset environment variable is a warning: checking a
+    /// file (in CI, say) must not need its credentials (for `validate`).
+    Check,
     /// The file's structure only (for `agents` and `graph`, which run nothing).
     Structure,
 }
@@ -115,12 +122,16 @@ pub fn load_with_env(
     })?;
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
     let source = Source::new(shown.clone(), text);
-    let raw = match parse::parse(&source, format) {
-        Ok(raw) => raw,
-        Err(problem) => {
+    let recovered = recover::parse_all(&source, format);
+    let shape_problems = recovered.problems;
+    let raw = match recovered.raw {
+        // A file read past its problems is checked further only when what was
+        // read is what its author meant (see `recover`).
+        Some(raw) if shape_problems.is_empty() || recovered.faithful => raw,
+        _ => {
             return Err(Invalid::Problems {
                 source: Box::new(source),
-                problems: vec![problem],
+                problems: in_file_order(shape_problems),
             })
         }
     };
@@ -131,17 +142,54 @@ pub fn load_with_env(
         .unwrap_or_else(|| PathBuf::from("."));
     let lenient = strictness == Strictness::Structure;
     let mut checker = Checker::new(&source, env, lenient, base_dir);
+    checker.unset_is_warning = strictness == Strictness::Check;
     let checked = check(&mut checker, &raw, path, format);
-    let mut problems = checker.problems;
+    let mut problems = shape_problems;
+    problems.append(&mut checker.problems);
     if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
-        workflow.redactor = Redactor::new(checker.used_env);
+        workflow.redactor = Redactor::new(checker.used_env, &checker.secret_env);
+        let placed = in_file_order(std::mem::take(&mut checker.warnings));
+        let rendered = placed.iter().map(|warning| {
+            let text = warning.render(&source);
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            text.trim_end().to_owned()
+        });
+        workflow.warnings.splice(0..0, rendered);
         return Ok(workflow);
     }
-    problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
     Err(Invalid::Problems {
         source: Box::new(source),
-        problems,
+        problems: in_file_order(problems),
     })
+}
+
+/// `problems` sorted by their place in the file (those without one last).
+fn in_file_order(mut problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    problems.sort_by_key(|problem| problem.span.map_or(usize::MAX, |span| span.start));
+    problems
+}
+
+/// Checks the names in `secrets` and marks them secret; a secret the workflow
+/// does not reference is still masked when a program prints it (programs
+/// inherit the environment).
+fn check_secrets(checker: &mut Checker<'_>, secrets: &[located::Located<String>]) {
+    for secret in secrets {
+        let name = secret.value.trim();
+        if !env::is_valid_name(name) {
+            checker.error(
+                Diagnostic::new(
+                    format!("`{name}` is not an environment variable's name"),
+                    secret.span,
+                )
+                .with_label("`secrets` lists variable names")
+                .with_help(Some(
+                    "write the name alone, without `${…}`: secrets = [\"DB_URL\"]".to_owned(),
+                )),
+            );
+            continue;
+        }
+        checker.mark_secret(name);
+    }
 }
 
 /// Checks the parsed file; problems are left in `checker`.
@@ -162,12 +210,16 @@ fn check(
             );
         }
     }
+    check_secrets(checker, &raw.secrets);
     let working_dir = raw.working_dir.as_ref().map(|dir| checker.directory(dir));
     let agents = check_agents(checker, &raw.agents, working_dir.as_deref());
     let Some(flow) = &raw.flow else {
         checker.error(
             Diagnostic::new("the workflow has no `flow`", Some(located::Span::new(0, 0)))
-                .with_help(Some("add a flow, for example:\n[flow]\nsequential = [\"first-agent\", \"second-agent\"]".to_owned())),
+                .with_help(Some(match format {
+                    Format::Toml => "add a flow, for example:\n[flow]\nsequential = [\"first-agent\", \"second-agent\"]",
+                    Format::Yaml => "add a flow, for example:\nflow:\n  sequential: [first-agent, second-agent]",
+                }.to_owned())),
         );
         return None;
     };
@@ -176,7 +228,11 @@ fn check(
         .map(|a| (a.def.id.clone(), a.def.metadata.enabled, a.id_span))
         .collect();
     let mut flow_checker = FlowChecker::new(checker, &declared, &raw.groups);
-    let root = flow_checker.root(&flow.value, flow.span);
+    let text_limit = raw
+        .trace_text_limit
+        .as_ref()
+        .map(|limit| usize::try_from(limit.value.0).unwrap_or(usize::MAX));
+    let root = flow_checker.root(&flow.value, flow.span, text_limit);
     let placements = std::mem::take(&mut flow_checker.placements);
     let unused = flow_checker.unused();
     let mut names: HashSet<String> = flow_checker.names();
@@ -202,6 +258,18 @@ fn check(
         }
     }
     let mut root = root?;
+    let refs: Vec<(String, String, Option<located::Span>)> = agents
+        .iter()
+        .flat_map(|agent| {
+            agent
+                .output_refs
+                .iter()
+                .map(|(id, span)| (agent.def.id.clone(), id.clone(), *span))
+        })
+        .collect();
+    for problem in check_refs::unready_outputs(&root, &refs) {
+        checker.error(problem);
+    }
     if let Some(budget) = &raw.budget {
         let checked = check_budget::check_budget(checker, budget);
         if root.budget.is_some() {
@@ -228,11 +296,12 @@ fn check(
             let timeout = def
                 .timeout
                 .or_else(|| placement.and_then(|p| p.agent_timeout));
-            let secs = timeout.map_or(defaults.timeout, |t| t.max(Duration::from_secs(1)));
-            def.metadata = def
-                .metadata
-                .with_max_retries(retries)
-                .with_timeout(secs.as_secs_f64().ceil() as u64);
+            // No attempt timeout: the metadata says so with the largest value
+            // (`orchestra agents` shows "none"), not the library's default.
+            let secs = timeout.map_or(u64::MAX, |t| {
+                t.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64
+            });
+            def.metadata = def.metadata.with_max_retries(retries).with_timeout(secs);
             def
         })
         .collect();

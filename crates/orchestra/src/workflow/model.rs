@@ -94,6 +94,8 @@ pub struct CommandSettings {
     pub working_dir: Option<PathBuf>,
     /// Exit codes that mean "try again".
     pub retryable_exit_codes: Option<Vec<i32>>,
+    /// The most bytes of stdout, when not the library's default.
+    pub max_output: Option<usize>,
 }
 
 /// A `claude` or `openai` agent's settings.
@@ -218,6 +220,8 @@ pub struct Group {
     pub graph: Option<Box<GraphSpec>>,
     /// What the group's run may spend, when bounded.
     pub budget: Option<Box<RunBudget>>,
+    /// Parallel groups: the first step that fails for good stops the others.
+    pub fail_fast: bool,
 }
 
 impl Group {

@@ -38,7 +38,18 @@ pub fn parse(source: &Source, format: Format) -> Result<RawWorkflow, Diagnostic>
                 let start = source.offset_of(line, column);
                 Span::new(start, start + token_len(&source.text[start..]))
             });
-            shape_error(&yaml_message(&error), span)
+            let diagnostic = shape_error(&yaml_message(&error), span);
+            match span.and_then(|span| unclosed_bracket(&source.text[..span.start])) {
+                Some(open) if diagnostic.help.is_none() => {
+                    let (line, column) = source.line_col(open);
+                    let close = if source.text[open..].starts_with('[') { ']' } else { '}' };
+                    let opener = if close == ']' { '[' } else { '{' };
+                    diagnostic.with_help(Some(format!(
+                        "the `{opener}` on line {line}, column {column} is never closed: add `{close}` where its items end"
+                    )))
+                }
+                _ => diagnostic,
+            }
         }),
     }
 }
@@ -57,6 +68,33 @@ fn yaml_message(error: &serde_saphyr::Error) -> String {
     }
 }
 
+/// Where the last `[` or `{` still open at the end of `text` (YAML before a
+/// syntax error) was opened: a parser notices an unclosed bracket only lines
+/// later, at a `:` that cannot be inside it. Quotes and comments are skipped.
+fn unclosed_bracket(text: &str) -> Option<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    for (at, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => comment = true,
+            (None, '[' | '{') => open.push(at),
+            (None, ']' | '}') => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.last().copied()
+}
+
 /// The length of the word that starts `text` (for the caret under a YAML error).
 fn token_len(text: &str) -> usize {
     text.find(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | ']' | '}' | '#'))
@@ -65,10 +103,80 @@ fn token_len(text: &str) -> usize {
         .min(text.len())
 }
 
+/// A parser's message in the workflow's words: no Rust type names, no
+/// options of the parser, no 309-digit numbers.
+fn plain_words(message: &str) -> (String, Option<String>) {
+    if let Some(key) = message
+        .strip_prefix("duplicate mapping key: ")
+        .map(|rest| rest.split(',').next().unwrap_or(rest).trim())
+    {
+        return (
+            format!("`{key}` is given twice"),
+            Some("keep one of them".to_owned()),
+        );
+    }
+    if message.starts_with("budget breached: Depth") {
+        return (
+            "the file nests more than 64 levels deep".to_owned(),
+            Some("name inner groups in `groups` and refer to them by id".to_owned()),
+        );
+    }
+    let mut text = message.to_owned();
+    for (rust, words) in [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+    ] {
+        if let Some(at) = text.find(rust) {
+            let end = at + rust.len();
+            let whole_word = !text[end..].starts_with(|c: char| c.is_ascii_alphanumeric());
+            if whole_word {
+                text.replace_range(at..end, words);
+            }
+        }
+    }
+    (shorten_numbers(&text), None)
+}
+
+/// `text` with every run of more than 15 digits written in scientific
+/// notation (`1e308`, not 309 digits).
+fn shorten_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..start]);
+        let digits = &rest[start..];
+        let end = digits
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(digits.len());
+        let number = &digits[..end];
+        match number.parse::<f64>() {
+            Ok(value) if number.len() > 15 => out.push_str(&format!("{value:e}")),
+            _ => out.push_str(number),
+        }
+        rest = &digits[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A diagnostic for a deserialization error, with a suggestion for an unknown
 /// field or value.
 fn shape_error(message: &str, span: Option<Span>) -> Diagnostic {
     let message = strip_position(message.trim()).trim_end_matches('.');
+    let (plain, help) = plain_words(message);
+    if help.is_some() || plain != message {
+        return Diagnostic::new(plain, span).with_help(help);
+    }
     if !(message.starts_with("unknown field") || message.starts_with("unknown variant")) {
         return Diagnostic::new(message, span);
     }
@@ -98,6 +206,46 @@ fn strip_position(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unclosed_yaml_bracket_is_named_where_it_opened() {
+        let source = Source::new(
+            "w.yaml",
+            "flow:\n  sequential: [a, b\nagents:\n  - {id: a, kind: template, template: x}\n",
+        );
+        let error = parse(&source, Format::Yaml)
+            .err()
+            .unwrap_or_else(|| panic!("parsed"));
+        assert_eq!(
+            error.help.as_deref(),
+            Some("the `[` on line 2, column 15 is never closed: add `]` where its items end")
+        );
+        assert_eq!(unclosed_bracket("a: '[' # [\nb: [x]"), None);
+    }
+
+    #[test]
+    fn messages_speak_the_workflows_words() {
+        assert_eq!(
+            plain_words("invalid value: integer `-3`, expected u32").0,
+            "invalid value: integer `-3`, expected a whole number from 0 to 4294967295"
+        );
+        let (text, help) = plain_words(
+            "duplicate mapping key: sequential, set DuplicateKeyPolicy in Options if acceptable",
+        );
+        assert_eq!(text, "`sequential` is given twice");
+        assert!(help.is_some());
+        assert_eq!(
+            plain_words("budget breached: Depth { depth: 65 }").0,
+            "the file nests more than 64 levels deep"
+        );
+        let huge = format!(
+            "invalid type: floating point `1{}.0`, expected u32",
+            "0".repeat(308)
+        );
+        let (text, _) = plain_words(&huge);
+        assert!(text.contains("`1e308`"), "{text}");
+        assert!(text.len() < 100, "{text}");
+    }
 
     #[test]
     fn toml_typos_get_a_place_and_a_suggestion() {

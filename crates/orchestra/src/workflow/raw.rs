@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::located::Located;
-use super::raw_graph::{RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
-use super::values::{DurationSpec, JoinSpec, Step};
+use super::raw_graph::{RawAsk, RawBudget, RawJoin, RawLoop, RawMap, RawRoute};
+use super::values::{ByteSize, DurationSpec, JoinSpec, Step};
 
 /// A workflow: agents, optional named groups, and the flow that runs them.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -31,6 +31,15 @@ pub struct RawWorkflow {
     /// The directory `command` and `claude-code` agents run in, relative to this
     /// file (default: the directory `orchestra` was started in).
     pub working_dir: Option<Located<String>>,
+    /// Environment variables whose values are secret, beyond those whose names
+    /// say so (`*_KEY`, `*_TOKEN`, `*PASSWORD*`...): their values are masked in
+    /// everything orchestra prints or writes.
+    #[serde(default)]
+    pub secrets: Vec<Located<String>>,
+    /// The most bytes of each input and output text the run's trace keeps
+    /// (default: whole texts); longer texts are cut, saying how much was left
+    /// out. Bounds the memory of runs with big outputs and the size of `--trace`.
+    pub trace_text_limit: Option<Located<ByteSize>>,
     /// The agents, each with a unique id.
     #[serde(default)]
     pub agents: Vec<RawAgent>,
@@ -160,6 +169,9 @@ pub struct RawAgent {
     pub working_dir: Option<Located<String>>,
     /// `command`: exit codes that mean "try again" (default `[75]`).
     pub retryable_exit_codes: Option<Located<Vec<i32>>>,
+    /// `command`: the most bytes the program may print on stdout (default
+    /// "16MiB"); a program that prints more is stopped and fails.
+    pub max_output: Option<Located<ByteSize>>,
 
     // kind = "claude", "openai", "claude-code"
     /// `claude`, `openai`, `claude-code`: the model (required for `openai`).
@@ -232,6 +244,10 @@ pub struct RawFlow {
     pub budget: Option<Located<RawBudget>>,
 
     // Graph groups.
+    /// Parallel groups: when a step fails for good, stop its siblings at once
+    /// and fail the group (default false: every step runs to its end, then
+    /// `join` decides).
+    pub fail_fast: Option<Located<bool>>,
     /// Graph groups: the nodes (agent or group ids, or groups written in place).
     pub nodes: Option<Located<Vec<Located<Step>>>>,
     /// Graph groups: edges such as "start -> draft", "draft -> review -> end".
@@ -249,6 +265,10 @@ pub struct RawFlow {
     /// Graph groups: how many predecessors of a node must succeed.
     #[serde(default)]
     pub joins: Vec<Located<RawJoin>>,
+    /// The root flow's graph: nodes that ask a person a question (the answer
+    /// is the node's output).
+    #[serde(default)]
+    pub asks: Vec<Located<RawAsk>>,
 }
 
 /// Exponential backoff between attempts: `initial`, doubling up to `max`, spread

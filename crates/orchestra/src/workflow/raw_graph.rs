@@ -159,6 +159,19 @@ pub struct RawJoin {
     pub policy: Located<JoinSpec>,
 }
 
+/// A node that asks a person a question; the answer is its output.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Ask")]
+pub struct RawAsk {
+    /// The node's id, used in edges and routes like any node's, and the id the
+    /// answer is given under (`orchestra run --answer ID=TEXT`).
+    pub id: Located<String>,
+    /// What is asked; the node's input (what its predecessors produced) is
+    /// shown after it.
+    pub question: Located<String>,
+}
+
 /// What a run may spend; crossing a bound fails the run.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

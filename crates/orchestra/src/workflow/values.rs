@@ -17,15 +17,20 @@ use super::raw::RawFlow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationSpec(pub Duration);
 
-/// Parses `"500ms"`, `"30s"`, `"1.5m"`, `"1h"` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// `"1.5 MiB"` as `(1.5, "MiB")`: the leading number and the unit after it.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1.5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = number_and_unit(text)?;
+    let seconds = match unit {
         "" | "s" | "sec" | "secs" => number,
         "ms" => number / 1000.0,
         "m" | "min" | "mins" => number * 60.0,
@@ -86,6 +91,79 @@ impl JsonSchema for DurationSpec {
             "oneOf": [
                 { "type": "number", "minimum": 0 },
                 { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*(ms|s|sec|secs|m|min|mins|h)?$" }
+            ]
+        })
+    }
+}
+
+/// A number of bytes, written as an integer or with a unit: `"64KiB"`,
+/// `"16MiB"`, `"1GB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// Parses `"512"`, `"64KB"`, `"16MiB"`, `"1.5GB"` (units `B`, `KB`, `MB`, `GB`
+/// of 1000 and `KiB`, `MiB`, `GiB` of 1024, case ignored).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let (number, unit) = number_and_unit(text)?;
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * factor).round();
+    (bytes.is_finite() && bytes >= 0.0 && bytes <= u64::MAX as f64).then_some(bytes as u64)
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+
+        impl Visitor<'_> for BytesVisitor {
+            type Value = ByteSize;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64KiB\", \"16MiB\", \"1GB\" or a number of bytes")
+            }
+
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(bytes))
+            }
+
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<ByteSize, E> {
+                u64::try_from(bytes)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                parse_bytes(text).map(ByteSize).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid size `{text}`: expected a number of bytes with a unit (KB, MB, GB, KiB, MiB, GiB), such as \"16MiB\""
+                    ))
+                })
+            }
+        }
+
+        deserializer.deserialize_any(BytesVisitor)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A number of bytes, or a string with a unit: \"64KiB\", \"16MiB\", \"1GB\".",
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgG]i?[bB]?|[bB])?$" }
             ]
         })
     }
@@ -214,6 +292,15 @@ impl JsonSchema for Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse_bytes("512"), Some(512));
+        assert_eq!(parse_bytes("64KB"), Some(64_000));
+        assert_eq!(parse_bytes("16MiB"), Some(16 * 1024 * 1024));
+        assert_eq!(parse_bytes("1.5 gb"), Some(1_500_000_000));
+        assert_eq!(parse_bytes("12 parsecs"), None);
+    }
 
     #[test]
     fn durations_read_units_and_bare_seconds() {

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+mod outcome;
+#[allow(unused_imports)] // not every test binary runs commands this way
+pub use outcome::{is_running, outcome, parallel_of};
+
 /// The `orchestra` binary, with a clean environment for API keys.
 pub fn orchestra() -> Command {
     let mut command = Command::cargo_bin("orchestra").unwrap_or_else(|e| panic!("{e}"));

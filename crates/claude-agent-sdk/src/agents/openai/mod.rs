@@ -92,6 +92,14 @@ impl OpenAiCompatibleAgent {
         }
     }
 
+    /// Replaces the model (as [`ClaudeAgent::with_model`](crate::agents::ClaudeAgent::with_model)
+    /// does; `new` takes one because an OpenAI-compatible server has no default).
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
     /// Sets the description shown to people and registries.
     #[must_use]
     pub fn with_description(mut self, description: impl Into<String>) -> Self {

@@ -65,6 +65,16 @@ macro_rules! orchestrator_builders {
             self
         }
 
+        /// Names the orchestrator, as its errors and spans call it (default:
+        /// the pattern's type name), e.g. after the group of a workflow it runs.
+        #[must_use]
+        pub fn with_name(mut self, name: impl Into<String>) -> Self {
+            let config = self.base.config().clone();
+            self.base = $crate::orchestration::BaseOrchestrator::new(name, self.base.description())
+                .with_config(config);
+            self
+        }
+
         /// The configuration that governs this orchestrator's runs.
         #[must_use]
         pub fn config(&self) -> &$crate::orchestration::config::ExecutionConfig {

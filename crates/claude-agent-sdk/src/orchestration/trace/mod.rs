@@ -58,6 +58,29 @@ impl Default for ExecutionTrace {
 }
 
 impl ExecutionTrace {
+    /// Cuts every record's input and output text (nested traces included)
+    /// to at most `limit` bytes, as `record_text_limit` does while a run is
+    /// recorded; without recursion, whatever the depth.
+    pub(crate) fn cap_texts(&mut self, limit: usize) {
+        use crate::orchestration::engine::recorder::cap;
+        let mut traces: Vec<&mut ExecutionTrace> = vec![self];
+        while let Some(trace) = traces.pop() {
+            for record in &mut trace.agent_executions {
+                if record.input.content.len() > limit {
+                    record.input.content = cap(&record.input.content, Some(limit));
+                }
+                if let Some(output) = &mut record.output {
+                    if output.content.len() > limit {
+                        output.content = cap(&output.content, Some(limit));
+                    }
+                }
+                if let Some(nested) = record.nested.as_deref_mut() {
+                    traces.push(nested);
+                }
+            }
+        }
+    }
+
     /// An empty trace starting now.
     #[must_use]
     pub fn new() -> Self {

@@ -1,0 +1,213 @@
+//! Human input for a run: the answers given with `--answer ID=TEXT` and
+//! `--answers FILE`, the prompt on a terminal, and what is said when a run
+//! waits for answers no one can type (exit code 3, and the command that
+//! answers).
+//!
+//! A workflow's `[[flow.asks]]` are nodes that ask a person; the library
+//! pauses the run at them (`OrchestrationError::InputRequired`). Answers known
+//! before the run are handed to its context, so those asks never pause. On a
+//! terminal the run asks for the others and resumes in-process, reusing every
+//! finished node's output; elsewhere (CI, pipes, `--json`) nobody can answer,
+//! so it stops with code 3 and prints the questions and how to answer them.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use claude_agent_sdk::orchestration::Question;
+
+use crate::cli::RunArgs;
+use crate::workflow::graph_model::AskSpec;
+use crate::workflow::Workflow;
+
+/// The asks of `workflow` (they belong to its root graph).
+#[must_use]
+pub fn asks_of(workflow: &Workflow) -> &[AskSpec] {
+    workflow
+        .flow
+        .graph
+        .as_deref()
+        .map_or(&[][..], |graph| graph.asks.as_slice())
+}
+
+/// The answers given on the command line: `--answers FILE` first, then each
+/// `--answer` (which wins over the file), each naming one of the workflow's
+/// asks.
+///
+/// # Errors
+/// What is wrong with an answer or the file, in the words of the flags.
+pub fn given(args: &RunArgs, workflow: &Workflow) -> Result<Vec<(String, String)>, String> {
+    let mut answers = match &args.answers {
+        Some(path) => read_file(path)?,
+        None => Vec::new(),
+    };
+    for written in &args.answer {
+        let (id, text) = split_answer(written).ok_or_else(|| {
+            format!("`--answer {written}` is not ID=TEXT: write for example --answer approve=yes")
+        })?;
+        answers.push((id, text));
+    }
+    let asks = asks_of(workflow);
+    for (id, _) in &answers {
+        if asks.iter().any(|ask| &ask.id == id) {
+            continue;
+        }
+        let file = workflow.path.display();
+        if asks.is_empty() {
+            return Err(format!(
+                "an answer is given for `{id}`, but `{file}` asks nothing (answers are for its `[[flow.asks]]`)"
+            ));
+        }
+        let ids: Vec<&str> = asks.iter().map(|ask| ask.id.as_str()).collect();
+        let hint = crate::workflow::suggest_name(id, ids.iter().copied())
+            .map_or_else(String::new, |name| format!("; did you mean `{name}`?"));
+        return Err(format!(
+            "an answer is given for `{id}`, which is not an ask of `{file}` (its asks: {}){hint}",
+            ids.iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(answers)
+}
+
+/// `ID=TEXT` split at its first `=`, with a non-empty id.
+fn split_answer(written: &str) -> Option<(String, String)> {
+    let (id, text) = written.split_once('=')?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| (id.to_owned(), text.to_owned()))
+}
+
+/// The answers in `path`: a JSON object of strings, or `ID=TEXT` lines (blank
+/// lines and lines starting with `#` are skipped).
+fn read_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the answers file `{shown}`: {e}"))?;
+    if text.trim_start().starts_with('{') {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| format!("the answers file `{shown}` is not a JSON object: {e}"))?;
+        return object
+            .into_iter()
+            .map(|(id, value)| match value {
+                serde_json::Value::String(text) => Ok((id, text)),
+                other => Err(format!(
+                    "in the answers file `{shown}`, the answer to `{id}` is {other}, not a string: write \"{id}\": \"...\""
+                )),
+            })
+            .collect();
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(index, line)| {
+            split_answer(line).ok_or_else(|| {
+                format!(
+                    "line {} of the answers file `{shown}` is not ID=TEXT (or the file a JSON object): `{line}`",
+                    index + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// Whether a person can be asked: standard input and error are a terminal,
+/// and the output is not `--json` (which scripts read).
+#[must_use]
+pub fn can_prompt(args: &RunArgs) -> bool {
+    !args.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks each question on the terminal (standard error), reading one line
+/// per answer from standard input; `None` when the input ends first.
+#[must_use]
+pub fn prompt(questions: &[Question]) -> Option<Vec<(String, String)>> {
+    let stdin = std::io::stdin();
+    let mut answers = Vec::new();
+    for question in questions {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "\n? [{}] {}", question.id, question.text.trim_end());
+        let _ = write!(err, "> ");
+        let _ = err.flush();
+        drop(err);
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => answers.push((
+                question.id.clone(),
+                line.trim_end_matches(['\n', '\r']).to_owned(),
+            )),
+        }
+    }
+    Some(answers)
+}
+
+/// The command that runs again with answers to `questions`: this command as
+/// it was typed, with an `--answer` per question.
+#[must_use]
+pub fn answer_command(questions: &[Question]) -> String {
+    let mut words: Vec<String> = vec!["orchestra".to_owned()];
+    words.extend(std::env::args().skip(1).map(|arg| shell_quote(&arg)));
+    for question in questions {
+        words.push(format!("--answer {}=ANSWER", shell_quote(&question.id)));
+    }
+    words.join(" ")
+}
+
+/// `word`, quoted for a POSIX shell when it needs to be.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The questions of a waiting run, as text for standard error.
+#[must_use]
+pub fn waiting_text(questions: &[Question]) -> String {
+    let mut text = String::from("input required: the run is waiting for answers to:\n");
+    for question in questions {
+        let mut lines = question.text.trim_end().lines();
+        text.push_str(&format!(
+            "  [{}] {}\n",
+            question.id,
+            lines.next().unwrap_or_default()
+        ));
+        for line in lines {
+            let indent = if line.trim().is_empty() { "" } else { "      " };
+            text.push_str(&format!("{indent}{line}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "answer them and run again (or run on a terminal to be asked):\n  {}\n",
+        answer_command(questions)
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_split_at_the_first_equals_sign() {
+        assert_eq!(
+            split_answer("approve=yes = sure"),
+            Some(("approve".to_owned(), "yes = sure".to_owned()))
+        );
+        assert_eq!(split_answer("=x"), None);
+        assert_eq!(split_answer("approve"), None);
+    }
+
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("graph-ask.toml"), "graph-ask.toml");
+        assert_eq!(shell_quote("my file"), "'my file'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,319 @@
+//! Human input in workflows: `[[flow.asks]]` nodes pause the run for a
+//! person's answer. Answers come from `--answer`/`--answers`; on a terminal
+//! orchestra prompts and resumes without running finished nodes again;
+//! elsewhere it exits 3 with the questions and the command that answers them.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{example, json, outcome, scratch, write};
+
+/// A graph that runs `plan` (counting its runs in `$COUNT`), asks `approve`,
+/// and ships on a yes.
+const COUNTED: &str = r#"
+[flow]
+nodes = ["plan", "ship", "hold"]
+edges = ["start -> plan -> approve", "ship -> end", "hold -> end"]
+
+[[flow.asks]]
+id = "approve"
+question = "Ship it?"
+
+[[flow.routes]]
+from = "approve"
+when = [{ matches = "(?i)^\\s*y", to = "ship" }]
+default = "hold"
+
+[[agents]]
+id = "plan"
+kind = "command"
+shell = "echo ran >> \"$COUNT\"; echo the plan"
+
+[[agents]]
+id = "ship"
+kind = "template"
+template = "shipped after {{input}}"
+
+[[agents]]
+id = "hold"
+kind = "template"
+template = "held: {{input}}"
+"#;
+
+#[test]
+fn without_a_terminal_an_ask_exits_3_with_the_questions_and_the_command_to_answer() {
+    let run = outcome(&["run"], &example("graph-ask.toml"), &[]);
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(3), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("input required: the run is waiting for answers to:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[approve] Ship this release? (yes/no)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Release plan for version 1.4.0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("graph-ask.toml --answer approve=ANSWER"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_json_an_ask_prints_input_required_and_the_questions() {
+    let run = outcome(&["run", "--json"], &example("graph-ask.toml"), &[]);
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(3), "{stderr}");
+    let value = json(&stdout);
+    assert_eq!(value["success"], false);
+    assert_eq!(value["input_required"], true);
+    assert_eq!(value["questions"][0]["id"], "approve");
+    assert_eq!(value["questions"][0]["node"], "approve");
+    assert!(value["questions"][0]["text"]
+        .as_str()
+        .is_some_and(|text| text.starts_with("Ship this release? (yes/no)")));
+    assert!(value["answer_command"]
+        .as_str()
+        .is_some_and(|command| command.ends_with("--answer approve=ANSWER")));
+}
+
+#[test]
+fn answers_from_flags_and_files_finish_the_run_without_asking() {
+    let dir = scratch();
+    let lines = write(dir.path(), "answers.txt", "# approvals\napprove=no, wait\n");
+    let object = write(dir.path(), "answers.json", r#"{"approve": "yes please"}"#);
+    for (flags, expected) in [
+        (
+            vec!["--answer".to_owned(), "approve=yes".to_owned()],
+            "Shipped",
+        ),
+        (
+            vec!["--answers".to_owned(), lines.display().to_string()],
+            "On hold (answer: no, wait)",
+        ),
+        (
+            vec!["--answers".to_owned(), object.display().to_string()],
+            "(approved: yes please)",
+        ),
+        (
+            vec![
+                "--answers".to_owned(),
+                lines.display().to_string(),
+                "--answer".to_owned(),
+                "approve=yes".to_owned(),
+            ],
+            "(approved: yes)",
+        ),
+    ] {
+        let args: Vec<&str> = std::iter::once("run")
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        let run = outcome(&args, &example("graph-ask.toml"), &[]);
+        let stdout = run.stdout;
+        let stderr = run.stderr;
+        assert_eq!(run.code, Some(0), "{flags:?}: {stderr}");
+        assert!(stdout.contains(expected), "{flags:?}: {stdout}");
+    }
+}
+
+#[test]
+fn answers_that_name_no_ask_or_are_malformed_are_usage_errors() {
+    let dir = scratch();
+    let bad = write(dir.path(), "bad.json", r#"{"approve": 3}"#);
+    let cases: [(Vec<String>, &str); 3] = [
+        (
+            vec!["--answer".into(), "aprove=yes".into()],
+            "an answer is given for `aprove`, which is not an ask of",
+        ),
+        (
+            vec!["--answer".into(), "approve".into()],
+            "`--answer approve` is not ID=TEXT",
+        ),
+        (
+            vec!["--answers".into(), bad.display().to_string()],
+            "the answer to `approve` is 3, not a string",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let args: Vec<&str> = std::iter::once("run")
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        let run = outcome(&args, &example("graph-ask.toml"), &[]);
+        let stderr = run.stderr;
+        assert_eq!(run.code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+#[test]
+fn on_a_terminal_the_run_prompts_and_resumes_without_running_finished_nodes_again() {
+    let dir = scratch();
+    let file = write(dir.path(), "ask.toml", COUNTED);
+    let count = dir.path().join("count");
+    // `script` gives orchestra a terminal for standard input and error.
+    let command = format!(
+        "'{}' run '{}'",
+        env!("CARGO_BIN_EXE_orchestra"),
+        file.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("COUNT", &count)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script (util-linux) is needed: {e}"));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (chunks_tx, chunks) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0
+                || chunks_tx
+                    .send(String::from_utf8_lossy(&buffer[..read]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let started = Instant::now();
+    while !seen.contains("[approve] Ship it?") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no prompt: {seen}"
+        );
+        if let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(50)) {
+            seen.push_str(&chunk);
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    stdin.write_all(b"yes\n").unwrap_or_else(|e| panic!("{e}"));
+    let status = loop {
+        while let Ok(chunk) = chunks.try_recv() {
+            seen.push_str(&chunk);
+        }
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("orchestra did not finish after the answer: {seen}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(50));
+    while let Ok(chunk) = chunks.try_recv() {
+        seen.push_str(&chunk);
+    }
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(seen.contains("shipped after yes"), "{seen}");
+    // `plan` ran once: the resumed run reused its output.
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "{seen}");
+    // The summary covers both halves of the run.
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("plan ") && l.trim_end().ends_with("done")),
+        "{seen}"
+    );
+}
+
+#[test]
+fn asks_are_checked_like_nodes() {
+    let dir = scratch();
+    let nested = write(
+        dir.path(),
+        "nested.toml",
+        r#"
+[flow]
+sequential = ["inner"]
+
+[[groups]]
+id = "inner"
+nodes = ["plan"]
+edges = ["start -> plan -> approve -> end"]
+asks = [{ id = "approve", question = "ok?" }]
+
+[[agents]]
+id = "plan"
+kind = "template"
+template = "x"
+"#,
+    );
+    let run = outcome(&["validate"], &nested, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ask `approve` is in graph `inner`, which is not the root flow"),
+        "{stderr}"
+    );
+
+    let typo = write(
+        dir.path(),
+        "typo.toml",
+        r#"
+[flow]
+nodes = ["plan"]
+edges = ["start -> plan -> aprove -> end"]
+
+[[flow.asks]]
+id = "approve"
+question = "ok?"
+
+[[flow.asks]]
+id = "plan"
+question = ""
+
+[[agents]]
+id = "plan"
+kind = "template"
+template = "x"
+"#,
+    );
+    let run = outcome(&["validate"], &typo, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown node `aprove` in graph `flow`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `approve`?"), "{stderr}");
+    assert!(stderr.contains("`plan` is declared twice"), "{stderr}");
+    assert!(
+        stderr.contains("ask `plan` has an empty question"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_graph_draws_an_ask_with_its_question_and_its_edges() {
+    let run = outcome(
+        &["graph", "--format", "mermaid"],
+        &example("graph-ask.toml"),
+        &[],
+    );
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("[\"approve<br/>ask: Ship this release? (yes/no)\"]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-- \"default\" -->"), "{stdout}");
+}

@@ -1,0 +1,115 @@
+//! No input makes `orchestra` panic: deep structures are refused with a
+//! diagnostic, and a closed standard output ends the program quietly.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use common::{outcome, parallel_of, scratch, write};
+
+/// Runs `orchestra ARGS | head -c 1` in bash and returns orchestra's exit code
+/// and its standard error.
+fn into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    let dir = scratch();
+    let stderr = dir.path().join("stderr.txt");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" "$@" 2>"$STDERR" | head -c 1 >/dev/null; exit "${PIPESTATUS[0]}""#)
+        .arg(env!("CARGO_BIN_EXE_orchestra"))
+        .args(args)
+        .env("STDERR", &stderr)
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        status.code(),
+        std::fs::read_to_string(&stderr).unwrap_or_default(),
+    )
+}
+
+/// A workflow whose flow is the chain of named groups `g{first}` … `g{last}`,
+/// the last holding the one agent.
+fn chain_of_groups(first: usize, last: usize) -> String {
+    let mut text = format!(
+        "[flow]\nsequential = [\"g{first}\"]\n\n[[agents]]\nid = \"leaf\"\nkind = \"template\"\ntemplate = \"x\"\n"
+    );
+    for level in first..=last {
+        let next = if level == last {
+            "leaf".to_owned()
+        } else {
+            format!("g{}", level + 1)
+        };
+        let _ = write!(
+            text,
+            "\n[[groups]]\nid = \"g{level}\"\nsequential = [\"{next}\"]\n"
+        );
+    }
+    text
+}
+
+#[test]
+fn validate_refuses_groups_nested_too_deep_instead_of_overflowing_the_stack() {
+    let dir = scratch();
+    let file = write(dir.path(), "deep.toml", &chain_of_groups(0, 4999));
+    let run = outcome(&["validate"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("groups nest more than 64 levels deep at `g63`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("flow → … → g62 → g63"), "{stderr}");
+    assert_eq!(stderr.matches("nest more than").count(), 1, "{stderr}");
+
+    // At the limit (the root and 63 groups), the flow runs.
+    let file = write(dir.path(), "at-limit.toml", &chain_of_groups(1, 63));
+    let run = outcome(&["run", "--quiet"], &file, &[]);
+    let stdout = run.stdout;
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
+    assert_eq!(stdout, "x\n");
+}
+
+#[test]
+fn graph_into_a_closed_pipe_ends_quietly() {
+    let dir = scratch();
+    // Far more than a pipe's buffer, so the writer meets the closed end.
+    let text = parallel_of(3000, "", "kind = \"template\"\ntemplate = \"{{input}}\"");
+    let file = write(dir.path(), "wide.toml", &text);
+    let file = file.to_string_lossy().into_owned();
+    for format in ["dot", "mermaid"] {
+        let (code, stderr) = into_closed_pipe(&["graph", &file, "--format", format]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn run_json_into_a_closed_pipe_ends_quietly_and_still_writes_the_trace() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "big.toml",
+        r#"
+[flow]
+sequential = ["big"]
+
+[[agents]]
+id = "big"
+kind = "command"
+shell = "head -c 300000 /dev/zero | tr '\\0' x"
+"#,
+    );
+    let trace = dir.path().join("trace.json");
+    let (code, stderr) = into_closed_pipe(&[
+        "run",
+        "--json",
+        "--trace",
+        &trace.to_string_lossy(),
+        &file.to_string_lossy(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(trace.is_file(), "{stderr}");
+}
