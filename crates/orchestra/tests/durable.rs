@@ -372,3 +372,59 @@ fn without_a_folder_for_the_default_store_the_run_goes_on_unrecorded() {
         texts(&output).1
     );
 }
+
+#[test]
+fn a_program_gets_its_attempts_idempotency_key_which_a_resume_keeps() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let keys = dir.path().join("keys");
+    let file = write(
+        dir.path(),
+        "keys.toml",
+        &format!(
+            r#"name = "keys"
+
+[flow]
+sequential = ["pay", "gate"]
+
+[[agents]]
+id = "pay"
+kind = "command"
+shell = "echo \"$AGENT_IDEMPOTENCY_KEY\" >> {keys}; echo paid"
+stdin = "none"
+
+[[agents]]
+id = "gate"
+kind = "command"
+shell = "echo \"$AGENT_IDEMPOTENCY_KEY\" >> {keys}; test -f {open}"
+stdin = "none"
+"#,
+            keys = keys.display(),
+            open = dir.path().join("open").display(),
+        ),
+    );
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let run = resume_id(&texts(&failed).1);
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", texts(&resumed).1);
+    let seen = std::fs::read_to_string(&keys).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    // pay once, gate twice (failed, then resumed) with the same key.
+    assert_eq!(lines.len(), 3, "{seen}");
+    assert!(
+        lines[0].starts_with(&run) && lines[0].ends_with("/0.1/1"),
+        "{seen}"
+    );
+    assert_eq!(lines[1], lines[2], "{seen}");
+    assert!(lines[1].ends_with("/1.1/1"), "{seen}");
+}

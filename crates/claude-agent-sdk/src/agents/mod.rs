@@ -110,6 +110,8 @@ pub use stop::{wait_for_stopping_programs, STOP_GRACE};
     feature = "process"
 ))]
 pub use stream::{event_stream, text_delta_stream, OwnedTextDelta};
+#[cfg(feature = "subprocess")]
+pub use subprocess::IDEMPOTENCY_KEY_VARIABLE;
 
 /// The code blocks of `docs/agents.md`, compiled (and the offline ones run) as
 /// doctests when every agent feature is on.

@@ -119,6 +119,10 @@ impl RunFailure {
     }
 }
 
+/// The environment variable that gives a program the idempotency key of the
+/// attempt it runs in (see `ExecutionContext::idempotency_key`).
+pub const IDEMPOTENCY_KEY_VARIABLE: &str = "AGENT_IDEMPOTENCY_KEY";
+
 /// Runs `invocation` to its end, handing each complete stdout line (without its
 /// newline) to `on_line` as it arrives. Dropping the future kills the program's
 /// process group.
@@ -142,6 +146,11 @@ pub(crate) async fn run(
     }
     for name in &invocation.env_remove {
         command.env_remove(name);
+    }
+    // A program can avoid doing a side effect twice when a resumed run runs
+    // its attempt again: the attempt's key is in its environment.
+    if let Some(key) = crate::orchestration::ExecutionContext::idempotency_key() {
+        command.env(IDEMPOTENCY_KEY_VARIABLE, key);
     }
     command.envs(invocation.env.iter().map(|(k, v)| (k, v)));
     if let Some(cwd) = &invocation.cwd {
