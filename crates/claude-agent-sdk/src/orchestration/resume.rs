@@ -75,9 +75,6 @@ where
             ctx.answer(id.clone(), answer.clone());
         }
     }
-    for kept in &continuation.state {
-        ctx.replay_state(kept.key.clone(), kept.change.clone());
-    }
     let input = continuation.input.clone();
     let ctx = ctx.clone().continuing(continuation);
     orchestrator
@@ -108,9 +105,6 @@ where
     O: Orchestrator + ?Sized,
 {
     let continuation = Continuation::read(ctx, run).await?.fork_after(after)?;
-    for kept in &continuation.state {
-        ctx.replay_state(kept.key.clone(), kept.change.clone());
-    }
     let input = input.unwrap_or_else(|| continuation.input.clone());
     let ctx = ctx.clone().continuing(continuation);
     orchestrator
@@ -210,6 +204,14 @@ impl Continuation {
             state,
             fork: false,
         })
+    }
+
+    /// Replays the state changes of the finished attempts into `ctx` (once
+    /// the run that continues this one is sure to start).
+    pub(crate) fn replay_state(&self, ctx: &ExecutionContext) {
+        for kept in &self.state {
+            ctx.replay_state(kept.key.clone(), kept.change.clone());
+        }
     }
 
     /// Turns this continuation into a fork after the last finished step of

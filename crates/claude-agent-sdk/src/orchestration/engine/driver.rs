@@ -339,19 +339,19 @@ async fn continue_from(
     let reuse = continuation
         .reuse(&labels, &agent_names)
         .map_err(OrchestrationError::InvalidConfig)?;
-    if continuation.fork {
-        return Ok(reuse);
+    if !continuation.fork {
+        if let Some(other) = ctx
+            .journal()
+            .claim_resume(continuation.previous, run)
+            .await?
+        {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "run {} was resumed already, by run {other}: resume that one",
+                continuation.previous
+            )));
+        }
     }
-    if let Some(other) = ctx
-        .journal()
-        .claim_resume(continuation.previous, run)
-        .await?
-    {
-        return Err(OrchestrationError::InvalidConfig(format!(
-            "run {} was resumed already, by run {other}: resume that one",
-            continuation.previous
-        )));
-    }
+    continuation.replay_state(ctx);
     Ok(reuse)
 }
 
