@@ -43,7 +43,7 @@ pub enum ClaudeCodeOutputFormat {
 /// attempt.
 ///
 /// The result's text becomes the `content`; `data` carries the session id, the
-/// number of turns, durations, the model, and the [`Usage`] with the cost the
+/// number of turns, durations, the model, and the [`Usage`](crate::orchestration::Usage) with the cost the
 /// program reported (`total_cost_usd`); `metadata` repeats the session id, the
 /// cost and the token counts.
 ///
