@@ -242,3 +242,21 @@ fn chrome_trace_tracks_are_named_after_their_agents() {
     assert!(tracks.iter().all(|t| !t.starts_with("lane ")), "{tracks:?}");
     assert!(tracks.iter().any(|t| t.contains("upper")), "{tracks:?}");
 }
+
+#[test]
+fn a_name_declared_twice_is_reported_where_it_comes_second_in_the_file() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "twice.toml",
+        "[flow]\nsequential = [\"g\"]\n\n[[groups]]\nid = \"g\"\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n\n[[agents]]\nid = \"g\"\nkind = \"template\"\ntemplate = \"x\"\n",
+    );
+    let run = outcome(&["validate"], &file, &[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("twice.toml:14:7"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("first declared on line 5"),
+        "{}",
+        run.stderr
+    );
+}

@@ -2,17 +2,18 @@
 //! required settings present, environment variables set, programs found.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use claude_agent_sdk::orchestration::AgentMetadata;
 
+use super::check_program::check_program;
+use super::check_template::template_refs;
 use super::checker::Checker;
 use super::diagnostics::Diagnostic;
 use super::env;
 use super::located::{Located, Span};
 use super::model::{AgentDef, ClaudeCodeSettings, CommandSettings, ModelSettings, Settings};
 use super::raw::{AgentKind, RawAgent};
-use crate::template::{self, Piece};
 
 /// An agent that passed its own checks, with what later checks need.
 pub struct CheckedAgent {
@@ -442,160 +443,4 @@ fn model_settings(checker: &mut Checker<'_>, raw: &RawAgent, kind: AgentKind) ->
         requests_per_minute: raw.requests_per_minute.as_ref().map(|r| r.value),
         max_concurrent: raw.max_concurrent.as_ref().map(|m| m.value),
     }
-}
-
-/// The `{{output.ID}}` references of a template (with their places), and a
-/// problem for every placeholder that is not one of the known forms; a
-/// warning for a `{{metadata.KEY}}` that nothing sets.
-fn template_refs(
-    checker: &mut Checker<'_>,
-    written: &Located<String>,
-    template: &str,
-) -> Vec<(String, Option<Span>)> {
-    match template::parse(template) {
-        Ok(pieces) => {
-            let mut refs: Vec<(String, Option<Span>)> = Vec::new();
-            let mut keys: Vec<String> = Vec::new();
-            for piece in pieces {
-                match piece {
-                    Piece::Output(id) => {
-                        let before = refs.iter().filter(|(other, _)| *other == id).count();
-                        let span = placeholder_span(
-                            checker,
-                            written.span,
-                            &format!("output.{id}"),
-                            before,
-                        );
-                        refs.push((id, span));
-                    }
-                    Piece::Metadata(key) if !KNOWN_METADATA.contains(&key.as_str()) => {
-                        let before = keys.iter().filter(|other| **other == key).count();
-                        let span = placeholder_span(
-                            checker,
-                            written.span,
-                            &format!("metadata.{key}"),
-                            before,
-                        );
-                        let known: Vec<String> = KNOWN_METADATA
-                            .iter()
-                            .map(|k| format!("`{{{{metadata.{k}}}}}`"))
-                            .collect();
-                        checker.warnings.push(
-                            Diagnostic::new(
-                                format!("`{{{{metadata.{key}}}}}` is empty: nothing sets `{key}`"),
-                                span,
-                            )
-                            .with_help(Some(format!("orchestra sets {}", known.join(", ")))),
-                        );
-                        keys.push(key);
-                    }
-                    _ => {}
-                }
-            }
-            refs
-        }
-        Err(unknown) => {
-            for (index, placeholder) in unknown.iter().enumerate() {
-                let before = unknown[..index]
-                    .iter()
-                    .filter(|other| other.text == placeholder.text)
-                    .count();
-                let span = placeholder_span(checker, written.span, &placeholder.text, before);
-                let help = placeholder.suggestion.as_ref().map_or_else(
-                    || "placeholders are {{input}}, {{output.ID}} and {{metadata.KEY}}; write \\{{ for literal braces".to_owned(),
-                    |suggestion| format!("did you mean `{suggestion}`?"),
-                );
-                checker.error(
-                    Diagnostic::new(
-                        format!("unknown template placeholder `{}`", placeholder.text),
-                        span,
-                    )
-                    .with_help(Some(help)),
-                );
-            }
-            Vec::new()
-        }
-    }
-}
-
-/// The metadata keys orchestra puts on a run's input.
-const KNOWN_METADATA: &[&str] = &["workflow"];
-
-/// The place of the `nth` (from 0) occurrence of `needle` inside the value
-/// written at `span` — one not followed by more of an id — or the value's
-/// place when it is not written there as it is.
-fn placeholder_span(
-    checker: &Checker<'_>,
-    span: Option<Span>,
-    needle: &str,
-    nth: usize,
-) -> Option<Span> {
-    let span = span?;
-    let written = checker.source.text.get(span.start..span.end)?;
-    let continues_id = |at: usize| {
-        written[at..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    let found = written
-        .match_indices(needle)
-        .filter(|(at, _)| !continues_id(at + needle.len()))
-        .nth(nth);
-    match found {
-        Some((at, _)) => Some(Span::new(span.start + at, span.start + at + needle.len())),
-        None => Some(span),
-    }
-}
-
-/// Reports a program that cannot be found on `PATH` (or at its path).
-fn check_program(checker: &mut Checker<'_>, program: &str, span: Option<Span>, dir: Option<&Path>) {
-    if checker.lenient || program.is_empty() {
-        return;
-    }
-    if !program.contains('/') {
-        let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-        });
-        if !on_path {
-            checker.error(
-                Diagnostic::new(format!("program `{program}` was not found"), span)
-                    .with_label("not on PATH")
-                    .with_help(Some("install it, or give its full path".to_owned())),
-            );
-        }
-        return;
-    }
-    let path = Path::new(program);
-    if path.is_absolute() {
-        if !path.is_file() {
-            checker.error(
-                Diagnostic::new(format!("program `{program}` was not found"), span)
-                    .with_label("no such file"),
-            );
-        }
-        return;
-    }
-    // A relative path runs from the agent's working directory: where
-    // orchestra was started, unless `working_dir` says otherwise.
-    let runs_in = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    if runs_in.join(path).is_file() {
-        return;
-    }
-    let next_to_file = checker.base_dir.join(path);
-    let shown_dir = std::fs::canonicalize(&runs_in).unwrap_or(runs_in);
-    let help = if next_to_file.is_file() {
-        format!(
-            "it is next to the workflow file, but the program runs in `{}`: set `working_dir = \".\"` \
-             (on the agent or the workflow) to run it from the file's directory",
-            shown_dir.display()
-        )
-    } else {
-        "give a path relative to where the program runs, or a full path".to_owned()
-    };
-    checker.error(
-        Diagnostic::new(format!("program `{program}` was not found"), span)
-            .with_label(format!("no such file in `{}`", shown_dir.display()))
-            .with_help(Some(help)),
-    );
 }

@@ -48,6 +48,27 @@ pub struct FlowChecker<'c, 'a> {
     too_deep: bool,
 }
 
+/// Reports `name`, declared at `here` and at `other`, at whichever of the two
+/// comes later in the file, naming the line of the first: the checks meet
+/// agents before groups, but "first declared" means first in the file.
+fn declared_twice(
+    checker: &mut Checker<'_>,
+    name: &str,
+    here: Option<Span>,
+    other: Option<Span>,
+    note: &str,
+) {
+    let (later, first) = match (here, other) {
+        (Some(here), Some(other)) if other.start > here.start => (Some(other), Some(here)),
+        _ => (here, other),
+    };
+    let first = checker.line_of(first);
+    checker.error(
+        Diagnostic::new(format!("`{name}` is declared twice"), later)
+            .with_label(format!("{note}first declared on {first}")),
+    );
+}
+
 /// The deepest nesting of groups a flow may have.
 ///
 /// Every layer that handles the flow — this check, the plan, the drawings, the
@@ -80,12 +101,13 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                 checker.error_at(id.span, format!("invalid group id `{name}`"));
                 continue;
             }
-            if let Some((_, first)) = names.get(&name) {
-                let first = checker.line_of(*first);
-                checker.error(
-                    Diagnostic::new(format!("`{name}` is declared twice"), id.span).with_label(
-                        format!("agents and groups share one namespace; first declared on {first}"),
-                    ),
+            if let Some((_, other)) = names.get(&name) {
+                declared_twice(
+                    checker,
+                    &name,
+                    id.span,
+                    *other,
+                    "agents and groups share one namespace; ",
                 );
                 continue;
             }
@@ -369,12 +391,8 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
                         if !is_valid_id(&name) {
                             self.checker
                                 .error_at(id.span, format!("invalid group id `{name}`"));
-                        } else if let Some((_, first)) = self.names.get(&name) {
-                            let first = self.checker.line_of(*first);
-                            self.checker.error(
-                                Diagnostic::new(format!("`{name}` is declared twice"), id.span)
-                                    .with_label(format!("first declared on {first}")),
-                            );
+                        } else if let Some((_, other)) = self.names.get(&name) {
+                            declared_twice(self.checker, &name, id.span, *other, "");
                         }
                         name
                     }

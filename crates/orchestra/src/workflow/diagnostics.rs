@@ -191,18 +191,33 @@ impl Diagnostic {
                     .map(|label| format!(" {label}"))
                     .unwrap_or_default();
                 let _ = writeln!(out, "{pad} | {before}{carets}{label}");
-                if let Some(help) = &self.help {
+                if let Some(help) = self.help_for(source) {
                     let _ = writeln!(out, "{pad} = help: {help}");
                 }
             }
             None => {
                 let _ = writeln!(out, "  --> {}", source.path);
-                if let Some(help) = &self.help {
+                if let Some(help) = self.help_for(source) {
                     let _ = writeln!(out, "   = help: {help}");
                 }
             }
         }
         out
+    }
+}
+
+impl Diagnostic {
+    /// The help in the file's own syntax: the examples are written in TOML
+    /// (`id = "reviews"`, `{ contains = "bug", to = "fix" }`), which a YAML
+    /// file writes with `: ` (`id: "reviews"`, valid YAML flow syntax too).
+    fn help_for(&self, source: &Source) -> Option<String> {
+        let help = self.help.as_deref()?;
+        let path = source.path.to_ascii_lowercase();
+        Some(if path.ends_with(".yaml") || path.ends_with(".yml") {
+            help.replace(" = ", ": ")
+        } else {
+            help.to_owned()
+        })
     }
 }
 
@@ -239,6 +254,20 @@ fn window(text: &str, column: usize, culprit: usize) -> (String, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_examples_are_written_in_the_files_syntax() {
+        let diagnostic = Diagnostic::new("x", None).with_help(Some(
+            "add for example: when = [{ contains = \"bug\", to = \"fix\" }]".into(),
+        ));
+        let yaml = diagnostic.render(&Source::new("w.yaml", ""));
+        assert!(
+            yaml.contains("when: [{ contains: \"bug\", to: \"fix\" }]"),
+            "{yaml}"
+        );
+        let toml = diagnostic.render(&Source::new("w.toml", ""));
+        assert!(toml.contains("when = [{ contains = \"bug\""), "{toml}");
+    }
 
     #[test]
     fn carets_line_up_under_wide_characters_and_long_lines_are_cut() {

@@ -92,7 +92,7 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
                 if corrected {
                     true
                 } else {
-                    let key = patched.text.get(span.start..span.end).map(str::to_owned);
+                    let key = patched.key_at(span);
                     let blanked = patched.blank_entry(span, format);
                     if blanked {
                         faithful &= error.message.starts_with("unknown field");
@@ -187,6 +187,22 @@ impl Patched {
         self.text.replace_range(span.start..span.end, &replacement);
     }
 
+    /// The key of the entry at `span`: the text there (an unknown field's
+    /// key), or the key before it on its line (a value's).
+    fn key_at(&self, span: Span) -> Option<String> {
+        let start = span.start.min(self.text.len());
+        let line_start = self.text[..start].rfind('\n').map_or(0, |at| at + 1);
+        let before = &self.text[line_start..start];
+        if is_key_prefix(before) {
+            let key = before
+                .trim()
+                .trim_start_matches("- ")
+                .trim_end_matches(['=', ':']);
+            return Some(key.trim().trim_matches(['"', '\'']).to_owned());
+        }
+        self.text.get(span.start..span.end).map(str::to_owned)
+    }
+
     /// Blanks the entry whose key is at `span` — its line, and as many lines
     /// after it as its value takes to leave the syntax sound. Only an entry on
     /// a line of its own is blanked (not one inside an inline table); returns
@@ -197,7 +213,10 @@ impl Patched {
             .map_or(0, |at| at + 1);
         let before = &self.text[line_start..span.start.min(self.text.len())];
         let header = self.text[span.start.min(self.text.len())..].starts_with('[');
-        if header || !before.chars().all(|c| c.is_whitespace() || c == '-') {
+        // At a key (an unknown field), or at the value after `key =` /
+        // `key:` (a value of the wrong type).
+        let at_key = before.chars().all(|c| c.is_whitespace() || c == '-');
+        if header || !(at_key || is_key_prefix(before)) {
             return false;
         }
         let mut end = line_start;
@@ -217,6 +236,21 @@ impl Patched {
         }
         false
     }
+}
+
+/// Whether `text` is a line's start up to a value: `key = `, `  key: `,
+/// `- key: ` (the key bare or quoted).
+fn is_key_prefix(text: &str) -> bool {
+    let text = text.trim_start();
+    let text = text.strip_prefix("- ").unwrap_or(text).trim_end();
+    let Some(key) = text.strip_suffix('=').or_else(|| text.strip_suffix(':')) else {
+        return false;
+    };
+    let key = key.trim_end();
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
 }
 
 /// Replaces `text[start..end]` with spaces, keeping line breaks (and so every
@@ -281,6 +315,36 @@ stdin = "jsn"
         assert!(recovered.faithful);
         let raw = recovered.raw.unwrap_or_else(|| panic!("not read"));
         assert_eq!(raw.agents.len(), 1);
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_all_reported() {
+        let text = "[flow]\nsequential = [\"a\"]\nretries = \"three\"\nparallel_limit = 1e308\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n";
+        let source = Source::new("w.toml", text);
+        let recovered = parse_all(&source, Format::Toml);
+        let lines: Vec<usize> = recovered
+            .problems
+            .iter()
+            .filter_map(|p| p.position(&source).map(|(line, _)| line))
+            .collect();
+        assert_eq!(lines.len(), 2, "{:?}", recovered.problems);
+        assert!(lines.contains(&3) && lines.contains(&4), "{lines:?}");
+        assert!(!recovered.faithful);
+        assert!(is_key_prefix("  retries = "));
+        assert!(is_key_prefix("- kind: "));
+        assert!(!is_key_prefix("sequential = [\"a\", "));
+
+        // A value with no close valid one: its key is blanked, and the
+        // "missing field" that follows is not reported as a second problem.
+        let text = "[flow]\nsequential = [\"a\"]\n[[agents]]\nid = \"a\"\nkind = \"zzzzzz\"\n";
+        let source = Source::new("w.toml", text);
+        let recovered = parse_all(&source, Format::Toml);
+        let messages: Vec<&str> = recovered
+            .problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect();
+        assert_eq!(messages, ["unknown variant `zzzzzz`"], "{messages:?}");
     }
 
     #[test]
