@@ -191,7 +191,7 @@ pub fn shell_quote(text: &str) -> String {
     if !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
     {
         text.to_owned()
     } else {

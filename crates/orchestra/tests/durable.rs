@@ -428,3 +428,57 @@ stdin = "none"
     assert_eq!(lines[1], lines[2], "{seen}");
     assert!(lines[1].ends_with("/1.1/1"), "{seen}");
 }
+
+#[test]
+fn a_run_waiting_for_an_answer_is_kept_and_continues_with_it_from_another_process() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "ask.toml",
+        &format!(
+            r#"name = "ask"
+input = "v2"
+
+[flow]
+nodes = ["plan", "ship"]
+edges = ["start -> plan -> approve -> ship -> end"]
+
+[[flow.asks]]
+id = "approve"
+question = "Ship it?"
+
+[[agents]]
+id = "plan"
+kind = "command"
+shell = "echo ran >> {marks}; echo plan"
+stdin = "none"
+
+[[agents]]
+id = "ship"
+kind = "template"
+template = "shipped {{{{output.plan}}}} ({{{{input}}}})"
+"#,
+            marks = dir.path().join("marks").display(),
+        ),
+    );
+    let waiting = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(waiting.status.code(), Some(3));
+    let (_, stderr) = texts(&waiting);
+    assert!(stderr.contains("--answer approve=ANSWER"), "{stderr}");
+    let run = resume_id(&stderr);
+    let resumed = orchestra()
+        .args(["resume", &run, "--answer", "approve=yes", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "shipped plan (yes)");
+    assert_eq!(marks(dir.path()), 1, "`plan` ran again");
+}

@@ -10,6 +10,7 @@
 //! finished node's output; elsewhere (CI, pipes, `--json`) nobody can answer,
 //! so it stops with code 3 and prints the questions and how to answer them.
 
+use crate::store::shell_quote;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
@@ -152,19 +153,6 @@ pub fn answer_command(questions: &[Question]) -> String {
         words.push(format!("--answer {}=ANSWER", shell_quote(&question.id)));
     }
     words.join(" ")
-}
-
-/// `word`, quoted for a POSIX shell when it needs to be.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// The questions of a waiting run, as text for standard error.

@@ -32,7 +32,7 @@ use crate::cli::RunArgs;
 use crate::exit::Exit;
 use crate::factory::Factory;
 use crate::plan::Plan;
-use crate::store::Location;
+use crate::store::{shell_quote, Location};
 use crate::workflow::{self, Strictness, Workflow};
 
 /// Runs `orchestra run`.
@@ -342,7 +342,7 @@ impl Run<'_> {
             }
         }
         if let (Some(place), Some(run)) = (&location, ctx.run_ids().last()) {
-            tell_where_the_run_is(place, *run, result.is_ok(), args.quiet);
+            tell_where_the_run_is(place, *run, &result, args.quiet);
         }
         cancelled.map_or(exit, Exit::Cancelled)
     }
@@ -361,18 +361,34 @@ fn store_options(workflow: &Workflow) -> StoreOptions {
         .with_label(path.display().to_string())
 }
 
-/// Says where the run is kept and, when it did not finish, how to resume it.
-fn tell_where_the_run_is(location: &Location, run: RunId, succeeded: bool, quiet: bool) {
-    if succeeded {
-        if !quiet {
-            errln!("run {run} is kept in {}", location.describe());
+/// Says where the run is kept and, when it did not finish, how to resume it
+/// (with the answers it waits for, when it asked).
+fn tell_where_the_run_is(
+    location: &Location,
+    run: RunId,
+    result: &Result<OrchestratorOutput, OrchestrationError>,
+    quiet: bool,
+) {
+    let resume = format!("orchestra resume {run}{}", location.flag());
+    match result {
+        Ok(_) if quiet => {}
+        Ok(_) => errln!("run {run} is kept in {}", location.describe()),
+        Err(OrchestrationError::InputRequired(pause)) => {
+            let answers: String = pause
+                .questions
+                .iter()
+                .map(|question| format!(" --answer {}=ANSWER", shell_quote(&question.id)))
+                .collect();
+            errln!(
+                "run {run} is kept in {}; answer and continue it (finished steps are not \
+                 run again) with:\n  {resume}{answers}",
+                location.describe()
+            );
         }
-    } else {
-        errln!(
-            "run {run} is kept in {}; resume it with: orchestra resume {run}{}",
-            location.describe(),
-            location.flag()
-        );
+        Err(_) => errln!(
+            "run {run} is kept in {}; resume it with: {resume}",
+            location.describe()
+        ),
     }
 }
 
