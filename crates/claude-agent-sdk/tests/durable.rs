@@ -735,3 +735,69 @@ async fn a_truncated_sqlite_file_is_a_clear_error_not_a_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_run_still_beating_on_another_machine_is_not_resumed_until_its_heartbeat_is_stale() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        let _ = SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&["a", "b"], &book, &[("b", &broken)]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await;
+        let run = last_run(&ctx);
+        broken.store(false, Ordering::SeqCst);
+        // As if another machine were running it, and beat a second ago.
+        let now = chrono::Utc::now().timestamp_micros();
+        store_support::execute(
+            &place,
+            &format!(
+                "UPDATE runs SET status = 'running', host = 'another-machine', pid = 1, \
+                 heartbeat_us = {} WHERE id = '{run}'",
+                now - 1_000_000
+            ),
+        )
+        .await;
+        let ctx = context(place.open().await.journal());
+        let refused = resume(
+            &SequentialOrchestrator::new(),
+            steps(&["a", "b"], &book, &[]),
+            run,
+            &ctx,
+        )
+        .await
+        .expect_err("a run another machine is running");
+        assert!(
+            refused.to_string().contains("still running"),
+            "{kind:?}: {refused}"
+        );
+        assert_eq!(book.count("b"), 1);
+
+        // Its process died a minute ago: the run is resumed.
+        store_support::execute(
+            &place,
+            &format!(
+                "UPDATE runs SET heartbeat_us = {} WHERE id = '{run}'",
+                now - 60_000_000
+            ),
+        )
+        .await;
+        let ctx = context(place.open().await.journal());
+        resume(
+            &SequentialOrchestrator::new(),
+            steps(&["a", "b"], &book, &[]),
+            run,
+            &ctx,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+        assert_eq!(book.count("a"), 1);
+        assert_eq!(book.count("b"), 2);
+    }
+}

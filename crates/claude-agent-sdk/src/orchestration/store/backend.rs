@@ -4,8 +4,12 @@
 
 /// Inserts the runs that started.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs \
-    (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+    (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
+    heartbeat_us) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8) ON CONFLICT (id) DO NOTHING";
+/// Says a running run's process is alive.
+pub(crate) const HEARTBEAT: &str =
+    "UPDATE runs SET heartbeat_us = $2 WHERE id = $1 AND status = 'running'";
 /// The start of a multi-row insert of events.
 pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (root, run, at_us, kind, body) ";
 /// Records a run's end.
@@ -23,7 +27,7 @@ pub(crate) const CLAIM: &str =
     "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by IS NULL";
 /// What a claim needs to know of a run.
 pub(crate) const CLAIM_INFO: &str =
-    "SELECT origin, resumed_by, status, host, pid FROM runs WHERE id = $1";
+    "SELECT origin, resumed_by, status, host, pid, heartbeat_us FROM runs WHERE id = $1";
 /// The columns of a run summary.
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
     status, started_us, finished_us, events, tokens, cost_usd FROM runs";
@@ -180,12 +184,23 @@ macro_rules! sql_backend {
                 let status: String = info.try_get(2).map_err(fail)?;
                 let host: String = info.try_get(3).map_err(fail)?;
                 let pid: i64 = info.try_get(4).map_err(fail)?;
+                let heartbeat: Option<i64> = info.try_get(5).map_err(fail)?;
                 if let Some(other) = resumed_by {
                     return Ok(Err($crate::orchestration::store::run_id(&other)));
                 }
-                if $crate::orchestration::store::still_running(run, &status, &host, pid) {
+                let owner = $crate::orchestration::store::Owner {
+                    status: &status,
+                    host: &host,
+                    pid,
+                    heartbeat_us: heartbeat,
+                };
+                if owner.still_running(run) {
                     return Err($crate::orchestration::OrchestrationError::InvalidConfig(
-                        format!("run {run} is still running (process {pid} on {host})"),
+                        format!(
+                            "run {run} is still running (process {pid} on {host}); a run \
+                             whose process died can be resumed once its heartbeat is {} s old",
+                            $crate::orchestration::store::STALE_AFTER.as_secs()
+                        ),
                     ));
                 }
                 let claimed = sqlx::query(sql::CLAIM)
@@ -209,12 +224,35 @@ macro_rules! sql_backend {
                 })))
             }
 
+            async fn heartbeat(
+                &self,
+                runs: &[$crate::orchestration::RunId],
+                at_us: i64,
+            ) -> $crate::orchestration::Result<()> {
+                use $crate::orchestration::store::backend as sql;
+                for run in runs {
+                    sqlx::query(sql::HEARTBEAT)
+                        .bind(run.to_string())
+                        .bind(at_us)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|error| {
+                            $crate::orchestration::store::store_error(
+                                concat!("writing a heartbeat to ", $name),
+                                &error,
+                            )
+                        })?;
+                }
+                Ok(())
+            }
+
             async fn summaries(
                 &self,
                 filter: &str,
                 bind: Option<String>,
                 limit: usize,
-            ) -> $crate::orchestration::Result<Vec<$crate::orchestration::store::RunSummary>> {
+            ) -> $crate::orchestration::Result<Vec<$crate::orchestration::store::RunSummary>>
+            {
                 use sqlx::Row as _;
                 use $crate::orchestration::store::{backend as sql, from_micros, run_id};
                 let fail = |error: sqlx::Error| {

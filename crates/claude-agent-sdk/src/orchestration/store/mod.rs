@@ -237,18 +237,40 @@ fn process_alive(pid: i64) -> bool {
     alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A run row's owner, checked before run `run` is resumed: a run still
-/// running in a live process on this machine is not resumed under it (in
-/// this process, a run is running when it started and has not finished;
-/// one whose end never reached the store is not).
-fn still_running(run: RunId, status: &str, host: &str, pid: i64) -> bool {
-    if status != RunStatus::Running.as_str() || host != host_name() {
-        return false;
+/// How often a running run's process writes its heartbeat.
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How old a running run's heartbeat must be before another machine may
+/// take the run for dead and resume it.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A run row's owner, checked before the run is resumed.
+struct Owner<'a> {
+    status: &'a str,
+    host: &'a str,
+    pid: i64,
+    heartbeat_us: Option<i64>,
+}
+
+impl Owner<'_> {
+    /// Whether run `run` is still running, and so must not be resumed: in
+    /// this process, when it started and has not finished (one whose end
+    /// never reached the store is not); on this machine, when its process is
+    /// alive; elsewhere, when its heartbeat is fresh.
+    fn still_running(&self, run: RunId) -> bool {
+        if self.status != RunStatus::Running.as_str() {
+            return false;
+        }
+        if self.host == host_name() {
+            if self.pid == i64::from(std::process::id()) {
+                return writer::runs_here(run);
+            }
+            return process_alive(self.pid);
+        }
+        let stale = i64::try_from(STALE_AFTER.as_micros()).unwrap_or(i64::MAX);
+        self.heartbeat_us
+            .is_some_and(|beat| micros(Utc::now()).saturating_sub(beat) < stale)
     }
-    if pid == i64::from(std::process::id()) {
-        return writer::runs_here(run);
-    }
-    process_alive(pid)
 }
 
 /// A database error as a [`Store`](super::OrchestrationError::Store) error:

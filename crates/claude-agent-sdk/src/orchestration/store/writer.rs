@@ -41,6 +41,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<RunSummary>>;
     /// Deletes the finished top-level runs `which` selects; returns how many.
     async fn prune_runs(&self, which: Prune) -> Result<u64>;
+    /// Writes the heartbeat of running runs `runs`.
+    async fn heartbeat(&self, runs: &[RunId], at_us: i64) -> Result<()>;
 }
 
 /// What the journal tells its writer task.
@@ -177,13 +179,42 @@ async fn write_batches<B: Backend>(
     failure: Arc<Mutex<Option<OrchestrationError>>>,
 ) {
     let mut failed: Option<OrchestrationError> = None;
-    while let Some(first) = receiver.recv().await {
+    // The top-level runs this journal has running, and their heartbeat.
+    let mut running: HashSet<RunId> = HashSet::new();
+    let mut beat = tokio::time::interval(super::HEARTBEAT_EVERY);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            message = receiver.recv() => match message {
+                Some(message) => message,
+                None => return,
+            },
+            _ = beat.tick() => {
+                if failed.is_none() && !running.is_empty() {
+                    let runs: Vec<RunId> = running.iter().copied().collect();
+                    // A missed heartbeat is not a lost event: the next one may do.
+                    let _ = backend.heartbeat(&runs, super::micros(chrono::Utc::now())).await;
+                }
+                continue;
+            }
+        };
         let mut batch = Batch::default();
         let mut acks = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Event(event) if failed.is_none() => encoder.encode(&event, &mut batch),
+                Message::Event(event) if failed.is_none() => {
+                    match &event.kind {
+                        EventKind::RunStarted { parent: None, .. } => {
+                            running.insert(event.run);
+                        }
+                        EventKind::RunFinished { .. } => {
+                            running.remove(&event.run);
+                        }
+                        _ => {}
+                    }
+                    encoder.encode(&event, &mut batch);
+                }
                 Message::Event(_) => {}
                 Message::Flush(ack) => acks.push(ack),
                 Message::Resumed { by, origin } => encoder.resumed(by, origin),
