@@ -57,6 +57,8 @@ pub mod orchestrator;
 pub mod patterns;
 pub mod registry;
 mod scope;
+#[cfg_attr(not(feature = "local"), allow(unused_imports))]
+pub(crate) use scope::current_deadline;
 mod stop_token;
 mod telemetry;
 mod trace;
