@@ -44,6 +44,29 @@ pub enum Command {
     },
     /// Print the JSON Schema of workflow files.
     Schema,
+    /// Manage the local model cache (for agents of kind `local`).
+    Model {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelCommand,
+    },
+}
+
+/// `orchestra model`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Fetch a known model into the cache (default: smollm2-135m) and print its path.
+    Fetch {
+        /// The model's name.
+        name: Option<String>,
+    },
+    /// List the known models and what the cache holds.
+    List,
+    /// Remove a known model from the cache.
+    Remove {
+        /// The model's name.
+        name: String,
+    },
 }
 
 /// `orchestra run`.

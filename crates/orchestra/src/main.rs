@@ -15,6 +15,7 @@ mod factory;
 mod graph;
 mod graph_draw;
 mod graph_plan;
+mod models;
 #[cfg(feature = "otel")]
 mod otel;
 mod plan;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Graph { file, format } => commands::graph(file, *format),
         Command::Trace { path } => commands::trace(path),
         Command::Schema => commands::schema(),
+        Command::Model { action } => models::command(action),
     };
     exit.into()
 }

@@ -58,6 +58,10 @@ pub fn run(args: &RunArgs) -> Exit {
     } else {
         Display::Plain
     };
+    if let Err(problem) = crate::models::ensure_models(&workflow, args.quiet) {
+        eprintln!("error: {problem}");
+        return Exit::Failed;
+    }
     // Only the live display shows what agents produce as they run.
     let previews = Previews::new(workflow.redactor.clone());
     let listener = (display == Display::Live).then(|| previews.listener());

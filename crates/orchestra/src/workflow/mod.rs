@@ -9,6 +9,7 @@ mod check_budget;
 mod check_condition;
 mod check_flow;
 mod check_graph;
+mod check_local;
 mod checker;
 pub mod condition;
 pub mod diagnostics;
