@@ -5,14 +5,15 @@
 //! registry — with an orchestration overhead close to raw tokio.
 //!
 //! Everything lives in [`orchestration`]; start with its module docs. Ready
-//! agents for real back ends — Claude, OpenAI-compatible servers, Claude Code and
-//! any program — are in `agents`, behind the cargo features `claude`, `openai`,
-//! `claude-code` and `process` (or `agents` for all four).
+//! agents for real back ends — Claude, OpenAI-compatible servers, Claude Code,
+//! any program, and a GGUF model run in-process — are in `agents`, behind the
+//! cargo features `claude`, `openai`, `claude-code`, `process` and `local` (or
+//! `agents` for all five).
 #![warn(missing_docs)]
 
 pub mod orchestration;
 
-#[cfg(any(feature = "http", feature = "subprocess"))]
+#[cfg(any(feature = "http", feature = "subprocess", feature = "local"))]
 pub mod agents;
 
 // The README's code blocks, compiled and run as doctests by `cargo test`.

@@ -48,6 +48,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of workflow files.
     Schema,
+    /// Manage the local model cache (for agents of kind `local`).
+    Model {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelCommand,
+    },
     /// List the stored runs, newest first.
     Runs(RunsArgs),
     /// Show a stored run: its summary, its attempts and their timeline.
@@ -162,6 +168,23 @@ pub struct PruneArgs {
     pub keep: Option<usize>,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// `orchestra model`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Fetch a known model into the cache (default: smollm2-135m) and print its path.
+    Fetch {
+        /// The model's name.
+        name: Option<String>,
+    },
+    /// List the known models and what the cache holds.
+    List,
+    /// Remove a known model from the cache.
+    Remove {
+        /// The model's name.
+        name: String,
+    },
 }
 
 /// `orchestra run`.

@@ -9,14 +9,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use claude_agent_sdk::agents::local::fetch;
 use claude_agent_sdk::agents::{
-    ClaudeAgent, ClaudeCodeAgent, CommandAgent, OpenAiCompatibleAgent, OutputMode, PromptTemplate,
-    Provider, ProviderLimits, StdinMode, TextDelta,
+    ClaudeAgent, ClaudeCodeAgent, CommandAgent, LocalModelAgent, OpenAiCompatibleAgent, OutputMode,
+    PromptTemplate, Provider, ProviderLimits, StdinMode, TextDelta,
 };
 use claude_agent_sdk::orchestration::Agent;
 
 use crate::template::{self, TemplateAgent};
-use crate::workflow::model::{ClaudeCodeSettings, CommandSettings, ModelSettings};
+use crate::workflow::model::{
+    ClaudeCodeSettings, CommandSettings, LocalModelSpec, LocalSettings, ModelSettings,
+};
 use crate::workflow::raw::{AgentKind, OutputSpec, StdinSpec};
 use crate::workflow::{AgentDef, Settings};
 
@@ -97,6 +100,10 @@ impl Factory {
             Settings::ClaudeCode(settings) => {
                 self.listened(claude_code(&def.id, description, settings))
             }
+            Settings::Local(settings) => self.listened(
+                local(&def.id, description, settings)
+                    .map_err(|e| format!("agent `{}`: {e}", def.id))?,
+            ),
         };
         Ok(agent)
     }
@@ -159,8 +166,49 @@ producing!(
     ClaudeAgent,
     OpenAiCompatibleAgent,
     ClaudeCodeAgent,
-    CommandAgent
+    CommandAgent,
+    LocalModelAgent
 );
+
+/// A `local` agent. A known model must be in the cache already (`run` fetches
+/// it, with a progress display, before building the plan).
+#[allow(clippy::cast_possible_truncation)]
+fn local(
+    id: &str,
+    description: String,
+    settings: &LocalSettings,
+) -> Result<LocalModelAgent, String> {
+    let path = match &settings.model {
+        LocalModelSpec::Known(model) => fetch::cached_path(model).map_err(|e| e.to_string())?,
+        LocalModelSpec::Path(path) => path.clone(),
+    };
+    let mut agent = LocalModelAgent::from_path(id, path).with_description(description);
+    if let Some(system) = &settings.system {
+        agent = agent.with_system_prompt(system.clone());
+    }
+    if let Some(template) = prompt(settings.prompt.as_ref()) {
+        agent = agent.with_prompt_template(template);
+    }
+    if let Some(max_tokens) = settings.max_tokens {
+        agent = agent.with_max_tokens(max_tokens);
+    }
+    if let Some(t) = settings.temperature {
+        agent = agent.with_temperature(t as f32);
+    }
+    if let Some(p) = settings.top_p {
+        agent = agent.with_top_p(p as f32);
+    }
+    if let Some(seed) = settings.seed {
+        agent = agent.with_seed(seed);
+    }
+    if let Some(penalty) = settings.repetition_penalty {
+        agent = agent.with_repetition_penalty(penalty as f32);
+    }
+    for stop in &settings.stop {
+        agent = agent.with_stop_sequence(stop.clone());
+    }
+    Ok(agent)
+}
 
 fn command(id: &str, description: String, settings: &CommandSettings) -> CommandAgent {
     let (program, args) = match settings.argv.split_first() {
@@ -300,6 +348,10 @@ pub fn model_of(def: &AgentDef) -> Option<String> {
                 .then(|| claude_agent_sdk::agents::DEFAULT_CLAUDE_MODEL.to_owned())
         }),
         Settings::ClaudeCode(settings) => settings.model.clone(),
+        Settings::Local(settings) => Some(match &settings.model {
+            LocalModelSpec::Known(model) => model.name.to_owned(),
+            LocalModelSpec::Path(path) => path.display().to_string(),
+        }),
         _ => None,
     }
 }
@@ -310,6 +362,7 @@ pub fn provider_of(def: &AgentDef) -> Option<&'static str> {
     match def.kind {
         AgentKind::Claude | AgentKind::ClaudeCode => Some("anthropic"),
         AgentKind::Openai => Some("openai"),
+        AgentKind::Local => Some("local"),
         AgentKind::Command | AgentKind::Template => None,
     }
 }

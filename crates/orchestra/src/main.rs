@@ -19,6 +19,7 @@ mod fail_fast;
 mod graph;
 mod graph_draw;
 mod graph_plan;
+mod models;
 #[cfg(feature = "otel")]
 mod otel;
 mod plan;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => runs::resume(args),
         Command::Fork(args) => runs::fork(args),
         Command::Prune(args) => runs::prune(args),
+        Command::Model { action } => models::command(action),
     };
     exit.into()
 }

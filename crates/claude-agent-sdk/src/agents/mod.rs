@@ -6,8 +6,9 @@
 //! | [`OpenAiCompatibleAgent`] | `/v1/chat/completions`: OpenAI, vLLM, Ollama, llama.cpp, LM Studio… | `openai` |
 //! | [`ClaudeCodeAgent`] | the Claude Code command-line program (`claude -p`) | `claude-code` |
 //! | [`CommandAgent`] | any program: input on stdin, output from stdout | `process` |
+//! | [`LocalModelAgent`] | a GGUF model run in-process on the CPU (candle): no key, no server | `local` |
 //!
-//! (`agents` turns all four on.) They implement
+//! (`agents` turns all five on.) They implement
 //! [`Agent`](crate::orchestration::Agent) like any other agent, so they plug into
 //! the registry and every orchestrator unchanged, and they report failures so that
 //! the orchestrators' retry machinery does the right thing:
@@ -41,7 +42,8 @@
     feature = "claude",
     feature = "openai",
     feature = "claude-code",
-    feature = "process"
+    feature = "process",
+    feature = "local"
 ))]
 mod delta;
 #[cfg(feature = "http")]
@@ -52,7 +54,12 @@ mod delta;
 mod http;
 #[cfg(all(feature = "subprocess", unix))]
 mod open_files;
-#[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "local"
+))]
 mod prompt;
 #[cfg(any(feature = "claude", feature = "openai"))]
 mod reply;
@@ -74,6 +81,8 @@ mod claude;
 mod claude_code;
 #[cfg(feature = "process")]
 mod command;
+#[cfg(feature = "local")]
+pub mod local;
 #[cfg(feature = "openai")]
 mod openai;
 
@@ -81,14 +90,20 @@ mod openai;
     feature = "claude",
     feature = "openai",
     feature = "claude-code",
-    feature = "process"
+    feature = "process",
+    feature = "local"
 ))]
 pub use delta::TextDelta;
 #[cfg(feature = "http")]
 pub use http::{
     PriceTable, Pricing, Provider, ProviderBuilder, ProviderLimits, RateLimiter, RatePermit,
 };
-#[cfg(any(feature = "claude", feature = "openai", feature = "claude-code"))]
+#[cfg(any(
+    feature = "claude",
+    feature = "openai",
+    feature = "claude-code",
+    feature = "local"
+))]
 pub use prompt::PromptTemplate;
 
 #[cfg(feature = "claude")]
@@ -97,6 +112,8 @@ pub use claude::{ClaudeAgent, DEFAULT_CLAUDE_MODEL};
 pub use claude_code::{ClaudeCodeAgent, ClaudeCodeEvent, ClaudeCodeOutputFormat};
 #[cfg(feature = "process")]
 pub use command::{CommandAgent, OutputMode, StdinMode};
+#[cfg(feature = "local")]
+pub use local::{LocalModel, LocalModelAgent, LocalModelError};
 #[cfg(all(feature = "subprocess", unix))]
 pub use open_files::raise_open_files_limit;
 #[cfg(feature = "openai")]

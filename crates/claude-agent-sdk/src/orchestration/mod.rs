@@ -58,6 +58,8 @@ pub mod patterns;
 pub mod registry;
 pub mod resume;
 mod scope;
+#[cfg_attr(not(feature = "local"), allow(unused_imports))]
+pub(crate) use scope::current_deadline;
 mod stop_token;
 #[cfg(feature = "store")]
 pub mod store;

@@ -150,6 +150,12 @@ pub(crate) fn current() -> Option<AttemptScope> {
     CURRENT.try_with(AttemptScope::clone).ok()
 }
 
+/// The deadline of the attempt the caller runs in, if it runs in a bounded one.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
+pub(crate) fn current_deadline() -> Option<Instant> {
+    CURRENT.try_with(|scope| scope.deadline).ok().flatten()
+}
+
 /// Runs `future` inside `scope`.
 pub(crate) fn enter<F: Future>(scope: AttemptScope, future: F) -> impl Future<Output = F::Output> {
     CURRENT.scope(scope, future)

@@ -113,6 +113,10 @@ pub fn launch(
     } else {
         Display::Plain
     };
+    if let Err(problem) = crate::models::ensure_models(workflow, args.quiet) {
+        errln!("error: {problem}");
+        return Exit::Failed;
+    }
     // Only the live display shows what agents produce as they run.
     let previews = Previews::new(workflow.redactor.clone());
     let listener = (display == Display::Live).then(|| previews.listener());

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use claude_agent_sdk::orchestration::AgentMetadata;
 
+use super::check_local::local_settings;
 use super::check_program::check_program;
 use super::check_template::template_refs;
 use super::checker::Checker;
@@ -139,6 +140,10 @@ fn kind_fields(raw: &RawAgent) -> Vec<(&'static str, Option<Span>)> {
         ("stream", at(raw.stream.as_ref())),
         ("requests_per_minute", at(raw.requests_per_minute.as_ref())),
         ("max_concurrent", at(raw.max_concurrent.as_ref())),
+        ("top_p", at(raw.top_p.as_ref())),
+        ("seed", at(raw.seed.as_ref())),
+        ("repetition_penalty", at(raw.repetition_penalty.as_ref())),
+        ("stop", at(raw.stop.as_ref())),
         ("allowed_tools", at(raw.allowed_tools.as_ref())),
         ("disallowed_tools", at(raw.disallowed_tools.as_ref())),
         ("max_turns", at(raw.max_turns.as_ref())),
@@ -178,6 +183,17 @@ fn accepted(kind: AgentKind) -> &'static [&'static str] {
             "max_output",
         ],
         AgentKind::Claude | AgentKind::Openai => MODEL,
+        AgentKind::Local => &[
+            "model",
+            "system",
+            "prompt",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "seed",
+            "repetition_penalty",
+            "stop",
+        ],
         AgentKind::ClaudeCode => &[
             "model",
             "system",
@@ -206,6 +222,7 @@ fn check_fields_fit_kind(checker: &mut Checker<'_>, raw: &RawAgent) {
             AgentKind::Openai,
             AgentKind::Command,
             AgentKind::Template,
+            AgentKind::Local,
         ]
         .into_iter()
         .filter(|k| accepted(*k).contains(&field))
@@ -329,6 +346,7 @@ fn settings(
             Settings::Model(model_settings(checker, raw, kind)),
             Vec::new(),
         ),
+        AgentKind::Local => (Settings::Local(local_settings(checker, raw)), Vec::new()),
         AgentKind::ClaudeCode => {
             let settings = ClaudeCodeSettings {
                 model: checker.opt_text(raw.model.as_ref()),

@@ -10,6 +10,7 @@ mod check_budget;
 mod check_condition;
 mod check_flow;
 mod check_graph;
+mod check_local;
 mod check_program;
 mod check_refs;
 mod check_template;

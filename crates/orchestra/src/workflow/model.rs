@@ -77,6 +77,40 @@ pub enum Settings {
     Model(ModelSettings),
     /// `claude-code`.
     ClaudeCode(ClaudeCodeSettings),
+    /// `local`.
+    Local(LocalSettings),
+}
+
+/// Which GGUF file a `local` agent runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalModelSpec {
+    /// A model known by name, fetched into the model cache on first use.
+    Known(claude_agent_sdk::agents::local::fetch::KnownModel),
+    /// A GGUF file.
+    Path(PathBuf),
+}
+
+/// A `local` agent's settings.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// The model.
+    pub model: LocalModelSpec,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The user message template.
+    pub prompt: Option<String>,
+    /// Most tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass.
+    pub top_p: Option<f64>,
+    /// Sampling seed.
+    pub seed: Option<u64>,
+    /// Repetition penalty.
+    pub repetition_penalty: Option<f64>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
 }
 
 /// A `command` agent's settings.

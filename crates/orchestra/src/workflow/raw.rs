@@ -67,6 +67,8 @@ pub enum AgentKind {
     Command,
     /// A deterministic text template over the input and earlier outputs (offline).
     Template,
+    /// A GGUF language model run in-process on the CPU (offline, no key).
+    Local,
 }
 
 impl AgentKind {
@@ -79,6 +81,7 @@ impl AgentKind {
             Self::Openai => "openai",
             Self::Command => "command",
             Self::Template => "template",
+            Self::Local => "local",
         }
     }
 }
@@ -173,18 +176,28 @@ pub struct RawAgent {
     /// "16MiB"); a program that prints more is stopped and fails.
     pub max_output: Option<Located<ByteSize>>,
 
-    // kind = "claude", "openai", "claude-code"
-    /// `claude`, `openai`, `claude-code`: the model (required for `openai`).
+    // kind = "claude", "openai", "claude-code", "local"
+    /// `claude`, `openai`, `claude-code`, `local`: the model (required for
+    /// `openai`; for `local`, a known model name — default `smollm2-135m` — or
+    /// the path of a GGUF file, relative to this file).
     pub model: Option<Located<String>>,
-    /// `claude`, `openai`, `claude-code`: the system prompt.
+    /// `claude`, `openai`, `claude-code`, `local`: the system prompt.
     pub system: Option<Located<String>>,
-    /// `claude`, `openai`, `claude-code`: the user message template:
+    /// `claude`, `openai`, `claude-code`, `local`: the user message template:
     /// `{{input}}`, `{{context}}`, `{{metadata.KEY}}` (default `{{input}}`).
     pub prompt: Option<Located<String>>,
-    /// `claude`, `openai`: most tokens to generate.
+    /// `claude`, `openai`, `local`: most tokens to generate.
     pub max_tokens: Option<Located<u32>>,
-    /// `claude`, `openai`: sampling temperature.
+    /// `claude`, `openai`, `local`: sampling temperature (`local`: 0, greedy, by default).
     pub temperature: Option<Located<f64>>,
+    /// `local`: nucleus sampling's probability mass, in (0, 1] (default 1).
+    pub top_p: Option<Located<f64>>,
+    /// `local`: the sampling seed (default 42).
+    pub seed: Option<Located<u64>>,
+    /// `local`: the repetition penalty over the last 64 tokens (default 1.0: none).
+    pub repetition_penalty: Option<Located<f64>>,
+    /// `local`: stop sequences; the reply ends before the first one.
+    pub stop: Option<Located<Vec<Located<String>>>>,
     /// `claude`, `openai`: the API key (default `${ANTHROPIC_API_KEY}` for
     /// `claude`, `${OPENAI_API_KEY}` when set for `openai`).
     pub api_key: Option<Located<String>>,

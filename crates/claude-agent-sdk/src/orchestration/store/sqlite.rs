@@ -40,6 +40,57 @@ pub struct SqliteJournal {
     path: PathBuf,
 }
 
+/// An exclusive lock on `FILE.lock`, beside a journal's file, held while a
+/// process sets the file up; released when dropped (or when the process dies).
+struct SetupLock {
+    /// The locked file: closing it releases the lock.
+    _file: std::fs::File,
+}
+
+impl SetupLock {
+    async fn acquire(path: &Path) -> Result<Self> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock_path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|error| {
+                crate::orchestration::OrchestrationError::store(
+                    format!("cannot open {}: {error}", lock_path.display()),
+                    false,
+                )
+            })?;
+        let waiting_since = std::time::Instant::now();
+        loop {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: flock on a file descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Self { _file: file });
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(crate::orchestration::OrchestrationError::store(
+                    format!("cannot lock {}: {error}", lock_path.display()),
+                    false,
+                ));
+            }
+            if waiting_since.elapsed() > Duration::from_secs(60) {
+                return Err(crate::orchestration::OrchestrationError::store(
+                    format!(
+                        "{} has been set up by another process for a minute: is one stuck?",
+                        path.display()
+                    ),
+                    true,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Why setting up a file failed.
 enum Setup {
     Open(sqlx::Error),
@@ -116,10 +167,11 @@ impl SqliteJournal {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        // Processes opening a new file at once race to set it up (WAL mode,
-        // the tables), and SQLite has no lock to wait on for that: the one
-        // that loses sees a busy file, or tables the winner just made, and
-        // tries again shortly — by then the work is done.
+        // Processes opening the file at once would race to set it up (WAL
+        // mode, the migrations), and SQLite's migrations take no lock: they
+        // take turns on a lock file beside it. A busy file (another process
+        // in a long write) is tried again shortly.
+        let _setting_up = SetupLock::acquire(&path).await?;
         let mut tries = 0_u32;
         let pool = loop {
             match Self::connect(connect.clone()).await {

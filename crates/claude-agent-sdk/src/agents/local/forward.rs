@@ -1,0 +1,219 @@
+//! The transformer's forward pass over shared [`ModelWeights`], with a
+//! [`KvCache`] owned by each generation.
+//!
+//! The matrix products go through candle's quantized kernels (`QMatMul`,
+//! which pick SIMD paths at run time); the rest — RMS norm, rotary
+//! embeddings, grouped-query attention over the cache, SwiGLU — is plain Rust
+//! over `f32` slices: at the sizes of small models that is as fast as
+//! building tensors for it, and it keeps the cache an ordinary vector that a
+//! generation can grow, copy or drop at will.
+
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Module, Tensor};
+
+use super::error::LocalModelError;
+use super::model::{ModelWeights, RopeStyle};
+
+/// The keys and values of the positions seen so far, per layer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `model`.
+    pub(crate) fn new(model: &ModelWeights) -> Self {
+        Self {
+            keys: vec![Vec::new(); model.config.layers],
+            values: vec![Vec::new(); model.config.layers],
+            len: 0,
+        }
+    }
+
+    /// The number of positions cached.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+fn compute(e: candle_core::Error) -> LocalModelError {
+    LocalModelError::Compute(e.to_string())
+}
+
+/// `x · wᵀ` for `rows` rows of `x`.
+fn matmul(w: &QMatMul, x: &[f32], rows: usize) -> Result<Vec<f32>, LocalModelError> {
+    let cols = x.len() / rows.max(1);
+    let t = Tensor::from_slice(x, (rows, cols), &Device::Cpu).map_err(compute)?;
+    w.forward(&t)
+        .and_then(|y| y.flatten_all())
+        .and_then(|y| y.to_vec1::<f32>())
+        .map_err(compute)
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
+    out.clear();
+    for row in x.chunks_exact(weight.len()) {
+        #[allow(clippy::cast_precision_loss)]
+        let mean = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        out.extend(row.iter().zip(weight).map(|(v, w)| v * scale * w));
+    }
+}
+
+fn add_bias(x: &mut [f32], bias: Option<&Vec<f32>>) {
+    if let Some(b) = bias {
+        for row in x.chunks_exact_mut(b.len()) {
+            for (v, b) in row.iter_mut().zip(b) {
+                *v += b;
+            }
+        }
+    }
+}
+
+/// Rotates each head of each row of `x` (`heads` heads per row) by its position.
+fn rope(m: &ModelWeights, x: &mut [f32], heads: usize, trig: &[(f32, f32)]) {
+    let c = &m.config;
+    let half = c.rope_dim / 2;
+    for (t, row) in x.chunks_exact_mut(heads * c.head_dim).enumerate() {
+        let trig = &trig[t * half..][..half];
+        for head in row.chunks_exact_mut(c.head_dim) {
+            for (i, &(cos, sin)) in trig.iter().enumerate() {
+                let (a, b) = match c.rope_style {
+                    RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos - x1 * sin;
+                head[b] = x0 * sin + x1 * cos;
+            }
+        }
+    }
+}
+
+/// Runs `tokens` (at positions `cache.len()..`) through the model, extending
+/// the cache; returns the logits of the last token.
+pub(crate) fn forward(
+    m: &ModelWeights,
+    tokens: &[u32],
+    cache: &mut KvCache,
+) -> Result<Vec<f32>, LocalModelError> {
+    let c = &m.config;
+    let n = tokens.len();
+    let start = cache.len;
+    if n == 0 {
+        return Err(LocalModelError::Compute("no tokens to process".into()));
+    }
+    let ids = Tensor::from_slice(tokens, n, &Device::Cpu).map_err(compute)?;
+    let mut x = m
+        .embedding
+        .embedding(&ids)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(compute)?;
+
+    // cos/sin of every rotated pair at every new position, shared by all layers.
+    let half = c.rope_dim / 2;
+    let mut trig = Vec::with_capacity(n * half);
+    for p in start..start + n {
+        #[allow(clippy::cast_precision_loss)]
+        let p = p as f32;
+        trig.extend(c.inv_freq.iter().map(|f| {
+            let (s, co) = (p * f).sin_cos();
+            (co, s)
+        }));
+    }
+
+    let kv_dim = c.kv_heads * c.head_dim;
+    let group = c.heads / c.kv_heads;
+    #[allow(clippy::cast_precision_loss)]
+    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let mut h = Vec::with_capacity(x.len());
+    let mut scores = Vec::with_capacity(start + n);
+    for (layer, (keys, values)) in m
+        .layers
+        .iter()
+        .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
+    {
+        rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
+        let mut q = matmul(&layer.wq, &h, n)?;
+        let mut k = matmul(&layer.wk, &h, n)?;
+        let mut v = matmul(&layer.wv, &h, n)?;
+        add_bias(&mut q, layer.bq.as_ref());
+        add_bias(&mut k, layer.bk.as_ref());
+        add_bias(&mut v, layer.bv.as_ref());
+        rope(m, &mut q, c.heads, &trig);
+        rope(m, &mut k, c.kv_heads, &trig);
+        keys.extend_from_slice(&k);
+        values.extend_from_slice(&v);
+
+        // Causal grouped-query attention, one query row and head at a time.
+        let mut attn = vec![0.0f32; n * c.dim];
+        for t in 0..n {
+            let visible = start + t + 1;
+            for head in 0..c.heads {
+                let kvh = head / group;
+                let qh = &q[t * c.dim + head * c.head_dim..][..c.head_dim];
+                scores.clear();
+                let mut max = f32::NEG_INFINITY;
+                for j in 0..visible {
+                    let kj = &keys[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
+                    let s = dot(qh, kj) * scale;
+                    max = max.max(s);
+                    scores.push(s);
+                }
+                let mut sum = 0.0;
+                for s in &mut scores {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let out = &mut attn[t * c.dim + head * c.head_dim..][..c.head_dim];
+                for (j, s) in scores.iter().enumerate() {
+                    let w = s / sum;
+                    let vj = &values[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
+                    for (o, v) in out.iter_mut().zip(vj) {
+                        *o += w * v;
+                    }
+                }
+            }
+        }
+        let o = matmul(&layer.wo, &attn, n)?;
+        for (x, o) in x.iter_mut().zip(&o) {
+            *x += o;
+        }
+
+        rms_norm(&x, &layer.ffn_norm, c.eps, &mut h);
+        let gate = matmul(&layer.gate, &h, n)?;
+        let mut up = matmul(&layer.up, &h, n)?;
+        for (u, g) in up.iter_mut().zip(&gate) {
+            *u *= g / (1.0 + (-g).exp());
+        }
+        let down = matmul(&layer.down, &up, n)?;
+        for (x, d) in x.iter_mut().zip(&down) {
+            *x += d;
+        }
+    }
+    cache.len += n;
+
+    let last = &x[(n - 1) * c.dim..];
+    rms_norm(last, &m.out_norm, c.eps, &mut h);
+    matmul(&m.output, &h, 1)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four accumulators let the compiler vectorise without reordering a single sum.
+    let mut acc = [0.0f32; 4];
+    let chunks = a.len() / 4 * 4;
+    for (x, y) in a[..chunks].chunks_exact(4).zip(b[..chunks].chunks_exact(4)) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a[chunks..]
+        .iter()
+        .zip(&b[chunks..])
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
