@@ -1,12 +1,21 @@
-//! The generation threads: a fixed pool, sized to the machine's cores, that
-//! runs model work off the async runtime.
+//! The generation threads: a fixed pool that runs model work off the async
+//! runtime.
 //!
 //! A forward pass holds a core for milliseconds to seconds; on a tokio worker
 //! it would stall timers, I/O and the orchestration's own bookkeeping (and a
 //! cancelled attempt could not even be noticed). Jobs queue here instead, and
 //! the async side awaits a channel. The threads start on first use and live
-//! for the process; candle's matrix kernels fan each product out over its
-//! own worker pool from there.
+//! for the process.
+//!
+//! How many: one by default. candle's matrix kernels already spread every
+//! product over all the cores (its own pool, sized to them, whose workers
+//! spin between products); a second generation thread oversubscribes the
+//! cores and that pool degrades sharply — eight agents of 64 tokens each took
+//! 117 s with two generation threads and 59 s with one on a busy 2-core
+//! machine (BENCHMARKS.md). Concurrent generations therefore queue and run
+//! one after another at full speed each. `CLAUDE_AGENT_SDK_LOCAL_THREADS`
+//! sets another count (up to the cores makes sense when candle is limited to
+//! one thread with `CANDLE_NUM_THREADS=1`).
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -44,9 +53,16 @@ fn queue() -> &'static Mutex<Sender<Job>> {
     })
 }
 
-/// The number of generation threads: the available cores.
+/// The environment variable that sets the number of generation threads.
+const THREADS_ENV: &str = "CLAUDE_AGENT_SDK_LOCAL_THREADS";
+
+/// The number of generation threads: `$CLAUDE_AGENT_SDK_LOCAL_THREADS`, else 1.
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
 }
 
 /// Runs `job` on a generation thread; its result arrives on the returned
