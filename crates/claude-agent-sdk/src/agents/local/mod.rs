@@ -19,10 +19,9 @@
 //!   build.
 //! - **One copy in memory** (`cache`): models are cached process-wide by
 //!   canonical path, so any number of agents share one.
-//! - **Off the async runtime** (`pool`): generation runs on a dedicated
-//!   thread (candle spreads each matrix product over the cores from there;
-//!   `CLAUDE_AGENT_SDK_LOCAL_THREADS` sets more); the agent's future only
-//!   awaits the result.
+//! - **Off the async runtime** (`pool`): generation runs on dedicated
+//!   threads, one per core (`CLAUDE_AGENT_SDK_LOCAL_THREADS` sets another
+//!   count); the agent's future only awaits the result.
 //! - **Stops at the next token** (`generate`): a dropped attempt (timeout,
 //!   cancelled run) raises a flag the generation checks before every token;
 //!   so do the run's cancellation and the attempt's deadline.

@@ -1,5 +1,5 @@
-//! The generation threads: a fixed pool that runs model work off the async
-//! runtime.
+//! The generation threads: a fixed pool, sized to the machine's cores, that
+//! runs model work off the async runtime.
 //!
 //! A forward pass holds a core for milliseconds to seconds; on a tokio worker
 //! it would stall timers, I/O and the orchestration's own bookkeeping (and a
@@ -7,15 +7,13 @@
 //! the async side awaits a channel. The threads start on first use and live
 //! for the process.
 //!
-//! How many: one by default. candle's matrix kernels already spread every
-//! product over all the cores (its own pool, sized to them, whose workers
-//! spin between products); a second generation thread oversubscribes the
-//! cores and that pool degrades sharply — eight agents of 64 tokens each took
-//! 117 s with two generation threads and 59 s with one on a busy 2-core
-//! machine (BENCHMARKS.md). Concurrent generations therefore queue and run
-//! one after another at full speed each. `CLAUDE_AGENT_SDK_LOCAL_THREADS`
-//! sets another count (up to the cores makes sense when candle is limited to
-//! one thread with `CANDLE_NUM_THREADS=1`).
+//! How many: one per core by default. candle's matrix kernels also spread
+//! each product over the cores (its own pool), so the two overlap: one
+//! generation's attention and sampling run while another's product runs.
+//! On the main job (four agents at once) this beat a single generation
+//! thread clearly (8.6 s against 15–29 s on a busy 2-core machine), though
+//! on an eight-agent benchmark under heavy load one thread did better
+//! (BENCHMARKS.md). `CLAUDE_AGENT_SDK_LOCAL_THREADS` sets another count.
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -56,13 +54,16 @@ fn queue() -> &'static Mutex<Sender<Job>> {
 /// The environment variable that sets the number of generation threads.
 const THREADS_ENV: &str = "CLAUDE_AGENT_SDK_LOCAL_THREADS";
 
-/// The number of generation threads: `$CLAUDE_AGENT_SDK_LOCAL_THREADS`, else 1.
+/// The number of generation threads: `$CLAUDE_AGENT_SDK_LOCAL_THREADS`, else
+/// the available cores.
 pub(crate) fn threads() -> usize {
     std::env::var(THREADS_ENV)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(1)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
 }
 
 /// Runs `job` on a generation thread; its result arrives on the returned
