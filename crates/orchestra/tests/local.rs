@@ -68,3 +68,23 @@ fn the_model_command_lists_and_rejects_unknown_names() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn a_fetch_without_python_says_what_to_do() {
+    let dir = scratch();
+    let output = orchestra()
+        .args(["model", "fetch"])
+        .env("CLAUDE_AGENT_SDK_MODELS", dir.path())
+        .env("PATH", dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("python3"), "{stderr}");
+    assert!(stderr.contains("pass its path"), "{stderr}");
+    // Nothing half-fetched is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -18,7 +18,7 @@ use crate::orchestration::{
 };
 
 /// The reply length when none is set.
-pub const DEFAULT_MAX_TOKENS: u32 = 256;
+const DEFAULT_MAX_TOKENS: u32 = 256;
 
 /// Where the agent's model comes from.
 #[derive(Clone)]
@@ -137,7 +137,7 @@ impl LocalModelAgent {
         self
     }
 
-    /// Sets the most tokens to generate (default [`DEFAULT_MAX_TOKENS`]).
+    /// Sets the most tokens to generate (default 256).
     #[must_use]
     pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
         self.max_tokens = max_tokens;

@@ -12,16 +12,17 @@
 //!
 //! - **Runtime**: `candle-core` only — its GGUF reader, quantized tensors and
 //!   matrix kernels — under a forward pass of this crate's own
-//!   ([`model`], [`forward`]): no C++ toolchain, no `candle-transformers`
+//!   (`model`, `forward`): no C++ toolchain, no `candle-transformers`
 //!   (which compiles every model family), weights shared read-only while each
 //!   generation owns its KV cache, and Q4_1 weights converted to Q8_0 at load
 //!   so that candle's run-time-dispatched SIMD kernels apply in a portable
 //!   build.
-//! - **One copy in memory** ([`cache`]): models are cached process-wide by
+//! - **One copy in memory** (`cache`): models are cached process-wide by
 //!   canonical path, so any number of agents share one.
-//! - **Off the async runtime** ([`pool`]): generation runs on dedicated
-//!   threads sized to the cores; the agent's future only awaits the result.
-//! - **Stops at the next token** ([`generate`]): a dropped attempt (timeout,
+//! - **Off the async runtime** (`pool`): generation runs on dedicated
+//!   threads, one per core (`CLAUDE_AGENT_SDK_LOCAL_THREADS` sets another
+//!   count); the agent's future only awaits the result.
+//! - **Stops at the next token** (`generate`): a dropped attempt (timeout,
 //!   cancelled run) raises a flag the generation checks before every token;
 //!   so do the run's cancellation and the attempt's deadline.
 //! - **The default model** ([`fetch`]): SmolLM2-135M-Instruct, fetched from

@@ -5,8 +5,15 @@
 //! it would stall timers, I/O and the orchestration's own bookkeeping (and a
 //! cancelled attempt could not even be noticed). Jobs queue here instead, and
 //! the async side awaits a channel. The threads start on first use and live
-//! for the process; candle's matrix kernels fan each product out over its
-//! own worker pool from there.
+//! for the process.
+//!
+//! How many: one per core by default. candle's matrix kernels also spread
+//! each product over the cores (its own pool), so the two overlap: one
+//! generation's attention and sampling run while another's product runs.
+//! On the main job (four agents at once) this beat a single generation
+//! thread clearly (8.6 s against 15–29 s on a busy 2-core machine), though
+//! on an eight-agent benchmark under heavy load one thread did better
+//! (BENCHMARKS.md). `CLAUDE_AGENT_SDK_LOCAL_THREADS` sets another count.
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -44,9 +51,19 @@ fn queue() -> &'static Mutex<Sender<Job>> {
     })
 }
 
-/// The number of generation threads: the available cores.
+/// The environment variable that sets the number of generation threads.
+const THREADS_ENV: &str = "CLAUDE_AGENT_SDK_LOCAL_THREADS";
+
+/// The number of generation threads: `$CLAUDE_AGENT_SDK_LOCAL_THREADS`, else
+/// the available cores.
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
 }
 
 /// Runs `job` on a generation thread; its result arrives on the returned
