@@ -32,7 +32,6 @@ pub struct Plan {
     steps: Vec<Box<dyn Agent>>,
 }
 
-#[allow(clippy::large_enum_variant)] // one per group, built once: boxing buys nothing
 enum Runner {
     Sequential(SequentialOrchestrator),
     Parallel(ParallelOrchestrator),
