@@ -168,6 +168,8 @@ fn on_a_terminal_the_run_prompts_and_resumes_without_running_finished_nodes_agai
         file.display()
     );
     let mut child = Command::new("script")
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .args(["-qec", &command, "/dev/null"])
         .env("COUNT", &count)
         .env("NO_COLOR", "1")

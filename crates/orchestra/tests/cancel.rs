@@ -71,6 +71,8 @@ fn stop_run(workflow: &str, signal: &str, markers: [&str; 3], running: &[&str]) 
     let chrome = dir.path().join("chrome.json");
     let file = write(dir.path(), "workflow.toml", workflow);
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .args(["run", "--trace"])
         .arg(&trace)
         .arg("--chrome-trace")

@@ -19,6 +19,8 @@ fn many_agents_at_once_start_under_a_low_soft_open_files_limit() {
     // 150 programs hold ~600 descriptors: far past a soft limit of 64, within
     // the hard limit orchestra raises it to.
     let output = Command::new("bash")
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .arg("-c")
         .arg(r#"ulimit -Sn 64 && exec "$0" run --quiet "$1""#)
         .arg(env!("CARGO_BIN_EXE_orchestra"))

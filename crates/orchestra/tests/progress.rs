@@ -20,6 +20,8 @@ fn on_a_terminal_each_agent_has_a_line_redrawn_in_place() {
         fixture("pipeline.toml").display()
     );
     let output = Command::new("script")
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .args(["-qec", &command, "/dev/null"])
         .env_remove("NO_COLOR")
         .env("TERM", "xterm-256color")
@@ -64,6 +66,8 @@ fn on_a_short_terminal_a_thousand_agents_show_a_window_and_a_counter() {
         file.display()
     );
     let output = Command::new("script")
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .args(["-qec", &command, "/dev/null"])
         .env("NO_COLOR", "1")
         .env("TERM", "xterm-256color")

@@ -14,6 +14,8 @@ fn into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
     let dir = scratch();
     let stderr = dir.path().join("stderr.txt");
     let status = Command::new("bash")
+        // Runs go to the tests' store, not the user's.
+        .env("ORCHESTRA_STORE", common::test_store())
         .arg("-c")
         .arg(r#""$0" "$@" 2>"$STDERR" | head -c 1 >/dev/null; exit "${PIPESTATUS[0]}""#)
         .arg(env!("CARGO_BIN_EXE_orchestra"))
