@@ -165,8 +165,23 @@ async fn eight_agents_share_one_model_in_a_fan_out() {
     assert!(LocalModel::load(&path).unwrap().same_as(&first));
 }
 
+/// This test process's scratch folder (copies of the model, cut short).
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("local-model-{}", std::process::id()))
+}
+
+/// Removes the scratch folder when dropped, a failed assertion included:
+/// the copies are 100 MB each.
+struct Scratch;
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(scratch_dir());
+    }
+}
+
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("local-model-{}", std::process::id()));
+    let dir = scratch_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -191,6 +206,7 @@ fn gguf_with_architecture(arch: &str) -> Vec<u8> {
 
 #[test]
 fn bad_files_are_typed_errors_not_panics() {
+    let _scratch = Scratch;
     let missing = LocalModel::load("/nonexistent/model.gguf").unwrap_err();
     assert!(matches!(missing, LocalModelError::Io { .. }), "{missing}");
 

@@ -40,13 +40,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 pub use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::journal::{
-    view, EventKind, InMemoryJournal, Journal, JournalEvent, RunId, StateChange,
-};
+use crate::orchestration::journal::{view, InMemoryJournal, Journal, RunId};
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+
+mod state;
 
 type State = HashMap<String, serde_json::Value>;
 
@@ -220,86 +220,6 @@ impl ExecutionContext {
         &self.inner.journal
     }
 
-    /// Stores `value` under `key`, replacing any previous value.
-    pub async fn set_state(&self, key: impl Into<String>, value: serde_json::Value) {
-        self.change_state(key.into(), StateChange::Set(value));
-    }
-
-    /// The value stored under `key`.
-    pub async fn get_state(&self, key: &str) -> Option<serde_json::Value> {
-        self.read_state().get(key).cloned()
-    }
-
-    /// Appends `value` to the JSON array under `key` (made when missing; a
-    /// value that is not an array becomes the array's first element), in one
-    /// step: the reducer for parallel branches that each add to a list.
-    ///
-    /// ```
-    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
-    /// ctx.append_state("findings", serde_json::json!("a")).await;
-    /// ctx.append_state("findings", serde_json::json!("b")).await;
-    /// assert_eq!(ctx.get_state("findings").await, Some(serde_json::json!(["a", "b"])));
-    /// # });
-    /// ```
-    pub async fn append_state(&self, key: &str, value: serde_json::Value) {
-        self.change_state(key.to_owned(), StateChange::Append(value));
-    }
-
-    /// Merges the fields of JSON object `fields` into the object under `key`
-    /// (made when missing; a value that is not an object is replaced), in one
-    /// step: the reducer for parallel branches that each fill in their own
-    /// fields. A field both set is the last writer's.
-    ///
-    /// ```
-    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
-    /// ctx.merge_state("report", serde_json::json!({"tech": "ok"})).await;
-    /// ctx.merge_state("report", serde_json::json!({"legal": "ok"})).await;
-    /// assert_eq!(
-    ///     ctx.get_state("report").await,
-    ///     Some(serde_json::json!({"tech": "ok", "legal": "ok"}))
-    /// );
-    /// # });
-    /// ```
-    pub async fn merge_state(&self, key: &str, fields: serde_json::Value) {
-        self.change_state(key.to_owned(), StateChange::Merge(fields));
-    }
-
-    /// Applies `change` to `key` and, inside an attempt, journals it for
-    /// the run (a resumed run replays the changes of finished attempts).
-    fn change_state(&self, key: String, change: StateChange) {
-        let mut state = self.write_state();
-        self.journal_change(&key, || change.clone());
-        apply_change(&mut state, key, change);
-    }
-
-    /// Journals the change `change` makes, when the code runs in an attempt
-    /// (called with the state's lock held, so the journal's order is the
-    /// state's).
-    fn journal_change(&self, key: &str, change: impl FnOnce() -> StateChange) {
-        if let Some(scope) = crate::orchestration::scope::current() {
-            self.inner.journal.append(JournalEvent::new(
-                scope.attempt.run,
-                self.inner.clock.now(),
-                EventKind::StateChanged {
-                    node: scope.attempt.node,
-                    attempt: scope.attempt.attempt,
-                    key: key.to_owned(),
-                    change: change(),
-                },
-            ));
-        }
-    }
-
-    /// Applies `change` to `key` without journaling it (what a resumed run
-    /// replays).
-    pub(crate) fn replay_state(&self, key: String, change: StateChange) {
-        apply_change(&mut self.write_state(), key, change);
-    }
-
     /// Asks a person question `id` (see [`human`](super::human)): the answer,
     /// when this context (or the one it is a child of) holds one; otherwise
     /// [`OrchestrationError::InputRequired`](super::OrchestrationError::InputRequired)
@@ -351,53 +271,6 @@ impl ExecutionContext {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    /// Removes and returns the value stored under `key`.
-    pub async fn remove_state(&self, key: &str) -> Option<serde_json::Value> {
-        let mut state = self.write_state();
-        self.journal_change(key, || StateChange::Remove);
-        state.remove(key)
-    }
-
-    /// Reads and changes the value under `key` in one step, so concurrent agents
-    /// never lose each other's updates (a counter, a list being appended to).
-    ///
-    /// ```
-    /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let ctx = ExecutionContext::new(ExecutionConfig::new());
-    /// for _ in 0..3 {
-    ///     ctx.update_state("visits", |slot| {
-    ///         let n = slot.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
-    ///         *slot = Some(serde_json::json!(n + 1));
-    ///     }).await;
-    /// }
-    /// assert_eq!(ctx.get_state("visits").await, Some(serde_json::json!(3)));
-    /// # });
-    /// ```
-    pub async fn update_state<R>(
-        &self,
-        key: &str,
-        update: impl FnOnce(&mut Option<serde_json::Value>) -> R,
-    ) -> R {
-        let mut state = self.write_state();
-        let mut slot = state.remove(key);
-        let result = update(&mut slot);
-        // Journaled as the value it made.
-        self.journal_change(key, || match &slot {
-            Some(value) => StateChange::Set(value.clone()),
-            None => StateChange::Remove,
-        });
-        if let Some(value) = slot {
-            state.insert(key.to_owned(), value);
-        }
-        result
-    }
-
-    /// A copy of the whole state.
-    pub async fn state_snapshot(&self) -> HashMap<String, serde_json::Value> {
-        self.read_state().clone()
     }
 
     /// The history of every run made under this context, as one trace: the
@@ -552,38 +425,6 @@ impl Clock {
     /// The UTC time now.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.wall_at(Instant::now())
-    }
-}
-
-/// Applies `change` to `key` of `state`: the one place the state reducers live.
-fn apply_change(state: &mut State, key: String, change: StateChange) {
-    use serde_json::Value;
-    match change {
-        StateChange::Set(value) => {
-            state.insert(key, value);
-        }
-        StateChange::Remove => {
-            state.remove(&key);
-        }
-        StateChange::Append(value) => {
-            let slot = state.entry(key).or_insert_with(|| Value::Array(Vec::new()));
-            match slot {
-                Value::Array(items) => items.push(value),
-                other => *other = Value::Array(vec![other.take(), value]),
-            }
-        }
-        StateChange::Merge(fields) => {
-            let slot = state
-                .entry(key)
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(serde_json::Map::new());
-            }
-            match (slot, fields) {
-                (Value::Object(into), Value::Object(from)) => into.extend(from),
-                (slot, other) => *slot = other,
-            }
-        }
     }
 }
 
