@@ -231,6 +231,12 @@ pub trait Agent: Send + Sync {
     }
 }
 
+/// The future [`Agent::execute`] returns (what `#[async_trait]` makes of an
+/// `async fn`): wrappers that forward to another agent return that agent's
+/// future as it is, instead of boxing it again.
+pub(crate) type ExecuteFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<AgentOutput>> + Send + 'a>>;
+
 #[async_trait]
 impl<A: Agent + ?Sized> Agent for Box<A> {
     fn name(&self) -> &str {
@@ -241,8 +247,13 @@ impl<A: Agent + ?Sized> Agent for Box<A> {
         (**self).description()
     }
 
-    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
-        (**self).execute(input).await
+    fn execute<'life0, 'async_trait>(&'life0 self, input: AgentInput) -> ExecuteFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        // The agent's own future, not one boxed around it.
+        (**self).execute(input)
     }
 
     fn max_retries(&self) -> Option<usize> {
@@ -264,8 +275,13 @@ impl<A: Agent + ?Sized> Agent for Arc<A> {
         (**self).description()
     }
 
-    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
-        (**self).execute(input).await
+    fn execute<'life0, 'async_trait>(&'life0 self, input: AgentInput) -> ExecuteFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        // The agent's own future, not one boxed around it.
+        (**self).execute(input)
     }
 
     fn max_retries(&self) -> Option<usize> {

@@ -40,7 +40,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 pub use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::journal::{view, InMemoryJournal, Journal, RunId};
+use crate::orchestration::journal::{view, InMemoryJournal, Journal, LiveJournal, RunId};
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
@@ -65,6 +65,9 @@ struct Inner {
     /// Answers to the questions agents ask, by question id.
     answers: Arc<RwLock<HashMap<String, String>>>,
     journal: Arc<dyn Journal>,
+    /// The journal again, when it is a [`LiveJournal`] (a private context's),
+    /// which keeps traces rather than events: traces are asked of it.
+    live: Option<Arc<LiveJournal>>,
     cancellation: StopToken,
     clock: Clock,
     observer: Option<Arc<dyn RunObserver>>,
@@ -107,6 +110,7 @@ impl ExecutionContext {
                 state: Arc::default(),
                 answers: Arc::default(),
                 journal: Arc::new(InMemoryJournal::new()),
+                live: None,
                 cancellation: StopToken::new(),
                 created: clock.now(),
                 clock,
@@ -127,6 +131,7 @@ impl ExecutionContext {
                 state: Arc::clone(&shared.state),
                 answers: Arc::clone(&shared.answers),
                 journal: Arc::clone(&shared.journal),
+                live: shared.live.clone(),
                 cancellation: shared.cancellation.clone(),
                 clock: shared.clock,
                 observer: shared.observer.clone(),
@@ -158,7 +163,23 @@ impl ExecutionContext {
     /// attach the journal first.
     #[must_use]
     pub fn with_journal(self, journal: Arc<dyn Journal>) -> Self {
-        self.rebuilt(|inner| inner.journal = journal)
+        self.rebuilt(|inner| {
+            inner.journal = journal;
+            inner.live = None;
+        })
+    }
+
+    /// A fresh context for one run that nobody else reads (the one
+    /// [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate) makes):
+    /// its journal keeps the run's trace, built as the run goes, rather than
+    /// its events (see `journal::live`).
+    pub(crate) fn private(config: ExecutionConfig) -> Self {
+        let live = Arc::new(LiveJournal::default());
+        let journal: Arc<dyn Journal> = live.clone();
+        Self::new(config).rebuilt(|inner| {
+            inner.journal = journal;
+            inner.live = Some(live);
+        })
     }
 
     /// A context for a nested run: it shares this context's state, journal,
@@ -172,6 +193,7 @@ impl ExecutionContext {
                 state: Arc::clone(&self.inner.state),
                 answers: Arc::clone(&self.inner.answers),
                 journal: Arc::clone(&self.inner.journal),
+                live: self.inner.live.clone(),
                 cancellation: self.inner.cancellation.child(),
                 clock: self.inner.clock,
                 observer: self.inner.observer.clone(),
@@ -288,8 +310,13 @@ impl ExecutionContext {
             };
             (history.runs.clone(), end)
         };
-        let events = self.inner.journal.read(&runs).await;
-        let mut trace = view::history(events, &runs, self.inner.created);
+        let mut trace = match &self.inner.live {
+            Some(live) => live.history(&runs, self.inner.created),
+            None => {
+                let events = self.inner.journal.read(&runs).await;
+                view::history(events, &runs, self.inner.created)
+            }
+        };
         trace.end_time = end;
         self.capped(trace)
     }
@@ -309,6 +336,9 @@ impl ExecutionContext {
     /// The trace of run `run` alone, nested runs included; `None` when the
     /// journal holds no such run.
     pub async fn run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
+        if let Some(live) = &self.inner.live {
+            return live.run_trace(run);
+        }
         let events = self.inner.journal.read(&[run]).await;
         view::run(events, run).map(|trace| self.capped(trace))
     }
@@ -317,6 +347,9 @@ impl ExecutionContext {
     /// context of [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate),
     /// which nobody else reads.
     pub(crate) async fn take_run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
+        if let Some(live) = &self.inner.live {
+            return live.take_run_trace(run);
+        }
         let events = self.inner.journal.take(&[run]).await;
         view::run(events, run)
     }

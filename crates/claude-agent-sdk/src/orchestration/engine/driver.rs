@@ -376,7 +376,8 @@ fn runaway(scheduler: &Scheduler, names: &NodeNames, steps: usize) -> Option<Bud
 /// Runs every step on the caller's task, one at a time.
 async fn drive_inline(walk: &Walk<'_>, mut state: RunState) -> (RunState, Option<Interruption>) {
     while let Some(job) = state.next_job(walk) {
-        let end = walk.run_step(&job).await;
+        let remake = |step| state.remake_input(walk, step);
+        let end = walk.run_step(job, &remake).await;
         state.settle(walk, end);
         if let Some(why) = state.interrupted {
             return (state, Some(why));

@@ -13,11 +13,12 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::context::{Clock, ExecutionContext};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{
@@ -91,12 +92,46 @@ struct OpenAttempts {
     /// steps are its nodes: empty).
     step_nodes: Vec<NodeId>,
     closed: bool,
+    /// When the last event was dated: events are dated in the order they
+    /// are appended.
+    last: Option<Moment>,
 }
 
 impl OpenAttempts {
     /// The node step `step` is an activation of.
     fn node_of(&self, step: NodeId) -> NodeId {
         self.step_nodes.get(step.index()).copied().unwrap_or(step)
+    }
+
+    /// `moment`, or the last event's when the clock was read earlier than
+    /// that (by a sibling that took the lock later): an event is never dated
+    /// before the one appended ahead of it.
+    fn in_order(&mut self, moment: Moment) -> Moment {
+        match self.last {
+            Some(last) if last.mono > moment.mono => last,
+            _ => {
+                self.last = Some(moment);
+                moment
+            }
+        }
+    }
+}
+
+/// When an event happened, on the monotonic clock and in UTC: read and
+/// converted before the recorder's lock is taken, so that siblings wait for
+/// the append only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment {
+    mono: Instant,
+    wall: DateTime<Utc>,
+}
+
+impl Moment {
+    fn at(mono: Instant, clock: &Clock) -> Self {
+        Self {
+            mono,
+            wall: clock.wall_at(mono),
+        }
     }
 }
 
@@ -118,6 +153,7 @@ impl Recorder {
                 by_node: vec![None; if steps_are_nodes { names.len() } else { 0 }],
                 step_nodes: Vec::new(),
                 closed: false,
+                last: None,
             }),
             steps_are_nodes,
             names,
@@ -146,12 +182,19 @@ impl Recorder {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append(&self, kind: EventKind) {
-        self.append_at(Instant::now(), kind);
+    /// The moment `now`, for an event appended soon.
+    fn moment(&self, now: Instant) -> Moment {
+        Moment::at(now, &self.ctx.clock())
     }
 
-    fn append_at(&self, now: Instant, kind: EventKind) {
-        let at = self.ctx.clock().wall_at(now);
+    /// Appends `kind`, dated now; the caller holds the lock.
+    fn append(&self, open: &mut OpenAttempts, kind: EventKind) {
+        self.append_at(open, self.moment(Instant::now()), kind);
+    }
+
+    /// Appends `kind`, dated `moment` (kept in order); the caller holds the lock.
+    fn append_at(&self, open: &mut OpenAttempts, moment: Moment, kind: EventKind) {
+        let at = open.in_order(moment).wall;
         self.ctx
             .journal()
             .append(JournalEvent::new(self.run, at, kind));
@@ -170,20 +213,23 @@ impl Recorder {
         parent: Option<ParentAttempt>,
         resumes: Option<RunId>,
     ) {
-        let _open = self.lock();
-        self.append(EventKind::RunStarted {
-            orchestrator: self.orchestrator.clone(),
-            // The names serve the attempts' records: none without them (and
-            // a graph's steps are named as they are added).
-            nodes: if self.records && self.steps_are_nodes {
-                self.names.iter().map(str::to_owned).collect()
-            } else {
-                Vec::new()
+        let mut open = self.lock();
+        self.append(
+            &mut open,
+            EventKind::RunStarted {
+                orchestrator: self.orchestrator.clone(),
+                // The names serve the attempts' records: none without them (and
+                // a graph's steps are named as they are added).
+                nodes: if self.records && self.steps_are_nodes {
+                    self.names.iter().map(str::to_owned).collect()
+                } else {
+                    Vec::new()
+                },
+                input: Box::new(self.capped_input(input)),
+                parent,
+                resumes,
             },
-            input: Box::new(self.capped_input(input)),
-            parent,
-            resumes,
-        });
+        );
         self.notify(&RunEvent::RunStarted {
             run: self.run,
             parent,
@@ -210,38 +256,44 @@ impl Recorder {
         }
         open.step_nodes[step.index()] = node;
         if self.records {
-            self.append(EventKind::StepAdded {
+            let kind = EventKind::StepAdded {
                 step,
                 agent: self.names.get(node).to_owned(),
                 node: label.to_owned(),
                 iteration,
                 item,
-            });
+            };
+            // Steps are added as the event before them (the run's start, a
+            // step's end) is handled: they share its moment.
+            match open.last {
+                Some(last) => self.append_at(&mut open, last, kind),
+                None => self.append(&mut open, kind),
+            }
         }
     }
 
-    /// Attempt `attempt` of `node` starts now: returns the instant it
-    /// started (read under the lock, so that a run's events are dated in
-    /// the order they are appended), or `None` when the run has closed its
-    /// books (the attempt must not run).
+    /// Attempt `attempt` of `node` starts at `now`: returns `false` when
+    /// the run has closed its books (the attempt must not run).
     pub(crate) fn attempt_started(
         &self,
         node: NodeId,
         attempt: u32,
         max_attempts: u32,
+        now: Instant,
         input: impl FnOnce() -> InputSource,
-    ) -> Option<Instant> {
+    ) -> bool {
+        let moment = self.records.then(|| self.moment(now));
         let mut open = self.lock();
         if open.closed {
-            return None;
+            return false;
         }
-        let now = Instant::now();
         if let Some(slot) = open.by_node.get_mut(node.index()) {
             *slot = Some((attempt, now));
         }
-        if self.records {
+        if let Some(moment) = moment {
             self.append_at(
-                now,
+                &mut open,
+                moment,
                 EventKind::AttemptStarted {
                     node,
                     attempt,
@@ -257,7 +309,7 @@ impl Recorder {
             attempt,
             max_attempts,
         });
-        Some(now)
+        true
     }
 
     /// Whether attempt `attempt` of `node` has started and not ended.
@@ -275,7 +327,10 @@ impl Recorder {
     pub(crate) fn attempt_finished(&self, node: NodeId, attempt: u32, end: AttemptEnd<'_>) {
         // The journal's copy is made before the lock is taken: siblings on
         // other threads wait for the append only.
-        let outcome = self.records.then(|| self.owned_outcome(end));
+        let now = Instant::now();
+        let journaled = self
+            .records
+            .then(|| (self.owned_outcome(end), self.moment(now)));
         let mut open = self.lock();
         let Some(slot) = open.by_node.get_mut(node.index()) else {
             return;
@@ -283,7 +338,8 @@ impl Recorder {
         let Some((_, started)) = slot.take_if(|(open, _)| *open == attempt) else {
             return;
         };
-        self.write_end(&open, node, attempt, started, end, outcome);
+        let elapsed = now.saturating_duration_since(started);
+        self.write_end(&mut open, node, attempt, elapsed, end, journaled);
     }
 
     /// What the journal keeps of how an attempt ended.
@@ -295,22 +351,22 @@ impl Recorder {
         }
     }
 
-    /// Writes an attempt's end (`outcome` is the journal's copy of `end`,
-    /// when attempts are journaled); the caller holds the lock.
+    /// Writes an attempt's end after `elapsed` (`journaled` is the
+    /// journal's copy of `end` and its moment, when attempts are journaled);
+    /// the caller holds the lock.
     fn write_end(
         &self,
-        open: &OpenAttempts,
+        open: &mut OpenAttempts,
         node: NodeId,
         attempt: u32,
-        started: Instant,
+        elapsed: Duration,
         end: AttemptEnd<'_>,
-        outcome: Option<AttemptOutcome>,
+        journaled: Option<(AttemptOutcome, Moment)>,
     ) {
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(started);
-        if let Some(outcome) = outcome {
+        if let Some((outcome, moment)) = journaled {
             self.append_at(
-                now,
+                open,
+                moment,
                 EventKind::AttemptFinished {
                     node,
                     attempt,
@@ -348,13 +404,14 @@ impl Recorder {
         delay: Duration,
         error: &OrchestrationError,
     ) {
-        let open = self.lock();
+        let mut open = self.lock();
         if self.records {
-            self.append(EventKind::RetryScheduled {
+            let kind = EventKind::RetryScheduled {
                 node,
                 next_attempt,
                 delay,
-            });
+            };
+            self.append(&mut open, kind);
         }
         self.notify(&RunEvent::RetryScheduled {
             run: self.run,
@@ -380,16 +437,20 @@ impl Recorder {
                     .map(|(attempt, started)| (NodeId::from_index(index), attempt, started))
             })
             .collect();
+        let now = Instant::now();
         for (node, attempt, started) in still_open {
             let end = AttemptEnd::Interrupted(why);
-            let outcome = self.records.then(|| self.owned_outcome(end));
-            self.write_end(&open, node, attempt, started, end, outcome);
+            let journaled = self
+                .records
+                .then(|| (self.owned_outcome(end), self.moment(now)));
+            let elapsed = now.saturating_duration_since(started);
+            self.write_end(&mut open, node, attempt, elapsed, end, journaled);
         }
     }
 
     /// The run ended as `outcome`.
     pub(crate) fn run_finished(&self, outcome: RunOutcome) {
-        let _open = self.lock();
+        let mut open = self.lock();
         let stand_in;
         let error = match &outcome {
             RunOutcome::Succeeded => None,
@@ -404,7 +465,7 @@ impl Recorder {
             orchestrator: &self.orchestrator,
             error,
         });
-        self.append(EventKind::RunFinished { outcome });
+        self.append(&mut open, EventKind::RunFinished { outcome });
     }
 
     fn capped_input(&self, input: &AgentInput) -> AgentInput {

@@ -23,7 +23,9 @@ use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{run_node, NodeFailure, NodePolicy, RunShared, StepKey};
+use crate::orchestration::executor::{
+    run_node, AttemptInputs, NodeFailure, NodePolicy, RunShared, StepKey,
+};
 use crate::orchestration::human::Question;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId};
 use crate::orchestration::usage::Usage;
@@ -124,8 +126,13 @@ impl<'a> Walk<'a> {
     }
 
     /// Runs `job` through the executor, then asks the graph where its
-    /// output goes.
-    pub(crate) async fn run_step(&self, job: &Job) -> StepEnd {
+    /// output goes. A retry of a step fed by another gets its input afresh
+    /// from `remake` (the run's state makes it).
+    pub(crate) async fn run_step(
+        &self,
+        job: Job,
+        remake: &(dyn Fn(StepId) -> AgentInput + Sync),
+    ) -> StepEnd {
         let Some(agent) = self.agents.get(job.node) else {
             return StepEnd {
                 step: job.step,
@@ -134,15 +141,21 @@ impl<'a> Walk<'a> {
                 store: None,
             };
         };
-        let given = job.input.as_ref().unwrap_or(&self.input);
-        let input = || given.clone();
+        let fresh = || match job.source {
+            InputSource::RunInput => AgentInput::clone(&self.input),
+            _ => remake(job.step),
+        };
+        let inputs = AttemptInputs {
+            first: job.input,
+            fresh: &fresh,
+        };
         let policy = self.policy(agent);
         let step = StepKey {
             step: job.step,
             node: job.node,
             activation: job.activation,
         };
-        let mut outcome = run_node(&self.run, step, agent, &input, &job.source, &policy).await;
+        let mut outcome = run_node(&self.run, step, agent, inputs, &job.source, &policy).await;
         let mut decision = Decision::default();
         if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
             match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
@@ -284,7 +297,12 @@ impl RunState {
                 self.expand(walk, step, info.node, &info.input);
                 continue;
             }
-            if let Some(output) = self.reuse.remove(&(info.node, info.activation)) {
+            let reused = if self.reuse.is_empty() {
+                None
+            } else {
+                self.reuse.remove(&(info.node, info.activation))
+            };
+            if let Some(output) = reused {
                 // Finished before the run paused: its output, not a new run.
                 let decision = match &walk.branching {
                     Some(branching) => {
@@ -477,6 +495,14 @@ impl RunState {
             );
         }
         self.announced = steps.len();
+    }
+
+    /// A fresh copy of the input step `step` gets (for a retry).
+    pub(crate) fn remake_input(&self, walk: &Walk<'_>, step: StepId) -> AgentInput {
+        match self.scheduler.step(step) {
+            Some(info) => self.input_of(walk, &info.input),
+            None => AgentInput::clone(&walk.input),
+        }
     }
 
     /// The input a step on `input` gets.

@@ -32,10 +32,12 @@ pub(crate) struct RunStop {
 impl RunStop {
     /// Why the run must stop, if it must stop now.
     pub(crate) fn check(&self) -> Option<Interruption> {
-        if self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        self.check_at(Instant::now())
+    }
+
+    /// Why the run must stop, if it must stop at `now`.
+    pub(crate) fn check_at(&self, now: Instant) -> Option<Interruption> {
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
             Some(Interruption::TimedOut)
         } else if self.token.is_cancelled()
             || self.context.as_ref().is_some_and(StopToken::is_cancelled)

@@ -134,7 +134,8 @@ async fn work(fleet: Arc<Fleet>) {
                 }
             }
             Next::Run(job) => {
-                ended = Some(fleet.walk.run_step(&job).await);
+                let remake = |step| fleet.lock().remake_input(&fleet.walk, step);
+                ended = Some(fleet.walk.run_step(job, &remake).await);
                 // Agents that finish at once never yield on their own: take turns.
                 tokio::task::coop::consume_budget().await;
             }

@@ -214,29 +214,45 @@ pub(crate) enum NodeFailure {
     Interrupted(Interruption),
 }
 
-/// Runs `agent` as node `node` on what `input` makes (a fresh copy per
-/// attempt; it came from `source`) until
+/// The input of each attempt of a node (an agent consumes its input): the
+/// first attempt takes the one made for it, when there is one; a retry gets
+/// a fresh copy.
+pub(crate) struct AttemptInputs<'a> {
+    pub(crate) first: Option<AgentInput>,
+    pub(crate) fresh: &'a (dyn Fn() -> AgentInput + Sync),
+}
+
+impl AttemptInputs<'_> {
+    fn next(&mut self) -> AgentInput {
+        self.first.take().unwrap_or_else(self.fresh)
+    }
+}
+
+/// Runs `agent` as node `node` on `inputs` (which came from `source`) until
 /// it succeeds, fails for good, or the run must stop.
 pub(crate) async fn run_node(
     run: &Arc<RunShared>,
     step: StepKey,
     agent: &dyn Agent,
-    input: &(dyn Fn() -> AgentInput + Sync),
+    mut inputs: AttemptInputs<'_>,
     source: &InputSource,
     policy: &NodePolicy<'_>,
 ) -> Result<AgentOutput, NodeFailure> {
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
     loop {
-        if let Some(why) = run.stop.check() {
+        // One reading of the clock: the stop check and the attempt's start.
+        let now = tokio::time::Instant::now();
+        if let Some(why) = run.stop.check_at(now) {
             return Err(NodeFailure::Interrupted(why));
         }
         let this = Attempt {
             step,
             number: attempt,
             max: max_attempts,
+            started: now,
         };
-        let error = match run_attempt(run, agent, input, source, policy, this).await {
+        let error = match run_attempt(run, agent, inputs.next(), source, policy, this).await {
             Ok(output) => return Ok(output),
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
@@ -274,12 +290,13 @@ enum AttemptFailure {
     Interrupted(Interruption),
 }
 
-/// Which attempt of which step.
+/// Which attempt of which step, and when it starts.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     step: StepKey,
     number: u32,
     max: u32,
+    started: tokio::time::Instant,
 }
 
 /// A step, as the run journals it (`step`) and as it stays the same when a
@@ -301,7 +318,7 @@ pub(crate) struct StepKey {
 async fn run_attempt(
     run: &Arc<RunShared>,
     agent: &dyn Agent,
-    input: &(dyn Fn() -> AgentInput + Sync),
+    input: AgentInput,
     source: &InputSource,
     policy: &NodePolicy<'_>,
     this: Attempt,
@@ -309,16 +326,17 @@ async fn run_attempt(
     let Attempt {
         step,
         number: attempt,
+        started,
         ..
     } = this;
     let node = step.step;
     let name = agent.name();
-    let Some(started) = run
+    if !run
         .recorder
-        .attempt_started(node, attempt, this.max, || source.clone())
-    else {
+        .attempt_started(node, attempt, this.max, started, || source.clone())
+    {
         return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
-    };
+    }
     let times_out_at = policy
         .attempt_timeout
         .and_then(|limit| started.checked_add(limit));
@@ -333,7 +351,7 @@ async fn run_attempt(
         run: Arc::clone(run) as Arc<dyn RunBooks>,
     };
     let span = AttemptSpan::new(name, attempt);
-    let call = CatchUnwind::new(span.instrument(agent.execute(input())));
+    let call = CatchUnwind::new(span.instrument(agent.execute(input)));
     let outcome = bounded(
         scope::enter(scope.clone(), call),
         &scope,

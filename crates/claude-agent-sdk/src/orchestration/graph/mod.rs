@@ -516,7 +516,7 @@ impl GraphOrchestrator {
         K: Into<String>,
         V: Into<String>,
     {
-        let ctx = ExecutionContext::new(self.base.config().clone());
+        let ctx = ExecutionContext::private(self.base.config().clone());
         self.resume_with_context(pause, answers, &ctx, TraceOut::Take)
             .await
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput, ExecuteFuture};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::registry::{AgentRegistry, RegistryError};
 
@@ -146,8 +146,13 @@ impl Agent for NodeAgent {
         self.agent.description()
     }
 
-    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
-        self.agent.execute(input).await
+    fn execute<'life0, 'async_trait>(&'life0 self, input: AgentInput) -> ExecuteFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        // The node's agent's own future, not one boxed around it.
+        self.agent.execute(input)
     }
 
     fn max_retries(&self) -> Option<usize> {

@@ -40,8 +40,7 @@ use super::{EventKind, Journal, JournalEvent, RunId};
 #[derive(Debug, Default)]
 pub struct InMemoryJournal {
     events: Mutex<Vec<JournalEvent>>,
-    /// Which run continues which (see [`Journal::claim_resume`]).
-    resumed: Mutex<HashMap<RunId, RunId>>,
+    claims: ResumeClaims,
 }
 
 impl InMemoryJournal {
@@ -117,12 +116,24 @@ impl Journal for InMemoryJournal {
         run: RunId,
         by: RunId,
     ) -> crate::orchestration::Result<Option<RunId>> {
-        let mut resumed = self.resumed.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(self.claims.claim(run, by))
+    }
+}
+
+/// Which run continues which, in memory (see [`Journal::claim_resume`]).
+#[derive(Debug, Default)]
+pub(crate) struct ResumeClaims(Mutex<HashMap<RunId, RunId>>);
+
+impl ResumeClaims {
+    /// Records that `by` continues `run`, unless another run did first:
+    /// then returns that run.
+    pub(crate) fn claim(&self, run: RunId, by: RunId) -> Option<RunId> {
+        let mut resumed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match resumed.get(&run) {
-            Some(other) if *other != by => Ok(Some(*other)),
+            Some(other) if *other != by => Some(*other),
             _ => {
                 resumed.insert(run, by);
-                Ok(None)
+                None
             }
         }
     }

@@ -19,6 +19,7 @@
 //! [`InMemoryJournal`] is the default store. Durable ones implement the same
 //! trait.
 
+mod live;
 mod memory;
 pub(crate) mod view;
 
@@ -30,6 +31,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub(crate) use live::LiveJournal;
 #[cfg(feature = "store")]
 pub(crate) use memory::events_of;
 pub use memory::InMemoryJournal;

@@ -17,9 +17,7 @@ use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
 
 /// The trace of run `run` (nested runs attached), if the events hold it.
 pub(crate) fn run(events: Vec<JournalEvent>, run: RunId) -> Option<ExecutionTrace> {
-    let mut runs = build(events);
-    let index = runs.iter().position(|view| view.id == run)?;
-    Some(runs.swap_remove(index).into_trace())
+    folded(events).into_run_trace(run)
 }
 
 /// One trace holding the records of every run in `roots` (nested runs
@@ -29,21 +27,21 @@ pub(crate) fn history(
     roots: &[RunId],
     start_time: DateTime<Utc>,
 ) -> ExecutionTrace {
-    let mut by_id: HashMap<RunId, RunView> = build(events)
-        .into_iter()
-        .map(|view| (view.id, view))
-        .collect();
-    let mut trace = ExecutionTrace::starting_at(start_time);
-    for root in roots {
-        if let Some(view) = by_id.remove(root) {
-            trace.agent_executions.extend(view.into_records());
-        }
+    folded(events).into_history(roots, start_time)
+}
+
+/// The views of the runs `events` hold.
+fn folded(events: Vec<JournalEvent>) -> Views {
+    let mut views = Views::default();
+    for event in events {
+        views.apply(event);
     }
-    trace
+    views
 }
 
 /// What the events say of one run.
-struct RunView {
+#[derive(Clone)]
+pub(crate) struct RunView {
     id: RunId,
     parent: Option<ParentAttempt>,
     start: DateTime<Utc>,
@@ -234,24 +232,20 @@ impl RunView {
     }
 }
 
-/// Every run the events hold, nested runs attached to their parents' records
-/// and removed from the list.
-fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
-    // The first run's attempts, counted in one quick pass, size its records
-    // at once (a graph's run does not know its steps when it starts).
-    let first_attempts = events.first().map_or(0, |first| {
-        events
-            .iter()
-            .filter(|event| {
-                event.run == first.run && matches!(event.kind, EventKind::AttemptStarted { .. })
-            })
-            .count()
-    });
-    let mut runs: Vec<RunView> = Vec::new();
-    let mut index_of: HashMap<RunId, usize> = HashMap::new();
-    // Events of one run mostly come together: remember the last one's place.
-    let mut last: Option<(RunId, usize)> = None;
-    for event in events {
+/// The views of runs, built one event at a time: from a list of events read
+/// back, or as the events are appended (a [`LiveJournal`](super::LiveJournal)).
+#[derive(Default)]
+pub(crate) struct Views {
+    /// Each run's view, in the order the runs started.
+    runs: Vec<RunView>,
+    index_of: HashMap<RunId, usize>,
+    /// Events of one run mostly come together: the last one's run and place.
+    last: Option<(RunId, usize)>,
+}
+
+impl Views {
+    /// Applies one event.
+    pub(crate) fn apply(&mut self, event: JournalEvent) {
         let JournalEvent { run, at, kind } = event;
         if let EventKind::RunStarted {
             nodes,
@@ -260,42 +254,123 @@ fn build(events: Vec<JournalEvent>) -> Vec<RunView> {
             ..
         } = kind
         {
-            index_of.insert(run, runs.len());
-            let mut view = RunView::new(run, at, nodes, *input, parent);
-            if runs.is_empty() {
-                view.records.reserve(first_attempts);
-            }
-            runs.push(view);
-            continue;
+            self.index_of.insert(run, self.runs.len());
+            self.runs.push(RunView::new(run, at, nodes, *input, parent));
+            return;
         }
-        let index = match last {
+        let index = match self.last {
             Some((id, index)) if id == run => Some(index),
-            _ => index_of.get(&run).copied(),
+            _ => self.index_of.get(&run).copied(),
         };
         let Some(index) = index else {
-            continue; // events of a run whose start is not in this selection
+            return; // events of a run whose start is not in this selection
         };
-        last = Some((run, index));
-        runs[index].apply(at, kind);
+        self.last = Some((run, index));
+        self.runs[index].apply(at, kind);
     }
-    // Attach children to their parents, last started first: a child started
-    // after its parent, so each child is complete when it is attached.
-    let mut kept = Vec::new();
-    while let Some(view) = runs.pop() {
-        let parent = view
-            .parent
-            .and_then(|parent| index_of.get(&parent.run).map(|&i| (i, parent)))
-            .filter(|&(i, _)| i < runs.len());
-        match parent {
-            Some((i, parent)) => {
-                let trace = view.into_trace();
-                if let Some(record) = runs[i].record_mut(parent.node, parent.attempt) {
-                    record.nested = Some(Box::new(trace));
+
+    /// Runs `roots` and every run nested in them, moved out of these views
+    /// when `take`, copied otherwise.
+    pub(crate) fn select(&mut self, roots: &[RunId], take: bool) -> Self {
+        let mut wanted: std::collections::HashSet<RunId> = roots.iter().copied().collect();
+        // A nested run starts after its parent: one pass in order finds them all.
+        let flags: Vec<bool> = self
+            .runs
+            .iter()
+            .map(|view| {
+                let nested_in_wanted = view
+                    .parent
+                    .is_some_and(|parent| wanted.contains(&parent.run));
+                if nested_in_wanted {
+                    wanted.insert(view.id);
                 }
-            }
-            None => kept.push(view),
+                wanted.contains(&view.id)
+            })
+            .collect();
+        let selected = if !take {
+            let copies = self.runs.iter().zip(&flags).filter(|(_, &f)| f);
+            copies.map(|(view, _)| view.clone()).collect()
+        } else if flags.iter().all(|&f| f) {
+            std::mem::take(&mut self.runs)
+        } else {
+            let mut flags = flags.into_iter();
+            let (taken, kept): (Vec<RunView>, Vec<RunView>) = std::mem::take(&mut self.runs)
+                .into_iter()
+                .partition(|_| flags.next().unwrap_or(false));
+            self.runs = kept;
+            taken
+        };
+        if take {
+            self.reindex();
         }
+        let mut views = Self {
+            runs: selected,
+            ..Self::default()
+        };
+        views.reindex();
+        views
     }
-    kept.reverse();
-    kept
+
+    fn reindex(&mut self) {
+        self.index_of = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(index, view)| (view.id, index))
+            .collect();
+        self.last = None;
+    }
+
+    /// Every run, nested runs attached to their parents' records and removed
+    /// from the list.
+    pub(crate) fn finish(self) -> Vec<RunView> {
+        let Self {
+            mut runs, index_of, ..
+        } = self;
+        // Attach children to their parents, last started first: a child
+        // started after its parent, so each child is complete when it is
+        // attached.
+        let mut kept = Vec::new();
+        while let Some(view) = runs.pop() {
+            let parent = view
+                .parent
+                .and_then(|parent| index_of.get(&parent.run).map(|&i| (i, parent)))
+                .filter(|&(i, _)| i < runs.len());
+            match parent {
+                Some((i, parent)) => {
+                    let trace = view.into_trace();
+                    if let Some(record) = runs[i].record_mut(parent.node, parent.attempt) {
+                        record.nested = Some(Box::new(trace));
+                    }
+                }
+                None => kept.push(view),
+            }
+        }
+        kept.reverse();
+        kept
+    }
+
+    /// The trace of run `run` (nested runs attached), if the views hold it.
+    pub(crate) fn into_run_trace(self, run: RunId) -> Option<ExecutionTrace> {
+        let mut runs = self.finish();
+        let index = runs.iter().position(|view| view.id == run)?;
+        Some(runs.swap_remove(index).into_trace())
+    }
+
+    /// One trace holding the records of every run in `roots` (nested runs
+    /// attached), run after run, starting at `start_time`.
+    pub(crate) fn into_history(self, roots: &[RunId], start_time: DateTime<Utc>) -> ExecutionTrace {
+        let mut by_id: HashMap<RunId, RunView> = self
+            .finish()
+            .into_iter()
+            .map(|view| (view.id, view))
+            .collect();
+        let mut trace = ExecutionTrace::starting_at(start_time);
+        for root in roots {
+            if let Some(view) = by_id.remove(root) {
+                trace.agent_executions.extend(view.into_records());
+            }
+        }
+        trace
+    }
 }

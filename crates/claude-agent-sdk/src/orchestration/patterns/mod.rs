@@ -188,7 +188,8 @@ macro_rules! orchestrator_impl {
                 input: $crate::orchestration::OrchestratorInput,
             ) -> $crate::orchestration::Result<$crate::orchestration::OrchestratorOutput> {
                 // This context is the run's alone: its events move into the trace.
-                let ctx = $crate::orchestration::ExecutionContext::new(self.base.config().clone());
+                let ctx =
+                    $crate::orchestration::ExecutionContext::private(self.base.config().clone());
                 self.run(
                     agents,
                     input,
