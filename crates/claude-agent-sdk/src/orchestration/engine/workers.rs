@@ -25,16 +25,30 @@ use crate::orchestration::journal::Interruption;
 /// What the workers of a run share.
 struct Fleet {
     walk: Arc<Walk<'static>>,
-    /// The scheduler and what the run produced so far.
-    state: Mutex<RunState>,
-    /// Told whenever a step may have become ready, or the run is over.
+    books: Mutex<Books>,
+    /// Told whenever a step may have become ready while workers wait, or the
+    /// run is over.
     wake: Notify,
 }
 
+/// What the workers change, under one lock.
+struct Books {
+    /// The scheduler and what the run produced so far.
+    state: RunState,
+    /// How many workers wait for a step to become ready (nobody is woken
+    /// when nobody waits: a fan-out's workers never do until its end).
+    waiting: usize,
+}
+
 impl Fleet {
-    fn lock(&self) -> MutexGuard<'_, RunState> {
+    fn lock(&self) -> MutexGuard<'_, Books> {
         // Only the scheduler's bookkeeping runs under this lock.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.books.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh copy of step `step`'s input (for a retry).
+    fn remake_input(&self, step: super::scheduler::StepId) -> crate::orchestration::AgentInput {
+        self.lock().state.remake_input(&self.walk, step)
     }
 }
 
@@ -60,7 +74,7 @@ pub(crate) async fn drive(
     let run = Arc::clone(&walk.run);
     let fleet = Arc::new(Fleet {
         walk,
-        state: Mutex::new(state),
+        books: Mutex::new(Books { state, waiting: 0 }),
         wake: Notify::new(),
     });
     let mut workers = JoinSet::new();
@@ -85,7 +99,7 @@ pub(crate) async fn drive(
         run.recorder.close(Interruption::Abandoned);
         workers.abort_all();
     }
-    let mut state = std::mem::replace(&mut *fleet.lock(), RunState::empty());
+    let mut state = std::mem::replace(&mut fleet.lock().state, RunState::empty());
     if let Some(why) = state.interrupted.take() {
         interrupted.get_or_insert(why);
     }
@@ -102,11 +116,16 @@ async fn join_all(workers: &mut JoinSet<()>) {
 /// the run must stop.
 async fn work(fleet: Arc<Fleet>) {
     let mut ended: Option<StepEnd> = None;
+    let mut waited = false;
     loop {
         let wake = fleet.wake.notified();
         tokio::pin!(wake);
-        let (next, more_ready) = {
-            let mut state = fleet.lock();
+        let (next, wake_others) = {
+            let mut books = fleet.lock();
+            if std::mem::take(&mut waited) {
+                books.waiting -= 1;
+            }
+            let state = &mut books.state;
             if let Some(end) = ended.take() {
                 state.settle(&fleet.walk, end);
             }
@@ -116,12 +135,17 @@ async fn work(fleet: Arc<Fleet>) {
                 None if state.interrupted.is_some() => Next::Stop,
                 None => Next::Wait,
             };
-            (next, state.has_startable())
+            // Wake the waiting workers only when there is something for
+            // them: a step left ready, or the run over.
+            let wake_others =
+                books.waiting > 0 && (books.state.has_startable() || matches!(next, Next::Stop));
+            if matches!(next, Next::Wait) {
+                books.waiting += 1;
+                waited = true;
+            }
+            (next, wake_others)
         };
-        // Wake the waiting workers only when there is something for them: a
-        // step left ready, or the run over (a fan-out wakes nobody until its
-        // end, however many workers wait).
-        if more_ready || matches!(next, Next::Stop) {
+        if wake_others {
             fleet.wake.notify_waiters();
         }
         match next {
@@ -134,7 +158,7 @@ async fn work(fleet: Arc<Fleet>) {
                 }
             }
             Next::Run(job) => {
-                let remake = |step| fleet.lock().remake_input(&fleet.walk, step);
+                let remake = |step| fleet.remake_input(step);
                 ended = Some(fleet.walk.run_step(job, &remake).await);
                 // Agents that finish at once never yield on their own: take turns.
                 tokio::task::coop::consume_budget().await;

@@ -1,0 +1,147 @@
+//! The trace of a run under `orchestrate()`'s own context is built as the run
+//! goes (its journal keeps the view, not the events): it must be the same
+//! trace a caller-owned context gives for the same run, and an agent must
+//! still read the records made so far from inside the run.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use claude_agent_sdk::orchestration::{
+    Agent, AgentExecution, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
+    ExecutionTrace, Orchestrator, OrchestratorAgent, OrchestratorInput, ParallelOrchestrator,
+    Result, SequentialOrchestrator,
+};
+use common::{echo, transient, Scripted, Step};
+
+/// What a record says, without its ids and times (which differ run to run).
+#[derive(Debug, PartialEq)]
+struct Shape {
+    agent: String,
+    attempt: u32,
+    success: bool,
+    input: String,
+    output: Option<String>,
+    error: Option<String>,
+    nested: Option<Vec<Shape>>,
+}
+
+fn shape(trace: &ExecutionTrace) -> Vec<Shape> {
+    trace.agent_executions.iter().map(shape_of).collect()
+}
+
+fn shape_of(record: &AgentExecution) -> Shape {
+    Shape {
+        agent: record.agent_name.clone(),
+        attempt: record.attempt,
+        success: record.success,
+        input: record.input.content.clone(),
+        output: record.output.as_ref().map(|output| output.content.clone()),
+        error: record.error.clone(),
+        nested: record.nested.as_deref().map(shape),
+    }
+}
+
+/// A pipeline with a retried step and a nested fan-out, built fresh for each run.
+fn agents() -> Vec<Box<dyn Agent>> {
+    let flaky = Scripted::new("flaky", [Step::Fail(transient("503")), Step::Ok("fixed")]);
+    let fan_out: Vec<Box<dyn Agent>> = vec![echo("left"), echo("right")];
+    let nested = OrchestratorAgent::new(
+        "both",
+        "a nested fan-out",
+        ParallelOrchestrator::new(),
+        fan_out,
+    );
+    vec![
+        echo("first"),
+        Box::new(flaky),
+        Box::new(nested),
+        echo("last"),
+    ]
+}
+
+fn pipeline() -> SequentialOrchestrator {
+    SequentialOrchestrator::new().with_config(
+        ExecutionConfig::new()
+            .with_max_retries(2)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(1)),
+    )
+}
+
+#[tokio::test]
+async fn a_private_runs_trace_is_the_trace_a_callers_context_gives() {
+    let private = pipeline()
+        .orchestrate(agents(), OrchestratorInput::new("x"))
+        .await
+        .unwrap();
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let owned = pipeline()
+        .orchestrate_with_context(agents(), OrchestratorInput::new("x"), &ctx)
+        .await
+        .unwrap();
+
+    let records = shape(&private.execution_trace);
+    assert_eq!(records, shape(&owned.execution_trace));
+    assert_eq!(
+        records.len(),
+        5,
+        "first, flaky twice, both, last: {records:#?}"
+    );
+    assert_eq!(
+        records[1].error.as_deref().map(|e| e.contains("503")),
+        Some(true)
+    );
+    let nested = records[3].nested.as_ref().expect("the nested run's trace");
+    assert_eq!(nested.len(), 2);
+    assert!(private.execution_trace.end_time.is_some());
+    assert!(private.execution_trace.run_id.is_some());
+}
+
+/// Reads, from inside its attempt, the records of the run so far.
+struct Reader {
+    seen: Arc<Mutex<Vec<usize>>>,
+}
+
+#[async_trait]
+impl Agent for Reader {
+    fn name(&self) -> &str {
+        "reader"
+    }
+
+    fn description(&self) -> &str {
+        "counts the records made before it"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("runs inside an attempt");
+        let history = ctx.get_trace().await;
+        let finished = history
+            .agent_executions
+            .iter()
+            .filter(|record| record.end_time.is_some())
+            .count();
+        let running = history.agent_executions.len() - finished;
+        self.seen.lock().unwrap().extend([finished, running]);
+        Ok(AgentOutput::new(input.content))
+    }
+}
+
+#[tokio::test]
+async fn an_agent_reads_the_records_so_far_from_inside_a_private_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = Reader {
+        seen: Arc::clone(&seen),
+    };
+    let output = SequentialOrchestrator::new()
+        .orchestrate(
+            vec![echo("a"), echo("b"), Box::new(reader), echo("c")],
+            OrchestratorInput::new("x"),
+        )
+        .await
+        .unwrap();
+    // Two finished before it; its own attempt running, without an end time.
+    assert_eq!(*seen.lock().unwrap(), [2, 1]);
+    assert_eq!(output.execution_trace.agent_executions.len(), 4);
+}
