@@ -1,0 +1,377 @@
+//! Running a graph: the check's result compiled into the engine's
+//! [`Branching`] (routers, loop conditions, splits by node index), a run or
+//! a resumed run handed to the engine, and its report turned into the
+//! graph's output — or into the pause that asks for human input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::check;
+use super::nodes::NodeAgent;
+use super::route::{Condition, RouteContext, Router, Split};
+use super::GraphOrchestrator;
+use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::driver::RunReport;
+use crate::orchestration::engine::run_state::{Branching, Reuse};
+use crate::orchestration::engine::scheduler::{Decision, StepKind};
+use crate::orchestration::engine::stop::interruption_error;
+use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::human::{FinishedStep, Pause};
+use crate::orchestration::journal::NodeId;
+use crate::orchestration::orchestrator::{AgentFailure, OrchestratorInput, OrchestratorOutput};
+use crate::orchestration::patterns::{orchestrator_impl, run_pattern, Flow, TraceOut};
+
+impl GraphOrchestrator {
+    /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
+    /// under a fresh context: the steps the paused run finished are not run
+    /// again (their outputs are reused), and the agents that asked get
+    /// `answers` (question id → answer) from
+    /// [`ExecutionContext::ask`]. A run may pause again on new questions.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{
+    ///     Agent, AgentInput, AgentOutput, ExecutionContext, GraphOrchestrator,
+    ///     OrchestrationError, Orchestrator, OrchestratorInput, Result, END, START,
+    /// };
+    ///
+    /// struct Spender;
+    /// #[async_trait::async_trait]
+    /// impl Agent for Spender {
+    ///     fn name(&self) -> &str { "spender" }
+    ///     fn description(&self) -> &str { "spends money, with approval" }
+    ///     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+    ///         let ctx = ExecutionContext::current().expect("runs in a run");
+    ///         let answer = ctx.ask("approve", "Spend $50?")?;
+    ///         Ok(AgentOutput::new(format!("{}: {answer}", input.content)))
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let graph = GraphOrchestrator::new("buy")
+    ///     .add_node("spend", Spender)
+    ///     .add_edge(START, "spend")
+    ///     .add_edge("spend", END);
+    /// let Err(OrchestrationError::InputRequired(pause)) =
+    ///     graph.orchestrate(vec![], OrchestratorInput::new("order")).await
+    /// else {
+    ///     panic!("the run should pause");
+    /// };
+    /// assert_eq!(pause.questions[0].text, "Spend $50?");
+    /// let output = graph.resume(*pause, [("approve", "yes")]).await?;
+    /// assert_eq!(output.result, "order: yes");
+    /// # Ok::<(), OrchestrationError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`orchestrate`](crate::orchestration::Orchestrator::orchestrate);
+    /// [`OrchestrationError::InvalidConfig`] when `pause` names a node this
+    /// graph does not have.
+    pub async fn resume<I, K, V>(&self, pause: Pause, answers: I) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let ctx = ExecutionContext::private(self.base.config().clone());
+        self.resume_with_context(pause, answers, &ctx, TraceOut::Take)
+            .await
+    }
+
+    /// As [`resume`](Self::resume), under a caller-owned context (which
+    /// keeps the answers).
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    pub async fn resume_in<I, K, V>(
+        &self,
+        pause: Pause,
+        answers: I,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.resume_with_context(pause, answers, ctx, TraceOut::Attach)
+            .await
+    }
+
+    async fn resume_with_context<I, K, V>(
+        &self,
+        pause: Pause,
+        answers: I,
+        ctx: &ExecutionContext,
+        trace: TraceOut,
+    ) -> Result<OrchestratorOutput>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        for (id, answer) in pause.answers {
+            ctx.answer(id, answer);
+        }
+        for (id, answer) in answers {
+            ctx.answer(id, answer);
+        }
+        let mut reuse = Reuse::new();
+        for step in pause.finished {
+            let Some(position) = self.nodes.iter().position(|node| node.id == step.node) else {
+                return Err(OrchestrationError::InvalidConfig(format!(
+                    "the paused run names node `{}`, which graph `{}` does not have",
+                    step.node,
+                    self.base.name()
+                )));
+            };
+            reuse.insert((NodeId::from_index(position), step.activation), step.output);
+        }
+        let input = pause.input.unwrap_or_default();
+        self.run_reusing(vec![], input, ctx, trace, reuse).await
+    }
+
+    async fn run(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+        trace: TraceOut,
+    ) -> Result<OrchestratorOutput> {
+        self.run_reusing(agents, input, ctx, trace, Reuse::new())
+            .await
+    }
+
+    async fn run_reusing(
+        &self,
+        agents: Vec<Box<dyn Agent>>,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+        trace: TraceOut,
+        reuse: Reuse,
+    ) -> Result<OrchestratorOutput> {
+        if !agents.is_empty() {
+            return Err(OrchestrationError::InvalidConfig(format!(
+                "graph `{}` carries its own agents: pass an empty list, not {}",
+                self.base.name(),
+                agents.len()
+            )));
+        }
+        let prepared = self.prepared()?;
+        let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let (agent, options) = node.source.resolve(&node.options).await?;
+            agents.push(Box::new(NodeAgent::new(agent, options)));
+        }
+        let flow = Flow {
+            graph: prepared.graph.clone(),
+            branching: Some(Arc::clone(&prepared.compiled) as Arc<dyn Branching>),
+            budget: self.budget,
+            reuse,
+        };
+        let timeout = self.base.config().timeout;
+        let kept_input = input.clone();
+        run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
+            if !report.asked.is_empty() {
+                return Err(self.paused(&report, kept_input, ctx));
+            }
+            conclude(report, self.base.name(), timeout)
+        })
+        .await
+    }
+
+    /// The pause of a run whose steps asked questions.
+    fn paused(
+        &self,
+        report: &RunReport,
+        input: OrchestratorInput,
+        ctx: &ExecutionContext,
+    ) -> OrchestrationError {
+        let finished = report
+            .scheduler
+            .steps()
+            .iter()
+            .zip(&report.outputs)
+            .filter(|(step, _)| step.kind == StepKind::Agent)
+            .filter_map(|(step, output)| {
+                Some(FinishedStep {
+                    node: self.nodes.get(step.node.index())?.id.clone(),
+                    activation: step.activation,
+                    output: output.clone()?,
+                })
+            })
+            .collect();
+        OrchestrationError::InputRequired(Box::new(Pause {
+            questions: report
+                .asked
+                .iter()
+                .map(|(_, question)| question.clone())
+                .collect(),
+            finished,
+            answers: ctx.answers(),
+            input: Some(input),
+        }))
+    }
+}
+
+orchestrator_impl!(GraphOrchestrator);
+
+/// A router and the targets it may name (`None`: END).
+type RouterEntry = (Router, Vec<(String, Option<NodeId>)>);
+
+/// The graph's decisions, with node ids resolved to indexes.
+pub(super) struct Compiled {
+    labels: Vec<String>,
+    /// By node: its router and the nodes it may route to (`None`: END).
+    routers: Vec<Option<RouterEntry>>,
+    /// By node: the condition of the loop it closes.
+    loops: Vec<Option<Condition>>,
+    splits: Vec<Option<Split>>,
+}
+
+impl Compiled {
+    pub(super) fn new(definition: &GraphOrchestrator, checked: &check::Checked) -> Self {
+        let count = definition.nodes.len();
+        let mut routers: Vec<Option<_>> = vec![None; count];
+        for router in &definition.routers {
+            if let Some(node) = checked.index.get(&router.from) {
+                let targets = router
+                    .targets
+                    .iter()
+                    .map(|target| (target.clone(), checked.index.get(target).copied()))
+                    .collect();
+                routers[node.index()] = Some((Arc::clone(&router.router), targets));
+            }
+        }
+        let mut loops: Vec<Option<Condition>> = vec![None; count];
+        for lp in &definition.loops {
+            if let Some(node) = checked.index.get(&lp.from) {
+                loops[node.index()] = Some(Arc::clone(&lp.again));
+            }
+        }
+        Self {
+            labels: definition.nodes.iter().map(|n| n.id.clone()).collect(),
+            routers,
+            loops,
+            splits: definition.nodes.iter().map(|n| n.split.clone()).collect(),
+        }
+    }
+}
+
+impl Branching for Compiled {
+    fn decide(
+        &self,
+        node: NodeId,
+        output: &AgentOutput,
+        iteration: u32,
+        ctx: &ExecutionContext,
+    ) -> Result<Decision> {
+        let router = self.routers.get(node.index()).and_then(Option::as_ref);
+        let condition = self.loops.get(node.index()).and_then(Option::as_ref);
+        if router.is_none() && condition.is_none() {
+            return Ok(Decision::default());
+        }
+        let label = self.label(node);
+        let state = ctx.read_state();
+        let route = RouteContext {
+            node: label,
+            output,
+            iteration,
+            state: &state,
+        };
+        let mut decision = Decision {
+            again: condition.is_some_and(|again| again(&route)),
+            ..Decision::default()
+        };
+        if let Some((router, targets)) = router {
+            let chosen = router(&route);
+            let mut routes = Vec::with_capacity(chosen.targets.len());
+            let mut ends = false;
+            for target in &chosen.targets {
+                match targets.iter().find(|(id, _)| id == target) {
+                    Some((_, Some(next))) => routes.push(*next),
+                    Some((_, None)) => ends = true,
+                    None => {
+                        return Err(OrchestrationError::InvalidConfig(format!(
+                        "the router of `{label}` chose `{target}`, which is not among its targets"
+                    )))
+                    }
+                }
+            }
+            decision.routes = Some(routes);
+            decision.ends = Some(ends);
+        }
+        Ok(decision)
+    }
+
+    fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>> {
+        match self.splits.get(node.index()).and_then(Option::as_ref) {
+            Some(split) => split.items(&input.content),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn label(&self, node: NodeId) -> &str {
+        self.labels.get(node.index()).map_or("", String::as_str)
+    }
+}
+
+/// The output of a graph run: the results that reached the end, every
+/// successful step's output, and the failures tolerated on the way.
+fn conclude(report: RunReport, name: &str, timeout: Duration) -> Result<OrchestratorOutput> {
+    if let Some(why) = report.interrupted {
+        return Err(interruption_error(why, name, timeout));
+    }
+    if let Some(stopped) = report.stopped {
+        return Err(stopped);
+    }
+    let scheduler = &report.scheduler;
+    let results: Vec<&AgentOutput> = scheduler
+        .results()
+        .iter()
+        .filter_map(|step| report.outputs.get(step.index())?.as_ref())
+        .collect();
+    if results.is_empty() {
+        return Err(report.failures.into_iter().next().map_or_else(
+            || {
+                OrchestrationError::OrchestratorFailed(format!(
+                    "graph `{name}` ended without reaching END"
+                ))
+            },
+            |(_, error)| error,
+        ));
+    }
+    let result = results
+        .iter()
+        .map(|output| output.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let failures = report
+        .failures
+        .iter()
+        .map(|(step, error)| AgentFailure {
+            index: step.index(),
+            agent_name: scheduler
+                .step(*step)
+                .map_or("", |info| report.names.get(info.node))
+                .to_owned(),
+            error: match error {
+                OrchestrationError::AgentFailed(_, reason) => reason.to_string(),
+                other => other.to_string(),
+            },
+        })
+        .collect();
+    let outputs = report
+        .outputs
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| {
+            scheduler
+                .step(NodeId::from_index(*index))
+                .is_some_and(|step| step.kind == StepKind::Agent)
+        })
+        .filter_map(|(_, output)| output)
+        .collect();
+    Ok(OrchestratorOutput::new(result, outputs).with_failures(failures))
+}
