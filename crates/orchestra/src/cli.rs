@@ -199,19 +199,8 @@ pub struct RunArgs {
     /// Read the input from this file.
     #[arg(long, value_name = "PATH")]
     pub input_file: Option<PathBuf>,
-    /// Print the whole result (`OrchestratorOutput`) as JSON on standard output.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the execution trace (JSON) to this file, also when the run fails or
-    /// is cancelled.
-    #[arg(long, value_name = "PATH")]
-    pub trace: Option<PathBuf>,
-    /// Write a Chrome trace-event file (open it in Perfetto or chrome://tracing).
-    #[arg(long, value_name = "PATH")]
-    pub chrome_trace: Option<PathBuf>,
-    /// Print only the result: no progress, no summary.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Answer the question of ask node ID (repeatable): --answer approve=yes.
     #[arg(long, value_name = "ID=TEXT")]
     pub answer: Vec<String>,

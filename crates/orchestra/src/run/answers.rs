@@ -116,7 +116,7 @@ fn read_file(path: &Path) -> Result<Vec<(String, String)>, String> {
 /// and the output is not `--json` (which scripts read).
 #[must_use]
 pub fn can_prompt(args: &RunArgs) -> bool {
-    !args.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    !args.output.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Asks each question on the terminal (standard error), reading one line

@@ -101,19 +101,19 @@ pub fn launch(
             return Exit::Usage;
         }
     };
-    if !args.quiet {
+    if !args.output.quiet {
         for warning in &workflow.warnings {
             errln!("warning: {warning}");
         }
     }
-    let display = if args.quiet {
+    let display = if args.output.quiet {
         Display::Quiet
     } else if std::io::stderr().is_terminal() {
         Display::Live
     } else {
         Display::Plain
     };
-    if let Err(problem) = crate::models::ensure_models(workflow, args.quiet) {
+    if let Err(problem) = crate::models::ensure_models(workflow, args.output.quiet) {
         errln!("error: {problem}");
         return Exit::Failed;
     }
@@ -174,7 +174,10 @@ fn check_outputs(args: &RunArgs) -> Result<(), String> {
                     (cargo install orchestra --features otel)"
             .to_owned());
     }
-    for path in [&args.trace, &args.chrome_trace].into_iter().flatten() {
+    for path in [&args.output.trace, &args.output.chrome_trace]
+        .into_iter()
+        .flatten()
+    {
         if path.is_dir() {
             return Err(format!(
                 "cannot write `{}`: it is a directory; give a file name, for example `{}`",
@@ -346,7 +349,7 @@ impl Run<'_> {
             }
         }
         if let (Some(place), Some(run)) = (&location, ctx.run_ids().last()) {
-            tell_where_the_run_is(place, *run, &result, args.quiet);
+            tell_where_the_run_is(place, *run, &result, args.output.quiet);
         }
         cancelled.map_or(exit, Exit::Cancelled)
     }
@@ -443,7 +446,7 @@ fn report(
     let summary = summary::summarize(workflow, trace);
     let exit = match result {
         Ok(output) => {
-            if args.json {
+            if args.output.json {
                 let json = serde_json::to_value(output).and_then(|mut value| {
                     if let Some(object) = value.as_object_mut() {
                         object.insert("agents".to_owned(), summary.agents.clone().into());
@@ -464,7 +467,7 @@ fn report(
             }
         }
         Err(OrchestrationError::InputRequired(pause)) => {
-            if args.json {
+            if args.output.json {
                 let value = serde_json::json!({
                     "success": false,
                     "input_required": true,
@@ -478,7 +481,7 @@ fn report(
             Exit::InputRequired
         }
         Err(error) => {
-            if args.json {
+            if args.output.json {
                 let value = serde_json::json!({
                     "error": error.to_string(),
                     "success": false,
@@ -490,13 +493,14 @@ fn report(
             Exit::Failed
         }
     };
-    if !args.quiet {
+    if !args.output.quiet {
         errln!();
         err!("{}", summary.text);
     }
     match result {
         Err(OrchestrationError::Cancelled) => {
             let kept = args
+                .output
                 .trace
                 .as_ref()
                 .map(|path| format!("; the partial trace is in `{}`", path.display()))
@@ -543,10 +547,10 @@ fn write_traces(workflow: &Workflow, trace: &ExecutionTrace, args: &RunArgs) -> 
         std::fs::write(path, workflow.redactor.redact(&json).as_bytes())
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
     };
-    if let Some(path) = &args.trace {
+    if let Some(path) = &args.output.trace {
         write(path, serde_json::to_string_pretty(trace))?;
     }
-    if let Some(path) = &args.chrome_trace {
+    if let Some(path) = &args.output.chrome_trace {
         write(
             path,
             serde_json::to_string(&chrome::chrome_trace(&workflow.name, trace)),
