@@ -203,11 +203,9 @@ pub(crate) struct RunState {
     /// The journal's failure to store what the run did (it starts nothing
     /// more, and fails with it).
     pub(crate) store_failure: Option<OrchestrationError>,
-    /// Each map step's items.
+    /// Each map step's items (kept after the map is gathered: the JSON
+    /// results a step after it gets name them).
     items: HashMap<StepId, Vec<String>>,
-    /// Each finished map step's gathered results, as JSON text (what the
-    /// step after it gets in its metadata).
-    map_results: HashMap<StepId, String>,
     /// What the run's agents reported spending so far.
     spent: Usage,
     /// How many steps were announced to the journal (graph runs only).
@@ -234,7 +232,6 @@ impl RunState {
             exceeded: None,
             store_failure: None,
             items: HashMap::new(),
-            map_results: HashMap::new(),
             spent: Usage::default(),
             announced: 0,
             announce,
@@ -439,31 +436,35 @@ impl RunState {
         }
     }
 
-    /// Makes the outputs of the map steps whose items all completed.
+    /// Makes the outputs of the map steps whose items all completed: their
+    /// contents, one after another (the JSON results are made when a step
+    /// reads them, see [`input_of`](Self::input_of)).
     fn gather(&mut self, walk: &Walk<'_>) {
         for map in self.scheduler.take_gathered() {
-            let items = self.items.remove(&map).unwrap_or_default();
-            let parts: Vec<GatheredPart<'_>> = self
-                .scheduler
-                .items_of(map)
-                .iter()
-                .zip(&items)
-                .enumerate()
-                .filter_map(|(index, (step, item))| {
-                    let output = self.outputs.get(step.index())?.as_ref()?;
-                    Some(GatheredPart {
-                        agent: walk.agent_name(self.scheduler.step(*step)?.node),
-                        item: Some((index, item.as_str())),
-                        output,
-                    })
-                })
-                .collect();
-            let Gathered { content, results } = gather(&parts);
             if self.scheduler.ended(map) == Some(Completion::Succeeded) {
-                self.map_results.insert(map, results);
+                let content = gathered_content(&self.map_parts(walk, map));
                 self.keep(map, AgentOutput::new(content));
             }
         }
+    }
+
+    /// The outputs of map step `map`'s items that succeeded, in item order.
+    fn map_parts<'s>(&'s self, walk: &'s Walk<'_>, map: StepId) -> Vec<GatheredPart<'s>> {
+        let items = self.items.get(&map).map_or(&[][..], Vec::as_slice);
+        self.scheduler
+            .items_of(map)
+            .iter()
+            .zip(items)
+            .enumerate()
+            .filter_map(|(index, (step, item))| {
+                let output = self.outputs.get(step.index())?.as_ref()?;
+                Some(GatheredPart {
+                    agent: walk.agent_name(self.scheduler.step(*step)?.node),
+                    item: Some((index, item.as_str())),
+                    output,
+                })
+            })
+            .collect()
     }
 
     /// The graph node id of step `step`'s node.
@@ -514,7 +515,7 @@ impl RunState {
                 let is_map = self.scheduler.step(*step).map(|s| s.kind) == Some(StepKind::Map);
                 match output {
                     Some(gathered) if is_map => {
-                        let results = self.map_results.get(step).cloned().unwrap_or_default();
+                        let results = gathered_results(&self.map_parts(walk, *step));
                         return gathered_input(walk, gathered.content.clone(), results);
                     }
                     Some(output) => output.content.clone(),
@@ -533,7 +534,7 @@ impl RunState {
                         })
                     })
                     .collect();
-                let Gathered { content, results } = gather(&parts);
+                let (content, results) = (gathered_content(&parts), gathered_results(&parts));
                 return gathered_input(walk, content, results);
             }
             StepInput::Item { map, index } => self
@@ -558,7 +559,7 @@ impl Walk<'_> {
 }
 
 /// The key of an input's metadata that holds, for a gathered input, the
-/// gathered results as a JSON array (see [`gather`]).
+/// gathered results as a JSON array (see [`gathered_results`]).
 pub(crate) const RESULTS_KEY: &str = "results";
 
 /// The input of a step fed gathered outputs: their text as content, and the
@@ -581,16 +582,20 @@ struct GatheredPart<'a> {
     output: &'a AgentOutput,
 }
 
-/// Several outputs as one: the contents one after another, separated by a
-/// blank line, and the JSON text of an array with one object per output —
-/// its `agent`, `content`, `data` (when it had any) and, for a map's items,
-/// `item` (the index) and `input` (the item's text).
-fn gather(parts: &[GatheredPart<'_>]) -> Gathered {
-    let content = parts
+/// Several outputs as one text: their contents one after another, separated
+/// by a blank line.
+fn gathered_content(parts: &[GatheredPart<'_>]) -> String {
+    parts
         .iter()
         .map(|part| part.output.content.as_str())
         .collect::<Vec<_>>()
-        .join("\n\n");
+        .join("\n\n")
+}
+
+/// Several outputs as the JSON text of an array with one object per output —
+/// its `agent`, `content`, `data` (when it had any) and, for a map's items,
+/// `item` (the index) and `input` (the item's text).
+fn gathered_results(parts: &[GatheredPart<'_>]) -> String {
     let entries: Vec<GatheredEntry<'_>> = parts
         .iter()
         .map(|part| GatheredEntry {
@@ -603,15 +608,7 @@ fn gather(parts: &[GatheredPart<'_>]) -> Gathered {
         .collect();
     // Written straight to text: a `serde_json::Value` tree of thousands of
     // items would cost more to build and to drop than the text itself.
-    let results = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned());
-    Gathered { content, results }
-}
-
-/// Gathered outputs (see [`gather`]).
-struct Gathered {
-    content: String,
-    /// The results, as JSON text.
-    results: String,
+    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// One gathered output, as its JSON object shows it (keys in this order).
