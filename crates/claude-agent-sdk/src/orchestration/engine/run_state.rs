@@ -24,10 +24,10 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{
-    run_node, AttemptInputs, NodeFailure, NodePolicy, RunShared, StepKey,
+    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
 };
 use crate::orchestration::human::Question;
-use crate::orchestration::journal::{InputSource, Interruption, NodeId};
+use crate::orchestration::journal::{Interruption, NodeId};
 use crate::orchestration::usage::Usage;
 
 use super::driver::{Agents, Overrides};
@@ -89,7 +89,7 @@ pub(crate) struct Job {
     pub(crate) activation: u32,
     /// The iteration of the loop the node is in (1 outside loops).
     pub(crate) iteration: u32,
-    pub(crate) source: InputSource,
+    pub(crate) origin: InputOrigin,
     pub(crate) input: Option<AgentInput>,
 }
 
@@ -141,8 +141,8 @@ impl<'a> Walk<'a> {
                 store: None,
             };
         };
-        let fresh = || match job.source {
-            InputSource::RunInput => AgentInput::clone(&self.input),
+        let fresh = || match job.origin {
+            InputOrigin::RunInput => AgentInput::clone(&self.input),
             _ => remake(job.step),
         };
         let inputs = AttemptInputs {
@@ -155,7 +155,7 @@ impl<'a> Walk<'a> {
             node: job.node,
             activation: job.activation,
         };
-        let mut outcome = run_node(&self.run, step, agent, inputs, &job.source, &policy).await;
+        let mut outcome = run_node(&self.run, step, agent, inputs, job.origin, &policy).await;
         let mut decision = Decision::default();
         if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
             match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
@@ -322,27 +322,24 @@ impl RunState {
                 );
                 continue;
             }
-            let (source, input) = match &info.input {
-                StepInput::RunInput => (InputSource::RunInput, None),
+            let (origin, input) = match &info.input {
+                StepInput::RunInput => (InputOrigin::RunInput, None),
                 StepInput::OutputOf(from)
                     if self.scheduler.step(*from).map(|s| s.kind) == Some(StepKind::Agent) =>
                 {
                     (
-                        InputSource::OutputOf(*from),
+                        InputOrigin::OutputOf(*from),
                         Some(self.input_of(walk, &info.input)),
                     )
                 }
-                other => {
-                    let input = self.input_of(walk, other);
-                    (InputSource::Given(Box::new(input.clone())), Some(input))
-                }
+                other => (InputOrigin::Given, Some(self.input_of(walk, other))),
             };
             return Some(Job {
                 step,
                 node: info.node,
                 activation: info.activation,
                 iteration: info.iteration,
-                source,
+                origin,
                 input,
             });
         }

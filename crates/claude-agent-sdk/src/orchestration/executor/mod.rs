@@ -228,14 +228,35 @@ impl AttemptInputs<'_> {
     }
 }
 
-/// Runs `agent` as node `node` on `inputs` (which came from `source`) until
+/// Where a step's input comes from, as its attempts' starts are journaled
+/// (an [`InputSource`]): a given input is copied from the attempt's own
+/// input then, only when attempts are journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputOrigin {
+    RunInput,
+    OutputOf(NodeId),
+    Given,
+}
+
+impl InputOrigin {
+    /// What the journal says of `input`, which came from here.
+    fn source(self, input: &AgentInput) -> InputSource {
+        match self {
+            Self::RunInput => InputSource::RunInput,
+            Self::OutputOf(node) => InputSource::OutputOf(node),
+            Self::Given => InputSource::Given(Box::new(input.clone())),
+        }
+    }
+}
+
+/// Runs `agent` as node `node` on `inputs` (which came from `origin`) until
 /// it succeeds, fails for good, or the run must stop.
 pub(crate) async fn run_node(
     run: &Arc<RunShared>,
     step: StepKey,
     agent: &dyn Agent,
     mut inputs: AttemptInputs<'_>,
-    source: &InputSource,
+    origin: InputOrigin,
     policy: &NodePolicy<'_>,
 ) -> Result<AgentOutput, NodeFailure> {
     let max_attempts = policy.max_attempts();
@@ -252,7 +273,7 @@ pub(crate) async fn run_node(
             max: max_attempts,
             started: now,
         };
-        let error = match run_attempt(run, agent, inputs.next(), source, policy, this).await {
+        let error = match run_attempt(run, agent, inputs.next(), origin, policy, this).await {
             Ok(output) => return Ok(output),
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
@@ -319,7 +340,7 @@ async fn run_attempt(
     run: &Arc<RunShared>,
     agent: &dyn Agent,
     input: AgentInput,
-    source: &InputSource,
+    origin: InputOrigin,
     policy: &NodePolicy<'_>,
     this: Attempt,
 ) -> Result<AgentOutput, AttemptFailure> {
@@ -333,7 +354,7 @@ async fn run_attempt(
     let name = agent.name();
     if !run
         .recorder
-        .attempt_started(node, attempt, this.max, started, || source.clone())
+        .attempt_started(node, attempt, this.max, started, || origin.source(&input))
     {
         return Err(AttemptFailure::Interrupted(Interruption::Cancelled));
     }
