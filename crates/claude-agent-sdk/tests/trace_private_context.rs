@@ -145,3 +145,70 @@ async fn an_agent_reads_the_records_so_far_from_inside_a_private_run() {
     assert_eq!(*seen.lock().unwrap(), [2, 1]);
     assert_eq!(output.execution_trace.agent_executions.len(), 4);
 }
+
+/// A graph with a map over lines and a bounded loop, and a fan-out that
+/// tolerates a failed branch: the same trace either way.
+#[tokio::test]
+async fn graphs_and_tolerant_fan_outs_trace_the_same_either_way() {
+    use claude_agent_sdk::orchestration::{GraphOrchestrator, JoinPolicy, SimpleAgent, Split};
+    use claude_agent_sdk::orchestration::{END, START};
+
+    let graph = || {
+        let lines = SimpleAgent::new("lines", "", |_| Ok(AgentOutput::new("a\nb\nc")));
+        let upper = SimpleAgent::new("upper", "", |i: AgentInput| {
+            Ok(AgentOutput::new(i.content.to_uppercase()))
+        });
+        let polish = SimpleAgent::new("polish", "", |i: AgentInput| {
+            Ok(AgentOutput::new(format!("{}!", i.content)))
+        });
+        GraphOrchestrator::new("g")
+            .add_node("lines", lines)
+            .add_map("each", upper, Split::Lines)
+            .add_node("polish", polish)
+            .add_edge(START, "lines")
+            .add_edge("lines", "each")
+            .add_edge("each", "polish")
+            .add_loop("polish", "polish", 3, |route| route.iteration < 2)
+            .add_edge("polish", END)
+    };
+    let private = graph()
+        .orchestrate(vec![], OrchestratorInput::new("x"))
+        .await
+        .unwrap();
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let owned = graph()
+        .orchestrate_with_context(vec![], OrchestratorInput::new("x"), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(private.result, owned.result);
+    let records = shape(&private.execution_trace);
+    assert_eq!(records, shape(&owned.execution_trace));
+    // lines, three items, polish twice (the loop's second pass).
+    assert_eq!(records.len(), 6, "{records:#?}");
+
+    let fan_out = || {
+        let broken = Scripted::new("broken", [Step::Fail(common::permanent("no"))]);
+        let agents: Vec<Box<dyn Agent>> = vec![echo("a"), Box::new(broken), echo("c")];
+        agents
+    };
+    let tolerant = || {
+        ParallelOrchestrator::new()
+            .with_config(ExecutionConfig::new().with_join_policy(JoinPolicy::AtLeast(2)))
+    };
+    let private = tolerant()
+        .orchestrate(fan_out(), OrchestratorInput::new("x"))
+        .await
+        .unwrap();
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let owned = tolerant()
+        .orchestrate_with_context(fan_out(), OrchestratorInput::new("x"), &ctx)
+        .await
+        .unwrap();
+    let mut private_records = shape(&private.execution_trace);
+    let mut owned_records = shape(&owned.execution_trace);
+    // Siblings end in any order: compare them sorted by agent.
+    private_records.sort_by(|a, b| a.agent.cmp(&b.agent));
+    owned_records.sort_by(|a, b| a.agent.cmp(&b.agent));
+    assert_eq!(private_records, owned_records);
+    assert_eq!(private.failures.len(), 1);
+}
