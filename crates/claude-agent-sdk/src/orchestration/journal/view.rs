@@ -49,9 +49,15 @@ pub(crate) struct RunView {
     nodes: Vec<String>,
     input: AgentInput,
     /// Finished attempts' records, in the order the attempts finished.
+    /// Their inputs are filled in when the view is done (see `sources`).
     records: Vec<AgentExecution>,
-    /// Unfinished attempts' records (a few: the attempts running).
-    pending: Vec<AgentExecution>,
+    /// Where each record's input came from, by record: inputs are made when
+    /// the trace is (copied from the run's input or a step's output), not
+    /// while the run goes — on the thread that takes the trace, once.
+    sources: Vec<InputSource>,
+    /// Unfinished attempts' records (a few: the attempts running), with
+    /// where their inputs came from.
+    pending: Vec<(AgentExecution, InputSource)>,
     /// Where in `pending` the record of each node's unfinished attempt is (a
     /// node runs one attempt at a time).
     open: Vec<Option<usize>>,
@@ -79,6 +85,7 @@ impl RunView {
             nodes,
             input,
             records: Vec::with_capacity(count),
+            sources: Vec::with_capacity(count),
             pending: Vec::new(),
             open: vec![None; count],
             succeeded: vec![None; count],
@@ -122,11 +129,11 @@ impl RunView {
                     return; // a node the run does not have
                 }
                 let name = self.name_for(node);
-                let mut record = AgentExecution::new(name, attempt, at, self.input_for(input));
+                let mut record = AgentExecution::new(name, attempt, at, AgentInput::default());
                 record.run_id = Some(self.id);
                 record.node = Some(node);
                 self.open[node.index()] = Some(self.pending.len());
-                self.pending.push(record);
+                self.pending.push((record, input));
             }
             EventKind::AttemptFinished {
                 node,
@@ -138,9 +145,9 @@ impl RunView {
                     return; // an end without a start: nothing to complete
                 };
                 self.open[node.index()] = None;
-                let mut record = self.pending.swap_remove(index);
+                let (mut record, source) = self.pending.swap_remove(index);
                 // The record moved into the hole changes place.
-                if let Some(moved) = self.pending.get(index).and_then(|moved| moved.node) {
+                if let Some(moved) = self.pending.get(index).and_then(|moved| moved.0.node) {
                     self.open[moved.index()] = Some(index);
                 }
                 record.end_time = Some(at);
@@ -157,6 +164,7 @@ impl RunView {
                     }
                 }
                 self.records.push(record);
+                self.sources.push(source);
             }
             EventKind::StepAdded { step, agent, .. } => {
                 let index = step.index();
@@ -183,6 +191,7 @@ impl RunView {
             _ => self
                 .pending
                 .iter()
+                .map(|(record, _)| record)
                 .chain(self.records.iter().rev())
                 .find(|record| record.node == Some(node))
                 .map(|record| record.agent_name.clone())
@@ -194,13 +203,13 @@ impl RunView {
     /// `attempt` is.
     fn open_record(&self, node: NodeId, attempt: u32) -> Option<usize> {
         let index = self.open.get(node.index()).copied().flatten()?;
-        (self.pending.get(index)?.attempt == attempt).then_some(index)
+        (self.pending.get(index)?.0.attempt == attempt).then_some(index)
     }
 
     /// The record of attempt `attempt` of `node`, finished or not.
     fn record_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut AgentExecution> {
         if let Some(index) = self.open_record(node, attempt) {
-            return self.pending.get_mut(index);
+            return self.pending.get_mut(index).map(|(record, _)| record);
         }
         let records = &self.records;
         let located = self.located.get_or_insert_with(|| {
@@ -214,13 +223,23 @@ impl RunView {
         self.records.get_mut(index)
     }
 
-    /// Finished records, then unfinished ones (in node order).
-    fn into_records(self) -> Vec<AgentExecution> {
-        let mut records = self.records;
-        let mut pending = self.pending;
-        pending.sort_by_key(|record| record.node);
-        records.extend(pending);
-        records
+    /// Finished records, then unfinished ones (in node order), their inputs
+    /// made.
+    fn into_records(mut self) -> Vec<AgentExecution> {
+        let sources = std::mem::take(&mut self.sources);
+        for (index, source) in sources.into_iter().enumerate() {
+            let input = self.input_for(source);
+            if let Some(record) = self.records.get_mut(index) {
+                record.input = input;
+            }
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|(record, _)| record.node);
+        for (mut record, source) in pending {
+            record.input = self.input_for(source);
+            self.records.push(record);
+        }
+        self.records
     }
 
     fn into_trace(self) -> ExecutionTrace {
