@@ -51,13 +51,13 @@ pub(crate) struct RunView {
     /// Finished attempts' records, in the order the attempts finished.
     /// Their inputs are filled in when the view is done (see `sources`).
     records: Vec<AgentExecution>,
-    /// Where each record's input came from, by record: inputs are made when
-    /// the trace is (copied from the run's input or a step's output), not
-    /// while the run goes — on the thread that takes the trace, once.
-    sources: Vec<InputSource>,
+    /// By record, where its input comes from when it is still to be made:
+    /// copies of the run's input are made when the trace is, not while the
+    /// run goes (on the thread that takes the trace, off the journal's lock).
+    sources: Vec<Option<InputSource>>,
     /// Unfinished attempts' records (a few: the attempts running), with
-    /// where their inputs came from.
-    pending: Vec<(AgentExecution, InputSource)>,
+    /// where their inputs come from when still to be made.
+    pending: Vec<(AgentExecution, Option<InputSource>)>,
     /// Where in `pending` the record of each node's unfinished attempt is (a
     /// node runs one attempt at a time).
     open: Vec<Option<usize>>,
@@ -129,11 +129,17 @@ impl RunView {
                     return; // a node the run does not have
                 }
                 let name = self.name_for(node);
-                let mut record = AgentExecution::new(name, attempt, at, AgentInput::default());
+                // A copy of the run's input is made with the trace; a step's
+                // output is copied now, while it is at hand.
+                let (input, source) = match input {
+                    InputSource::RunInput => (AgentInput::default(), Some(InputSource::RunInput)),
+                    other => (self.input_for(other), None),
+                };
+                let mut record = AgentExecution::new(name, attempt, at, input);
                 record.run_id = Some(self.id);
                 record.node = Some(node);
                 self.open[node.index()] = Some(self.pending.len());
-                self.pending.push((record, input));
+                self.pending.push((record, source));
             }
             EventKind::AttemptFinished {
                 node,
@@ -228,6 +234,7 @@ impl RunView {
     fn into_records(mut self) -> Vec<AgentExecution> {
         let sources = std::mem::take(&mut self.sources);
         for (index, source) in sources.into_iter().enumerate() {
+            let Some(source) = source else { continue };
             let input = self.input_for(source);
             if let Some(record) = self.records.get_mut(index) {
                 record.input = input;
@@ -236,7 +243,9 @@ impl RunView {
         let mut pending = std::mem::take(&mut self.pending);
         pending.sort_by_key(|(record, _)| record.node);
         for (mut record, source) in pending {
-            record.input = self.input_for(source);
+            if let Some(source) = source {
+                record.input = self.input_for(source);
+            }
             self.records.push(record);
         }
         self.records
