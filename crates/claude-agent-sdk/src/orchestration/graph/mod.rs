@@ -34,7 +34,7 @@
 //! one object per output (`agent`, `content`, `data` when it had any, and
 //! for a map's items `item` — the index — and `input`, the item's text), in
 //! predecessor order or item order. Every node also gets the run's context and metadata. Shared state
-//! lives in the [`ExecutionContext`]:
+//! lives in the [`ExecutionContext`](crate::orchestration::ExecutionContext):
 //! [`set_state`](crate::orchestration::ExecutionContext::set_state) is
 //! last-write-wins, and parallel branches that write one key use
 //! [`update_state`](crate::orchestration::ExecutionContext::update_state)
