@@ -8,9 +8,6 @@
 //! building tensors for it, and it keeps the cache an ordinary vector that a
 //! generation can grow, copy or drop at will.
 
-use candle_core::quantized::QMatMul;
-use candle_core::{Device, Module, Tensor};
-
 use super::error::LocalModelError;
 use super::model::{ModelWeights, RopeStyle};
 
@@ -36,20 +33,6 @@ impl KvCache {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-}
-
-fn compute(e: candle_core::Error) -> LocalModelError {
-    LocalModelError::Compute(e.to_string())
-}
-
-/// `x · wᵀ` for `rows` rows of `x`.
-fn matmul(w: &QMatMul, x: &[f32], rows: usize) -> Result<Vec<f32>, LocalModelError> {
-    let cols = x.len() / rows.max(1);
-    let t = Tensor::from_slice(x, (rows, cols), &Device::Cpu).map_err(compute)?;
-    w.forward(&t)
-        .and_then(|y| y.flatten_all())
-        .and_then(|y| y.to_vec1::<f32>())
-        .map_err(compute)
 }
 
 fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
@@ -105,13 +88,7 @@ pub(crate) fn forward(
     if n == 0 {
         return Err(LocalModelError::Compute("no tokens to process".into()));
     }
-    let ids = Tensor::from_slice(tokens, n, &Device::Cpu).map_err(compute)?;
-    let mut x = m
-        .embedding
-        .embedding(&ids)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(compute)?;
+    let mut x = m.embedding.lookup(&m.output, tokens, c.dim)?;
 
     // cos/sin of every rotated pair at every new position, shared by all layers.
     let half = c.rope_dim / 2;
@@ -131,15 +108,17 @@ pub(crate) fn forward(
     let scale = 1.0 / (c.head_dim as f32).sqrt();
     let mut h = Vec::with_capacity(x.len());
     let mut scores = Vec::with_capacity(start + n);
+    let (mut q, mut k, mut v, mut o) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for (layer, (keys, values)) in m
         .layers
         .iter()
         .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
     {
         rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
-        let mut q = matmul(&layer.wq, &h, n)?;
-        let mut k = matmul(&layer.wk, &h, n)?;
-        let mut v = matmul(&layer.wv, &h, n)?;
+        layer.wq.product(&h, n, &mut q)?;
+        layer.wk.product(&h, n, &mut k)?;
+        layer.wv.product(&h, n, &mut v)?;
         add_bias(&mut q, layer.bq.as_ref());
         add_bias(&mut k, layer.bk.as_ref());
         add_bias(&mut v, layer.bv.as_ref());
@@ -178,18 +157,18 @@ pub(crate) fn forward(
                 }
             }
         }
-        let o = matmul(&layer.wo, &attn, n)?;
+        layer.wo.product(&attn, n, &mut o)?;
         for (x, o) in x.iter_mut().zip(&o) {
             *x += o;
         }
 
         rms_norm(&x, &layer.ffn_norm, c.eps, &mut h);
-        let gate = matmul(&layer.gate, &h, n)?;
-        let mut up = matmul(&layer.up, &h, n)?;
+        layer.gate.product(&h, n, &mut gate)?;
+        layer.up.product(&h, n, &mut up)?;
         for (u, g) in up.iter_mut().zip(&gate) {
             *u *= g / (1.0 + (-g).exp());
         }
-        let down = matmul(&layer.down, &up, n)?;
+        layer.down.product(&up, n, &mut down)?;
         for (x, d) in x.iter_mut().zip(&down) {
             *x += d;
         }
@@ -198,7 +177,9 @@ pub(crate) fn forward(
 
     let last = &x[(n - 1) * c.dim..];
     rms_norm(last, &m.out_norm, c.eps, &mut h);
-    matmul(&m.output, &h, 1)
+    let mut logits = Vec::new();
+    m.output.product(&h, 1, &mut logits)?;
+    Ok(logits)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

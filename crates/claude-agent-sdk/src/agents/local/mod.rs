@@ -34,9 +34,11 @@ mod error;
 pub mod fetch;
 mod forward;
 mod generate;
+mod matrix;
 mod model;
 mod pool;
 mod pretokenize;
+mod q8;
 mod sampler;
 mod tokenizer;
 
