@@ -1,13 +1,16 @@
 //! The transformer's forward pass over shared [`ModelWeights`], with a
 //! [`KvCache`] owned by each generation.
 //!
-//! The matrix products go through candle's quantized kernels (`QMatMul`,
-//! which pick SIMD paths at run time); the rest — RMS norm, rotary
-//! embeddings, grouped-query attention over the cache, SwiGLU — is plain Rust
-//! over `f32` slices: at the sizes of small models that is as fast as
-//! building tensors for it, and it keeps the cache an ordinary vector that a
-//! generation can grow, copy or drop at will.
+//! A batch of tokens (a prompt chunk, or the one token being decoded) goes
+//! through every layer together: each matrix product is one matrix × matrix
+//! product ([`Matrix::product`](super::matrix::Matrix::product)), attention
+//! covers the whole batch at once ([`attend`]), and only the last position's
+//! logits are computed. The rest — RMS norm, rotary embeddings, SwiGLU — is
+//! plain Rust over `f32` slices: at the sizes of small models that is as fast
+//! as building tensors for it, and it keeps the cache an ordinary vector that
+//! a generation can grow, copy or drop at will.
 
+use super::attention::{attend, Heads};
 use super::error::LocalModelError;
 use super::model::{ModelWeights, RopeStyle};
 
@@ -77,10 +80,15 @@ fn rope(m: &ModelWeights, x: &mut [f32], heads: usize, trig: &[(f32, f32)]) {
 
 /// Runs `tokens` (at positions `cache.len()..`) through the model, extending
 /// the cache; returns the logits of the last token.
+///
+/// `check` runs before every layer: a long prompt chunk stops within one
+/// layer when it fails. After an error the cache is partly extended and must
+/// not be used again.
 pub(crate) fn forward(
     m: &ModelWeights,
     tokens: &[u32],
     cache: &mut KvCache,
+    check: &dyn Fn() -> Result<(), LocalModelError>,
 ) -> Result<Vec<f32>, LocalModelError> {
     let c = &m.config;
     let n = tokens.len();
@@ -102,12 +110,13 @@ pub(crate) fn forward(
         }));
     }
 
-    let kv_dim = c.kv_heads * c.head_dim;
-    let group = c.heads / c.kv_heads;
-    #[allow(clippy::cast_precision_loss)]
-    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let heads = Heads {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        head_dim: c.head_dim,
+    };
     let mut h = Vec::with_capacity(x.len());
-    let mut scores = Vec::with_capacity(start + n);
+    let mut attn = Vec::new();
     let (mut q, mut k, mut v, mut o) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for (layer, (keys, values)) in m
@@ -115,6 +124,7 @@ pub(crate) fn forward(
         .iter()
         .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
     {
+        check()?;
         rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
         layer.wq.product(&h, n, &mut q)?;
         layer.wk.product(&h, n, &mut k)?;
@@ -127,36 +137,7 @@ pub(crate) fn forward(
         keys.extend_from_slice(&k);
         values.extend_from_slice(&v);
 
-        // Causal grouped-query attention, one query row and head at a time.
-        let mut attn = vec![0.0f32; n * c.dim];
-        for t in 0..n {
-            let visible = start + t + 1;
-            for head in 0..c.heads {
-                let kvh = head / group;
-                let qh = &q[t * c.dim + head * c.head_dim..][..c.head_dim];
-                scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in 0..visible {
-                    let kj = &keys[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
-                    let s = dot(qh, kj) * scale;
-                    max = max.max(s);
-                    scores.push(s);
-                }
-                let mut sum = 0.0;
-                for s in &mut scores {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let out = &mut attn[t * c.dim + head * c.head_dim..][..c.head_dim];
-                for (j, s) in scores.iter().enumerate() {
-                    let w = s / sum;
-                    let vj = &values[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
-                    for (o, v) in out.iter_mut().zip(vj) {
-                        *o += w * v;
-                    }
-                }
-            }
-        }
+        attend(heads, &q, keys, values, start, &mut attn);
         layer.wo.product(&attn, n, &mut o)?;
         for (x, o) in x.iter_mut().zip(&o) {
             *x += o;
@@ -180,21 +161,4 @@ pub(crate) fn forward(
     let mut logits = Vec::new();
     m.output.product(&h, 1, &mut logits)?;
     Ok(logits)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Four accumulators let the compiler vectorise without reordering a single sum.
-    let mut acc = [0.0f32; 4];
-    let chunks = a.len() / 4 * 4;
-    for (x, y) in a[..chunks].chunks_exact(4).zip(b[..chunks].chunks_exact(4)) {
-        for i in 0..4 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = a[chunks..]
-        .iter()
-        .zip(&b[chunks..])
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
 }

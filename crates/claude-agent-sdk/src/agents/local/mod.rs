@@ -28,6 +28,7 @@
 //! - **The default model** ([`fetch`]): SmolLM2-135M-Instruct, fetched from
 //!   PyPI once per machine.
 
+mod attention;
 mod cache;
 mod chat;
 mod error;
