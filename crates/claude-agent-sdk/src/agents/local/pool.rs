@@ -152,10 +152,17 @@ impl Pool {
                 shared.work();
                 continue;
             }
+            // Watch for work for a moment; past the first microseconds,
+            // yield between looks, so that on a busy machine the watching
+            // does not take the core from a thread with work to do.
             let spin_started = Instant::now();
+            let mut looks = 0u32;
             while self.posted.load(Ordering::Acquire) == seen && spin_started.elapsed() < SPIN {
-                for _ in 0..64 {
+                looks += 1;
+                if looks < 256 {
                     std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
                 }
             }
             let mut state = self.lock();
@@ -256,10 +263,12 @@ pub(crate) fn share<T: Send, F: Fn(&mut T) + Sync>(items: &mut [T], work: &F) {
     // `context` (and the items it lends) must outlive them: this wait is what
     // makes the lending in `run_item` sound, so it cannot be skipped, even
     // when an item panicked.
-    let mut spins = 0u32;
+    // A thread with an item may have lost its core to another process:
+    // after a short spin, yield ours, so that it can run here.
+    let mut looks = 0u32;
     while shared.done.load(Ordering::Acquire) < shared.count {
-        spins += 1;
-        if spins < 1 << 16 {
+        looks += 1;
+        if looks < 256 {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
