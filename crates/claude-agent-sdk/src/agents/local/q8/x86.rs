@@ -49,18 +49,10 @@ impl Avx512Vnni {
             .then_some(Self(()))
     }
 
-    /// Tokens per register tile.
-    const TOKENS: usize = 8;
-
     pub(super) fn tile(self, tile: &Tile<'_>, out: &mut [f32]) {
-        let blocks = tile.check(out);
-        let mut start = tile.tokens.start;
-        let mut out = out;
-        while start < tile.tokens.end {
-            let n = (tile.tokens.end - start).min(Self::TOKENS);
-            // SAFETY: `self` proves the CPU features; `check` proved the sizes
-            // for every token in `tile.tokens`, of which `start..start + n` is
-            // a part, and `out` holds 16 values for each of them.
+        by_groups(tile, out, 8, |blocks, start, n, out| {
+            // SAFETY: `self` proves the CPU features; `by_groups` passes a
+            // checked tile, `n` tokens of it from `start`, and their `out`.
             unsafe {
                 match n {
                     8 => avx512::<8>(tile, blocks, start, out),
@@ -73,9 +65,7 @@ impl Avx512Vnni {
                     _ => avx512::<1>(tile, blocks, start, out),
                 }
             }
-            start += n;
-            out = &mut out[n * PANEL_ROWS..];
-        }
+        });
     }
 }
 
@@ -87,15 +77,8 @@ impl Avx2 {
         .then_some(Self(()))
     }
 
-    /// Tokens per register tile.
-    const TOKENS: usize = 4;
-
     pub(super) fn tile(self, tile: &Tile<'_>, out: &mut [f32]) {
-        let blocks = tile.check(out);
-        let mut start = tile.tokens.start;
-        let mut out = out;
-        while start < tile.tokens.end {
-            let n = (tile.tokens.end - start).min(Self::TOKENS);
+        by_groups(tile, out, 4, |blocks, start, n, out| {
             for half in 0..2 {
                 // SAFETY: as for `Avx512Vnni::tile`; `half` is 0 or 1.
                 unsafe {
@@ -107,9 +90,27 @@ impl Avx2 {
                     }
                 }
             }
-            start += n;
-            out = &mut out[n * PANEL_ROWS..];
-        }
+        });
+    }
+}
+
+/// Checks the tile, then calls `kernel(blocks, start, n, out)` for each
+/// group of at most `group` tokens (`1 ≤ n ≤ group`), with the group's part
+/// of `out` (16 values per token).
+fn by_groups(
+    tile: &Tile<'_>,
+    out: &mut [f32],
+    group: usize,
+    mut kernel: impl FnMut(usize, usize, usize, &mut [f32]),
+) {
+    let blocks = tile.check(out);
+    let mut start = tile.tokens.start;
+    let mut out = out;
+    while start < tile.tokens.end {
+        let n = (tile.tokens.end - start).min(group);
+        kernel(blocks, start, n, &mut *out);
+        start += n;
+        out = &mut out[n * PANEL_ROWS..];
     }
 }
 
