@@ -7,13 +7,15 @@
 //! could not serve many agents at once), and it gives no say over the weight
 //! format. Here the weights are immutable and shared (`Arc`), every generation
 //! owns its own [`KvCache`](super::forward::KvCache), and only `candle-core`
-//! is used: its GGUF reader, its quantized tensors and their matrix kernels.
+//! is used: its GGUF reader, its quantized tensors, and its matrix kernels
+//! for the formats the crate's own do not cover.
 //!
 //! Weights stored as Q4_1, Q5_0 or Q5_1 are converted to Q8_0 when the model
-//! loads: candle has no vectorised kernel for those formats, while its Q8_0
-//! kernels pick AVX2 / AVX-512 at run time — several times faster on the same
-//! portable build, for about 1.5× the memory of the file's weights. Q4_0,
-//! Q8_0, the K-quants and float weights are kept as stored.
+//! loads, and Q8_0 matrices are repacked for the crate's own kernels
+//! ([`Matrix`], [`super::q8`]), which have integer SIMD paths chosen at run
+//! time — several times faster in the same portable build, for about 1.5×
+//! the memory of Q4_1 weights. Q4_0, the K-quants and float weights are
+//! kept as stored, for candle's kernels.
 
 use std::fs::File;
 use std::io::BufReader;
