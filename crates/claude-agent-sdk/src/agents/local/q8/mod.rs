@@ -245,13 +245,19 @@ impl Kernel {
 
     /// Every kernel this CPU runs, slowest first.
     pub(crate) fn available() -> Vec<Self> {
-        let mut kernels = vec![Self::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            kernels.extend(x86::Avx2::detect().map(Self::Avx2));
-            kernels.extend(x86::Avx512Vnni::detect().map(Self::Avx512));
-        }
-        kernels
+        let simd: Vec<Self> = {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let avx2 = x86::Avx2::detect().map(Self::Avx2);
+                let avx512 = x86::Avx512Vnni::detect().map(Self::Avx512);
+                avx2.into_iter().chain(avx512).collect()
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                Vec::new()
+            }
+        };
+        std::iter::once(Self::Scalar).chain(simd).collect()
     }
 
     /// Products of panel `p` of `w` with rows `tokens` of `a`: `out[t × 16 + r]`
