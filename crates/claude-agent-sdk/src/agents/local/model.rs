@@ -7,25 +7,27 @@
 //! could not serve many agents at once), and it gives no say over the weight
 //! format. Here the weights are immutable and shared (`Arc`), every generation
 //! owns its own [`KvCache`](super::forward::KvCache), and only `candle-core`
-//! is used: its GGUF reader, its quantized tensors and their matrix kernels.
+//! is used: its GGUF reader, its quantized tensors, and its matrix kernels
+//! for the formats the crate's own do not cover.
 //!
 //! Weights stored as Q4_1, Q5_0 or Q5_1 are converted to Q8_0 when the model
-//! loads: candle has no vectorised kernel for those formats, while its Q8_0
-//! kernels pick AVX2 / AVX-512 at run time — several times faster on the same
-//! portable build, for about 1.5× the memory of the file's weights. Q4_0,
-//! Q8_0, the K-quants and float weights are kept as stored.
+//! loads, and Q8_0 matrices are repacked for the crate's own kernels
+//! ([`Matrix`], [`super::q8`]), which have integer SIMD paths chosen at run
+//! time — several times faster in the same portable build, for about 1.5×
+//! the memory of Q4_1 weights. Q4_0, the K-quants and float weights are
+//! kept as stored, for candle's kernels.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 
 use super::chat::ChatFormat;
 use super::error::LocalModelError;
+use super::matrix::{Embedding, Matrix};
 use super::tokenizer::{Tokenizer, Vocabulary};
 
 /// How rotary position embeddings pair up a head's dimensions.
@@ -57,17 +59,17 @@ pub(crate) struct Config {
 /// One transformer block's weights.
 pub(crate) struct Layer {
     pub(crate) attn_norm: Vec<f32>,
-    pub(crate) wq: QMatMul,
-    pub(crate) wk: QMatMul,
-    pub(crate) wv: QMatMul,
+    pub(crate) wq: Matrix,
+    pub(crate) wk: Matrix,
+    pub(crate) wv: Matrix,
     pub(crate) bq: Option<Vec<f32>>,
     pub(crate) bk: Option<Vec<f32>>,
     pub(crate) bv: Option<Vec<f32>>,
-    pub(crate) wo: QMatMul,
+    pub(crate) wo: Matrix,
     pub(crate) ffn_norm: Vec<f32>,
-    pub(crate) gate: QMatMul,
-    pub(crate) up: QMatMul,
-    pub(crate) down: QMatMul,
+    pub(crate) gate: Matrix,
+    pub(crate) up: Matrix,
+    pub(crate) down: Matrix,
 }
 
 /// A loaded model: immutable, shared by every agent and generation using it.
@@ -75,10 +77,10 @@ pub(crate) struct ModelWeights {
     pub(crate) path: PathBuf,
     pub(crate) name: String,
     pub(crate) config: Config,
-    pub(crate) embedding: Arc<QTensor>,
+    pub(crate) embedding: Embedding,
     pub(crate) layers: Vec<Layer>,
     pub(crate) out_norm: Vec<f32>,
-    pub(crate) output: QMatMul,
+    pub(crate) output: Matrix,
     pub(crate) tokenizer: Tokenizer,
     pub(crate) chat: ChatFormat,
     /// Token ids that end the assistant's turn.
@@ -223,11 +225,11 @@ impl Loader<'_> {
     }
 
     /// A weight matrix, converted to Q8_0 when its format has no fast kernel.
-    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<QMatMul, LocalModelError> {
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Matrix, LocalModelError> {
         let t = self.tensor(name, &[rows, cols])?;
         let t = self.fast_format(name, t)?;
         self.weight_bytes += t.storage_size_in_bytes();
-        QMatMul::from_qtensor(t).map_err(|e| self.bad(name, e))
+        Matrix::new(t).map_err(|e| self.bad(name, e))
     }
 
     fn fast_format(&self, name: &str, t: QTensor) -> Result<QTensor, LocalModelError> {
@@ -345,25 +347,26 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
     };
 
     let kv_dim = kv_heads * head_dim;
-    let embedding = l.tensor("token_embd.weight", &[vocab, dim])?;
-    l.weight_bytes += embedding.storage_size_in_bytes();
-    let embedding = Arc::new(embedding);
-    let output = if l.has("output.weight") {
-        l.matrix("output.weight", vocab, dim)?
+    let embd = "token_embd.weight";
+    let table = l.tensor(embd, &[vocab, dim])?;
+    l.weight_bytes += table.storage_size_in_bytes();
+    let (embedding, output) = if l.has("output.weight") {
+        (
+            Embedding::table(table),
+            l.matrix("output.weight", vocab, dim)?,
+        )
+    } else if needs_conversion(table.dtype()) {
+        // Tied, in a slow format: the output head is a Q8_0 copy.
+        let t = table
+            .dequantize(&Device::Cpu)
+            .and_then(|f| QTensor::quantize(&f, GgmlDType::Q8_0))
+            .map_err(|e| l.bad(embd, e))?;
+        l.weight_bytes += t.storage_size_in_bytes();
+        let output = Matrix::new(t).map_err(|e| l.bad(embd, e))?;
+        (Embedding::table(table), output)
     } else {
-        // Tied embeddings: the output head is the embedding matrix, shared
-        // unless its format has to be converted.
-        let name = "token_embd.weight";
-        if needs_conversion(embedding.dtype()) {
-            let t = embedding
-                .dequantize(&Device::Cpu)
-                .and_then(|f| QTensor::quantize(&f, GgmlDType::Q8_0))
-                .map_err(|e| l.bad(name, e))?;
-            l.weight_bytes += t.storage_size_in_bytes();
-            QMatMul::from_qtensor(t).map_err(|e| l.bad(name, e))?
-        } else {
-            QMatMul::from_arc(Arc::clone(&embedding)).map_err(|e| l.bad(name, e))?
-        }
+        // Tied: one copy serves as both.
+        Embedding::tied(table).map_err(|e| l.bad(embd, e))?
     };
     let out_norm = l.vector("output_norm.weight", dim)?;
     let mut blocks = Vec::with_capacity(layers);
