@@ -99,16 +99,7 @@ impl Journal for InMemoryJournal {
         let mut events = self.lock();
         let mut wanted = Wanted::new(runs);
         let flags: Vec<bool> = events.iter().map(|event| wanted.contains(event)).collect();
-        if flags.iter().all(|&wanted| wanted) {
-            // The whole journal (a private context's): hand it over as it is.
-            return std::mem::take(&mut *events);
-        }
-        let mut flags = flags.into_iter();
-        let (taken, kept) = std::mem::take(&mut *events)
-            .into_iter()
-            .partition(|_| flags.next().unwrap_or(false));
-        *events = kept;
-        taken
+        take_flagged(&mut events, flags)
     }
 
     async fn claim_resume(
@@ -149,9 +140,23 @@ pub(crate) fn events_of(runs: &[RunId], events: Vec<JournalEvent>) -> Vec<Journa
         .collect()
 }
 
+/// Moves the items whose flag is set out of `items`, in order (all of
+/// them at once when every flag is set).
+pub(crate) fn take_flagged<T>(items: &mut Vec<T>, flags: Vec<bool>) -> Vec<T> {
+    if flags.iter().all(|&flag| flag) {
+        return std::mem::take(items);
+    }
+    let mut flags = flags.into_iter();
+    let (taken, kept) = std::mem::take(items)
+        .into_iter()
+        .partition(|_| flags.next().unwrap_or(false));
+    *items = kept;
+    taken
+}
+
 /// The runs asked for and the runs nested in them. A nested run starts
 /// after its parent, so one pass in order finds every descendant.
-struct Wanted {
+pub(crate) struct Wanted {
     runs: HashSet<RunId>,
     /// The run of the last event looked at, and whether it was wanted
     /// (events of one run mostly come together).
@@ -159,7 +164,7 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn new(runs: &[RunId]) -> Self {
+    pub(crate) fn new(runs: &[RunId]) -> Self {
         Self {
             runs: runs.iter().copied().collect(),
             last: None,
@@ -168,14 +173,8 @@ impl Wanted {
 
     /// Whether `event` belongs to a wanted run (seen in order).
     fn contains(&mut self, event: &JournalEvent) -> bool {
-        if let EventKind::RunStarted {
-            parent: Some(parent),
-            ..
-        } = &event.kind
-        {
-            if self.runs.contains(&parent.run) {
-                self.runs.insert(event.run);
-            }
+        if let EventKind::RunStarted { parent, .. } = &event.kind {
+            self.starts(event.run, parent.map(|parent| parent.run));
             self.last = None;
         }
         match self.last {
@@ -186,5 +185,14 @@ impl Wanted {
                 wanted
             }
         }
+    }
+
+    /// Run `run` starts, nested in run `parent` if it is: whether it is wanted
+    /// (runs are seen in the order they started).
+    pub(crate) fn starts(&mut self, run: RunId, parent: Option<RunId>) -> bool {
+        if parent.is_some_and(|parent| self.runs.contains(&parent)) {
+            self.runs.insert(run);
+        }
+        self.runs.contains(&run)
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::memory::{take_flagged, Wanted};
 use super::{AttemptOutcome, EventKind, InputSource, JournalEvent, NodeId, ParentAttempt, RunId};
 use crate::orchestration::agent::AgentInput;
 use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
@@ -300,33 +301,17 @@ impl Views {
     /// Runs `roots` and every run nested in them, moved out of these views
     /// when `take`, copied otherwise.
     pub(crate) fn select(&mut self, roots: &[RunId], take: bool) -> Self {
-        let mut wanted: std::collections::HashSet<RunId> = roots.iter().copied().collect();
-        // A nested run starts after its parent: one pass in order finds them all.
+        let mut wanted = Wanted::new(roots);
         let flags: Vec<bool> = self
             .runs
             .iter()
-            .map(|view| {
-                let nested_in_wanted = view
-                    .parent
-                    .is_some_and(|parent| wanted.contains(&parent.run));
-                if nested_in_wanted {
-                    wanted.insert(view.id);
-                }
-                wanted.contains(&view.id)
-            })
+            .map(|view| wanted.starts(view.id, view.parent.map(|parent| parent.run)))
             .collect();
-        let selected = if !take {
+        let selected = if take {
+            take_flagged(&mut self.runs, flags)
+        } else {
             let copies = self.runs.iter().zip(&flags).filter(|(_, &f)| f);
             copies.map(|(view, _)| view.clone()).collect()
-        } else if flags.iter().all(|&f| f) {
-            std::mem::take(&mut self.runs)
-        } else {
-            let mut flags = flags.into_iter();
-            let (taken, kept): (Vec<RunView>, Vec<RunView>) = std::mem::take(&mut self.runs)
-                .into_iter()
-                .partition(|_| flags.next().unwrap_or(false));
-            self.runs = kept;
-            taken
         };
         if take {
             self.reindex();
