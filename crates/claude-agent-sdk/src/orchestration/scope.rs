@@ -92,11 +92,6 @@ impl AttemptScope {
         self.run.nest(self.attempt)
     }
 
-    /// See [`RunBooks::stop_nested`].
-    pub(crate) fn stop(&self) -> Option<TaskTracker> {
-        self.run.stop_nested(self.attempt)
-    }
-
     /// The attempt's idempotency key: `{prefix}/{node}.{activation}/{attempt}`
     /// (see [`ExecutionContext::idempotency_key`]).
     pub(crate) fn idempotency_key(&self) -> String {

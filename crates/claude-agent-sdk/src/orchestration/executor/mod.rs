@@ -373,9 +373,10 @@ async fn run_attempt(
     };
     let span = AttemptSpan::new(name, attempt);
     let call = CatchUnwind::new(span.instrument(agent.execute(input)));
+    let parent = scope.attempt;
     let outcome = bounded(
-        scope::enter(scope.clone(), call),
-        &scope,
+        scope::enter(scope, call),
+        || run.stop_nested(parent),
         &run.stop,
         times_out_at,
     )

@@ -9,12 +9,13 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::task::Poll;
 
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::orchestration::engine::stop::{RunStop, STOP_GRACE};
 use crate::orchestration::journal::Interruption;
-use crate::orchestration::scope::AttemptScope;
 
 /// How a bounded attempt ended.
 #[derive(Debug)]
@@ -27,29 +28,35 @@ pub(crate) enum Bounded<T> {
     Interrupted(Interruption),
 }
 
-/// Runs `work` (the agent's attempt, inside `scope`) under the attempt
-/// timeout `times_out_at` and the run's stop conditions.
+/// Runs `work` (the agent's attempt) under the attempt timeout
+/// `times_out_at` and the run's stop conditions. When the attempt has to
+/// stop, `stop_nested` stops the runs nested in it first (and says what to
+/// wait on for them to finish stopping, if any is running).
 pub(crate) async fn bounded<F: Future>(
     work: F,
-    scope: &AttemptScope,
+    stop_nested: impl FnOnce() -> Option<TaskTracker>,
     run: &RunStop,
     times_out_at: Option<Instant>,
 ) -> Bounded<F::Output> {
     let mut work = pin!(work);
-    let timeout = async {
-        match times_out_at {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
+    // The agent is polled first, and what it races against is set up only
+    // when it first has to wait: a quick agent (one that never waits) pays
+    // for no timer, and a waiting one for one allocation.
+    let mut stop = None;
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
         }
-    };
-    let ended = tokio::select! {
-        biased;
-        output = &mut work => return Bounded::Done(output),
-        why = run.stopped() => Bounded::Interrupted(why),
-        () = timeout => Bounded::TimedOut,
+        let stop = stop.get_or_insert_with(|| Box::pin(must_stop(run, times_out_at)));
+        stop.as_mut().poll(cx).map(Err)
+    })
+    .await;
+    let ended = match ended {
+        Ok(output) => return Bounded::Done(output),
+        Err(ended) => ended,
     };
     // Stop the runs nested in this attempt, and let them finish stopping.
-    if let Some(children) = scope.stop() {
+    if let Some(children) = stop_nested() {
         tokio::select! {
             biased;
             _ = &mut work => {}
@@ -58,4 +65,20 @@ pub(crate) async fn bounded<F: Future>(
         }
     }
     ended
+}
+
+/// Completes when an attempt must stop: its run stops, or its timeout
+/// (`times_out_at`) passes.
+async fn must_stop<T>(run: &RunStop, times_out_at: Option<Instant>) -> Bounded<T> {
+    let timeout = async {
+        match times_out_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        why = run.stopped() => Bounded::Interrupted(why),
+        () = timeout => Bounded::TimedOut,
+    }
 }

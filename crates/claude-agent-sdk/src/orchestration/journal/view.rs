@@ -40,6 +40,20 @@ fn folded(events: Vec<JournalEvent>) -> Views {
     views
 }
 
+/// An attempt that started and has not finished: what its record will
+/// hold, kept small until the record is made.
+#[derive(Clone)]
+struct OpenAttempt {
+    node: NodeId,
+    attempt: u32,
+    start: DateTime<Utc>,
+    input: AgentInput,
+    /// Where its input comes from, when it is still to be made.
+    source: Option<InputSource>,
+    /// The trace of a run nested in it.
+    nested: Option<Box<ExecutionTrace>>,
+}
+
 /// What the events say of one run.
 #[derive(Clone)]
 pub(crate) struct RunView {
@@ -56,9 +70,9 @@ pub(crate) struct RunView {
     /// copies of the run's input are made when the trace is, not while the
     /// run goes (on the thread that takes the trace, off the journal's lock).
     sources: Vec<Option<InputSource>>,
-    /// Unfinished attempts' records (a few: the attempts running), with
-    /// where their inputs come from when still to be made.
-    pending: Vec<(AgentExecution, Option<InputSource>)>,
+    /// Unfinished attempts (a few: the attempts running). Their records
+    /// are made when they finish, in place.
+    pending: Vec<OpenAttempt>,
     /// Where in `pending` the record of each node's unfinished attempt is (a
     /// node runs one attempt at a time).
     open: Vec<Option<usize>>,
@@ -129,18 +143,21 @@ impl RunView {
                 if node.index() >= self.open.len() {
                     return; // a node the run does not have
                 }
-                let name = self.name_for(node);
                 // A copy of the run's input is made with the trace; a step's
                 // output is copied now, while it is at hand.
                 let (input, source) = match input {
                     InputSource::RunInput => (AgentInput::default(), Some(InputSource::RunInput)),
                     other => (self.input_for(other), None),
                 };
-                let mut record = AgentExecution::new(name, attempt, at, input);
-                record.run_id = Some(self.id);
-                record.node = Some(node);
                 self.open[node.index()] = Some(self.pending.len());
-                self.pending.push((record, source));
+                self.pending.push(OpenAttempt {
+                    node,
+                    attempt,
+                    start: at,
+                    input,
+                    source,
+                    nested: None,
+                });
             }
             EventKind::AttemptFinished {
                 node,
@@ -152,26 +169,36 @@ impl RunView {
                     return; // an end without a start: nothing to complete
                 };
                 self.open[node.index()] = None;
-                let (mut record, source) = self.pending.swap_remove(index);
-                // The record moved into the hole changes place.
-                if let Some(moved) = self.pending.get(index).and_then(|moved| moved.0.node) {
-                    self.open[moved.index()] = Some(index);
+                let open = self.pending.swap_remove(index);
+                // The attempt moved into the hole changes place.
+                if let Some(moved) = self.pending.get(index) {
+                    self.open[moved.node.index()] = Some(index);
                 }
-                record.end_time = Some(at);
-                record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-                match outcome {
+                let (output, error) = match outcome {
                     AttemptOutcome::Succeeded(output) => {
-                        record.output = Some(output);
-                        record.success = true;
                         self.succeeded[node.index()] = Some(self.records.len());
+                        (Some(output), None)
                     }
-                    AttemptOutcome::Failed(error) => record.error = Some(error.to_string()),
-                    AttemptOutcome::Interrupted(why) => {
-                        record.error = Some(why.describe().to_owned());
-                    }
-                }
-                self.records.push(record);
-                self.sources.push(source);
+                    AttemptOutcome::Failed(error) => (None, Some(error.to_string())),
+                    AttemptOutcome::Interrupted(why) => (None, Some(why.describe().to_owned())),
+                };
+                let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                self.sources.push(open.source);
+                let agent_name = self.name_for(node);
+                self.records.push(AgentExecution {
+                    agent_name,
+                    attempt,
+                    start_time: open.start,
+                    end_time: Some(at),
+                    duration_ms: Some(duration_ms),
+                    input: open.input,
+                    success: output.is_some(),
+                    output,
+                    error,
+                    nested: open.nested,
+                    run_id: Some(self.id),
+                    node: Some(node),
+                });
             }
             EventKind::StepAdded { step, agent, .. } => {
                 let index = step.index();
@@ -190,16 +217,15 @@ impl RunView {
     }
 
     /// The name of `node`'s agent for a new record: moved out of the run's
-    /// list for its first attempt, copied from an earlier record after that
+    /// list for its first record, copied from an earlier record after that
     /// (most nodes run once, and their names are then never copied).
     fn name_for(&mut self, node: NodeId) -> String {
         match self.nodes.get_mut(node.index()) {
             Some(name) if !name.is_empty() => std::mem::take(name),
             _ => self
-                .pending
+                .records
                 .iter()
-                .map(|(record, _)| record)
-                .chain(self.records.iter().rev())
+                .rev()
                 .find(|record| record.node == Some(node))
                 .map(|record| record.agent_name.clone())
                 .unwrap_or_default(),
@@ -210,13 +236,18 @@ impl RunView {
     /// `attempt` is.
     fn open_record(&self, node: NodeId, attempt: u32) -> Option<usize> {
         let index = self.open.get(node.index()).copied().flatten()?;
-        (self.pending.get(index)?.0.attempt == attempt).then_some(index)
+        (self.pending.get(index)?.attempt == attempt).then_some(index)
     }
 
-    /// The record of attempt `attempt` of `node`, finished or not.
-    fn record_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut AgentExecution> {
+    /// Where the trace of a run nested in attempt `attempt` of `node` goes,
+    /// finished or not.
+    fn nested_mut(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+    ) -> Option<&mut Option<Box<ExecutionTrace>>> {
         if let Some(index) = self.open_record(node, attempt) {
-            return self.pending.get_mut(index).map(|(record, _)| record);
+            return self.pending.get_mut(index).map(|open| &mut open.nested);
         }
         let records = &self.records;
         let located = self.located.get_or_insert_with(|| {
@@ -227,7 +258,7 @@ impl RunView {
                 .collect()
         });
         let index = *located.get(&(node, attempt))?;
-        self.records.get_mut(index)
+        self.records.get_mut(index).map(|record| &mut record.nested)
     }
 
     /// Finished records, then unfinished ones (in node order), their inputs
@@ -242,11 +273,17 @@ impl RunView {
             }
         }
         let mut pending = std::mem::take(&mut self.pending);
-        pending.sort_by_key(|(record, _)| record.node);
-        for (mut record, source) in pending {
-            if let Some(source) = source {
-                record.input = self.input_for(source);
-            }
+        pending.sort_by_key(|open| open.node);
+        for open in pending {
+            let input = match open.source {
+                Some(source) => self.input_for(source),
+                None => open.input,
+            };
+            let mut record =
+                AgentExecution::new(self.name_for(open.node), open.attempt, open.start, input);
+            record.nested = open.nested;
+            record.run_id = Some(self.id);
+            record.node = Some(open.node);
             self.records.push(record);
         }
         self.records
@@ -352,8 +389,8 @@ impl Views {
             match parent {
                 Some((i, parent)) => {
                     let trace = view.into_trace();
-                    if let Some(record) = runs[i].record_mut(parent.node, parent.attempt) {
-                        record.nested = Some(Box::new(trace));
+                    if let Some(nested) = runs[i].nested_mut(parent.node, parent.attempt) {
+                        *nested = Some(Box::new(trace));
                     }
                 }
                 None => kept.push(view),

@@ -163,7 +163,10 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         let name: &str = name;
         let position = index + 1;
         if let Some(output) = output {
-            let _ = write!(result, "\n{position}. ");
+            // Pushed piece by piece: `write!` costs more than the agent here.
+            result.push('\n');
+            result.push_str(itoa::Buffer::new().format(position));
+            result.push_str(". ");
             result.push_str(name);
             result.push_str(": ");
             result.push_str(&output.content);
