@@ -82,3 +82,95 @@ async fn must_stop<T>(run: &RunStop, times_out_at: Option<Instant>) -> Bounded<T
         () = timeout => Bounded::TimedOut,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::orchestration::stop_token::StopToken;
+
+    fn run_stop(deadline: Option<Instant>) -> RunStop {
+        RunStop {
+            token: StopToken::new(),
+            context: None,
+            deadline,
+        }
+    }
+
+    fn no_nested_runs() -> Option<TaskTracker> {
+        None
+    }
+
+    /// `bounded` without an attempt timeout, and whether it stopped the
+    /// attempt's nested runs.
+    async fn watching_nested<F: Future>(work: F, run: &RunStop) -> (Bounded<F::Output>, bool) {
+        let mut stopped_nested = false;
+        let stop_nested = || {
+            stopped_nested = true;
+            None
+        };
+        let ended = bounded(work, stop_nested, run, None).await;
+        (ended, stopped_nested)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_done_before_its_timeout_is_done() {
+        let run = run_stop(None);
+        let at = Instant::now() + Duration::from_secs(5);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            7
+        };
+        let ended = bounded(work, no_nested_runs, &run, Some(at)).await;
+        assert!(matches!(ended, Bounded::Done(7)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_agent_times_out_at_its_timeout() {
+        let run = run_stop(None);
+        let start = Instant::now();
+        let at = start + Duration::from_secs(5);
+        let ended = bounded(std::future::pending::<()>(), no_nested_runs, &run, Some(at)).await;
+        assert!(matches!(ended, Bounded::TimedOut));
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_run_deadline_comes_before_a_later_attempt_timeout() {
+        let start = Instant::now();
+        let run = run_stop(Some(start + Duration::from_secs(2)));
+        let at = start + Duration::from_secs(5);
+        let ended = bounded(std::future::pending::<()>(), no_nested_runs, &run, Some(at)).await;
+        assert!(matches!(
+            ended,
+            Bounded::Interrupted(Interruption::TimedOut)
+        ));
+        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_run_interrupts_a_waiting_agent_and_stops_nested_runs_first() {
+        let run = run_stop(None);
+        let token = run.token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            token.cancel();
+        });
+        let (ended, stopped_nested) = watching_nested(std::future::pending::<()>(), &run).await;
+        assert!(matches!(
+            ended,
+            Bounded::Interrupted(Interruption::Cancelled)
+        ));
+        assert!(stopped_nested);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_ready_at_once_wins_over_a_run_already_stopped() {
+        let run = run_stop(None);
+        run.token.cancel();
+        let (ended, stopped_nested) = watching_nested(async { 1 }, &run).await;
+        assert!(matches!(ended, Bounded::Done(1)));
+        assert!(!stopped_nested, "a finished attempt stops nothing");
+    }
+}
