@@ -127,7 +127,7 @@ use crate::orchestration::registry::AgentRegistry;
 pub use nodes::NodeOptions;
 pub use route::{Route, RouteContext, Split, END, START};
 
-use nodes::{AskAgent, NodeSource};
+use nodes::{AskAgent, NodeAgent, NodeSource};
 use route::{Condition, Router};
 use run::Compiled;
 
@@ -153,6 +153,9 @@ pub struct GraphOrchestrator {
 struct Prepared {
     graph: crate::orchestration::engine::graph::Graph,
     compiled: Arc<Compiled>,
+    /// The nodes' agents, made once when none is looked up in a registry
+    /// (a registry's agents are looked up when each run starts).
+    agents: Option<Arc<Vec<Box<dyn Agent>>>>,
 }
 
 #[derive(Clone)]
@@ -440,6 +443,18 @@ impl GraphOrchestrator {
         self.prepared().map(|_| ())
     }
 
+    /// The nodes' agents, when every one is fixed (none is a registry's).
+    fn fixed_agents(&self) -> Option<Arc<Vec<Box<dyn Agent>>>> {
+        let agents = self.nodes.iter().map(|node| match &node.source {
+            NodeSource::Agent(agent) => {
+                let agent = NodeAgent::new(Arc::clone(agent), node.options);
+                Some(Box::new(agent) as Box<dyn Agent>)
+            }
+            NodeSource::Registry { .. } => None,
+        });
+        agents.collect::<Option<Vec<_>>>().map(Arc::new)
+    }
+
     /// The checked graph (checked once, until the graph changes).
     fn prepared(&self) -> Result<&Prepared> {
         self.prepared
@@ -449,6 +464,7 @@ impl GraphOrchestrator {
                 Ok(Prepared {
                     graph: checked.graph,
                     compiled,
+                    agents: self.fixed_agents(),
                 })
             })
             .as_ref()

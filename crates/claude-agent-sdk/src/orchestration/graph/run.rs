@@ -159,11 +159,17 @@ impl GraphOrchestrator {
             )));
         }
         let prepared = self.prepared()?;
-        let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let (agent, options) = node.source.resolve(&node.options).await?;
-            agents.push(Box::new(NodeAgent::new(agent, options)));
-        }
+        let agents = match &prepared.agents {
+            Some(agents) => Arc::clone(agents),
+            None => {
+                let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
+                for node in &self.nodes {
+                    let (agent, options) = node.source.resolve(&node.options).await?;
+                    agents.push(Box::new(NodeAgent::new(agent, options)));
+                }
+                Arc::new(agents)
+            }
+        };
         let flow = Flow {
             graph: prepared.graph.clone(),
             branching: Some(Arc::clone(&prepared.compiled) as Arc<dyn Branching>),

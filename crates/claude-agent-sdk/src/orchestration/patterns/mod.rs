@@ -125,7 +125,7 @@ impl Flow {
 pub(crate) async fn run_pattern(
     base: &BaseOrchestrator,
     flow: Flow,
-    agents: Vec<Box<dyn Agent>>,
+    agents: Arc<Vec<Box<dyn Agent>>>,
     input: OrchestratorInput,
     ctx: &ExecutionContext,
     trace: TraceOut,
@@ -143,7 +143,7 @@ pub(crate) async fn run_pattern(
         orchestrator: base.name(),
         config: base.config(),
         graph: flow.graph,
-        agents: Agents::Owned(Arc::new(agents)),
+        agents: Agents::Owned(agents),
         input: AgentInput::from(input),
         overrides: Overrides::default(),
         branching: flow.branching,

@@ -12,6 +12,7 @@
 //! holds `parallel_limit` tasks in memory, not 100,000.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::orchestration::agent::Agent;
 use crate::orchestration::context::ExecutionContext;
@@ -121,7 +122,7 @@ impl ParallelOrchestrator {
         run_pattern(
             &self.base,
             Flow::pattern(graph),
-            agents,
+            Arc::new(agents),
             input,
             ctx,
             trace,

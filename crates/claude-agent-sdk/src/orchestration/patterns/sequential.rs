@@ -9,6 +9,8 @@
 //! context and metadata. The first agent that fails for good (after its retries)
 //! ends the run; later agents never run.
 
+use std::sync::Arc;
+
 use crate::orchestration::agent::Agent;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
@@ -86,7 +88,7 @@ impl SequentialOrchestrator {
         run_pattern(
             &self.base,
             Flow::pattern(graph),
-            agents,
+            Arc::new(agents),
             input,
             ctx,
             trace,
