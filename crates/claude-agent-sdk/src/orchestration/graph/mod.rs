@@ -446,10 +446,7 @@ impl GraphOrchestrator {
     /// The nodes' agents, when every one is fixed (none is a registry's).
     fn fixed_agents(&self) -> Option<Arc<Vec<Box<dyn Agent>>>> {
         let agents = self.nodes.iter().map(|node| match &node.source {
-            NodeSource::Agent(agent) => {
-                let agent = NodeAgent::new(Arc::clone(agent), node.options);
-                Some(Box::new(agent) as Box<dyn Agent>)
-            }
+            NodeSource::Agent(agent) => Some(NodeAgent::boxed(Arc::clone(agent), node.options)),
             NodeSource::Registry { .. } => None,
         });
         agents.collect::<Option<Vec<_>>>().map(Arc::new)

@@ -131,8 +131,9 @@ pub(super) struct NodeAgent {
 }
 
 impl NodeAgent {
-    pub(super) fn new(agent: Arc<dyn Agent>, options: NodeOptions) -> Self {
-        Self { agent, options }
+    /// `agent` running as a graph node under `options`.
+    pub(super) fn boxed(agent: Arc<dyn Agent>, options: NodeOptions) -> Box<dyn Agent> {
+        Box::new(Self { agent, options })
     }
 }
 

@@ -165,7 +165,7 @@ impl GraphOrchestrator {
                 let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
                 for node in &self.nodes {
                     let (agent, options) = node.source.resolve(&node.options).await?;
-                    agents.push(Box::new(NodeAgent::new(agent, options)));
+                    agents.push(NodeAgent::boxed(agent, options));
                 }
                 Arc::new(agents)
             }

@@ -54,6 +54,17 @@ struct OpenAttempt {
     nested: Option<Box<ExecutionTrace>>,
 }
 
+impl OpenAttempt {
+    /// Its record in run `run`, as far as it went (no end yet), on `input`.
+    fn into_record(self, run: RunId, agent_name: String, input: AgentInput) -> AgentExecution {
+        let mut record = AgentExecution::new(agent_name, self.attempt, self.start, input);
+        record.nested = self.nested;
+        record.run_id = Some(run);
+        record.node = Some(self.node);
+        record
+    }
+}
+
 /// What the events say of one run.
 #[derive(Clone)]
 pub(crate) struct RunView {
@@ -169,7 +180,7 @@ impl RunView {
                     return; // an end without a start: nothing to complete
                 };
                 self.open[node.index()] = None;
-                let open = self.pending.swap_remove(index);
+                let mut open = self.pending.swap_remove(index);
                 // The attempt moved into the hole changes place.
                 if let Some(moved) = self.pending.get(index) {
                     self.open[moved.node.index()] = Some(index);
@@ -182,23 +193,16 @@ impl RunView {
                     AttemptOutcome::Failed(error) => (None, Some(error.to_string())),
                     AttemptOutcome::Interrupted(why) => (None, Some(why.describe().to_owned())),
                 };
-                let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-                self.sources.push(open.source);
                 let agent_name = self.name_for(node);
-                self.records.push(AgentExecution {
-                    agent_name,
-                    attempt,
-                    start_time: open.start,
-                    end_time: Some(at),
-                    duration_ms: Some(duration_ms),
-                    input: open.input,
-                    success: output.is_some(),
-                    output,
-                    error,
-                    nested: open.nested,
-                    run_id: Some(self.id),
-                    node: Some(node),
-                });
+                let input = std::mem::take(&mut open.input);
+                self.sources.push(open.source.take());
+                let mut record = open.into_record(self.id, agent_name, input);
+                record.end_time = Some(at);
+                record.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                record.success = output.is_some();
+                record.output = output;
+                record.error = error;
+                self.records.push(record);
             }
             EventKind::StepAdded { step, agent, .. } => {
                 let index = step.index();
@@ -274,17 +278,14 @@ impl RunView {
         }
         let mut pending = std::mem::take(&mut self.pending);
         pending.sort_by_key(|open| open.node);
-        for open in pending {
-            let input = match open.source {
+        for mut open in pending {
+            let input = match open.source.take() {
                 Some(source) => self.input_for(source),
-                None => open.input,
+                None => std::mem::take(&mut open.input),
             };
-            let mut record =
-                AgentExecution::new(self.name_for(open.node), open.attempt, open.start, input);
-            record.nested = open.nested;
-            record.run_id = Some(self.id);
-            record.node = Some(open.node);
-            self.records.push(record);
+            let agent_name = self.name_for(open.node);
+            self.records
+                .push(open.into_record(self.id, agent_name, input));
         }
         self.records
     }
