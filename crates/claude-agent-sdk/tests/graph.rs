@@ -143,6 +143,40 @@ async fn a_router_sends_the_output_down_one_branch_and_the_join_after_it_still_r
 }
 
 #[tokio::test]
+async fn a_graph_that_runs_one_step_at_a_time_keeps_one_task_whatever_its_limit() {
+    let log = Arc::new(Log::default());
+    // How many tasks the runtime has while each agent runs: the run's
+    // workers (the test's own future is not a task).
+    let tasks = Arc::new(Mutex::new(Vec::new()));
+    let counting = |name: &'static str| {
+        let tasks = Arc::clone(&tasks);
+        step(name, &log, move |input| {
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
+            tasks.lock().unwrap().push(alive);
+            Ok(AgentOutput::new(format!("{name}({input})")))
+        })
+    };
+    let graph = GraphOrchestrator::new("triage")
+        .with_parallel_limit(16)
+        .add_node("triage", counting("triage"))
+        .add_node("billing", counting("billing"))
+        .add_node("tech", counting("tech"))
+        .add_edge(START, "triage")
+        .add_router("triage", ["billing", "tech"], |_| Route::to("tech"))
+        .add_edge("billing", END)
+        .add_edge("tech", END);
+    let output = graph.orchestrate(vec![], input("x")).await.unwrap();
+    assert_eq!(output.result, "tech(triage(x))");
+    assert_eq!(
+        *tasks.lock().unwrap(),
+        [1, 1],
+        "one worker: never more than the steps ready at once"
+    );
+}
+
+#[tokio::test]
 async fn a_router_that_names_a_node_it_did_not_declare_fails_its_step() {
     let log = Arc::new(Log::default());
     let graph = GraphOrchestrator::new("g")

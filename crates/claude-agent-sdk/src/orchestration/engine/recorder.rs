@@ -282,7 +282,17 @@ impl Recorder {
         now: Instant,
         input: impl FnOnce() -> InputSource,
     ) -> bool {
-        let moment = self.records.then(|| self.moment(now));
+        // The event is made before the lock is taken (a map item's input is
+        // copied for it): siblings on other threads wait for the append only.
+        let journaled = self.records.then(|| {
+            let kind = EventKind::AttemptStarted {
+                node,
+                attempt,
+                max_attempts,
+                input: input(),
+            };
+            (kind, self.moment(now))
+        });
         let mut open = self.lock();
         if open.closed {
             return false;
@@ -290,17 +300,8 @@ impl Recorder {
         if let Some(slot) = open.by_node.get_mut(node.index()) {
             *slot = Some((attempt, now));
         }
-        if let Some(moment) = moment {
-            self.append_at(
-                &mut open,
-                moment,
-                EventKind::AttemptStarted {
-                    node,
-                    attempt,
-                    max_attempts,
-                    input: input(),
-                },
-            );
+        if let Some((kind, moment)) = journaled {
+            self.append_at(&mut open, moment, kind);
         }
         self.notify(&RunEvent::AttemptStarted {
             run: self.run,

@@ -4,6 +4,12 @@
 //! core, and a fan-out of 100,000 agents costs as many tasks as its
 //! `parallel_limit`, not 100,000.
 //!
+//! The fleet grows with the work: a run starts with one worker, and a
+//! worker that takes a step while another is ready and nobody waits for it
+//! asks the driver for one more, up to the limit. A graph that runs one
+//! step at a time (a router and its branch) never pays for the tasks its
+//! `parallel_limit` would allow.
+//!
 //! The scheduler stays the one place that decides: it sits behind the
 //! workers' shared lock, taken once per node (to report the node that ended
 //! and take the next). A worker with nothing ready while others still run
@@ -29,6 +35,10 @@ struct Fleet {
     /// Told whenever a step may have become ready while workers wait, or the
     /// run is over.
     wake: Notify,
+    /// Tells the driver that workers asked for another (see [`Books::wanted`]).
+    grow: Notify,
+    /// The most workers the run has.
+    limit: usize,
 }
 
 /// What the workers change, under one lock.
@@ -38,6 +48,10 @@ struct Books {
     /// How many workers wait for a step to become ready (nobody is woken
     /// when nobody waits: a fan-out's workers never do until its end).
     waiting: usize,
+    /// How many workers were started or asked for.
+    workers: usize,
+    /// How many workers were asked for and not started yet.
+    wanted: usize,
 }
 
 impl Fleet {
@@ -74,17 +88,34 @@ pub(crate) async fn drive(
     let run = Arc::clone(&walk.run);
     let fleet = Arc::new(Fleet {
         walk,
-        books: Mutex::new(Books { state, waiting: 0 }),
+        books: Mutex::new(Books {
+            state,
+            waiting: 0,
+            workers: 1,
+            wanted: 0,
+        }),
         wake: Notify::new(),
+        grow: Notify::new(),
+        limit,
     });
     let mut workers = JoinSet::new();
-    for _ in 0..limit {
-        workers.spawn(work(Arc::clone(&fleet)));
-    }
-    let mut interrupted = tokio::select! {
-        biased;
-        () = join_all(&mut workers) => None,
-        why = run.stop.stopped() => Some(why),
+    workers.spawn(work(Arc::clone(&fleet)));
+    let mut interrupted = loop {
+        tokio::select! {
+            biased;
+            joined = workers.join_next() => {
+                if joined.is_none() {
+                    break None;
+                }
+            }
+            why = run.stop.stopped() => break Some(why),
+            () = fleet.grow.notified() => {
+                let wanted = std::mem::take(&mut fleet.lock().wanted);
+                for _ in 0..wanted {
+                    workers.spawn(work(Arc::clone(&fleet)));
+                }
+            }
+        }
     };
     if interrupted.is_some() {
         // Stop: the running attempts are told, then awaited for a while.
@@ -120,7 +151,7 @@ async fn work(fleet: Arc<Fleet>) {
     loop {
         let wake = fleet.wake.notified();
         tokio::pin!(wake);
-        let (next, wake_others) = {
+        let (next, wake_others, grow) = {
             let mut books = fleet.lock();
             if std::mem::take(&mut waited) {
                 books.waiting -= 1;
@@ -143,10 +174,23 @@ async fn work(fleet: Arc<Fleet>) {
                 books.waiting += 1;
                 waited = true;
             }
-            (next, wake_others)
+            // A step left ready that no worker waits for: one more worker,
+            // while the limit allows.
+            let grow = matches!(next, Next::Run(_))
+                && books.waiting == 0
+                && books.workers < fleet.limit
+                && books.state.has_startable();
+            if grow {
+                books.workers += 1;
+                books.wanted += 1;
+            }
+            (next, wake_others, grow)
         };
         if wake_others {
             fleet.wake.notify_waiters();
+        }
+        if grow {
+            fleet.grow.notify_one();
         }
         match next {
             Next::Stop => return,
