@@ -166,20 +166,20 @@ async fn work(fleet: Arc<Fleet>) {
                 None if state.interrupted.is_some() => Next::Stop,
                 None => Next::Wait,
             };
+            let left_ready = books.state.has_startable();
             // Wake the waiting workers only when there is something for
             // them: a step left ready, or the run over.
-            let wake_others =
-                books.waiting > 0 && (books.state.has_startable() || matches!(next, Next::Stop));
+            let wake_others = books.waiting > 0 && (left_ready || matches!(next, Next::Stop));
+            // A step left ready that no worker waits for: one more worker,
+            // while the limit allows.
+            let grow = matches!(next, Next::Run(_))
+                && left_ready
+                && books.waiting == 0
+                && books.workers < fleet.limit;
             if matches!(next, Next::Wait) {
                 books.waiting += 1;
                 waited = true;
             }
-            // A step left ready that no worker waits for: one more worker,
-            // while the limit allows.
-            let grow = matches!(next, Next::Run(_))
-                && books.waiting == 0
-                && books.workers < fleet.limit
-                && books.state.has_startable();
             if grow {
                 books.workers += 1;
                 books.wanted += 1;
