@@ -10,6 +10,9 @@
 //!
 //! Observers are called inline on the agent's task: keep them quick and
 //! non-blocking (update a counter, send on a channel, redraw a progress bar).
+//! An observer that panics is contained: that event is lost to it (and
+//! logged as a `tracing` warning), and the run goes on exactly as if it had
+//! returned — the same in every pattern.
 //!
 //! ```
 //! use std::sync::Arc;

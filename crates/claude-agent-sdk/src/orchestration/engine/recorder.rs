@@ -26,6 +26,7 @@ use crate::orchestration::journal::{
     RunId, RunOutcome,
 };
 use crate::orchestration::observer::RunEvent;
+use crate::orchestration::telemetry::log_event;
 
 /// How an attempt ended, borrowed from whoever ended it.
 #[derive(Debug, Clone, Copy)]
@@ -200,9 +201,20 @@ impl Recorder {
             .append(JournalEvent::new(self.run, at, kind));
     }
 
+    /// Tells the observer, if there is one. An observer that panics is
+    /// contained here — the run, its books and its other events go on as if
+    /// it had returned — and the panic is logged.
     fn notify(&self, event: &RunEvent<'_>) {
-        if let Some(observer) = self.ctx.observer() {
+        let Some(observer) = self.ctx.observer() else {
+            return;
+        };
+        let heard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             observer.on_event(event);
+        }));
+        #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+        if let Err(panic) = heard {
+            let panic = crate::orchestration::executor::panic::panic_message(panic.as_ref());
+            log_event!(true, warn, %panic, "a run observer panicked; the run goes on");
         }
     }
 

@@ -103,11 +103,16 @@ pub(crate) async fn drive(
     let mut interrupted = loop {
         tokio::select! {
             biased;
-            joined = workers.join_next() => {
-                if joined.is_none() {
-                    break None;
+            joined = workers.join_next() => match joined {
+                None => break None,
+                // Agents, observers and a graph's routers have their panics
+                // contained: a worker that panicked hit a bug of ours, which
+                // goes up to the caller rather than leave its step unsettled.
+                Some(Err(ended)) if ended.is_panic() => {
+                    std::panic::resume_unwind(ended.into_panic())
                 }
-            }
+                Some(_) => {}
+            },
             why = run.stop.stopped() => break Some(why),
             () = fleet.grow.notified() => {
                 let wanted = std::mem::take(&mut fleet.lock().wanted);

@@ -278,15 +278,35 @@ pub(crate) async fn run_node(
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
         };
-        // An agent that failed because the run is stopping (a nested run it
-        // ran was cancelled) was interrupted, not failed.
+        // A retry policy is the user's code: one that panics retries nothing.
+        let delay = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            policy
+                .retry
+                .retry_delay(&error, attempt, policy.max_retries)
+        }))
+        .unwrap_or_else(|_| {
+            log_event!(
+                true,
+                warn,
+                agent = agent.name(),
+                "the retry policy panicked: no retry"
+            );
+            None
+        });
+        // While the run stops, no retry starts, and an agent that failed
+        // because of the stop (a nested run it ran was cancelled or timed
+        // out) was interrupted. A failure of its own with no retry left is
+        // the node's end, stop or not: the node ran to its own end.
         if let Some(why) = run.stop.check() {
-            return Err(NodeFailure::Interrupted(why));
+            let caused_by_stop = matches!(
+                error.root_cause(),
+                OrchestrationError::Cancelled | OrchestrationError::Timeout(_)
+            );
+            if delay.is_some() || caused_by_stop {
+                return Err(NodeFailure::Interrupted(why));
+            }
         }
-        let Some(delay) = policy
-            .retry
-            .retry_delay(&error, attempt, policy.max_retries)
-        else {
+        let Some(delay) = delay else {
             return Err(NodeFailure::Failed(OrchestrationError::agent_failed(
                 agent.name(),
                 error,

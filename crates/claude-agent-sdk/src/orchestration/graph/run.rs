@@ -10,7 +10,7 @@ use super::check;
 use super::nodes::NodeAgent;
 use super::route::{Condition, RouteContext, Router, Split};
 use super::GraphOrchestrator;
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
 use crate::orchestration::engine::run_state::{Branching, Reuse};
@@ -286,12 +286,19 @@ impl Branching for Compiled {
             iteration,
             state: &state,
         };
+        let again = match condition {
+            Some(again) => contained(
+                || again(&route),
+                || format!("the loop condition of `{label}`"),
+            )?,
+            None => false,
+        };
         let mut decision = Decision {
-            again: condition.is_some_and(|again| again(&route)),
+            again,
             ..Decision::default()
         };
         if let Some((router, targets)) = router {
-            let chosen = router(&route);
+            let chosen = contained(|| router(&route), || format!("the router of `{label}`"))?;
             let mut routes = Vec::with_capacity(chosen.targets.len());
             let mut ends = false;
             for target in &chosen.targets {
@@ -313,7 +320,10 @@ impl Branching for Compiled {
 
     fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>> {
         match self.splits.get(node.index()).and_then(Option::as_ref) {
-            Some(split) => split.items(&input.content),
+            Some(split) => contained(
+                || split.items(&input.content),
+                || format!("the split of `{}`", self.label(node)),
+            )?,
             None => Ok(Vec::new()),
         }
     }
@@ -321,6 +331,16 @@ impl Branching for Compiled {
     fn label(&self, node: NodeId) -> &str {
         self.labels.get(node.index()).map_or("", String::as_str)
     }
+}
+
+/// What `decide` returns, run with its panics contained: a router, a loop
+/// condition or a split that panics fails its step for good, as a panicking
+/// agent does, instead of taking down the worker that ran it.
+fn contained<T>(decide: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).map_err(|panic| {
+        let panic = crate::orchestration::executor::panic::panic_message(panic.as_ref());
+        OrchestrationError::AgentError(AgentError::new(format!("{} panicked: {panic}", what())))
+    })
 }
 
 /// The output of a graph run: the results that reached the end, every

@@ -39,8 +39,13 @@ use crate::orchestration::patterns::{
 /// With the default [`JoinPolicy::All`], a run where some agents failed ends in
 /// [`PartialSuccess`](OrchestrationError::PartialSuccess) with the number that
 /// failed, and one where all failed in [`AgentFailed`](OrchestrationError::AgentFailed)
-/// naming the first failed agent in order. A tolerant policy returns `Ok` instead,
-/// listing the failures in [`OrchestratorOutput::failures`].
+/// naming the first failed agent in order (its failure, retryable or not,
+/// is the run's). A tolerant policy returns `Ok` instead, listing the failures
+/// in [`OrchestratorOutput::failures`]. When the policy is not satisfied and an
+/// agent asked a question ([`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask)),
+/// the run fails with that agent's failure, whose root cause is
+/// [`InputRequired`](OrchestrationError::InputRequired): a graph running the
+/// fan-out as a node pauses for the answer.
 ///
 /// ```
 /// use claude_agent_sdk::orchestration::{
@@ -160,6 +165,7 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
     let mut failures = Vec::new();
     let mut errors = report.failures.into_iter().peekable();
     let mut first_error = None;
+    let mut question = None;
     for (index, (name, output)) in report.names.iter().zip(report.outputs).enumerate() {
         let name: &str = name;
         let position = index + 1;
@@ -190,10 +196,18 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
             agent_name: name.to_owned(),
             error: text,
         });
+        if matches!(error.root_cause(), OrchestrationError::InputRequired(_)) {
+            question.get_or_insert_with(|| error.clone());
+        }
         first_error.get_or_insert(error);
     }
     if policy.is_satisfied(outputs.len(), count) {
         return Ok(OrchestratorOutput::new(result, outputs).with_failures(failures));
+    }
+    // An agent asked a question: the run fails with it as its root cause,
+    // so that a graph running this one as a node pauses for the answer.
+    if let Some(question) = question {
+        return Err(question);
     }
     match first_error {
         Some(first) if outputs.is_empty() => Err(first),
