@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, GraphOrchestrator,
     JoinPolicy, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
     ParallelOrchestrator, Result, RetryPolicy, Route, RunEvent, RunObserver,
-    SequentialOrchestrator, END, START,
+    SequentialOrchestrator, SimpleAgent, END, START,
 };
 use common::{echo, permanent, sleeper, transient, Scripted, Step};
 use tokio::time::Instant;
@@ -262,4 +262,43 @@ async fn a_panicking_retry_policy_retries_nothing_and_hangs_nothing() {
         "{result:?}"
     );
     assert_eq!(flaky_calls.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loop_node_also_fed_from_outside_the_loop_runs_on_every_pass() {
+    let calls = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let agent = |name: &'static str| {
+        let calls = Arc::clone(&calls);
+        SimpleAgent::new(name, "", move |input| {
+            calls
+                .lock()
+                .map_err(|_| OrchestrationError::Cancelled)?
+                .push(name);
+            Ok(AgentOutput::new(format!("{name}({})", input.content)))
+        })
+    };
+    // `j` joins `s` (before the loop, run once) and `a` (in the loop).
+    let graph = GraphOrchestrator::new("g")
+        .add_node("s", agent("s"))
+        .add_node("a", agent("a"))
+        .add_node("j", agent("j"))
+        .add_edge(START, "s")
+        .add_edge("s", "a")
+        .add_edge("s", "j")
+        .add_edge("a", "j")
+        .add_loop("j", "a", 3, |_| true)
+        .add_edge("j", END);
+    graph.validate().expect("a valid graph");
+    let output = graph
+        .orchestrate(vec![], OrchestratorInput::new("x"))
+        .await
+        .expect("the loop runs its three passes and ends");
+    let calls = calls.lock().map(|calls| calls.clone()).unwrap_or_default();
+    assert_eq!(calls, ["s", "a", "j", "a", "j", "a", "j"]);
+    assert!(output.result.starts_with("j("), "{}", output.result);
+    assert!(
+        output.result.contains("s(x)"),
+        "the last pass still gets s's output: {}",
+        output.result
+    );
 }

@@ -19,7 +19,9 @@
 //! node runs once enough succeeded; it does not run once that can no longer
 //! happen, and passes on a failure — or, when every predecessor was
 //! skipped, a skip — to the nodes it feeds. A loop's last node may send the run back to the loop's
-//! first: the nodes between them start afresh, up to the loop's bound.
+//! first: the nodes between them start afresh, up to the loop's bound,
+//! keeping what their predecessors outside the loop passed them (those ran
+//! once, and do not pass it again).
 //! Every step counts against the run's step limit; a run that reaches it
 //! starts nothing more and names the node it refused a step.
 
@@ -156,6 +158,16 @@ pub(crate) struct Scheduler {
     slots: Vec<usize>,
     /// How many nodes feed node `n`.
     waits: Vec<usize>,
+    /// For each loop, the inputs of its body's nodes (its first node aside)
+    /// that come from outside the body, as `(node, slot)`: a pass the loop
+    /// restarts keeps what those predecessors passed on, which they do not
+    /// pass again.
+    outside_inputs: Vec<Vec<(NodeId, usize)>>,
+    /// The token each node last received in each of its slots — node `n`'s
+    /// at `inbox[inbox_start[n]..]` — kept when the graph has loops (empty
+    /// otherwise).
+    inbox_start: Vec<usize>,
+    inbox: Vec<Option<Token>>,
     nodes: Vec<NodeState>,
     /// How many steps each node has had.
     activations: Vec<u32>,
@@ -188,11 +200,23 @@ impl Scheduler {
         let (start, successors, slots) = graph.edge_table();
         let waits = graph.inbound_counts();
         let count = graph.len();
+        let (outside_inputs, inbox_start) = loop_inputs(&graph, &waits);
+        let inbox = vec![
+            None;
+            if graph.loops.is_empty() {
+                0
+            } else {
+                successors.len()
+            }
+        ];
         let mut scheduler = Self {
             start,
             successors,
             slots,
             waits,
+            outside_inputs,
+            inbox_start,
+            inbox,
             nodes: vec![NodeState::waiting(); count],
             activations: vec![0; count],
             iterations: vec![1; graph.loops.len()],
@@ -365,9 +389,13 @@ impl Scheduler {
             };
             self.pass(next, slot, token, &mut passed_on);
         }
-        // A node that will not run passes that on along its edges — as a
-        // failure when a failure stopped it, as a skip when no branch led to
-        // it: a work list, not recursion.
+        self.pass_on(passed_on);
+    }
+
+    /// A node that will not run passes that on along its edges — as a
+    /// failure when a failure stopped it, as a skip when no branch led to
+    /// it: a work list, not recursion.
+    fn pass_on(&mut self, mut passed_on: Vec<(NodeId, Token)>) {
         while let Some((from, token)) = passed_on.pop() {
             for edge in self.start[from.index()]..self.start[from.index() + 1] {
                 let (next, slot) = (self.successors[edge], self.slots[edge]);
@@ -376,7 +404,9 @@ impl Scheduler {
         }
     }
 
-    /// Sends the run back to the first node of loop `index`, fed by `step`.
+    /// Sends the run back to the first node of loop `index`, fed by `step`:
+    /// the body's nodes wait afresh for their predecessors in the body, and
+    /// keep what their predecessors outside it passed them.
     fn go_round(&mut self, index: usize, step: StepId) {
         self.iterations[index] += 1;
         let (to, body) = {
@@ -387,6 +417,13 @@ impl Scheduler {
             self.nodes[node.index()] = NodeState::waiting();
         }
         self.activate(to, StepInput::OutputOf(step));
+        let mut passed_on = Vec::new();
+        for (node, slot) in self.outside_inputs[index].clone() {
+            if let Some(token) = self.inbox[self.inbox_start[node.index()] + slot] {
+                self.pass(node, slot, token, &mut passed_on);
+            }
+        }
+        self.pass_on(passed_on);
     }
 
     /// Gives `to` the token `token` from the predecessor in its slot `slot`;
@@ -399,6 +436,9 @@ impl Scheduler {
         token: Token,
         passed_on: &mut Vec<(NodeId, Token)>,
     ) {
+        if let Some(&start) = self.inbox_start.get(to.index()) {
+            self.inbox[start + slot] = Some(token);
+        }
         // The common case — a node fed by one node, which succeeded — runs
         // at once on that node's output.
         if let (Token::Succeeded(step), 1, NodeState::Waiting { .. }) =
@@ -598,6 +638,47 @@ impl Scheduler {
     pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }
+}
+
+/// For each loop of `graph`, the inputs of its body's nodes (its first node
+/// aside) that come from outside the body, as `(node, slot)`; and where each
+/// node's slots start in a table of every node's inputs (`waits`: how many
+/// each has). Both are empty for a graph without loops.
+fn loop_inputs(graph: &Graph, waits: &[usize]) -> (Vec<Vec<(NodeId, usize)>>, Vec<usize>) {
+    if graph.loops.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut inbox_start = Vec::with_capacity(waits.len());
+    let mut next = 0;
+    for &count in waits {
+        inbox_start.push(next);
+        next += count;
+    }
+    // A node's slots number its predecessors in the order the edges were added.
+    let predecessors = graph.predecessor_lists();
+    let outside = graph
+        .loops
+        .iter()
+        .map(|lp| {
+            let mut in_body = vec![false; graph.len()];
+            for node in &lp.body {
+                in_body[node.index()] = true;
+            }
+            lp.body
+                .iter()
+                .filter(|&&node| node != lp.to)
+                .flat_map(|&node| {
+                    let in_body = &in_body;
+                    predecessors[node.index()]
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, from)| !in_body[from.index()])
+                        .map(move |(slot, _)| (node, slot))
+                })
+                .collect()
+        })
+        .collect();
+    (outside, inbox_start)
 }
 
 /// How many of `live` predecessors (those not skipped) must succeed under

@@ -233,6 +233,40 @@ fn a_loop_goes_round_until_told_to_stop_and_never_past_its_bound() {
 }
 
 #[test]
+fn a_loop_node_also_fed_from_outside_the_loop_keeps_that_input_on_every_pass() {
+    // 0 → 1, 0 → 2, 1 → 2; loop 2 → 1 at most 3 iterations, 2 → 3 after it.
+    // Node 2 joins node 0 (outside the loop, run once) and node 1 (inside).
+    let mut graph = graph(4, &[(0, 1), (0, 2), (1, 2), (2, 3)]);
+    assert!(graph.add_loop(n(2), n(1), 3));
+    let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
+    let outside = scheduler.next().unwrap();
+    scheduler.complete(outside, Completion::Succeeded, ok());
+    let again = Decision {
+        again: true,
+        ..Decision::default()
+    };
+    for iteration in 1..=3 {
+        let body = scheduler.next().unwrap();
+        assert_eq!(node_of(&scheduler, body), n(1), "pass {iteration}");
+        assert_eq!(scheduler.next(), None, "node 2 waits for node 1");
+        scheduler.complete(body, Completion::Succeeded, ok());
+        let join = scheduler.next().unwrap();
+        assert_eq!(node_of(&scheduler, join), n(2), "pass {iteration}");
+        assert_eq!(
+            scheduler.step(join).unwrap().input,
+            StepInput::Gathered(vec![outside, body]),
+            "node 0's output, kept, and this pass's node 1's"
+        );
+        scheduler.complete(join, Completion::Succeeded, again.clone());
+    }
+    let after = scheduler.next().unwrap();
+    assert_eq!(node_of(&scheduler, after), n(3));
+    scheduler.complete(after, Completion::Succeeded, ok());
+    assert!(scheduler.is_finished());
+    assert!(scheduler.completed_all());
+}
+
+#[test]
 fn a_map_runs_one_step_per_item_and_completes_when_they_all_have() {
     let mut graph = graph(3, &[(0, 1), (1, 2)]);
     graph.node_mut(n(1)).unwrap().map = true;
