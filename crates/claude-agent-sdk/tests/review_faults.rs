@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext, GraphOrchestrator,
     JoinPolicy, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
-    ParallelOrchestrator, Result, RetryPolicy, Route, RunEvent, RunObserver,
+    ParallelOrchestrator, Result, RetryPolicy, Route, RunBudget, RunEvent, RunObserver,
     SequentialOrchestrator, SimpleAgent, END, START,
 };
 use common::{echo, permanent, sleeper, transient, Scripted, Step};
@@ -301,4 +301,123 @@ async fn a_loop_node_also_fed_from_outside_the_loop_runs_on_every_pass() {
         "the last pass still gets s's output: {}",
         output.result
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_subgraph_spends_counts_against_the_enclosing_graphs_budget() {
+    let spender = SimpleAgent::new("spender", "", |input| {
+        Ok(AgentOutput::new(input.content)
+            .with_data(serde_json::json!({"usage": {"input_tokens": 4000, "output_tokens": 1000}})))
+    });
+    let (after, after_calls) = Scripted::new("after", [Step::Ok("after")]).boxed();
+    let inner = GraphOrchestrator::new("inner")
+        .add_node("spender", spender)
+        .add_edge(START, "spender")
+        .add_edge("spender", END);
+    let outer = GraphOrchestrator::new("outer")
+        .add_subgraph("sub", inner)
+        .add_node("after", after)
+        .add_edge(START, "sub")
+        .add_edge("sub", "after")
+        .add_edge("after", END)
+        .with_budget(RunBudget::new().with_max_tokens(100));
+    let result = outer.orchestrate(vec![], OrchestratorInput::new("x")).await;
+    assert!(
+        matches!(&result, Err(OrchestrationError::BudgetExceeded(_))),
+        "the subgraph spent 5,000 tokens against a budget of 100: {result:?}"
+    );
+    assert_eq!(
+        after_calls.calls(),
+        0,
+        "nothing starts after the budget is crossed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_orchestrator_agent_reports_what_its_agents_spent() {
+    let spend = |name: &'static str, tokens: u64| -> Box<dyn Agent> {
+        Box::new(SimpleAgent::new(name, "", move |input| {
+            Ok(AgentOutput::new(input.content).with_data(
+                serde_json::json!({"usage": {"input_tokens": tokens, "output_tokens": 1, "cost_usd": 0.5}}),
+            ))
+        }))
+    };
+    let inner = OrchestratorAgent::new(
+        "inner",
+        "",
+        ParallelOrchestrator::new(),
+        vec![spend("a", 10), spend("b", 20)],
+    );
+    let outer = OrchestratorAgent::new(
+        "outer",
+        "",
+        SequentialOrchestrator::new(),
+        vec![boxed(inner), spend("c", 30)],
+    );
+    let output = outer
+        .execute(AgentInput::new("x"))
+        .await
+        .expect("every agent succeeds");
+    let usage = claude_agent_sdk::orchestration::Usage::from_output(&output)
+        .expect("the nested runs' usage, summed");
+    assert_eq!(usage.input_tokens, 60);
+    assert_eq!(usage.output_tokens, 3);
+    assert_eq!(usage.cost_usd, Some(1.5));
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_stored_runs_tokens_count_a_nested_runs_spending_once() {
+    use claude_agent_sdk::orchestration::store::SqliteJournal;
+
+    let folder = std::env::temp_dir().join(format!(
+        "review-faults-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::create_dir_all(&folder).expect("a temporary folder");
+    let journal = Arc::new(
+        SqliteJournal::open(folder.join("runs.db"))
+            .await
+            .expect("a SQLite store"),
+    );
+    let spend = |name: &'static str| -> Box<dyn Agent> {
+        Box::new(SimpleAgent::new(name, "", |input| {
+            Ok(AgentOutput::new(input.content).with_data(
+                serde_json::json!({"usage": {"input_tokens": 10, "output_tokens": 5, "cost_usd": 0.25}}),
+            ))
+        }))
+    };
+    let nested = OrchestratorAgent::new(
+        "nested",
+        "",
+        ParallelOrchestrator::new(),
+        vec![spend("a"), spend("b")],
+    );
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            vec![boxed(nested), spend("c")],
+            OrchestratorInput::new("x"),
+            &ctx,
+        )
+        .await
+        .expect("every agent succeeds");
+    let runs = journal.runs(10).await.expect("the stored runs");
+    let [top] = runs.as_slice() else {
+        panic!("one top-level run: {runs:?}");
+    };
+    assert_eq!(
+        top.tokens, 45,
+        "three agents of 15 tokens, each counted once"
+    );
+    assert!((top.cost_usd - 0.75).abs() < 1e-9, "{}", top.cost_usd);
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[cfg(feature = "sqlite")]
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos())
 }

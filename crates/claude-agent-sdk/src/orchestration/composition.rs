@@ -28,12 +28,16 @@ use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::orchestrator::Orchestrator;
+use crate::orchestration::usage::Usage;
 
 /// An orchestrator and its agents, run as one agent.
 ///
 /// The output's `content` is the nested run's `result`; its `data` holds the
 /// nested `agent_outputs` (without their own `data`, which the nested trace
-/// keeps, so that nesting never builds deep values) and `failures`; its confidence is the mean confidence
+/// keeps, so that nesting never builds deep values), `failures`, and — when
+/// they reported any — under `"usage"` the [`Usage`] the nested outputs
+/// reported, summed: what the
+/// nested run spent counts against an enclosing run's budget; its confidence is the mean confidence
 /// of the nested outputs, scaled by the share of agents that succeeded. A nested
 /// run that fails fails this agent with the nested error, whose cause decides
 /// whether a retry reruns the nested orchestration (a permanent failure deep
@@ -186,6 +190,14 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
         } else {
             output.agent_outputs.len() as f64 / total as f64
         };
+        // What the nested agents spent, as this agent's own usage: an
+        // enclosing run counts it against its budget (a nested
+        // `OrchestratorAgent` reports its own total the same way).
+        let usage = output
+            .agent_outputs
+            .iter()
+            .filter_map(Usage::from_output)
+            .fold(Usage::default(), |total, usage| total + usage);
         // The nested outputs without their own `data`, which the nested trace
         // keeps: one level of summary, so nesting never builds deep values.
         let summaries: Vec<AgentOutput> = output
@@ -203,6 +215,10 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
         ] {
             // Plain data with string keys: serializing it cannot fail.
             data.insert(key.to_owned(), value.unwrap_or_default());
+        }
+        if !usage.is_empty() {
+            let usage = serde_json::to_value(usage).unwrap_or_default();
+            data.insert(Usage::DATA_KEY.to_owned(), usage);
         }
         Ok(AgentOutput::new(output.result)
             .with_confidence(mean * share)

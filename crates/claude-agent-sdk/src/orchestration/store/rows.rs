@@ -4,11 +4,13 @@
 //! the runs that started, the runs that ended, and what each top-level run's
 //! totals grew by — and a store writes the batch in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{micros, RunStatus, StoreOptions};
 use crate::orchestration::errors::OrchestrationError;
-use crate::orchestration::journal::{AttemptOutcome, EventKind, JournalEvent, RunId, RunOutcome};
+use crate::orchestration::journal::{
+    AttemptOutcome, EventKind, JournalEvent, ParentAttempt, RunId, RunOutcome,
+};
 use crate::orchestration::usage::Usage;
 
 /// One event, as stored.
@@ -78,6 +80,9 @@ pub(crate) struct Encoder {
     escaped: Vec<(String, String)>,
     roots: HashMap<RunId, RunId>,
     origins: HashMap<RunId, RunId>,
+    /// The attempts that ran a nested run: their output's usage is the
+    /// nested run's, which the nested run's own attempts count.
+    hosts: HashSet<ParentAttempt>,
     host: String,
     pid: i64,
 }
@@ -102,6 +107,7 @@ impl Encoder {
             escaped,
             roots: HashMap::new(),
             origins: HashMap::new(),
+            hosts: HashSet::new(),
             host: super::host_name(),
             pid: i64::from(std::process::id()),
         }
@@ -124,6 +130,9 @@ impl Encoder {
         {
             let root = parent.map(|parent| self.root_of(parent.run)).unwrap_or(run);
             self.roots.insert(run, root);
+            if let Some(parent) = parent {
+                self.hosts.insert(*parent);
+            }
             let origin = match resumes {
                 Some(previous) => self.origins.get(&run).copied().unwrap_or(*previous),
                 None => run,
@@ -150,10 +159,22 @@ impl Encoder {
         totals.events += 1;
         match &event.kind {
             EventKind::AttemptFinished {
-                outcome: AttemptOutcome::Succeeded(output),
+                node,
+                attempt,
+                outcome,
                 ..
             } => {
-                if let Some(usage) = Usage::from_output(output) {
+                let attempt = ParentAttempt {
+                    run,
+                    node: *node,
+                    attempt: *attempt,
+                };
+                let ran_nested = self.hosts.remove(&attempt);
+                let usage = match outcome {
+                    AttemptOutcome::Succeeded(output) if !ran_nested => Usage::from_output(output),
+                    _ => None,
+                };
+                if let Some(usage) = usage {
                     let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
                     totals.tokens += i64::try_from(tokens).unwrap_or(i64::MAX);
                     totals.cost_usd += usage.cost_usd.unwrap_or(0.0);
