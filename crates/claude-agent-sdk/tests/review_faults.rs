@@ -421,3 +421,121 @@ fn unique_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos())
 }
+
+/// Drafts once (kept in the shared state), then asks for approval.
+struct Keeper {
+    drafts: Arc<Mutex<u32>>,
+}
+
+#[async_trait]
+impl Agent for Keeper {
+    fn name(&self) -> &str {
+        "keeper"
+    }
+
+    fn description(&self) -> &str {
+        "drafts once, then asks"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().ok_or(OrchestrationError::Cancelled)?;
+        let draft = match ctx.get_state("draft").await {
+            Some(serde_json::Value::String(draft)) => draft,
+            _ => {
+                *self
+                    .drafts
+                    .lock()
+                    .map_err(|_| OrchestrationError::Cancelled)? += 1;
+                let draft = format!("draft of {}", input.content);
+                ctx.set_state("draft", serde_json::json!(draft)).await;
+                draft
+            }
+        };
+        let answer = ctx.ask("approve", &draft)?;
+        Ok(AgentOutput::new(format!("{draft}: {answer}")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn state_kept_before_a_pause_is_there_after_resume() {
+    let drafts = Arc::new(Mutex::new(0));
+    let graph = GraphOrchestrator::new("g")
+        .add_node(
+            "keeper",
+            Keeper {
+                drafts: Arc::clone(&drafts),
+            },
+        )
+        .add_edge(START, "keeper")
+        .add_edge("keeper", END);
+    let paused = graph.orchestrate(vec![], OrchestratorInput::new("x")).await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the run pauses: {paused:?}");
+    };
+    // A pause is plain data: it goes through JSON and back.
+    let json = serde_json::to_string(&pause).expect("a pause serializes");
+    let pause = serde_json::from_str(&json).expect("and reads back");
+    let output = graph
+        .resume(pause, [("approve", "yes")])
+        .await
+        .expect("the resumed run ends");
+    assert_eq!(output.result, "draft of x: yes");
+    assert_eq!(*drafts.lock().unwrap_or_else(|e| e.into_inner()), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_follows_the_route_its_state_chose_before_the_pause() {
+    let (french, french_calls) = Scripted::new("french", [Step::Ok("fr")]).boxed();
+    let (english, english_calls) = Scripted::new("english", [Step::Ok("en")]).boxed();
+    let detect = SimpleAgent::new("detect", "", |input| Ok(AgentOutput::new(input.content)));
+    let graph = GraphOrchestrator::new("g")
+        .add_node("detect", StateSetter { inner: detect })
+        .add_node("french", french)
+        .add_node("english", english)
+        .add_node("confirm", boxed(Asker))
+        .add_edge(START, "detect")
+        .add_router("detect", ["french", "english"], |route| {
+            if route.state("lang") == Some(&serde_json::json!("fr")) {
+                Route::to("french")
+            } else {
+                Route::to("english")
+            }
+        })
+        .add_edge("french", "confirm")
+        .add_edge("english", "confirm")
+        .add_edge("confirm", END);
+    let paused = graph
+        .orchestrate(vec![], OrchestratorInput::new("bonjour"))
+        .await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the run pauses: {paused:?}");
+    };
+    graph
+        .resume(*pause, [("go", "yes")])
+        .await
+        .expect("the resumed run ends");
+    assert_eq!((french_calls.calls(), english_calls.calls()), (1, 0));
+}
+
+/// Sets `lang` in the shared state, then runs `inner`.
+struct StateSetter<A> {
+    inner: A,
+}
+
+#[async_trait]
+impl<A: Agent> Agent for StateSetter<A> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn description(&self) -> &str {
+        "detects the language"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        if let Some(ctx) = ExecutionContext::current() {
+            ctx.set_state("lang", serde_json::json!("fr")).await;
+        }
+        self.inner.execute(input).await
+    }
+}

@@ -14,8 +14,9 @@
 //! with the answers runs the graph again without running any finished step
 //! (their outputs are reused), and the step that asked runs again and gets
 //! its answer from `ask` — work it wants to keep across the pause, it keeps
-//! in the run's shared state. A [`Pause`] is plain data (it serializes), so
-//! it can wait for its answers as long as the process keeps it.
+//! in the run's shared state, which the pause carries to the resumed run.
+//! A [`Pause`] is plain data (it serializes), so it can wait for its answers
+//! as long as the process keeps it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -77,6 +78,11 @@ pub struct Pause {
     /// The run's input, which the resumed run starts from again.
     #[serde(default)]
     pub input: Option<crate::orchestration::OrchestratorInput>,
+    /// The context's shared state when the run paused: a resumed run starts
+    /// with it (for the keys its context does not have), so work an agent
+    /// kept there, and the decisions routers made from it, carry over.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub state: HashMap<String, serde_json::Value>,
 }
 
 impl Pause {
@@ -89,6 +95,7 @@ impl Pause {
             finished: Vec::new(),
             answers: HashMap::new(),
             input: None,
+            state: HashMap::new(),
         }
     }
 }

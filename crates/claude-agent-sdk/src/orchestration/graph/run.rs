@@ -117,6 +117,13 @@ impl GraphOrchestrator {
         for (id, answer) in answers {
             ctx.answer(id, answer);
         }
+        // The state the run had when it paused, where the context has none
+        // of its own (a context the run paused under keeps what it has).
+        for (key, value) in pause.state {
+            if ctx.get_state(&key).await.is_none() {
+                ctx.set_state(key, value).await;
+            }
+        }
         let mut reuse = Reuse::new();
         for step in pause.finished {
             let Some(position) = self.nodes.iter().position(|node| node.id == step.node) else {
@@ -217,6 +224,7 @@ impl GraphOrchestrator {
             finished,
             answers: ctx.answers(),
             input: Some(input),
+            state: ctx.read_state().clone(),
         }))
     }
 }
