@@ -539,3 +539,42 @@ impl<A: Agent> Agent for StateSetter<A> {
         self.inner.execute(input).await
     }
 }
+
+/// A pipeline whose first agent blocks its thread past the run's timeout
+/// returns at the deadline (after the stop grace), as a fan-out does, and
+/// the stuck attempt's record says it was abandoned. (Real time: the agent
+/// blocks a thread, which a paused clock cannot skip.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_returns_at_its_deadline_when_an_agent_blocks_its_thread() {
+    let stuck = SimpleAgent::new("stuck", "blocks its thread", |input| {
+        std::thread::sleep(Duration::from_secs(3));
+        Ok(AgentOutput::new(input.content))
+    });
+    let (after, after_calls) = Scripted::new("after", [Step::Ok("after")]).boxed();
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let started = std::time::Instant::now();
+    let result = SequentialOrchestrator::new()
+        .with_timeout(Duration::from_millis(200))
+        .orchestrate_with_context(vec![boxed(stuck), after], OrchestratorInput::new("x"), &ctx)
+        .await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(result, Err(OrchestrationError::Timeout(_))),
+        "{result:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "returned after {waited:?}");
+    assert_eq!(after_calls.calls(), 0);
+    let trace = ctx.get_trace().await;
+    let [record] = trace.agent_executions.as_slice() else {
+        panic!("one record: {:?}", trace.agent_executions);
+    };
+    assert!(!record.success);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("abandoned")),
+        "{:?}",
+        record.error
+    );
+}

@@ -1,10 +1,11 @@
 //! The driver: one run, from its first event to its last.
 //!
 //! It asks the [`Scheduler`] what may start, runs each node through the
-//! [executor](crate::orchestration::executor) — on the caller's task when the
-//! graph never runs two nodes at once (a pipeline), on
-//! [worker tasks](super::workers) otherwise (a fan-out) — and tells the
-//! scheduler how each ended. When the run must stop (cancelled, out of time),
+//! [executor](crate::orchestration::executor) — one at a time on a task of
+//! its own when the graph never runs two nodes at once (a pipeline; on the
+//! caller's task when the run is nested in an attempt, or its one agent is
+//! borrowed), on [worker tasks](super::workers) otherwise (a fan-out) — and
+//! tells the scheduler how each ended. When the run must stop (cancelled, out of time),
 //! it starts nothing more, tells the running attempts to stop, waits for them
 //! (at most [`STOP_GRACE`](super::stop::STOP_GRACE)), and writes off any that
 //! did not stop as abandoned — so when a run returns, every attempt it
@@ -19,14 +20,16 @@
 
 use std::sync::Arc;
 
+use tokio::task::JoinError;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
 use super::run_state::{Branching, Reuse, RunState, Walk};
 use super::scheduler::Scheduler;
-use super::stop::{sooner, RunStop};
+use super::stop::{sooner, RunStop, STOP_GRACE};
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
@@ -222,7 +225,7 @@ pub(crate) async fn run<T>(
             started: Instant::now(),
             durable,
         };
-        let mut report = drive(walk, graph, names, reuse).await;
+        let mut report = drive(walk, graph, names, reuse, parent.is_none()).await;
         let interrupted = report.interrupted;
         let store_failure = report.store_failure.take();
         let mut result = conclude(report);
@@ -276,8 +279,17 @@ impl Drop for OpenBooks {
     }
 }
 
-/// Runs every step of `graph`; reports how each ended (failures in step order).
-async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames, reuse: Reuse) -> RunReport {
+/// Runs every step of `graph`; reports how each ended (failures in step
+/// order). A top-level run's steps never run on the caller's task (see
+/// [`drive_on_task`]); a nested run's may, since the attempt it runs in
+/// leaves it behind when it must.
+async fn drive(
+    walk: Walk<'_>,
+    graph: Graph,
+    names: NodeNames,
+    reuse: Reuse,
+    top_level: bool,
+) -> RunReport {
     let limit = if graph.concurrent {
         walk.config.parallel_limit
     } else {
@@ -293,7 +305,14 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames, reuse: Reuse) -> 
     let max_steps = walk.budget.max_steps;
     let (mut state, mut interrupted) = match walk.into_owned() {
         Ok(walk) if concurrent => workers::drive(Arc::new(walk), state).await,
+        Ok(walk) if top_level => match drive_on_task(walk, state).await {
+            OnTask::Walked(state, interrupted) => (*state, interrupted),
+            // The steps' state stays with the step that did not stop: the
+            // run ends as interrupted, its records (in the journal) say how.
+            OnTask::Abandoned(why) => return abandoned(names, why),
+        },
         Ok(walk) => drive_inline(&walk, state).await,
+        // A borrowed agent cannot go to a task of its own.
         Err(walk) => drive_inline(&walk, state).await,
     };
     // One rule for a stop that races the last completions: if every node
@@ -314,6 +333,22 @@ async fn drive(walk: Walk<'_>, graph: Graph, names: NodeNames, reuse: Reuse) -> 
         asked: std::mem::take(&mut state.asked),
         store_failure: state.store_failure.take(),
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
+        scheduler: state.scheduler,
+    }
+}
+
+/// The report of a run whose step was left behind when it stopped (as
+/// `why`): nothing it produced is at hand, and it did not complete.
+fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
+    let state = RunState::empty();
+    RunReport {
+        names,
+        outputs: state.outputs,
+        failures: state.failures,
+        interrupted: Some(why),
+        asked: Vec::new(),
+        store_failure: None,
+        stopped: None,
         scheduler: state.scheduler,
     }
 }
@@ -371,6 +406,52 @@ fn runaway(scheduler: &Scheduler, names: &NodeNames, steps: usize) -> Option<Bud
         None => format!("`{}` ran {runs} times", names.get(node)),
     };
     Some(BudgetExceeded::new(Budget::Steps, steps as f64, steps as f64).with_culprit(culprit))
+}
+
+/// How a walk on a task of its own ended.
+enum OnTask {
+    /// It ended (see [`drive_inline`]).
+    Walked(Box<RunState>, Option<Interruption>),
+    /// The run stopped and its step did not within [`STOP_GRACE`]: it was
+    /// left behind.
+    Abandoned(Interruption),
+}
+
+/// Runs every step one at a time, as [`drive_inline`] does, on a task of
+/// its own that the run can leave behind: when the run stops (its deadline,
+/// a cancellation) and the running step does not stop within
+/// [`STOP_GRACE`] — an agent that blocks its thread — the run returns
+/// anyway and the attempt's record says it was abandoned, as in a fan-out.
+async fn drive_on_task(walk: Walk<'static>, state: RunState) -> OnTask {
+    let run = Arc::clone(&walk.run);
+    let mut walking = AbortOnDropHandle::new(ExecutionContext::spawn(async move {
+        drive_inline(&walk, state).await
+    }));
+    let why = tokio::select! {
+        biased;
+        joined = &mut walking => return walked(joined),
+        why = run.stop.stopped() => why,
+    };
+    // Stop: the running attempt is told, then awaited for a while.
+    run.stop.token.cancel();
+    match tokio::time::timeout(STOP_GRACE, &mut walking).await {
+        Ok(joined) => walked(joined),
+        Err(_) => {
+            run.recorder.close(Interruption::Abandoned);
+            OnTask::Abandoned(why)
+        }
+    }
+}
+
+/// What a walk's task returned. A panic is a bug of ours (agents' panics
+/// are contained), which goes up to the caller; a task the runtime
+/// cancelled (it is shutting down) was dropped.
+fn walked(joined: std::result::Result<(RunState, Option<Interruption>), JoinError>) -> OnTask {
+    match joined {
+        Ok((state, interrupted)) => OnTask::Walked(Box::new(state), interrupted),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => OnTask::Abandoned(Interruption::Dropped),
+    }
 }
 
 /// Runs every step on the caller's task, one at a time.

@@ -64,8 +64,8 @@ pub(crate) struct Graph {
     /// The forward edges `(from, to)`, in the order they were added.
     edges: Vec<(NodeId, NodeId)>,
     pub(crate) loops: Vec<Loop>,
-    /// Whether nodes may run at the same time (on tasks of their own); a
-    /// graph where they never can runs its nodes on the caller's task.
+    /// Whether nodes may run at the same time (on worker tasks); a graph
+    /// where they never can runs its nodes one at a time, on one task.
     pub(crate) concurrent: bool,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! [`Walk`] is what every walker of a run shares — the agents, the run's
 //! input, the policies, the graph's [`Branching`] — and [`RunState`] is what
-//! they change: it sits on the caller's task for a pipeline, behind the
+//! they change: it sits with the one task that walks a pipeline, behind the
 //! workers' lock for anything that runs steps at once. One step goes:
 //! [`RunState::next_job`] (the scheduler hands out a step and its input is
 //! made), [`Walk::run_step`] (the executor runs it, outside any lock, and the

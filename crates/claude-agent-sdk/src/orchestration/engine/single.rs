@@ -13,7 +13,10 @@ impl ExecutionContext {
     /// same retries (retryable errors only, jittered backoff, retry-after
     /// hints), attempt timeout, run timeout, cancellation, panic containment
     /// and trace records as inside any orchestration — without building an
-    /// orchestrator.
+    /// orchestrator. The agent is borrowed, so it runs on the caller's task:
+    /// an agent that blocks its thread past the run timeout holds the call
+    /// until it returns (an owned agent in a `SequentialOrchestrator` is
+    /// left behind at the deadline instead).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
