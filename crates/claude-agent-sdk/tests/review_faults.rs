@@ -578,3 +578,39 @@ async fn a_pipeline_returns_at_its_deadline_when_an_agent_blocks_its_thread() {
         record.error
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_question_node_in_a_loop_asks_again_on_every_pass() {
+    let (write, write_calls) = Scripted::new(
+        "write",
+        [
+            Step::Ok("draft 1"),
+            Step::Ok("draft 2"),
+            Step::Ok("draft 3"),
+        ],
+    )
+    .boxed();
+    let graph = GraphOrchestrator::new("g")
+        .add_node("write", write)
+        .add_ask("review", "Good enough?")
+        .add_edge(START, "write")
+        .add_edge("write", "review")
+        .add_loop("review", "write", 5, |route| route.output.content != "yes")
+        .add_edge("review", END);
+    let first = graph.orchestrate(vec![], OrchestratorInput::new("x")).await;
+    let Err(OrchestrationError::InputRequired(pause)) = first else {
+        panic!("the first pass asks: {first:?}");
+    };
+    assert_eq!(pause.questions[0].id, "review");
+    let second = graph.resume(*pause, [("review", "more")]).await;
+    let Err(OrchestrationError::InputRequired(pause)) = second else {
+        panic!("the second pass asks again: {second:?}");
+    };
+    assert_eq!(pause.questions[0].id, "review#2");
+    let output = graph
+        .resume(*pause, [("review#2", "yes")])
+        .await
+        .expect("approved on the second pass");
+    assert_eq!(output.result, "yes");
+    assert_eq!(write_calls.calls(), 2, "each pass's draft is written once");
+}

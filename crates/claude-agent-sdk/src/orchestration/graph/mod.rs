@@ -299,6 +299,9 @@ impl GraphOrchestrator {
     /// Adds node `id`, which asks a person `question` (followed by the
     /// node's input) under question id `id`: the run pauses until
     /// [`resume`](Self::resume) gives the answer, which is the node's output.
+    /// In a loop, each pass asks again: pass *n* > 1 under question id
+    /// `id#n` (`review`, then `review#2`, `review#3`, …), so an answer
+    /// given for one pass is never taken for the next.
     #[must_use]
     pub fn add_ask(self, id: impl Into<String>, question: impl Into<String>) -> Self {
         let id = id.into();

@@ -115,7 +115,14 @@ impl Agent for AskAgent {
         } else {
             format!("{}\n\n{}", self.question, input.content)
         };
-        let answer = ctx.ask(&self.question_id, &question)?;
+        // Each pass of a loop asks afresh: pass n > 1 under `id#n`.
+        let activation =
+            crate::orchestration::scope::current().map_or(1, |scope| scope.step.activation);
+        let answer = if activation > 1 {
+            ctx.ask(&format!("{}#{activation}", self.question_id), &question)?
+        } else {
+            ctx.ask(&self.question_id, &question)?
+        };
         Ok(AgentOutput::new(answer))
     }
 
