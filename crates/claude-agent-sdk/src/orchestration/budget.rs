@@ -37,8 +37,9 @@ pub const DEFAULT_MAX_STEPS: usize = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunBudget {
-    /// The most steps (node activations: one per node, loop iteration and
-    /// map item) the run may take. Default [`DEFAULT_MAX_STEPS`].
+    /// The most steps (node activations: one per node and loop iteration,
+    /// and a map node's one more per item — a map over *n* items takes
+    /// *n* + 1) the run may take. Default [`DEFAULT_MAX_STEPS`].
     pub max_steps: usize,
     /// The most tokens (input, output and cache) the run's agents may report.
     pub max_tokens: Option<u64>,

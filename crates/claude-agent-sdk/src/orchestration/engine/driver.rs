@@ -398,12 +398,13 @@ fn runaway(scheduler: &Scheduler, names: &NodeNames, steps: usize) -> Option<Bud
     let graph = scheduler.graph();
     let culprit = match graph.loops.iter().find(|lp| lp.body.contains(&node)) {
         Some(lp) => format!(
-            "the loop from `{}` back to `{}` ran away (`{}` ran {runs} times)",
+            "the loop from `{}` back to `{}` ran away (`{}` had {runs} steps)",
             names.get(lp.from),
             names.get(lp.to),
             names.get(node)
         ),
-        None => format!("`{}` ran {runs} times", names.get(node)),
+        // A map node's steps are its own and one per item.
+        None => format!("`{}` had {runs} steps", names.get(node)),
     };
     Some(BudgetExceeded::new(Budget::Steps, steps as f64, steps as f64).with_culprit(culprit))
 }
