@@ -614,3 +614,42 @@ async fn a_question_node_in_a_loop_asks_again_on_every_pass() {
     assert_eq!(output.result, "yes");
     assert_eq!(write_calls.calls(), 2, "each pass's draft is written once");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_question_inside_a_subgraph_resumes_without_rerunning_the_subgraphs_finished_nodes() {
+    let (pre, pre_calls) = Scripted::new("pre", [Step::Ok("pre")]).boxed();
+    let (work, work_calls) = Scripted::new("work", [Step::Ok("worked")]).boxed();
+    let inner = GraphOrchestrator::new("inner")
+        .add_node("work", work)
+        .add_node("ask", boxed(Asker))
+        .add_edge(START, "work")
+        .add_edge("work", "ask")
+        .add_edge("ask", END);
+    let middle = GraphOrchestrator::new("middle")
+        .add_subgraph("inner", inner)
+        .add_edge(START, "inner")
+        .add_edge("inner", END);
+    let outer = GraphOrchestrator::new("outer")
+        .add_node("pre", pre)
+        .add_subgraph("sub", middle)
+        .add_edge(START, "pre")
+        .add_edge("pre", "sub")
+        .add_edge("sub", END);
+    let paused = outer.orchestrate(vec![], OrchestratorInput::new("x")).await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the run pauses: {paused:?}");
+    };
+    assert_eq!(pause.questions[0].id, "go");
+    let work_step = pause
+        .finished
+        .iter()
+        .find(|step| step.node == "work")
+        .expect("the inner graph's finished step is in the pause");
+    assert_eq!(work_step.within, ["sub", "inner"]);
+    let output = outer
+        .resume(*pause, [("go", "yes")])
+        .await
+        .expect("the resumed run ends");
+    assert_eq!(output.result, "worked:yes");
+    assert_eq!((pre_calls.calls(), work_calls.calls()), (1, 1));
+}

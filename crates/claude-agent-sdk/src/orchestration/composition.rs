@@ -147,7 +147,14 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         let config = self.orchestrator.config().clone();
         let ctx = match ExecutionContext::current() {
-            Some(parent) => parent.child(config),
+            // A resumed run's nested graph reuses what it finished before
+            // its run paused.
+            Some(parent) => {
+                let finished = crate::orchestration::scope::current()
+                    .map(|scope| parent.take_paused_inside(scope.step.node))
+                    .unwrap_or_default();
+                parent.child(config).finished_before(finished)
+            }
             None => ExecutionContext::new(config),
         };
         let agents: Vec<Box<dyn Agent>> = self

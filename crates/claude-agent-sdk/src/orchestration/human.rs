@@ -12,7 +12,10 @@
 //! step that finished with its output. Resuming
 //! ([`GraphOrchestrator::resume`](crate::orchestration::GraphOrchestrator::resume))
 //! with the answers runs the graph again without running any finished step
-//! (their outputs are reused), and the step that asked runs again and gets
+//! (their outputs are reused — inside subgraphs too: a question asked in a
+//! subgraph pauses the graph around it, and the pause keeps the subgraph's
+//! finished steps, [`FinishedStep::within`] naming where they ran), and the
+//! step that asked runs again and gets
 //! its answer from `ask` — work it wants to keep across the pause, it keeps
 //! in the run's shared state, which the pause carries to the resumed run.
 //! A [`Pause`] is plain data (it serializes), so it can wait for its answers
@@ -61,6 +64,11 @@ pub struct FinishedStep {
     pub activation: u32,
     /// What it produced.
     pub output: AgentOutput,
+    /// The subgraph nodes it ran inside, outermost first (empty: a step of
+    /// the paused graph itself). Resuming hands a subgraph's steps to the
+    /// run nested in that node, which reuses them in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub within: Vec<String>,
 }
 
 /// A paused run: the questions waiting for answers, and what the run needs

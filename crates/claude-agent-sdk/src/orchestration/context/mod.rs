@@ -40,7 +40,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 pub use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::journal::{view, InMemoryJournal, Journal, LiveJournal, RunId};
+use crate::orchestration::human::FinishedStep;
+use crate::orchestration::journal::{view, InMemoryJournal, Journal, LiveJournal, NodeId, RunId};
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
@@ -78,6 +79,13 @@ struct Inner {
     /// The stopped run the next run under this handle continues (see
     /// [`resume`](mod@super::resume)); taken by the first run not nested in another.
     continuation: Mutex<Option<Box<Continuation>>>,
+    /// Steps that finished inside graphs nested in this context's run when
+    /// it paused, by the node they ran in: the run nested in that node, when
+    /// the run resumes, reuses them (see [`human`](super::human)).
+    paused_inside: Mutex<HashMap<NodeId, Vec<FinishedStep>>>,
+    /// The steps the next run under this handle reuses: what the run nested
+    /// here had finished when it paused.
+    finished_before: Mutex<Vec<FinishedStep>>,
 }
 
 /// The runs made under a context.
@@ -117,6 +125,8 @@ impl ExecutionContext {
                 observer: None,
                 history: Arc::default(),
                 continuation: Mutex::new(None),
+                paused_inside: Mutex::default(),
+                finished_before: Mutex::default(),
             }),
         }
     }
@@ -138,6 +148,8 @@ impl ExecutionContext {
                 created: shared.created,
                 history: Arc::clone(&shared.history),
                 continuation: Mutex::new(None),
+                paused_inside: Mutex::default(),
+                finished_before: Mutex::default(),
             },
         };
         change(&mut inner);
@@ -200,6 +212,8 @@ impl ExecutionContext {
                 created: self.inner.clock.now(),
                 history: Arc::default(),
                 continuation: Mutex::new(None),
+                paused_inside: Mutex::default(),
+                finished_before: Mutex::default(),
             }),
         }
     }
@@ -218,6 +232,48 @@ impl ExecutionContext {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// Keeps `steps`, which finished inside the graph nested in node `node`
+    /// of this context's run when it paused, for the run nested there when
+    /// it resumes.
+    pub(crate) fn keep_paused_inside(&self, node: NodeId, steps: Vec<FinishedStep>) {
+        self.inner
+            .paused_inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(node)
+            .or_default()
+            .extend(steps);
+    }
+
+    /// The steps kept for the run nested in node `node` (once).
+    pub(crate) fn take_paused_inside(&self, node: NodeId) -> Vec<FinishedStep> {
+        self.inner
+            .paused_inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&node)
+            .unwrap_or_default()
+    }
+
+    /// A handle whose next run reuses `steps` (see [`take_finished_before`](Self::take_finished_before)).
+    pub(crate) fn finished_before(self, steps: Vec<FinishedStep>) -> Self {
+        if steps.is_empty() {
+            return self;
+        }
+        self.rebuilt(|inner| inner.finished_before = Mutex::new(steps))
+    }
+
+    /// The finished steps the run starting now reuses, if any (once).
+    pub(crate) fn take_finished_before(&self) -> Vec<FinishedStep> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .finished_before
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The idempotency key of the attempt this code runs in, `None` outside

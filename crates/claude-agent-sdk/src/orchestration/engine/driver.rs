@@ -38,7 +38,7 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{NodePolicy, RunShared};
-use crate::orchestration::human::Question;
+use crate::orchestration::human::{FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::scope::{self, RunBooks};
@@ -117,6 +117,8 @@ pub(crate) struct RunReport {
     pub(crate) stopped: Option<OrchestrationError>,
     /// The questions steps asked (the run paused), with the steps that asked.
     pub(crate) asked: Vec<(NodeId, Question)>,
+    /// The steps that finished inside graphs nested in the steps that asked.
+    pub(crate) finished_inside: Vec<FinishedStep>,
     /// The journal's failure to store the run, which fails it.
     pub(crate) store_failure: Option<OrchestrationError>,
     /// The scheduler, with the steps the run took and its results.
@@ -331,6 +333,7 @@ async fn drive(
         failures: state.failures,
         interrupted,
         asked: std::mem::take(&mut state.asked),
+        finished_inside: std::mem::take(&mut state.finished_inside),
         store_failure: state.store_failure.take(),
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
         scheduler: state.scheduler,
@@ -347,6 +350,7 @@ fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
         failures: state.failures,
         interrupted: Some(why),
         asked: Vec::new(),
+        finished_inside: Vec::new(),
         store_failure: None,
         stopped: None,
         scheduler: state.scheduler,

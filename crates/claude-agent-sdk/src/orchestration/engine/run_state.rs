@@ -26,7 +26,7 @@ use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{
     run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
 };
-use crate::orchestration::human::Question;
+use crate::orchestration::human::{FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId};
 use crate::orchestration::usage::Usage;
 
@@ -217,6 +217,9 @@ pub(crate) struct RunState {
     reuse: HashMap<(NodeId, u32), AgentOutput>,
     /// The questions steps asked (the run pauses: nothing new starts).
     pub(crate) asked: Vec<(StepId, Question)>,
+    /// The steps that finished inside graphs nested in the steps that asked
+    /// (their paths start with the asking step's node).
+    pub(crate) finished_inside: Vec<FinishedStep>,
 }
 
 impl RunState {
@@ -237,6 +240,7 @@ impl RunState {
             announce,
             reuse: HashMap::new(),
             asked: Vec::new(),
+            finished_inside: Vec::new(),
         }
     }
 
@@ -402,6 +406,13 @@ impl RunState {
                         let mut question = question.clone();
                         question.node.get_or_insert_with(|| label.clone());
                         self.asked.push((step, question));
+                    }
+                    // What a graph nested in this step finished stays with
+                    // the pause, under this step's node.
+                    for finished in &pause.finished {
+                        let mut finished = finished.clone();
+                        finished.within.insert(0, label.clone());
+                        self.finished_inside.push(finished);
                     }
                     Completion::Interrupted
                 } else {

@@ -124,19 +124,34 @@ impl GraphOrchestrator {
                 ctx.set_state(key, value).await;
             }
         }
-        let mut reuse = Reuse::new();
-        for step in pause.finished {
-            let Some(position) = self.nodes.iter().position(|node| node.id == step.node) else {
-                return Err(OrchestrationError::InvalidConfig(format!(
-                    "the paused run names node `{}`, which graph `{}` does not have",
-                    step.node,
-                    self.base.name()
-                )));
-            };
-            reuse.insert((NodeId::from_index(position), step.activation), step.output);
-        }
+        let reuse = self.reuse(pause.finished, ctx)?;
         let input = pause.input.unwrap_or_default();
         self.run_reusing(vec![], input, ctx, trace, reuse).await
+    }
+
+    /// What a run under `ctx` reuses of `finished`, the steps a paused run
+    /// finished: this graph's own steps' outputs, returned; the steps of the
+    /// graphs nested in its nodes, kept in `ctx` for the runs nested there.
+    fn reuse(&self, finished: Vec<FinishedStep>, ctx: &ExecutionContext) -> Result<Reuse> {
+        let position = |id: &str| {
+            let position = self.nodes.iter().position(|node| node.id == id);
+            position.map(NodeId::from_index).ok_or_else(|| {
+                OrchestrationError::InvalidConfig(format!(
+                    "the paused run names node `{id}`, which graph `{}` does not have",
+                    self.base.name()
+                ))
+            })
+        };
+        let mut reuse = Reuse::new();
+        for mut step in finished {
+            if step.within.is_empty() {
+                reuse.insert((position(&step.node)?, step.activation), step.output);
+            } else {
+                let node = position(&step.within.remove(0))?;
+                ctx.keep_paused_inside(node, vec![step]);
+            }
+        }
+        Ok(reuse)
     }
 
     async fn run(
@@ -146,8 +161,9 @@ impl GraphOrchestrator {
         ctx: &ExecutionContext,
         trace: TraceOut,
     ) -> Result<OrchestratorOutput> {
-        self.run_reusing(agents, input, ctx, trace, Reuse::new())
-            .await
+        // A subgraph whose enclosing run resumes reuses what it finished.
+        let reuse = self.reuse(ctx.take_finished_before(), ctx)?;
+        self.run_reusing(agents, input, ctx, trace, reuse).await
     }
 
     async fn run_reusing(
@@ -212,8 +228,10 @@ impl GraphOrchestrator {
                     node: self.nodes.get(step.node.index())?.id.clone(),
                     activation: step.activation,
                     output: output.clone()?,
+                    within: Vec::new(),
                 })
             })
+            .chain(report.finished_inside.iter().cloned())
             .collect();
         OrchestrationError::InputRequired(Box::new(Pause {
             questions: report
