@@ -11,6 +11,7 @@
 //! conclude results from what the driver reports.
 
 pub(crate) mod driver;
+mod gathered;
 pub(crate) mod graph;
 pub(crate) mod recorder;
 pub(crate) mod run_state;

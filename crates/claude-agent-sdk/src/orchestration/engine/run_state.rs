@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::gathered::{gathered_content, gathered_input, gathered_results, GatheredPart};
 use super::scheduler::{Completion, Decision, Scheduler, StepId, StepInput, StepKind};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
@@ -524,7 +525,7 @@ impl RunState {
                 match output {
                     Some(gathered) if is_map => {
                         let results = gathered_results(&self.map_parts(walk, *step));
-                        return gathered_input(walk, gathered.content.clone(), results);
+                        return gathered_input(&walk.input, gathered.content.clone(), results);
                     }
                     Some(output) => output.content.clone(),
                     None => String::new(),
@@ -543,7 +544,7 @@ impl RunState {
                     })
                     .collect();
                 let (content, results) = (gathered_content(&parts), gathered_results(&parts));
-                return gathered_input(walk, content, results);
+                return gathered_input(&walk.input, content, results);
             }
             StepInput::Item { map, index } => self
                 .items
@@ -564,70 +565,4 @@ impl Walk<'_> {
     fn agent_name(&self, node: NodeId) -> &str {
         self.agents.get(node).map_or("", |agent| agent.name())
     }
-}
-
-/// The key of an input's metadata that holds, for a gathered input, the
-/// gathered results as a JSON array (see [`gathered_results`]).
-pub(crate) const RESULTS_KEY: &str = "results";
-
-/// The input of a step fed gathered outputs: their text as content, and the
-/// JSON results in its metadata under [`RESULTS_KEY`].
-fn gathered_input(walk: &Walk<'_>, content: String, results: String) -> AgentInput {
-    let mut metadata = walk.input.metadata.clone();
-    metadata.insert(RESULTS_KEY.to_owned(), results);
-    AgentInput {
-        content,
-        context: walk.input.context.clone(),
-        metadata,
-    }
-}
-
-/// One output among those gathered.
-struct GatheredPart<'a> {
-    agent: &'a str,
-    /// For a map's item: its index and text.
-    item: Option<(usize, &'a str)>,
-    output: &'a AgentOutput,
-}
-
-/// Several outputs as one text: their contents one after another, separated
-/// by a blank line.
-fn gathered_content(parts: &[GatheredPart<'_>]) -> String {
-    parts
-        .iter()
-        .map(|part| part.output.content.as_str())
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
-/// Several outputs as the JSON text of an array with one object per output —
-/// its `agent`, `content`, `data` (when it had any) and, for a map's items,
-/// `item` (the index) and `input` (the item's text).
-fn gathered_results(parts: &[GatheredPart<'_>]) -> String {
-    let entries: Vec<GatheredEntry<'_>> = parts
-        .iter()
-        .map(|part| GatheredEntry {
-            agent: part.agent,
-            content: &part.output.content,
-            data: (!part.output.data.is_null()).then_some(&part.output.data),
-            input: part.item.map(|(_, text)| text),
-            item: part.item.map(|(index, _)| index),
-        })
-        .collect();
-    // Written straight to text: a `serde_json::Value` tree of thousands of
-    // items would cost more to build and to drop than the text itself.
-    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// One gathered output, as its JSON object shows it (keys in this order).
-#[derive(serde::Serialize)]
-struct GatheredEntry<'a> {
-    agent: &'a str,
-    content: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    item: Option<usize>,
 }
