@@ -653,3 +653,73 @@ async fn a_question_inside_a_subgraph_resumes_without_rerunning_the_subgraphs_fi
     assert_eq!(output.result, "worked:yes");
     assert_eq!((pre_calls.calls(), work_calls.calls()), (1, 1));
 }
+
+/// Starts a nested run in a task it does not await, and returns once that
+/// run's agent has started.
+struct SpawnsAndReturns {
+    nested: Arc<common::Probe>,
+}
+
+#[async_trait]
+impl Agent for SpawnsAndReturns {
+    fn name(&self) -> &str {
+        "spawner"
+    }
+
+    fn description(&self) -> &str {
+        "leaves a nested run behind"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let probe = Arc::clone(&self.nested);
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let _detached = ExecutionContext::spawn(async move {
+            let ctx = ExecutionContext::current().ok_or(OrchestrationError::Cancelled)?;
+            let (agent, _) = Scripted::new("nested", [Step::Sleep(Duration::from_secs(60))])
+                .with_probe(probe)
+                .boxed();
+            let pipeline = SequentialOrchestrator::new();
+            let run = pipeline.orchestrate_with_context(
+                vec![agent],
+                OrchestratorInput::new(input.content),
+                &ctx,
+            );
+            let mut run = std::pin::pin!(run);
+            let _ = futures::poll!(run.as_mut());
+            let _ = started.send(());
+            run.await
+        });
+        let _ = has_started.await;
+        Ok(AgentOutput::new("returned at once"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_run_an_agent_left_running_has_ended_when_the_outer_run_returns() {
+    use std::sync::atomic::Ordering;
+
+    let nested = common::Probe::new();
+    let journal = Arc::new(claude_agent_sdk::orchestration::InMemoryJournal::new());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            vec![boxed(SpawnsAndReturns {
+                nested: Arc::clone(&nested),
+            })],
+            OrchestratorInput::new("x"),
+            &ctx,
+        )
+        .await
+        .expect("the outer agent succeeded");
+    assert_eq!(
+        nested.running.load(Ordering::SeqCst),
+        0,
+        "nothing left running"
+    );
+    let at_return = journal.len();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(journal.len(), at_return, "nothing recorded afterwards");
+    let trace = ctx.get_trace().await;
+    let outer = &trace.agent_executions[0];
+    assert!(outer.success);
+}

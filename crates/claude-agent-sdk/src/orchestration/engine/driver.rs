@@ -215,6 +215,14 @@ pub(crate) async fn run<T>(
             shared: Some(Arc::clone(&shared)),
             _nested: nested,
         };
+        // A durable run is stored before any of its agents starts: a process
+        // killed from then on leaves a run to resume.
+        if durable && parent.is_none() {
+            if let Err(error) = ctx.journal().flush().await {
+                books.close(RunOutcome::Failed(error.clone()));
+                return (run_id, Err(error));
+            }
+        }
         let walk = Walk {
             run: Arc::clone(&shared),
             agents,

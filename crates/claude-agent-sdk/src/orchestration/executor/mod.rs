@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
-use crate::orchestration::engine::stop::{sooner, RunStop};
+use crate::orchestration::engine::stop::{sooner, RunStop, STOP_GRACE};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
 use crate::orchestration::scope::{self, AttemptScope, NestedRuns, RunBooks};
@@ -135,16 +135,15 @@ impl RunShared {
         self.close(outcome);
     }
 
-    /// Attempt `attempt` of `node` is over: the runs nested in it stop, and
-    /// its bookkeeping goes.
-    fn end_nested(&self, node: NodeId, attempt: u32) {
+    /// Attempt `attempt` of `node` is over: the runs nested in it are told
+    /// to stop, and its bookkeeping goes. Returns what to wait on for those
+    /// still running (a run an agent started in a task it did not await).
+    fn end_nested(&self, node: NodeId, attempt: u32) -> Option<TaskTracker> {
         if !self.any_nested.load(Ordering::Acquire) {
-            return;
+            return None;
         }
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(mut runs) = nested.remove(&(node, attempt)) {
-            let _ = runs.stop();
-        }
+        nested.remove(&(node, attempt))?.stop()
     }
 
     fn lock_children(&self) -> MutexGuard<'_, Vec<Weak<dyn RunBooks>>> {
@@ -439,7 +438,11 @@ async fn run_attempt(
     };
     run.recorder.attempt_finished(node, attempt, end);
     // The attempt is over (and recorded so): whatever it left running stops
-    // now, and a run nested in it from here on starts stopped.
-    run.end_nested(node, attempt);
+    // now — and is waited for, a while, so that it has ended and has its
+    // records before the run goes on — and a run nested in it from here on
+    // starts stopped.
+    if let Some(left_running) = run.end_nested(node, attempt) {
+        let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
+    }
     ended
 }
