@@ -723,3 +723,32 @@ async fn a_nested_run_an_agent_left_running_has_ended_when_the_outer_run_returns
     let outer = &trace.agent_executions[0];
     assert!(outer.success);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_failure_in_a_nested_fan_out_is_not_rerun_by_the_outer_retry() {
+    // Both nested agents fail: the first in order retryably (no retry left),
+    // the second for good — so no retry of the fan-out can satisfy `All`.
+    let (flaky, flaky_calls) = Scripted::new("flaky", [Step::Fail(transient("503"))]).boxed();
+    let (denied, denied_calls) = Scripted::new("denied", [Step::Fail(permanent("401"))]).boxed();
+    let nested = OrchestratorAgent::new(
+        "nested",
+        "",
+        ParallelOrchestrator::new().with_max_retries(0),
+        vec![flaky, denied],
+    );
+    let result = SequentialOrchestrator::new()
+        .with_max_retries(2)
+        .orchestrate(vec![boxed(nested)], OrchestratorInput::new("x"))
+        .await;
+    let error = result.expect_err("both nested agents failed");
+    assert!(!error.is_retryable(), "{error}");
+    assert!(
+        error.to_string().contains("`denied` failed for good"),
+        "{error}"
+    );
+    assert_eq!((flaky_calls.calls(), denied_calls.calls()), (1, 1));
+    // Through JSON and back, the failure stays permanent.
+    let json = serde_json::to_string(&error).expect("errors serialize");
+    let read: OrchestrationError = serde_json::from_str(&json).expect("and read back");
+    assert!(!read.is_retryable());
+}

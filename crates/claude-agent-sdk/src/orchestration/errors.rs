@@ -183,12 +183,16 @@ impl OrchestrationError {
     ///
     /// `Timeout` and `Transient` are retryable. `AgentFailed` is retryable when
     /// its cause is (see [`FailureReason::cause`]), and — having no cause, as
-    /// when built by hand — always, as the specification's table says. Every
-    /// other variant describes a failure that repeats itself.
+    /// when built by hand — always, as the specification's table says; unless
+    /// the engine found that no retry can succeed (a fan-out whose agents that
+    /// failed for good leave its join policy unsatisfiable: its message says
+    /// so). Every other variant describes a failure that repeats itself.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::AgentFailed(_, reason) => reason.cause().is_none_or(Self::is_retryable),
+            Self::AgentFailed(_, reason) => {
+                !reason.permanent && reason.cause().is_none_or(Self::is_retryable)
+            }
             Self::Timeout(_) | Self::Transient { .. } => true,
             Self::Store { retryable, .. } => *retryable,
             _ => false,
@@ -234,9 +238,9 @@ impl OrchestrationError {
     pub(crate) fn agent_failed(agent: &str, last: Self, attempts: u32) -> Self {
         let plural = if attempts == 1 { "" } else { "s" };
         let message = format!("{last} (after {attempts} attempt{plural})");
-        let cause = match last {
-            Self::AgentFailed(_, reason) => reason.cause,
-            other => Some(Box::new(other)),
+        let (cause, permanent) = match last {
+            Self::AgentFailed(_, reason) => (reason.cause, reason.permanent),
+            other => (Some(Box::new(other)), false),
         };
         Self::AgentFailed(
             agent.to_owned(),
@@ -244,8 +248,24 @@ impl OrchestrationError {
                 message,
                 attempts: Some(attempts),
                 cause,
+                permanent,
             },
         )
+    }
+
+    /// This failure, made permanent whatever its cause says, because
+    /// `why`: a run whose retry cannot succeed (a fan-out whose agents that
+    /// failed for good leave its join policy unsatisfiable) is not retried
+    /// around it. Only an `AgentFailed` carries the mark.
+    pub(crate) fn made_permanent(self, why: &str) -> Self {
+        match self {
+            Self::AgentFailed(agent, mut reason) => {
+                reason.permanent = true;
+                reason.message = format!("{} ({why})", reason.message);
+                Self::AgentFailed(agent, reason)
+            }
+            other => other,
+        }
     }
 }
 
@@ -277,6 +297,10 @@ pub struct FailureReason {
     attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cause: Option<Box<OrchestrationError>>,
+    /// Whether no retry can succeed, whatever the cause says (see
+    /// [`OrchestrationError::is_retryable`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    permanent: bool,
 }
 
 impl FailureReason {
@@ -287,6 +311,7 @@ impl FailureReason {
             message: message.into(),
             attempts: None,
             cause: None,
+            permanent: false,
         }
     }
 

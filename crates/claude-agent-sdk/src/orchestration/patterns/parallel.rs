@@ -39,8 +39,10 @@ use crate::orchestration::patterns::{
 /// With the default [`JoinPolicy::All`], a run where some agents failed ends in
 /// [`PartialSuccess`](OrchestrationError::PartialSuccess) with the number that
 /// failed, and one where all failed in [`AgentFailed`](OrchestrationError::AgentFailed)
-/// naming the first failed agent in order (its failure, retryable or not,
-/// is the run's). A tolerant policy returns `Ok` instead, listing the failures
+/// naming the first failed agent in order — permanent (not retried by a run
+/// around it) when the agents that failed for good leave the policy no way
+/// to be satisfied, whatever the first one's cause. A tolerant policy returns
+/// `Ok` instead, listing the failures
 /// in [`OrchestratorOutput::failures`]. When the policy is not satisfied and an
 /// agent asked a question ([`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask)),
 /// the run fails with that agent's failure, whose root cause is
@@ -166,6 +168,7 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
     let mut errors = report.failures.into_iter().peekable();
     let mut first_error = None;
     let mut question = None;
+    let mut failed_for_good = Vec::new();
     for (index, (name, output)) in report.names.iter().zip(report.outputs).enumerate() {
         let name: &str = name;
         let position = index + 1;
@@ -199,6 +202,9 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         if matches!(error.root_cause(), OrchestrationError::InputRequired(_)) {
             question.get_or_insert_with(|| error.clone());
         }
+        if !error.is_retryable() {
+            failed_for_good.push(name);
+        }
         first_error.get_or_insert(error);
     }
     if policy.is_satisfied(outputs.len(), count) {
@@ -210,7 +216,24 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         return Err(question);
     }
     match first_error {
-        Some(first) if outputs.is_empty() => Err(first),
+        // Every agent failed: the first failure in order is the run's — and
+        // permanent when the agents that failed for good leave the policy no
+        // way to be satisfied, so that no retry around the run runs them again.
+        Some(first) if outputs.is_empty() => {
+            let left = count - failed_for_good.len();
+            if first.is_retryable() && !policy.is_satisfied(left, count) {
+                let why = format!(
+                    "no retry can satisfy the join policy: {} failed for good",
+                    failed_for_good
+                        .iter()
+                        .map(|name| format!("`{name}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Err(first.made_permanent(&why));
+            }
+            Err(first)
+        }
         _ => Err(OrchestrationError::PartialSuccess(count - outputs.len())),
     }
 }
