@@ -14,6 +14,9 @@
 //! - a step that started and never finished (the process died in the middle
 //!   of it) runs again: steps run **at least once**, and exactly once when
 //!   they finished before the stop;
+//! - the shared state the finished steps changed is replayed into the
+//!   context, for the keys it does not hold (a context the stopped run ran
+//!   under keeps what it has; a fresh one, in another process, gets it all);
 //! - the new run is a run of its own in the journal (its own [`RunId`]), whose
 //!   `RunStarted` event names the run it resumes; a chain of resumes reads
 //!   back to the first run, and a run is resumed at most once — resuming it
@@ -31,10 +34,12 @@
 //! service that does the side effect, and it can refuse the second one.
 //!
 //! # What must match
-//! The resumed run must be built the same way: the same nodes (by agent name
-//! in a pipeline or fan-out, by node id in a graph). A difference is an
-//! [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it, and
-//! nothing runs. The input comes from the journal.
+//! The resumed run must be built the same way: in a pipeline or fan-out, the
+//! same nodes (by agent name); in a graph, every step that finished must
+//! still be there (its node id, with the same agent) — a graph may gain
+//! nodes, or change those that never ran, between the runs. A difference is
+//! an [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it,
+//! and nothing runs. The input comes from the journal.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -207,9 +212,12 @@ impl Continuation {
     }
 
     /// Replays the state changes of the finished attempts into `ctx` (once
-    /// the run that continues this one is sure to start).
+    /// the run that continues this one is sure to start), for the keys `ctx`
+    /// does not hold: a context the stopped run ran under keeps what it
+    /// has (its changes are in it already), a fresh one gets them.
     pub(crate) fn replay_state(&self, ctx: &ExecutionContext) {
-        for kept in &self.state {
+        let held: HashSet<String> = ctx.read_state().keys().cloned().collect();
+        for kept in self.state.iter().filter(|kept| !held.contains(&kept.key)) {
             ctx.replay_state(kept.key.clone(), kept.change.clone());
         }
     }

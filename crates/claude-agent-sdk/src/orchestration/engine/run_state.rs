@@ -11,7 +11,7 @@
 //! scheduler hears how it ended; maps are gathered, new steps announced,
 //! budgets checked).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -216,6 +216,10 @@ pub(crate) struct RunState {
     /// Outputs of steps a paused run finished, by node and activation: a
     /// resumed run reuses them instead of running the steps again.
     reuse: HashMap<(NodeId, u32), AgentOutput>,
+    /// The steps whose outputs were reused: they ran in an earlier run, so
+    /// this run's journal has no record of them to take a successor's
+    /// input from.
+    reused: HashSet<StepId>,
     /// The questions steps asked (the run pauses: nothing new starts).
     pub(crate) asked: Vec<(StepId, Question)>,
     /// The steps that finished inside graphs nested in the steps that asked
@@ -240,6 +244,7 @@ impl RunState {
             announced: 0,
             announce,
             reuse: HashMap::new(),
+            reused: HashSet::new(),
             asked: Vec::new(),
             finished_inside: Vec::new(),
         }
@@ -306,6 +311,7 @@ impl RunState {
             };
             if let Some(output) = reused {
                 // Finished before the run paused: its output, not a new run.
+                self.reused.insert(step);
                 let decision = match &walk.branching {
                     Some(branching) => {
                         branching.decide(info.node, &output, info.iteration, &walk.run.ctx)
@@ -330,7 +336,8 @@ impl RunState {
             let (origin, input) = match &info.input {
                 StepInput::RunInput => (InputOrigin::RunInput, None),
                 StepInput::OutputOf(from)
-                    if self.scheduler.step(*from).map(|s| s.kind) == Some(StepKind::Agent) =>
+                    if self.scheduler.step(*from).map(|s| s.kind) == Some(StepKind::Agent)
+                        && !self.reused.contains(from) =>
                 {
                     (
                         InputOrigin::OutputOf(*from),

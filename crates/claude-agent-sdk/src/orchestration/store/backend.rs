@@ -37,6 +37,8 @@ pub(crate) const PRUNE_BEFORE: &str = "SELECT id FROM runs WHERE parent IS NULL 
 /// The finished top-level runs, newest first.
 pub(crate) const FINISHED_NEWEST_FIRST: &str = "SELECT id FROM runs WHERE parent IS NULL \
     AND status <> 'running' ORDER BY started_us DESC, id DESC";
+/// Every top-level run, with the first run of its chain of resumes.
+pub(crate) const TOP_LEVEL_ORIGINS: &str = "SELECT id, origin FROM runs WHERE parent IS NULL";
 /// Deletes a tree's events.
 pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE root = $1";
 /// Deletes a tree's runs.
@@ -308,7 +310,7 @@ macro_rules! sql_backend {
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
                 };
-                let doomed: Vec<String> = match which {
+                let candidates: Vec<String> = match which {
                     Prune::StartedBefore(at) => sqlx::query_scalar(sql::PRUNE_BEFORE)
                         .bind($crate::orchestration::store::micros(at))
                         .fetch_all(&self.pool)
@@ -322,6 +324,14 @@ macro_rules! sql_backend {
                         all.into_iter().skip(keep).collect()
                     }
                 };
+                // Whole chains of resumes only: a run that a kept (or
+                // running) run continues, directly or not, is what resuming
+                // the kept one reads.
+                let runs: Vec<(String, String)> = sqlx::query_as(sql::TOP_LEVEL_ORIGINS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(fail)?;
+                let doomed = $crate::orchestration::store::whole_chains(candidates, &runs);
                 let mut tx = self.pool.begin().await.map_err(fail)?;
                 for root in &doomed {
                     sqlx::query(sql::DELETE_EVENTS)

@@ -190,7 +190,9 @@ pub struct RunSummary {
 
 /// Which runs [`prune`](SqliteJournal::prune) deletes: finished top-level
 /// runs (with every run nested in them and all their events); a run still
-/// running is never deleted.
+/// running is never deleted, and a run is deleted only with its whole chain
+/// of resumes — one that a kept or running run continues (which resuming
+/// that run reads) stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Prune {
@@ -198,6 +200,32 @@ pub enum Prune {
     StartedBefore(DateTime<Utc>),
     /// All but the newest `n`.
     KeepNewest(usize),
+}
+
+/// The runs of `candidates` (top-level run ids) whose whole chain of
+/// resumes is among them; `runs` pairs every top-level run with the first
+/// run of its chain.
+fn whole_chains(candidates: Vec<String>, runs: &[(String, String)]) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
+    let doomed: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+    let kept_chains: HashSet<&str> = runs
+        .iter()
+        .filter(|(id, _)| !doomed.contains(id.as_str()))
+        .map(|(_, origin)| origin.as_str())
+        .collect();
+    let origin_of: HashMap<&str, &str> = runs
+        .iter()
+        .map(|(id, origin)| (id.as_str(), origin.as_str()))
+        .collect();
+    candidates
+        .iter()
+        .filter(|id| {
+            origin_of
+                .get(id.as_str())
+                .is_none_or(|origin| !kept_chains.contains(origin))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Microseconds since the Unix epoch.

@@ -98,12 +98,13 @@ enum Setup {
 }
 
 impl Setup {
-    /// Whether another process setting up the same file at once explains it.
+    /// Whether another process busy with the same file explains it (the
+    /// setup lock keeps processes of this crate from migrating it at once:
+    /// a table that "already exists" is another application's, for good).
     fn is_transient_setup(&self) -> bool {
         let busy = |error: &sqlx::Error| match error {
             sqlx::Error::Database(database) => {
                 matches!(database.code().as_deref(), Some("5" | "6"))
-                    || database.message().contains("already exists")
             }
             _ => false,
         };
