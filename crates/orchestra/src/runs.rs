@@ -23,11 +23,11 @@ pub fn list(args: &RunsArgs) -> Exit {
         if args.json {
             let json = serde_json::to_string_pretty(&runs)
                 .map_err(|e| failed(format!("cannot encode the runs: {e}")))?;
-            println!("{json}");
+            outln!("{json}");
             return Ok(Exit::Success);
         }
         if runs.is_empty() {
-            eprintln!("no runs in the store yet");
+            errln!("no runs in the store yet");
             return Ok(Exit::Success);
         }
         let mut table = Table::new(&[
@@ -50,7 +50,7 @@ pub fn list(args: &RunsArgs) -> Exit {
                 format!("${:.4}", run.cost_usd),
             ]);
         }
-        print!("{}", table.render());
+        out!("{}", table.render());
         Ok(Exit::Success)
     })
 }
@@ -66,26 +66,26 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
                 summary.id
             )));
         };
-        println!("run       {}", summary.id);
-        println!(
+        outln!("run       {}", summary.id);
+        outln!(
             "workflow  {}",
             summary.label.as_deref().unwrap_or(&summary.orchestrator)
         );
-        println!("status    {}", status(&summary));
-        println!(
+        outln!("status    {}", status(&summary));
+        outln!(
             "started   {} ({})",
             summary.started.format("%Y-%m-%d %H:%M:%S UTC"),
             duration(summary.started, summary.finished)
         );
         if let Some(previous) = summary.resumes {
-            println!("resumes   {previous}");
+            outln!("resumes   {previous}");
         }
         if let Some(next) = summary.resumed_by {
-            println!("resumed   by {next}");
+            outln!("resumed   by {next}");
         }
-        println!("tokens    {} (${:.4})", summary.tokens, summary.cost_usd);
-        println!();
-        print!("{}", render_trace(&trace));
+        outln!("tokens    {} (${:.4})", summary.tokens, summary.cost_usd);
+        outln!();
+        out!("{}", render_trace(&trace));
         Ok(Exit::Success)
     })
 }
@@ -94,21 +94,26 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
 pub fn prune(args: &PruneArgs) -> Exit {
     let which = match (&args.older_than, args.keep) {
         (Some(age), _) => match parse_age(age) {
-            Ok(age) => Prune::StartedBefore(Utc::now() - age),
+            // An age beyond the calendar: older than any run.
+            Ok(age) => Prune::StartedBefore(
+                Utc::now()
+                    .checked_sub_signed(age)
+                    .unwrap_or(chrono::DateTime::<Utc>::UNIX_EPOCH),
+            ),
             Err(problem) => {
-                eprintln!("error: {problem}");
+                errln!("error: {problem}");
                 return Exit::Usage;
             }
         },
         (None, Some(keep)) => Prune::KeepNewest(keep),
         (None, None) => {
-            eprintln!("error: say which runs to delete: --older-than AGE or --keep N");
+            errln!("error: say which runs to delete: --older-than AGE or --keep N");
             return Exit::Usage;
         }
     };
     with_store(&args.store, |store| async move {
         let deleted = store.prune(which).await.map_err(failed)?;
-        eprintln!("deleted {deleted} run(s)");
+        errln!("deleted {deleted} run(s)");
         Ok(Exit::Success)
     })
 }
@@ -125,7 +130,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
     };
     let changes = fingerprint::changes(&found.metadata, &workflow);
     if !changes.is_empty() && !args.force {
-        eprintln!(
+        errln!(
             "error: `{}` changed since run {} started: {}; resume anyway with --force, or \
              start a new run from it with `orchestra fork`",
             found.file.display(),
@@ -141,10 +146,14 @@ pub fn resume(args: &ResumeArgs) -> Exit {
                 answers.push((id.trim().to_owned(), text.to_owned()));
             }
             _ => {
-                eprintln!("error: `--answer {answer}`: write it as ID=TEXT");
+                errln!("error: `--answer {answer}`: write it as ID=TEXT");
                 return Exit::Usage;
             }
         }
+    }
+    if let Err(problem) = run::answers::check(&answers, &workflow) {
+        errln!("error: {problem}");
+        return Exit::Usage;
     }
     let run_args = run_args(&found.file, &args.output, &args.store);
     run::launch(&workflow, Start::Resume(found.run), &run_args, answers)
@@ -177,7 +186,7 @@ pub fn fork(args: &ForkArgs) -> Exit {
 /// The workflow in `file`, its problems printed when it has any.
 fn load(file: &std::path::Path) -> Result<workflow::Workflow, Exit> {
     workflow::load(file, Strictness::Run).map_err(|invalid| {
-        eprint!("{}", invalid.render());
+        err!("{}", invalid.render());
         Exit::Usage
     })
 }
@@ -270,7 +279,7 @@ where
         })
     })();
     result.map_err(|(message, exit)| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit
     })
 }

@@ -319,3 +319,64 @@ fn the_graph_draws_an_ask_with_its_question_and_its_edges() {
     );
     assert!(stdout.contains("-- \"default\" -->"), "{stdout}");
 }
+
+/// Drafts, then asks `review` until the answer starts with a "y".
+const REVIEW_LOOP: &str = r#"
+input = "v"
+
+[flow]
+nodes = ["draft", "done"]
+edges = ["start -> draft", "review -> done -> end"]
+
+[[flow.asks]]
+id = "review"
+question = "Good enough?"
+
+[[flow.loops]]
+body = ["draft", "review"]
+until = { matches = "^y" }
+max_iterations = 4
+
+[[agents]]
+id = "draft"
+kind = "command"
+shell = 'printf "%s+" "$(cat)"'
+
+[[agents]]
+id = "done"
+kind = "template"
+template = "final: {{input}}"
+"#;
+
+#[test]
+fn an_ask_in_a_loop_is_answered_pass_by_pass_with_id_hash_n() {
+    let dir = scratch();
+    let file = write(dir.path(), "review.toml", REVIEW_LOOP);
+    let first = outcome(&["run", "--no-store", "--answer", "review=no"], &file, &[]);
+    assert_eq!(first.code, Some(3), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("[review#2]"),
+        "the second pass asks under review#2: {}",
+        first.stderr
+    );
+    let both = outcome(
+        &[
+            "run",
+            "--no-store",
+            "--answer",
+            "review=no",
+            "--answer",
+            "review#2=yes",
+        ],
+        &file,
+        &[],
+    );
+    assert_eq!(both.code, Some(0), "{}", both.stderr);
+    assert_eq!(both.stdout.trim(), "final: yes");
+    let typo = outcome(
+        &["run", "--no-store", "--answer", "reveiw#2=yes"],
+        &file,
+        &[],
+    );
+    assert_eq!(typo.code, Some(2), "{}", typo.stderr);
+}

@@ -115,3 +115,53 @@ shell = "head -c 300000 /dev/zero | tr '\\0' x"
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(trace.is_file(), "{stderr}");
 }
+
+#[test]
+fn runs_and_show_into_a_closed_pipe_end_quietly() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let store = store.to_string_lossy().into_owned();
+    // A run whose record is far more than a pipe's buffer.
+    let text = parallel_of(3000, "", "kind = \"template\"\ntemplate = \"{{input}}\"");
+    let file = write(dir.path(), "wide.toml", &text);
+    let ran = common::orchestra()
+        .args(["run", "-q", "--store", &store])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let listed = common::orchestra()
+        .args(["runs", "--json", "--store", &store])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runs: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let id = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    for args in [
+        vec!["show", id.as_str(), "--store", store.as_str()],
+        vec!["runs", "--store", store.as_str()],
+    ] {
+        let (code, stderr) = into_closed_pipe(&args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn prune_with_an_age_beyond_the_calendar_deletes_nothing_and_does_not_panic() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let pruned = common::orchestra()
+        .args(["prune", "--older-than", "1000000000d", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&pruned.stderr);
+    assert_eq!(pruned.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("deleted 0 run(s)"), "{stderr}");
+}

@@ -47,9 +47,19 @@ pub fn given(args: &RunArgs, workflow: &Workflow) -> Result<Vec<(String, String)
         })?;
         answers.push((id, text));
     }
+    check(&answers, workflow)?;
+    Ok(answers)
+}
+
+/// Whether every answer of `answers` is to an ask of `workflow` (an ask
+/// inside a loop is asked again under `ID#n` on pass n > 1).
+///
+/// # Errors
+/// The answer that matches no ask, with the asks there are.
+pub fn check(answers: &[(String, String)], workflow: &Workflow) -> Result<(), String> {
     let asks = asks_of(workflow);
-    for (id, _) in &answers {
-        if asks.iter().any(|ask| &ask.id == id) {
+    for (id, _) in answers {
+        if asks.iter().any(|ask| &ask.id == id || ask.id == ask_of(id)) {
             continue;
         }
         let file = workflow.path.display();
@@ -69,7 +79,16 @@ pub fn given(args: &RunArgs, workflow: &Workflow) -> Result<Vec<(String, String)
                 .join(", ")
         ));
     }
-    Ok(answers)
+    Ok(())
+}
+
+/// The ask a question id belongs to: an ask inside a loop asks pass n > 1
+/// under `ID#n`.
+fn ask_of(question: &str) -> &str {
+    match question.rsplit_once('#') {
+        Some((ask, pass)) if !pass.is_empty() && pass.bytes().all(|b| b.is_ascii_digit()) => ask,
+        _ => question,
+    }
 }
 
 /// `ID=TEXT` split at its first `=`, with a non-empty id.
@@ -144,15 +163,21 @@ pub fn prompt(questions: &[Question]) -> Option<Vec<(String, String)>> {
 }
 
 /// The command that runs again with answers to `questions`: this command as
-/// it was typed, with an `--answer` per question.
+/// it was typed, with an `--answer` per question — `None` for `resume` and
+/// `fork`, whose run is continued by resuming the new run (see the line
+/// that names it).
 #[must_use]
-pub fn answer_command(questions: &[Question]) -> String {
+pub fn answer_command(questions: &[Question]) -> Option<String> {
+    let typed: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(typed.first().map(String::as_str), Some("resume" | "fork")) {
+        return None;
+    }
     let mut words: Vec<String> = vec!["orchestra".to_owned()];
-    words.extend(std::env::args().skip(1).map(|arg| shell_quote(&arg)));
+    words.extend(typed.iter().map(|arg| shell_quote(arg)));
     for question in questions {
         words.push(format!("--answer {}=ANSWER", shell_quote(&question.id)));
     }
-    words.join(" ")
+    Some(words.join(" "))
 }
 
 /// The questions of a waiting run, as text for standard error.
@@ -171,10 +196,12 @@ pub fn waiting_text(questions: &[Question]) -> String {
             text.push_str(&format!("{indent}{line}\n"));
         }
     }
-    text.push_str(&format!(
-        "answer them and run again (or run on a terminal to be asked):\n  {}\n",
-        answer_command(questions)
-    ));
+    match answer_command(questions) {
+        Some(command) => text.push_str(&format!(
+            "answer them and run again (or run on a terminal to be asked):\n  {command}\n"
+        )),
+        None => text.push_str("answer them by resuming the run named below\n"),
+    }
     text
 }
 
@@ -190,6 +217,15 @@ mod tests {
         );
         assert_eq!(split_answer("=x"), None);
         assert_eq!(split_answer("approve"), None);
+    }
+
+    #[test]
+    fn a_later_pass_of_an_ask_in_a_loop_answers_to_the_ask() {
+        assert_eq!(ask_of("review#2"), "review");
+        assert_eq!(ask_of("review#12"), "review");
+        assert_eq!(ask_of("review"), "review");
+        assert_eq!(ask_of("review#"), "review#");
+        assert_eq!(ask_of("review#x"), "review#x");
     }
 
     #[test]

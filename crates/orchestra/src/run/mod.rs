@@ -5,7 +5,7 @@
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
 
-mod answers;
+pub mod answers;
 pub mod fingerprint;
 mod layout;
 mod preview;
