@@ -16,7 +16,7 @@ use crate::workflow::{Group, Mode, Node, Workflow};
 #[must_use]
 pub fn render(workflow: &Workflow, format: GraphFormat) -> String {
     let mut diagram = Diagram::default();
-    let (entries, exits) = diagram.group(workflow, &workflow.flow, 0);
+    let (entries, exits) = diagram.group(workflow, &workflow.flow, 0, None);
     for entry in entries {
         diagram.edge("input".to_owned(), entry);
     }
@@ -75,11 +75,14 @@ impl Diagram {
     }
 
     /// Adds `group` and returns the ids its arrows come in to and go out from.
+    /// Adds a group (framed, with `note` — its join or map in the graph
+    /// around it — in its frame's label) and returns its entries and exits.
     pub(crate) fn group(
         &mut self,
         workflow: &Workflow,
         group: &Group,
         depth: usize,
+        note: Option<String>,
     ) -> (Vec<String>, Vec<String>) {
         let frame = depth > 0 || group.steps.len() > 1 || group.graph.is_some();
         if frame {
@@ -93,6 +96,10 @@ impl Diagram {
                     " · budget {}",
                     crate::graph_draw::budget_label(budget)
                 ));
+            }
+            if let Some(note) = &note {
+                label.push_str(" · ");
+                label.push_str(&note.replace('\n', " · "));
             }
             self.items.push(Item::Open { id, label });
         }
@@ -157,7 +164,7 @@ impl Diagram {
                 });
                 (vec![id.clone()], vec![id])
             }
-            Node::Group(inner) => self.group(workflow, inner, depth + 1),
+            Node::Group(inner) => self.group(workflow, inner, depth + 1, note),
         }
     }
 

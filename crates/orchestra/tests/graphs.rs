@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{example, orchestra, scratch, texts, write};
+use common::{example, orchestra, outcome, scratch, texts, write};
 
 fn run(file: &std::path::Path, input: Option<&str>) -> (Option<i32>, String, String) {
     let mut command = orchestra();
@@ -224,4 +224,47 @@ fn graph_draws_conditions_loops_maps_joins_and_budgets() {
         "{budget}"
     );
     assert!(budget.contains("style=dashed"), "{budget}");
+}
+
+#[test]
+fn a_join_on_a_group_node_is_drawn_on_its_frame() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "group-join.toml",
+        r#"
+[flow]
+nodes = ["a", "b", "g"]
+edges = ["start -> a -> g", "start -> b -> g", "g -> end"]
+joins = [{ node = "g", policy = "any" }]
+
+[[groups]]
+id = "g"
+sequential = ["c"]
+
+[[agents]]
+id = "a"
+kind = "template"
+template = "a"
+
+[[agents]]
+id = "b"
+kind = "template"
+template = "b"
+
+[[agents]]
+id = "c"
+kind = "template"
+template = "c{{input}}"
+"#,
+    );
+    for format in ["mermaid", "dot"] {
+        let drawn = outcome(&["graph", "--format", format], &file, &[]);
+        assert_eq!(drawn.code, Some(0), "{}", drawn.stderr);
+        assert!(
+            drawn.stdout.contains("g · sequential · join any"),
+            "{format}: {}",
+            drawn.stdout
+        );
+    }
 }

@@ -165,3 +165,40 @@ fn prune_with_an_age_beyond_the_calendar_deletes_nothing_and_does_not_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("deleted 0 run(s)"), "{stderr}");
 }
+
+#[test]
+fn a_workflow_path_to_an_endless_file_is_refused_without_reading_it_all() {
+    let dir = scratch();
+    let link = dir.path().join("endless.toml");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap_or_else(|e| panic!("{e}"));
+    let checked = outcome(&["validate"], &link, &[]);
+    assert_eq!(checked.code, Some(2), "{}", checked.stderr);
+    assert!(checked.stderr.contains("larger than"), "{}", checked.stderr);
+}
+
+#[test]
+fn an_unwritable_trace_path_is_refused_before_anything_runs() {
+    let dir = scratch();
+    let marker = dir.path().join("ran.txt");
+    let file = write(
+        dir.path(),
+        "side-effect.toml",
+        &format!(
+            "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"command\"\nshell = \"echo ran > '{}'; echo ok\"\n",
+            marker.display()
+        ),
+    );
+    // `/sys` takes no new files, whoever asks (root included).
+    let trace = std::path::Path::new("/sys/orchestra-test-trace.json");
+    let run = outcome(
+        &["run", "--no-store", "--trace", &trace.to_string_lossy()],
+        &file,
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot write"), "{}", run.stderr);
+    assert!(
+        !marker.exists(),
+        "the agent ran before the trace path was checked"
+    );
+}

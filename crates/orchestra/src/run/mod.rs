@@ -196,6 +196,19 @@ fn check_outputs(args: &RunArgs) -> Result<(), String> {
                 parent.display()
             ));
         }
+        // Writable now, before the run does anything: a file made for the
+        // check is removed again (the run writes it when it ends).
+        let existed = path.exists();
+        if let Err(error) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            return Err(format!("cannot write `{}`: {error}", path.display()));
+        }
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
     }
     Ok(())
 }

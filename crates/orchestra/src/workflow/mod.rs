@@ -123,7 +123,7 @@ pub fn load_with_env(
     let format = parse::format_of(path).ok_or_else(|| {
         unreadable("unknown file type: workflow files end in .toml, .yaml or .yml".to_owned())
     })?;
-    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let text = read_bounded(path).map_err(unreadable)?;
     let source = Source::new(shown.clone(), text);
     let recovered = recover::parse_all(&source, format);
     let shape_problems = recovered.problems;
@@ -330,4 +330,24 @@ fn check(
         redactor: Redactor::default(),
         warnings,
     })
+}
+/// The most bytes a workflow file may have: far more than any workflow
+/// needs, and a bound on what a mistaken path (a device, a huge log) costs.
+const MAX_WORKFLOW_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The text of the workflow file at `path`, read up to [`MAX_WORKFLOW_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_WORKFLOW_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > MAX_WORKFLOW_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB: not a workflow",
+            MAX_WORKFLOW_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "stream did not contain valid UTF-8".to_owned())
 }
