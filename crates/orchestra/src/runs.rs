@@ -269,6 +269,16 @@ where
             Ok(None) => return Err(usage("`--no-store`: this command reads the run store")),
             Err(problem) => return Err(usage(problem)),
         };
+        // These commands read a store: a store file named that is not there
+        // is a mistyped path, not one to create.
+        if let Location::Sqlite(path) = &location {
+            if Location::is_explicit(args) && !path.exists() {
+                return Err(usage(format!(
+                    "there is no run store at `{}`",
+                    path.display()
+                )));
+            }
+        }
         let runtime = run::runtime().map_err(failed)?;
         runtime.block_on(async {
             let store = location

@@ -155,6 +155,22 @@ fn runs_and_show_into_a_closed_pipe_end_quietly() {
 fn prune_with_an_age_beyond_the_calendar_deletes_nothing_and_does_not_panic() {
     let dir = scratch();
     let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "one.toml",
+        "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
+    );
+    let ran = common::orchestra()
+        .args(["run", "-q", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
     let pruned = common::orchestra()
         .args(["prune", "--older-than", "1000000000d", "--store"])
         .arg(&store)
@@ -201,4 +217,29 @@ fn an_unwritable_trace_path_is_refused_before_anything_runs() {
         !marker.exists(),
         "the agent ran before the trace path was checked"
     );
+}
+
+#[test]
+fn reading_a_store_that_is_not_there_is_a_usage_error_and_creates_nothing() {
+    let dir = scratch();
+    let store = dir.path().join("typo").join("runs.db");
+    for command in ["runs", "prune"] {
+        let mut orchestra = common::orchestra();
+        orchestra.arg(command);
+        if command == "prune" {
+            orchestra.args(["--keep", "1"]);
+        }
+        let read = orchestra
+            .arg("--store")
+            .arg(&store)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&read.stderr);
+        assert_eq!(read.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("there is no run store"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join("typo").exists(), "nothing was created");
 }
