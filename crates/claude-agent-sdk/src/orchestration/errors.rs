@@ -237,7 +237,13 @@ impl OrchestrationError {
     /// stacks causes: the chain is one level deep whatever the depth of runs.
     pub(crate) fn agent_failed(agent: &str, last: Self, attempts: u32) -> Self {
         let plural = if attempts == 1 { "" } else { "s" };
-        let message = format!("{last} (after {attempts} attempt{plural})");
+        // The count goes with the first line: a message that goes on with
+        // lines of detail (a program's stderr) keeps them last.
+        let text = last.to_string();
+        let message = match text.split_once('\n') {
+            Some((first, rest)) => format!("{first} (after {attempts} attempt{plural})\n{rest}"),
+            None => format!("{text} (after {attempts} attempt{plural})"),
+        };
         let (cause, permanent) = match last {
             Self::AgentFailed(_, reason) => (reason.cause, reason.permanent),
             other => (Some(Box::new(other)), false),
