@@ -337,7 +337,7 @@ impl RunState {
                 StepInput::RunInput => (InputOrigin::RunInput, None),
                 StepInput::OutputOf(from)
                     if self.scheduler.step(*from).map(|s| s.kind) == Some(StepKind::Agent)
-                        && !self.reused.contains(from) =>
+                        && (self.reused.is_empty() || !self.reused.contains(from)) =>
                 {
                     (
                         InputOrigin::OutputOf(*from),
