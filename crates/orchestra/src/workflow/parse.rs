@@ -115,14 +115,33 @@ fn plain_words(message: &str) -> (String, Option<String>) {
             Some("keep one of them".to_owned()),
         );
     }
+    if message.contains("from_str_multiple") {
+        return (
+            "the file holds more than one YAML document".to_owned(),
+            Some("keep one: remove the `---` lines that start the others".to_owned()),
+        );
+    }
+    if message.contains("max recursion depth met") {
+        return (
+            "the file nests deeper than the TOML reader allows".to_owned(),
+            Some("name inner groups in `groups` and refer to them by id".to_owned()),
+        );
+    }
     if message.starts_with("budget breached: Depth") {
         return (
             "the file nests more than 64 levels deep".to_owned(),
             Some("name inner groups in `groups` and refer to them by id".to_owned()),
         );
     }
-    let mut text = message.to_owned();
+    let mut text = message.replace(" as i128", "").replace(" as u128", "");
     for (rust, words) in [
+        ("invalid u8", "not a whole number from 0 to 255"),
+        ("invalid u16", "not a whole number from 0 to 65535"),
+        ("invalid u32", "not a whole number from 0 to 4294967295"),
+        ("invalid u64", "not a whole number, 0 or more"),
+        ("invalid usize", "not a whole number, 0 or more"),
+        ("invalid i64", "not a whole number"),
+        ("invalid f64", "not a number"),
         ("expected u8", "expected a whole number from 0 to 255"),
         ("expected u16", "expected a whole number from 0 to 65535"),
         (
@@ -237,6 +256,24 @@ mod tests {
         assert_eq!(
             plain_words("budget breached: Depth { depth: 65 }").0,
             "the file nests more than 64 levels deep"
+        );
+        assert_eq!(
+            plain_words("invalid u32").0,
+            "not a whole number from 0 to 4294967295"
+        );
+        assert_eq!(
+            plain_words("invalid type: integer `1e20` as i128, expected u32").0,
+            "invalid type: integer `1e20`, expected a whole number from 0 to 4294967295"
+        );
+        assert!(
+            plain_words("cannot recurse further; max recursion depth met")
+                .0
+                .contains("nests deeper")
+        );
+        assert!(
+            plain_words("use from_str_multiple or from_str_multiple_with_options")
+                .0
+                .contains("more than one YAML document")
         );
         let huge = format!(
             "invalid type: floating point `1{}.0`, expected u32",
