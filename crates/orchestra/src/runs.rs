@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use claude_agent_sdk::orchestration::store::{Prune, RunSummary};
+use claude_agent_sdk::orchestration::store::{Prune, RunStatus, RunSummary};
 use claude_agent_sdk::orchestration::{EventKind, ExecutionConfig, ExecutionContext, RunId};
 
 use crate::cli::{ForkArgs, OutputArgs, PruneArgs, ResumeArgs, RunArgs, RunsArgs, StoreArgs};
@@ -124,6 +124,22 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
+    if let Some(next) = found.resumed_by {
+        errln!(
+            "error: run {} was resumed already, by run {next}: resume that one",
+            found.run
+        );
+        return Exit::Usage;
+    }
+    if found.status == RunStatus::Succeeded {
+        errln!(
+            "run {} succeeded: there is nothing to resume (`orchestra fork {} --after STEP` \
+             runs it again from a step)",
+            found.run,
+            found.run
+        );
+        return Exit::Success;
+    }
     let workflow = match load(&found.file) {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
@@ -196,6 +212,8 @@ struct Found {
     run: RunId,
     file: PathBuf,
     metadata: std::collections::HashMap<String, String>,
+    status: RunStatus,
+    resumed_by: Option<RunId>,
 }
 
 /// Finds run `text` in the store, and the workflow file it ran (`file`
@@ -227,6 +245,8 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
             run: summary.id,
             file,
             metadata,
+            status: summary.status,
+            resumed_by: summary.resumed_by,
         })
     })
 }

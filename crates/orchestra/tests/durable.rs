@@ -482,3 +482,46 @@ template = "shipped {{{{output.plan}}}} ({{{{input}}}})"
     assert_eq!(stdout.trim(), "shipped plan (yes)");
     assert_eq!(marks(dir.path()), 1, "`plan` ran again");
 }
+
+#[test]
+fn resuming_a_run_that_succeeded_says_so_and_starts_no_run() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "done.toml",
+        "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
+    );
+    let ran = orchestra()
+        .args(["run", "-q", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", texts(&ran).1);
+    let listed = orchestra()
+        .args(["runs", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_str(&texts(&listed).0).unwrap();
+    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let resumed = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", texts(&resumed).1);
+    assert!(
+        texts(&resumed).1.contains("nothing to resume"),
+        "{}",
+        texts(&resumed).1
+    );
+    let listed = orchestra()
+        .args(["runs", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_str(&texts(&listed).0).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "no new run");
+}
