@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    resume, Agent, AgentError, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
+    fork, resume, Agent, AgentError, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
     InMemoryJournal, OrchestrationError, Orchestrator, OrchestratorInput, Result, RunId,
     SequentialOrchestrator,
 };
@@ -145,6 +145,27 @@ async fn a_resumed_runs_trace_shows_the_input_its_first_step_was_given() {
         .find(|record| record.agent_name == "b")
         .expect("b's record");
     assert_eq!(b.input.content, "x>a", "the input b was given");
+}
+
+#[tokio::test]
+async fn forking_after_a_step_the_run_did_not_finish_names_those_it_did() {
+    let pipeline = Pipeline::new(&["a", "b", "c"]);
+    pipeline.broken("c", true);
+    let journal = Arc::new(InMemoryJournal::new());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    let orchestrator = SequentialOrchestrator::new();
+    orchestrator
+        .orchestrate_with_context(pipeline.agents(), OrchestratorInput::new("x"), &ctx)
+        .await
+        .expect_err("c is broken");
+    let run = last_run(&journal);
+    let forked = fork(&orchestrator, pipeline.agents(), run, "zz", None, &ctx).await;
+    match forked {
+        Err(OrchestrationError::InvalidConfig(message)) => {
+            assert!(message.contains("it finished `a`, `b`"), "{message}");
+        }
+        other => panic!("an unknown step is refused: {other:?}"),
+    }
 }
 
 #[cfg(feature = "sqlite")]

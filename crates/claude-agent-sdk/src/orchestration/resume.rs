@@ -229,8 +229,30 @@ impl Continuation {
         let Some(cut) = self.finished.iter().rposition(|step| {
             step.agent == after || step.node == StepNode::Label(after.to_owned())
         }) else {
+            let mut steps: Vec<&str> = Vec::new();
+            for step in &self.finished {
+                let name = match &step.node {
+                    StepNode::Label(label) => label.as_str(),
+                    StepNode::Index(_) => step.agent.as_str(),
+                };
+                if !steps.contains(&name) {
+                    steps.push(name);
+                }
+            }
+            let choices = if steps.is_empty() {
+                "it finished no step".to_owned()
+            } else {
+                format!(
+                    "it finished {}",
+                    steps
+                        .iter()
+                        .map(|step| format!("`{step}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             return Err(OrchestrationError::InvalidConfig(format!(
-                "run {} has no finished step of `{after}` to fork after",
+                "run {} has no finished step of `{after}` to fork after ({choices})",
                 self.previous
             )));
         };
