@@ -98,18 +98,26 @@ fn last_run(journal: &InMemoryJournal) -> RunId {
         .expect("a run in the journal")
 }
 
+/// `pipeline` run on "x" under a context of its own over an in-memory
+/// journal, failing at its broken step: the journal, the context and the
+/// stopped run.
+async fn stopped_run(pipeline: &Pipeline) -> (Arc<InMemoryJournal>, ExecutionContext, RunId) {
+    let journal = Arc::new(InMemoryJournal::new());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(pipeline.agents(), OrchestratorInput::new("x"), &ctx)
+        .await
+        .expect_err("a step is broken");
+    let run = last_run(&journal);
+    (journal, ctx, run)
+}
+
 #[tokio::test]
 async fn resuming_under_the_context_the_run_ran_under_replays_no_state_twice() {
     let pipeline = Pipeline::new(&["a", "b"]);
     pipeline.broken("b", true);
-    let journal = Arc::new(InMemoryJournal::new());
-    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    let (_, ctx, run) = stopped_run(&pipeline).await;
     let orchestrator = SequentialOrchestrator::new();
-    orchestrator
-        .orchestrate_with_context(pipeline.agents(), OrchestratorInput::new("x"), &ctx)
-        .await
-        .expect_err("b is broken");
-    let run = last_run(&journal);
     pipeline.broken("b", false);
     resume(&orchestrator, pipeline.agents(), run, &ctx)
         .await
@@ -124,14 +132,8 @@ async fn resuming_under_the_context_the_run_ran_under_replays_no_state_twice() {
 async fn a_resumed_runs_trace_shows_the_input_its_first_step_was_given() {
     let pipeline = Pipeline::new(&["a", "b"]);
     pipeline.broken("b", true);
-    let journal = Arc::new(InMemoryJournal::new());
-    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    let (journal, _, run) = stopped_run(&pipeline).await;
     let orchestrator = SequentialOrchestrator::new();
-    orchestrator
-        .orchestrate_with_context(pipeline.agents(), OrchestratorInput::new("x"), &ctx)
-        .await
-        .expect_err("b is broken");
-    let run = last_run(&journal);
     pipeline.broken("b", false);
     let fresh = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
     let output = resume(&orchestrator, pipeline.agents(), run, &fresh)
@@ -151,14 +153,8 @@ async fn a_resumed_runs_trace_shows_the_input_its_first_step_was_given() {
 async fn forking_after_a_step_the_run_did_not_finish_names_those_it_did() {
     let pipeline = Pipeline::new(&["a", "b", "c"]);
     pipeline.broken("c", true);
-    let journal = Arc::new(InMemoryJournal::new());
-    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    let (_, ctx, run) = stopped_run(&pipeline).await;
     let orchestrator = SequentialOrchestrator::new();
-    orchestrator
-        .orchestrate_with_context(pipeline.agents(), OrchestratorInput::new("x"), &ctx)
-        .await
-        .expect_err("c is broken");
-    let run = last_run(&journal);
     let forked = fork(&orchestrator, pipeline.agents(), run, "zz", None, &ctx).await;
     match forked {
         Err(OrchestrationError::InvalidConfig(message)) => {

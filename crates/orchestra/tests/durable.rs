@@ -487,41 +487,20 @@ template = "shipped {{{{output.plan}}}} ({{{{input}}}})"
 fn resuming_a_run_that_succeeded_says_so_and_starts_no_run() {
     let dir = scratch();
     let store = dir.path().join("runs.db");
-    let file = write(
-        dir.path(),
-        "done.toml",
-        "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
-    );
-    let ran = orchestra()
-        .args(["run", "-q", "--store"])
-        .arg(&store)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(ran.status.success(), "{}", texts(&ran).1);
-    let listed = orchestra()
-        .args(["runs", "--json", "--store"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    let runs: serde_json::Value = serde_json::from_str(&texts(&listed).0).unwrap();
-    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let file = write(dir.path(), "done.toml", common::ONE_AGENT);
+    common::run_kept(&store, &file);
+    let run = common::stored_runs(&store)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let resumed = orchestra()
         .args(["resume", &run, "--store"])
         .arg(&store)
         .output()
         .unwrap();
-    assert!(resumed.status.success(), "{}", texts(&resumed).1);
-    assert!(
-        texts(&resumed).1.contains("nothing to resume"),
-        "{}",
-        texts(&resumed).1
-    );
-    let listed = orchestra()
-        .args(["runs", "--json", "--store"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    let runs: serde_json::Value = serde_json::from_str(&texts(&listed).0).unwrap();
+    let (_, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing to resume"), "{stderr}");
+    let runs = common::stored_runs(&store);
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "no new run");
 }

@@ -124,22 +124,9 @@ fn runs_and_show_into_a_closed_pipe_end_quietly() {
     // A run whose record is far more than a pipe's buffer.
     let text = parallel_of(3000, "", "kind = \"template\"\ntemplate = \"{{input}}\"");
     let file = write(dir.path(), "wide.toml", &text);
-    let ran = common::orchestra()
-        .args(["run", "-q", "--store", &store])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let listed = common::orchestra()
-        .args(["runs", "--json", "--store", &store])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let runs: serde_json::Value =
-        serde_json::from_slice(&listed.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let store_path = std::path::Path::new(&store);
+    common::run_kept(store_path, &file);
+    let runs = common::stored_runs(store_path);
     let id = runs[0]["id"].as_str().unwrap_or_default().to_owned();
     for args in [
         vec!["show", id.as_str(), "--store", store.as_str()],
@@ -155,22 +142,8 @@ fn runs_and_show_into_a_closed_pipe_end_quietly() {
 fn prune_with_an_age_beyond_the_calendar_deletes_nothing_and_does_not_panic() {
     let dir = scratch();
     let store = dir.path().join("runs.db");
-    let file = write(
-        dir.path(),
-        "one.toml",
-        "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n",
-    );
-    let ran = common::orchestra()
-        .args(["run", "-q", "--store"])
-        .arg(&store)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    let file = write(dir.path(), "one.toml", common::ONE_AGENT);
+    common::run_kept(&store, &file);
     let pruned = common::orchestra()
         .args(["prune", "--older-than", "1000000000d", "--store"])
         .arg(&store)

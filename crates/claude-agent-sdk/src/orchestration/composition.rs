@@ -204,7 +204,7 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
             .agent_outputs
             .iter()
             .filter_map(Usage::from_output)
-            .fold(Usage::default(), |total, usage| total + usage);
+            .sum::<Usage>();
         // The nested outputs without their own `data`, which the nested trace
         // keeps: one level of summary, so nesting never builds deep values.
         let summaries: Vec<AgentOutput> = output

@@ -51,6 +51,39 @@ impl Question {
             node: None,
         }
     }
+
+    /// The id a question node `ask` asks under on pass `pass` of a loop
+    /// around it: `ask` on the first, `ask#n` on pass *n* > 1, so that an
+    /// answer given for one pass is never taken for the next.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::Question;
+    /// assert_eq!(Question::id_on_pass("review", 1), "review");
+    /// assert_eq!(Question::id_on_pass("review", 2), "review#2");
+    /// assert_eq!(Question::ask_of("review#2"), "review");
+    /// assert_eq!(Question::ask_of("review#x"), "review#x");
+    /// ```
+    #[must_use]
+    pub fn id_on_pass(ask: &str, pass: u32) -> String {
+        if pass > 1 {
+            format!("{ask}#{pass}")
+        } else {
+            ask.to_owned()
+        }
+    }
+
+    /// The question node a question id belongs to: the inverse of
+    /// [`id_on_pass`](Self::id_on_pass) (`review#2` → `review`; an id
+    /// without a pass number is its own).
+    #[must_use]
+    pub fn ask_of(id: &str) -> &str {
+        match id.rsplit_once('#') {
+            Some((ask, pass)) if !pass.is_empty() && pass.bytes().all(|b| b.is_ascii_digit()) => {
+                ask
+            }
+            _ => id,
+        }
+    }
 }
 
 /// A step that finished before a run paused: resuming reuses its output.

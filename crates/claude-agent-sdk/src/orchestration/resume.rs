@@ -216,10 +216,11 @@ impl Continuation {
     /// does not hold: a context the stopped run ran under keeps what it
     /// has (its changes are in it already), a fresh one gets them.
     pub(crate) fn replay_state(&self, ctx: &ExecutionContext) {
-        let held: HashSet<String> = ctx.read_state().keys().cloned().collect();
-        for kept in self.state.iter().filter(|kept| !held.contains(&kept.key)) {
-            ctx.replay_state(kept.key.clone(), kept.change.clone());
-        }
+        ctx.replay_state(
+            self.state
+                .iter()
+                .map(|kept| (kept.key.clone(), kept.change.clone())),
+        );
     }
 
     /// Turns this continuation into a fork after the last finished step of

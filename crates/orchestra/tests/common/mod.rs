@@ -81,6 +81,32 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// A one-agent workflow that answers `x`.
+pub const ONE_AGENT: &str =
+    "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n";
+
+/// Runs `file` quietly, keeping the run in `store`; panics unless it succeeds.
+pub fn run_kept(store: &Path, file: &Path) {
+    let ran = orchestra()
+        .args(["run", "-q", "--store"])
+        .arg(store)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&ran);
+    assert!(ran.status.success(), "{stderr}");
+}
+
+/// The runs `store` holds, as `orchestra runs --json` lists them (newest first).
+pub fn stored_runs(store: &Path) -> serde_json::Value {
+    let listed = orchestra()
+        .args(["runs", "--json", "--store"])
+        .arg(store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    json(&texts(&listed).0)
+}
+
 /// A request a [`FakeServer`] received.
 #[derive(Debug, Clone)]
 pub struct Request {

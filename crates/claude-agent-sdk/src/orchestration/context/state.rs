@@ -82,10 +82,18 @@ impl ExecutionContext {
         }
     }
 
-    /// Applies `change` to `key` without journaling it (what a resumed run
-    /// replays).
-    pub(crate) fn replay_state(&self, key: String, change: StateChange) {
-        apply_change(&mut self.write_state(), key, change);
+    /// Applies `changes` without journaling them (what a resumed run
+    /// replays), to the keys this context did not hold before: a context
+    /// the stopped run ran under keeps what it has (the changes are in it
+    /// already), a fresh one gets them all.
+    pub(crate) fn replay_state(&self, changes: impl IntoIterator<Item = (String, StateChange)>) {
+        let mut state = self.write_state();
+        let held: std::collections::HashSet<String> = state.keys().cloned().collect();
+        for (key, change) in changes {
+            if !held.contains(&key) {
+                apply_change(&mut state, key, change);
+            }
+        }
     }
 
     /// Removes and returns the value stored under `key`.

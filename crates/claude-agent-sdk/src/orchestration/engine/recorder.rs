@@ -21,6 +21,7 @@ use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{Clock, ExecutionContext};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::executor::panic::contained;
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, InputSource, Interruption, JournalEvent, NodeId, ParentAttempt,
     RunId, RunOutcome,
@@ -208,12 +209,9 @@ impl Recorder {
         let Some(observer) = self.ctx.observer() else {
             return;
         };
-        let heard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            observer.on_event(event);
-        }));
+        let heard = contained(|| observer.on_event(event));
         #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
         if let Err(panic) = heard {
-            let panic = crate::orchestration::executor::panic::panic_message(panic.as_ref());
             log_event!(true, warn, %panic, "a run observer panicked; the run goes on");
         }
     }

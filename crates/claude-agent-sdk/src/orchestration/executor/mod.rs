@@ -278,11 +278,11 @@ pub(crate) async fn run_node(
             Err(AttemptFailure::Failed(error)) => error,
         };
         // A retry policy is the user's code: one that panics retries nothing.
-        let delay = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let delay = panic::contained(|| {
             policy
                 .retry
                 .retry_delay(&error, attempt, policy.max_retries)
-        }))
+        })
         .unwrap_or_else(|_| {
             log_event!(
                 true,

@@ -65,6 +65,13 @@ impl<F> Drop for CatchUnwind<F> {
     }
 }
 
+/// Calls `user_code` (an observer, a router, a retry policy: code of the
+/// user's that the engine calls), its panic caught: `Err` with the panic's
+/// message.
+pub(crate) fn contained<T>(user_code: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(user_code)).map_err(|payload| panic_message(payload.as_ref()))
+}
+
 /// The message a panic carried.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload

@@ -118,11 +118,8 @@ impl Agent for AskAgent {
         // Each pass of a loop asks afresh: pass n > 1 under `id#n`.
         let activation =
             crate::orchestration::scope::current().map_or(1, |scope| scope.step.activation);
-        let answer = if activation > 1 {
-            ctx.ask(&format!("{}#{activation}", self.question_id), &question)?
-        } else {
-            ctx.ask(&self.question_id, &question)?
-        };
+        let id = crate::orchestration::Question::id_on_pass(&self.question_id, activation);
+        let answer = ctx.ask(&id, &question)?;
         Ok(AgentOutput::new(answer))
     }
 

@@ -18,7 +18,7 @@ use crate::orchestration::engine::scheduler::{Decision, StepKind};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::human::{FinishedStep, Pause};
-use crate::orchestration::journal::NodeId;
+use crate::orchestration::journal::{NodeId, StateChange};
 use crate::orchestration::orchestrator::{AgentFailure, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{orchestrator_impl, run_pattern, Flow, TraceOut};
 
@@ -119,11 +119,12 @@ impl GraphOrchestrator {
         }
         // The state the run had when it paused, where the context has none
         // of its own (a context the run paused under keeps what it has).
-        for (key, value) in pause.state {
-            if ctx.get_state(&key).await.is_none() {
-                ctx.set_state(key, value).await;
-            }
-        }
+        ctx.replay_state(
+            pause
+                .state
+                .into_iter()
+                .map(|(key, value)| (key, StateChange::Set(value))),
+        );
         let reuse = self.reuse(pause.finished, ctx)?;
         let input = pause.input.unwrap_or_default();
         self.run_reusing(vec![], input, ctx, trace, reuse).await
@@ -363,8 +364,7 @@ impl Branching for Compiled {
 /// condition or a split that panics fails its step for good, as a panicking
 /// agent does, instead of taking down the worker that ran it.
 fn contained<T>(decide: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).map_err(|panic| {
-        let panic = crate::orchestration::executor::panic::panic_message(panic.as_ref());
+    crate::orchestration::executor::panic::contained(decide).map_err(|panic| {
         OrchestrationError::AgentError(AgentError::new(format!("{} panicked: {panic}", what())))
     })
 }

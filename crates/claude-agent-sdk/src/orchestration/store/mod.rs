@@ -206,25 +206,18 @@ pub enum Prune {
 /// resumes is among them; `runs` pairs every top-level run with the first
 /// run of its chain.
 fn whole_chains(candidates: Vec<String>, runs: &[(String, String)]) -> Vec<String> {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
     let doomed: HashSet<&str> = candidates.iter().map(String::as_str).collect();
     let kept_chains: HashSet<&str> = runs
         .iter()
         .filter(|(id, _)| !doomed.contains(id.as_str()))
         .map(|(_, origin)| origin.as_str())
         .collect();
-    let origin_of: HashMap<&str, &str> = runs
-        .iter()
-        .map(|(id, origin)| (id.as_str(), origin.as_str()))
-        .collect();
-    candidates
-        .iter()
-        .filter(|id| {
-            origin_of
-                .get(id.as_str())
-                .is_none_or(|origin| !kept_chains.contains(origin))
+    runs.iter()
+        .filter(|(id, origin)| {
+            doomed.contains(id.as_str()) && !kept_chains.contains(origin.as_str())
         })
-        .cloned()
+        .map(|(id, _)| id.clone())
         .collect()
 }
 
