@@ -313,6 +313,91 @@ async fn a_401_is_permanent_and_carries_the_providers_message() {
 }
 
 #[tokio::test]
+async fn a_200_carrying_an_error_object_is_that_error() {
+    // Every field of a message is optional: an error object in a 200 (some
+    // proxies answer so) must not read as an empty reply.
+    let server = TestServer::start(vec![
+        Reply::json(anthropic_error("overloaded_error", "Overloaded"))
+            .header("request-id", "req_ok"),
+        Reply::json(anthropic_error("invalid_request_error", "bad field")),
+    ])
+    .await;
+    let agent = ClaudeAgent::new("a", &provider(&server.url)).with_streaming(false);
+    let error = agent.execute(AgentInput::new("q")).await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("(overloaded_error): Overloaded [request id req_ok]"),
+        "{error}"
+    );
+    let error = agent.execute(AgentInput::new("q")).await.unwrap_err();
+    assert!(
+        matches!(error, OrchestrationError::AgentError(_)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("bad field"), "{error}");
+}
+
+#[tokio::test]
+async fn an_error_mid_stream_keeps_the_request_id() {
+    let (mut before, _) = stream_events(&["partial"]);
+    before.push(event(
+        "error",
+        &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
+    let server =
+        TestServer::start(vec![Reply::sse(before).header("request-id", "req_stream")]).await;
+    let error = ClaudeAgent::new("a", &provider(&server.url))
+        .execute(AgentInput::new("q"))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.to_string().contains("[request id req_stream]"),
+        "{error}"
+    );
+    let details = error.details().expect("the reply's details");
+    assert_eq!(details.request_id.as_deref(), Some("req_stream"));
+    assert_eq!(details.source.as_deref(), Some("anthropic"));
+}
+
+#[tokio::test]
+async fn a_long_error_body_still_shows_the_providers_words() {
+    // Longer than the part of an error body that is read.
+    let long = format!("prompt is too long: {}", "x".repeat(100_000));
+    let server = TestServer::start(vec![Reply::status_json(
+        400,
+        anthropic_error("invalid_request_error", &long),
+    )])
+    .await;
+    let error = ClaudeAgent::new("a", &provider(&server.url))
+        .execute(AgentInput::new("q"))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("prompt is too long"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    assert!(!text.contains("(empty body)"));
+}
+
+#[test]
+fn debug_output_never_shows_the_key_or_header_values() {
+    let builder = Provider::builder("anthropic", "http://127.0.0.1:9")
+        .with_api_key("sk-ant-SECRET")
+        .with_header("x-gateway-key", "gw-SECRET");
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("x-gateway-key"), "{shown}");
+    let provider = builder.build().unwrap();
+    let shown = format!("{provider:?} {:?}", ClaudeAgent::new("a", &provider));
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+#[tokio::test]
 async fn other_client_errors_are_permanent() {
     for (status, kind) in [
         (400, "invalid_request_error"),

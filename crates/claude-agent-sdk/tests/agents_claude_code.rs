@@ -331,3 +331,33 @@ async fn a_hanging_run_times_out_and_leaves_no_orphans() {
     assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
     assert_all_gone(&read_pids(&pids, 2)).await;
 }
+
+#[tokio::test]
+async fn a_long_stream_json_run_is_not_cut_by_the_output_limit() {
+    // 20 MiB of tool results, more than the 16 MiB output limit, in lines of
+    // 200 kB: only a single line may not pass the limit.
+    let dir = TempDir::new("cc-long");
+    let script = dir.join("claude");
+    write_script(
+        &script,
+        r#"#!/bin/sh
+cat > /dev/null
+echo '{"type":"system","subtype":"init","session_id":"s-long"}'
+big=$(head -c 200000 /dev/zero | tr '\0' 'a')
+i=0
+while [ $i -lt 100 ]; do
+  printf '{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"%s"}]}}\n' "$big"
+  i=$((i + 1))
+done
+echo '{"type":"result","subtype":"success","is_error":false,"result":"read it all","session_id":"s-long","usage":{"input_tokens":1,"output_tokens":2}}'
+"#,
+    );
+    let output = ClaudeCodeAgent::new("reader")
+        .with_binary(&script)
+        .with_output_format(ClaudeCodeOutputFormat::StreamJson)
+        .execute(AgentInput::new("read everything"))
+        .await
+        .unwrap();
+    assert_eq!(output.content, "read it all");
+    assert_eq!(output.metadata["session_id"], "s-long");
+}

@@ -311,3 +311,51 @@ async fn too_much_output_fails_and_stops_the_program() {
     );
     assert_all_gone(&read_pids(&pids, 1)).await;
 }
+
+#[tokio::test]
+async fn too_much_output_fails_at_once_even_when_a_child_keeps_stderr_open() {
+    // The background `sleep` holds stderr open: the run must not wait for it.
+    let dir = TempDir::new("flood-held");
+    let pids = dir.join("pids");
+    let agent = CommandAgent::shell(
+        "flood",
+        "sleep 30 & echo $! > \"$PIDS\"; echo $$ >> \"$PIDS\"; exec yes",
+    )
+    .with_env("PIDS", &pids)
+    .with_max_output_bytes(10_000);
+    let error = tokio::time::timeout(Duration::from_secs(10), agent.execute(AgentInput::new("")))
+        .await
+        .expect("the overflow ends the run at once")
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("more than 10000 bytes"),
+        "{error}"
+    );
+    assert_all_gone(&read_pids(&pids, 2)).await;
+}
+
+#[tokio::test]
+async fn a_stopped_program_takes_the_orphans_left_in_its_group() {
+    let dir = TempDir::new("orphans");
+    let pids = dir.join("pids");
+    // `( … & )`: the subshell exits at once, so the stubborn `sleep` is
+    // re-parented and out of the program's tree — but still in its group.
+    let agent = CommandAgent::shell(
+        "orphaner",
+        "( sh -c 'trap \"\" TERM; echo $$ >> \"$PIDS\"; exec sleep 30' & ); \
+         echo $$ >> \"$PIDS\"; sleep 30",
+    )
+    .with_env("PIDS", &pids)
+    .with_timeout(Duration::from_millis(500));
+    let error = agent.execute(AgentInput::new("")).await.unwrap_err();
+    assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
+    assert_all_gone(&read_pids(&pids, 2)).await;
+}
+
+#[test]
+fn debug_output_never_shows_environment_values() {
+    let agent = CommandAgent::new("c", "true").with_env("OPENAI_API_KEY", "sk-SECRET");
+    let shown = format!("{agent:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("OPENAI_API_KEY"), "{shown}");
+}

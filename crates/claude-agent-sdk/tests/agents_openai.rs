@@ -292,6 +292,27 @@ async fn malformed_replies_are_permanent() {
 }
 
 #[tokio::test]
+async fn an_error_mid_stream_keeps_the_request_id() {
+    let server = TestServer::start(vec![Reply::sse(vec![
+        chunk(json!({"content": "par"}), None),
+        "data: {\"error\": {\"message\": \"boom\", \"type\": \"server_error\"}}\n\n".into(),
+    ])
+    .header("x-request-id", "req-mid")])
+    .await;
+    let error = OpenAiCompatibleAgent::new("a", &local(&server.url), "m")
+        .execute(AgentInput::new("q"))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.to_string().contains("boom [request id req-mid]"),
+        "{error}"
+    );
+    let details = error.details().expect("the reply's details");
+    assert_eq!(details.request_id.as_deref(), Some("req-mid"));
+}
+
+#[tokio::test]
 async fn hangs_refusals_and_resets_are_retryable() {
     let server = TestServer::start(vec![Reply::Hang]).await;
     let impatient = Provider::builder("vllm", format!("{}/v1", server.url))

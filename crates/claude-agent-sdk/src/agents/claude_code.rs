@@ -302,6 +302,10 @@ impl ClaudeCodeAgent {
         args.extend(self.extra_args.iter().cloned());
         inv.args = args;
         inv.stdin = Some(prompt.into_bytes());
+        // A stream-json run is followed line by line and its result kept from
+        // its line: the whole output is not needed, and a long session (tool
+        // results included) prints far more than the output limit.
+        inv.keep_stdout = self.format == ClaudeCodeOutputFormat::Json;
         inv
     }
 
@@ -332,8 +336,9 @@ impl ClaudeCodeAgent {
                 format!("I/O error while running `{binary}`: {e}").into(),
             ),
             RunFailure::StdoutTooLarge(limit) => OrchestrationError::AgentError(AgentError::new(format!(
-                "agent `{}`: `{binary}` printed more than {limit} bytes",
-                self.name
+                "agent `{}`: `{binary}` printed more than {limit} bytes{}",
+                self.name,
+                if self.format == ClaudeCodeOutputFormat::Json { "" } else { " in one line" }
             ))),
             RunFailure::NoDescriptors(e) => RunFailure::no_descriptors(&binary, &e),
         }

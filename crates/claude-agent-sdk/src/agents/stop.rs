@@ -16,6 +16,7 @@
 //! is being dropped; [`wait_for_stopping_programs`] lets a process that is
 //! about to exit give those threads their time.
 
+use std::io;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -60,24 +61,24 @@ pub(crate) fn stop(child: Child, group: Option<i32>) {
     let finish = move || {
         let mut child = child;
         let deadline = Instant::now() + STOP_GRACE;
-        // The grace period ends early once the program and all it started
-        // are gone.
-        let mut exited = false;
+        // The program is not reaped until the end: while it is a zombie its id
+        // still names its process group, which may hold processes whose parent
+        // died before the stop (`(cmd &)`), out of the tree's reach. The grace
+        // period ends early once the program and all it started are gone.
         loop {
-            exited = exited || !matches!(child.try_wait(), Ok(None));
-            let done = exited && !tree.iter().any(|p| alive(*p));
+            let done = root.is_none_or(has_exited)
+                && !tree.iter().any(|p| alive(*p))
+                && group.is_none_or(|g| !group_has_members(g));
             if done || Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // The group only while the program is unreaped: its id names it.
-        let group = if exited { None } else { group };
         let mut survivors: Vec<Process> = tree.iter().copied().filter(|p| alive(*p)).collect();
         let later: Vec<Process> = survivors.iter().flat_map(|p| descendants(p.pid)).collect();
         survivors.extend(later);
-        send(group, None, &survivors, libc::SIGKILL);
-        // `kill_on_drop` kills the program itself if it is still running.
+        send(group, root, &survivors, libc::SIGKILL);
+        reap(&mut child);
         drop(child);
         stopped();
     };
@@ -91,6 +92,57 @@ pub(crate) fn stop(child: Child, group: Option<i32>) {
         send(None, None, &left, libc::SIGKILL);
         stopped();
     }
+}
+
+/// How long a killed program is waited for, to be reaped here rather than
+/// left a zombie until the runtime next reaps orphans.
+const REAP_WAIT: Duration = Duration::from_secs(1);
+
+/// Reaps `child`, which has exited or was just sent `SIGKILL`; past
+/// [`REAP_WAIT`] (a process stuck in the kernel), `kill_on_drop` and the
+/// runtime's orphan reaping take over.
+fn reap(child: &mut Child) {
+    let deadline = Instant::now() + REAP_WAIT;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid`, our unreaped child, has exited — without reaping it, so
+/// that its id keeps naming its process group.
+fn has_exited(pid: i32) -> bool {
+    let Ok(id) = libc::id_t::try_from(pid) else {
+        return true;
+    };
+    // SAFETY: `siginfo_t` is plain data, for which all zeroes is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable `siginfo_t`; WNOWAIT leaves the
+    // child waitable, so its reaping stays with its `Child`.
+    let result = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if result != 0 {
+        // ECHILD: reaped already. EINTR: ask again on the next round.
+        return io::Error::last_os_error().raw_os_error() != Some(libc::EINTR);
+    }
+    // With WNOHANG and no exit yet, nothing is filled in.
+    info.si_signo == libc::SIGCHLD
+}
+
+/// Whether any live process (not a zombie) is still in process group `group`.
+fn group_has_members(group: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| read_stat(pid).is_some_and(|stat| stat.group == group))
 }
 
 /// Counts one stop as finished.
@@ -130,7 +182,7 @@ fn send(group: Option<i32>, root: Option<i32>, processes: &[Process], signal: i3
 
 /// Whether `process` still runs (the same id with the same start time).
 fn alive(process: Process) -> bool {
-    read_stat(process.pid).is_some_and(|(_, start)| start == process.start)
+    read_stat(process.pid).is_some_and(|stat| stat.start == process.start)
 }
 
 /// Every descendant of `root` (not `root` itself), from `/proc`.
@@ -142,8 +194,14 @@ fn descendants(root: i32) -> Vec<Process> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
-            let (ppid, start) = read_stat(pid)?;
-            Some((Process { pid, start }, ppid))
+            let stat = read_stat(pid)?;
+            Some((
+                Process {
+                    pid,
+                    start: stat.start,
+                },
+                stat.parent,
+            ))
         })
         .collect();
     let mut found: Vec<Process> = Vec::new();
@@ -159,19 +217,29 @@ fn descendants(root: i32) -> Vec<Process> {
     found
 }
 
-/// The parent id and start time of `pid`, from `/proc/PID/stat`.
-fn read_stat(pid: i32) -> Option<(i32, u64)> {
+/// What `/proc/PID/stat` says of a live process.
+struct Stat {
+    parent: i32,
+    group: i32,
+    start: u64,
+}
+
+/// The parent, process group and start time of `pid`, from `/proc/PID/stat`;
+/// `None` for a zombie.
+fn read_stat(pid: i32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state (0), ppid (1), ..., starttime (19).
+    // After the name: state (0), ppid (1), pgrp (2), ..., starttime (19).
     if fields.first() == Some(&"Z") {
         return None;
     }
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((ppid, start))
+    Some(Stat {
+        parent: fields.get(1)?.parse().ok()?,
+        group: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -181,7 +249,8 @@ mod tests {
     #[test]
     fn reads_its_own_parent_and_start_time() {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
-        let (ppid, start) = read_stat(me).unwrap_or((0, 0));
+        let stat = read_stat(me).expect("our own stat");
+        let (ppid, start) = (stat.parent, stat.start);
         assert!(ppid > 0);
         assert!(start > 0);
         assert!(alive(Process { pid: me, start }));

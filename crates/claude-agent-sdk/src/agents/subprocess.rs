@@ -23,7 +23,7 @@ const STDERR_TAIL_BYTES: usize = 8 * 1024;
 const STDERR_TAIL_LINES: usize = 20;
 
 /// What to run and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Invocation {
     pub(crate) program: OsString,
     pub(crate) args: Vec<OsString>,
@@ -33,8 +33,39 @@ pub(crate) struct Invocation {
     pub(crate) cwd: Option<PathBuf>,
     /// Written to stdin, which is then closed; `None` gives the program no stdin.
     pub(crate) stdin: Option<Vec<u8>>,
+    /// The most stdout kept: the whole of it, or with
+    /// [`keep_stdout`](Self::keep_stdout) off, the line being read.
     pub(crate) max_stdout: usize,
+    /// Whether stdout is kept whole for the result. Off, the lines handed to
+    /// the line handler are dropped as they go (only the start of stdout is
+    /// kept, for messages), so that a long run streaming its progress is not
+    /// stopped for printing more than `max_stdout` in all.
+    pub(crate) keep_stdout: bool,
     pub(crate) own_process_group: bool,
+}
+
+/// Shows the environment's names, not its values: API keys are handed to
+/// programs there, and agents' `Debug` output ends up in logs.
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<(&OsString, &str)> = self
+            .env
+            .iter()
+            .map(|(name, _)| (name, "<redacted>"))
+            .collect();
+        f.debug_struct("Invocation")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env)
+            .field("env_remove", &self.env_remove)
+            .field("env_clear", &self.env_clear)
+            .field("cwd", &self.cwd)
+            .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
+            .field("max_stdout", &self.max_stdout)
+            .field("keep_stdout", &self.keep_stdout)
+            .field("own_process_group", &self.own_process_group)
+            .finish()
+    }
 }
 
 impl Invocation {
@@ -48,6 +79,7 @@ impl Invocation {
             cwd: None,
             stdin: None,
             max_stdout: 16 * 1024 * 1024,
+            keep_stdout: true,
             own_process_group: true,
         }
     }
@@ -174,11 +206,15 @@ pub(crate) async fn run(
             let _ = pipe.write_all(bytes).await;
             let _ = pipe.shutdown().await;
         }
+        Ok(())
     };
-    let collect = read_stdout(stdout, invocation.max_stdout, &mut on_line);
-    let tail = read_tail(stderr);
-    let ((), stdout, stderr_tail) = tokio::join!(feed, collect, tail);
-    let stdout = stdout?;
+    let keep_all = invocation.keep_stdout || on_line.is_none();
+    let collect = read_stdout(stdout, invocation.max_stdout, keep_all, &mut on_line);
+    let tail = async { Ok(read_tail(stderr).await) };
+    // A failure to collect stdout ends the run at once (the program is then
+    // stopped): waiting for stderr's end too would wait for as long as any
+    // process the program started keeps it open.
+    let ((), stdout, stderr_tail) = tokio::try_join!(feed, collect, tail)?;
     let status = running.wait().await.map_err(RunFailure::Io)?;
     Ok(Finished {
         status,
@@ -234,16 +270,26 @@ impl Drop for Running {
     }
 }
 
+/// How much of the start of stdout is kept when the lines are not.
+const STDOUT_HEAD_BYTES: usize = 4 * 1024;
+
+/// Reads stdout to its end, handing complete lines to `on_line`; keeps all of
+/// it, or with `keep_all` off (and a line handler) only its start.
 async fn read_stdout(
     pipe: Option<impl AsyncRead + Unpin>,
     limit: usize,
+    keep_all: bool,
     on_line: &mut Option<LineHandler<'_>>,
 ) -> Result<Vec<u8>, RunFailure> {
     let Some(mut pipe) = pipe else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
+    let mut head = Vec::new();
     let mut line_start = 0;
+    // Where the search for the next newline resumes: a long line arriving in
+    // many reads is searched once, not once per read.
+    let mut searched = 0;
     let mut chunk = vec![0_u8; 64 * 1024];
     loop {
         let read = pipe.read(&mut chunk).await.map_err(RunFailure::Io)?;
@@ -255,10 +301,19 @@ async fn read_stdout(
         }
         out.extend_from_slice(&chunk[..read]);
         if let Some(on_line) = on_line.as_mut() {
-            while let Some(end) = out[line_start..].iter().position(|&b| b == b'\n') {
-                let line = &out[line_start..line_start + end];
+            while let Some(offset) = out[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + offset;
+                let line = &out[line_start..end];
                 on_line(line.strip_suffix(b"\r").unwrap_or(line));
-                line_start += end + 1;
+                line_start = end + 1;
+                searched = line_start;
+            }
+            searched = out.len();
+            if !keep_all {
+                keep_head(&mut head, &out[..line_start]);
+                out.drain(..line_start);
+                searched -= line_start;
+                line_start = 0;
             }
         }
     }
@@ -267,7 +322,18 @@ async fn read_stdout(
             on_line(&out[line_start..]);
         }
     }
-    Ok(out)
+    if keep_all {
+        Ok(out)
+    } else {
+        keep_head(&mut head, &out);
+        Ok(head)
+    }
+}
+
+/// Appends to `head` what it has room for of `bytes`, up to [`STDOUT_HEAD_BYTES`].
+fn keep_head(head: &mut Vec<u8>, bytes: &[u8]) {
+    let room = STDOUT_HEAD_BYTES.saturating_sub(head.len());
+    head.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 /// Reads a pipe to its end, keeping only the last [`STDERR_TAIL_BYTES`].

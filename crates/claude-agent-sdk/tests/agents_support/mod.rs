@@ -41,6 +41,8 @@ pub enum Reply {
     Hang,
     /// Answers with `reply` after `delay`.
     Delayed(Duration, Box<Reply>),
+    /// `reply` with extra response headers (a stream's request id, say).
+    WithHeaders(Vec<(&'static str, String)>, Box<Reply>),
 }
 
 impl Reply {
@@ -59,12 +61,16 @@ impl Reply {
         }
     }
 
-    /// Adds a response header (to a [`Reply::Body`]).
+    /// Adds a response header (to a [`Reply::Body`] itself; any other reply
+    /// is wrapped in [`Reply::WithHeaders`]).
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
-        if let Self::Body { headers, .. } = &mut self {
-            headers.push((name, value.to_owned()));
+        match &mut self {
+            Self::Body { headers, .. } | Self::WithHeaders(headers, _) => {
+                headers.push((name, value.to_owned()));
+                self
+            }
+            _ => Self::WithHeaders(vec![(name, value.to_owned())], Box::new(self)),
         }
-        self
     }
 
     /// `200` with a body that is not what it claims to be.
@@ -212,6 +218,15 @@ async fn answer(
 async fn render(mut reply: Reply) -> Response {
     loop {
         match reply {
+            Reply::WithHeaders(headers, inner) => {
+                let mut response = Box::pin(render(*inner)).await;
+                for (name, value) in headers {
+                    response
+                        .headers_mut()
+                        .insert(name, value.parse().expect("a header value"));
+                }
+                return response;
+            }
             Reply::Delayed(delay, inner) => {
                 tokio::time::sleep(delay).await;
                 reply = *inner;

@@ -96,6 +96,10 @@ enum Block {
 
 #[derive(Debug, Deserialize)]
 struct Message {
+    /// `message`, or `error` when a proxy or the API put an error in a 200.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    error: Option<serde_json::Value>,
     id: Option<String>,
     model: Option<String>,
     #[serde(default)]
@@ -125,11 +129,16 @@ impl Message {
     }
 }
 
-/// A whole (non-streamed) reply.
+/// A whole (non-streamed) reply. An error object in a 200 (every field of a
+/// message is optional, so it would otherwise read as an empty reply) is the
+/// error it reports.
 pub(super) fn parse_message(provider: &str, body: &[u8]) -> Result<ModelReply> {
-    serde_json::from_slice::<Message>(body)
-        .map(Message::into_reply)
-        .map_err(|_| malformed(provider, "reply", body))
+    let message =
+        serde_json::from_slice::<Message>(body).map_err(|_| malformed(provider, "reply", body))?;
+    if message.kind.as_deref() == Some("error") || message.error.is_some() {
+        return Err(reported_error(provider, message.error.as_ref()));
+    }
+    Ok(message.into_reply())
 }
 
 /// Builds a reply from the events of a streamed one.
@@ -215,7 +224,7 @@ impl StreamAssembler {
                 self.finished = true;
                 return Ok(ControlFlow::Break(()));
             }
-            "error" => return Err(stream_error(provider, parsed.error.as_ref())),
+            "error" => return Err(reported_error(provider, parsed.error.as_ref())),
             // `ping`, `content_block_stop` and event types added later.
             _ => {}
         }
@@ -234,8 +243,9 @@ impl StreamAssembler {
     }
 }
 
-/// An `error` event inside a stream: overload and server errors are retryable.
-fn stream_error(provider: &str, error: Option<&serde_json::Value>) -> OrchestrationError {
+/// An error object inside a stream (an `error` event) or a 200 reply:
+/// overload and server errors are retryable.
+fn reported_error(provider: &str, error: Option<&serde_json::Value>) -> OrchestrationError {
     let text = |name: &str| {
         error
             .and_then(|e| e.get(name))
@@ -244,7 +254,7 @@ fn stream_error(provider: &str, error: Option<&serde_json::Value>) -> Orchestrat
             .to_owned()
     };
     let kind = text("type");
-    let message = format!("{provider} stream error ({kind}): {}", text("message"));
+    let message = format!("{provider} reported an error ({kind}): {}", text("message"));
     match kind.as_str() {
         "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error" => {
             OrchestrationError::transient(message)

@@ -75,6 +75,44 @@ pub(crate) fn status_error(
     error.with_details(details)
 }
 
+/// `error` with the request id of the reply it was read from: an error inside
+/// a 200 (an error object, an `error` event mid-stream, a stream cut short, a
+/// malformed body) has no status line, but its request id is still what the
+/// provider's support asks for. Details an error already carries are kept.
+pub(crate) fn with_request_id(
+    error: OrchestrationError,
+    provider: &str,
+    request_id: Option<&str>,
+) -> OrchestrationError {
+    let Some(id) = request_id else {
+        return error;
+    };
+    let suffix = format!(" [request id {id}]");
+    let details = || {
+        ErrorDetails::new()
+            .with_source(provider)
+            .with_request_id(id)
+    };
+    match error {
+        OrchestrationError::Transient {
+            message,
+            retry_after,
+            details: None,
+        } => OrchestrationError::Transient {
+            message: message + &suffix,
+            retry_after,
+            details: Some(Box::new(details())),
+        },
+        OrchestrationError::AgentError(error) if error.details().is_none() => {
+            OrchestrationError::AgentError(
+                AgentError::new(format!("{}{suffix}", error.message())).with_details(details()),
+            )
+        }
+        OrchestrationError::Timeout(message) => OrchestrationError::Timeout(message + &suffix),
+        other => other,
+    }
+}
+
 /// The error for a request that failed below HTTP (connecting, sending, reading).
 pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> OrchestrationError {
     let detail = error_chain(error);

@@ -247,10 +247,7 @@ impl Provider {
             }
         }
         // The status says what happened; the body only adds the provider's words.
-        let body = self
-            .read_limited(response, ERROR_BODY_LIMIT)
-            .await
-            .unwrap_or_default();
+        let body = read_prefix(response, ERROR_BODY_LIMIT).await;
         let detail = failure::error_detail(&body, wire.parse);
         Err(failure::status_error(
             &self.inner.name,
@@ -315,6 +312,21 @@ impl Provider {
     }
 }
 
+/// The first `limit` bytes of a body, or what could be read of them: the start
+/// of an error body that is too long (a long message quoting the prompt) or cut
+/// short still says what went wrong.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        let Ok(Some(chunk)) = response.chunk().await else {
+            break;
+        };
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    body
+}
+
 /// Whether a response is a server-sent event stream.
 pub(crate) fn is_event_stream(response: &reqwest::Response) -> bool {
     response
@@ -325,7 +337,7 @@ pub(crate) fn is_event_stream(response: &reqwest::Response) -> bool {
 }
 
 /// Builds a [`Provider`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProviderBuilder {
     name: String,
     base_url: String,
@@ -338,6 +350,27 @@ pub struct ProviderBuilder {
     pool_idle_timeout: Duration,
     prices: PriceTable,
     headers: Vec<(String, String)>,
+}
+
+/// Shows neither the key nor the headers' values (a gateway's own key travels
+/// in one), as [`Provider`]'s `Debug` does not.
+impl fmt::Debug for ProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ProviderBuilder")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("key_env", &self.key_env)
+            .field("limits", &self.limits)
+            .field("request_timeout", &self.request_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("prices", &self.prices)
+            .field("headers", &header_names)
+            .finish()
+    }
 }
 
 impl ProviderBuilder {

@@ -20,6 +20,9 @@ pub(crate) struct SseEvent {
 #[derive(Debug, Default)]
 pub(crate) struct SseDecoder {
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no line end: a long line that
+    /// arrives in many chunks is searched once, not once per chunk.
+    searched: usize,
     /// The last chunk ended in CR: an LF starting the next one belongs to it.
     skip_lf: bool,
     started: bool,
@@ -49,11 +52,12 @@ impl SseDecoder {
         let mut buffer = std::mem::take(&mut self.buffer);
         buffer.extend_from_slice(chunk);
         let mut consumed = 0;
-        while let Some(offset) = buffer[consumed..]
+        let mut from = self.searched.min(buffer.len());
+        while let Some(offset) = buffer[from..]
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
         {
-            let end = consumed + offset;
+            let end = from + offset;
             let mut next = end + 1;
             if buffer[end] == b'\r' {
                 match buffer.get(next) {
@@ -64,8 +68,10 @@ impl SseDecoder {
             }
             self.line(&String::from_utf8_lossy(&buffer[consumed..end]), out);
             consumed = next;
+            from = next;
         }
         buffer.drain(..consumed);
+        self.searched = buffer.len();
         self.buffer = buffer;
         if self.buffer.len() > MAX_LINE {
             return Err(format!("an event-stream line exceeded {MAX_LINE} bytes"));
@@ -154,6 +160,22 @@ mod tests {
         }
         let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(decode(&bytewise), expected);
+    }
+
+    #[test]
+    fn a_long_line_in_many_chunks_is_searched_once() {
+        let mut decoder = SseDecoder::default();
+        let mut out = Vec::new();
+        decoder.push(b"data: ", &mut out).unwrap();
+        for _ in 0..1000 {
+            decoder.push(&[b'a'; 1000], &mut out).unwrap();
+            // What was searched is not searched again on the next chunk.
+            assert_eq!(decoder.searched, decoder.buffer.len());
+        }
+        decoder.push(b"\r", &mut out).unwrap();
+        decoder.push(b"\n\n", &mut out).unwrap();
+        assert_eq!(out, vec![ev("", &"a".repeat(1_000_000))]);
+        assert_eq!(decoder.searched, 0);
     }
 
     #[test]
