@@ -801,3 +801,81 @@ async fn a_run_still_beating_on_another_machine_is_not_resumed_until_its_heartbe
         assert_eq!(book.count("b"), 2);
     }
 }
+
+/// Counts its runs in the state's `n` (`update_state`) and answers `inc<n>`.
+struct Counter;
+
+#[async_trait]
+impl Agent for Counter {
+    fn name(&self) -> &str {
+        "inc"
+    }
+
+    fn description(&self) -> &str {
+        "counts"
+    }
+
+    async fn execute(&self, _input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("in a run");
+        let n = ctx
+            .update_state("n", |slot| {
+                let n = slot
+                    .as_ref()
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+                    + 1;
+                *slot = Some(serde_json::json!(n));
+                n
+            })
+            .await;
+        Ok(AgentOutput::new(format!("inc{n}")))
+    }
+}
+
+#[tokio::test]
+async fn a_graph_resumed_from_its_journal_keeps_the_loop_decisions_it_made() {
+    on_every_store(true, |opener| async move {
+        // `inc` loops while the count is under 2, then a person is asked:
+        // the resumed run must not decide pass 1 again on the final count.
+        let graph = || {
+            GraphOrchestrator::new("count")
+                .add_node("inc", Counter)
+                .add_ask("ask", "go on?")
+                .add_edge(START, "inc")
+                .add_loop("inc", "inc", 5, |route| {
+                    route.state("n").and_then(serde_json::Value::as_u64) < Some(2)
+                })
+                .add_edge("inc", "ask")
+                .add_edge("ask", END)
+        };
+        let ctx = context(opener.open().await);
+        let paused = graph()
+            .orchestrate_with_context(vec![], OrchestratorInput::new("x"), &ctx)
+            .await;
+        assert!(
+            matches!(paused, Err(OrchestrationError::InputRequired(_))),
+            "{paused:?}"
+        );
+        let run = last_run(&ctx);
+        let ctx = context(opener.open().await);
+        ctx.answer("ask", "yes");
+        let output = resume(&graph(), vec![], run, &ctx)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        assert_eq!(output.result, "yes", "{}", opener.kind());
+        let asked = output
+            .execution_trace
+            .agent_executions
+            .iter()
+            .find(|record| record.agent_name == "ask")
+            .map(|record| record.input.content.clone());
+        assert_eq!(asked.as_deref(), Some("inc2"), "{}", opener.kind());
+        assert_eq!(
+            ctx.get_state("n").await,
+            Some(serde_json::json!(2)),
+            "{}: no pass ran again",
+            opener.kind()
+        );
+    })
+    .await;
+}

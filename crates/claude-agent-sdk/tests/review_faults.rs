@@ -645,7 +645,8 @@ async fn a_question_inside_a_subgraph_resumes_without_rerunning_the_subgraphs_fi
         .iter()
         .find(|step| step.node == "work")
         .expect("the inner graph's finished step is in the pause");
-    assert_eq!(work_step.within, ["sub", "inner"]);
+    let within: Vec<&str> = work_step.within.iter().map(|s| s.node.as_str()).collect();
+    assert_eq!(within, ["sub", "inner"]);
     let output = outer
         .resume(*pause, [("go", "yes")])
         .await

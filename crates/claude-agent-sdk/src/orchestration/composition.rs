@@ -151,7 +151,9 @@ impl<O: Orchestrator + 'static> Agent for OrchestratorAgent<O> {
             // its run paused.
             Some(parent) => {
                 let finished = crate::orchestration::scope::current()
-                    .map(|scope| parent.take_paused_inside(scope.step.node))
+                    .map(|scope| {
+                        parent.take_paused_inside((scope.step.node, scope.step.activation))
+                    })
                     .unwrap_or_default();
                 parent.child(config).finished_before(finished)
             }

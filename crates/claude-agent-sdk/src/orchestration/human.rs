@@ -27,6 +27,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::AgentOutput;
+use crate::orchestration::journal::StepDecision;
 
 /// A question for a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,20 +66,44 @@ impl Question {
     /// ```
     #[must_use]
     pub fn id_on_pass(ask: &str, pass: u32) -> String {
-        if pass > 1 {
-            format!("{ask}#{pass}")
-        } else {
-            ask.to_owned()
-        }
+        Self::id_on_passes(ask, &[pass])
+    }
+
+    /// The id a question node `ask` asks under when it sits in subgraphs:
+    /// `passes` are the activations of the steps it is nested in, outermost
+    /// first, then its own (each step's pass of its loop, or its map item).
+    /// The leading first passes are left out, so a question node that is not
+    /// nested asks as [`id_on_pass`](Self::id_on_pass) says; the rest are
+    /// joined by dots (`review#2.1`: outer pass 2, inner pass 1).
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::Question;
+    /// assert_eq!(Question::id_on_passes("review", &[1, 1]), "review");
+    /// assert_eq!(Question::id_on_passes("review", &[1, 3]), "review#3");
+    /// assert_eq!(Question::id_on_passes("review", &[2, 1]), "review#2.1");
+    /// assert_eq!(Question::ask_of("review#2.1"), "review");
+    /// ```
+    #[must_use]
+    pub fn id_on_passes(ask: &str, passes: &[u32]) -> String {
+        let first_other = passes.iter().position(|&pass| pass > 1);
+        let Some(first_other) = first_other else {
+            return ask.to_owned();
+        };
+        let passes: Vec<String> = passes[first_other..].iter().map(u32::to_string).collect();
+        format!("{ask}#{}", passes.join("."))
     }
 
     /// The question node a question id belongs to: the inverse of
-    /// [`id_on_pass`](Self::id_on_pass) (`review#2` → `review`; an id
-    /// without a pass number is its own).
+    /// [`id_on_passes`](Self::id_on_passes) (`review#2` → `review`; an id
+    /// without pass numbers is its own).
     #[must_use]
     pub fn ask_of(id: &str) -> &str {
         match id.rsplit_once('#') {
-            Some((ask, pass)) if !pass.is_empty() && pass.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((ask, passes))
+                if passes
+                    .split('.')
+                    .all(|pass| !pass.is_empty() && pass.bytes().all(|b| b.is_ascii_digit())) =>
+            {
                 ask
             }
             _ => id,
@@ -97,11 +122,53 @@ pub struct FinishedStep {
     pub activation: u32,
     /// What it produced.
     pub output: AgentOutput,
-    /// The subgraph nodes it ran inside, outermost first (empty: a step of
-    /// the paused graph itself). Resuming hands a subgraph's steps to the
-    /// run nested in that node, which reuses them in turn.
+    /// The steps of subgraph nodes it ran inside, outermost first (empty: a
+    /// step of the paused graph itself). Resuming hands a subgraph's steps
+    /// to the run nested in that same step — the same node and activation,
+    /// so each loop pass or map item gets back its own — which reuses them
+    /// in turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub within: Vec<String>,
+    pub within: Vec<EnclosingStep>,
+    /// What its node's router or loop condition decided about its output
+    /// (`None` for a node that decides nothing): resuming takes the same
+    /// way again rather than deciding anew on the state as it is by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<StepDecision>,
+}
+
+impl FinishedStep {
+    /// Step `activation` of graph node `node`, which produced `output`.
+    #[must_use]
+    pub fn new(node: impl Into<String>, activation: u32, output: AgentOutput) -> Self {
+        Self {
+            node: node.into(),
+            activation,
+            output,
+            within: Vec::new(),
+            decision: None,
+        }
+    }
+}
+
+/// A step of a subgraph node that a [`FinishedStep`] ran inside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EnclosingStep {
+    /// The subgraph node.
+    pub node: String,
+    /// Which of the node's steps.
+    pub activation: u32,
+}
+
+impl EnclosingStep {
+    /// Step `activation` of subgraph node `node`.
+    #[must_use]
+    pub fn new(node: impl Into<String>, activation: u32) -> Self {
+        Self {
+            node: node.into(),
+            activation,
+        }
+    }
 }
 
 /// A paused run: the questions waiting for answers, and what the run needs
@@ -121,7 +188,9 @@ pub struct Pause {
     pub input: Option<crate::orchestration::OrchestratorInput>,
     /// The context's shared state when the run paused: a resumed run starts
     /// with it (for the keys its context does not have), so work an agent
-    /// kept there, and the decisions routers made from it, carry over.
+    /// kept there carries over. (Where the finished steps' outputs went is
+    /// kept with them, [`FinishedStep::decision`]: routers and loop
+    /// conditions are not asked again on the state as it is by then.)
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub state: HashMap<String, serde_json::Value>,
 }

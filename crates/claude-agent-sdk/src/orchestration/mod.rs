@@ -80,7 +80,7 @@ pub use trace::MAX_TRACE_DEPTH;
 // The journal
 pub use journal::{
     AttemptOutcome, EventKind, InMemoryJournal, InputSource, Interruption, Journal, JournalEvent,
-    NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
+    NodeId, ParentAttempt, RunId, RunOutcome, StateChange, StepDecision,
 };
 
 // Errors
@@ -101,6 +101,6 @@ pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 
 // Usage accounting and budgets
 pub use budget::{Budget, BudgetExceeded, RunBudget};
-pub use human::{FinishedStep, Pause, Question};
+pub use human::{EnclosingStep, FinishedStep, Pause, Question};
 pub use resume::{fork, resume};
 pub use usage::Usage;

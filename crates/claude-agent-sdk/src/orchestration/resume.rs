@@ -46,9 +46,11 @@ use std::fmt::Write as _;
 
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::run_state::{decision_of, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
+    StepDecision,
 };
 use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
 
@@ -160,6 +162,8 @@ pub(crate) struct Finished {
     pub(crate) agent: String,
     pub(crate) activation: u32,
     pub(crate) output: AgentOutput,
+    /// What its node decided about the output, when it decides.
+    pub(crate) decision: Option<StepDecision>,
 }
 
 /// Which node a finished step activated.
@@ -271,7 +275,7 @@ impl Continuation {
         &self,
         labels: &[&str],
         names: &[&str],
-    ) -> std::result::Result<HashMap<(NodeId, u32), AgentOutput>, String> {
+    ) -> std::result::Result<Reuse, String> {
         let mut problems = String::new();
         if labels.is_empty() && !self.nodes.is_empty() && self.nodes != names {
             let _ = write!(
@@ -315,10 +319,16 @@ impl Continuation {
                     names[position]
                 );
             }
-            reuse.insert(
-                (NodeId::from_index(position), step.activation),
-                step.output.clone(),
-            );
+            let decision = step.decision.as_ref().and_then(|kept| {
+                decision_of(kept, |label| {
+                    index.get(label).copied().map(NodeId::from_index)
+                })
+            });
+            let reused = Reused {
+                output: step.output.clone(),
+                decision,
+            };
+            reuse.insert((NodeId::from_index(position), step.activation), reused);
         }
         if problems.is_empty() {
             Ok(reuse)
@@ -394,7 +404,14 @@ impl Session {
                         agent,
                         activation,
                         output: output.clone(),
+                        decision: None,
                     });
+                }
+                EventKind::StepDecided { step, decision } => {
+                    let decided = finished.iter_mut().rev().find(|f| f.step == (run, *step));
+                    if let Some(finished) = decided {
+                        finished.decision = Some(decision.clone());
+                    }
                 }
                 EventKind::RunFinished {
                     outcome: RunOutcome::Failed(OrchestrationError::InputRequired(pause)),

@@ -59,6 +59,11 @@ pub(crate) trait RunBooks: Send + Sync {
     /// of the run first started (a resumed run keeps it), or for a nested
     /// run the key of the attempt it runs in.
     fn key_prefix(&self) -> &str;
+    /// Which activation of its node each step this run is nested in is,
+    /// outermost first (empty for a run not nested in an attempt): with the
+    /// activation of a step of its own, where that step stands among all the
+    /// passes of the loops and maps around it.
+    fn enclosing_activations(&self) -> &[u32];
 }
 
 /// What code running inside an attempt can reach: which attempt it is, its
@@ -87,6 +92,14 @@ impl std::fmt::Debug for AttemptScope {
 }
 
 impl AttemptScope {
+    /// The activations of the steps this attempt's step is nested in, and
+    /// then its own, outermost first (see [`RunBooks::enclosing_activations`]).
+    pub(crate) fn activations(&self) -> Vec<u32> {
+        let mut activations = self.run.enclosing_activations().to_vec();
+        activations.push(self.step.activation);
+        activations
+    }
+
     /// See [`RunBooks::nest`].
     pub(crate) fn nest(&self) -> (StopToken, TaskTrackerToken) {
         self.run.nest(self.attempt)

@@ -82,7 +82,7 @@ struct Inner {
     /// Steps that finished inside graphs nested in this context's run when
     /// it paused, by the node they ran in: the run nested in that node, when
     /// the run resumes, reuses them (see [`human`](super::human)).
-    paused_inside: Mutex<HashMap<NodeId, Vec<FinishedStep>>>,
+    paused_inside: Mutex<HashMap<(NodeId, u32), Vec<FinishedStep>>>,
     /// The steps the next run under this handle reuses: what the run nested
     /// here had finished when it paused.
     finished_before: Mutex<Vec<FinishedStep>>,
@@ -234,26 +234,26 @@ impl ExecutionContext {
             .take()
     }
 
-    /// Keeps `steps`, which finished inside the graph nested in node `node`
-    /// of this context's run when it paused, for the run nested there when
-    /// it resumes.
-    pub(crate) fn keep_paused_inside(&self, node: NodeId, steps: Vec<FinishedStep>) {
+    /// Keeps `steps`, which finished inside the graph nested in step `step`
+    /// (a node and its activation) of this context's run when it paused, for
+    /// the run nested there when it resumes.
+    pub(crate) fn keep_paused_inside(&self, step: (NodeId, u32), steps: Vec<FinishedStep>) {
         self.inner
             .paused_inside
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(node)
+            .entry(step)
             .or_default()
             .extend(steps);
     }
 
-    /// The steps kept for the run nested in node `node` (once).
-    pub(crate) fn take_paused_inside(&self, node: NodeId) -> Vec<FinishedStep> {
+    /// The steps kept for the run nested in step `step` (once).
+    pub(crate) fn take_paused_inside(&self, step: (NodeId, u32)) -> Vec<FinishedStep> {
         self.inner
             .paused_inside
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&node)
+            .remove(&step)
             .unwrap_or_default()
     }
 

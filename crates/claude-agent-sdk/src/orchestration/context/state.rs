@@ -3,6 +3,7 @@
 //! the journal of those changes that a resumed run replays.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 
 use super::{ExecutionContext, State};
 use crate::orchestration::journal::{EventKind, JournalEvent, StateChange};
@@ -105,6 +106,9 @@ impl ExecutionContext {
 
     /// Reads and changes the value under `key` in one step, so concurrent agents
     /// never lose each other's updates (a counter, a list being appended to).
+    /// `update` runs under the state's lock: keep it short. If it panics, the
+    /// panic goes on to the caller and the key keeps the value `update` left
+    /// in the slot (the one it was given, unless it changed it first).
     ///
     /// ```
     /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
@@ -126,16 +130,21 @@ impl ExecutionContext {
     ) -> R {
         let mut state = self.write_state();
         let mut slot = state.remove(key);
-        let result = update(&mut slot);
-        // Journaled as the value it made.
-        self.journal_change(key, || match &slot {
-            Some(value) => StateChange::Set(value.clone()),
-            None => StateChange::Remove,
-        });
+        // An update that panics leaves the value in place (as far as it
+        // got before panicking), not taken from every other writer.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| update(&mut slot)));
+        if result.is_ok() {
+            // Journaled as the value it made.
+            self.journal_change(key, || match &slot {
+                Some(value) => StateChange::Set(value.clone()),
+                None => StateChange::Remove,
+            });
+        }
         if let Some(value) = slot {
             state.insert(key.to_owned(), value);
         }
-        result
+        drop(state);
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// A copy of the whole state.

@@ -18,6 +18,7 @@
 //! any work short ends in `Cancelled` (or `Timeout`). Either way the outputs
 //! already produced stay in the journal, and so in the context's trace.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinError;
@@ -28,7 +29,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
 use super::run_state::{Branching, Reuse, RunState, Walk};
-use super::scheduler::Scheduler;
+use super::scheduler::{Decision, Scheduler};
 use super::stop::{sooner, RunStop, STOP_GRACE};
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
@@ -41,7 +42,7 @@ use crate::orchestration::executor::{NodePolicy, RunShared};
 use crate::orchestration::human::{FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::resume::Continuation;
-use crate::orchestration::scope::{self, RunBooks};
+use crate::orchestration::scope::{self, AttemptScope, RunBooks};
 use crate::orchestration::telemetry::{in_run_span, log_event};
 
 /// What a run is asked to do.
@@ -121,6 +122,8 @@ pub(crate) struct RunReport {
     pub(crate) finished_inside: Vec<FinishedStep>,
     /// The journal's failure to store the run, which fails it.
     pub(crate) store_failure: Option<OrchestrationError>,
+    /// What the steps that succeeded decided, for nodes that decide.
+    pub(crate) decisions: HashMap<NodeId, Decision>,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
 }
@@ -190,7 +193,14 @@ pub(crate) async fn run<T>(
             names.clone(),
             branching.is_none(),
         );
-        let shared = Arc::new(RunShared::new(ctx, recorder, stop, key_prefix));
+        let enclosing = parent.as_ref().map(AttemptScope::activations);
+        let shared = Arc::new(RunShared::new(
+            ctx,
+            recorder,
+            stop,
+            key_prefix,
+            enclosing.unwrap_or_default(),
+        ));
         if let Some(parent) = &parent {
             let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
             parent.run.adopt(Arc::downgrade(&books));
@@ -344,6 +354,7 @@ async fn drive(
         finished_inside: std::mem::take(&mut state.finished_inside),
         store_failure: state.store_failure.take(),
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
+        decisions: std::mem::take(&mut state.decisions),
         scheduler: state.scheduler,
     }
 }
@@ -361,6 +372,7 @@ fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
         finished_inside: Vec::new(),
         store_failure: None,
         stopped: None,
+        decisions: HashMap::new(),
         scheduler: state.scheduler,
     }
 }

@@ -24,7 +24,7 @@ use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::executor::panic::contained;
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, InputSource, Interruption, JournalEvent, NodeId, ParentAttempt,
-    RunId, RunOutcome,
+    RunId, RunOutcome, StepDecision,
 };
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::log_event;
@@ -405,6 +405,16 @@ impl Recorder {
                 elapsed,
             });
         }
+    }
+
+    /// Step `step`'s node decided `decision` about its output (journaled
+    /// only: observers hear where the run goes from the steps that start).
+    pub(crate) fn step_decided(&self, step: NodeId, decision: StepDecision) {
+        if !self.records {
+            return;
+        }
+        let mut open = self.lock();
+        self.append(&mut open, EventKind::StepDecided { step, decision });
     }
 
     /// A retry of `node` is scheduled after `delay`, because of `error`.

@@ -27,8 +27,8 @@ use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{
     run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
 };
-use crate::orchestration::human::{FinishedStep, Question};
-use crate::orchestration::journal::{Interruption, NodeId};
+use crate::orchestration::human::{EnclosingStep, FinishedStep, Question};
+use crate::orchestration::journal::{Interruption, NodeId, StepDecision};
 use crate::orchestration::usage::Usage;
 
 use super::driver::{Agents, Overrides};
@@ -38,7 +38,8 @@ use super::driver::{Agents, Overrides};
 /// Patterns have none.
 pub(crate) trait Branching: Send + Sync {
     /// Where the output of `node`'s step (in loop iteration `iteration`)
-    /// goes. Called for nodes with a router or closing a loop.
+    /// goes; `None` for a node with no router and closing no loop (its
+    /// output goes along every edge).
     ///
     /// # Errors
     /// When the router named a node it may not route to: the step fails.
@@ -48,7 +49,7 @@ pub(crate) trait Branching: Send + Sync {
         output: &AgentOutput,
         iteration: u32,
         ctx: &ExecutionContext,
-    ) -> Result<Decision>;
+    ) -> Result<Option<Decision>>;
 
     /// The items map node `node` runs once each, from its input.
     ///
@@ -60,8 +61,54 @@ pub(crate) trait Branching: Send + Sync {
     fn label(&self, node: NodeId) -> &str;
 }
 
-/// Outputs of finished steps by node and activation (see [`RunState::reusing`]).
-pub(crate) type Reuse = HashMap<(NodeId, u32), AgentOutput>;
+/// Finished steps by node and activation (see [`RunState::reusing`]).
+pub(crate) type Reuse = HashMap<(NodeId, u32), Reused>;
+
+/// A step that finished in an earlier run: what it produced, and what its
+/// node decided then, when it had something to decide (the resumed run
+/// takes the same way rather than deciding again on the state as it is
+/// now).
+#[derive(Debug, Clone)]
+pub(crate) struct Reused {
+    pub(crate) output: AgentOutput,
+    pub(crate) decision: Option<Decision>,
+}
+
+/// `decision` as the journal and a pause keep it: nodes by their graph ids.
+pub(crate) fn kept_decision(decision: &Decision, branching: &dyn Branching) -> StepDecision {
+    StepDecision {
+        routes: decision.routes.as_ref().map(|routes| {
+            routes
+                .iter()
+                .map(|node| branching.label(*node).to_owned())
+                .collect()
+        }),
+        ends: decision.ends,
+        again: decision.again,
+    }
+}
+
+/// A kept decision back in node positions (`position` finds a graph node by
+/// its id); `None` when it names a node the graph does not have.
+pub(crate) fn decision_of(
+    kept: &StepDecision,
+    position: impl Fn(&str) -> Option<NodeId>,
+) -> Option<Decision> {
+    let routes = match &kept.routes {
+        Some(routes) => Some(
+            routes
+                .iter()
+                .map(|node| position(node))
+                .collect::<Option<Vec<NodeId>>>()?,
+        ),
+        None => None,
+    };
+    Some(Decision {
+        routes,
+        ends: kept.ends,
+        again: kept.again,
+    })
+}
 
 /// What every walker of a run shares.
 pub(crate) struct Walk<'a> {
@@ -95,11 +142,11 @@ pub(crate) struct Job {
 }
 
 /// How a step ended: its outcome and, when it succeeded, the decision on
-/// where its output goes.
+/// where its output goes (`None`: its node decides nothing).
 pub(crate) struct StepEnd {
     pub(crate) step: StepId,
     pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
-    pub(crate) decision: Decision,
+    pub(crate) decision: Option<Decision>,
     /// The journal's failure to store the step's end, when it failed.
     pub(crate) store: Option<OrchestrationError>,
 }
@@ -138,7 +185,7 @@ impl<'a> Walk<'a> {
             return StepEnd {
                 step: job.step,
                 outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
-                decision: Decision::default(),
+                decision: None,
                 store: None,
             };
         };
@@ -157,11 +204,17 @@ impl<'a> Walk<'a> {
             activation: job.activation,
         };
         let mut outcome = run_node(&self.run, step, agent, inputs, job.origin, &policy).await;
-        let mut decision = Decision::default();
+        let mut decision = None;
         if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
             match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
                 Ok(decided) => decision = decided,
                 Err(error) => outcome = Err(NodeFailure::Failed(error)),
+            }
+            // Journaled with the step's end, so a resumed run that reuses
+            // the step goes the same way.
+            if let Some(decided) = &decision {
+                let kept = kept_decision(decided, branching.as_ref());
+                self.run.recorder.step_decided(job.step, kept);
             }
         }
         // A durable journal commits the step's end before anything that
@@ -215,11 +268,14 @@ pub(crate) struct RunState {
     announce: bool,
     /// Outputs of steps a paused run finished, by node and activation: a
     /// resumed run reuses them instead of running the steps again.
-    reuse: HashMap<(NodeId, u32), AgentOutput>,
+    reuse: Reuse,
     /// The steps whose outputs were reused: they ran in an earlier run, so
     /// this run's journal has no record of them to take a successor's
     /// input from.
     reused: HashSet<StepId>,
+    /// What the steps that succeeded decided, for those whose node decides
+    /// (a pause keeps it with their outputs).
+    pub(crate) decisions: HashMap<StepId, Decision>,
     /// The questions steps asked (the run pauses: nothing new starts).
     pub(crate) asked: Vec<(StepId, Question)>,
     /// The steps that finished inside graphs nested in the steps that asked
@@ -245,6 +301,7 @@ impl RunState {
             announce,
             reuse: HashMap::new(),
             reused: HashSet::new(),
+            decisions: HashMap::new(),
             asked: Vec::new(),
             finished_inside: Vec::new(),
         }
@@ -309,18 +366,21 @@ impl RunState {
             } else {
                 self.reuse.remove(&(info.node, info.activation))
             };
-            if let Some(output) = reused {
-                // Finished before the run paused: its output, not a new run.
+            if let Some(Reused { output, decision }) = reused {
+                // Finished before the run paused: its output, not a new run,
+                // and the way it went then (decided again only when that
+                // was not kept).
                 self.reused.insert(step);
-                let decision = match &walk.branching {
-                    Some(branching) => {
+                let decision = match (decision, &walk.branching) {
+                    (Some(decision), _) => Ok(Some(decision)),
+                    (None, Some(branching)) => {
                         branching.decide(info.node, &output, info.iteration, &walk.run.ctx)
                     }
-                    None => Ok(Decision::default()),
+                    (None, None) => Ok(None),
                 };
                 let (outcome, decision) = match decision {
                     Ok(decision) => (Ok(output), decision),
-                    Err(error) => (Err(NodeFailure::Failed(error)), Decision::default()),
+                    Err(error) => (Err(NodeFailure::Failed(error)), None),
                 };
                 self.settle(
                     walk,
@@ -398,6 +458,9 @@ impl RunState {
                     self.spend(walk, usage);
                 }
                 self.keep(step, output);
+                if let Some(decision) = &decision {
+                    self.decisions.insert(step, decision.clone());
+                }
                 Completion::Succeeded
             }
             Err(NodeFailure::Failed(error)) => {
@@ -411,15 +474,22 @@ impl RunState {
                     // A question: the run pauses (nothing new starts).
                     let label = self.label_of(walk, step);
                     for question in &pause.questions {
+                        // Steps asking one question (by id) get one answer:
+                        // the pause lists it once.
+                        if self.asked.iter().any(|(_, asked)| asked.id == question.id) {
+                            continue;
+                        }
                         let mut question = question.clone();
                         question.node.get_or_insert_with(|| label.clone());
                         self.asked.push((step, question));
                     }
                     // What a graph nested in this step finished stays with
-                    // the pause, under this step's node.
+                    // the pause, under this step.
+                    let activation = self.scheduler.step(step).map_or(1, |s| s.activation);
                     for finished in &pause.finished {
                         let mut finished = finished.clone();
-                        finished.within.insert(0, label.clone());
+                        let enclosing = EnclosingStep::new(label.clone(), activation);
+                        finished.within.insert(0, enclosing);
                         self.finished_inside.push(finished);
                     }
                     Completion::Interrupted
@@ -433,7 +503,8 @@ impl RunState {
                 Completion::Interrupted
             }
         };
-        self.scheduler.complete(step, how, decision);
+        self.scheduler
+            .complete(step, how, decision.unwrap_or_default());
         self.gather(walk);
         self.announce_steps(walk);
     }

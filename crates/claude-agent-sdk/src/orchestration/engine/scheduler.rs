@@ -158,11 +158,11 @@ pub(crate) struct Scheduler {
     slots: Vec<usize>,
     /// How many nodes feed node `n`.
     waits: Vec<usize>,
-    /// For each loop, the inputs of its body's nodes (its first node aside)
-    /// that come from outside the body, as `(node, slot)`: a pass the loop
-    /// restarts keeps what those predecessors passed on, which they do not
-    /// pass again.
-    outside_inputs: Vec<Vec<(NodeId, usize)>>,
+    /// What going round each loop touches (empty without loops).
+    reach: Vec<LoopReach>,
+    /// The nodes that feed node `n`, by slot (kept when the graph has loops:
+    /// going round re-delivers tokens by slot).
+    predecessors: Vec<Vec<NodeId>>,
     /// The token each node last received in each of its slots — node `n`'s
     /// at `inbox[inbox_start[n]..]` — kept when the graph has loops (empty
     /// otherwise).
@@ -200,7 +200,7 @@ impl Scheduler {
         let (start, successors, slots) = graph.edge_table();
         let waits = graph.inbound_counts();
         let count = graph.len();
-        let (outside_inputs, inbox_start) = loop_inputs(&graph, &waits);
+        let (reach, predecessors, inbox_start) = loop_reach(&graph, &waits);
         let inbox = vec![
             None;
             if graph.loops.is_empty() {
@@ -214,7 +214,8 @@ impl Scheduler {
             successors,
             slots,
             waits,
-            outside_inputs,
+            reach,
+            predecessors,
             inbox_start,
             inbox,
             nodes: vec![NodeState::waiting(); count],
@@ -340,10 +341,11 @@ impl Scheduler {
         self.mapping -= 1;
         let items = &self.maps[map.index()];
         let node = self.steps[map.index()].node;
+        // Fewer items than the join asks for (`AtLeast(k)` over fewer than
+        // k, `Any` over none) cannot satisfy it: the map fails.
         let required = self.graph.nodes[node.index()]
             .join
-            .required_successes(items.steps.len())
-            .min(items.steps.len());
+            .required_successes(items.steps.len());
         let how = if items.succeeded >= required {
             Completion::Succeeded
         } else {
@@ -406,22 +408,59 @@ impl Scheduler {
 
     /// Sends the run back to the first node of loop `index`, fed by `step`:
     /// the body's nodes wait afresh for their predecessors in the body, and
-    /// keep what their predecessors outside it passed them.
+    /// keep what their predecessors outside it passed them; loops nested in
+    /// the body start again from their first iteration; and the nodes after
+    /// the body that this pass left unrun (a branch a router did not take, a
+    /// join still waiting) wait afresh too, since a later pass may lead to
+    /// them.
     fn go_round(&mut self, index: usize, step: StepId) {
         self.iterations[index] += 1;
-        let (to, body) = {
-            let lp = &self.graph.loops[index];
-            (lp.to, lp.body.clone())
-        };
-        for node in body {
-            self.nodes[node.index()] = NodeState::waiting();
+        let reach = &self.reach[index];
+        for &inner in &reach.inner {
+            self.iterations[inner] = 1;
         }
-        self.activate(to, StepInput::OutputOf(step));
-        let mut passed_on = Vec::new();
-        for (node, slot) in self.outside_inputs[index].clone() {
-            if let Some(token) = self.inbox[self.inbox_start[node.index()] + slot] {
-                self.pass(node, slot, token, &mut passed_on);
+        let body = &self.graph.loops[index].body;
+        let reopened: Vec<NodeId> = reach
+            .after
+            .iter()
+            .copied()
+            .filter(|node| {
+                matches!(
+                    self.nodes[node.index()],
+                    NodeState::Skipped | NodeState::Waiting { .. }
+                )
+            })
+            .collect();
+        let mut waiting_afresh = vec![false; self.nodes.len()];
+        for &node in body.iter().chain(&reopened) {
+            waiting_afresh[node.index()] = true;
+        }
+        for (node, fresh) in waiting_afresh.iter().enumerate() {
+            if *fresh {
+                self.nodes[node] = NodeState::waiting();
             }
+        }
+        let to = self.graph.loops[index].to;
+        self.activate(to, StepInput::OutputOf(step));
+        // What the nodes that wait afresh heard from predecessors that stay
+        // as they are is heard again: those do not pass it a second time.
+        let mut kept = Vec::new();
+        for (node, fresh) in waiting_afresh.iter().enumerate() {
+            if !fresh || node == to.index() {
+                continue;
+            }
+            for (slot, from) in self.predecessors[node].iter().enumerate() {
+                if waiting_afresh[from.index()] {
+                    continue;
+                }
+                if let Some(token) = self.inbox[self.inbox_start[node] + slot] {
+                    kept.push((NodeId::from_index(node), slot, token));
+                }
+            }
+        }
+        let mut passed_on = Vec::new();
+        for (node, slot, token) in kept {
+            self.pass(node, slot, token, &mut passed_on);
         }
         self.pass_on(passed_on);
     }
@@ -640,13 +679,22 @@ impl Scheduler {
     }
 }
 
-/// For each loop of `graph`, the inputs of its body's nodes (its first node
-/// aside) that come from outside the body, as `(node, slot)`; and where each
-/// node's slots start in a table of every node's inputs (`waits`: how many
-/// each has). Both are empty for a graph without loops.
-fn loop_inputs(graph: &Graph, waits: &[usize]) -> (Vec<Vec<(NodeId, usize)>>, Vec<usize>) {
+/// What going round one loop touches, worked out once.
+#[derive(Debug, Clone, Default)]
+struct LoopReach {
+    /// The nodes after the body: reachable from it, not in it.
+    after: Vec<NodeId>,
+    /// The loops whose bodies lie inside this one's.
+    inner: Vec<usize>,
+}
+
+/// For each loop of `graph`, what going round it touches; each node's
+/// predecessors by slot; and where each node's slots start in a table of
+/// every node's inputs (`waits`: how many each has). All empty for a graph
+/// without loops.
+fn loop_reach(graph: &Graph, waits: &[usize]) -> (Vec<LoopReach>, Vec<Vec<NodeId>>, Vec<usize>) {
     if graph.loops.is_empty() {
-        return (Vec::new(), Vec::new());
+        return (Vec::new(), Vec::new(), Vec::new());
     }
     let mut inbox_start = Vec::with_capacity(waits.len());
     let mut next = 0;
@@ -654,9 +702,8 @@ fn loop_inputs(graph: &Graph, waits: &[usize]) -> (Vec<Vec<(NodeId, usize)>>, Ve
         inbox_start.push(next);
         next += count;
     }
-    // A node's slots number its predecessors in the order the edges were added.
-    let predecessors = graph.predecessor_lists();
-    let outside = graph
+    let (starts, successors) = graph.successor_table();
+    let in_body: Vec<Vec<bool>> = graph
         .loops
         .iter()
         .map(|lp| {
@@ -664,21 +711,39 @@ fn loop_inputs(graph: &Graph, waits: &[usize]) -> (Vec<Vec<(NodeId, usize)>>, Ve
             for node in &lp.body {
                 in_body[node.index()] = true;
             }
-            lp.body
-                .iter()
-                .filter(|&&node| node != lp.to)
-                .flat_map(|&node| {
-                    let in_body = &in_body;
-                    predecessors[node.index()]
-                        .iter()
-                        .enumerate()
-                        .filter(move |(_, from)| !in_body[from.index()])
-                        .map(move |(slot, _)| (node, slot))
-                })
-                .collect()
+            in_body
         })
         .collect();
-    (outside, inbox_start)
+    let reach = graph
+        .loops
+        .iter()
+        .enumerate()
+        .map(|(index, lp)| {
+            let mut seen = in_body[index].clone();
+            let mut pending = lp.body.clone();
+            let mut after = Vec::new();
+            while let Some(node) = pending.pop() {
+                for &next in &successors[starts[node.index()]..starts[node.index() + 1]] {
+                    if !std::mem::replace(&mut seen[next.index()], true) {
+                        after.push(next);
+                        pending.push(next);
+                    }
+                }
+            }
+            let inner = (0..graph.loops.len())
+                .filter(|&other| {
+                    other != index
+                        && graph.loops[other]
+                            .body
+                            .iter()
+                            .all(|node| in_body[index][node.index()])
+                })
+                .collect();
+            LoopReach { after, inner }
+        })
+        .collect();
+    // A node's slots number its predecessors in the order the edges were added.
+    (reach, graph.predecessor_lists(), inbox_start)
 }
 
 /// How many of `live` predecessors (those not skipped) must succeed under

@@ -73,6 +73,8 @@ pub(crate) struct RunShared {
     /// What the idempotency keys of the run's attempts start with (see
     /// [`RunBooks::key_prefix`]).
     key_prefix: String,
+    /// See [`RunBooks::enclosing_activations`].
+    enclosing_activations: Vec<u32>,
 }
 
 impl RunShared {
@@ -81,12 +83,14 @@ impl RunShared {
         recorder: Recorder,
         stop: RunStop,
         key_prefix: String,
+        enclosing_activations: Vec<u32>,
     ) -> Self {
         Self {
             ctx: ctx.clone(),
             recorder,
             stop,
             key_prefix,
+            enclosing_activations,
             children: Mutex::default(),
             closed: AtomicBool::new(false),
             nested: Mutex::default(),
@@ -158,6 +162,10 @@ impl RunBooks for RunShared {
 
     fn key_prefix(&self) -> &str {
         &self.key_prefix
+    }
+
+    fn enclosing_activations(&self) -> &[u32] {
+        &self.enclosing_activations
     }
 
     fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken) {

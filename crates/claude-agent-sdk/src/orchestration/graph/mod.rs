@@ -386,6 +386,12 @@ impl GraphOrchestrator {
     /// run goes back to node `to` (which gets `from`'s output), running the
     /// nodes between them again — at most `max_iterations` passes in all.
     /// When the loop ends, `from`'s output goes on along its edges.
+    ///
+    /// Each pass starts the loops nested in it afresh (their passes count
+    /// from 1 again), and the nodes after the loop that a pass left unrun —
+    /// a branch a router in the loop did not take — may run on a later pass
+    /// that leads to them: "loop until done, then leave by another branch"
+    /// works. A node after the loop runs at most once.
     #[must_use]
     pub fn add_loop(
         mut self,
@@ -405,7 +411,9 @@ impl GraphOrchestrator {
     }
 
     /// Sets how many of node `id`'s predecessors (for a map: its items)
-    /// must succeed.
+    /// must succeed. A map with fewer items than its policy asks for
+    /// (`AtLeast(k)` over fewer than *k*, `Any` over none) fails; under
+    /// `All`, a map with no items succeeds, gathering nothing.
     #[must_use]
     pub fn with_join(mut self, id: impl Into<String>, policy: JoinPolicy) -> Self {
         self.prepared = Arc::default();

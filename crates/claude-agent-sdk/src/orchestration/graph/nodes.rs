@@ -115,10 +115,11 @@ impl Agent for AskAgent {
         } else {
             format!("{}\n\n{}", self.question, input.content)
         };
-        // Each pass of a loop asks afresh: pass n > 1 under `id#n`.
-        let activation =
-            crate::orchestration::scope::current().map_or(1, |scope| scope.step.activation);
-        let id = crate::orchestration::Question::id_on_pass(&self.question_id, activation);
+        // Each pass of a loop asks afresh: pass n > 1 under `id#n` — and in a
+        // subgraph, each pass of the loops and maps around it too.
+        let activations = crate::orchestration::scope::current()
+            .map_or_else(Vec::new, |scope| scope.activations());
+        let id = crate::orchestration::Question::id_on_passes(&self.question_id, &activations);
         let answer = ctx.ask(&id, &question)?;
         Ok(AgentOutput::new(answer))
     }

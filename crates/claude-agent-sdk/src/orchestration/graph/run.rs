@@ -13,7 +13,9 @@ use super::GraphOrchestrator;
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::RunReport;
-use crate::orchestration::engine::run_state::{Branching, Reuse};
+use crate::orchestration::engine::run_state::{
+    decision_of, kept_decision, Branching, Reuse, Reused,
+};
 use crate::orchestration::engine::scheduler::{Decision, StepKind};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
@@ -25,7 +27,8 @@ use crate::orchestration::patterns::{orchestrator_impl, run_pattern, Flow, Trace
 impl GraphOrchestrator {
     /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
     /// under a fresh context: the steps the paused run finished are not run
-    /// again (their outputs are reused), and the agents that asked get
+    /// again (their outputs are reused, and go where their routers and loop
+    /// conditions sent them before the pause), and the agents that asked get
     /// `answers` (question id → answer) from
     /// [`ExecutionContext::ask`]. A run may pause again on new questions.
     ///
@@ -146,10 +149,19 @@ impl GraphOrchestrator {
         let mut reuse = Reuse::new();
         for mut step in finished {
             if step.within.is_empty() {
-                reuse.insert((position(&step.node)?, step.activation), step.output);
+                let decision = step
+                    .decision
+                    .as_ref()
+                    .and_then(|kept| decision_of(kept, |id| position(id).ok()));
+                let reused = Reused {
+                    output: step.output,
+                    decision,
+                };
+                reuse.insert((position(&step.node)?, step.activation), reused);
             } else {
-                let node = position(&step.within.remove(0))?;
-                ctx.keep_paused_inside(node, vec![step]);
+                let enclosing = step.within.remove(0);
+                let node = position(&enclosing.node)?;
+                ctx.keep_paused_inside((node, enclosing.activation), vec![step]);
             }
         }
         Ok(reuse)
@@ -202,9 +214,10 @@ impl GraphOrchestrator {
         };
         let timeout = self.base.config().timeout;
         let kept_input = input.clone();
+        let compiled = Arc::clone(&prepared.compiled);
         run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
             if !report.asked.is_empty() {
-                return Err(self.paused(&report, kept_input, ctx));
+                return Err(self.paused(&report, compiled.as_ref(), kept_input, ctx));
             }
             conclude(report, self.base.name(), timeout)
         })
@@ -215,6 +228,7 @@ impl GraphOrchestrator {
     fn paused(
         &self,
         report: &RunReport,
+        compiled: &Compiled,
         input: OrchestratorInput,
         ctx: &ExecutionContext,
     ) -> OrchestrationError {
@@ -223,14 +237,19 @@ impl GraphOrchestrator {
             .steps()
             .iter()
             .zip(&report.outputs)
-            .filter(|(step, _)| step.kind == StepKind::Agent)
-            .filter_map(|(step, output)| {
-                Some(FinishedStep {
-                    node: self.nodes.get(step.node.index())?.id.clone(),
-                    activation: step.activation,
-                    output: output.clone()?,
-                    within: Vec::new(),
-                })
+            .enumerate()
+            .filter(|(_, (step, _))| step.kind == StepKind::Agent)
+            .filter_map(|(index, (step, output))| {
+                let mut finished = FinishedStep::new(
+                    self.nodes.get(step.node.index())?.id.clone(),
+                    step.activation,
+                    output.clone()?,
+                );
+                finished.decision = report
+                    .decisions
+                    .get(&NodeId::from_index(index))
+                    .map(|decision| kept_decision(decision, compiled));
+                Some(finished)
             })
             .chain(report.finished_inside.iter().cloned())
             .collect();
@@ -299,11 +318,11 @@ impl Branching for Compiled {
         output: &AgentOutput,
         iteration: u32,
         ctx: &ExecutionContext,
-    ) -> Result<Decision> {
+    ) -> Result<Option<Decision>> {
         let router = self.routers.get(node.index()).and_then(Option::as_ref);
         let condition = self.loops.get(node.index()).and_then(Option::as_ref);
         if router.is_none() && condition.is_none() {
-            return Ok(Decision::default());
+            return Ok(None);
         }
         let label = self.label(node);
         let state = ctx.read_state();
@@ -342,7 +361,7 @@ impl Branching for Compiled {
             decision.routes = Some(routes);
             decision.ends = Some(ends);
         }
-        Ok(decision)
+        Ok(Some(decision))
     }
 
     fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>> {

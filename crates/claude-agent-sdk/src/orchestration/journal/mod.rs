@@ -219,11 +219,37 @@ pub enum EventKind {
         /// What changed.
         change: StateChange,
     },
+    /// Where a graph step's output went, as its node's router or loop
+    /// condition decided when the step succeeded: a resumed run that reuses
+    /// the step takes the same way, whatever the state is by then.
+    StepDecided {
+        /// The step.
+        step: NodeId,
+        /// What was decided.
+        decision: StepDecision,
+    },
     /// The run ended.
     RunFinished {
         /// How.
         outcome: RunOutcome,
     },
+}
+
+/// What a graph step's router or loop condition decided about its output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepDecision {
+    /// The graph nodes its output went to; `None`: every node it has an
+    /// edge to (a node without a router).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<String>>,
+    /// Whether its output is one of the run's results; `None`: as the
+    /// node's edge to the end says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends: Option<bool>,
+    /// Whether the loop the node closes went round again.
+    #[serde(default)]
+    pub again: bool,
 }
 
 /// A change of one key of a context's shared state: the operation, not the

@@ -216,6 +216,7 @@ impl RunView {
             EventKind::RunFinished { .. } => self.end = Some(at),
             EventKind::RetryScheduled { .. }
             | EventKind::RunStarted { .. }
+            | EventKind::StepDecided { .. }
             | EventKind::StateChanged { .. } => {}
         }
     }

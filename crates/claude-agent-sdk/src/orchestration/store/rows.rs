@@ -234,6 +234,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::AttemptFinished { .. } => "attempt_finished",
         EventKind::RetryScheduled { .. } => "retry_scheduled",
         EventKind::StateChanged { .. } => "state_changed",
+        EventKind::StepDecided { .. } => "step_decided",
         EventKind::RunFinished { .. } => "run_finished",
     }
 }
