@@ -231,27 +231,30 @@ async fn eight_agents_share_one_model_in_a_fan_out() {
     assert!(LocalModel::load(&path).unwrap().same_as(&first));
 }
 
-/// This test process's scratch folder (copies of the model, cut short).
-fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("local-model-{}", std::process::id()))
-}
+/// One test's scratch folder (copies of the model cut short, tiny models),
+/// removed when dropped, a failed assertion included: the copies are 100 MB
+/// each. One per test, as tests run at once: a shared one was removed under
+/// the feet of the tests still using it.
+struct Scratch(PathBuf);
 
-/// Removes the scratch folder when dropped, a failed assertion included:
-/// the copies are 100 MB each.
-struct Scratch;
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("local-model-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(scratch_dir());
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
     }
 }
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = scratch_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A GGUF file with metadata only: `general.architecture = arch`.
@@ -272,18 +275,19 @@ fn gguf_with_architecture(arch: &str) -> Vec<u8> {
 
 #[test]
 fn bad_files_are_typed_errors_not_panics() {
-    let _scratch = Scratch;
+    let scratch = Scratch::new("bad-files");
     let missing = LocalModel::load("/nonexistent/model.gguf").unwrap_err();
     assert!(matches!(missing, LocalModelError::Io { .. }), "{missing}");
 
-    let garbage = LocalModel::load(temp_file("garbage.gguf", b"not a model at all")).unwrap_err();
+    let garbage =
+        LocalModel::load(scratch.file("garbage.gguf", b"not a model at all")).unwrap_err();
     assert!(
         matches!(garbage, LocalModelError::InvalidFile { .. }),
         "{garbage}"
     );
 
     let mamba =
-        LocalModel::load(temp_file("mamba.gguf", &gguf_with_architecture("mamba"))).unwrap_err();
+        LocalModel::load(scratch.file("mamba.gguf", &gguf_with_architecture("mamba"))).unwrap_err();
     assert!(
         matches!(mamba, LocalModelError::UnsupportedArchitecture { ref architecture, .. } if architecture == "mamba"),
         "{mamba}"
@@ -292,7 +296,7 @@ fn bad_files_are_typed_errors_not_panics() {
     let bytes = std::fs::read(model_path()).unwrap();
     for cut in [100, 4_000_000, bytes.len() - 1000] {
         let err =
-            LocalModel::load(temp_file(&format!("cut-{cut}.gguf"), &bytes[..cut])).unwrap_err();
+            LocalModel::load(scratch.file(&format!("cut-{cut}.gguf"), &bytes[..cut])).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -313,4 +317,220 @@ async fn invalid_settings_fail_before_generating() {
     assert!(err.to_string().contains("temperature"));
     let lazy = LocalModelAgent::from_path("lazy", "/nonexistent/model.gguf");
     assert!(lazy.execute(AgentInput::new("x")).await.is_err());
+}
+
+/// A tiny llama-shaped model written with candle's GGUF writer: 2 layers, 8
+/// wide, F32 weights (the embedding table tied to the output head, as
+/// unquantized SmolLM2 and Qwen2.5 exports have it), a vocabulary of the 256
+/// byte tokens plus ChatML's markers, and the ChatML template. `edit` may
+/// change the metadata before it is written. Loads and runs in milliseconds.
+mod tiny {
+    use std::path::{Path, PathBuf};
+
+    use candle_core::quantized::gguf_file::{self, Value};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    const DIM: usize = 8;
+    const FFN: usize = 16;
+    const LAYERS: usize = 2;
+
+    /// GPT-2's printable stand-in for each byte.
+    fn byte_chars() -> Vec<char> {
+        let mut extra = 0;
+        (0..=255u8)
+            .map(|b| {
+                if matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF) {
+                    char::from(b)
+                } else {
+                    extra += 1;
+                    char::from_u32(255 + extra).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    fn metadata() -> Vec<(String, Value)> {
+        let s = |v: &str| Value::String(v.into());
+        let mut tokens: Vec<Value> = byte_chars().iter().map(|c| s(&c.to_string())).collect();
+        tokens.extend([s("<|im_start|>"), s("<|im_end|>")]);
+        let mut types = vec![Value::I32(1); 256];
+        types.extend([Value::I32(3), Value::I32(3)]);
+        [
+            ("general.architecture", s("llama")),
+            ("general.name", s("tiny")),
+            ("llama.block_count", Value::U32(LAYERS as u32)),
+            ("llama.embedding_length", Value::U32(DIM as u32)),
+            ("llama.feed_forward_length", Value::U32(FFN as u32)),
+            ("llama.attention.head_count", Value::U32(2)),
+            ("llama.attention.head_count_kv", Value::U32(1)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+            ("llama.context_length", Value::U32(256)),
+            ("tokenizer.ggml.model", s("gpt2")),
+            ("tokenizer.ggml.pre", s("smollm")),
+            ("tokenizer.ggml.tokens", Value::Array(tokens)),
+            ("tokenizer.ggml.token_type", Value::Array(types)),
+            ("tokenizer.ggml.merges", Value::Array(vec![])),
+            (
+                "tokenizer.chat_template",
+                s("{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn tensors() -> Vec<(String, Vec<usize>)> {
+        let kv = DIM / 2;
+        let mut t = vec![
+            ("token_embd.weight".to_owned(), vec![258, DIM]),
+            ("output_norm.weight".to_owned(), vec![DIM]),
+        ];
+        for i in 0..LAYERS {
+            for (name, shape) in [
+                ("attn_norm.weight", vec![DIM]),
+                ("attn_q.weight", vec![DIM, DIM]),
+                ("attn_k.weight", vec![kv, DIM]),
+                ("attn_v.weight", vec![kv, DIM]),
+                ("attn_output.weight", vec![DIM, DIM]),
+                ("ffn_norm.weight", vec![DIM]),
+                ("ffn_gate.weight", vec![FFN, DIM]),
+                ("ffn_up.weight", vec![FFN, DIM]),
+                ("ffn_down.weight", vec![DIM, FFN]),
+            ] {
+                t.push((format!("blk.{i}.{name}"), shape));
+            }
+        }
+        t
+    }
+
+    /// Writes the model into `dir` as `name`, metadata changed by `edit`.
+    pub fn write(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>)) -> PathBuf {
+        let mut meta = metadata();
+        edit(&mut meta);
+        let mut seed = 1u64;
+        let tensors: Vec<(String, QTensor)> = tensors()
+            .into_iter()
+            .map(|(name, shape)| {
+                let len: usize = shape.iter().product();
+                let data: Vec<f32> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                let t = Tensor::from_vec(data, shape.as_slice(), &Device::Cpu).unwrap();
+                (name, QTensor::quantize(&t, GgmlDType::F32).unwrap())
+            })
+            .collect();
+        let meta: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let path = dir.join(name);
+        let mut file = std::fs::File::create(&path).unwrap();
+        gguf_file::write(&mut file, &meta, &tensors).unwrap();
+        path
+    }
+
+    /// Sets (or adds) one metadata entry.
+    pub fn set(meta: &mut Vec<(String, Value)>, key: &str, value: Value) {
+        meta.retain(|(k, _)| k != key);
+        meta.push((key.to_owned(), value));
+    }
+}
+
+/// Unquantized exports tie the output head to an F32/F16 embedding table;
+/// such a file was refused ("a tied embedding table of an unexpected format").
+#[tokio::test]
+async fn tied_float_embeddings_load_and_generate() {
+    let scratch = Scratch::new("tied");
+    let m = LocalModel::load(tiny::write(&scratch.0, "tiny.gguf", |_| {})).unwrap();
+    let out = LocalModelAgent::new("tiny", &m)
+        .with_max_tokens(6)
+        .execute(AgentInput::new("hello"))
+        .await
+        .unwrap();
+    assert!(Usage::from_output(&out).unwrap().output_tokens <= 6);
+}
+
+/// Metadata is the file's word: a block count or a width of 2^40 is an error
+/// naming the tensor that does not fit, not an allocation of terabytes (which
+/// aborts the process).
+#[test]
+fn lying_model_sizes_are_typed_errors_not_huge_allocations() {
+    use candle_core::quantized::gguf_file::Value;
+    let scratch = Scratch::new("lying-sizes");
+    let huge = Value::U64(1 << 40);
+    let blocks = tiny::write(&scratch.0, "blocks.gguf", |m| {
+        tiny::set(m, "llama.block_count", huge.clone());
+    });
+    let err = LocalModel::load(blocks).unwrap_err();
+    assert!(
+        matches!(err, LocalModelError::BadTensor { ref name, .. } if name == "blk.2.attn_norm.weight"),
+        "{err}"
+    );
+    let wide = tiny::write(&scratch.0, "wide.gguf", |m| {
+        tiny::set(m, "llama.embedding_length", huge.clone());
+        tiny::set(m, "llama.attention.head_count", Value::U32(1));
+        tiny::set(m, "llama.attention.head_count_kv", Value::U32(1));
+    });
+    let err = LocalModel::load(wide).unwrap_err();
+    assert!(
+        matches!(err, LocalModelError::BadTensor { ref name, .. } if name == "token_embd.weight"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_directory_is_an_io_error_not_a_corrupt_file() {
+    let scratch = Scratch::new("directory");
+    let err = LocalModel::load(&scratch.0).unwrap_err();
+    assert!(
+        matches!(err, LocalModelError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::IsADirectory),
+        "{err}"
+    );
+}
+
+/// One 300 000-letter word is one pre-tokenizer piece; merging it by
+/// rescanning every pair after each merge took hours before the prompt was
+/// found too long. It is refused, with its length.
+#[tokio::test]
+async fn a_prompt_of_one_huge_word_is_refused_not_stuck_tokenizing() {
+    let err = agent("huge")
+        .execute(AgentInput::new("a".repeat(300_000)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("context window"), "{err}");
+}
+
+/// The tiny model's random weights emit stray bytes (invalid UTF-8) and
+/// characters split across tokens: whatever the cut, the deltas are the reply.
+#[tokio::test]
+async fn streamed_deltas_are_the_reply_whatever_the_bytes() {
+    let scratch = Scratch::new("deltas");
+    let m = LocalModel::load(tiny::write(&scratch.0, "tiny.gguf", |_| {})).unwrap();
+    for (max_tokens, stop) in [
+        (1, None),
+        (7, None),
+        (40, None),
+        (40, Some("4")),
+        (40, Some("\u{fffd}4")),
+    ] {
+        let streamed = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = Arc::clone(&streamed);
+        let mut a = LocalModelAgent::new("tiny", &m)
+            .with_max_tokens(max_tokens)
+            .on_text_delta(move |d| sink.lock().unwrap().push_str(d.text));
+        if let Some(stop) = stop {
+            a = a.with_stop_sequence(stop);
+        }
+        let out = a.execute(AgentInput::new("hello")).await.unwrap();
+        assert_eq!(
+            *streamed.lock().unwrap(),
+            out.content,
+            "{max_tokens} {stop:?}"
+        );
+    }
 }

@@ -110,6 +110,22 @@ pub enum LocalModelError {
     Fetch(#[from] super::fetch::FetchError),
 }
 
+/// candle's message for `e`, without the backtrace candle attaches when
+/// `RUST_BACKTRACE` is set: the error is about the file or the computation,
+/// and a message dozens of lines long (candle's own frames) buries that.
+pub(crate) fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::Context { inner, context } => {
+            format!("{context}: {}", candle_message(inner))
+        }
+        candle_core::Error::WithPath { inner, path } => {
+            format!("{}: {}", path.display(), candle_message(inner))
+        }
+        other => other.to_string(),
+    }
+}
+
 impl From<LocalModelError> for OrchestrationError {
     fn from(error: LocalModelError) -> Self {
         match error {
@@ -130,5 +146,26 @@ impl From<LocalModelError> for OrchestrationError {
                 OrchestrationError::AgentError(AgentError::new(error.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `RUST_BACKTRACE` set, candle appends a backtrace to its errors:
+    /// a truncated file's error was forty lines of candle's stack frames.
+    #[test]
+    fn candle_messages_leave_the_backtrace_out() {
+        let traced = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("tensor needs 64 bytes".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(candle_message(&traced), "tensor needs 64 bytes");
+        let in_context = traced.context("reading `blk.0`");
+        assert_eq!(
+            candle_message(&in_context),
+            "reading `blk.0`: tensor needs 64 bytes"
+        );
     }
 }

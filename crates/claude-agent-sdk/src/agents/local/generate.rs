@@ -112,6 +112,9 @@ pub(crate) fn generate(
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation, LocalModelError> {
     let started = Instant::now();
+    // A job waits in the pool's queue behind the others: one whose attempt
+    // was dropped meanwhile does no work at all, not even the tokenizing.
+    stop.check()?;
     let prompt = tokenize(model, &request.prompt);
     let limit = model.config.context_length;
     if prompt.len() >= limit {

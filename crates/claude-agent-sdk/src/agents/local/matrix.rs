@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
-use super::error::LocalModelError;
+use super::error::{candle_message, LocalModelError};
 use super::q8::{self, Q8Matrix};
 
 /// A weight matrix, `rows × cols`: each row is dotted with an input row.
@@ -28,17 +28,13 @@ impl Matrix {
     /// The matrix a tensor becomes: Q8_0 panels when it is Q8_0 and whole
     /// panels, else candle's `QMatMul`.
     pub(crate) fn new(t: QTensor) -> Result<Self, String> {
-        if t.dtype() == GgmlDType::Q8_0 {
-            if let [rows, cols] = *t.shape().dims() {
-                if Q8Matrix::fits(rows, cols) {
-                    let bytes = t.data().map_err(|e| e.to_string())?;
-                    return Q8Matrix::from_q8_0(&bytes, rows, cols).map(Self::Q8);
-                }
-            }
+        if let Some((rows, cols)) = q8_panels(&t) {
+            let bytes = t.data().map_err(|e| candle_message(&e))?;
+            return Q8Matrix::from_q8_0(&bytes, rows, cols).map(Self::Q8);
         }
         QMatMul::from_qtensor(t)
             .map(Self::Candle)
-            .map_err(|e| e.to_string())
+            .map_err(|e| candle_message(&e))
     }
 
     /// `out = x · selfᵀ`, for `rows` rows of `x`.
@@ -55,7 +51,7 @@ impl Matrix {
             }
             Self::Candle(w) => {
                 let cols = x.len() / rows.max(1);
-                let compute = |e: candle_core::Error| LocalModelError::Compute(e.to_string());
+                let compute = |e: candle_core::Error| LocalModelError::Compute(candle_message(&e));
                 let t = Tensor::from_slice(x, (rows, cols), &Device::Cpu).map_err(compute)?;
                 *out = w
                     .forward(&t)
@@ -65,6 +61,16 @@ impl Matrix {
                 Ok(())
             }
         }
+    }
+}
+
+/// `(rows, cols)` when `t` is a Q8_0 matrix this crate's kernels take.
+fn q8_panels(t: &QTensor) -> Option<(usize, usize)> {
+    match *t.shape().dims() {
+        [rows, cols] if t.dtype() == GgmlDType::Q8_0 && Q8Matrix::fits(rows, cols) => {
+            Some((rows, cols))
+        }
+        _ => None,
     }
 }
 
@@ -84,16 +90,18 @@ impl Embedding {
     }
 
     /// One tensor as both the embeddings and the output head: Q8_0 panels
-    /// when it fits them, else shared with candle's `QMatMul`.
+    /// when it fits them, else the stored table for the lookups and candle's
+    /// `QMatMul` of it for the head. (For float tables — F32, F16, BF16, the
+    /// usual format of unquantized exports, SmolLM2's and Qwen2.5's tied
+    /// heads among them — candle's head is a dequantized copy: the table
+    /// cannot be taken back out of it, so both are kept.)
     pub(crate) fn tied(t: QTensor) -> Result<(Self, Matrix), String> {
-        match Matrix::new(t)? {
-            Matrix::Candle(QMatMul::QTensor(t)) => {
-                let output = QMatMul::from_arc(Arc::clone(&t)).map_err(|e| e.to_string())?;
-                Ok((Self::Table(t), Matrix::Candle(output)))
-            }
-            Matrix::Q8(m) => Ok((Self::Output, Matrix::Q8(m))),
-            Matrix::Candle(_) => Err("a tied embedding table of an unexpected format".into()),
+        if q8_panels(&t).is_some() {
+            return Matrix::new(t).map(|m| (Self::Output, m));
         }
+        let t = Arc::new(t);
+        let output = QMatMul::from_arc(Arc::clone(&t)).map_err(|e| candle_message(&e))?;
+        Ok((Self::Table(t), Matrix::Candle(output)))
     }
 
     /// The embeddings of `tokens`, one row of `dim` values each.
@@ -103,7 +111,7 @@ impl Embedding {
         tokens: &[u32],
         dim: usize,
     ) -> Result<Vec<f32>, LocalModelError> {
-        let compute = |e: candle_core::Error| LocalModelError::Compute(e.to_string());
+        let compute = |e: candle_core::Error| LocalModelError::Compute(candle_message(&e));
         match (self, output) {
             (Self::Table(t), _) => {
                 let ids =

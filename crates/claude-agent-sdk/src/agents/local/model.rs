@@ -26,7 +26,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 
 use super::chat::ChatFormat;
-use super::error::LocalModelError;
+use super::error::{candle_message, LocalModelError};
 use super::matrix::{Embedding, Matrix};
 use super::tokenizer::{Tokenizer, Vocabulary};
 
@@ -210,7 +210,7 @@ impl Loader<'_> {
                 self.content.tensor_data_offset,
                 &Device::Cpu,
             )
-            .map_err(|e| self.bad(name, e))?;
+            .map_err(|e| self.bad(name, candle_message(&e)))?;
         Ok(tensor)
     }
 
@@ -219,7 +219,7 @@ impl Loader<'_> {
         let v = t
             .dequantize(&Device::Cpu)
             .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| self.bad(name, e))?;
+            .map_err(|e| self.bad(name, candle_message(&e)))?;
         self.weight_bytes += v.len() * 4;
         Ok(v)
     }
@@ -238,20 +238,17 @@ impl Loader<'_> {
         }
         t.dequantize(&Device::Cpu)
             .and_then(|f| QTensor::quantize(&f, GgmlDType::Q8_0))
-            .map_err(|e| self.bad(name, e))
+            .map_err(|e| self.bad(name, candle_message(&e)))
     }
 }
 
 /// Loads the model at `path` (not cached: see [`super::cache`]).
 pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
-    let file = File::open(path).map_err(|source| LocalModelError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = open(path)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let content = Content::read(&mut reader).map_err(|e| LocalModelError::InvalidFile {
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason: candle_message(&e),
     })?;
     let mut l = Loader {
         path,
@@ -284,7 +281,13 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
     let eps = l.f32(&format!("{a}.attention.layer_norm_rms_epsilon"))?;
     let base = l.f32(&format!("{a}.rope.freq_base")).unwrap_or(10_000.0);
     let context_length = l.usize(&format!("{a}.context_length")).unwrap_or(2048);
-    if heads == 0 || kv_heads == 0 || dim % heads != 0 || heads % kv_heads != 0 || layers == 0 {
+    if heads == 0
+        || kv_heads == 0
+        || dim == 0
+        || dim % heads != 0
+        || heads % kv_heads != 0
+        || layers == 0
+    {
         return Err(LocalModelError::InvalidFile {
             path: path.to_owned(),
             reason: format!("inconsistent shape: {layers} layers, {dim} wide, {heads} heads, {kv_heads} key/value heads"),
@@ -320,6 +323,13 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
     end_of_turn.dedup();
 
     let vocab = tokenizer.vocab_size();
+    // Read before anything is sized by the metadata's numbers: the table's
+    // shape must agree with them and its bytes must be in the file, so a
+    // header that lies (a width of 2^40) fails here instead of asking for
+    // terabytes below.
+    let embd = "token_embd.weight";
+    let table = l.tensor(embd, &[vocab, dim])?;
+    l.weight_bytes += table.storage_size_in_bytes();
     let rope_factors = if l.has("rope_freqs.weight") {
         Some(l.vector("rope_freqs.weight", rope_dim / 2)?)
     } else {
@@ -347,9 +357,6 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
     };
 
     let kv_dim = kv_heads * head_dim;
-    let embd = "token_embd.weight";
-    let table = l.tensor(embd, &[vocab, dim])?;
-    l.weight_bytes += table.storage_size_in_bytes();
     let (embedding, output) = if l.has("output.weight") {
         (
             Embedding::table(table),
@@ -360,16 +367,20 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
         let t = table
             .dequantize(&Device::Cpu)
             .and_then(|f| QTensor::quantize(&f, GgmlDType::Q8_0))
-            .map_err(|e| l.bad(embd, e))?;
+            .map_err(|e| l.bad(embd, candle_message(&e)))?;
         l.weight_bytes += t.storage_size_in_bytes();
         let output = Matrix::new(t).map_err(|e| l.bad(embd, e))?;
         (Embedding::table(table), output)
     } else {
-        // Tied: one copy serves as both.
+        // Tied: one copy serves as both (a float table keeps a second, see
+        // `Embedding::tied`).
         Embedding::tied(table).map_err(|e| l.bad(embd, e))?
     };
     let out_norm = l.vector("output_norm.weight", dim)?;
-    let mut blocks = Vec::with_capacity(layers);
+    // Grown as the blocks are read, not reserved: `layers` is the file's
+    // word, and a lying block count must end at the first missing tensor,
+    // not in an allocation of `layers` blocks.
+    let mut blocks = Vec::new();
     for i in 0..layers {
         let p = |s: &str| format!("blk.{i}.{s}");
         let bias = |l: &mut Loader<'_>, s: &str, n: usize| {
@@ -408,6 +419,23 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
         end_of_turn,
         weight_bytes: l.weight_bytes,
     })
+}
+
+/// Opens the model file; a directory is an I/O error naming it, not a file
+/// that fails to parse ("Is a directory" read as a corrupt download).
+fn open(path: &Path) -> Result<File, LocalModelError> {
+    let io = |source| LocalModelError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "a directory, not a GGUF file",
+        )));
+    }
+    Ok(file)
 }
 
 fn build_tokenizer(l: &Loader<'_>) -> Result<Tokenizer, LocalModelError> {

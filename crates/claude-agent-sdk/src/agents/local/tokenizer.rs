@@ -10,7 +10,8 @@
 //! whole tokens only where the caller says so (in the chat template's own
 //! text, never inside a user's message).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::pretokenize::PreTokenizer;
 
@@ -33,6 +34,28 @@ pub(crate) struct Tokenizer {
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// The id of each byte's single-symbol token, where the vocabulary has it.
     byte_ids: [Option<u32>; 256],
+}
+
+/// The id a symbol merged into its left neighbour is left with: no token's.
+const GONE: u32 = u32::MAX;
+
+/// One symbol of a piece being merged, linked to its live neighbours.
+#[derive(Debug, Clone, Copy)]
+struct Symbol {
+    id: u32,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+/// A merge waiting in the queue: ordered by rank, then leftmost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pair {
+    rank: u32,
+    left: usize,
+    right: usize,
+    /// The two ids when queued, to tell a stale entry.
+    ids: (u32, u32),
+    merged: u32,
 }
 
 /// What the metadata must provide.
@@ -124,30 +147,42 @@ impl Tokenizer {
     }
 
     /// Encodes `text`; with `special`, control tokens written in it are
-    /// matched as themselves.
+    /// matched as themselves (the earliest first, the longest of those
+    /// starting there).
+    ///
+    /// Each control token's next occurrence is remembered and searched for
+    /// again only once the text before it is consumed: one pass over the
+    /// text per control token. (Searching the whole rest for every control
+    /// token after each match was quadratic in a text full of them.)
     pub(crate) fn encode(&self, text: &str, special: bool, out: &mut Vec<u32>) {
         if !special {
             self.encode_plain(text, out);
             return;
         }
-        let mut rest = text;
-        while !rest.is_empty() {
-            let next = self
-                .specials
-                .iter()
-                .filter_map(|(s, id)| rest.find(s.as_str()).map(|at| (at, s.len(), *id)))
-                .min_by_key(|&(at, len, _)| (at, std::cmp::Reverse(len)));
-            match next {
-                Some((at, len, id)) => {
-                    self.encode_plain(&rest[..at], out);
-                    out.push(id);
-                    rest = &rest[at + len..];
-                }
-                None => {
-                    self.encode_plain(rest, out);
-                    break;
+        let mut next: Vec<Option<usize>> = self
+            .specials
+            .iter()
+            .map(|(s, _)| text.find(s.as_str()))
+            .collect();
+        let mut from = 0;
+        loop {
+            for (at, (s, _)) in next.iter_mut().zip(&self.specials) {
+                if at.is_some_and(|at| at < from) {
+                    *at = text[from..].find(s.as_str()).map(|i| from + i);
                 }
             }
+            let earliest = next
+                .iter()
+                .zip(&self.specials)
+                .filter_map(|(at, (s, id))| at.map(|at| (at, s.len(), *id)))
+                .min_by_key(|&(at, len, _)| (at, Reverse(len)));
+            let Some((at, len, id)) = earliest else {
+                self.encode_plain(&text[from..], out);
+                return;
+            };
+            self.encode_plain(&text[from..at], out);
+            out.push(id);
+            from = at + len;
         }
     }
 
@@ -158,27 +193,76 @@ impl Tokenizer {
     }
 
     /// BPE inside one piece: start from single bytes, merge the lowest-ranked
-    /// adjacent pair until no pair merges.
+    /// adjacent pair (the leftmost of equals) until no pair merges.
+    ///
+    /// The candidate pairs wait in a heap and the symbols form a linked list,
+    /// as in llama.cpp: O(n log n) in the piece's length. (Rescanning every
+    /// pair after each merge is quadratic, and a piece is as long as the user
+    /// makes it: a 64 000-letter "word" took minutes to tokenize, before the
+    /// prompt was even found too long for the context window.)
     fn encode_piece(&self, piece: &str, out: &mut Vec<u32>) {
-        let mut symbols: Vec<u32> = Vec::with_capacity(piece.len());
+        let mut symbols: Vec<Symbol> = Vec::with_capacity(piece.len());
         for &b in piece.as_bytes() {
-            match self.byte_ids[usize::from(b)] {
-                Some(id) => symbols.push(id),
-                // A byte the vocabulary cannot spell: skip it, as llama.cpp does.
-                None => continue,
+            // A byte the vocabulary cannot spell is skipped, as llama.cpp does.
+            if let Some(id) = self.byte_ids[usize::from(b)] {
+                let at = symbols.len();
+                symbols.push(Symbol {
+                    id,
+                    prev: at.checked_sub(1),
+                    next: Some(at + 1),
+                });
             }
         }
-        loop {
-            let best = symbols
-                .windows(2)
-                .enumerate()
-                .filter_map(|(i, pair)| self.merges.get(&(pair[0], pair[1])).map(|&m| (i, m)))
-                .min_by_key(|&(i, (rank, _))| (rank, i));
-            let Some((i, (_, merged))) = best else { break };
-            symbols[i] = merged;
-            symbols.remove(i + 1);
+        if let Some(last) = symbols.last_mut() {
+            last.next = None;
         }
-        out.extend_from_slice(&symbols);
+        let mut queue = BinaryHeap::new();
+        for left in 0..symbols.len().saturating_sub(1) {
+            self.queue_pair(&symbols, left, &mut queue);
+        }
+        while let Some(Reverse(pair)) = queue.pop() {
+            let (left, right) = (pair.left, pair.right);
+            // Stale: one side was merged away or into something else since.
+            if symbols[left].next != Some(right)
+                || symbols[left].id != pair.ids.0
+                || symbols[right].id != pair.ids.1
+            {
+                continue;
+            }
+            let after = symbols[right].next;
+            symbols[left].id = pair.merged;
+            symbols[left].next = after;
+            symbols[right].id = GONE;
+            if let Some(after) = after {
+                symbols[after].prev = Some(left);
+                self.queue_pair(&symbols, left, &mut queue);
+            }
+            if let Some(before) = symbols[left].prev {
+                self.queue_pair(&symbols, before, &mut queue);
+            }
+        }
+        let mut at = (!symbols.is_empty()).then_some(0);
+        while let Some(i) = at {
+            out.push(symbols[i].id);
+            at = symbols[i].next;
+        }
+    }
+
+    /// Queues the pair starting at symbol `left`, if it merges.
+    fn queue_pair(&self, symbols: &[Symbol], left: usize, queue: &mut BinaryHeap<Reverse<Pair>>) {
+        let Some(right) = symbols[left].next else {
+            return;
+        };
+        let ids = (symbols[left].id, symbols[right].id);
+        if let Some(&(rank, merged)) = self.merges.get(&ids) {
+            queue.push(Reverse(Pair {
+                rank,
+                left,
+                right,
+                ids,
+                merged,
+            }));
+        }
     }
 
     /// The bytes of one token (nothing for control tokens and unknown ids).
@@ -230,28 +314,36 @@ pub(crate) struct Utf8Stream {
 }
 
 impl Utf8Stream {
-    /// Adds bytes; returns the text they complete.
+    /// Adds bytes; returns the text they complete. Invalid bytes become
+    /// U+FFFD as [`String::from_utf8_lossy`] would make them, and an
+    /// incomplete sequence at the end waits for the next token even when
+    /// invalid bytes come before it (replacing everything at the first
+    /// invalid byte also broke a character split across the next tokens).
     pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
-        match std::str::from_utf8(&self.pending) {
-            Ok(text) => {
-                let text = text.to_owned();
-                self.pending.clear();
-                text
-            }
-            Err(e) if e.error_len().is_none() => {
-                // An incomplete sequence at the end: keep it for the next token.
-                let valid = e.valid_up_to();
-                let text = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
-                self.pending.drain(..valid);
-                text
-            }
-            Err(_) => {
-                let text = String::from_utf8_lossy(&self.pending).into_owned();
-                self.pending.clear();
-                text
+        let mut text = String::new();
+        let mut from = 0;
+        while from < self.pending.len() {
+            match std::str::from_utf8(&self.pending[from..]) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    from = self.pending.len();
+                }
+                Err(e) => {
+                    let valid = &self.pending[from..from + e.valid_up_to()];
+                    text.push_str(&String::from_utf8_lossy(valid));
+                    from += e.valid_up_to();
+                    let Some(invalid) = e.error_len() else {
+                        // An incomplete sequence at the end: keep it for the next token.
+                        break;
+                    };
+                    text.push(char::REPLACEMENT_CHARACTER);
+                    from += invalid;
+                }
             }
         }
+        self.pending.drain(..from);
+        text
     }
 
     /// Whatever is left, invalid bytes replaced.
@@ -320,5 +412,76 @@ mod tests {
         assert_eq!(s.push(&e[1..]), "é");
         assert_eq!(s.push(b"x\xff"), "x\u{fffd}");
         assert_eq!(s.finish(), "");
+    }
+
+    #[test]
+    fn utf8_stream_keeps_a_split_character_after_an_invalid_byte() {
+        let euro = "€".as_bytes();
+        let mut s = Utf8Stream::default();
+        assert_eq!(s.push(b"\xe2"), "");
+        // The dangling byte is invalid, the `€` begun after `A` is not.
+        let mut token = b"A".to_vec();
+        token.extend_from_slice(&euro[..2]);
+        assert_eq!(s.push(&token), "\u{fffd}A");
+        assert_eq!(s.push(&euro[2..]), "€");
+        // Token by token, the same text as decoding all the bytes at once.
+        let bytes = b"\xe2A\xe2\x82\xac\xff\xf0\x9f\x90\xb1\x80ok\xf0\x9f";
+        for split in 1..bytes.len() {
+            let mut s = Utf8Stream::default();
+            let mut text = s.push(&bytes[..split]);
+            text += &s.push(&bytes[split..]);
+            text += &s.finish();
+            assert_eq!(text, String::from_utf8_lossy(bytes), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn long_pieces_merge_as_rescanning_would() {
+        let t = tiny();
+        for text in ["aaaaab", "abababab", "bab ab ab", " abab", "ba", ""] {
+            let mut ids = Vec::new();
+            t.encode(text, false, &mut ids);
+            let mut slow = Vec::new();
+            for piece in t.pre.split(text) {
+                slow.extend(rescan(&t, piece));
+            }
+            assert_eq!(ids, slow, "{text:?}");
+        }
+        // Linear-ish: a 200 000-letter word is one piece.
+        let mut ids = Vec::new();
+        t.encode(&"ab".repeat(100_000), false, &mut ids);
+        assert_eq!(ids.len(), 100_000);
+        assert!(ids.iter().all(|&id| id == 4));
+    }
+
+    #[test]
+    fn a_text_full_of_control_tokens_is_matched_in_one_pass() {
+        let t = tiny();
+        let mut ids = Vec::new();
+        t.encode(&"<|end|>ab".repeat(50_000), true, &mut ids);
+        assert_eq!(ids.len(), 100_000);
+        assert!(ids.chunks(2).all(|pair| pair == [0, 4]));
+        ids.clear();
+        t.encode("b<|end|><|end|>a", true, &mut ids);
+        assert_eq!(ids, [2, 0, 0, 1]);
+    }
+
+    /// The reference: rescan every pair after each merge.
+    fn rescan(t: &Tokenizer, piece: &str) -> Vec<u32> {
+        let mut symbols: Vec<u32> = piece
+            .bytes()
+            .filter_map(|b| t.byte_ids[usize::from(b)])
+            .collect();
+        loop {
+            let best = symbols
+                .windows(2)
+                .enumerate()
+                .filter_map(|(i, p)| t.merges.get(&(p[0], p[1])).map(|&m| (i, m)))
+                .min_by_key(|&(i, (rank, _))| (rank, i));
+            let Some((i, (_, merged))) = best else { break };
+            symbols[i] = merged;
+            symbols.remove(i + 1);
+        }
+        symbols
     }
 }
