@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    Agent, AgentInput, AgentOutput, ExecutionConfig, GraphOrchestrator, Result, Route,
-    RouteContext, Split,
+    Agent, AgentInput, AgentOutput, ExecutionConfig, GraphOrchestrator, OrchestratorAgent, Result,
+    Route, RouteContext, Split,
 };
 
 use crate::workflow::graph_model::{self, GraphSpec, MapSpec, RouteBy, RouteSpec};
@@ -31,7 +31,11 @@ pub fn wire(
     let mut graph = GraphOrchestrator::new(name).with_config(config.clone());
     for (id, agent) in nodes {
         graph = match spec.map(&id) {
-            Some(map) => graph.add_subgraph(id.clone(), map_graph(map, agent, spec, config)),
+            Some(map) => {
+                let description = agent.description().to_owned();
+                let items = map_graph(map, agent, spec, config);
+                graph.add_shared_node(id.clone(), Arc::new(MapNode::new(&id, description, items)))
+            }
             None => graph.add_shared_node(id, agent),
         };
     }
@@ -84,6 +88,41 @@ fn map_graph(
         graph = graph.with_join(map.node.clone(), policy);
     }
     graph
+}
+
+/// A map node in its graph: the run of its items (its own graph, see
+/// [`map_graph`]), attempted once. The items have the agent's retries; a
+/// failed map is not run again whole (its items that succeeded with them),
+/// and its one attempt adds no count to the failed item's own.
+struct MapNode {
+    items: OrchestratorAgent<GraphOrchestrator>,
+}
+
+impl MapNode {
+    fn new(id: &str, description: String, items: GraphOrchestrator) -> Self {
+        Self {
+            items: OrchestratorAgent::new(id, description, items, Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for MapNode {
+    fn name(&self) -> &str {
+        self.items.name()
+    }
+
+    fn description(&self) -> &str {
+        self.items.description()
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        self.items.execute(input).await
+    }
+
+    fn max_retries(&self) -> Option<usize> {
+        Some(0)
+    }
 }
 
 /// The library's id for `start`, `end` and node ids.

@@ -185,6 +185,10 @@ pub fn fork(args: &ForkArgs) -> Exit {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };
+    if let Err(problem) = check_fork_step(&workflow, &args.after) {
+        errln!("error: {problem}");
+        return Exit::Usage;
+    }
     let input = args.input.as_ref().map(|text| {
         let input = claude_agent_sdk::orchestration::OrchestratorInput::new(text.clone())
             .with_metadata("workflow", workflow.name.clone());
@@ -197,6 +201,69 @@ pub fn fork(args: &ForkArgs) -> Exit {
     };
     let run_args = run_args(&found.file, &args.output, &args.store);
     run::launch(&workflow, start, &run_args, Vec::new())
+}
+
+/// The steps `orchestra fork --after` can name: the root flow's own steps
+/// (and asks), or the root itself when a budget makes it the one node of a
+/// graph of its own.
+fn top_level_steps(workflow: &workflow::Workflow) -> Vec<&str> {
+    let flow = &workflow.flow;
+    if flow.graph.is_none() && flow.budget.is_some() {
+        return vec![flow.name.as_str()];
+    }
+    let mut steps: Vec<&str> = flow.steps.iter().map(workflow::Node::name).collect();
+    if let Some(graph) = &flow.graph {
+        steps.extend(graph.asks.iter().map(|ask| ask.id.as_str()));
+    }
+    steps
+}
+
+/// Refuses `--after STEP` for a step that runs inside a group: the run store
+/// keeps the outputs of the root flow's steps only (a group's inner steps
+/// are in the runs nested in it, which a fork runs again), so a fork can
+/// start after a top-level step alone. A name the workflow does not have is
+/// left to the library, which lists the steps the run finished.
+fn check_fork_step(workflow: &workflow::Workflow, after: &str) -> Result<(), String> {
+    let top = top_level_steps(workflow);
+    if top.contains(&after) {
+        return Ok(());
+    }
+    // Where `after` runs: the group holding it, and the top-level step
+    // that holds that group.
+    let mut chain: Vec<&str> = vec![workflow.flow.name.as_str()];
+    let mut found: Option<(String, Option<String>)> = None;
+    workflow.flow.walk(&mut |node, depth| {
+        chain.truncate(depth);
+        if found.is_none() && node.name() == after {
+            let parent = chain.last().copied().unwrap_or_default().to_owned();
+            let outer = chain
+                .get(1)
+                .copied()
+                .filter(|outer| top.contains(outer))
+                .map(str::to_owned);
+            found = Some((parent, outer));
+        }
+        chain.push(node.name());
+    });
+    let Some((parent, outer)) = found else {
+        return Ok(());
+    };
+    let listed: Vec<String> = top.iter().map(|step| format!("`{step}`")).collect();
+    let hint = match outer {
+        Some(outer) => match top.iter().position(|step| *step == outer) {
+            Some(at) if at > 0 => format!(
+                "; fork after `{}` to run `{outer}`, which holds it, again",
+                top[at - 1]
+            ),
+            _ => format!("; `{outer}`, which holds it, is the first step: run the workflow again"),
+        },
+        None => String::new(),
+    };
+    Err(format!(
+        "`{after}` runs inside group `{parent}`: `orchestra fork --after` can name only a \
+         top-level step of the flow ({}), whose outputs the run store keeps{hint}",
+        listed.join(", ")
+    ))
 }
 
 /// The workflow in `file`, its problems printed when it has any.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::{
-    AgentExecution, ExecutionTrace, OrchestrationError, OrchestratorOutput, Usage,
+    AgentExecution, ExecutionTrace, NodeId, OrchestrationError, OrchestratorOutput, Usage,
 };
 
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
@@ -98,45 +98,150 @@ impl Status {
 /// What the attempts of one agent (or group) add up to.
 #[derive(Debug, Clone)]
 pub struct AgentSummary {
-    /// How many attempts it had.
+    /// How many attempts it had (for a map node, the attempts of its items).
     pub attempts: usize,
     /// From its first attempt's start to its last attempt's end.
     pub duration: Duration,
     /// Usage over all its attempts (for a group, the usage of its steps).
     pub usage: Usage,
-    /// How it ended.
+    /// How it ended: failed when any item of a map failed for good, also
+    /// when the map's join accepted the failure (as a parallel group's
+    /// failed step is).
     pub status: Status,
-    /// The last attempt's error, if it failed.
+    /// The last attempt's error, if it failed (for a map with failed items,
+    /// theirs, each named).
     pub error: Option<String>,
     /// The output of its last successful attempt.
     pub output: Option<String>,
+    /// The items of its last map run that failed for good (none unless it is
+    /// a map node).
+    pub failed_items: Vec<FailedItem>,
+}
+
+/// An item of a map that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedItem {
+    /// `item 2 of 3 (`who uses rust`)`.
+    pub label: String,
+    /// Its last attempt's error.
+    pub error: String,
+    /// The map node's position in the run it ran in.
+    pub node: Option<usize>,
+}
+
+/// Whether `record` is the run of a map node: a nested run whose records
+/// (one per item attempt) bear the node's own name. A group's nested records
+/// never do (agents and groups share one namespace).
+fn is_map_run(record: &AgentExecution) -> bool {
+    record.nested.as_ref().is_some_and(|nested| {
+        nested
+            .agent_executions
+            .iter()
+            .any(|item| item.agent_name == record.agent_name)
+    })
+}
+
+/// The most characters of an item's input shown in its label.
+const ITEM_INPUT_CHARS: usize = 40;
+
+/// The items of map run `record` that failed for good, in item order.
+fn failed_items(record: &AgentExecution) -> Vec<FailedItem> {
+    let Some(nested) = &record.nested else {
+        return Vec::new();
+    };
+    // Each item is a step (a node id) of the nested run; its last attempt
+    // tells how it ended.
+    let mut last: std::collections::BTreeMap<Option<NodeId>, &AgentExecution> =
+        std::collections::BTreeMap::new();
+    for item in nested
+        .agent_executions
+        .iter()
+        .filter(|item| item.agent_name == record.agent_name)
+    {
+        let newer = last
+            .get(&item.node)
+            .is_none_or(|seen| (item.attempt, item.start_time) >= (seen.attempt, seen.start_time));
+        if newer {
+            last.insert(item.node, item);
+        }
+    }
+    let count = last.len();
+    last.values()
+        .enumerate()
+        .filter(|(_, item)| !item.success)
+        .filter_map(|(index, item)| {
+            let error = item.error.clone().unwrap_or_default();
+            if is_interruption(&error) {
+                return None;
+            }
+            let text = item.input.content.trim();
+            let first = text.lines().next().unwrap_or_default().trim();
+            let mut shown: String = first.chars().take(ITEM_INPUT_CHARS).collect();
+            if shown.len() < first.len() || first.len() < text.len() {
+                shown.push('…');
+            }
+            let input = if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" (`{shown}`)")
+            };
+            Some(FailedItem {
+                label: format!("item {} of {count}{input}", index + 1),
+                error,
+                node: record.node.and_then(|node| usize::try_from(node.0).ok()),
+            })
+        })
+        .collect()
+}
+
+/// Whether an attempt's error says it was cut short rather than failed.
+fn is_interruption(error: &str) -> bool {
+    error.starts_with("interrupted") || error == OrchestrationError::Cancelled.to_string()
 }
 
 /// Sums up the attempts named `name` in `all`.
 #[must_use]
 pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
     let mine: Vec<&Attempt<'_>> = all.iter().filter(|a| a.record.agent_name == name).collect();
+    // A map node's own records only hold its items' runs: its attempts are
+    // its items' (when it had any).
+    let items: Vec<&Attempt<'_>> = mine
+        .iter()
+        .copied()
+        .filter(|a| !is_map_run(a.record))
+        .collect();
+    let counted = if items.is_empty() { &mine } else { &items };
     let first = mine.iter().map(|a| a.start()).min();
     let last = mine.iter().max_by_key(|a| a.end());
     let duration = match (first, last) {
         (Some(first), Some(last)) => (last.end() - first).to_std().unwrap_or_default(),
         _ => Duration::ZERO,
     };
-    let usage = mine.iter().map(|a| a.record.usage()).sum();
+    let usage = counted.iter().map(|a| a.record.usage()).sum();
+    let failed = mine
+        .iter()
+        .filter(|a| is_map_run(a.record))
+        .max_by_key(|a| a.end())
+        .map(|map| failed_items(map.record))
+        .unwrap_or_default();
     let (status, error) = match last {
         None => (Status::NotRun, None),
-        Some(last) if last.record.success => (Status::Done, None),
+        Some(last) if last.record.success && failed.is_empty() => (Status::Done, None),
         Some(last) => {
             let error = last.record.error.clone().unwrap_or_default();
             // A nested run that saw the stop first ends "cancelled"; its
             // group was interrupted like the agents in it.
-            let cancelled = OrchestrationError::Cancelled.to_string();
-            let status = if error.starts_with("interrupted") || error == cancelled {
-                Status::Interrupted
+            if !last.record.success && is_interruption(&error) {
+                (Status::Interrupted, Some(error))
+            } else if failed.is_empty() {
+                (Status::Failed, Some(error))
             } else {
-                Status::Failed
-            };
-            (status, Some(error))
+                let named: Vec<String> = failed
+                    .iter()
+                    .map(|item| format!("{}: {}", item.label, item.error))
+                    .collect();
+                (Status::Failed, Some(named.join("\n")))
+            }
         }
     };
     let output = mine
@@ -147,11 +252,12 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
         .map(|output| output.content.clone());
     AgentSummary {
         output,
-        attempts: mine.len(),
+        attempts: counted.len(),
         duration,
         usage,
         status,
         error,
+        failed_items: failed,
     }
 }
 

@@ -504,3 +504,72 @@ fn resuming_a_run_that_succeeded_says_so_and_starts_no_run() {
     let runs = common::stored_runs(&store);
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "no new run");
 }
+
+#[test]
+fn a_fork_after_a_step_inside_a_group_says_which_steps_it_can_name() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "grouped.toml",
+        r#"
+[flow]
+sequential = ["first", "g", "last"]
+
+[[groups]]
+id = "g"
+parallel = ["x", "y"]
+
+[[agents]]
+id = "first"
+kind = "template"
+template = "1"
+
+[[agents]]
+id = "x"
+kind = "template"
+template = "x"
+
+[[agents]]
+id = "y"
+kind = "template"
+template = "y"
+
+[[agents]]
+id = "last"
+kind = "template"
+template = "{{input}}!"
+"#,
+    );
+    common::run_kept(&store, &file);
+    let runs = common::stored_runs(&store);
+    let run = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let refused = orchestra()
+        .args(["fork", &run, "--after", "x", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`x` runs inside group `g`: `orchestra fork --after` can name only a top-level \
+             step of the flow (`first`, `g`, `last`)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fork after `first` to run `g`"), "{stderr}");
+    assert_eq!(
+        common::stored_runs(&store).as_array().map(Vec::len),
+        Some(1),
+        "nothing ran"
+    );
+
+    // A top-level step is forked after as before.
+    let forked = orchestra()
+        .args(["fork", &run, "--after", "g", "-q", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(forked.status.success(), "{}", texts(&forked).1);
+}

@@ -268,3 +268,139 @@ template = "c{{input}}"
         );
     }
 }
+
+/// A map over three lines whose second item fails (with `exit`), with the
+/// flow's `settings`.
+fn map_with_a_failing_item(settings: &str, exit: u8) -> String {
+    format!(
+        r#"
+[flow]
+nodes = ["plan", "item", "out"]
+edges = ["start -> plan -> item -> out -> end"]
+{settings}
+
+[[flow.maps]]
+node = "item"
+over = "lines"
+
+[[agents]]
+id = "plan"
+kind = "command"
+shell = 'printf "a\nbad\nc\n"'
+
+[[agents]]
+id = "item"
+kind = "command"
+shell = 'read x; if [ "$x" = bad ]; then echo "item broke on $x" >&2; exit {exit}; fi; echo "ok $x"'
+
+[[agents]]
+id = "out"
+kind = "template"
+template = "got: {{{{input}}}}"
+"#
+    )
+}
+
+#[test]
+fn a_map_item_failure_its_join_tolerates_is_reported_as_a_parallel_groups_is() {
+    let dir = scratch();
+    let text = map_with_a_failing_item(
+        "retries = 0\njoins = [{ node = \"item\", policy = \"any\" }]",
+        1,
+    );
+    let file = write(dir.path(), "map.toml", &text);
+
+    // The run reaches its end, and exits 1 as with a parallel group's
+    // tolerated failure; the summary names the failed item.
+    let run = outcome(&["run"], &file, &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.contains("got: ok a"), "{}", run.stdout);
+    let row = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("item   command"))
+        .unwrap_or_default();
+    assert!(row.ends_with("failed"), "{}", run.stderr);
+    assert!(
+        row.split_whitespace().nth(2) == Some("3"),
+        "one attempt per item: {row}"
+    );
+    assert!(
+        run.stderr.contains("item: failed: 1 of 3 items failed"),
+        "{}",
+        run.stderr
+    );
+    let after_table = run
+        .stderr
+        .split_once("\ntotal")
+        .map_or("", |(_, rest)| rest);
+    assert!(
+        after_table.contains("✗ item, item 2 of 3 (`bad`): "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        after_table.contains("    item broke on bad"),
+        "{}",
+        run.stderr
+    );
+
+    // --json: the step failed, its error names the item, and the run's
+    // failures list it, as they list a parallel group's failed step.
+    let run = outcome(&["run", "--json"], &file, &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let value = common::json(&run.stdout);
+    assert_eq!(value["success"], false, "{value}");
+    let item = value["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["id"] == "item")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(item["status"], "failed", "{value}");
+    assert!(
+        item["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("item 2 of 3 (`bad`): ") && e.contains("exit code 1")),
+        "{value}"
+    );
+    let failures = value["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failures.len(), 1, "{value}");
+    assert_eq!(failures[0]["agent_name"], "item", "{value}");
+    assert_eq!(failures[0]["item"], "item 2 of 3 (`bad`)", "{value}");
+}
+
+#[test]
+fn a_failed_map_item_says_its_attempts_once_and_the_map_is_not_run_again() {
+    let dir = scratch();
+    // Exit 75 is retryable: the item gets its 3 attempts, and the map is
+    // not run again whole.
+    let file = write(
+        dir.path(),
+        "map.toml",
+        &map_with_a_failing_item(
+            "retries = 2\nbackoff = { initial = \"1ms\", max = \"1ms\" }",
+            75,
+        ),
+    );
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: the run failed"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("exit code 75 (after 3 attempts)"),
+        "{stderr}"
+    );
+    assert_eq!(error.matches("(after ").count(), 1, "{stderr}");
+    assert!(!stderr.contains("(after 1 attempt)"), "{stderr}");
+    let row = stderr
+        .lines()
+        .find(|line| line.starts_with("item   command"))
+        .unwrap_or_default();
+    // Items a and c once, item 2 three times.
+    assert_eq!(row.split_whitespace().nth(2), Some("5"), "{stderr}");
+}

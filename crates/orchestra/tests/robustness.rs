@@ -216,3 +216,52 @@ fn reading_a_store_that_is_not_there_is_a_usage_error_and_creates_nothing() {
     }
     assert!(!dir.path().join("typo").exists(), "nothing was created");
 }
+
+/// A workflow whose flow holds `depth` groups written in place, one inside
+/// the other, the innermost holding the one agent: TOML or YAML.
+fn groups_in_place(depth: usize, yaml: bool) -> String {
+    if yaml {
+        let mut inner = "leaf".to_owned();
+        for _ in 0..depth {
+            inner = format!("{{sequential: [{inner}]}}");
+        }
+        format!("flow:\n  sequential: [{inner}]\nagents:\n  - {{id: leaf, kind: template, template: x}}\n")
+    } else {
+        let mut inner = "\"leaf\"".to_owned();
+        for _ in 0..depth {
+            inner = format!("{{ sequential = [{inner}] }}");
+        }
+        format!("[flow]\nsequential = [{inner}]\n\n[[agents]]\nid = \"leaf\"\nkind = \"template\"\ntemplate = \"x\"\n")
+    }
+}
+
+#[test]
+fn groups_written_in_place_nest_as_deep_in_toml_as_in_yaml() {
+    let dir = scratch();
+    let mut refusals = Vec::new();
+    for (yaml, name) in [(false, "deep.toml"), (true, "deep.yaml")] {
+        // 39 groups written in place (40 with the root) run in both formats.
+        let file = write(dir.path(), name, &groups_in_place(39, yaml));
+        let run = outcome(&["run", "--quiet"], &file, &[]);
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        assert_eq!(run.stdout, "x\n", "{name}");
+
+        // One more is refused in both, with the same message naming the limit.
+        let file = write(dir.path(), name, &groups_in_place(40, yaml));
+        let run = outcome(&["validate"], &file, &[]);
+        assert_eq!(run.code, Some(2), "{name}: {}", run.stderr);
+        let message = run.stderr.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            message.contains("groups written in place nest more than 39 levels deep"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("named groups nest up to 64 levels"),
+            "{}",
+            run.stderr
+        );
+        refusals.push(message);
+    }
+    assert_eq!(refusals[0], refusals[1]);
+}

@@ -231,3 +231,81 @@ fn an_agent_used_twice_or_disabled_is_rejected() {
         .stderr(predicate::str::contains("twice.toml:2:26"))
         .stderr(predicate::str::contains("agent `off` is disabled"));
 }
+
+#[test]
+fn missing_required_fields_are_all_reported_in_toml_and_yaml_alike() {
+    let dir = scratch();
+    let toml = write(
+        dir.path(),
+        "missing.toml",
+        r#"[flow]
+sequential = ["a", "b"]
+retrys = 2
+
+[[agents]]
+kind = "template"
+template = "x"
+
+[[agents]]
+id = "b"
+template = "y"
+nmae = 3
+"#,
+    );
+    let yaml = write(
+        dir.path(),
+        "missing.yaml",
+        "flow:\n  sequential: [a, b]\n  retrys: 2\nagents:\n  - kind: template\n    template: x\n  - id: b\n    template: y\n    nmae: 3\n",
+    );
+    let mut reported = Vec::new();
+    for file in [&toml, &yaml] {
+        let output = orchestra()
+            .arg("validate")
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = texts(&output).1;
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        let problems: Vec<(String, u32)> = stderr
+            .lines()
+            .zip(stderr.lines().skip(1))
+            .filter(|(line, _)| line.starts_with("error: ") && !line.contains("not a valid"))
+            .map(|(line, at)| {
+                let line_no = at
+                    .rsplit(':')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                (line.to_owned(), line_no)
+            })
+            .collect();
+        assert!(
+            stderr.contains("4 problems found"),
+            "every problem, not only the first missing field:\n{stderr}"
+        );
+        reported.push(problems);
+    }
+    let messages = |problems: &[(String, u32)]| -> Vec<String> {
+        problems
+            .iter()
+            .map(|(message, _)| message.clone())
+            .collect()
+    };
+    assert_eq!(
+        messages(&reported[0]),
+        [
+            "error: unknown field `retrys`",
+            "error: missing field `id`",
+            "error: missing field `kind`",
+            "error: unknown field `nmae`",
+        ]
+    );
+    assert_eq!(messages(&reported[0]), messages(&reported[1]));
+    // Each at its place: TOML at the table's header, YAML in the mapping
+    // (its parser points at the mapping's last key).
+    let lines = |problems: &[(String, u32)]| -> Vec<u32> {
+        problems.iter().map(|(_, line)| *line).collect()
+    };
+    assert_eq!(lines(&reported[0]), [3, 5, 9, 12]);
+    assert_eq!(lines(&reported[1]), [3, 6, 8, 9]);
+}

@@ -238,9 +238,13 @@ impl OrchestrationError {
     pub(crate) fn agent_failed(agent: &str, last: Self, attempts: u32) -> Self {
         let plural = if attempts == 1 { "" } else { "s" };
         // The count goes with the first line: a message that goes on with
-        // lines of detail (a program's stderr) keeps them last.
+        // lines of detail (a program's stderr) keeps them last. A failure
+        // that says its own count already (a run nested in this agent's one
+        // attempt) is not counted again: only a retried nested run is.
         let text = last.to_string();
+        let counted = matches!(&last, Self::AgentFailed(_, reason) if reason.attempts.is_some());
         let message = match text.split_once('\n') {
+            _ if counted && attempts == 1 => text,
             Some((first, rest)) => format!("{first} (after {attempts} attempt{plural})\n{rest}"),
             None => format!("{text} (after {attempts} attempt{plural})"),
         };

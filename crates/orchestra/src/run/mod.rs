@@ -463,6 +463,16 @@ fn report(
                 let json = serde_json::to_value(output).and_then(|mut value| {
                     if let Some(object) = value.as_object_mut() {
                         object.insert("agents".to_owned(), summary.agents.clone().into());
+                        // A failure a tolerant join accepted fails the run's
+                        // outcome, as its exit code says; a map's failed
+                        // items are listed with the steps that failed.
+                        if summary.any_failed {
+                            object.insert("success".to_owned(), false.into());
+                        }
+                        if let Some(serde_json::Value::Array(failures)) = object.get_mut("failures")
+                        {
+                            failures.extend(summary.item_failures.iter().cloned());
+                        }
                     }
                     serde_json::to_string_pretty(&value)
                 });

@@ -6,11 +6,14 @@
 //! rows that matter now are shown, with a footer counting all ([`layout`]);
 //! rows are cut to the terminal's width.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use claude_agent_sdk::orchestration::{OrchestrationError, RunEvent, RunObserver, Usage};
+use claude_agent_sdk::orchestration::{
+    NodeId, OrchestrationError, RunEvent, RunId, RunObserver, Usage,
+};
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -54,6 +57,19 @@ struct Line {
     max: u32,
     /// When it last changed (a sequence number), to show the latest first.
     changed: u64,
+    /// Its steps (a map node's items run as steps of a run of their own):
+    /// when each started, and whether its last attempt failed.
+    steps: HashMap<(RunId, NodeId), Seen>,
+}
+
+/// What the display saw of one step of a line.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    started: Instant,
+    /// Whether its last attempt failed.
+    failed: bool,
+    /// The most attempts it may get.
+    max: u32,
 }
 
 struct Shared {
@@ -100,6 +116,7 @@ impl Progress {
                 usage: Usage::default(),
                 max: 0,
                 changed: 0,
+                steps: HashMap::new(),
             });
         });
         let (rows, columns) = console::Term::stderr().size();
@@ -297,6 +314,18 @@ impl Progress {
     }
 }
 
+/// How many of the items of the map run that finished (step of `run` started
+/// at `started`) on `line` failed for good, and how many there were: the
+/// steps of other runs (the map's own) that started after it.
+fn failed_items(line: &Line, run: RunId, started: Instant) -> (usize, usize) {
+    line.steps
+        .iter()
+        .filter(|((of, _), seen)| *of != run && seen.started >= started)
+        .fold((0, 0), |(failed, all), (_, seen)| {
+            (failed + usize::from(seen.failed), all + 1)
+        })
+}
+
 /// The usage of line `index` and, for a group, of every line below it.
 fn subtree_usage(lines: &[Line], index: usize) -> Usage {
     let depth = lines[index].depth;
@@ -376,10 +405,11 @@ impl RunObserver for Progress {
     fn on_event(&self, event: &RunEvent<'_>) {
         match event {
             RunEvent::AttemptStarted {
+                run,
+                node,
                 agent,
                 attempt,
                 max_attempts,
-                ..
             } => {
                 let now = Instant::now();
                 self.shared.previews.clear(agent);
@@ -391,6 +421,11 @@ impl RunObserver for Progress {
                     line.max = *max_attempts;
                     line.first_start.get_or_insert(now);
                     line.finished = None;
+                    line.steps.entry((*run, *node)).or_insert(Seen {
+                        started: now,
+                        failed: false,
+                        max: *max_attempts,
+                    });
                 });
                 if updated.is_some() {
                     self.log(
@@ -400,20 +435,35 @@ impl RunObserver for Progress {
                 }
             }
             RunEvent::AttemptFinished {
+                run,
+                node,
                 agent,
                 attempt,
                 outcome,
                 elapsed,
-                ..
             } => {
                 let now = Instant::now();
                 let usage = outcome.ok().and_then(Usage::from_output);
                 let is_group =
                     outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
                 let interrupted = matches!(outcome, Err(OrchestrationError::Cancelled));
+                let mut items = (0, 0);
+                let mut max = 0;
                 let updated = self.update(agent, |line| {
                     line.finished = Some(now);
+                    let step = line.steps.entry((*run, *node)).or_insert(Seen {
+                        started: now,
+                        failed: false,
+                        max: line.max,
+                    });
+                    step.failed = outcome.is_err() && !interrupted;
+                    max = step.max;
+                    let started = step.started;
+                    if outcome.is_ok() {
+                        items = failed_items(line, *run, started);
+                    }
                     line.state = match outcome {
+                        Ok(_) if items.0 > 0 => State::Failed,
                         Ok(_) => State::Done,
                         Err(_) if interrupted => State::Interrupted,
                         Err(_) => State::Failed,
@@ -430,21 +480,32 @@ impl RunObserver for Progress {
                         } else {
                             String::new()
                         };
-                        self.log(
-                            agent,
-                            &format!("done in {}{tokens}", human_duration(*elapsed)),
-                        );
+                        let (failed, of) = items;
+                        let done = if failed > 0 {
+                            // A map whose join accepted failed items: failed,
+                            // as a parallel group's failed step is.
+                            format!(
+                                "failed: {failed} of {of} items failed (its join accepted the \
+                                 others' results) in {}{tokens}",
+                                human_duration(*elapsed)
+                            )
+                        } else {
+                            format!("done in {}{tokens}", human_duration(*elapsed))
+                        };
+                        self.log(agent, &done);
                     }
                     Err(_) if interrupted => {
                         self.log(agent, "interrupted: the run was cancelled");
                     }
                     Err(error) => {
-                        let of = if line.max > 0 {
-                            format!("/{}", line.max)
+                        let retryable = error.is_retryable();
+                        let error = error.to_string();
+                        let of = if max > 0 {
+                            format!("/{max}")
                         } else {
                             String::new()
                         };
-                        if error.is_retryable() {
+                        if retryable {
                             self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
                         } else {
                             // "1/4" would promise retries that will not come.

@@ -18,6 +18,9 @@ pub struct Summary {
     pub any_failed: bool,
     /// Every agent's and group's outcome by id, in flow order (for `--json`).
     pub agents: Vec<serde_json::Value>,
+    /// The failed items of maps, as `--json` lists failures (`index`,
+    /// `agent_name`, `error`, and `item`, which names the item).
+    pub item_failures: Vec<serde_json::Value>,
 }
 
 /// Sums up `trace` along `workflow`'s flow.
@@ -35,6 +38,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     let mut failures = Vec::new();
     let mut any_failed = false;
     let mut agents = Vec::new();
+    let mut item_failures = Vec::new();
     workflow.flow.walk(&mut |node, depth| {
         let name = node.name();
         let summary = traces::summarize(&attempts, name);
@@ -47,8 +51,23 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         };
         if summary.status == Status::Failed {
             any_failed = true;
-            if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
-                failures.push(failure_note(name, error));
+            if !summary.failed_items.is_empty() {
+                // A map: each failed item, named.
+                for item in &summary.failed_items {
+                    item_failures.push(serde_json::json!({
+                        "index": item.node,
+                        "agent_name": name,
+                        "item": item.label,
+                        "error": item.error,
+                    }));
+                    failures.push(failure_note(
+                        name,
+                        &format!("{name}, {}", item.label),
+                        &item.error,
+                    ));
+                }
+            } else if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
+                failures.push(failure_note(name, name, error));
             }
         }
         agents.push(serde_json::json!({
@@ -93,6 +112,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         text: workflow.redactor.redact(&text).into_owned(),
         any_failed,
         agents,
+        item_failures,
     }
 }
 
@@ -100,13 +120,14 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
 /// program's last lines of standard error come after the first).
 const FAILURE_LINES: usize = 12;
 
-/// `✗ name: error` for the summary: the whole error, its later lines (a
-/// program's standard error) indented under the first, bounded — the one place
-/// on a terminal where a failure a tolerant join accepted is explained.
-fn failure_note(name: &str, error: &str) -> String {
+/// `✗ shown: error` for the summary, of agent `name`: the whole error, its
+/// later lines (a program's standard error) indented under the first, bounded
+/// — the one place on a terminal where a failure a tolerant join accepted is
+/// explained.
+fn failure_note(name: &str, shown: &str, error: &str) -> String {
     let reason = FailureReason::new(error);
     let mut lines = reason.said_of(name).lines();
-    let mut note = format!("✗ {name}: {}\n", lines.next().unwrap_or_default());
+    let mut note = format!("✗ {shown}: {}\n", lines.next().unwrap_or_default());
     let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
     let skipped = rest.len().saturating_sub(FAILURE_LINES);
     if skipped > 0 {

@@ -74,7 +74,8 @@ fn declared_twice(
 /// Every layer that handles the flow — this check, the plan, the drawings, the
 /// summary — walks it group by group; bounding the depth here keeps a file
 /// from exhausting their stacks (a chain of 5,000 groups once crashed
-/// `validate`). It matches the nesting the YAML reader accepts.
+/// `validate`). Groups written in place meet the readers' own bound first
+/// ([`super::parse::INLINE_GROUPS`], the same in TOML and YAML).
 pub const MAX_DEPTH: usize = 64;
 
 impl<'c, 'a> FlowChecker<'c, 'a> {

@@ -29,7 +29,7 @@ pub fn parse(source: &Source, format: Format) -> Result<RawWorkflow, Diagnostic>
                 shape_error(error.message(), span)
             }),
         Format::Yaml => with_format(Format::Yaml, || {
-            serde_saphyr::from_str::<RawWorkflow>(&source.text)
+            serde_saphyr::from_str_with_options::<RawWorkflow>(&source.text, yaml_options())
         })
         .map_err(|error| {
             let span = error.location().map(|location| {
@@ -52,6 +52,49 @@ pub fn parse(source: &Source, format: Format) -> Result<RawWorkflow, Diagnostic>
             }
         }),
     }
+}
+
+/// How deep the TOML reader nests arrays and inline tables (its limit,
+/// not one of ours: the `toml` crate refuses a file nested deeper).
+pub const TOML_NESTING: usize = 80;
+
+/// How deep the YAML reader nests sequences and mappings: the TOML reader's
+/// limit, plus the two levels YAML writes as mappings where TOML writes a
+/// table header (the document's and `flow:`'s), so that groups written in
+/// place nest as deep in both formats. TOML counts two levels per group
+/// written in place (its `{ … }` and its list of steps), and YAML the same
+/// two; the rounding makes the bound the same, in `flow` and in a group of
+/// `groups` (where YAML has one more level of its own: the list `groups:`).
+pub const YAML_NESTING: usize = TOML_NESTING + 2;
+
+/// How many groups written in place can nest inside one another, in the
+/// group (root flow or named group) that holds them: two levels of the
+/// reader's nesting per group, the holding group's list of steps one more.
+pub const INLINE_GROUPS: usize = TOML_NESTING / 2 - 1;
+
+/// The YAML reader's options: its nesting bounded as the TOML reader's is.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = YAML_NESTING;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// What a file nested deeper than its reader allows is told, in TOML and
+/// YAML alike.
+fn too_deep() -> (String, Option<String>) {
+    (
+        format!(
+            "groups written in place nest more than {INLINE_GROUPS} levels deep (each \
+             takes two of the {TOML_NESTING} levels of lists and tables a file may nest)"
+        ),
+        Some(format!(
+            "name inner groups in `groups` and refer to them by id (named groups nest \
+             up to {} levels)",
+            super::check_flow::MAX_DEPTH
+        )),
+    )
 }
 
 /// The message of a YAML error without its position prefix and snippet.
@@ -121,17 +164,9 @@ fn plain_words(message: &str) -> (String, Option<String>) {
             Some("keep one: remove the `---` lines that start the others".to_owned()),
         );
     }
-    if message.contains("max recursion depth met") {
-        return (
-            "the file nests deeper than the TOML reader allows".to_owned(),
-            Some("name inner groups in `groups` and refer to them by id".to_owned()),
-        );
-    }
-    if message.starts_with("budget breached: Depth") {
-        return (
-            "the file nests more than 64 levels deep".to_owned(),
-            Some("name inner groups in `groups` and refer to them by id".to_owned()),
-        );
+    if message.contains("max recursion depth met") || message.starts_with("budget breached: Depth")
+    {
+        return too_deep();
     }
     let mut text = message.replace(" as i128", "").replace(" as u128", "");
     for (rust, words) in [
@@ -254,9 +289,12 @@ mod tests {
         assert_eq!(text, "`sequential` is given twice");
         assert!(help.is_some());
         assert_eq!(
-            plain_words("budget breached: Depth { depth: 65 }").0,
-            "the file nests more than 64 levels deep"
+            plain_words("budget breached: Depth { depth: 83 }"),
+            plain_words("cannot recurse further; max recursion depth met"),
         );
+        assert!(plain_words("budget breached: Depth { depth: 83 }")
+            .0
+            .contains("more than 39 levels deep"));
         assert_eq!(
             plain_words("invalid u32").0,
             "not a whole number from 0 to 4294967295"
@@ -264,11 +302,6 @@ mod tests {
         assert_eq!(
             plain_words("invalid type: integer `1e20` as i128, expected u32").0,
             "invalid type: integer `1e20`, expected a whole number from 0 to 4294967295"
-        );
-        assert!(
-            plain_words("cannot recurse further; max recursion depth met")
-                .0
-                .contains("nests deeper")
         );
         assert!(
             plain_words("use from_str_multiple or from_str_multiple_with_options")

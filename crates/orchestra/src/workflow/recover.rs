@@ -46,7 +46,9 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
     let mut patched = Patched::new(&source.text);
     let mut faithful = true;
     let mut blanked_keys: Vec<String> = Vec::new();
-    loop {
+    // Each round reports or patches one problem; a patch that does not take
+    // would otherwise go round for ever.
+    for _ in 0..MAX_PROBLEMS * 4 {
         let current = Source::new(source.path.clone(), patched.text.clone());
         let error = match parse(&current, format) {
             Ok(raw) => {
@@ -77,8 +79,17 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
                 ..error.clone()
             });
         }
-        let fixed = !error.message.starts_with("missing field")
-            && span.is_some_and(|span| {
+        let missing = suggest::quoted_name(&error.message)
+            .filter(|_| error.message.starts_with("missing field"));
+        let fixed = if let Some(field) = missing {
+            // A required field that is absent: a stand-in value lets the
+            // reading go on to the next problem (the checks after reading
+            // wait, as for a value of the wrong type).
+            let inserted = span.is_some_and(|span| patched.insert_field(span, field, format));
+            faithful &= !inserted;
+            inserted
+        } else {
+            span.is_some_and(|span| {
                 let corrected = correction(&error).is_some_and(|better| {
                     let before = (patched.text.clone(), patched.shifts.clone());
                     patched.replace(span, &better);
@@ -100,8 +111,9 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
                     }
                     blanked
                 }
-            });
-        if !fixed || problems.len() >= MAX_PROBLEMS || follows_from_a_patch {
+            })
+        };
+        if !fixed || problems.len() >= MAX_PROBLEMS {
             return Recovered {
                 raw: None,
                 problems,
@@ -109,6 +121,25 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
             };
         }
     }
+    Recovered {
+        raw: None,
+        problems,
+        faithful: false,
+    }
+}
+
+/// A value of the right type for required field `field`, written the same
+/// in TOML and YAML: what a reading past its absence puts in its place.
+fn stand_in(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "id" | "from" | "node" | "question" | "to" | "default" => "\"missing\"",
+        "kind" => "\"template\"",
+        "over" => "\"lines\"",
+        "policy" => "\"all\"",
+        "max_iterations" | "at_least" => "1",
+        "body" => "[\"missing\"]",
+        _ => return None,
+    })
 }
 
 /// The valid name for a misspelled key or value: "unknown field `nmae`" or
@@ -128,7 +159,11 @@ fn syntax_is_sound(text: &str, format: Format) -> bool {
     match format {
         Format::Toml => toml::from_str::<toml::Table>(text).is_ok(),
         Format::Yaml => with_format(Format::Yaml, || {
-            serde_saphyr::from_str::<serde::de::IgnoredAny>(text).is_ok()
+            serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(
+                text,
+                super::parse::yaml_options(),
+            )
+            .is_ok()
         }),
     }
 }
@@ -185,6 +220,56 @@ impl Patched {
             self.shifts.push((span.start, added));
         }
         self.text.replace_range(span.start..span.end, &replacement);
+    }
+
+    /// Adds required field `field`, with a stand-in value, to the table or
+    /// mapping a "missing field" error points at with `span`: in TOML, a
+    /// `[[header]]` or an inline table `{ … }`; in YAML (whose parser points
+    /// at the mapping's last key), before that key. Returns whether the text
+    /// is still sound with it.
+    fn insert_field(&mut self, span: Span, field: &str, format: Format) -> bool {
+        let Some(value) = stand_in(field) else {
+            return false;
+        };
+        let start = span.start.min(self.text.len());
+        let line_start = self.text[..start].rfind('\n').map_or(0, |at| at + 1);
+        let before = &self.text[line_start..start];
+        let rest = &self.text[start..];
+        let tries: Vec<(usize, String)> = match format {
+            Format::Toml if rest.starts_with('[') => {
+                let end = rest.find('\n').map_or(self.text.len(), |at| start + at + 1);
+                let newline = if end == self.text.len() && !self.text.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                };
+                vec![(end, format!("{newline}{field} = {value}\n"))]
+            }
+            Format::Toml if rest.starts_with('{') => vec![
+                (start + 1, format!(" {field} = {value},")),
+                (start + 1, format!(" {field} = {value} ")),
+            ],
+            Format::Toml => Vec::new(),
+            Format::Yaml => {
+                let flow = matches!(before.trim_end().chars().last(), Some('{' | ','));
+                if flow {
+                    vec![(start, format!("{field}: {value}, "))]
+                } else {
+                    // The next key goes on a line of its own, at the same column.
+                    let indent = " ".repeat(before.chars().count());
+                    vec![(start, format!("{field}: {value}\n{indent}"))]
+                }
+            }
+        };
+        for (at, text) in tries {
+            let before = (self.text.clone(), self.shifts.clone());
+            self.replace(Span::new(at, at), &text);
+            if syntax_is_sound(&self.text, format) {
+                return true;
+            }
+            (self.text, self.shifts) = before;
+        }
+        false
     }
 
     /// The key of the entry at `span`: the text there (an unknown field's
