@@ -163,6 +163,9 @@ pub(crate) struct Scheduler {
     /// The nodes that feed node `n`, by slot (kept when the graph has loops:
     /// going round re-delivers tokens by slot).
     predecessors: Vec<Vec<NodeId>>,
+    /// Which nodes a loop going round is starting afresh: marked and cleared
+    /// within [`go_round`](Self::go_round), kept to spare it an allocation.
+    afresh: Vec<bool>,
     /// The token each node last received in each of its slots — node `n`'s
     /// at `inbox[inbox_start[n]..]` — kept when the graph has loops (empty
     /// otherwise).
@@ -215,6 +218,7 @@ impl Scheduler {
             slots,
             waits,
             reach,
+            afresh: vec![false; if graph.loops.is_empty() { 0 } else { count }],
             predecessors,
             inbox_start,
             inbox,
@@ -419,44 +423,39 @@ impl Scheduler {
         for &inner in &reach.inner {
             self.iterations[inner] = 1;
         }
-        let body = &self.graph.loops[index].body;
-        let reopened: Vec<NodeId> = reach
-            .after
+        let reopened = reach.after.iter().copied().filter(|node| {
+            matches!(
+                self.nodes[node.index()],
+                NodeState::Skipped | NodeState::Waiting { .. }
+            )
+        });
+        let afresh: Vec<NodeId> = self.graph.loops[index]
+            .body
             .iter()
             .copied()
-            .filter(|node| {
-                matches!(
-                    self.nodes[node.index()],
-                    NodeState::Skipped | NodeState::Waiting { .. }
-                )
-            })
+            .chain(reopened)
             .collect();
-        let mut waiting_afresh = vec![false; self.nodes.len()];
-        for &node in body.iter().chain(&reopened) {
-            waiting_afresh[node.index()] = true;
-        }
-        for (node, fresh) in waiting_afresh.iter().enumerate() {
-            if *fresh {
-                self.nodes[node] = NodeState::waiting();
-            }
+        for node in &afresh {
+            self.nodes[node.index()] = NodeState::waiting();
+            self.afresh[node.index()] = true;
         }
         let to = self.graph.loops[index].to;
         self.activate(to, StepInput::OutputOf(step));
         // What the nodes that wait afresh heard from predecessors that stay
         // as they are is heard again: those do not pass it a second time.
         let mut kept = Vec::new();
-        for (node, fresh) in waiting_afresh.iter().enumerate() {
-            if !fresh || node == to.index() {
-                continue;
-            }
-            for (slot, from) in self.predecessors[node].iter().enumerate() {
-                if waiting_afresh[from.index()] {
+        for &node in afresh.iter().filter(|&&node| node != to) {
+            for (slot, from) in self.predecessors[node.index()].iter().enumerate() {
+                if self.afresh[from.index()] {
                     continue;
                 }
-                if let Some(token) = self.inbox[self.inbox_start[node] + slot] {
-                    kept.push((NodeId::from_index(node), slot, token));
+                if let Some(token) = self.inbox[self.inbox_start[node.index()] + slot] {
+                    kept.push((node, slot, token));
                 }
             }
+        }
+        for node in &afresh {
+            self.afresh[node.index()] = false;
         }
         let mut passed_on = Vec::new();
         for (node, slot, token) in kept {

@@ -324,3 +324,69 @@ fn the_step_limit_stops_the_run_and_names_the_node_it_refused() {
     assert!(!scheduler.completed_all());
     assert_eq!(scheduler.runaway(), Some(n(1)));
 }
+
+/// Runs the ready steps one at a time, each succeeding with what `decide`
+/// says for its node and iteration, until nothing is left; returns the
+/// nodes in the order they ran.
+fn walk(scheduler: &mut Scheduler, decide: impl Fn(NodeId, u32) -> Decision) -> Vec<usize> {
+    let mut ran = Vec::new();
+    while let Some(step) = scheduler.next() {
+        let info = scheduler.step(step).unwrap().clone();
+        ran.push(info.node.index());
+        scheduler.complete(
+            step,
+            Completion::Succeeded,
+            decide(info.node, info.iteration),
+        );
+    }
+    ran
+}
+
+fn again(again: bool) -> Decision {
+    Decision {
+        again,
+        ..Decision::default()
+    }
+}
+
+#[test]
+fn a_loop_inside_a_loop_goes_round_again_on_every_outer_pass() {
+    // 0 → 1 → 2 → 3; 2 loops back to 1 (inner), 3 back to 0 (outer), twice each.
+    let mut graph = graph(4, &[(0, 1), (1, 2), (2, 3)]);
+    assert!(graph.add_loop(n(2), n(1), 2));
+    assert!(graph.add_loop(n(3), n(0), 2));
+    let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
+    let iterations = std::cell::RefCell::new(Vec::new());
+    let ran = walk(&mut scheduler, |node, iteration| {
+        if node == n(2) {
+            iterations.borrow_mut().push(iteration);
+        }
+        again(node == n(2) || node == n(3))
+    });
+    assert_eq!(ran, [0, 1, 2, 1, 2, 3, 0, 1, 2, 1, 2, 3]);
+    assert_eq!(
+        *iterations.borrow(),
+        [1, 2, 1, 2],
+        "the inner loop counts its passes from 1 on each outer pass"
+    );
+    assert!(scheduler.completed_all());
+}
+
+#[test]
+fn a_router_in_a_loop_may_take_a_branch_an_earlier_pass_skipped() {
+    // 0 routes to 1 (work, which loops back to 0) or 2 (exit).
+    let mut graph = graph(3, &[(0, 1), (0, 2)]);
+    graph.node_mut(n(0)).unwrap().routed = true;
+    assert!(graph.add_loop(n(1), n(0), 5));
+    let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
+    let ran = walk(&mut scheduler, |node, iteration| match node.index() {
+        0 => Decision {
+            routes: Some(vec![if iteration < 3 { n(1) } else { n(2) }]),
+            ..Decision::default()
+        },
+        1 => again(true),
+        _ => ok(),
+    });
+    assert_eq!(ran, [0, 1, 0, 1, 0, 2], "the exit runs on the third pass");
+    assert!(scheduler.completed_all());
+}
