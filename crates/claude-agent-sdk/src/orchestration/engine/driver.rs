@@ -18,7 +18,6 @@
 //! any work short ends in `Cancelled` (or `Timeout`). Either way the outputs
 //! already produced stay in the journal, and so in the context's trace.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinError;
@@ -122,8 +121,8 @@ pub(crate) struct RunReport {
     pub(crate) finished_inside: Vec<FinishedStep>,
     /// The journal's failure to store the run, which fails it.
     pub(crate) store_failure: Option<OrchestrationError>,
-    /// What the steps that succeeded decided, for nodes that decide.
-    pub(crate) decisions: HashMap<NodeId, Decision>,
+    /// What each step that succeeded decided, by step, when its node decides.
+    pub(crate) decisions: Vec<Option<Decision>>,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
 }
@@ -372,7 +371,7 @@ fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
         finished_inside: Vec::new(),
         store_failure: None,
         stopped: None,
-        decisions: HashMap::new(),
+        decisions: Vec::new(),
         scheduler: state.scheduler,
     }
 }

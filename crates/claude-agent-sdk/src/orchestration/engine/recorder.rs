@@ -194,6 +194,16 @@ impl Recorder {
         self.append_at(open, self.moment(Instant::now()), kind);
     }
 
+    /// Appends `kind`, dated as the event appended before it (now, if it is
+    /// the first): for what follows from that event without taking time of
+    /// its own. The caller holds the lock.
+    fn append_as_last(&self, open: &mut OpenAttempts, kind: EventKind) {
+        match open.last {
+            Some(last) => self.append_at(open, last, kind),
+            None => self.append(open, kind),
+        }
+    }
+
     /// Appends `kind`, dated `moment` (kept in order); the caller holds the lock.
     fn append_at(&self, open: &mut OpenAttempts, moment: Moment, kind: EventKind) {
         let at = open.in_order(moment).wall;
@@ -275,10 +285,7 @@ impl Recorder {
             };
             // Steps are added as the event before them (the run's start, a
             // step's end) is handled: they share its moment.
-            match open.last {
-                Some(last) => self.append_at(&mut open, last, kind),
-                None => self.append(&mut open, kind),
-            }
+            self.append_as_last(&mut open, kind);
         }
     }
 
@@ -414,7 +421,8 @@ impl Recorder {
             return;
         }
         let mut open = self.lock();
-        self.append(&mut open, EventKind::StepDecided { step, decision });
+        // Decided as the step's attempt ended: it shares that moment.
+        self.append_as_last(&mut open, EventKind::StepDecided { step, decision });
     }
 
     /// A retry of `node` is scheduled after `delay`, because of `error`.

@@ -273,9 +273,9 @@ pub(crate) struct RunState {
     /// this run's journal has no record of them to take a successor's
     /// input from.
     reused: HashSet<StepId>,
-    /// What the steps that succeeded decided, for those whose node decides
-    /// (a pause keeps it with their outputs).
-    pub(crate) decisions: HashMap<StepId, Decision>,
+    /// What each step that succeeded decided, by step, when its node
+    /// decides (a pause keeps it with the step's output).
+    pub(crate) decisions: Vec<Option<Decision>>,
     /// The questions steps asked (the run pauses: nothing new starts).
     pub(crate) asked: Vec<(StepId, Question)>,
     /// The steps that finished inside graphs nested in the steps that asked
@@ -301,7 +301,7 @@ impl RunState {
             announce,
             reuse: HashMap::new(),
             reused: HashSet::new(),
-            decisions: HashMap::new(),
+            decisions: Vec::new(),
             asked: Vec::new(),
             finished_inside: Vec::new(),
         }
@@ -458,9 +458,6 @@ impl RunState {
                     self.spend(walk, usage);
                 }
                 self.keep(step, output);
-                if let Some(decision) = &decision {
-                    self.decisions.insert(step, decision.clone());
-                }
                 Completion::Succeeded
             }
             Err(NodeFailure::Failed(error)) => {
@@ -503,8 +500,18 @@ impl RunState {
                 Completion::Interrupted
             }
         };
-        self.scheduler
-            .complete(step, how, decision.unwrap_or_default());
+        match decision {
+            Some(decision) => {
+                self.scheduler.complete(step, how, &decision);
+                if how == Completion::Succeeded {
+                    if self.decisions.len() <= step.index() {
+                        self.decisions.resize_with(step.index() + 1, || None);
+                    }
+                    self.decisions[step.index()] = Some(decision);
+                }
+            }
+            None => self.scheduler.complete(step, how, &Decision::default()),
+        }
         self.gather(walk);
         self.announce_steps(walk);
     }

@@ -309,12 +309,12 @@ impl Scheduler {
         }
         self.mapping -= 1;
         self.ended[map.index()] = Some(Completion::Failed);
-        self.finish(map, Completion::Failed, Decision::default());
+        self.finish(map, Completion::Failed, &Decision::default());
     }
 
     /// Notes that running step `step` completed as `how` (with `decision`
     /// when it succeeded), and readies (or skips) the nodes it feeds.
-    pub(crate) fn complete(&mut self, step: StepId, how: Completion, decision: Decision) {
+    pub(crate) fn complete(&mut self, step: StepId, how: Completion, decision: &Decision) {
         let Some(info) = self.steps.get(step.index()) else {
             return;
         };
@@ -357,12 +357,12 @@ impl Scheduler {
         };
         self.ended[map.index()] = Some(how);
         self.gathered.push(map);
-        self.finish(map, how, Decision::default());
+        self.finish(map, how, &Decision::default());
     }
 
     /// Passes step `step`'s completion on along its node's edges (or back
     /// round its loop).
-    fn finish(&mut self, step: StepId, how: Completion, decision: Decision) {
+    fn finish(&mut self, step: StepId, how: Completion, decision: &Decision) {
         let node = self.steps[step.index()].node;
         // A step of a pass that a loop has since restarted: nothing to pass on.
         if self.nodes[node.index()] != NodeState::Active(step) {

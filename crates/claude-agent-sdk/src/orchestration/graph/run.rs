@@ -247,7 +247,8 @@ impl GraphOrchestrator {
                 );
                 finished.decision = report
                     .decisions
-                    .get(&NodeId::from_index(index))
+                    .get(index)
+                    .and_then(Option::as_ref)
                     .map(|decision| kept_decision(decision, compiled));
                 Some(finished)
             })

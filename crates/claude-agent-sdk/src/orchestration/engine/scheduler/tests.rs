@@ -31,16 +31,16 @@ fn a_chain_runs_one_node_after_another() {
     let mut scheduler = Scheduler::new(Graph::chain(3), 10, usize::MAX);
     assert_eq!(scheduler.next(), Some(n(0)));
     assert_eq!(scheduler.next(), None, "node 1 waits for node 0");
-    scheduler.complete(n(0), Completion::Succeeded, ok());
+    scheduler.complete(n(0), Completion::Succeeded, &ok());
     assert_eq!(scheduler.next(), Some(n(1)));
     assert_eq!(
         scheduler.step(n(1)).unwrap().input,
         StepInput::OutputOf(n(0))
     );
-    scheduler.complete(n(1), Completion::Succeeded, ok());
+    scheduler.complete(n(1), Completion::Succeeded, &ok());
     assert_eq!(scheduler.next(), Some(n(2)));
     assert!(!scheduler.is_finished());
-    scheduler.complete(n(2), Completion::Succeeded, ok());
+    scheduler.complete(n(2), Completion::Succeeded, &ok());
     assert!(scheduler.is_finished());
     assert!(scheduler.completed_all());
 }
@@ -49,7 +49,7 @@ fn a_chain_runs_one_node_after_another() {
 fn a_failure_skips_everything_after_it() {
     let mut scheduler = Scheduler::new(Graph::chain(4), 10, usize::MAX);
     assert_eq!(scheduler.next(), Some(n(0)));
-    scheduler.complete(n(0), Completion::Failed, ok());
+    scheduler.complete(n(0), Completion::Failed, &ok());
     assert_eq!(scheduler.next(), None);
     assert!(scheduler.is_finished());
     assert!(scheduler.completed_all(), "the rest was skipped");
@@ -63,19 +63,19 @@ fn a_fan_out_never_runs_more_than_the_limit() {
     assert_eq!(scheduler.next(), Some(n(1)));
     assert_eq!(scheduler.next(), None, "the limit is reached");
     assert_eq!(scheduler.running(), 2);
-    scheduler.complete(n(1), Completion::Failed, ok());
+    scheduler.complete(n(1), Completion::Failed, &ok());
     assert_eq!(
         scheduler.next(),
         Some(n(2)),
         "a sibling's failure stops nothing"
     );
-    scheduler.complete(n(0), Completion::Succeeded, ok());
-    scheduler.complete(n(2), Completion::Succeeded, ok());
+    scheduler.complete(n(0), Completion::Succeeded, &ok());
+    scheduler.complete(n(2), Completion::Succeeded, &ok());
     assert_eq!(scheduler.next(), Some(n(3)));
     assert_eq!(scheduler.next(), Some(n(4)));
-    scheduler.complete(n(3), Completion::Succeeded, ok());
+    scheduler.complete(n(3), Completion::Succeeded, &ok());
     assert!(!scheduler.completed_all());
-    scheduler.complete(n(4), Completion::Interrupted, ok());
+    scheduler.complete(n(4), Completion::Interrupted, &ok());
     assert!(scheduler.is_finished());
     assert!(!scheduler.completed_all(), "node 4 was cut short");
 }
@@ -83,11 +83,11 @@ fn a_fan_out_never_runs_more_than_the_limit() {
 #[test]
 fn completions_of_steps_not_running_are_ignored() {
     let mut scheduler = Scheduler::new(Graph::fan_out(2), 1, usize::MAX);
-    scheduler.complete(n(7), Completion::Succeeded, ok());
+    scheduler.complete(n(7), Completion::Succeeded, &ok());
     assert_eq!(scheduler.running(), 0);
     assert_eq!(scheduler.next(), Some(n(0)));
-    scheduler.complete(n(0), Completion::Succeeded, ok());
-    scheduler.complete(n(0), Completion::Failed, ok());
+    scheduler.complete(n(0), Completion::Succeeded, &ok());
+    scheduler.complete(n(0), Completion::Failed, &ok());
     assert_eq!(scheduler.ended(n(0)), Some(Completion::Succeeded));
     assert_eq!(scheduler.running(), 0);
 }
@@ -108,18 +108,18 @@ fn a_fast_branch_moves_on_while_its_slow_sibling_runs() {
         usize::MAX,
     );
     let first = scheduler.next().unwrap();
-    scheduler.complete(first, Completion::Succeeded, ok());
+    scheduler.complete(first, Completion::Succeeded, &ok());
     let (a, b) = (scheduler.next().unwrap(), scheduler.next().unwrap());
     let slow = if node_of(&scheduler, a) == n(4) { a } else { b };
     let mut fast = if slow == a { b } else { a };
     for expected in [2, 3] {
-        scheduler.complete(fast, Completion::Succeeded, ok());
+        scheduler.complete(fast, Completion::Succeeded, &ok());
         fast = scheduler.next().unwrap();
         assert_eq!(node_of(&scheduler, fast), n(expected));
     }
-    scheduler.complete(fast, Completion::Succeeded, ok());
+    scheduler.complete(fast, Completion::Succeeded, &ok());
     assert_eq!(scheduler.next(), None, "the join waits for the slow branch");
-    scheduler.complete(slow, Completion::Succeeded, ok());
+    scheduler.complete(slow, Completion::Succeeded, &ok());
     let join = scheduler.next().unwrap();
     assert_eq!(node_of(&scheduler, join), n(5));
     assert_eq!(
@@ -139,7 +139,7 @@ fn a_router_skips_the_branches_it_did_not_choose_and_their_join_still_runs() {
     scheduler.complete(
         root,
         Completion::Succeeded,
-        Decision {
+        &Decision {
             routes: Some(vec![n(2)]),
             ..Decision::default()
         },
@@ -147,7 +147,7 @@ fn a_router_skips_the_branches_it_did_not_choose_and_their_join_still_runs() {
     let chosen = scheduler.next().unwrap();
     assert_eq!(node_of(&scheduler, chosen), n(2));
     assert_eq!(scheduler.next(), None);
-    scheduler.complete(chosen, Completion::Succeeded, ok());
+    scheduler.complete(chosen, Completion::Succeeded, &ok());
     let after = scheduler.next().unwrap();
     assert_eq!(node_of(&scheduler, after), n(3));
     assert_eq!(
@@ -155,7 +155,7 @@ fn a_router_skips_the_branches_it_did_not_choose_and_their_join_still_runs() {
         StepInput::OutputOf(chosen),
         "one branch ran: its output as it is"
     );
-    scheduler.complete(after, Completion::Succeeded, ok());
+    scheduler.complete(after, Completion::Succeeded, &ok());
     assert!(scheduler.completed_all());
 }
 
@@ -167,19 +167,19 @@ fn a_join_at_least_k_runs_once_k_succeeded_and_skips_once_k_cannot() {
     for _ in 0..3 {
         scheduler.next().unwrap();
     }
-    scheduler.complete(n(0), Completion::Failed, ok());
-    scheduler.complete(n(1), Completion::Succeeded, ok());
+    scheduler.complete(n(0), Completion::Failed, &ok());
+    scheduler.complete(n(1), Completion::Succeeded, &ok());
     assert_eq!(scheduler.next(), None);
-    scheduler.complete(n(2), Completion::Succeeded, ok());
+    scheduler.complete(n(2), Completion::Succeeded, &ok());
     assert_eq!(scheduler.next().map(|s| node_of(&scheduler, s)), Some(n(3)));
 
     let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
     for _ in 0..3 {
         scheduler.next().unwrap();
     }
-    scheduler.complete(n(0), Completion::Failed, ok());
-    scheduler.complete(n(1), Completion::Failed, ok());
-    scheduler.complete(n(2), Completion::Succeeded, ok());
+    scheduler.complete(n(0), Completion::Failed, &ok());
+    scheduler.complete(n(1), Completion::Failed, &ok());
+    scheduler.complete(n(2), Completion::Succeeded, &ok());
     assert!(
         scheduler.is_finished(),
         "two failures out of three: never satisfied"
@@ -194,7 +194,7 @@ fn a_loop_goes_round_until_told_to_stop_and_never_past_its_bound() {
     assert!(graph.add_loop(n(2), n(1), 3));
     let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
     let first = scheduler.next().unwrap();
-    scheduler.complete(first, Completion::Succeeded, ok());
+    scheduler.complete(first, Completion::Succeeded, &ok());
     let again = Decision {
         again: true,
         ..Decision::default()
@@ -205,10 +205,10 @@ fn a_loop_goes_round_until_told_to_stop_and_never_past_its_bound() {
         assert_eq!(node_of(&scheduler, body), n(1));
         iterations += 1;
         assert_eq!(scheduler.step(body).unwrap().iteration, iterations);
-        scheduler.complete(body, Completion::Succeeded, ok());
+        scheduler.complete(body, Completion::Succeeded, &ok());
         let last = scheduler.next().unwrap();
         assert_eq!(node_of(&scheduler, last), n(2));
-        scheduler.complete(last, Completion::Succeeded, again.clone());
+        scheduler.complete(last, Completion::Succeeded, &again.clone());
         let next = scheduler.next().unwrap();
         if node_of(&scheduler, next) == n(3) {
             assert_eq!(
@@ -240,7 +240,7 @@ fn a_loop_node_also_fed_from_outside_the_loop_keeps_that_input_on_every_pass() {
     assert!(graph.add_loop(n(2), n(1), 3));
     let mut scheduler = Scheduler::new(graph, 10, usize::MAX);
     let outside = scheduler.next().unwrap();
-    scheduler.complete(outside, Completion::Succeeded, ok());
+    scheduler.complete(outside, Completion::Succeeded, &ok());
     let again = Decision {
         again: true,
         ..Decision::default()
@@ -249,7 +249,7 @@ fn a_loop_node_also_fed_from_outside_the_loop_keeps_that_input_on_every_pass() {
         let body = scheduler.next().unwrap();
         assert_eq!(node_of(&scheduler, body), n(1), "pass {iteration}");
         assert_eq!(scheduler.next(), None, "node 2 waits for node 1");
-        scheduler.complete(body, Completion::Succeeded, ok());
+        scheduler.complete(body, Completion::Succeeded, &ok());
         let join = scheduler.next().unwrap();
         assert_eq!(node_of(&scheduler, join), n(2), "pass {iteration}");
         assert_eq!(
@@ -257,11 +257,11 @@ fn a_loop_node_also_fed_from_outside_the_loop_keeps_that_input_on_every_pass() {
             StepInput::Gathered(vec![outside, body]),
             "node 0's output, kept, and this pass's node 1's"
         );
-        scheduler.complete(join, Completion::Succeeded, again.clone());
+        scheduler.complete(join, Completion::Succeeded, &again.clone());
     }
     let after = scheduler.next().unwrap();
     assert_eq!(node_of(&scheduler, after), n(3));
-    scheduler.complete(after, Completion::Succeeded, ok());
+    scheduler.complete(after, Completion::Succeeded, &ok());
     assert!(scheduler.is_finished());
     assert!(scheduler.completed_all());
 }
@@ -272,7 +272,7 @@ fn a_map_runs_one_step_per_item_and_completes_when_they_all_have() {
     graph.node_mut(n(1)).unwrap().map = true;
     let mut scheduler = Scheduler::new(graph, 2, usize::MAX);
     let first = scheduler.next().unwrap();
-    scheduler.complete(first, Completion::Succeeded, ok());
+    scheduler.complete(first, Completion::Succeeded, &ok());
     let map = scheduler.next().unwrap();
     assert_eq!(scheduler.step(map).unwrap().kind, StepKind::Map);
     scheduler.expand(map, 3);
@@ -282,11 +282,11 @@ fn a_map_runs_one_step_per_item_and_completes_when_they_all_have() {
         scheduler.step(b).unwrap().input,
         StepInput::Item { map, index: 1 }
     );
-    scheduler.complete(b, Completion::Succeeded, ok());
+    scheduler.complete(b, Completion::Succeeded, &ok());
     let c = scheduler.next().unwrap();
-    scheduler.complete(c, Completion::Succeeded, ok());
+    scheduler.complete(c, Completion::Succeeded, &ok());
     assert!(scheduler.take_gathered().is_empty());
-    scheduler.complete(a, Completion::Succeeded, ok());
+    scheduler.complete(a, Completion::Succeeded, &ok());
     assert_eq!(scheduler.take_gathered(), [map]);
     assert_eq!(scheduler.items_of(map), [a, b, c]);
     let last = scheduler.next().unwrap();
@@ -317,7 +317,7 @@ fn the_step_limit_stops_the_run_and_names_the_node_it_refused() {
         ..Decision::default()
     };
     while let Some(step) = scheduler.next() {
-        scheduler.complete(step, Completion::Succeeded, again.clone());
+        scheduler.complete(step, Completion::Succeeded, &again.clone());
     }
     assert_eq!(scheduler.steps().len(), 9);
     assert!(scheduler.is_finished());
@@ -336,7 +336,7 @@ fn walk(scheduler: &mut Scheduler, decide: impl Fn(NodeId, u32) -> Decision) -> 
         scheduler.complete(
             step,
             Completion::Succeeded,
-            decide(info.node, info.iteration),
+            &decide(info.node, info.iteration),
         );
     }
     ran
