@@ -398,6 +398,26 @@ fn debug_output_never_shows_the_key_or_header_values() {
 }
 
 #[tokio::test]
+async fn credentials_in_the_base_url_are_never_shown() {
+    // Nothing listens on port 9: the request fails below HTTP, and the
+    // message names the URL it was sent to.
+    let builder = Provider::builder("proxy", "http://me:url-SECRET@127.0.0.1:9/v1")
+        .with_api_key("sk-ant-key");
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    let provider = builder.build().unwrap();
+    let shown = format!("{provider:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("127.0.0.1:9"), "{shown}");
+    let error = ClaudeAgent::new("a", &provider)
+        .execute(AgentInput::new("q"))
+        .await
+        .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+#[tokio::test]
 async fn other_client_errors_are_permanent() {
     for (status, kind) in [
         (400, "invalid_request_error"),

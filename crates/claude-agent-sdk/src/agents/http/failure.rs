@@ -113,8 +113,33 @@ pub(crate) fn with_request_id(
     }
 }
 
+/// `url` as it may be shown: without the user name and password a base URL
+/// can carry (`https://user:secret@proxy/v1` → `https://***@proxy/v1`).
+/// Text that is not a URL is shown as it is.
+pub(crate) fn shown_url(text: &str) -> String {
+    let Ok(url) = reqwest::Url::parse(text.trim()) else {
+        return text.to_owned();
+    };
+    if url.username().is_empty() && url.password().is_none() {
+        return text.to_owned();
+    }
+    let mut shown = url.clone();
+    // Neither fails on an http(s) URL with a host, the only kind that has
+    // credentials to hide; the text is rebuilt by hand otherwise.
+    if shown.set_password(None).is_ok() && shown.set_username("***").is_ok() {
+        return shown.as_str().to_owned();
+    }
+    format!(
+        "{}://***@{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    )
+}
+
 /// The error for a request that failed below HTTP (connecting, sending, reading).
 pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> OrchestrationError {
+    // reqwest names the URL in its message, without its credentials (it
+    // sends them as a header).
     let detail = error_chain(error);
     if error.is_builder() {
         OrchestrationError::InvalidConfig(format!("{provider}: cannot build the request: {detail}"))

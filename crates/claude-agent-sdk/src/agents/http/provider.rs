@@ -61,7 +61,7 @@ impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provider")
             .field("name", &self.inner.name)
-            .field("base_url", &self.inner.base_url)
+            .field("base_url", &failure::shown_url(&self.inner.base_url))
             .field(
                 "api_key",
                 &self.inner.api_key.as_ref().map(|_| "<redacted>"),
@@ -359,7 +359,7 @@ impl fmt::Debug for ProviderBuilder {
         let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
         f.debug_struct("ProviderBuilder")
             .field("name", &self.name)
-            .field("base_url", &self.base_url)
+            .field("base_url", &failure::shown_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("key_env", &self.key_env)
             .field("limits", &self.limits)
@@ -489,13 +489,15 @@ impl ProviderBuilder {
         let url = reqwest::Url::parse(self.base_url.trim()).map_err(|e| {
             invalid(format!(
                 "{}: invalid base URL `{}`: {e}",
-                self.name, self.base_url
+                self.name,
+                failure::shown_url(&self.base_url)
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "{}: the base URL `{}` is not http(s)",
-                self.name, self.base_url
+                self.name,
+                failure::shown_url(&self.base_url)
             )));
         }
         let limiter = RateLimiter::new(self.limits)?;
