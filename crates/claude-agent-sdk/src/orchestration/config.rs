@@ -3,9 +3,9 @@
 //!
 //! The config belongs to an orchestrator ([`with_config`](super::SequentialOrchestrator::with_config))
 //! and governs every run it makes, including runs under a caller-owned
-//! [`ExecutionContext`](super::ExecutionContext). Mistakes (a zero timeout, a zero
-//! parallel limit) are reported as [`OrchestrationError::InvalidConfig`] when a run
-//! starts, before any agent runs.
+//! [`ExecutionContext`](super::ExecutionContext). Mistakes (a zero timeout, a
+//! fan-out's zero parallel limit) are reported as
+//! [`OrchestrationError::InvalidConfig`] when a run starts, before any agent runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,9 @@ pub struct ExecutionConfig {
     /// Retries per agent after its first attempt (default 3): at most
     /// `max_retries + 1` attempts, and only for retryable errors.
     pub max_retries: usize,
-    /// Most agents a parallel run executes at once (default 10).
+    /// Most agents a parallel run executes at once (default 10). A
+    /// [`ParallelOrchestrator`](super::ParallelOrchestrator) refuses 0; a
+    /// graph runs at least one step at a time; a pipeline, one anyway.
     pub parallel_limit: usize,
     /// Emit `tracing` events for runs, retries, timeouts and failures (default true).
     pub enable_logging: bool,

@@ -9,6 +9,7 @@
 //! under failure.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -345,6 +346,16 @@ pub(crate) fn require_runtime() -> Result<()> {
         return Err(OrchestrationError::InvalidConfig(
             "orchestrations run on a tokio runtime: call them from inside one \
              (for example under #[tokio::main])"
+                .into(),
+        ));
+    }
+    // Deadlines and backoff need the runtime's timers; tokio has no way to
+    // ask whether they are on but to make a timer (which panics if not).
+    let timers = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    if timers.is_err() {
+        return Err(OrchestrationError::InvalidConfig(
+            "orchestrations need the tokio runtime's timers: build it with \
+             `enable_time()` (or `enable_all()`)"
                 .into(),
         ));
     }

@@ -449,11 +449,20 @@ impl ExecutionContext {
         self.inner.clock
     }
 
-    /// Notes that run `run` started under this context.
-    pub(crate) fn run_started(&self, run: RunId) {
+    /// Notes that run `run` started under this context; `listed`: whether it
+    /// is one of the context's own runs ([`run_ids`](Self::run_ids)), not one
+    /// nested in a run of this context (whose trace holds it).
+    pub(crate) fn run_started(&self, run: RunId, listed: bool) {
         let mut history = self.lock_history();
-        history.runs.push(run);
+        if listed {
+            history.runs.push(run);
+        }
         history.running += 1;
+    }
+
+    /// Whether `self` and `other` are handles of one context.
+    pub(crate) fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Notes that a run under this context ended at `at`.
@@ -529,7 +538,7 @@ mod tests {
         assert_eq!(parent.get_state("k").await, Some(serde_json::json!(1)));
         assert_eq!(parent.remove_state("k").await, Some(serde_json::json!(1)));
         assert_eq!(child.get_state("k").await, None);
-        child.run_started(RunId::new());
+        child.run_started(RunId::new(), true);
         assert_eq!(child.run_ids().len(), 1);
         assert!(parent.run_ids().is_empty());
     }

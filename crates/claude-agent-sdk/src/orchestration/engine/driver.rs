@@ -204,7 +204,12 @@ pub(crate) async fn run<T>(
             let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
             parent.run.adopt(Arc::downgrade(&books));
         }
-        ctx.run_started(run_id);
+        // A run nested in an attempt of a run under this same context shows
+        // in that run's trace, not among the context's runs.
+        let nested_here = parent
+            .as_ref()
+            .is_some_and(|parent| parent.run.context().is_same(ctx));
+        ctx.run_started(run_id, !nested_here);
         if config.enable_tracing {
             // A run start and end, and at least a start and an end per node
             // (and, in a graph, the step's announcement).

@@ -285,21 +285,28 @@ pub(crate) async fn run_node(
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
         };
-        // A retry policy is the user's code: one that panics retries nothing.
-        let delay = panic::contained(|| {
-            policy
-                .retry
-                .retry_delay(&error, attempt, policy.max_retries)
-        })
-        .unwrap_or_else(|_| {
-            log_event!(
-                true,
-                warn,
-                agent = agent.name(),
-                "the retry policy panicked: no retry"
-            );
+        // The policy decides within bounds kept here: a retryable error and
+        // an attempt left — it may retry less, never more. It is the user's
+        // code: one that panics retries nothing.
+        let may_retry = error.is_retryable() && attempt < max_attempts;
+        let delay = if may_retry {
+            panic::contained(|| {
+                policy
+                    .retry
+                    .retry_delay(&error, attempt, policy.max_retries)
+            })
+            .unwrap_or_else(|_| {
+                log_event!(
+                    true,
+                    warn,
+                    agent = agent.name(),
+                    "the retry policy panicked: no retry"
+                );
+                None
+            })
+        } else {
             None
-        });
+        };
         // While the run stops, no retry starts, and an agent that failed
         // because of the stop (a nested run it ran was cancelled or timed
         // out) was interrupted. A failure of its own with no retry left is

@@ -107,7 +107,10 @@ impl Backoff {
         } else {
             1.0
         };
-        let jittered = nominal.mul_f64(spread.max(0.0));
+        // Saturating: a schedule whose delays reach `Duration::MAX` waits that
+        // long (the run's deadline cuts it short), it does not overflow.
+        let jittered = Duration::try_from_secs_f64(nominal.as_secs_f64() * spread.max(0.0))
+            .unwrap_or(Duration::MAX);
         match error.retry_after() {
             Some(hint) => jittered.max(hint),
             None => jittered,
@@ -156,6 +159,11 @@ pub trait RetryPolicy: Send + Sync + fmt::Debug {
     /// how long to wait before the next attempt, or `None` to give up.
     /// `max_retries` is the agent's retry budget (see
     /// [`ExecutionConfig::max_retries`](crate::orchestration::ExecutionConfig::max_retries)).
+    ///
+    /// The executor asks only when a retry is allowed — the error is
+    /// retryable ([`OrchestrationError::is_retryable`]: a permanent error
+    /// stays permanent) and the budget has a retry left — so a policy can
+    /// retry less than the default, never more.
     fn retry_delay(
         &self,
         error: &OrchestrationError,

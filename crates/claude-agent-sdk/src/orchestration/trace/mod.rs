@@ -136,10 +136,14 @@ impl ExecutionTrace {
         let mut pending = vec![self];
         while let Some(trace) = pending.pop() {
             for record in &trace.agent_executions {
+                // A nested run that kept no records (tracing off) still
+                // reports its spending in the output of the attempt it ran in.
                 match (&record.nested, &record.output) {
-                    (Some(nested), _) => pending.push(nested),
-                    (None, Some(output)) => total += Usage::from_output(output).unwrap_or_default(),
-                    (None, None) => {}
+                    (Some(nested), _) if !nested.agent_executions.is_empty() => {
+                        pending.push(nested);
+                    }
+                    (_, Some(output)) => total += Usage::from_output(output).unwrap_or_default(),
+                    (_, None) => {}
                 }
             }
         }
@@ -241,9 +245,9 @@ impl AgentExecution {
     #[must_use]
     pub fn usage(&self) -> Usage {
         match (&self.nested, &self.output) {
-            (Some(nested), _) => nested.total_usage(),
-            (None, Some(output)) => Usage::from_output(output).unwrap_or_default(),
-            (None, None) => Usage::default(),
+            (Some(nested), _) if !nested.agent_executions.is_empty() => nested.total_usage(),
+            (_, Some(output)) => Usage::from_output(output).unwrap_or_default(),
+            (_, None) => Usage::default(),
         }
     }
 }
