@@ -47,6 +47,9 @@ pub fn chrome_trace(workflow: &str, trace: &ExecutionTrace) -> Value {
         if let Some(error) = &record.error {
             args["error"] = json!(error);
         }
+        if let Some((index, count)) = attempt.item {
+            args["item"] = json!(format!("{index} of {count}"));
+        }
         if usage.total_tokens() > 0 {
             args["input_tokens"] = json!(usage.input_tokens);
             args["output_tokens"] = json!(usage.output_tokens);
@@ -55,7 +58,7 @@ pub fn chrome_trace(workflow: &str, trace: &ExecutionTrace) -> Value {
             args["cost_usd"] = json!(cost);
         }
         events.push(json!({
-            "name": record.agent_name,
+            "name": attempt.label(),
             "cat": if record.nested.is_some() { "group" } else { "agent" },
             "ph": "X",
             "ts": start,

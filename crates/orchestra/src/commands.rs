@@ -212,7 +212,7 @@ pub fn render_trace(trace: &claude_agent_sdk::orchestration::ExecutionTrace) -> 
             Some(error) => format!("failed: {}", first_line(error, 60)),
         };
         table.row(vec![
-            format!("{}{}", "  ".repeat(attempt.depth), record.agent_name),
+            format!("{}{}", "  ".repeat(attempt.depth), attempt.label()),
             record.attempt.to_string(),
             format!("+{}", human_duration(offset(attempt.start()))),
             human_duration(
@@ -254,7 +254,7 @@ fn timeline(
             format!(
                 "{}{} #{}",
                 "  ".repeat(a.depth),
-                a.record.agent_name,
+                a.label(),
                 a.record.attempt
             )
         })

@@ -31,6 +31,8 @@ pub type OutputListener = Arc<dyn Fn(TextDelta<'_>) + Send + Sync>;
 pub struct Factory {
     providers: HashMap<(AgentKind, String, Option<String>), Provider>,
     listener: Option<OutputListener>,
+    /// Told how many items each map node runs.
+    map_counts: Option<crate::graph_plan::MapCounts>,
 }
 
 impl fmt::Debug for Factory {
@@ -55,6 +57,19 @@ impl Factory {
     pub fn with_output_listener(mut self, listener: Option<OutputListener>) -> Self {
         self.listener = listener;
         self
+    }
+
+    /// Has the map nodes of the plan tell `counts` how many items they run.
+    #[must_use]
+    pub fn with_map_counts(mut self, counts: crate::graph_plan::MapCounts) -> Self {
+        self.map_counts = Some(counts);
+        self
+    }
+
+    /// What the map nodes tell how many items they run, if anything.
+    #[must_use]
+    pub fn map_counts(&self) -> Option<&crate::graph_plan::MapCounts> {
+        self.map_counts.as_ref()
     }
 
     /// `agent`, telling the listener (if any) the text it produces.

@@ -6,7 +6,8 @@
 //! The checker wires the same graph on stand-in agents to let the library
 //! check its shape, so `orchestra validate` and `orchestra run` agree.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
@@ -20,13 +21,40 @@ use crate::workflow::raw_graph::SplitSpec;
 /// Where a node with a router agent keeps the router's answer.
 pub const ROUTE_KEY: &str = "orchestra.route";
 
-/// The graph `name` of `spec` over `nodes` (id and agent, in order).
+/// How many items the latest run of each map node has, by the map's id:
+/// told by the map nodes as they split their input, read by the progress
+/// display to label each item's lines (`research[2/3]`).
+#[derive(Debug, Clone, Default)]
+pub struct MapCounts(Arc<Mutex<HashMap<String, usize>>>);
+
+impl MapCounts {
+    /// The number of items map `id` last split its input into, if known.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied()
+    }
+
+    fn set(&self, id: &str, count: usize) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned(), count);
+    }
+}
+
+/// The graph `name` of `spec` over `nodes` (id and agent, in order); its map
+/// nodes tell `counts` (when given) how many items they run.
 #[must_use]
 pub fn wire(
     name: &str,
     spec: &GraphSpec,
     nodes: Vec<(String, Arc<dyn Agent>)>,
     config: &ExecutionConfig,
+    counts: Option<&MapCounts>,
 ) -> GraphOrchestrator {
     let mut graph = GraphOrchestrator::new(name).with_config(config.clone());
     for (id, agent) in nodes {
@@ -34,7 +62,12 @@ pub fn wire(
             Some(map) => {
                 let description = agent.description().to_owned();
                 let items = map_graph(map, agent, spec, config);
-                graph.add_shared_node(id.clone(), Arc::new(MapNode::new(&id, description, items)))
+                let node = MapNode {
+                    items: OrchestratorAgent::new(&id, description, items, Vec::new()),
+                    split: split_of(map.over),
+                    counts: counts.cloned(),
+                };
+                graph.add_shared_node(id.clone(), Arc::new(node))
             }
             None => graph.add_shared_node(id, agent),
         };
@@ -73,10 +106,7 @@ fn map_graph(
     spec: &GraphSpec,
     config: &ExecutionConfig,
 ) -> GraphOrchestrator {
-    let split = match map.over {
-        SplitSpec::Lines => Split::Lines,
-        SplitSpec::Json => Split::JsonArray,
-    };
+    let split = split_of(map.over);
     let limit = map.parallel_limit.unwrap_or(config.parallel_limit);
     let mut graph = GraphOrchestrator::new(map.node.clone())
         .with_config(config.clone())
@@ -96,13 +126,17 @@ fn map_graph(
 /// and its one attempt adds no count to the failed item's own.
 struct MapNode {
     items: OrchestratorAgent<GraphOrchestrator>,
+    /// How the input splits (the library splits it again, the same way).
+    split: Split,
+    /// Told how many items each run has.
+    counts: Option<MapCounts>,
 }
 
-impl MapNode {
-    fn new(id: &str, description: String, items: GraphOrchestrator) -> Self {
-        Self {
-            items: OrchestratorAgent::new(id, description, items, Vec::new()),
-        }
+/// The library's split for `over`.
+fn split_of(over: SplitSpec) -> Split {
+    match over {
+        SplitSpec::Lines => Split::Lines,
+        SplitSpec::Json => Split::JsonArray,
     }
 }
 
@@ -117,6 +151,13 @@ impl Agent for MapNode {
     }
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        if let Some(counts) = &self.counts {
+            // Input the split refuses fails the map in the library, with its
+            // own message.
+            if let Ok(items) = self.split.items(&input.content) {
+                counts.set(self.items.name(), items.len());
+            }
+        }
         self.items.execute(input).await
     }
 

@@ -122,7 +122,13 @@ fn graph(
         }
         nodes.push((node.name().to_owned(), agent));
     }
-    let graph = wire(&group.name, spec, nodes, &group.config);
+    let graph = wire(
+        &group.name,
+        spec,
+        nodes,
+        &group.config,
+        factory.map_counts(),
+    );
     graph.validate().map_err(|error| error.to_string())?;
     Ok(graph)
 }

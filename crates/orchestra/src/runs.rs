@@ -222,7 +222,7 @@ fn top_level_steps(workflow: &workflow::Workflow) -> Vec<&str> {
 /// keeps the outputs of the root flow's steps only (a group's inner steps
 /// are in the runs nested in it, which a fork runs again), so a fork can
 /// start after a top-level step alone. A name the workflow does not have is
-/// left to the library, which lists the steps the run finished.
+/// refused too, with the steps it has.
 fn check_fork_step(workflow: &workflow::Workflow, after: &str) -> Result<(), String> {
     let top = top_level_steps(workflow);
     if top.contains(&after) {
@@ -245,10 +245,20 @@ fn check_fork_step(workflow: &workflow::Workflow, after: &str) -> Result<(), Str
         }
         chain.push(node.name());
     });
-    let Some((parent, outer)) = found else {
-        return Ok(());
-    };
     let listed: Vec<String> = top.iter().map(|step| format!("`{step}`")).collect();
+    let Some((parent, outer)) = found else {
+        // Not a step at all: a usage error, before anything runs (a run
+        // would only fail, and be kept, for it).
+        let help = workflow::suggest_name(after, top.iter().copied())
+            .map(|near| format!("; did you mean `{near}`?"))
+            .unwrap_or_default();
+        return Err(format!(
+            "`{after}` is not a step of `{}`: `orchestra fork --after` names a top-level step \
+             of the flow ({}){help}",
+            workflow.path.display(),
+            listed.join(", ")
+        ));
+    };
     let hint = match outer {
         Some(outer) => match top.iter().position(|step| *step == outer) {
             Some(at) if at > 0 => format!(
@@ -412,16 +422,8 @@ fn duration(started: DateTime<Utc>, finished: Option<DateTime<Utc>>) -> String {
     let Some(finished) = finished else {
         return "-".to_owned();
     };
-    let seconds = (finished - started).num_milliseconds().max(0) as f64 / 1000.0;
-    if seconds < 60.0 {
-        format!("{seconds:.1}s")
-    } else {
-        format!(
-            "{}m{:02}s",
-            (seconds / 60.0) as u64,
-            (seconds % 60.0) as u64
-        )
-    }
+    // As the run's own summary says it: `850ms`, `12.3s`, `2m05s`.
+    crate::traces::human_duration((finished - started).to_std().unwrap_or_default())
 }
 
 /// `30d`, `12h`, `90m`, `45s` as a duration.

@@ -16,9 +16,21 @@ pub struct Attempt<'a> {
     pub record: &'a AgentExecution,
     /// How many nested runs it is inside.
     pub depth: usize,
+    /// Which item of its map it is (from 1), and of how many, when it is an
+    /// attempt of a map's item.
+    pub item: Option<(usize, usize)>,
 }
 
 impl Attempt<'_> {
+    /// Its agent's name, and for a map's item which one: `research[2/3]`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self.item {
+            Some((index, count)) => format!("{}[{index}/{count}]", self.record.agent_name),
+            None => self.record.agent_name.clone(),
+        }
+    }
+
     /// When the attempt started.
     #[must_use]
     pub fn start(&self) -> DateTime<Utc> {
@@ -56,12 +68,32 @@ impl Attempt<'_> {
 #[must_use]
 pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
     let mut out = Vec::new();
-    let mut pending = vec![(trace, 0usize)];
-    while let Some((trace, depth)) = pending.pop() {
+    // Each trace with, when it is a map's run, the map's name and its items.
+    let mut pending = vec![(trace, 0usize, None)];
+    while let Some((trace, depth, map)) = pending.pop() {
         for record in &trace.agent_executions {
-            out.push(Attempt { record, depth });
+            let item = map.as_ref().and_then(|(name, items): &(&str, Vec<_>)| {
+                (record.agent_name == *name)
+                    .then(|| items.iter().position(|node| *node == record.node))
+                    .flatten()
+                    .map(|index| (index + 1, items.len()))
+            });
+            out.push(Attempt {
+                record,
+                depth,
+                item,
+            });
             if let Some(nested) = &record.nested {
-                pending.push((nested, depth + 1));
+                let map = is_map_run(record).then(|| {
+                    let items: std::collections::BTreeSet<Option<NodeId>> = nested
+                        .agent_executions
+                        .iter()
+                        .filter(|item| item.agent_name == record.agent_name)
+                        .map(|item| item.node)
+                        .collect();
+                    (record.agent_name.as_str(), items.into_iter().collect())
+                });
+                pending.push((nested, depth + 1, map));
             }
         }
     }

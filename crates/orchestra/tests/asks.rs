@@ -380,3 +380,70 @@ fn an_ask_in_a_loop_is_answered_pass_by_pass_with_id_hash_n() {
     );
     assert_eq!(typo.code, Some(2), "{}", typo.stderr);
 }
+
+/// The summary table's rows, from the rule under its header to `total`
+/// included, each as its cells.
+fn table_rows(stderr: &str) -> Vec<Vec<String>> {
+    stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("-----"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("total"))
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn an_ask_is_a_row_of_the_summary_and_of_json_agents_and_the_total_adds_up() {
+    let file = example("graph-ask.toml");
+    for (args, status, code) in [
+        (vec!["run", "--answer", "approve=yes"], "answered", 0),
+        (vec!["run"], "waiting", 3),
+    ] {
+        let run = outcome(&args, &file, &[]);
+        let stderr = run.stderr;
+        assert_eq!(run.code, Some(code), "{stderr}");
+        let rows = table_rows(&stderr);
+        let names: Vec<&str> = rows.iter().map(|row| row[0].as_str()).collect();
+        // In flow order: after the node that feeds it.
+        assert_eq!(names, ["plan", "approve", "ship", "hold"], "{stderr}");
+        let approve = &rows[1];
+        assert_eq!(approve[1], "ask", "{stderr}");
+        assert_eq!(approve.last().map(String::as_str), Some(status), "{stderr}");
+        let sum: usize = rows
+            .iter()
+            .filter_map(|row| row[2].parse::<usize>().ok())
+            .sum();
+        let total = stderr
+            .lines()
+            .find(|line| line.starts_with("total"))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|cell| cell.parse::<usize>().ok());
+        assert_eq!(total, Some(sum), "{stderr}");
+        // The log says what the ask did.
+        assert!(stderr.contains("approve: asking"), "{stderr}");
+
+        let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let run = outcome(&json_args, &file, &[]);
+        assert_eq!(run.code, Some(code), "{}", run.stderr);
+        let value = json(&run.stdout);
+        let agents = value["agents"].as_array().cloned().unwrap_or_default();
+        let ids: Vec<&str> = agents.iter().filter_map(|a| a["id"].as_str()).collect();
+        assert_eq!(ids, ["plan", "approve", "ship", "hold"], "{value}");
+        assert_eq!(agents[1]["kind"], "ask");
+        assert_eq!(agents[1]["status"], status);
+        assert_eq!(agents[1]["attempts"], 1);
+        if status == "answered" {
+            assert_eq!(agents[1]["output"], "yes");
+        } else {
+            // Waiting is not a failure: no error.
+            assert_eq!(agents[1]["error"], serde_json::Value::Null);
+        }
+    }
+}

@@ -573,3 +573,78 @@ template = "{{input}}!"
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(forked.status.success(), "{}", texts(&forked).1);
 }
+
+#[test]
+fn a_fork_after_a_step_the_workflow_does_not_have_is_a_usage_error_and_runs_nothing() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "two.toml",
+        r#"
+[flow]
+sequential = ["first", "second"]
+
+[[agents]]
+id = "first"
+kind = "template"
+template = "1"
+
+[[agents]]
+id = "second"
+kind = "template"
+template = "{{input}}2"
+"#,
+    );
+    common::run_kept(&store, &file);
+    let runs = common::stored_runs(&store);
+    let run = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let refused = orchestra()
+        .args(["fork", &run, "--after", "frist", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`frist` is not a step of") && stderr.contains("(`first`, `second`)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `first`?"), "{stderr}");
+    assert!(!stderr.contains("Forking"), "{stderr}");
+    assert_eq!(
+        common::stored_runs(&store).as_array().map(Vec::len),
+        Some(1),
+        "nothing ran"
+    );
+}
+
+#[test]
+fn runs_shows_a_quick_runs_duration_in_milliseconds_not_zero_seconds() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "quick.toml",
+        "[flow]\nsequential = [\"only\"]\n\n[[agents]]\nid = \"only\"\nkind = \"template\"\ntemplate = \"hi\"\n",
+    );
+    common::run_kept(&store, &file);
+    let listed = orchestra()
+        .args(["runs", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&listed);
+    assert!(listed.status.success(), "{stderr}");
+    let row = stdout
+        .lines()
+        .find(|line| line.contains("quick.toml"))
+        .unwrap_or_default();
+    // run, workflow, status, date, time, duration, ...
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cells.get(5).is_some_and(|cell| cell.ends_with("ms")),
+        "{stdout}"
+    );
+    assert!(!row.contains(" 0.0s "), "{stdout}");
+}

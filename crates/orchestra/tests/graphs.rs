@@ -404,3 +404,144 @@ fn a_failed_map_item_says_its_attempts_once_and_the_map_is_not_run_again() {
     // Items a and c once, item 2 three times.
     assert_eq!(row.split_whitespace().nth(2), Some("5"), "{stderr}");
 }
+
+/// A graph whose map `work` runs over three lines.
+const MAP_OF_THREE: &str = r#"
+input = "a\nb\nc"
+
+[flow]
+nodes = ["work", "done"]
+edges = ["start -> work -> done -> end"]
+
+[[flow.maps]]
+node = "work"
+over = "lines"
+
+[[agents]]
+id = "work"
+kind = "command"
+command = ["tr", "a-z", "A-Z"]
+
+[[agents]]
+id = "done"
+kind = "template"
+template = "got:\n{{input}}"
+"#;
+
+#[test]
+fn a_maps_items_are_labelled_apart_from_the_map_in_the_log_and_the_traces() {
+    let dir = scratch();
+    let file = write(dir.path(), "map.toml", MAP_OF_THREE);
+    let trace = dir.path().join("trace.json");
+    let chrome = dir.path().join("chrome.json");
+    let trace_arg = trace.display().to_string();
+    let chrome_arg = chrome.display().to_string();
+    let run = outcome(
+        &["run", "--trace", &trace_arg, "--chrome-trace", &chrome_arg],
+        &file,
+        &[],
+    );
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
+    // The map says how many items it runs; each item's lines say which.
+    assert!(stderr.contains("work: running 3 items"), "{stderr}");
+    for item in 1..=3 {
+        assert!(
+            stderr.contains(&format!("work[{item}/3]: running (attempt 1/")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("work[{item}/3]: done in ")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("work: done in ") && stderr.contains("(3 items)"),
+        "{stderr}"
+    );
+    // No line of the map's own step reads like an item's.
+    assert!(!stderr.contains("work: running (attempt"), "{stderr}");
+
+    let shown = outcome(&["trace"], &trace, &[]);
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    for item in 1..=3 {
+        assert!(
+            shown.stdout.contains(&format!("  work[{item}/3]")),
+            "{}",
+            shown.stdout
+        );
+    }
+    let chrome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&chrome).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = chrome["traceEvents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["ph"] == "X")
+        .filter_map(|event| event["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["work", "work[1/3]", "work[2/3]", "work[3/3]", "done"],
+        "{chrome}"
+    );
+}
+
+#[test]
+fn a_budgeted_group_is_logged_once_not_again_for_the_graph_that_carries_its_budget() {
+    let (code, _, stderr) = run(&example("graph-budget.toml"), None);
+    assert_eq!(code, Some(0), "{stderr}");
+    let started = stderr
+        .lines()
+        .filter(|line| line.contains("] tidy: running"))
+        .count();
+    let done = stderr
+        .lines()
+        .filter(|line| line.contains("] tidy: done"))
+        .count();
+    assert_eq!((started, done), (1, 1), "{stderr}");
+}
+
+#[test]
+fn a_steps_budget_says_the_step_it_refused_not_that_the_limit_was_used() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "steps.toml",
+        r#"
+input = "x"
+
+[budget]
+max_steps = 5
+
+[flow]
+nodes = ["a", "b"]
+edges = ["start -> a", "b -> end"]
+
+[[flow.loops]]
+body = ["a", "b"]
+max_iterations = 10
+
+[[agents]]
+id = "a"
+kind = "template"
+template = "{{input}}a"
+
+[[agents]]
+id = "b"
+kind = "template"
+template = "{{input}}b"
+"#,
+    );
+    let (code, _, stderr) = run(&file, None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "budget exceeded: the run used all 5 steps its steps budget allows, and its 6th \
+             step was refused"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("used 5)"), "{stderr}");
+}

@@ -38,3 +38,70 @@ shell = "echo 'line one of the reason' >&2; echo 'disk quota exceeded on /data' 
         "{stderr}"
     );
 }
+
+/// The `total` row of the summary's table.
+fn total_attempts(stderr: &str) -> Option<usize> {
+    let line = stderr.lines().find(|line| line.starts_with("total"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The sum of the attempts of the table's rows (between its rule and `total`).
+fn row_attempts(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("-----"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("total"))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            // agent, kind, attempts, ...
+            cells.get(2)?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn the_total_counts_what_the_rows_count_with_maps_and_budgeted_groups() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "mixed.toml",
+        r#"
+input = "a\nb\nc"
+
+[flow]
+nodes = ["work", "tidy"]
+edges = ["start -> work -> tidy -> end"]
+
+[[flow.maps]]
+node = "work"
+over = "lines"
+
+[[groups]]
+id = "tidy"
+sequential = ["trim", "wrap"]
+budget = { max_steps = 5 }
+
+[[agents]]
+id = "work"
+kind = "command"
+command = ["tr", "a-z", "A-Z"]
+
+[[agents]]
+id = "trim"
+kind = "command"
+command = ["tr", "-d", " "]
+
+[[agents]]
+id = "wrap"
+kind = "template"
+template = "[{{input}}]"
+"#,
+    );
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
+    // work: 3 items; tidy: 1; trim and wrap: 1 each.
+    assert_eq!(row_attempts(&stderr), 6, "{stderr}");
+    assert_eq!(total_attempts(&stderr), Some(6), "{stderr}");
+}

@@ -187,15 +187,44 @@ impl BudgetExceeded {
 
 impl fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the run crossed its {} budget (limit {}, used {})",
-            self.budget, self.limit, self.used
-        )?;
+        if self.budget == Budget::Steps && self.used <= self.limit {
+            // The step limit stops a run before the step that would cross
+            // it: every step allowed ran, and the next one was refused.
+            let next = self.limit + 1.0;
+            let allowed = if self.limit == 1.0 {
+                "the one step".to_owned()
+            } else {
+                format!("all {} steps", self.limit)
+            };
+            write!(
+                f,
+                "the run used {allowed} its steps budget allows, and its {next}{} step was \
+                 refused",
+                ordinal_suffix(next)
+            )?;
+        } else {
+            write!(
+                f,
+                "the run crossed its {} budget (limit {}, used {})",
+                self.budget, self.limit, self.used
+            )?;
+        }
         if let Some(culprit) = &self.culprit {
             write!(f, ": {culprit}")?;
         }
         Ok(())
+    }
+}
+
+/// The suffix of ordinal `n`: `st` for 1 and 21, `nd`, `rd`, `th`...
+fn ordinal_suffix(n: f64) -> &'static str {
+    let n = n.abs() as u64;
+    match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
     }
 }
 
@@ -218,8 +247,14 @@ mod optional_seconds {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
+        // `Duration::MAX` is written rounded up to the next `f64`: a finite
+        // number of seconds past the largest duration reads back as it.
         Option::<f64>::deserialize(deserializer)?
-            .map(|seconds| Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom))
+            .map(|seconds| match Duration::try_from_secs_f64(seconds) {
+                Ok(duration) => Ok(duration),
+                Err(_) if seconds.is_finite() && seconds > 0.0 => Ok(Duration::MAX),
+                Err(error) => Err(serde::de::Error::custom(error)),
+            })
             .transpose()
     }
 }
@@ -227,6 +262,20 @@ mod optional_seconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_limit_says_which_step_was_refused() {
+        let message = BudgetExceeded::new(Budget::Steps, 5.0, 5.0).to_string();
+        assert_eq!(
+            message,
+            "the run used all 5 steps its steps budget allows, and its 6th step was refused"
+        );
+        let message = BudgetExceeded::new(Budget::Steps, 1.0, 1.0).to_string();
+        assert_eq!(
+            message,
+            "the run used the one step its steps budget allows, and its 2nd step was refused"
+        );
+    }
 
     #[test]
     fn tokens_and_cost_are_checked_against_what_was_spent() {

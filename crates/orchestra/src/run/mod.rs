@@ -31,6 +31,7 @@ use crate::chrome;
 use crate::cli::RunArgs;
 use crate::exit::Exit;
 use crate::factory::Factory;
+use crate::graph_plan::MapCounts;
 use crate::plan::Plan;
 use crate::store::{shell_quote, Location};
 use crate::workflow::{self, Strictness, Workflow};
@@ -120,7 +121,11 @@ pub fn launch(
     // Only the live display shows what agents produce as they run.
     let previews = Previews::new(workflow.redactor.clone());
     let listener = (display == Display::Live).then(|| previews.listener());
-    let plan = match Plan::build(workflow, Factory::new().with_output_listener(listener)) {
+    let counts = MapCounts::default();
+    let factory = Factory::new()
+        .with_output_listener(listener)
+        .with_map_counts(counts.clone());
+    let plan = match Plan::build(workflow, factory) {
         Ok(plan) => plan,
         Err(problem) => {
             errln!("error: {}", workflow.redactor.redact(&problem));
@@ -143,6 +148,7 @@ pub fn launch(
         args,
         display,
         previews,
+        counts,
         location,
         explicit,
     };
@@ -245,6 +251,8 @@ struct Run<'a> {
     args: &'a RunArgs,
     display: Display,
     previews: Previews,
+    /// How many items each map node runs (for the progress display).
+    counts: MapCounts,
     /// Where the run is kept, if anywhere.
     location: Option<Location>,
     /// Whether the user named the store (then a store that cannot be opened
@@ -261,10 +269,11 @@ impl Run<'_> {
             args,
             display,
             previews,
+            counts,
             mut location,
             explicit,
         } = self;
-        let progress = Progress::new(workflow, display, previews);
+        let progress = Progress::new(workflow, display, previews, counts);
         let mut ctx =
             ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
         if let Some(place) = &location {

@@ -6,19 +6,20 @@
 //! rows that matter now are shown, with a footer counting all ([`layout`]);
 //! rows are cut to the terminal's width.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use claude_agent_sdk::orchestration::{
-    NodeId, OrchestrationError, RunEvent, RunId, RunObserver, Usage,
+    NodeId, OrchestrationError, ParentAttempt, RunEvent, RunId, RunObserver, Usage,
 };
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::layout;
 use super::preview::Previews;
+use crate::graph_plan::MapCounts;
 use crate::traces::{human_duration, human_tokens};
 use crate::workflow::env::Redactor;
 use crate::workflow::{Node, Workflow};
@@ -37,17 +38,27 @@ pub enum Display {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Waiting,
-    Running { attempt: u32, max: u32 },
-    Retrying { next: u32, max: u32 },
+    Running {
+        attempt: u32,
+        max: u32,
+    },
+    Retrying {
+        next: u32,
+        max: u32,
+    },
     Done,
     Failed,
     Interrupted,
     NotRun,
+    /// An ask waiting for its answer.
+    Paused,
 }
 
 #[derive(Debug, Clone)]
 struct Line {
     name: String,
+    /// Whether it is an ask (a question to a person).
+    ask: bool,
     depth: usize,
     state: State,
     first_start: Option<Instant>,
@@ -60,6 +71,25 @@ struct Line {
     /// Its steps (a map node's items run as steps of a run of their own):
     /// when each started, and whether its last attempt failed.
     steps: HashMap<(RunId, NodeId), Seen>,
+    /// A map node's items in its current run, once they started.
+    items: Option<Items>,
+}
+
+/// How a map's items are doing.
+#[derive(Debug, Clone, Copy, Default)]
+struct Items {
+    /// How many there are, when known.
+    total: Option<usize>,
+    /// How many succeeded.
+    done: usize,
+}
+
+/// Item `index` (from 1) of map `name`'s `total`: `research[2/3]`.
+fn item_label(name: &str, index: usize, total: Option<usize>) -> String {
+    match total {
+        Some(total) => format!("{name}[{index}/{total}]"),
+        None => format!("{name}[{index}]"),
+    }
 }
 
 /// What the display saw of one step of a line.
@@ -90,6 +120,16 @@ struct Shared {
     /// Set while the terminal is lent to a prompt: the ticker draws nothing.
     held: AtomicBool,
     previews: Previews,
+    /// The map nodes' names, and how many items each one's run has.
+    maps: HashSet<String>,
+    counts: MapCounts,
+    /// The runs of map nodes' items: the map's name, and how many items.
+    map_runs: Mutex<HashMap<RunId, (String, Option<usize>)>>,
+    /// The sequential and parallel groups with a budget, which run as the
+    /// one step of a graph of their own, and the runs of those graphs (whose
+    /// step is the group's attempt again: not shown twice).
+    budgeted: HashSet<String>,
+    wrappers: Mutex<HashSet<(RunId, String)>>,
 }
 
 /// The run's progress display; clone it to hand it to the context as an observer.
@@ -102,13 +142,39 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 
 impl Progress {
     /// A display of every step of `workflow`'s flow, showing beside each running
-    /// agent its latest line from `previews`.
+    /// agent its latest line from `previews`, and each map's items (how
+    /// many, from `counts`).
     #[must_use]
-    pub fn new(workflow: &Workflow, display: Display, previews: Previews) -> Self {
+    pub fn new(
+        workflow: &Workflow,
+        display: Display,
+        previews: Previews,
+        counts: MapCounts,
+    ) -> Self {
+        let mut maps = HashSet::new();
+        let mut budgeted = HashSet::new();
+        let mut note_maps = |group: &crate::workflow::Group| {
+            if let Some(spec) = &group.graph {
+                maps.extend(spec.maps.iter().map(|map| map.node.clone()));
+            } else if group.budget.is_some() {
+                budgeted.insert(group.name.clone());
+            }
+        };
+        note_maps(&workflow.flow);
+        workflow.flow.walk(&mut |node: &Node, _| {
+            if let Node::Group(group) = node {
+                note_maps(group);
+            }
+        });
         let mut lines = Vec::new();
-        workflow.flow.walk(&mut |node: &Node, depth| {
+        for row in super::summary::rows(workflow) {
+            let (name, depth, ask) = match row {
+                super::summary::Row::Step(node, depth) => (node.name(), depth, false),
+                super::summary::Row::Ask(id) => (id, 1, true),
+            };
             lines.push(Line {
-                name: node.name().to_owned(),
+                name: name.to_owned(),
+                ask,
                 depth,
                 state: State::Waiting,
                 first_start: None,
@@ -117,8 +183,9 @@ impl Progress {
                 max: 0,
                 changed: 0,
                 steps: HashMap::new(),
+                items: None,
             });
-        });
+        }
         let (rows, columns) = console::Term::stderr().size();
         let (multi, bars, footer) = if display == Display::Live {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15));
@@ -147,6 +214,11 @@ impl Progress {
                 stopped: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 previews,
+                maps,
+                counts,
+                map_runs: Mutex::new(HashMap::new()),
+                budgeted,
+                wrappers: Mutex::new(HashSet::new()),
             }),
         };
         progress.redraw(0);
@@ -249,6 +321,7 @@ impl Progress {
             .map(|line| layout::Row {
                 kind: match line.state {
                     State::Running { .. } | State::Retrying { .. } => layout::Kind::Active,
+                    State::Paused => layout::Kind::Active,
                     State::Failed | State::Interrupted => layout::Kind::Failed,
                     State::Done => layout::Kind::Done,
                     State::Waiting | State::NotRun => layout::Kind::Waiting,
@@ -303,6 +376,84 @@ impl Progress {
         Some(line.clone())
     }
 
+    /// The map item that `node` of `run` is, if it is one: the map's name
+    /// and the item's label. A map's items are the steps of a run of their
+    /// own, after the map's step there: step `n` is item `n`.
+    fn item(&self, run: RunId, node: NodeId) -> Option<(String, String)> {
+        let runs = self
+            .shared
+            .map_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (name, total) = runs.get(&run)?;
+        let index = usize::try_from(node.0).unwrap_or(usize::MAX);
+        Some((name.clone(), item_label(name, index, *total)))
+    }
+
+    /// Run `run`, nested in `parent`'s attempt, started: when it is the run
+    /// of a map's items, the map's line counts them.
+    fn run_started(&self, run: RunId, parent: ParentAttempt) {
+        let name = {
+            let lines = self.lines();
+            lines
+                .iter()
+                .find(|line| {
+                    self.shared.maps.contains(&line.name)
+                        && line.steps.contains_key(&(parent.run, parent.node))
+                })
+                .map(|line| line.name.clone())
+        };
+        let Some(name) = name else {
+            self.wrapper_started(run, parent);
+            return;
+        };
+        let total = self.shared.counts.get(&name);
+        self.shared
+            .map_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run, (name.clone(), total));
+        self.update(&name, |line| {
+            line.items = Some(Items { total, done: 0 });
+        });
+        let what = match total {
+            Some(1) => "running 1 item".to_owned(),
+            Some(total) => format!("running {total} items"),
+            None => "running its items".to_owned(),
+        };
+        self.log(&name, &what);
+    }
+
+    /// Notes run `run` when it is the graph a budgeted group's attempt (in
+    /// `parent`) runs the group in.
+    fn wrapper_started(&self, run: RunId, parent: ParentAttempt) {
+        let name = self
+            .lines()
+            .iter()
+            .find(|line| {
+                self.shared.budgeted.contains(&line.name)
+                    && line.steps.contains_key(&(parent.run, parent.node))
+            })
+            .map(|line| line.name.clone());
+        if let Some(name) = name {
+            self.shared
+                .wrappers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((run, name));
+        }
+    }
+
+    /// Whether `agent`'s event in `run` is a budgeted group's attempt seen
+    /// again inside the graph that carries its budget.
+    fn is_wrapped(&self, run: RunId, agent: &str) -> bool {
+        self.shared
+            .wrappers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(run, agent.to_owned()))
+    }
+
     fn log(&self, name: &str, text: &str) {
         if self.shared.display == Display::Plain {
             errln!(
@@ -350,6 +501,18 @@ fn render_line(
     preview: Option<&str>,
 ) -> String {
     let (icon, state) = match &line.state {
+        // A map: how many of its items are done.
+        State::Running { .. } | State::Retrying { .. } if line.items.is_some() => {
+            let items = line.items.unwrap_or_default();
+            let total = items.total.map_or_else(String::new, |t| format!("/{t}"));
+            (
+                SPINNER[frame % SPINNER.len()],
+                format!("{}{total} items done", items.done),
+            )
+        }
+        State::Running { .. } if line.ask => (SPINNER[frame % SPINNER.len()], "asking".to_owned()),
+        State::Done if line.ask => ("✓", "answered".to_owned()),
+        State::Paused => ("?", "waiting for answer".to_owned()),
         State::Waiting => ("·", "waiting".to_owned()),
         State::Running { attempt, max } if *max > 1 => (
             SPINNER[frame % SPINNER.len()],
@@ -367,7 +530,7 @@ fn render_line(
     let (icon, state) = match &line.state {
         State::Waiting | State::NotRun => (style(icon).dim(), style(state).dim()),
         State::Running { .. } => (style(icon).cyan(), style(state).cyan()),
-        State::Retrying { .. } | State::Interrupted => {
+        State::Retrying { .. } | State::Interrupted | State::Paused => {
             (style(icon).yellow(), style(state).yellow())
         }
         State::Done => (style(icon).green(), style(state).green()),
@@ -403,7 +566,20 @@ fn render_line(
 
 impl RunObserver for Progress {
     fn on_event(&self, event: &RunEvent<'_>) {
+        if let RunEvent::AttemptStarted { run, agent, .. }
+        | RunEvent::AttemptFinished { run, agent, .. }
+        | RunEvent::RetryScheduled { run, agent, .. } = event
+        {
+            if self.is_wrapped(*run, agent) {
+                return;
+            }
+        }
         match event {
+            RunEvent::RunStarted {
+                run,
+                parent: Some(parent),
+                ..
+            } => self.run_started(*run, *parent),
             RunEvent::AttemptStarted {
                 run,
                 node,
@@ -412,24 +588,40 @@ impl RunObserver for Progress {
                 max_attempts,
             } => {
                 let now = Instant::now();
+                let item = self.item(*run, *node);
+                let (name, shown) =
+                    item.unwrap_or_else(|| ((*agent).to_owned(), (*agent).to_owned()));
+                let is_item = name != shown;
                 self.shared.previews.clear(agent);
-                let updated = self.update(agent, |line| {
-                    line.state = State::Running {
-                        attempt: *attempt,
-                        max: *max_attempts,
-                    };
-                    line.max = *max_attempts;
+                let mut is_map = false;
+                let mut is_ask = false;
+                let updated = self.update(&name, |line| {
+                    is_ask = line.ask;
+                    // An item's attempt leaves its map running.
+                    if !is_item {
+                        line.state = State::Running {
+                            attempt: *attempt,
+                            max: *max_attempts,
+                        };
+                        line.max = *max_attempts;
+                        line.finished = None;
+                    }
+                    is_map = line.items.is_some() && !is_item;
                     line.first_start.get_or_insert(now);
-                    line.finished = None;
                     line.steps.entry((*run, *node)).or_insert(Seen {
                         started: now,
                         failed: false,
                         max: *max_attempts,
                     });
                 });
-                if updated.is_some() {
+                // A map's own step says how many items it runs once it knows.
+                if updated.is_some() && is_ask {
+                    self.log(&shown, "asking");
+                } else if updated.is_some()
+                    && !(is_map || self.shared.maps.contains(&name) && !is_item)
+                {
                     self.log(
-                        agent,
+                        &shown,
                         &format!("running (attempt {attempt}/{max_attempts})"),
                     );
                 }
@@ -443,42 +635,59 @@ impl RunObserver for Progress {
                 elapsed,
             } => {
                 let now = Instant::now();
+                let item = self.item(*run, *node);
+                let (name, shown) =
+                    item.unwrap_or_else(|| ((*agent).to_owned(), (*agent).to_owned()));
+                let is_item = name != shown;
                 let usage = outcome.ok().and_then(Usage::from_output);
                 let is_group =
                     outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
                 let interrupted = matches!(outcome, Err(OrchestrationError::Cancelled));
+                let waiting = matches!(outcome, Err(OrchestrationError::InputRequired(_)));
                 let mut items = (0, 0);
                 let mut max = 0;
-                let updated = self.update(agent, |line| {
-                    line.finished = Some(now);
+                let is_map = self.shared.maps.contains(&name);
+                let updated = self.update(&name, |line| {
                     let step = line.steps.entry((*run, *node)).or_insert(Seen {
                         started: now,
                         failed: false,
                         max: line.max,
                     });
-                    step.failed = outcome.is_err() && !interrupted;
+                    step.failed = outcome.is_err() && !interrupted && !waiting;
                     max = step.max;
                     let started = step.started;
-                    if outcome.is_ok() {
+                    if let Some(usage) = usage.filter(|_| !is_group) {
+                        line.usage += usage;
+                    }
+                    if is_item {
+                        if let (Ok(_), Some(counted)) = (outcome, line.items.as_mut()) {
+                            counted.done += 1;
+                        }
+                        return;
+                    }
+                    line.finished = Some(now);
+                    if outcome.is_ok() && is_map {
                         items = failed_items(line, *run, started);
                     }
                     line.state = match outcome {
                         Ok(_) if items.0 > 0 => State::Failed,
                         Ok(_) => State::Done,
                         Err(_) if interrupted => State::Interrupted,
+                        Err(_) if waiting => State::Paused,
                         Err(_) => State::Failed,
                     };
-                    if let Some(usage) = usage.filter(|_| !is_group) {
-                        line.usage += usage;
-                    }
                 });
                 let Some(line) = updated else { return };
                 match outcome {
                     Ok(_) => {
-                        let tokens = if line.usage.total_tokens() > 0 {
+                        let tokens = if line.usage.total_tokens() > 0 && !is_item {
                             format!(", {}", human_tokens(&line.usage))
                         } else {
-                            String::new()
+                            usage
+                                .filter(|usage| usage.total_tokens() > 0)
+                                .map_or_else(String::new, |usage| {
+                                    format!(", {}", human_tokens(&usage))
+                                })
                         };
                         let (failed, of) = items;
                         let done = if failed > 0 {
@@ -489,13 +698,24 @@ impl RunObserver for Progress {
                                  others' results) in {}{tokens}",
                                 human_duration(*elapsed)
                             )
+                        } else if line.ask {
+                            "answered".to_owned()
+                        } else if of > 0 {
+                            let items = if of == 1 { "item" } else { "items" };
+                            format!(
+                                "done in {} ({of} {items}){tokens}",
+                                human_duration(*elapsed)
+                            )
                         } else {
                             format!("done in {}{tokens}", human_duration(*elapsed))
                         };
-                        self.log(agent, &done);
+                        self.log(&shown, &done);
                     }
                     Err(_) if interrupted => {
-                        self.log(agent, "interrupted: the run was cancelled");
+                        self.log(&shown, "interrupted: the run was cancelled");
+                    }
+                    Err(_) if waiting => {
+                        self.log(&shown, "waiting for an answer");
                     }
                     Err(error) => {
                         let retryable = error.is_retryable();
@@ -506,11 +726,11 @@ impl RunObserver for Progress {
                             String::new()
                         };
                         if retryable {
-                            self.log(agent, &format!("attempt {attempt}{of} failed: {error}"));
+                            self.log(&shown, &format!("attempt {attempt}{of} failed: {error}"));
                         } else {
                             // "1/4" would promise retries that will not come.
                             self.log(
-                                agent,
+                                &shown,
                                 &format!("failed (not retried: the failure is permanent): {error}"),
                             );
                         }
@@ -518,23 +738,34 @@ impl RunObserver for Progress {
                 }
             }
             RunEvent::RetryScheduled {
+                run,
+                node,
                 agent,
                 next_attempt,
                 delay,
                 ..
             } => {
+                let item = self.item(*run, *node);
+                let (name, shown) =
+                    item.unwrap_or_else(|| ((*agent).to_owned(), (*agent).to_owned()));
+                let is_item = name != shown;
                 let mut max = 0;
-                let updated = self.update(agent, |line| {
-                    max = line.max;
-                    line.state = State::Retrying {
-                        next: *next_attempt,
-                        max,
-                    };
-                    line.finished = None;
+                let updated = self.update(&name, |line| {
+                    max = line
+                        .steps
+                        .get(&(*run, *node))
+                        .map_or(line.max, |seen| seen.max);
+                    if !is_item {
+                        line.state = State::Retrying {
+                            next: *next_attempt,
+                            max,
+                        };
+                        line.finished = None;
+                    }
                 });
                 if updated.is_some() {
                     self.log(
-                        agent,
+                        &shown,
                         &format!(
                             "retrying in {} (attempt {next_attempt}/{max})",
                             human_duration(*delay)

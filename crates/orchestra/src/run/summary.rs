@@ -39,15 +39,42 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
     let mut any_failed = false;
     let mut agents = Vec::new();
     let mut item_failures = Vec::new();
-    workflow.flow.walk(&mut |node, depth| {
-        let name = node.name();
-        let summary = traces::summarize(&attempts, name);
-        let kind = match node {
-            Node::Agent(id) => workflow
+    let mut counted = 0;
+    for row in rows(workflow) {
+        let (name, depth) = match row {
+            Row::Step(node, depth) => (node.name(), depth),
+            Row::Ask(id) => (id, 1),
+        };
+        let mut summary = traces::summarize(&attempts, name);
+        counted += summary.attempts;
+        let kind = match row {
+            Row::Step(Node::Agent(id), _) => workflow
                 .agent(id)
                 .map_or("agent", |agent| agent.kind.as_str())
                 .to_owned(),
-            Node::Group(group) => group.mode.as_str().to_owned(),
+            Row::Step(Node::Group(group), _) => group.mode.as_str().to_owned(),
+            Row::Ask(_) => "ask".to_owned(),
+        };
+        let mut status = summary.status.as_str();
+        if let Row::Ask(_) = row {
+            // An ask waiting for its answer has not failed: the run paused.
+            let waiting = summary
+                .error
+                .as_deref()
+                .is_some_and(|error| error.starts_with(WAITING));
+            status = match summary.status {
+                Status::Done => "answered",
+                Status::Failed if waiting => {
+                    summary.status = Status::NotRun;
+                    summary.error = None;
+                    "waiting"
+                }
+                other => other.as_str(),
+            };
+        }
+        let node = match row {
+            Row::Step(node, _) => Some(node),
+            Row::Ask(_) => None,
         };
         if summary.status == Status::Failed {
             any_failed = true;
@@ -66,16 +93,16 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
                         &item.error,
                     ));
                 }
-            } else if let (Node::Agent(_), Some(error)) = (node, &summary.error) {
+            } else if let (Some(Node::Agent(_)) | None, Some(error)) = (node, &summary.error) {
                 failures.push(failure_note(name, name, error));
             }
         }
         agents.push(serde_json::json!({
             "id": name,
             "kind": kind,
-            "group": matches!(node, Node::Group(_)),
+            "group": matches!(node, Some(Node::Group(_))),
             "depth": depth,
-            "status": summary.status.as_str(),
+            "status": status,
             "attempts": summary.attempts,
             "duration_ms": u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX),
             "output": summary.output,
@@ -92,14 +119,16 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
                 human_duration(summary.duration)
             },
             human_tokens(&summary.usage),
-            summary.status.as_str().to_owned(),
+            status.to_owned(),
         ]);
-    });
+    }
     let total: Usage = trace.total_usage();
     table.row(vec![
         "total".to_owned(),
         String::new(),
-        attempts.len().to_string(),
+        // The rows' attempts: a map's own step and the step a budget wraps
+        // a group in are not attempts of their own.
+        counted.to_string(),
         trace.duration().map_or_else(String::new, human_duration),
         human_tokens(&total),
         String::new(),
@@ -114,6 +143,55 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         agents,
         item_failures,
     }
+}
+
+/// How the error of an ask that waits for its answer begins (the library's
+/// `InputRequired`).
+const WAITING: &str = "waiting for input";
+
+/// A row of the summary: a step of the flow at its depth, or an ask.
+#[derive(Clone, Copy)]
+pub(super) enum Row<'a> {
+    Step(&'a Node, usize),
+    Ask(&'a str),
+}
+
+/// The summary's rows in flow order: every step, and each of the root
+/// graph's asks after the steps that feed it.
+pub(super) fn rows(workflow: &Workflow) -> Vec<Row<'_>> {
+    let mut rows = Vec::new();
+    workflow
+        .flow
+        .walk(&mut |node, depth| rows.push(Row::Step(node, depth)));
+    let Some(spec) = &workflow.flow.graph else {
+        return rows;
+    };
+    for ask in &spec.asks {
+        let feeds = |id: &str| {
+            spec.edges
+                .iter()
+                .any(|(from, to)| from == id && *to == ask.id)
+                || spec
+                    .routes
+                    .iter()
+                    .any(|route| route.from == id && route.targets().contains(&ask.id))
+        };
+        // After the last row fed into it (with the rows below it), else first.
+        let after = rows.iter().rposition(|row| match row {
+            Row::Step(node, 1) => feeds(node.name()),
+            Row::Ask(id) => feeds(id),
+            Row::Step(..) => false,
+        });
+        let at = after.map_or(0, |index| {
+            let below = rows[index + 1..]
+                .iter()
+                .take_while(|row| matches!(row, Row::Step(_, depth) if *depth > 1))
+                .count();
+            index + 1 + below
+        });
+        rows.insert(at, Row::Ask(&ask.id));
+    }
+    rows
 }
 
 /// The most lines of a failed agent's error shown under the table (its

@@ -457,7 +457,7 @@ fn shape(
             (id.clone(), agent)
         })
         .collect();
-    crate::graph_plan::wire(name, spec, nodes, config)
+    crate::graph_plan::wire(name, spec, nodes, config, None)
         .validate()
         .map_err(|error| {
             error
