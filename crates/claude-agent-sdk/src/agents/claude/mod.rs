@@ -267,6 +267,7 @@ impl ClaudeAgent {
             ))
         })
     }
+
     /// Reads the reply — streamed or whole — under the limiter slot `permit`,
     /// which is released as soon as the body is in.
     async fn read_reply(

@@ -258,6 +258,7 @@ impl OpenAiCompatibleAgent {
         }
         serde_json::Value::Object(body)
     }
+
     /// Reads the reply — streamed or whole — under the limiter slot `permit`,
     /// which is released as soon as the body is in.
     async fn read_reply(
