@@ -879,3 +879,281 @@ async fn a_graph_resumed_from_its_journal_keeps_the_loop_decisions_it_made() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_secret_that_reads_like_json_or_a_field_name_is_redacted_and_the_run_resumes() {
+    // `null`, `true` and digits appear in every event's JSON, and `tent` in
+    // its field names: redacting them in the text made events unreadable.
+    for secret in ["null", "true", "2048", "tent"] {
+        for kind in KINDS {
+            let place = Place::new(kind).await;
+            let options = || StoreOptions::new().with_secret(secret);
+            let store = place.open_with(options()).await;
+            let book = Arc::new(Book::default());
+            let broken = Arc::new(AtomicBool::new(true));
+            let names = ["a", "b"];
+            let ctx = context(store.journal());
+            ctx.set_state("token", serde_json::json!(format!("is {secret}")))
+                .await;
+            let _ = SequentialOrchestrator::new()
+                .orchestrate_with_context(
+                    steps(&names, &book, &[("b", &broken)]),
+                    OrchestratorInput::new(format!("say {secret}")),
+                    &ctx,
+                )
+                .await;
+            let run = last_run(&ctx);
+            let events = store
+                .journal()
+                .read_checked(&[run])
+                .await
+                .unwrap_or_else(|error| panic!("{kind:?} {secret:?}: {error}"));
+            let text = serde_json::to_string(&events).unwrap();
+            assert!(!text.contains(&format!("say {secret}")), "{kind:?}: {text}");
+            assert!(
+                text.contains(&format!("say {REDACTED}")),
+                "{kind:?}: {text}"
+            );
+
+            broken.store(false, Ordering::SeqCst);
+            let store = place.open_with(options()).await;
+            let ctx = context(store.journal());
+            let output = resume(
+                &SequentialOrchestrator::new(),
+                steps(&names, &book, &[]),
+                run,
+                &ctx,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{kind:?} {secret:?}: {error}"));
+            assert_eq!(output.result, format!("say {REDACTED}>a>b"), "{kind:?}");
+            assert_eq!(book.count("a"), 1, "{kind:?} {secret:?}: a ran again");
+        }
+    }
+}
+
+/// A small file system of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _folder: store_support::TempDir,
+}
+
+impl SmallDisk {
+    /// A disk of `size` (`mount` syntax, e.g. `8m`), or `None` where this
+    /// process may not mount one (not root).
+    fn mount(size: &str) -> Option<Self> {
+        let folder = store_support::TempDir::new("disk");
+        let path = folder.path().join("disk");
+        std::fs::create_dir_all(&path).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(Self {
+            path,
+            _folder: folder,
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: the journal's connections close after the test's runtime.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Fills the disk that `filler` is on, then answers with a long text.
+struct Filler {
+    filler: std::path::PathBuf,
+    fill: Arc<AtomicBool>,
+    book: Arc<Book>,
+}
+
+#[async_trait]
+impl Agent for Filler {
+    fn name(&self) -> &str {
+        "b"
+    }
+    fn description(&self) -> &str {
+        "fills the disk"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        use std::io::Write as _;
+        *self
+            .book
+            .runs
+            .lock()
+            .unwrap()
+            .entry("b".into())
+            .or_default() += 1;
+        if self.fill.load(Ordering::SeqCst) {
+            let mut file = std::fs::File::create(&self.filler).expect("the filler");
+            let chunk = vec![b'f'; 64 << 10];
+            while file.write_all(&chunk).is_ok() {}
+            let _ = file.sync_all();
+        }
+        Ok(AgentOutput::new(format!(
+            "{}>b{}",
+            input.content,
+            ".".repeat(256 << 10)
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_run_retryably_and_it_resumes_once_there_is_room() {
+    use claude_agent_sdk::orchestration::store::SqliteJournal;
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let path = disk.path.join("runs.db");
+    let filler = disk.path.join("filler");
+    let book = Arc::new(Book::default());
+    let fill = Arc::new(AtomicBool::new(true));
+    let agents = |book: &Arc<Book>| -> Vec<Box<dyn Agent>> {
+        let mut agents = steps(&["a"], book, &[]);
+        agents.push(Box::new(Filler {
+            filler: filler.clone(),
+            fill: Arc::clone(&fill),
+            book: Arc::clone(book),
+        }));
+        agents.extend(steps(&["c"], book, &[]));
+        agents
+    };
+    let journal = Arc::new(SqliteJournal::open(&path).await.expect("open"));
+    let ctx = context(journal.clone());
+    let error = SequentialOrchestrator::new()
+        .orchestrate_with_context(agents(&book), OrchestratorInput::new("x"), &ctx)
+        .await
+        .expect_err("the disk is full");
+    assert!(matches!(error, OrchestrationError::Store { .. }), "{error}");
+    assert!(
+        error.is_retryable(),
+        "a full disk is not for good (the docs promise a retryable error): {error}"
+    );
+    assert_eq!(book.count("c"), 0, "nothing starts once the store failed");
+    let run = last_run(&ctx);
+    drop((ctx, journal));
+
+    std::fs::remove_file(&filler).expect("make room");
+    fill.store(false, Ordering::SeqCst);
+    let journal = Arc::new(SqliteJournal::open(&path).await.expect("open again"));
+    let ctx = context(journal);
+    let output = resume(&SequentialOrchestrator::new(), agents(&book), run, &ctx)
+        .await
+        .expect("resumes once there is room");
+    assert!(
+        output.result.starts_with("x>a>b."),
+        "{}",
+        &output.result[..20]
+    );
+    assert!(output.result.ends_with(">c"));
+    assert_eq!(book.count("a"), 1, "a finished before the disk filled");
+}
+
+/// Waits until `sql` (a `SELECT` of one boolean) holds on the store at `place`.
+async fn until_postgres(place: &Place, sql: &str) {
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(&place.address)
+        .await
+        .expect("connect");
+    loop {
+        let holds: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut connection)
+            .await
+            .expect("poll");
+        if holds {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_while_another_process_resumes_a_run_never_deletes_the_run_it_continues() {
+    use sqlx::Connection as _;
+    let place = Place::new(Kind::Postgres).await;
+    let (pruner, resumer) = (place.open().await, place.open().await);
+    let book = Arc::new(Book::default());
+    let broken = Arc::new(AtomicBool::new(true));
+    let ctx = context(resumer.journal());
+    let _ = SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            steps(&["a", "b"], &book, &[("b", &broken)]),
+            OrchestratorInput::new("x"),
+            &ctx,
+        )
+        .await;
+    let run = last_run(&ctx);
+
+    // Hold the prune in the middle (its deletes wait for the events table)…
+    let mut blocker = sqlx::PgConnection::connect(&place.address)
+        .await
+        .expect("connect");
+    let mut hold = blocker.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("lock");
+    let prune = tokio::spawn({
+        let pruner = pruner.clone();
+        async move { pruner.prune(Prune::KeepNewest(0)).await }
+    });
+    until_postgres(
+        &place,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND query LIKE 'DELETE FROM events%')",
+    )
+    .await;
+    // …while another process resumes the run it chose.
+    let resumed = tokio::spawn({
+        let (book, journal) = (Arc::clone(&book), resumer.journal());
+        async move {
+            let ctx = context(journal);
+            resume(
+                &SequentialOrchestrator::new(),
+                steps(&["a", "b"], &book, &[]),
+                run,
+                &ctx,
+            )
+            .await
+        }
+    });
+    broken.store(false, Ordering::SeqCst);
+    until_postgres(
+        &place,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = '{run}' AND resumed_by IS NOT NULL) \
+             OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE 'UPDATE runs SET resumed_by%')"
+        ),
+    )
+    .await;
+    hold.rollback().await.expect("release");
+    let pruned = prune.await.expect("the prune");
+    let resumed = resumed.await.expect("the resume");
+
+    match resumed {
+        Ok(output) => {
+            assert_eq!(output.result, "x>a>b");
+            assert_eq!(pruned, 0, "the run a running run continues was pruned");
+            assert!(
+                pruner.run(run).await.is_some(),
+                "the run a running run continues was pruned"
+            );
+            assert!(!pruner.journal().read(&[run]).await.is_empty());
+        }
+        Err(error) => {
+            assert_eq!(pruned, 1);
+            assert!(error.to_string().contains("not in"), "{error}");
+            assert_eq!(book.count("b"), 1, "nothing ran for a pruned run");
+        }
+    }
+}

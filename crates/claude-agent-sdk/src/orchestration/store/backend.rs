@@ -48,10 +48,35 @@ pub(crate) const DELETE_RUNS: &str = "DELETE FROM runs WHERE root = $1";
 /// bound values).
 pub(crate) const EVENTS_PER_INSERT: usize = 1000;
 
+/// How a prune keeps other processes from changing the runs while it
+/// chooses and deletes them: the transaction's `BEGIN`, then statements run
+/// first in it. Otherwise a run chosen for deletion could be resumed (or
+/// its chain continued) by another process between the choice and the
+/// delete, and the running run would lose the history it continues.
+pub(crate) struct PruneLock {
+    pub(crate) begin: &'static str,
+    pub(crate) then: &'static [&'static str],
+}
+
+/// SQLite: `BEGIN IMMEDIATE` takes the file's write lock before the
+/// transaction reads anything (waiting up to the busy timeout).
+pub(crate) const SQLITE_PRUNE_LOCK: PruneLock = PruneLock {
+    begin: "BEGIN IMMEDIATE",
+    then: &[],
+};
+
+/// PostgreSQL: runs may be read, not written (a claim, a new run, a run's
+/// end wait) until the prune commits.
+pub(crate) const POSTGRES_PRUNE_LOCK: PruneLock = PruneLock {
+    begin: "BEGIN",
+    then: &["LOCK TABLE runs IN EXCLUSIVE MODE"],
+};
+
 /// Implements [`Backend`](super::writer::Backend) and the listing methods
-/// for `$backend`, a struct with a `pool: sqlx::Pool<$db>` field.
+/// for `$backend`, a struct with a `pool: sqlx::Pool<$db>` field; `$lock`
+/// is its [`PruneLock`].
 macro_rules! sql_backend {
-    ($backend:ty, $db:ty, $name:literal) => {
+    ($backend:ty, $db:ty, $name:literal, $lock:expr) => {
         #[async_trait::async_trait]
         impl $crate::orchestration::store::writer::Backend for $backend {
             async fn write(
@@ -214,16 +239,24 @@ macro_rules! sql_backend {
                 if claimed.rows_affected() == 1 {
                     return Ok(Ok($crate::orchestration::store::run_id(&origin)));
                 }
-                // Another process claimed it between the two statements.
-                let other: Option<String> =
+                // Another process claimed it between the two statements, or
+                // pruned it.
+                let other: Option<Option<String>> =
                     sqlx::query_scalar("SELECT resumed_by FROM runs WHERE id = $1")
                         .bind(run.to_string())
-                        .fetch_one(&self.pool)
+                        .fetch_optional(&self.pool)
                         .await
                         .map_err(fail)?;
-                Ok(Err(other.map_or(by, |other| {
-                    $crate::orchestration::store::run_id(&other)
-                })))
+                match other {
+                    Some(other) => {
+                        Ok(Err(other.map_or(by, |other| {
+                            $crate::orchestration::store::run_id(&other)
+                        })))
+                    }
+                    None => Err($crate::orchestration::OrchestrationError::InvalidConfig(
+                        format!(concat!("run {} is not in ", $name, " (pruned)"), run),
+                    )),
+                }
             }
 
             async fn heartbeat(
@@ -310,15 +343,25 @@ macro_rules! sql_backend {
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
                 };
+                // Chosen and deleted in one transaction that other
+                // processes cannot write under (see `PruneLock`).
+                let lock: &$crate::orchestration::store::backend::PruneLock = &$lock;
+                let mut tx = self.pool.begin_with(lock.begin).await.map_err(fail)?;
+                for statement in lock.then {
+                    sqlx::query(*statement)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                }
                 let candidates: Vec<String> = match which {
                     Prune::StartedBefore(at) => sqlx::query_scalar(sql::PRUNE_BEFORE)
                         .bind($crate::orchestration::store::micros(at))
-                        .fetch_all(&self.pool)
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(fail)?,
                     Prune::KeepNewest(keep) => {
                         let all: Vec<String> = sqlx::query_scalar(sql::FINISHED_NEWEST_FIRST)
-                            .fetch_all(&self.pool)
+                            .fetch_all(&mut *tx)
                             .await
                             .map_err(fail)?;
                         all.into_iter().skip(keep).collect()
@@ -328,11 +371,10 @@ macro_rules! sql_backend {
                 // running) run continues, directly or not, is what resuming
                 // the kept one reads.
                 let runs: Vec<(String, String)> = sqlx::query_as(sql::TOP_LEVEL_ORIGINS)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(fail)?;
                 let doomed = $crate::orchestration::store::whole_chains(candidates, &runs);
-                let mut tx = self.pool.begin().await.map_err(fail)?;
                 for root in &doomed {
                     sqlx::query(sql::DELETE_EVENTS)
                         .bind(root)

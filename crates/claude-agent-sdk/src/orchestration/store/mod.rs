@@ -33,7 +33,15 @@
 //! # Secrets
 //! Values given to [`StoreOptions::with_secret`] are replaced by
 //! [`REDACTED`] in everything stored, so no API key or password reaches the
-//! database (a resumed run then reads the redacted text).
+//! database (a resumed run then reads the redacted text). They are replaced
+//! in the strings of an event's JSON, not in its text, so a secret that
+//! reads like JSON (`null`, digits) cannot make the event unreadable.
+//!
+//! # Pruning
+//! A prune chooses and deletes its runs in one transaction that other
+//! processes cannot write under, so a run another process resumes at that
+//! moment is either kept or refused as gone — never deleted under the run
+//! that continues it.
 
 mod backend;
 mod rows;
@@ -296,7 +304,8 @@ impl Owner<'_> {
 
 /// A database error as a [`Store`](super::OrchestrationError::Store) error:
 /// retryable when the database may come back (a lost connection, a busy
-/// file), permanent otherwise (a corrupt file, a schema from elsewhere).
+/// file, a full disk), permanent otherwise (a corrupt file, a schema from
+/// elsewhere).
 fn store_error(doing: &str, error: &sqlx::Error) -> super::OrchestrationError {
     let retryable = match error {
         sqlx::Error::Io(_)
@@ -304,18 +313,44 @@ fn store_error(doing: &str, error: &sqlx::Error) -> super::OrchestrationError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-            // PostgreSQL: connection exceptions (08…), shutdowns (57P…),
-            // too many connections; SQLite: busy (5) and locked (6).
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "53300"
-                || code == "5"
-                || code == "6"
-        }),
+        sqlx::Error::Database(database) => may_come_back(database.as_ref()),
         _ => false,
     };
     super::OrchestrationError::store(format!("{doing}: {error}"), retryable)
+}
+
+/// Whether database error `error` ends once the database is back or has
+/// room again: on PostgreSQL, connection exceptions (`08…`), shutdowns
+/// (`57P…`) and insufficient resources (`53…`: a full disk, no memory, too
+/// many connections); on SQLite, a busy or locked file and a full disk.
+fn may_come_back(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = error.code() else {
+        return false;
+    };
+    #[cfg(feature = "sqlite")]
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        return sqlite_code(&code)
+            .is_some_and(|code| matches!(code, SQLITE_BUSY | SQLITE_LOCKED | SQLITE_FULL));
+    }
+    code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+}
+
+/// SQLite's primary result codes this module acts on.
+#[cfg(feature = "sqlite")]
+const SQLITE_BUSY: i32 = 5;
+#[cfg(feature = "sqlite")]
+const SQLITE_LOCKED: i32 = 6;
+#[cfg(feature = "sqlite")]
+const SQLITE_FULL: i32 = 13;
+
+/// The primary result code of SQLite's (extended) code `code`: an extended
+/// code (`SQLITE_BUSY_SNAPSHOT`, 517) keeps its primary code in its low byte.
+#[cfg(feature = "sqlite")]
+fn sqlite_code(code: &str) -> Option<i32> {
+    code.parse::<i32>().ok().map(|code| code & 0xff)
 }
 
 /// A migration error in words a user can act on.

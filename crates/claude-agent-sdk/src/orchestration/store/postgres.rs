@@ -37,7 +37,12 @@ struct PostgresBackend {
     pool: PgPool,
 }
 
-sql_backend!(PostgresBackend, sqlx::Postgres, "the PostgreSQL journal");
+sql_backend!(
+    PostgresBackend,
+    sqlx::Postgres,
+    "the PostgreSQL journal",
+    super::backend::POSTGRES_PRUNE_LOCK
+);
 durable_journal_impl!(PostgresJournal);
 
 impl PostgresJournal {

@@ -73,11 +73,13 @@ impl Batch {
 /// every run it has seen, and the secrets to redact.
 #[derive(Debug)]
 pub(crate) struct Encoder {
-    options: StoreOptions,
-    /// The JSON-escaped form of each secret (what appears in a body), and
-    /// what replaces it; longest first, so a secret containing another goes
-    /// whole.
-    escaped: Vec<(String, String)>,
+    /// The label of the top-level runs, redacted.
+    label: Option<String>,
+    /// Each secret and what replaces it; longest first, so a secret
+    /// containing another goes whole.
+    secrets: Vec<(String, String)>,
+    /// The JSON-escaped form of each secret: what a body holding it holds.
+    escaped: Vec<String>,
     roots: HashMap<RunId, RunId>,
     origins: HashMap<RunId, RunId>,
     /// The attempts that ran a nested run: their output's usage is the
@@ -89,21 +91,19 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn new(options: StoreOptions) -> Self {
-        let mut escaped: Vec<(String, String)> = options
-            .secrets
+        let mut secrets = options.secrets;
+        secrets.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
+        let escaped = secrets
             .iter()
-            .filter_map(|(secret, replacement)| {
+            .filter_map(|(secret, _)| {
                 let quoted = serde_json::to_string(secret).ok()?;
-                let replaced = serde_json::to_string(replacement).ok()?;
-                Some((
-                    quoted[1..quoted.len() - 1].to_owned(),
-                    replaced[1..replaced.len() - 1].to_owned(),
-                ))
+                Some(quoted[1..quoted.len() - 1].to_owned())
             })
             .collect();
-        escaped.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
+        let label = options.label.map(|label| redact_text(label, &secrets));
         Self {
-            options,
+            label,
+            secrets,
             escaped,
             roots: HashMap::new(),
             origins: HashMap::new(),
@@ -145,7 +145,7 @@ impl Encoder {
                 resumes: resumes.map(|previous| previous.to_string()),
                 orchestrator: self.redact(orchestrator.clone()),
                 label: if parent.is_none() {
-                    self.options.label.clone()
+                    self.label.clone()
                 } else {
                     None
                 },
@@ -187,18 +187,12 @@ impl Encoder {
             }),
             _ => {}
         }
-        let body = serde_json::to_string(&event.kind).unwrap_or_else(|error| {
-            format!(
-                "{{\"event\":\"unreadable\",\"error\":{:?}}}",
-                error.to_string()
-            )
-        });
         batch.events.push(EventRow {
             root: root.to_string(),
             run: run.to_string(),
             at_us: micros(event.at),
             kind: kind_name(&event.kind),
-            body: self.redact(body),
+            body: self.body(&event.kind),
         });
     }
 
@@ -206,14 +200,95 @@ impl Encoder {
         self.roots.get(&run).copied().unwrap_or(run)
     }
 
-    fn redact(&self, mut text: String) -> String {
-        for (secret, replacement) in &self.escaped {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), replacement);
-            }
+    /// The event as stored: its JSON, with the secrets redacted.
+    ///
+    /// Secrets are replaced in the JSON's strings (values, and the keys of
+    /// maps), never in its text: a secret that reads like JSON (`null`,
+    /// `true`, digits) or like part of a field's name would otherwise turn
+    /// the body into text no version can read back. Bodies whose text
+    /// holds no secret are stored as serialized.
+    fn body(&self, kind: &EventKind) -> String {
+        let text = serde_json::to_string(kind).unwrap_or_else(|error| unreadable(&error));
+        let holds_secret = self
+            .escaped
+            .iter()
+            .any(|secret| text.contains(secret.as_str()));
+        if !holds_secret {
+            return text;
         }
-        text
+        let Ok(mut value) = serde_json::to_value(kind) else {
+            return text;
+        };
+        let renamed_keys = redact_strings(&mut value, &self.secrets, true);
+        if renamed_keys && serde_json::from_value::<EventKind>(value.clone()).is_err() {
+            // A secret inside a field's own name: keep the names.
+            value = serde_json::to_value(kind).unwrap_or_default();
+            redact_strings(&mut value, &self.secrets, false);
+        }
+        serde_json::to_string(&value).unwrap_or_else(|error| unreadable(&error))
     }
+
+    /// `text` (not JSON: a name, a label) with the secrets redacted.
+    fn redact(&self, text: String) -> String {
+        redact_text(text, &self.secrets)
+    }
+}
+
+/// The body of an event that cannot be serialized.
+fn unreadable(error: &serde_json::Error) -> String {
+    format!(
+        "{{\"event\":\"unreadable\",\"error\":{:?}}}",
+        error.to_string()
+    )
+}
+
+/// `text` with every secret of `secrets` (longest first) replaced.
+fn redact_text(mut text: String, secrets: &[(String, String)]) -> String {
+    for (secret, replacement) in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), replacement);
+        }
+    }
+    text
+}
+
+/// Redacts every string in `value` (and, when `keys`, every map key) in
+/// place, without recursing (an output's metadata may nest deeply);
+/// returns whether a key changed.
+fn redact_strings(value: &mut serde_json::Value, secrets: &[(String, String)], keys: bool) -> bool {
+    use serde_json::Value;
+    let mut renamed = false;
+    let mut pending: Vec<&mut Value> = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(text) => {
+                if secrets
+                    .iter()
+                    .any(|(secret, _)| text.contains(secret.as_str()))
+                {
+                    *text = redact_text(std::mem::take(text), secrets);
+                }
+            }
+            Value::Array(items) => pending.extend(items.iter_mut()),
+            Value::Object(map) => {
+                let leaks = |key: &String| {
+                    secrets
+                        .iter()
+                        .any(|(secret, _)| key.contains(secret.as_str()))
+                };
+                if keys && map.keys().any(leaks) {
+                    renamed = true;
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(key, value)| (redact_text(key, secrets), value))
+                        .collect();
+                }
+                pending.extend(map.values_mut());
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    renamed
 }
 
 /// How a run that ended with `outcome` stands.

@@ -103,9 +103,10 @@ impl Setup {
     /// a table that "already exists" is another application's, for good).
     fn is_transient_setup(&self) -> bool {
         let busy = |error: &sqlx::Error| match error {
-            sqlx::Error::Database(database) => {
-                matches!(database.code().as_deref(), Some("5" | "6"))
-            }
+            sqlx::Error::Database(database) => database
+                .code()
+                .and_then(|code| super::sqlite_code(&code))
+                .is_some_and(|code| matches!(code, super::SQLITE_BUSY | super::SQLITE_LOCKED)),
             _ => false,
         };
         match self {
@@ -131,7 +132,12 @@ struct SqliteBackend {
     pool: SqlitePool,
 }
 
-sql_backend!(SqliteBackend, sqlx::Sqlite, "the SQLite journal");
+sql_backend!(
+    SqliteBackend,
+    sqlx::Sqlite,
+    "the SQLite journal",
+    super::backend::SQLITE_PRUNE_LOCK
+);
 durable_journal_impl!(SqliteJournal);
 
 impl SqliteJournal {
