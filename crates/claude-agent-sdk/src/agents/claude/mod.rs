@@ -8,9 +8,8 @@ use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;
 
 use crate::agents::delta::{DeltaHandler, DeltaSink, TextDelta};
-use crate::agents::http::{is_event_stream, with_request_id, Pricing, Provider, RatePermit};
+use crate::agents::http::{with_request_id, Pricing, Provider};
 use crate::agents::prompt::PromptTemplate;
-use crate::agents::reply::ModelReply;
 use crate::orchestration::{Agent, AgentInput, AgentOutput, OrchestrationError, Result};
 
 /// The model used unless [`ClaudeAgent::with_model`] says otherwise.
@@ -267,34 +266,6 @@ impl ClaudeAgent {
             ))
         })
     }
-
-    /// Reads the reply — streamed or whole — under the limiter slot `permit`,
-    /// which is released as soon as the body is in.
-    async fn read_reply(
-        &self,
-        response: reqwest::Response,
-        permit: RatePermit,
-    ) -> Result<ModelReply> {
-        let provider = self.provider.name();
-        if is_event_stream(&response) {
-            let mut assembler = wire::StreamAssembler::default();
-            let mut sink = DeltaSink::new(self.on_delta.as_ref(), &self.name);
-            self.provider
-                .read_events(response, |event| {
-                    assembler.on_event(provider, &event, &mut sink)
-                })
-                .await?;
-            drop(permit);
-            assembler.finish(provider)
-        } else {
-            let body = self.provider.read_reply(response).await?;
-            // The reply is read: the next request may go while this one is parsed.
-            drop(permit);
-            let reply = wire::parse_message(provider, &body)?;
-            DeltaSink::new(self.on_delta.as_ref(), &self.name).send(&reply.text);
-            Ok(reply)
-        }
-    }
 }
 
 #[async_trait]
@@ -323,8 +294,10 @@ impl Agent for ClaudeAgent {
             .send(permit, request, &wire::WIRE)
             .await?
             .into_parts();
+        let sink = DeltaSink::new(self.on_delta.as_ref(), &self.name);
         let mut reply = self
-            .read_reply(response, permit)
+            .provider
+            .read_model_reply::<wire::StreamAssembler>(response, permit, sink)
             .await
             .map_err(|error| with_request_id(error, self.provider.name(), request_id.as_deref()))?;
         reply.request_id = request_id;

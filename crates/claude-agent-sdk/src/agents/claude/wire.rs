@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use crate::agents::delta::DeltaSink;
-use crate::agents::http::{malformed, ErrorDetail, SseEvent, WireErrors};
+use crate::agents::http::{malformed, ErrorDetail, ReplyFormat, SseEvent, WireErrors};
 use crate::agents::reply::ModelReply;
 use crate::orchestration::{AgentError, OrchestrationError, Result, Usage};
 
@@ -177,9 +177,10 @@ impl StreamPart {
     }
 }
 
-impl StreamAssembler {
+/// The Messages API's replies: streamed events assembled, or a message whole.
+impl ReplyFormat for StreamAssembler {
     /// Takes one event; breaks at `message_stop`.
-    pub(super) fn on_event(
+    fn on_event(
         &mut self,
         provider: &str,
         event: &SseEvent,
@@ -232,7 +233,7 @@ impl StreamAssembler {
     }
 
     /// The reply, if the stream reached `message_stop`.
-    pub(super) fn finish(self, provider: &str) -> Result<ModelReply> {
+    fn finish(self, provider: &str) -> Result<ModelReply> {
         if self.finished {
             Ok(self.reply)
         } else {
@@ -240,6 +241,10 @@ impl StreamAssembler {
                 "{provider}: the reply stream ended before `message_stop`"
             )))
         }
+    }
+
+    fn parse(provider: &str, body: &[u8]) -> Result<ModelReply> {
+        parse_message(provider, body)
     }
 }
 

@@ -5,6 +5,7 @@ mod failure;
 mod limiter;
 mod pricing;
 mod provider;
+mod reply;
 mod sse;
 
 pub use limiter::{ProviderLimits, RateLimiter, RatePermit};
@@ -13,4 +14,5 @@ pub use provider::{Provider, ProviderBuilder};
 
 pub(crate) use failure::{malformed, with_request_id, ErrorDetail};
 pub(crate) use provider::{is_event_stream, WireErrors};
+pub(crate) use reply::ReplyFormat;
 pub(crate) use sse::SseEvent;

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use serde::Deserialize;
 
 use crate::agents::delta::DeltaSink;
-use crate::agents::http::{malformed, ErrorDetail, SseEvent, WireErrors};
+use crate::agents::http::{malformed, ErrorDetail, ReplyFormat, SseEvent, WireErrors};
 use crate::agents::reply::ModelReply;
 use crate::orchestration::{AgentError, OrchestrationError, Result, Usage};
 
@@ -162,9 +162,10 @@ pub(super) struct StreamAssembler {
     done: bool,
 }
 
-impl StreamAssembler {
+/// Chat completions: streamed chunks assembled, or a completion whole.
+impl ReplyFormat for StreamAssembler {
     /// Takes one event; breaks at `[DONE]`.
-    pub(super) fn on_event(
+    fn on_event(
         &mut self,
         provider: &str,
         event: &SseEvent,
@@ -205,7 +206,7 @@ impl StreamAssembler {
 
     /// The reply, if the stream reached `[DONE]` or at least a finish reason
     /// (some servers end without `[DONE]`).
-    pub(super) fn finish(self, provider: &str) -> Result<ModelReply> {
+    fn finish(self, provider: &str) -> Result<ModelReply> {
         if self.done || self.reply.stop_reason.is_some() {
             Ok(self.reply)
         } else {
@@ -213,6 +214,10 @@ impl StreamAssembler {
                 "{provider}: the reply stream ended before it was done"
             )))
         }
+    }
+
+    fn parse(provider: &str, body: &[u8]) -> Result<ModelReply> {
+        parse_completion(provider, body)
     }
 }
 
