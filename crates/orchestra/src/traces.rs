@@ -9,6 +9,22 @@ use claude_agent_sdk::orchestration::{
     AgentExecution, ExecutionTrace, NodeId, OrchestrationError, OrchestratorOutput, Usage,
 };
 
+/// One trace of the runs `earlier` (oldest first) and then `last`: what a
+/// resumed run's summary shows, since it reuses what they finished.
+#[must_use]
+pub fn joined(earlier: Vec<ExecutionTrace>, last: ExecutionTrace) -> ExecutionTrace {
+    let Some(first) = earlier.first() else {
+        return last;
+    };
+    let mut trace = ExecutionTrace::starting_at(first.start_time);
+    trace.run_id = last.run_id;
+    trace.end_time = last.end_time;
+    for mut run in earlier.into_iter().chain(std::iter::once(last)) {
+        trace.agent_executions.append(&mut run.agent_executions);
+    }
+    trace
+}
+
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {

@@ -648,3 +648,47 @@ fn runs_shows_a_quick_runs_duration_in_milliseconds_not_zero_seconds() {
     );
     assert!(!row.contains(" 0.0s "), "{stdout}");
 }
+
+#[test]
+fn a_resumed_runs_summary_shows_the_steps_it_reused_as_done() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let run = resume_id(&texts(&failed).1);
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &run, "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    let row = |id: &str| {
+        stderr
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
+            .to_owned()
+    };
+    // `first` ran once, in the run that failed; `gate` failed there and
+    // succeeded here.
+    let first = row("first");
+    assert!(first.contains(" 1 ") && first.ends_with("done"), "{first}");
+    let gate = row("gate");
+    assert!(gate.contains(" 2 ") && gate.ends_with("done"), "{gate}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let statuses: Vec<&str> = json["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|agent| agent["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["done", "done", "done"], "{stdout}");
+    assert_eq!(marks(dir.path()), 1, "`first` ran again");
+}

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use claude_agent_sdk::orchestration::store::StoreOptions;
 use claude_agent_sdk::orchestration::{
-    ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput, OrchestratorOutput,
-    RunId,
+    EventKind, ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput,
+    OrchestratorOutput, RunId,
 };
 
 use self::preview::Previews;
@@ -316,6 +316,12 @@ impl Run<'_> {
             ctx: &ctx,
             progress: &progress,
         };
+        // A resumed run reuses what the runs it continues finished: its
+        // summary shows their records too.
+        let continues = match &start {
+            Start::Resume(run) => Some(*run),
+            _ => None,
+        };
         let first = async {
             match start {
                 Start::Fresh(input) => plan.run(input, &ctx).await,
@@ -358,6 +364,10 @@ impl Run<'_> {
             Ok(output) if !resumed => output.execution_trace.clone(),
             _ => ctx.get_trace().await,
         };
+        let trace = match continues {
+            Some(run) => crate::traces::joined(earlier_traces(&ctx, run).await, trace),
+            None => trace,
+        };
 
         let mut exit = report(workflow, &result, &trace, args);
         if let Err(problem) = write_traces(workflow, &trace, args) {
@@ -375,6 +385,36 @@ impl Run<'_> {
         }
         cancelled.map_or(exit, Exit::Cancelled)
     }
+}
+
+/// The most runs of a chain of resumes read back for a summary.
+const CHAIN_LIMIT: usize = 1_000;
+
+/// The traces of run `run` and of the runs it continued in turn (a chain of
+/// resumes), oldest first, as the store keeps them.
+async fn earlier_traces(ctx: &ExecutionContext, run: RunId) -> Vec<ExecutionTrace> {
+    let mut traces = Vec::new();
+    let mut next = Some(run);
+    while let Some(id) = next.take() {
+        if traces.len() >= CHAIN_LIMIT {
+            break;
+        }
+        let Some(trace) = ctx.run_trace(id).await else {
+            break;
+        };
+        traces.push(trace);
+        next = ctx
+            .journal()
+            .read(&[id])
+            .await
+            .into_iter()
+            .find_map(|event| match event.kind {
+                EventKind::RunStarted { resumes, .. } if event.run == id => resumes,
+                _ => None,
+            });
+    }
+    traces.reverse();
+    traces
 }
 
 /// What the store keeps out: the workflow's secrets; and what it calls the
