@@ -10,7 +10,8 @@
 //!
 //! - every step that finished successfully is not run again — its output
 //!   comes from the journal, and the run moves on from it exactly as it did
-//!   (routers and loop conditions decide again on the same output);
+//!   (where its router or loop condition sent it, as journaled with the
+//!   step, not decided again on the state as it is now);
 //! - a step that started and never finished (the process died in the middle
 //!   of it) runs again: steps run **at least once**, and exactly once when
 //!   they finished before the stop;
