@@ -3,8 +3,9 @@
 //! Every fallible call in this module returns [`Result<T>`], whose error is
 //! [`OrchestrationError`]. The error decides on its own whether a retry may help
 //! ([`OrchestrationError::is_retryable`]) and, for rate limits, how long to wait
-//! before trying again ([`OrchestrationError::retry_after`]). The retry machinery
-//! reads nothing else: an agent steers retries purely through the error it returns.
+//! before trying again ([`OrchestrationError::retry_after`]). Only a retryable
+//! error is ever retried — a [`RetryPolicy`](super::RetryPolicy) may retry less,
+//! never more — so an agent steers retries through the error it returns.
 //!
 //! An agent that failed for good becomes [`OrchestrationError::AgentFailed`],
 //! whose [`FailureReason`] keeps the error that caused it: a permanent cause

@@ -8,6 +8,12 @@
 //! - [`patterns`]: [`SequentialOrchestrator`] (pipelines) and
 //!   [`ParallelOrchestrator`] (fan-out/fan-in), composable through
 //!   [`OrchestratorAgent`].
+//! - [`graph`]: [`GraphOrchestrator`] — routes, bounded loops, maps, joins,
+//!   subgraphs; with [`human`] ([`Question`], [`Pause`]: a run that asks a
+//!   person pauses and resumes) and [`budget`] ([`RunBudget`]).
+//! - [`resume`](mod@resume): [`resume()`] and [`fork`] a stopped run from its
+//!   journal; the durable journals are in `store` (features `sqlite`,
+//!   `postgres`).
 //! - [`context`]: [`ExecutionConfig`], and [`ExecutionContext`] — state, journal
 //!   and cancellation of runs — with the [`ExecutionTrace`] of [`AgentExecution`]s
 //!   a run's journal shows.

@@ -2,10 +2,10 @@
 //!
 //! A [`RunObserver`] attached to an [`ExecutionContext`](super::ExecutionContext)
 //! hears every run start and end, every attempt start and end, and every retry
-//! as it is scheduled — the moment it happens, not after the run. The events
-//! are the run's [journal](super::journal) events as they are appended, so the
-//! two always agree: every attempt that starts also finishes, exactly once,
-//! also when it is cut short. Events borrow from the run, so an observer that
+//! as it is scheduled — the moment it happens, not after the run. They are
+//! told by the recorder that appends the run's [journal](super::journal)
+//! events, in the same order, so the two always agree: every attempt that
+//! starts also finishes, exactly once, also when it is cut short. Events borrow from the run, so an observer that
 //! keeps nothing costs no allocation.
 //!
 //! Observers are called inline on the agent's task: keep them quick and

@@ -3,12 +3,17 @@
 //! node's attempts, and the [journal](crate::orchestration::journal) that
 //! every change of a run's state is appended to.
 //!
-//! A run is a [`Graph`](graph::Graph) of nodes. The [driver] walks it:
-//! it asks the scheduler what may start, hands each node to the executor,
-//! tells the scheduler how it ended, and stops the run properly when it must
-//! (cancellation, deadline). The [recorder] turns each change into
-//! a journal event and an observer event. Patterns only build graphs and
-//! conclude results from what the driver reports.
+//! A run is a [`Graph`](graph::Graph) of nodes. The [driver] sets the run
+//! up, walks it — one step at a time on one task, or with the `workers` —
+//! and stops it properly when it must (cancellation, deadline). One step is
+//! [`RunState::next_job`](run_state::RunState::next_job) (the scheduler
+//! hands out a ready step), [`Walk::run_step`](run_state::Walk::run_step)
+//! (the executor runs its attempts; a graph's router or loop condition
+//! decides where its output goes) and
+//! [`RunState::settle`](run_state::RunState::settle) (the scheduler hears
+//! how it ended). The [recorder] turns each change into a journal event and
+//! an observer event. Patterns only build graphs and conclude results from
+//! what the driver reports.
 
 pub(crate) mod driver;
 mod gathered;

@@ -1,6 +1,6 @@
-//! Running a graph's nodes at the same time: a few workers, each a tokio
-//! task, that take the next ready node from the scheduler, run it through
-//! the executor, and hand its outcome back — so CPU-heavy agents use every
+//! Running a graph's steps at the same time: a few workers, each a tokio
+//! task, that take the next ready step from the run's `RunState`, run it
+//! through the executor, and settle its outcome — so CPU-heavy agents use every
 //! core, and a fan-out of 100,000 agents costs as many tasks as its
 //! `parallel_limit`, not 100,000.
 //!
@@ -10,9 +10,9 @@
 //! step at a time (a router and its branch) never pays for the tasks its
 //! `parallel_limit` would allow.
 //!
-//! The scheduler stays the one place that decides: it sits behind the
-//! workers' shared lock, taken once per node (to report the node that ended
-//! and take the next). A worker with nothing ready while others still run
+//! The scheduler stays the one place that decides: the `RunState` holding
+//! it sits behind the workers' shared lock, taken once per step (to settle
+//! the step that ended and take the next). A worker with nothing ready while others still run
 //! waits to be told that something became ready. When the run must stop,
 //! the workers stop taking nodes; the driver tells the running attempts to
 //! stop, waits for the workers for [`STOP_GRACE`], and writes off any

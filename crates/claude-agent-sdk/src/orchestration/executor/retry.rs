@@ -1,9 +1,9 @@
 //! The retry layer's decision: whether a failed attempt gets another, and
 //! after how long.
 //!
-//! A [`RetryPolicy`] decides; the executor only carries the decision out
-//! (it sleeps, raced against the run's cancellation and deadline, and tries
-//! again). The default policy, [`ExponentialRetry`], retries what
+//! A [`RetryPolicy`] decides, within bounds the executor keeps (a retryable
+//! error, a retry left); the executor carries the decision out (it sleeps,
+//! raced against the run's cancellation and deadline, and tries again). The default policy, [`ExponentialRetry`], retries what
 //! [`OrchestrationError::is_retryable`] calls retryable, at most `max_retries`
 //! times, on the [`Backoff`] schedule below. Users plug in their own through
 //! [`ExecutionConfig::with_retry_policy`](crate::orchestration::ExecutionConfig::with_retry_policy).

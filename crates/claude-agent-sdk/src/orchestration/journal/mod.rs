@@ -1,13 +1,16 @@
 //! The journal: every change of a run's state, as an owned event, in order.
 //!
 //! A run is its events. The engine appends one [`JournalEvent`] for each
-//! change — the run started, an attempt started, an attempt finished (with its
-//! output or its error, or cut short), a retry was scheduled, the run finished
-//! — to the [`Journal`] of its [`ExecutionContext`](super::ExecutionContext).
+//! change — the run started, a graph added a step, an attempt started, an
+//! attempt finished (with its output or its error, or cut short), a graph
+//! step's router or loop decided where its output goes, a retry was
+//! scheduled, an agent changed the shared state, the run finished — to the
+//! [`Journal`] of its [`ExecutionContext`](super::ExecutionContext).
 //! Everything else is a view of those events: the
 //! [`ExecutionTrace`](super::ExecutionTrace) a run returns is built from them
-//! (the private `view` module), and the live [`RunEvent`](super::RunEvent)s an observer hears are
-//! the same events as they are appended.
+//! (the private `view` module), and the live [`RunEvent`](super::RunEvent)s
+//! an observer hears are told in the same order as the run's starts, ends
+//! and retries are appended.
 //!
 //! Events are deltas, not snapshots, so a durable store keeps each fact once:
 //! an attempt names where its input came from ([`InputSource`]) instead of

@@ -1,8 +1,9 @@
 //! Execution traces: one [`AgentExecution`] record per agent attempt.
 //!
 //! A trace is a *view* of a run's [journal](crate::orchestration::journal): it is built from
-//! the run's events when the run ends (or when
-//! [`ExecutionContext::get_trace`](crate::orchestration::ExecutionContext::get_trace) asks),
+//! the run's events — when the run ends, or when
+//! [`ExecutionContext::get_trace`](crate::orchestration::ExecutionContext::get_trace) asks
+//! (for the private context of `orchestrate`, as they are appended) —
 //! so it is honest about what happened: every attempt gets a record — the
 //! successful ones, the failed ones, the ones cut short by a cancellation or a
 //! deadline, and (while a run is still going) the ones still running, with no
