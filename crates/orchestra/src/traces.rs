@@ -25,6 +25,18 @@ pub fn joined(earlier: Vec<ExecutionTrace>, last: ExecutionTrace) -> ExecutionTr
     trace
 }
 
+/// Keeps the records of `trace` up to the last success of `step` (what a
+/// fork after `step` reuses of the run it forks).
+pub fn keep_until(trace: &mut ExecutionTrace, step: &str) {
+    let last = trace
+        .agent_executions
+        .iter()
+        .rposition(|record| record.success && record.agent_name == step);
+    trace
+        .agent_executions
+        .truncate(last.map_or(0, |last| last + 1));
+}
+
 /// One attempt record and how deep it sits in nested runs (0 for the root run).
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {

@@ -692,3 +692,48 @@ fn a_resumed_runs_summary_shows_the_steps_it_reused_as_done() {
     assert_eq!(statuses, ["done", "done", "done"], "{stdout}");
     assert_eq!(marks(dir.path()), 1, "`first` ran again");
 }
+
+#[test]
+fn a_forks_summary_shows_the_steps_it_reused_and_not_those_after() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let done = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(done.status.success());
+    let listed = orchestra()
+        .args(["runs", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let run = common::json(&texts(&listed).0)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forked = orchestra()
+        .args(["fork", &run, "--after", "first", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&forked);
+    assert!(forked.status.success(), "{stderr}");
+    let row = |id: &str| {
+        stderr
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
+            .to_owned()
+    };
+    // `first` is reused (its one attempt, from the old run); `gate` and
+    // `last` ran again, once each — the old run's attempts are not counted.
+    for id in ["first", "gate", "last"] {
+        let line = row(id);
+        assert!(line.contains(" 1 ") && line.ends_with("done"), "{line}");
+    }
+    assert_eq!(marks(dir.path()), 1, "the fork reused `first`");
+}

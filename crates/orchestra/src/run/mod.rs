@@ -316,11 +316,13 @@ impl Run<'_> {
             ctx: &ctx,
             progress: &progress,
         };
-        // A resumed run reuses what the runs it continues finished: its
-        // summary shows their records too.
+        // A resumed run reuses what the runs it continues finished, a fork
+        // what its run finished up to the step it forks after: the summary
+        // shows their records too.
         let continues = match &start {
-            Start::Resume(run) => Some(*run),
-            _ => None,
+            Start::Resume(run) => Some((*run, None)),
+            Start::Fork { run, after, .. } => Some((*run, Some(after.clone()))),
+            Start::Fresh(_) => None,
         };
         let first = async {
             match start {
@@ -365,7 +367,13 @@ impl Run<'_> {
             _ => ctx.get_trace().await,
         };
         let trace = match continues {
-            Some(run) => crate::traces::joined(earlier_traces(&ctx, run).await, trace),
+            Some((run, after)) => {
+                let mut earlier = earlier_traces(&ctx, run).await;
+                if let (Some(after), Some(forked)) = (after, earlier.last_mut()) {
+                    crate::traces::keep_until(forked, &after);
+                }
+                crate::traces::joined(earlier, trace)
+            }
             None => trace,
         };
 
