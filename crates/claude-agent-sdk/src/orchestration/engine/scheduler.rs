@@ -145,6 +145,8 @@ struct MapItems {
     steps: Vec<StepId>,
     pending: usize,
     succeeded: usize,
+    /// Items cut short by a stop.
+    interrupted: usize,
 }
 
 /// Decides what runs next (see the module docs).
@@ -291,6 +293,18 @@ impl Scheduler {
             items.steps.push(item);
             self.ready.push_back(item);
         }
+        if self.runaway.is_some() {
+            // The step limit refused an item: the run starts nothing more,
+            // so the items made before it never run and the map is cut short.
+            for item in &items.steps {
+                self.ended[item.index()] = Some(Completion::Interrupted);
+            }
+            self.maps[map.index()] = items;
+            self.mapping -= 1;
+            self.ended[map.index()] = Some(Completion::Interrupted);
+            self.finish(map, Completion::Interrupted, &Decision::default());
+            return;
+        }
         items.pending = items.steps.len();
         let done = items.pending == 0;
         self.maps[map.index()] = items;
@@ -328,8 +342,10 @@ impl Scheduler {
             Some((map, _)) => {
                 let items = &mut self.maps[map.index()];
                 items.pending -= 1;
-                if how == Completion::Succeeded {
-                    items.succeeded += 1;
+                match how {
+                    Completion::Succeeded => items.succeeded += 1,
+                    Completion::Interrupted => items.interrupted += 1,
+                    Completion::Failed => {}
                 }
                 if items.pending == 0 {
                     self.finish_map(map);
@@ -350,7 +366,11 @@ impl Scheduler {
         let required = self.graph.nodes[node.index()]
             .join
             .required_successes(items.steps.len());
-        let how = if items.succeeded >= required {
+        // An item cut short by a stop cuts the map short: it did not run to
+        // its own end.
+        let how = if items.interrupted > 0 {
+            Completion::Interrupted
+        } else if items.succeeded >= required {
             Completion::Succeeded
         } else {
             Completion::Failed
@@ -438,6 +458,12 @@ impl Scheduler {
         for node in &afresh {
             self.nodes[node.index()] = NodeState::waiting();
             self.afresh[node.index()] = true;
+            // What it said on an earlier pass is no longer what it says:
+            // the nodes it feeds wait for this pass's word.
+            for edge in self.start[node.index()]..self.start[node.index() + 1] {
+                let (next, slot) = (self.successors[edge], self.slots[edge]);
+                self.inbox[self.inbox_start[next.index()] + slot] = None;
+            }
         }
         let to = self.graph.loops[index].to;
         self.activate(to, StepInput::OutputOf(step));
@@ -751,5 +777,7 @@ fn join_requirement(join: JoinPolicy, live: usize) -> usize {
     join.required_successes(live).clamp(1, live.max(1))
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
