@@ -4,8 +4,8 @@
 //!
 //! [`resume`] reads the stopped run's events from the context's
 //! [`Journal`](super::Journal) (any store: the in-memory one in a process,
-//! [`SqliteJournal`](super::store::SqliteJournal) or
-//! [`PostgresJournal`](super::store::PostgresJournal) across processes) and
+//! `SqliteJournal` or `PostgresJournal` — features `sqlite`, `postgres` —
+//! across processes) and
 //! starts a new run of the same orchestrator that *continues* it:
 //!
 //! - every step that finished successfully is not run again — its output
