@@ -48,6 +48,32 @@ pub(crate) const DELETE_RUNS: &str = "DELETE FROM runs WHERE root = $1";
 /// bound values).
 pub(crate) const EVENTS_PER_INSERT: usize = 1000;
 
+/// The most bytes of event bodies one `INSERT` carries (an event larger
+/// than this goes alone): far below PostgreSQL's 1 GB limit on a message,
+/// so many big outputs stored at once take several statements, not one
+/// that the server refuses.
+pub(crate) const BYTES_PER_INSERT: usize = 64 * 1024 * 1024;
+
+/// `events` cut into what one `INSERT` writes each: at most
+/// [`EVENTS_PER_INSERT`] events and [`BYTES_PER_INSERT`] bytes of bodies.
+pub(crate) fn insert_chunks(events: &[super::rows::EventRow]) -> Vec<&[super::rows::EventRow]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, event) in events.iter().enumerate() {
+        let full = index - start == EVENTS_PER_INSERT
+            || (index > start && bytes + event.body.len() > BYTES_PER_INSERT);
+        if full {
+            chunks.push(&events[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += event.body.len();
+    }
+    if start < events.len() {
+        chunks.push(&events[start..]);
+    }
+    chunks
+}
+
 /// How a prune keeps other processes from changing the runs while it
 /// chooses and deletes them: the transaction's `BEGIN`, then statements run
 /// first in it. Otherwise a run chosen for deletion could be resumed (or
@@ -104,7 +130,7 @@ macro_rules! sql_backend {
                         .await
                         .map_err(fail)?;
                 }
-                for chunk in batch.events.chunks(sql::EVENTS_PER_INSERT) {
+                for chunk in sql::insert_chunks(&batch.events) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_EVENTS);
                     insert.push_values(chunk, |mut row, event| {
                         row.push_bind(&event.root)
@@ -394,3 +420,41 @@ macro_rules! sql_backend {
     };
 }
 pub(crate) use sql_backend;
+
+#[cfg(test)]
+mod tests {
+    use super::super::rows::EventRow;
+    use super::*;
+
+    fn event(bytes: usize) -> EventRow {
+        EventRow {
+            root: String::new(),
+            run: String::new(),
+            at_us: 0,
+            kind: "attempt_finished",
+            body: "x".repeat(bytes),
+        }
+    }
+
+    #[test]
+    fn inserts_are_bounded_by_count_and_by_bytes() {
+        let small: Vec<EventRow> = (0..2500).map(|_| event(1)).collect();
+        let sizes: Vec<usize> = insert_chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let big = BYTES_PER_INSERT / 2 + 1;
+        let large: Vec<EventRow> = (0..3).map(|_| event(big)).collect();
+        let sizes: Vec<usize> = insert_chunks(&large).iter().map(|c| c.len()).collect();
+        assert_eq!(
+            sizes,
+            [1, 1, 1],
+            "two halves and a byte do not fit one insert"
+        );
+        let huge = vec![event(BYTES_PER_INSERT + 1)];
+        assert_eq!(
+            insert_chunks(&huge).len(),
+            1,
+            "an event larger than the bound goes alone"
+        );
+        assert!(insert_chunks(&[]).is_empty());
+    }
+}
