@@ -55,6 +55,15 @@ fn resume_id(stderr: &str) -> String {
         .to_owned()
 }
 
+/// The row of step `id` in the summary table of `stderr`.
+fn summary_row(stderr: &str, id: &str) -> String {
+    stderr
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(id))
+        .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
+        .to_owned()
+}
+
 fn marks(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("marks")).map_or(0, |text| text.lines().count())
 }
@@ -669,18 +678,11 @@ fn a_resumed_runs_summary_shows_the_steps_it_reused_as_done() {
         .unwrap();
     let (stdout, stderr) = texts(&resumed);
     assert!(resumed.status.success(), "{stderr}");
-    let row = |id: &str| {
-        stderr
-            .lines()
-            .find(|line| line.split_whitespace().next() == Some(id))
-            .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
-            .to_owned()
-    };
     // `first` ran once, in the run that failed; `gate` failed there and
     // succeeded here.
-    let first = row("first");
+    let first = summary_row(&stderr, "first");
     assert!(first.contains(" 1 ") && first.ends_with("done"), "{first}");
-    let gate = row("gate");
+    let gate = summary_row(&stderr, "gate");
     assert!(gate.contains(" 2 ") && gate.ends_with("done"), "{gate}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let statuses: Vec<&str> = json["agents"]
@@ -699,19 +701,8 @@ fn a_forks_summary_shows_the_steps_it_reused_and_not_those_after() {
     let store = dir.path().join("runs.db");
     let file = gated(dir.path());
     std::fs::write(dir.path().join("open"), "").unwrap();
-    let done = orchestra()
-        .args(["run", "--store"])
-        .arg(&store)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(done.status.success());
-    let listed = orchestra()
-        .args(["runs", "--json", "--store"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    let run = common::json(&texts(&listed).0)[0]["id"]
+    common::run_kept(&store, &file);
+    let run = common::stored_runs(&store)[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -722,17 +713,10 @@ fn a_forks_summary_shows_the_steps_it_reused_and_not_those_after() {
         .unwrap();
     let (_, stderr) = texts(&forked);
     assert!(forked.status.success(), "{stderr}");
-    let row = |id: &str| {
-        stderr
-            .lines()
-            .find(|line| line.split_whitespace().next() == Some(id))
-            .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
-            .to_owned()
-    };
     // `first` is reused (its one attempt, from the old run); `gate` and
     // `last` ran again, once each — the old run's attempts are not counted.
     for id in ["first", "gate", "last"] {
-        let line = row(id);
+        let line = summary_row(&stderr, id);
         assert!(line.contains(" 1 ") && line.ends_with("done"), "{line}");
     }
     assert_eq!(marks(dir.path()), 1, "the fork reused `first`");
