@@ -30,6 +30,7 @@ use super::recorder::{NodeNames, Recorder};
 use super::run_state::{Branching, Reuse, RunState, Walk};
 use super::scheduler::{Decision, Scheduler};
 use super::stop::{sooner, RunStop, STOP_GRACE};
+use super::turns::Turns;
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
@@ -485,6 +486,7 @@ fn walked(joined: std::result::Result<(RunState, Option<Interruption>), JoinErro
 
 /// Runs every step on the caller's task, one at a time.
 async fn drive_inline(walk: &Walk<'_>, mut state: RunState) -> (RunState, Option<Interruption>) {
+    let mut turns = Turns::new();
     while let Some(job) = state.next_job(walk) {
         let remake = |step| state.remake_input(walk, step);
         let end = walk.run_step(job, &remake).await;
@@ -494,7 +496,7 @@ async fn drive_inline(walk: &Walk<'_>, mut state: RunState) -> (RunState, Option
         }
         // Agents that finish at once never yield on their own: take turns,
         // so that timers, a canceller and other tasks get to run.
-        tokio::task::coop::consume_budget().await;
+        turns.take().await;
     }
     (state, None)
 }

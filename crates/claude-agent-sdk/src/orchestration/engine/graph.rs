@@ -81,7 +81,7 @@ impl Graph {
 
     /// A chain of `count` nodes: node k+1 takes node k's output.
     pub(crate) fn chain(count: usize) -> Self {
-        let mut graph = Self::new("sequential", false);
+        let mut graph = Self::new("sequential", false).with_capacity(count, count);
         for index in 0..count {
             let node = graph.add_node();
             if let Some(previous) = index.checked_sub(1) {
@@ -93,11 +93,18 @@ impl Graph {
 
     /// `count` independent nodes, each on the run's input.
     pub(crate) fn fan_out(count: usize) -> Self {
-        let mut graph = Self::new("parallel", true);
+        let mut graph = Self::new("parallel", true).with_capacity(count, 0);
         for _ in 0..count {
             graph.add_node();
         }
         graph
+    }
+
+    /// The same graph with room for `nodes` nodes and `edges` edges.
+    pub(crate) fn with_capacity(mut self, nodes: usize, edges: usize) -> Self {
+        self.nodes.reserve_exact(nodes);
+        self.edges.reserve_exact(edges);
+        self
     }
 
     /// Adds a node (a plain one: joins all its predecessors, no router).

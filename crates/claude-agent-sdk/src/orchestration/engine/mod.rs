@@ -25,4 +25,5 @@ mod single;
 
 pub(crate) use single::run_one;
 pub(crate) mod stop;
+mod turns;
 mod workers;

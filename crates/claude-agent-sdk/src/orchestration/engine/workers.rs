@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::run_state::{Job, RunState, StepEnd, Walk};
 use super::stop::STOP_GRACE;
+use super::turns::Turns;
 use crate::orchestration::journal::Interruption;
 
 /// What the workers of a run share.
@@ -153,6 +154,7 @@ async fn join_all(workers: &mut JoinSet<()>) {
 async fn work(fleet: Arc<Fleet>) {
     let mut ended: Option<StepEnd> = None;
     let mut waited = false;
+    let mut turns = Turns::new();
     loop {
         let wake = fleet.wake.notified();
         tokio::pin!(wake);
@@ -210,7 +212,7 @@ async fn work(fleet: Arc<Fleet>) {
                 let remake = |step| fleet.remake_input(step);
                 ended = Some(fleet.walk.run_step(job, &remake).await);
                 // Agents that finish at once never yield on their own: take turns.
-                tokio::task::coop::consume_budget().await;
+                turns.take().await;
             }
         }
     }
