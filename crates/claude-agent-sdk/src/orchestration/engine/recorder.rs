@@ -212,14 +212,17 @@ impl Recorder {
             .append(JournalEvent::new(self.run, at, kind));
     }
 
-    /// Tells the observer, if there is one. An observer that panics is
-    /// contained here — the run, its books and its other events go on as if
-    /// it had returned — and the panic is logged.
-    fn notify(&self, event: &RunEvent<'_>) {
+    /// Tells the observer the event `event` makes, if there is an observer
+    /// (the event is made only then: its agent's name is read from the
+    /// agent). An observer that panics is contained here — the run, its
+    /// books and its other events go on as if it had returned — and the
+    /// panic is logged.
+    fn notify<'e>(&self, event: impl FnOnce() -> RunEvent<'e>) {
         let Some(observer) = self.ctx.observer() else {
             return;
         };
-        let heard = contained(|| observer.on_event(event));
+        let event = event();
+        let heard = contained(|| observer.on_event(&event));
         #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
         if let Err(panic) = heard {
             log_event!(true, warn, %panic, "a run observer panicked; the run goes on");
@@ -250,7 +253,7 @@ impl Recorder {
                 resumes,
             },
         );
-        self.notify(&RunEvent::RunStarted {
+        self.notify(|| RunEvent::RunStarted {
             run: self.run,
             parent,
             orchestrator: &self.orchestrator,
@@ -320,7 +323,7 @@ impl Recorder {
         if let Some((kind, moment)) = journaled {
             self.append_at(&mut open, moment, kind);
         }
-        self.notify(&RunEvent::AttemptStarted {
+        self.notify(|| RunEvent::AttemptStarted {
             run: self.run,
             node,
             agent: self.agent_name(&open, node),
@@ -403,7 +406,7 @@ impl Recorder {
                     Err(&stand_in)
                 }
             };
-            self.notify(&RunEvent::AttemptFinished {
+            self.notify(|| RunEvent::AttemptFinished {
                 run: self.run,
                 node,
                 agent: self.agent_name(open, node),
@@ -442,7 +445,7 @@ impl Recorder {
             };
             self.append(&mut open, kind);
         }
-        self.notify(&RunEvent::RetryScheduled {
+        self.notify(|| RunEvent::RetryScheduled {
             run: self.run,
             node,
             agent: self.agent_name(&open, node),
@@ -489,7 +492,7 @@ impl Recorder {
                 Some(&stand_in)
             }
         };
-        self.notify(&RunEvent::RunFinished {
+        self.notify(|| RunEvent::RunFinished {
             run: self.run,
             orchestrator: &self.orchestrator,
             error,
