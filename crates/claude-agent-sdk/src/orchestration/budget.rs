@@ -33,8 +33,10 @@ use crate::orchestration::usage::Usage;
 /// caught in well under a second of overhead.
 pub const DEFAULT_MAX_STEPS: usize = 10_000;
 
-/// What one run may spend (see the module docs).
+/// What one run may spend (see the module docs). Read from JSON, a missing
+/// field takes its default.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct RunBudget {
     /// The most steps (node activations: one per node and loop iteration,

@@ -201,11 +201,13 @@ impl OrchestrationError {
     }
 
     /// The least time to wait before retrying, when the failure (or, for
-    /// `AgentFailed`, its cause) carried a hint.
+    /// `AgentFailed`, its cause) carried a hint — and `None` for a failure
+    /// no retry can mend (one that is not [`is_retryable`](Self::is_retryable)).
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Transient { retry_after, .. } => *retry_after,
+            Self::AgentFailed(_, reason) if reason.permanent => None,
             Self::AgentFailed(_, reason) => reason.cause().and_then(Self::retry_after),
             _ => None,
         }
@@ -477,6 +479,20 @@ impl ErrorDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_made_permanent_gives_no_retry_hint() {
+        let transient = OrchestrationError::Transient {
+            message: "overloaded".into(),
+            retry_after: Some(Duration::from_secs(1)),
+            details: None,
+        };
+        let failed = OrchestrationError::agent_failed("a", transient, 1);
+        assert_eq!(failed.retry_after(), Some(Duration::from_secs(1)));
+        let permanent = failed.made_permanent("its join cannot be met");
+        assert!(!permanent.is_retryable());
+        assert_eq!(permanent.retry_after(), None);
+    }
 
     #[test]
     fn a_failure_does_not_repeat_its_agents_name() {

@@ -92,6 +92,7 @@ pub struct AgentMetadata {
     /// Domain, such as "research" or "analysis".
     pub category: String,
     /// Semantic version (default "1.0.0").
+    #[serde(default = "metadata_defaults::version")]
     pub version: String,
     /// Tools the agent can use.
     #[serde(default)]
@@ -104,12 +105,36 @@ pub struct AgentMetadata {
     pub tags: Vec<String>,
     /// Retries after the first attempt when executed by id (default 3); wins
     /// over the agent's own [`Agent::max_retries`] and the registry's config.
+    #[serde(default = "metadata_defaults::max_retries")]
     pub max_retries: usize,
     /// Bound on each attempt when executed by id, in seconds (default 300);
     /// wins over the agent's own [`Agent::attempt_timeout`] and the registry's config.
+    #[serde(default = "metadata_defaults::timeout_secs")]
     pub timeout_secs: u64,
     /// Whether the agent may be executed (default true).
+    #[serde(default = "metadata_defaults::enabled")]
     pub enabled: bool,
+}
+
+/// The defaults of [`AgentMetadata`]'s fields: what [`AgentMetadata::new`]
+/// sets, and what metadata read from JSON (or a config file) without them
+/// gets.
+mod metadata_defaults {
+    pub(super) fn version() -> String {
+        "1.0.0".to_owned()
+    }
+
+    pub(super) fn max_retries() -> usize {
+        3
+    }
+
+    pub(super) fn timeout_secs() -> u64 {
+        300
+    }
+
+    pub(super) fn enabled() -> bool {
+        true
+    }
 }
 
 impl AgentMetadata {
@@ -126,13 +151,13 @@ impl AgentMetadata {
             name: name.into(),
             description: description.into(),
             category: category.into(),
-            version: "1.0.0".into(),
+            version: metadata_defaults::version(),
             tools: Vec::new(),
             skills: Vec::new(),
             tags: Vec::new(),
-            max_retries: 3,
-            timeout_secs: 300,
-            enabled: true,
+            max_retries: metadata_defaults::max_retries(),
+            timeout_secs: metadata_defaults::timeout_secs(),
+            enabled: metadata_defaults::enabled(),
         }
     }
 

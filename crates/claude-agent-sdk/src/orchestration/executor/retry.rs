@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::orchestration::errors::OrchestrationError;
 
-/// How long to wait between the attempts of one agent.
+/// How long to wait between the attempts of one agent. Read from JSON, a
+/// missing field takes its default.
 ///
 /// ```
 /// use claude_agent_sdk::orchestration::Backoff;
@@ -41,6 +42,7 @@ use crate::orchestration::errors::OrchestrationError;
 /// assert!(nominal[3] > nominal[2]);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct Backoff {
     /// The nominal delay before the first retry.

@@ -122,6 +122,10 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
             forward.push((from, index[target].index()));
         }
     }
+    // An edge named twice (two `add_edge`s, or a router listing a target
+    // twice) is one edge: its target is fed once.
+    let mut named = std::collections::HashSet::new();
+    forward.retain(|&edge| named.insert(edge));
     for (from, to) in &forward {
         graph.add_edge(NodeId::from_index(*from), NodeId::from_index(*to));
     }

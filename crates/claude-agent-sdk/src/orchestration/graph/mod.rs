@@ -16,7 +16,9 @@
 //!   between nodes, and to [`END`] (the nodes whose outputs are the run's
 //!   result). A node fed by several nodes is a *join*: it waits for them
 //!   under its [`JoinPolicy`] ([`with_join`](GraphOrchestrator::with_join);
-//!   all of them by default).
+//!   all of them by default). Under `AtLeast(k)` or `Any` it runs as soon
+//!   as enough have succeeded, on their outputs: what the others produce
+//!   later does not reach it.
 //! - **Routers**: [`add_router`](GraphOrchestrator::add_router) — a closure
 //!   over the node's output and the run's state picks the next node(s) among
 //!   those it declares, or [`END`]. Branches not chosen are skipped, and a
@@ -351,7 +353,7 @@ impl GraphOrchestrator {
 
     /// Adds an edge: `to` gets `from`'s output. `from` may be [`START`]
     /// (`to` runs first, on the run's input); `to` may be [`END`] (`from`'s
-    /// output is a result of the run).
+    /// output is a result of the run). Adding an edge twice adds it once.
     #[must_use]
     pub fn add_edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
         self.prepared = Arc::default();

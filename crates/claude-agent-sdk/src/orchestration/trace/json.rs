@@ -11,8 +11,12 @@
 //! trace a run produces in practice is plainly nested; a deep one is a
 //! handful of plainly nested pieces.
 //!
-//! Reading keeps each record's nested trace as raw JSON until its level is
-//! built, and builds levels from a work list, so it never recurses either.
+//! Reading keeps each record's nested trace as a JSON value until its level
+//! is built, and builds levels from a work list, so it never recurses once
+//! per level either. (A JSON value, not raw text: serde's buffered paths —
+//! a trace inside a `#[serde(flatten)]` struct or a tagged enum — cannot
+//! hand raw text on. A value holds at most [`INLINE_DEPTH`] levels, as
+//! written, well within the JSON reader's own nesting limit.)
 
 use std::cell::RefCell;
 
@@ -20,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::{AgentExecution, ExecutionTrace};
 use crate::orchestration::agent::{AgentInput, AgentOutput};
@@ -63,8 +67,7 @@ struct RecordAt<'c, 't> {
 }
 
 /// What a record deeper than [`INLINE_DEPTH`] writes for its nested trace.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct ContinuedAt {
     continued: usize,
 }
@@ -219,7 +222,7 @@ struct TraceShell {
     #[serde(default)]
     agent_executions: Vec<RecordShell>,
     #[serde(default)]
-    continued: Vec<Box<RawValue>>,
+    continued: Vec<Value>,
 }
 
 /// A record as read, its nested trace still raw.
@@ -239,7 +242,7 @@ struct RecordShell {
     error: Option<String>,
     success: bool,
     #[serde(default)]
-    nested: Option<Box<RawValue>>,
+    nested: Option<Value>,
     #[serde(default)]
     run_id: Option<RunId>,
     #[serde(default)]
@@ -248,7 +251,7 @@ struct RecordShell {
 
 impl RecordShell {
     /// The record without its nested trace, and that trace's raw JSON.
-    fn split(self) -> (AgentExecution, Option<Box<RawValue>>) {
+    fn split(self) -> (AgentExecution, Option<Value>) {
         let record = AgentExecution {
             agent_name: self.agent_name,
             attempt: self.attempt,
@@ -268,9 +271,9 @@ impl RecordShell {
 }
 
 impl TraceShell {
-    /// The trace without its records' nested traces, and their raw JSON by
+    /// The trace without its records' nested traces, and their JSON by
     /// record index.
-    fn split(self) -> (ExecutionTrace, Vec<(usize, Box<RawValue>)>) {
+    fn split(self) -> (ExecutionTrace, Vec<(usize, Value)>) {
         let mut raw = Vec::new();
         let mut trace = ExecutionTrace::starting_at(self.start_time);
         trace.run_id = self.run_id;
@@ -294,7 +297,7 @@ impl TraceShell {
 /// Builds a trace from its top-level shell: nested traces are read level by
 /// level from a work list, and attached children first.
 fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, E> {
-    let mut continued: Vec<Option<Box<RawValue>>> = std::mem::take(&mut top.continued)
+    let mut continued: Vec<Option<Value>> = std::mem::take(&mut top.continued)
         .into_iter()
         .map(Some)
         .collect();
@@ -302,7 +305,7 @@ fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, 
     // belongs in; a child is always read after its parent.
     let mut built: Vec<(ExecutionTrace, Option<(usize, usize)>)> = Vec::new();
     let mut depths: Vec<usize> = Vec::new();
-    let mut pending: Vec<(usize, usize, Box<RawValue>)> = Vec::new();
+    let mut pending: Vec<(usize, usize, Value)> = Vec::new();
     let (trace, raw) = top.split();
     built.push((trace, None));
     depths.push(0);
@@ -314,8 +317,8 @@ fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, 
                 "the trace is nested more than {MAX_TRACE_DEPTH} runs deep"
             )));
         }
-        let text = match serde_json::from_str::<ContinuedAt>(text.get()) {
-            Ok(at) => continued
+        let text = match continued_at(&text) {
+            Some(at) => continued
                 .get_mut(at.continued)
                 .and_then(Option::take)
                 .ok_or_else(|| {
@@ -324,9 +327,9 @@ fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, 
                         at.continued
                     ))
                 })?,
-            Err(_) => text,
+            None => text,
         };
-        let shell: TraceShell = serde_json::from_str(text.get()).map_err(E::custom)?;
+        let shell = TraceShell::deserialize(text).map_err(E::custom)?;
         if !shell.continued.is_empty() {
             return Err(E::custom(
                 "only the top-level trace may have a `continued` list",
@@ -355,6 +358,16 @@ fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, 
         .ok_or_else(|| E::custom("internal error: no trace was read"))
 }
 
+/// Where a nested trace written as `{"continued": i}` continues, if `value`
+/// is one.
+fn continued_at(value: &Value) -> Option<ContinuedAt> {
+    let object = value.as_object()?;
+    let index = object.get("continued")?.as_u64()?;
+    (object.len() == 1).then_some(ContinuedAt {
+        continued: usize::try_from(index).ok()?,
+    })
+}
+
 impl<'de> Deserialize<'de> for ExecutionTrace {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         assemble(TraceShell::deserialize(deserializer)?)
@@ -365,8 +378,7 @@ impl<'de> Deserialize<'de> for AgentExecution {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (mut record, nested) = RecordShell::deserialize(deserializer)?.split();
         if let Some(nested) = nested {
-            let trace: ExecutionTrace =
-                serde_json::from_str(nested.get()).map_err(D::Error::custom)?;
+            let trace = ExecutionTrace::deserialize(nested).map_err(D::Error::custom)?;
             record.nested = Some(Box::new(trace));
         }
         Ok(record)
