@@ -273,6 +273,9 @@ impl Recorder {
         item: Option<u32>,
     ) {
         let mut open = self.lock();
+        if open.closed {
+            return; // nothing is written after the run's last event
+        }
         if open.by_node.len() <= step.index() {
             open.by_node.resize(step.index() + 1, None);
             open.step_nodes.resize(step.index() + 1, NodeId(0));
@@ -424,6 +427,9 @@ impl Recorder {
             return;
         }
         let mut open = self.lock();
+        if open.closed {
+            return; // nothing is written after the run's last event
+        }
         // Decided as the step's attempt ended: it shares that moment.
         self.append_as_last(&mut open, EventKind::StepDecided { step, decision });
     }
@@ -437,6 +443,9 @@ impl Recorder {
         error: &OrchestrationError,
     ) {
         let mut open = self.lock();
+        if open.closed {
+            return; // nothing is written after the run's last event
+        }
         if self.records {
             let kind = EventKind::RetryScheduled {
                 node,

@@ -29,6 +29,7 @@ use crate::orchestration::executor::{
 };
 use crate::orchestration::human::{EnclosingStep, FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, StepDecision};
+use crate::orchestration::scope::RunBooks;
 use crate::orchestration::usage::Usage;
 
 use super::driver::{Agents, Overrides};
@@ -205,7 +206,10 @@ impl<'a> Walk<'a> {
         };
         let mut outcome = run_node(&self.run, step, agent, inputs, job.origin, &policy).await;
         let mut decision = None;
-        if let (Ok(output), Some(branching)) = (&outcome, &self.branching) {
+        // A step left behind by a run that has returned (it blocked its
+        // thread past the stop) decides nothing: the run is over.
+        let run_over = RunBooks::is_closed(self.run.as_ref());
+        if let (Ok(output), Some(branching), false) = (&outcome, &self.branching, run_over) {
             match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
                 Ok(decided) => decision = decided,
                 Err(error) => outcome = Err(NodeFailure::Failed(error)),

@@ -65,6 +65,10 @@ pub(crate) struct RunShared {
     pub(crate) children: Mutex<Vec<Weak<dyn RunBooks>>>,
     /// Whether the run's books are closed (its last event written).
     pub(crate) closed: AtomicBool,
+    /// Held while the books close: a second closer (a parent closing the
+    /// runs nested in it as this one closes itself on another thread) waits
+    /// until the first has written the last event.
+    closing: Mutex<()>,
     /// The runs nested in each attempt that started one.
     nested: Mutex<HashMap<(NodeId, u32), NestedRuns>>,
     /// Whether any attempt ever started a nested run (most never do: their
@@ -93,6 +97,7 @@ impl RunShared {
             enclosing_activations,
             children: Mutex::default(),
             closed: AtomicBool::new(false),
+            closing: Mutex::new(()),
             nested: Mutex::default(),
             any_nested: AtomicBool::new(false),
         }
@@ -100,9 +105,11 @@ impl RunShared {
 
     /// Closes the run's books with `outcome`, once: the run's stop token is
     /// cancelled (anything it left behind stops), its attempts still open end
-    /// as interrupted, and its last event is written.
+    /// as interrupted, and its last event is written. When another thread is
+    /// closing them already, returns once that one has.
     pub(crate) fn close(&self, outcome: RunOutcome) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        let _closing = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
             return;
         }
         self.stop.token.cancel();
@@ -113,6 +120,7 @@ impl RunShared {
         self.recorder.close(why);
         self.recorder.run_finished(outcome);
         self.ctx.run_ended(self.ctx.clock().now());
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Closes the books of every run nested in this one, innermost first,
