@@ -65,5 +65,12 @@ fn main() -> ExitCode {
         Command::Prune(args) => runs::prune(args),
         Command::Model { action } => models::command(action),
     };
+    // What the command printed did not all arrive: its result is lost.
+    if let Some(failure) = output::stdout_failure() {
+        errln!("error: writing to standard output failed: {failure}");
+        if exit.code() == 0 {
+            return Exit::Failed.into();
+        }
+    }
     exit.into()
 }

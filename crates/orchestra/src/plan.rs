@@ -12,9 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     fork, resume, Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
-    GraphOrchestrator, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
-    OrchestratorOutput, ParallelOrchestrator, Pause, Result, RunId, SequentialOrchestrator, END,
-    START,
+    GraphOrchestrator, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
+    ParallelOrchestrator, Result, RunId, SequentialOrchestrator, END, START,
 };
 
 use std::sync::Arc;
@@ -167,26 +166,6 @@ impl Plan {
             .orchestrator()
             .orchestrate_with_context(steps, input, ctx)
             .await
-    }
-
-    /// Resumes a run of the root graph that paused on questions, with
-    /// `answers`, under the same `ctx`: finished nodes are not run again.
-    ///
-    /// # Errors
-    /// The run's error; [`OrchestrationError::InvalidConfig`] when the root
-    /// is not a graph (only graphs ask).
-    pub async fn resume(
-        &self,
-        pause: Pause,
-        answers: Vec<(String, String)>,
-        ctx: &ExecutionContext,
-    ) -> Result<OrchestratorOutput> {
-        match &self.root {
-            Runner::Graph(graph) => graph.resume_in(pause, answers, ctx).await,
-            Runner::Sequential(_) | Runner::Parallel(_) => Err(OrchestrationError::InvalidConfig(
-                "only a graph flow can resume after a question".to_owned(),
-            )),
-        }
     }
 
     /// Continues stored run `run` under `ctx` (whose journal holds it).

@@ -161,15 +161,15 @@ fn on_a_terminal_the_run_prompts_and_resumes_without_running_finished_nodes_agai
     let dir = scratch();
     let file = write(dir.path(), "ask.toml", COUNTED);
     let count = dir.path().join("count");
+    let store = dir.path().join("runs.db");
     // `script` gives orchestra a terminal for standard input and error.
     let command = format!(
-        "'{}' run '{}'",
+        "'{}' run --store '{}' '{}'",
         env!("CARGO_BIN_EXE_orchestra"),
+        store.display(),
         file.display()
     );
     let mut child = Command::new("script")
-        // Runs go to the tests' store, not the user's.
-        .env("ORCHESTRA_STORE", common::test_store())
         .args(["-qec", &command, "/dev/null"])
         .env("COUNT", &count)
         .env("NO_COLOR", "1")
@@ -234,6 +234,21 @@ fn on_a_terminal_the_run_prompts_and_resumes_without_running_finished_nodes_agai
             .any(|l| l.starts_with("plan ") && l.trim_end().ends_with("done")),
         "{seen}"
     );
+    // The store links the paused run to the one that resumed it, as
+    // `orchestra resume` would: the paused run cannot be resumed again.
+    let runs = common::stored_runs(&store);
+    let (resumed, paused) = (&runs[0], &runs[1]);
+    assert_eq!(paused["resumed_by"], resumed["id"], "{runs:#}");
+    assert_eq!(resumed["resumes"], paused["id"], "{runs:#}");
+    let paused_id = paused["id"].as_str().unwrap_or_default();
+    let again = common::orchestra()
+        .args(["resume", paused_id, "--answer", "approve=no", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = common::texts(&again);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("resumed already"), "{stderr}");
 }
 
 #[test]

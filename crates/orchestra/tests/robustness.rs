@@ -88,6 +88,37 @@ fn graph_into_a_closed_pipe_ends_quietly() {
 }
 
 #[test]
+fn output_that_cannot_be_written_fails_the_command() {
+    // A full disk is not a reader that stopped reading: the result is lost,
+    // and the command says so and fails.
+    let dir = scratch();
+    let file = write(dir.path(), "one.toml", common::ONE_AGENT);
+    let file = file.to_string_lossy().into_owned();
+    for args in [
+        vec!["run", "--no-store", "-q", file.as_str()],
+        vec!["run", "--no-store", "-q", "--json", file.as_str()],
+        vec!["graph", file.as_str()],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("/dev/full: {e}"));
+        let ran = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+            .env("ORCHESTRA_STORE", common::test_store())
+            .args(&args)
+            .stdout(full)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, stderr) = common::texts(&ran);
+        assert_eq!(ran.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writing to standard output failed"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn run_json_into_a_closed_pipe_ends_quietly_and_still_writes_the_trace() {
     let dir = scratch();
     let file = write(

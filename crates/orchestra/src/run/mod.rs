@@ -347,11 +347,19 @@ impl Run<'_> {
                         asking.suspend(|| answers::prompt(&questions))
                     });
                     let typed = stop.unless_stopped(typed).await;
-                    let Some(typed) = typed.and_then(Result::ok).flatten() else {
+                    let (Some(typed), Some(&paused)) =
+                        (typed.and_then(Result::ok).flatten(), ctx.run_ids().last())
+                    else {
                         break Err(OrchestrationError::InputRequired(pause));
                     };
+                    // Resumed from the journal, as `orchestra resume` would:
+                    // the store links the two runs (the paused one cannot be
+                    // resumed again) and the attempts keep their keys.
+                    for (id, answer) in typed {
+                        ctx.answer(id, answer);
+                    }
                     resumed = true;
-                    result = stop.until_stopped(plan.resume(*pause, typed, &ctx)).await;
+                    result = stop.until_stopped(plan.continue_stored(paused, &ctx)).await;
                 }
                 other => break other,
             }
