@@ -721,3 +721,44 @@ fn a_forks_summary_shows_the_steps_it_reused_and_not_those_after() {
     }
     assert_eq!(marks(dir.path()), 1, "the fork reused `first`");
 }
+
+#[test]
+fn a_fork_of_a_resumed_run_counts_none_of_the_chains_attempts_after_its_step() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    // The first run fails at `gate`; its resume, with the gate open, finishes.
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let first = resume_id(&texts(&failed).1);
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let resumed = orchestra()
+        .args(["resume", &first, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", texts(&resumed).1);
+    let second = common::stored_runs(&store)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forked = orchestra()
+        .args(["fork", &second, "--after", "first", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&forked);
+    assert!(forked.status.success(), "{stderr}");
+    // `first` is reused from the first run; `gate` and `last` ran once in
+    // the fork: the failed attempts of the first run and the resume's are
+    // not the fork's.
+    for id in ["first", "gate", "last"] {
+        let line = summary_row(&stderr, id);
+        assert!(line.contains(" 1 ") && line.ends_with("done"), "{line}");
+    }
+}

@@ -377,8 +377,12 @@ impl Run<'_> {
         let trace = match continues {
             Some((run, after)) => {
                 let mut earlier = earlier_traces(&ctx, run).await;
-                if let (Some(after), Some(forked)) = (after, earlier.last_mut()) {
-                    crate::traces::keep_until(forked, &after);
+                // A fork reuses what the whole chain of runs it forks
+                // finished up to its step, and nothing after it.
+                if let (Some(after), Some(last)) = (after, earlier.pop()) {
+                    let mut chain = crate::traces::joined(earlier, last);
+                    crate::traces::keep_until(&mut chain, &after);
+                    earlier = vec![chain];
                 }
                 crate::traces::joined(earlier, trace)
             }
