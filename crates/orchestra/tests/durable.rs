@@ -762,3 +762,31 @@ fn a_fork_of_a_resumed_run_counts_none_of_the_chains_attempts_after_its_step() {
         assert!(line.contains(" 1 ") && line.ends_with("done"), "{line}");
     }
 }
+
+#[test]
+fn a_fork_after_a_step_that_never_finished_is_refused_as_a_usage_error() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let run = resume_id(&texts(&failed).1);
+    // `last` never ran: there is nothing to fork after. Nothing runs, and
+    // no failed run's summary is shown.
+    let forked = orchestra()
+        .args(["fork", &run, "--after", "last", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&forked);
+    assert_eq!(forked.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no finished step"), "{stderr}");
+    assert!(!stderr.contains("not run"), "{stderr}");
+    assert_eq!(marks(dir.path()), 1, "nothing ran again");
+    assert_eq!(common::stored_runs(&store).as_array().map(Vec::len), Some(1));
+}

@@ -334,6 +334,16 @@ impl Run<'_> {
             }
         };
         let mut result = stop.until_stopped(first).await;
+        // A resume or fork the journal refused before any run started (the
+        // run is live in another process, or has no finished step to fork
+        // after) ran nothing: a usage error, not a failed run.
+        if continues.is_some() && ctx.run_ids().is_empty() {
+            if let Err(OrchestrationError::InvalidConfig(problem)) = &result {
+                progress.finish();
+                errln!("error: {problem}");
+                return Exit::Usage;
+            }
+        }
         let interactive = answers::can_prompt(args);
         let mut resumed = false;
         let result = loop {
