@@ -416,6 +416,11 @@ async fn continue_from(
         }
     }
     continuation.replay_state(ctx);
+    // What finished inside steps that did not goes back to the graphs
+    // nested in those steps when they run again.
+    for (step, finished) in continuation.handed_inside(&labels) {
+        ctx.keep_paused_inside(step, vec![finished]);
+    }
     Ok(reuse)
 }
 

@@ -14,7 +14,9 @@
 //!   step, not decided again on the state as it is now);
 //! - a step that started and never finished (the process died in the middle
 //!   of it) runs again: steps run **at least once**, and exactly once when
-//!   they finished before the stop;
+//!   they finished before the stop — what finished inside a graph nested in
+//!   such a step (a subgraph, a map's items) is handed back to it and not
+//!   run again either (see `nested`);
 //! - the shared state the finished steps changed is replayed into the
 //!   context, for the keys it does not hold (a context the stopped run ran
 //!   under keeps what it has; a fresh one, in another process, gets it all);
@@ -42,16 +44,20 @@
 //! an [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it,
 //! and nothing runs. The input comes from the journal.
 
+mod nested;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+
+use nested::{finished_inside, Attempts, FinishedInside};
 
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::run_state::{decision_of, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::human::FinishedStep;
 use crate::orchestration::journal::{
-    AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
-    StepDecision,
+    AttemptOutcome, EventKind, JournalEvent, NodeId, RunId, RunOutcome, StateChange, StepDecision,
 };
 use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
 
@@ -139,6 +145,9 @@ pub(crate) struct Continuation {
     pub(crate) answers: HashMap<String, String>,
     /// The changes to the shared state that finished attempts made, in order.
     pub(crate) state: Vec<KeptChange>,
+    /// The steps that finished inside top-level steps that did not, oldest
+    /// run first (see [`nested`]).
+    inside: Vec<FinishedInside>,
     /// Whether the new run is a fork: a run of its own that starts from
     /// the old one's steps, not its continuation.
     pub(crate) fork: bool,
@@ -198,10 +207,12 @@ impl Continuation {
         let mut finished = Vec::new();
         let mut answers = HashMap::new();
         let mut state = Vec::new();
+        let mut inside = Vec::new();
         for session in chain.iter_mut().rev() {
             finished.append(&mut session.finished);
             answers.extend(session.answers.drain());
             state.append(&mut session.state);
+            inside.append(&mut session.inside);
         }
         let newest = chain.swap_remove(0);
         Ok(Self {
@@ -212,6 +223,7 @@ impl Continuation {
             finished,
             answers,
             state,
+            inside,
             fork: false,
         })
     }
@@ -265,8 +277,33 @@ impl Continuation {
         self.finished.truncate(cut + 1);
         let kept: HashSet<(RunId, NodeId)> = self.finished.iter().map(|step| step.step).collect();
         self.state.retain(|change| kept.contains(&change.step));
+        // What was in flight is after the fork's step: it runs anew.
+        self.inside.clear();
         self.fork = true;
         Ok(self)
+    }
+
+    /// The steps that finished inside top-level steps that did not, each
+    /// with the top-level step (node position and activation) whose nested
+    /// graph gets it back, given the graph's node `labels` (empty for a
+    /// pipeline or fan-out). A step whose top-level node this orchestrator
+    /// does not have is left out: its node runs anew anyway.
+    pub(crate) fn handed_inside(&self, labels: &[&str]) -> Vec<((NodeId, u32), FinishedStep)> {
+        self.inside
+            .iter()
+            .filter_map(|inside| {
+                let (node, activation) = &inside.top;
+                let position = match node {
+                    StepNode::Index(node) if labels.is_empty() => Some(*node),
+                    StepNode::Index(_) => None,
+                    StepNode::Label(label) => labels
+                        .iter()
+                        .position(|known| known == label)
+                        .map(NodeId::from_index),
+                };
+                Some(((position?, *activation), inside.step.clone()))
+            })
+            .collect()
     }
 
     /// The outputs to reuse, by node position and activation, given the
@@ -353,6 +390,7 @@ struct Session {
     finished: Vec<Finished>,
     answers: HashMap<String, String>,
     state: Vec<KeptChange>,
+    inside: Vec<FinishedInside>,
 }
 
 impl Session {
@@ -425,7 +463,15 @@ impl Session {
                 "the journal has no run {run}"
             )));
         };
-        let state = kept_state_changes(run, events);
+        let attempts = Attempts::of(events);
+        let state = kept_state_changes(run, events, &attempts);
+        let top_step = |step: NodeId| match steps.get(step.index()) {
+            Some((label, _, activation)) if !label.is_empty() => {
+                (StepNode::Label(label.clone()), *activation)
+            }
+            _ => (StepNode::Index(step), 1),
+        };
+        let inside = finished_inside(run, events, &attempts, top_step);
         let input = OrchestratorInput {
             content: input.content.clone(),
             context: input.context.clone(),
@@ -439,46 +485,16 @@ impl Session {
             finished,
             answers,
             state,
+            inside,
         })
     }
 }
 
-/// The state changes of `events` (a run and the runs nested in it) made by
-/// attempts that succeeded — and, for a nested run, whose enclosing
-/// attempts all succeeded too: the changes a resumed run starts from.
-fn kept_state_changes(top: RunId, events: &[JournalEvent]) -> Vec<KeptChange> {
-    let mut parents: HashMap<RunId, ParentAttempt> = HashMap::new();
-    let mut succeeded: HashSet<(RunId, NodeId, u32)> = HashSet::new();
-    for event in events {
-        match &event.kind {
-            EventKind::RunStarted {
-                parent: Some(parent),
-                ..
-            } => {
-                parents.insert(event.run, *parent);
-            }
-            EventKind::AttemptFinished {
-                node,
-                attempt,
-                outcome: AttemptOutcome::Succeeded(_),
-                ..
-            } => {
-                succeeded.insert((event.run, *node, *attempt));
-            }
-            _ => {}
-        }
-    }
-    // The top-level step whose attempt made a change, when it and every
-    // attempt around it succeeded.
-    let kept = |mut run: RunId, mut node: NodeId, mut attempt: u32| loop {
-        if !succeeded.contains(&(run, node, attempt)) {
-            return None;
-        }
-        match parents.get(&run) {
-            Some(parent) => (run, node, attempt) = (parent.run, parent.node, parent.attempt),
-            None => return (run == top).then_some((run, node)),
-        }
-    };
+/// The state changes of `events` (a run and the runs nested in it) that a
+/// resumed run starts from: those made by attempts whose work it keeps —
+/// top-level steps that finished, and steps that finished inside the ones
+/// that did not (see [`nested`]).
+fn kept_state_changes(top: RunId, events: &[JournalEvent], attempts: &Attempts) -> Vec<KeptChange> {
     events
         .iter()
         .filter_map(|event| match &event.kind {
@@ -488,7 +504,7 @@ fn kept_state_changes(top: RunId, events: &[JournalEvent]) -> Vec<KeptChange> {
                 key,
                 change,
             } => Some(KeptChange {
-                step: kept(event.run, *node, *attempt)?,
+                step: attempts.kept_in(top, event.run, *node, *attempt)?,
                 key: key.clone(),
                 change: change.clone(),
             }),

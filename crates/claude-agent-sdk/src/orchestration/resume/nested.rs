@@ -1,0 +1,208 @@
+//! What a resumed run keeps of the runs nested in its steps.
+//!
+//! A step whose attempt runs a graph of its own — a subgraph node, an
+//! [`OrchestratorAgent`](crate::orchestration::OrchestratorAgent) over a
+//! graph, `orchestra`'s maps — and did not finish (the process died, the run
+//! was stopped) runs again when its run resumes. What finished *inside* it
+//! is not run again: those steps are handed to the graph nested in the same
+//! step when it runs again (same node, same activation: each loop pass and
+//! map item gets back its own), which reuses them as a paused run's are
+//! reused ([`FinishedStep::within`]). The state changes their attempts made
+//! are replayed with them.
+//!
+//! The rule, for an attempt nested any number of runs deep: its work is kept
+//! when it succeeded and so did every attempt it ran inside up to the first
+//! that did not — whose step runs again and gets it back — with none of the
+//! attempts around that one succeeding (a step that finished is reused
+//! whole, what it ran inside it included). Runs nested in a pipeline or
+//! fan-out step are kept only when that step finished: a pipeline runs again
+//! whole.
+
+use std::collections::{HashMap, HashSet};
+
+use super::StepNode;
+use crate::orchestration::human::{EnclosingStep, FinishedStep};
+use crate::orchestration::journal::{
+    AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, StepDecision,
+};
+
+/// A step that finished inside a run nested in a top-level step that did
+/// not finish: the top-level step it goes back to, and the step as the
+/// graph nested there reuses it.
+#[derive(Debug, Clone)]
+pub(crate) struct FinishedInside {
+    /// The top-level step's node and activation.
+    pub(crate) top: (StepNode, u32),
+    pub(crate) step: FinishedStep,
+}
+
+/// How the attempts of a run and the runs nested in it ended, and where
+/// each nested run sits.
+pub(super) struct Attempts {
+    parents: HashMap<RunId, ParentAttempt>,
+    succeeded: HashSet<(RunId, NodeId, u32)>,
+}
+
+impl Attempts {
+    pub(super) fn of(events: &[JournalEvent]) -> Self {
+        let mut parents = HashMap::new();
+        let mut succeeded = HashSet::new();
+        for event in events {
+            match &event.kind {
+                EventKind::RunStarted {
+                    parent: Some(parent),
+                    ..
+                } => {
+                    parents.insert(event.run, *parent);
+                }
+                EventKind::AttemptFinished {
+                    node,
+                    attempt,
+                    outcome: AttemptOutcome::Succeeded(_),
+                    ..
+                } => {
+                    succeeded.insert((event.run, *node, *attempt));
+                }
+                _ => {}
+            }
+        }
+        Self { parents, succeeded }
+    }
+
+    /// The attempts attempt `attempt` of step `step` in run `run` ran
+    /// inside, innermost first, ending with one of run `top`'s; `None` when
+    /// the run is not nested in `top`. Bounded by the number of runs, so a
+    /// journal with a cycle of parents cannot loop.
+    fn enclosing(&self, top: RunId, mut run: RunId) -> Option<Vec<ParentAttempt>> {
+        let mut chain = Vec::new();
+        while run != top {
+            let parent = *self.parents.get(&run)?;
+            chain.push(parent);
+            if chain.len() > self.parents.len() {
+                return None;
+            }
+            run = parent.run;
+        }
+        Some(chain)
+    }
+
+    fn succeeded(&self, attempt: ParentAttempt) -> bool {
+        self.succeeded
+            .contains(&(attempt.run, attempt.node, attempt.attempt))
+    }
+
+    /// The top-level step of run `top` whose reuse keeps the work of
+    /// attempt `attempt` of step `step` in run `run` (see the module docs),
+    /// if it is kept.
+    pub(super) fn kept_in(
+        &self,
+        top: RunId,
+        run: RunId,
+        step: NodeId,
+        attempt: u32,
+    ) -> Option<(RunId, NodeId)> {
+        if !self.succeeded.contains(&(run, step, attempt)) {
+            return None;
+        }
+        let chain = self.enclosing(top, run)?;
+        // Successes, then attempts that did not succeed: nothing else.
+        let first_not = chain
+            .iter()
+            .position(|attempt| !self.succeeded(*attempt))
+            .unwrap_or(chain.len());
+        if chain[first_not..]
+            .iter()
+            .any(|attempt| self.succeeded(*attempt))
+        {
+            return None;
+        }
+        Some(match chain.last() {
+            Some(outermost) => (outermost.run, outermost.node),
+            None => (run, step),
+        })
+    }
+}
+
+/// The steps of run `top`'s nested runs that finished inside top-level
+/// steps that did not (see the module docs), in the order they finished.
+/// `top_steps` names the top run's steps (by step id: node and activation).
+pub(super) fn finished_inside(
+    top: RunId,
+    events: &[JournalEvent],
+    attempts: &Attempts,
+    top_steps: impl Fn(NodeId) -> (StepNode, u32),
+) -> Vec<FinishedInside> {
+    // Each nested graph run's steps, by step id: node id and activation.
+    let mut labels: HashMap<RunId, Vec<(String, u32)>> = HashMap::new();
+    let mut counts: HashMap<(RunId, String), u32> = HashMap::new();
+    let mut decisions: HashMap<(RunId, NodeId), StepDecision> = HashMap::new();
+    for event in events.iter().filter(|event| event.run != top) {
+        match &event.kind {
+            EventKind::StepAdded { step, node, .. } => {
+                let count = counts.entry((event.run, node.clone())).or_insert(0);
+                *count += 1;
+                let steps = labels.entry(event.run).or_default();
+                if steps.len() <= step.index() {
+                    steps.resize(step.index() + 1, Default::default());
+                }
+                steps[step.index()] = (node.clone(), *count);
+            }
+            EventKind::StepDecided { step, decision } => {
+                decisions.insert((event.run, *step), decision.clone());
+            }
+            _ => {}
+        }
+    }
+    let label = |run: RunId, step: NodeId| {
+        labels
+            .get(&run)
+            .and_then(|steps| steps.get(step.index()))
+            .filter(|(label, _)| !label.is_empty())
+            .cloned()
+    };
+    let mut inside = Vec::new();
+    for event in events.iter().filter(|event| event.run != top) {
+        let EventKind::AttemptFinished {
+            node: step,
+            outcome: AttemptOutcome::Succeeded(output),
+            ..
+        } = &event.kind
+        else {
+            continue;
+        };
+        let Some(chain) = attempts.enclosing(top, event.run) else {
+            continue;
+        };
+        // Inside attempts that did not finish, all the way out: a finished
+        // one around it is reused whole.
+        if chain.iter().any(|around| attempts.succeeded(*around)) {
+            continue;
+        }
+        let (Some((node, activation)), Some((outermost, between))) =
+            (label(event.run, *step), chain.split_last())
+        else {
+            continue;
+        };
+        // The steps between the top-level one and this, outermost first,
+        // each a graph's node (a pipeline nested between runs again whole).
+        let within: Option<Vec<EnclosingStep>> = between
+            .iter()
+            .rev()
+            .map(|around| {
+                label(around.run, around.node)
+                    .map(|(node, activation)| EnclosingStep::new(node, activation))
+            })
+            .collect();
+        let Some(within) = within else {
+            continue;
+        };
+        let mut finished = FinishedStep::new(node, activation, output.clone());
+        finished.within = within;
+        finished.decision = decisions.get(&(event.run, *step)).cloned();
+        inside.push(FinishedInside {
+            top: top_steps(outermost.node),
+            step: finished,
+        });
+    }
+    inside
+}
