@@ -207,7 +207,20 @@ impl SqliteJournal {
             .run(&pool)
             .await
             .map_err(Setup::Migrate)?;
+        Self::check_writable(&pool).await.map_err(Setup::Open)?;
         Ok(pool)
+    }
+
+    /// Fails when the file can be read but not written (its mode, a
+    /// read-only mount): SQLite then opens it read-only, and the run would
+    /// fail at its first write instead of now. The statement touches no row
+    /// and is rolled back.
+    async fn check_writable(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
+        let mut probe = pool.begin().await?;
+        sqlx::query("DELETE FROM runs WHERE 0")
+            .execute(&mut *probe)
+            .await?;
+        probe.rollback().await
     }
 
     /// The file the journal is in.
@@ -239,5 +252,43 @@ impl SqliteJournal {
     /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be written.
     pub async fn prune(&self, which: Prune) -> Result<u64> {
         self.journal.prune(which).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_cannot_be_written_is_refused_when_it_opens() {
+        let dir = std::env::temp_dir().join(format!("read-only-store-{}", RunId::new()));
+        let path = dir.join("runs.db");
+        let writable = SqliteJournal::open(&path).await;
+        assert!(writable.is_ok(), "{:?}", writable.err());
+        drop(writable);
+        // Read-only, as SQLite opens a file whose mode or mount forbids
+        // writing (a test run as root may write any file: the connection
+        // is made read-only instead).
+        let read_only = SqliteConnectOptions::from_str("sqlite:")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filename(&path)
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(read_only)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = SqliteJournal::check_writable(&pool).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|error| error.to_string().contains("readonly")),
+            "{refused:?}"
+        );
+        // And the file can still be written by a writer: the probe changed nothing.
+        let again = SqliteJournal::open(&path).await;
+        assert!(again.is_ok(), "{:?}", again.err());
+        drop((pool, again));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
