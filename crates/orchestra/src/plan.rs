@@ -268,7 +268,12 @@ fn step(
                     Box::new(OrchestratorAgent::new(&group.name, description, *o, agents))
                 }
             };
-            Ok(Box::new(Step::new(&group.name, agent)))
+            // A group is attempted once: its steps have their own retries,
+            // and its `timeout` bounds the group's run, not one attempt of
+            // many (a failed group is not run again whole).
+            Ok(Box::new(
+                Step::new(&group.name, agent).with_overrides(Some(0), None),
+            ))
         }
     }
 }

@@ -101,3 +101,41 @@ command = ["cat"]
         "{first}"
     );
 }
+
+#[test]
+fn a_group_that_reaches_its_timeout_is_not_run_again_whole() {
+    let dir = scratch();
+    let marks = dir.path().join("marks");
+    let file = write(
+        dir.path(),
+        "slow.toml",
+        &format!(
+            r#"
+[flow]
+sequential = ["mid"]
+
+[[groups]]
+id = "mid"
+sequential = ["slow"]
+timeout = "300ms"
+
+[[agents]]
+id = "slow"
+kind = "command"
+shell = "echo started >> '{marks}'; sleep 30"
+stdin = "none"
+"#,
+            marks = marks.display()
+        ),
+    );
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("group `mid` exceeded its 300ms run timeout"),
+        "{stderr}"
+    );
+    // The flow's default retries are the steps' own: the group ran once.
+    let started = std::fs::read_to_string(&marks).unwrap_or_default();
+    assert_eq!(started.lines().count(), 1, "{stderr}");
+}
