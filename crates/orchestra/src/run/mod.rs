@@ -389,10 +389,12 @@ impl Run<'_> {
                 let mut earlier = earlier_traces(&ctx, run).await;
                 // A fork reuses what the whole chain of runs it forks
                 // finished up to its step, and nothing after it.
-                if let (Some(after), Some(last)) = (after, earlier.pop()) {
-                    let mut chain = crate::traces::joined(earlier, last);
-                    crate::traces::keep_until(&mut chain, &after);
-                    earlier = vec![chain];
+                if let Some(after) = after {
+                    if let Some(last) = earlier.pop() {
+                        let mut chain = crate::traces::joined(earlier, last);
+                        crate::traces::keep_until(&mut chain, &after);
+                        earlier = vec![chain];
+                    }
                 }
                 crate::traces::joined(earlier, trace)
             }
