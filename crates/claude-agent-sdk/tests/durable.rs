@@ -1157,3 +1157,334 @@ async fn pruning_while_another_process_resumes_a_run_never_deletes_the_run_it_co
         }
     }
 }
+
+/// An agent that reports 5·10¹⁸ input tokens costing $10³⁰⁸: two of them in
+/// one run overflow any plain sum (an `i64`, a finite `f64`).
+fn spender(name: &'static str) -> Box<dyn Agent> {
+    Box::new(claude_agent_sdk::orchestration::SimpleAgent::new(
+        name,
+        "reports a huge usage",
+        |_| {
+            Ok(AgentOutput::new("spent").with_data(serde_json::json!({
+                "usage": {
+                    "input_tokens": 5_000_000_000_000_000_000_u64,
+                    "output_tokens": 0,
+                    "cost_usd": 1e308
+                }
+            })))
+        },
+    ))
+}
+
+#[tokio::test]
+async fn huge_usages_saturate_a_runs_totals_and_the_runs_are_still_listed() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        // In a pipeline each step's end is stored before the next starts:
+        // the store's own sum saturates. In a fan-out both ends may share a
+        // batch: the batch's sum saturates.
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                vec![spender("a"), spender("b")],
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{kind:?}: the pipeline's writes failed: {error}"));
+        let pipeline = last_run(&ctx);
+        ParallelOrchestrator::new()
+            .orchestrate_with_context(
+                vec![spender("c"), spender("d")],
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{kind:?}: the fan-out's writes failed: {error}"));
+        let fan_out = last_run(&ctx);
+
+        let runs = store.runs(10).await;
+        assert_eq!(runs.len(), 2, "{kind:?}");
+        for run in [pipeline, fan_out] {
+            let run = store.run(run).await.expect("the run is listed");
+            assert_eq!(run.status, RunStatus::Succeeded, "{kind:?}");
+            assert_eq!(run.tokens, i64::MAX.unsigned_abs(), "{kind:?}");
+            assert_eq!(run.cost_usd, f64::MAX, "{kind:?}");
+        }
+        // A listing's JSON reads back (it has no infinity).
+        let json = serde_json::to_string(&runs).expect("runs as JSON");
+        let again: Vec<claude_agent_sdk::orchestration::store::RunSummary> =
+            serde_json::from_str(&json).expect("the JSON reads back");
+        assert_eq!(again, runs, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn totals_an_older_version_let_overflow_are_listed_saturated() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(vec![spender("a")], OrchestratorInput::new("x"), &ctx)
+            .await
+            .expect("runs");
+        let run = last_run(&ctx);
+        // What plain sums left: on SQLite an overflowed integer sum is a
+        // REAL (9e999 is SQLite's infinity); on PostgreSQL only the cost
+        // could overflow (to infinity).
+        let overflowed = match kind {
+            Kind::Sqlite => "tokens = 1e19, cost_usd = 9e999",
+            Kind::Postgres => "cost_usd = 'Infinity'",
+        };
+        store_support::execute(
+            &place,
+            &format!("UPDATE runs SET {overflowed} WHERE id = '{run}'"),
+        )
+        .await;
+        let listed = store.run(run).await.expect("the run is listed");
+        if kind == Kind::Sqlite {
+            assert_eq!(listed.tokens, i64::MAX.unsigned_abs());
+        }
+        assert_eq!(listed.cost_usd, f64::MAX, "{kind:?}");
+        assert_eq!(store.runs(10).await.len(), 1, "{kind:?}");
+    }
+}
+
+/// The id of a process that ended (and was reaped): no process has it now.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("run `true`");
+    child.wait().expect("wait for `true`");
+    child.id()
+}
+
+/// A live process of this machine, killed when dropped.
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    fn start() -> Self {
+        Self(
+            std::process::Command::new("sleep")
+                .arg("120")
+                .spawn()
+                .expect("run `sleep`"),
+        )
+    }
+
+    /// Kills it, and waits until it is gone.
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Makes run `run`'s row say what a run that never ended says, owned by
+/// `owner` (SQL assignments to `host`, `pid`, `heartbeat_us`).
+async fn never_ended(place: &Place, run: RunId, owner: &str) {
+    store_support::execute(
+        place,
+        &format!(
+            "UPDATE runs SET status = 'running', finished_us = NULL, {owner} WHERE id = '{run}'"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one_is_not() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let book = Arc::new(Book::default());
+        let ctx = context(store.journal());
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            SequentialOrchestrator::new()
+                .orchestrate_with_context(
+                    steps(&["a"], &book, &[]),
+                    OrchestratorInput::new("x"),
+                    &ctx,
+                )
+                .await
+                .expect("runs");
+            runs.push(last_run(&ctx));
+        }
+        let mut alive = Sleeper::start();
+        let now = chrono::Utc::now().timestamp_micros();
+        // On this machine (the host the store wrote): a process that is
+        // gone, and one that is alive. On another: a heartbeat a second
+        // old, and one a minute old.
+        let owners = [
+            format!("pid = {}", dead_pid()),
+            format!("pid = {}", alive.0.id()),
+            format!(
+                "host = 'another-machine', pid = 1, heartbeat_us = {}",
+                now - 1_000_000
+            ),
+            format!(
+                "host = 'another-machine', pid = 1, heartbeat_us = {}",
+                now - 60_000_000
+            ),
+        ];
+        for (run, owner) in runs.iter().zip(&owners) {
+            never_ended(&place, *run, owner).await;
+        }
+        let status = |run: RunId| {
+            let store = store.clone();
+            async move { store.run(run).await.map(|summary| summary.status) }
+        };
+        let expected = [
+            RunStatus::Crashed,
+            RunStatus::Running,
+            RunStatus::Running,
+            RunStatus::Crashed,
+        ];
+        for (run, expected) in runs.iter().zip(expected) {
+            assert_eq!(status(*run).await, Some(expected), "{kind:?}: run {run}");
+        }
+        let listed = store.runs(10).await;
+        assert_eq!(
+            listed
+                .iter()
+                .filter(|run| run.status == RunStatus::Crashed)
+                .count(),
+            2,
+            "{kind:?}: the listing says the same"
+        );
+
+        // The crashed runs are finished runs to a prune; the live ones stay.
+        let in_a_second = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        assert_eq!(
+            store.prune(Prune::StartedBefore(in_a_second)).await,
+            2,
+            "{kind:?}"
+        );
+        assert_eq!(status(runs[0]).await, None, "{kind:?}");
+        assert_eq!(status(runs[3]).await, None, "{kind:?}");
+        assert_eq!(store.prune(Prune::KeepNewest(0)).await, 0, "{kind:?}");
+        assert_eq!(status(runs[1]).await, Some(RunStatus::Running));
+        assert_eq!(status(runs[2]).await, Some(RunStatus::Running));
+
+        // Its process dies: the run is crashed, and pruned.
+        alive.stop();
+        assert_eq!(status(runs[1]).await, Some(RunStatus::Crashed), "{kind:?}");
+        assert_eq!(store.prune(Prune::KeepNewest(0)).await, 1, "{kind:?}");
+        assert_eq!(status(runs[1]).await, None, "{kind:?}");
+        assert_eq!(
+            status(runs[2]).await,
+            Some(RunStatus::Running),
+            "{kind:?}: the run beating on another machine is kept"
+        );
+    }
+}
+
+/// Says it started, then waits to be let go.
+struct Gate {
+    started: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Agent for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+    fn description(&self) -> &str {
+        "waits to be let go"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        if let Some(started) = self.started.lock().unwrap().take() {
+            let _ = started.send(());
+        }
+        self.release.notified().await;
+        Ok(AgentOutput::new(input.content))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_this_process_is_running_is_listed_as_running_and_never_pruned() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = Gate {
+            started: Mutex::new(Some(started)),
+            release: Arc::clone(&release),
+        };
+        let ctx = context(store.journal());
+        let running = tokio::spawn(async move {
+            SequentialOrchestrator::new()
+                .orchestrate_with_context(vec![Box::new(gate)], OrchestratorInput::new("x"), &ctx)
+                .await
+        });
+        has_started.await.expect("the gate starts");
+        let listed = store.runs(10).await;
+        assert_eq!(listed.len(), 1, "{kind:?}");
+        assert_eq!(listed[0].status, RunStatus::Running, "{kind:?}");
+        let in_a_second = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        assert_eq!(store.prune(Prune::StartedBefore(in_a_second)).await, 0);
+        assert_eq!(store.prune(Prune::KeepNewest(0)).await, 0, "{kind:?}");
+
+        release.notify_one();
+        running
+            .await
+            .expect("the run's task")
+            .unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+        let run = store.run(listed[0].id).await.expect("kept");
+        assert_eq!(run.status, RunStatus::Succeeded, "{kind:?}");
+        assert_eq!(store.prune(Prune::KeepNewest(0)).await, 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_run_that_was_resumed_is_pruned_with_its_chain() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let ctx = context(store.journal());
+        let _ = SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&["a", "b"], &book, &[("b", &broken)]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await;
+        let first = last_run(&ctx);
+        // Its process was killed in `b`: no end was stored.
+        never_ended(&place, first, &format!("pid = {}", dead_pid())).await;
+        broken.store(false, Ordering::SeqCst);
+        let ctx = context(place.open().await.journal());
+        resume(
+            &SequentialOrchestrator::new(),
+            steps(&["a", "b"], &book, &[]),
+            first,
+            &ctx,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+        let second = last_run(&ctx);
+        assert_eq!(book.count("a"), 1, "{kind:?}");
+
+        let crashed = store.run(first).await.expect("the first run");
+        assert_eq!(crashed.status, RunStatus::Crashed, "{kind:?}");
+        assert_eq!(crashed.resumed_by, Some(second), "{kind:?}");
+        assert_eq!(
+            store.prune(Prune::KeepNewest(0)).await,
+            2,
+            "{kind:?}: the whole chain"
+        );
+        assert!(store.runs(10).await.is_empty(), "{kind:?}");
+    }
+}

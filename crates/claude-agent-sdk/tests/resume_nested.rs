@@ -75,6 +75,17 @@ fn items(calls: &Calls, slow: &Arc<AtomicBool>) -> GraphOrchestrator {
         .add_edge("each", END)
 }
 
+/// `plan`, then the items as a subgraph, under a one-minute run timeout.
+fn plan_then_items(calls: &Calls, slow: &Arc<AtomicBool>) -> GraphOrchestrator {
+    GraphOrchestrator::new("outer")
+        .with_timeout(Duration::from_secs(60))
+        .add_node("plan", plan(calls))
+        .add_subgraph("work", items(calls, slow))
+        .add_edge(START, "plan")
+        .add_edge("plan", "work")
+        .add_edge("work", END)
+}
+
 fn calls_of(calls: &Calls) -> HashMap<String, usize> {
     calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
@@ -108,13 +119,7 @@ const ALL_DONE: &str = "done fast 1\n\ndone fast 2\n\ndone slow 3\n\ndone slow 4
 #[tokio::test(start_paused = true)]
 async fn a_resumed_graph_does_not_run_again_the_items_its_cut_short_subgraph_finished() {
     let (calls, slow) = (Calls::default(), Arc::new(AtomicBool::new(true)));
-    let outer = GraphOrchestrator::new("outer")
-        .with_timeout(Duration::from_secs(60))
-        .add_node("plan", plan(&calls))
-        .add_subgraph("work", items(&calls, &slow))
-        .add_edge(START, "plan")
-        .add_edge("plan", "work")
-        .add_edge("work", END);
+    let outer = plan_then_items(&calls, &slow);
     let journal = Arc::new(InMemoryJournal::new());
     let run = cut_short(&outer, vec![], &journal).await;
     slow.store(false, Ordering::SeqCst);
@@ -173,13 +178,7 @@ async fn a_resumed_pipeline_hands_its_cut_short_step_what_the_graph_in_it_finish
 #[tokio::test(start_paused = true)]
 async fn a_fork_runs_again_what_was_in_flight_inside_the_steps_after_its_own() {
     let (calls, slow) = (Calls::default(), Arc::new(AtomicBool::new(true)));
-    let outer = GraphOrchestrator::new("outer")
-        .with_timeout(Duration::from_secs(60))
-        .add_node("plan", plan(&calls))
-        .add_subgraph("work", items(&calls, &slow))
-        .add_edge(START, "plan")
-        .add_edge("plan", "work")
-        .add_edge("work", END);
+    let outer = plan_then_items(&calls, &slow);
     let journal = Arc::new(InMemoryJournal::new());
     let run = cut_short(&outer, vec![], &journal).await;
     slow.store(false, Ordering::SeqCst);

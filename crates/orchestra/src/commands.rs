@@ -142,7 +142,11 @@ pub fn agents(args: &AgentsArgs) -> Exit {
             metadata.tags.join(", "),
             metadata.version.clone(),
             metadata.max_retries.to_string(),
-            written_duration(metadata.timeout_secs),
+            // As the workflow writes it (`300ms`), not the registry's whole seconds.
+            def.map_or_else(
+                || written_duration(metadata.timeout_secs),
+                crate::workflow::AgentDef::written_timeout,
+            ),
             if metadata.enabled { "yes" } else { "no" }.to_owned(),
         ]);
     }

@@ -18,6 +18,12 @@ use crate::workflow::{self, Strictness};
 
 /// `orchestra runs`.
 pub fn list(args: &RunsArgs) -> Exit {
+    // A limit of 0 would list nothing and say the store is empty when it is
+    // not; whoever types it more likely means "no limit", which it is not.
+    if args.limit == 0 {
+        errln!("error: `--limit` is how many runs to show, at least 1 (the default is 20)");
+        return Exit::Usage;
+    }
     with_store(&args.store, |store| async move {
         let runs = store.runs(args.limit).await.map_err(failed)?;
         if args.json {
@@ -47,7 +53,7 @@ pub fn list(args: &RunsArgs) -> Exit {
                 run.started.format("%Y-%m-%d %H:%M:%S").to_string(),
                 duration(run.started, run.finished),
                 run.tokens.to_string(),
-                format!("${:.4}", run.cost_usd),
+                dollars(run.cost_usd),
             ]);
         }
         out!("{}", table.render());
@@ -83,7 +89,11 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
         if let Some(next) = summary.resumed_by {
             outln!("resumed   by {next}");
         }
-        outln!("tokens    {} (${:.4})", summary.tokens, summary.cost_usd);
+        outln!(
+            "tokens    {} ({})",
+            summary.tokens,
+            dollars(summary.cost_usd)
+        );
         outln!();
         out!("{}", render_trace(&trace));
         Ok(Exit::Success)
@@ -410,7 +420,20 @@ fn workflow_name(run: &RunSummary) -> String {
     }
 }
 
-/// A run's status, with what continued it.
+/// A cost as listings show it, `$0.0123`; one too large to read digit by
+/// digit (the store stops a sum at the largest number rather than let it
+/// overflow) in scientific notation, `$1.798e308`, so the table stays a
+/// table.
+fn dollars(usd: f64) -> String {
+    if usd.abs() < 1e12 {
+        format!("${usd:.4}")
+    } else {
+        format!("${usd:.3e}")
+    }
+}
+
+/// A run's status (`crashed` for a run whose process died without recording
+/// its end: the store tells), with what continued it.
 fn status(run: &RunSummary) -> String {
     match run.resumed_by {
         Some(next) => format!("{} (resumed by {})", run.status, &next.to_string()[..12]),
@@ -456,5 +479,12 @@ mod tests {
         assert!(parse_age("soon").is_err());
         assert!(parse_age("10y").is_err());
         assert!(parse_age("99999999999999999d").is_err());
+    }
+
+    #[test]
+    fn costs_read_as_dollars_however_large() {
+        assert_eq!(dollars(0.0), "$0.0000");
+        assert_eq!(dollars(0.01234), "$0.0123");
+        assert_eq!(dollars(f64::MAX), "$1.798e308");
     }
 }

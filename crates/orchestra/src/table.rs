@@ -1,4 +1,4 @@
-//! Plain text tables, aligned on character counts.
+//! Plain text tables, aligned on the width text takes on a terminal.
 
 /// A column's alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,9 @@ impl Table {
     /// The table as text, one line per row, ending with a newline.
     #[must_use]
     pub fn render(&self) -> String {
-        let width = |text: &str| text.chars().count();
+        // Columns on screen, not characters: `日本` and most emoji take two
+        // each, a combining accent none.
+        let width = console::measure_text_width;
         let mut widths: Vec<usize> = self.header.iter().map(|(name, _)| width(name)).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate().take(widths.len()) {
@@ -87,6 +89,18 @@ mod tests {
         assert_eq!(
             table.render(),
             "agent   tokens\n------  ------\nwriter    1200\né            7\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_are_padded_by_the_columns_they_take() {
+        let mut table = Table::new(&[("agent", Align::Left), ("tokens", Align::Right)]);
+        table.row(vec!["日本".into(), "12".into()]);
+        table.row(vec!["🚀 go".into(), "3".into()]);
+        table.row(vec!["writer".into(), "1200".into()]);
+        assert_eq!(
+            table.render(),
+            "agent   tokens\n------  ------\n日本        12\n🚀 go        3\nwriter    1200\n"
         );
     }
 }

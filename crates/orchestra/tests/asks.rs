@@ -128,6 +128,27 @@ fn answers_from_flags_and_files_finish_the_run_without_asking() {
 }
 
 #[test]
+fn an_answers_file_starting_with_a_byte_order_mark_is_read() {
+    let dir = scratch();
+    let lines = write(dir.path(), "bom.txt", "\u{feff}approve=yes\n");
+    let object = write(dir.path(), "bom.json", "\u{feff}{\"approve\": \"yes\"}");
+    for file in [lines, object] {
+        let shown = file.display().to_string();
+        let run = outcome(
+            &["run", "--answers", &shown],
+            &example("graph-ask.toml"),
+            &[],
+        );
+        assert_eq!(run.code, Some(0), "{shown}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("(approved: yes)"),
+            "{shown}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
 fn answers_that_name_no_ask_or_are_malformed_are_usage_errors() {
     let dir = scratch();
     let bad = write(dir.path(), "bad.json", r#"{"approve": 3}"#);

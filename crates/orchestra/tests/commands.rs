@@ -243,6 +243,33 @@ fn usage_errors_exit_2_and_help_exits_0() {
         .stderr(predicate::str::contains("does not exist"));
 }
 
+#[test]
+fn runs_limit_0_is_a_usage_error_not_an_empty_store() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = dir.path().join("one.toml");
+    std::fs::write(&file, common::ONE_AGENT).unwrap_or_else(|e| panic!("{e}"));
+    common::run_kept(&store, &file);
+    let listed = orchestra()
+        .args(["runs", "--limit", "0", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&listed);
+    assert_eq!(listed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`--limit`"), "{stderr}");
+    assert!(!stderr.contains("no runs in the store"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    // Any other limit lists the run.
+    let listed = orchestra()
+        .args(["runs", "--limit", "1", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.status.code(), Some(0));
+    assert!(texts(&listed).0.contains("one"), "{}", texts(&listed).0);
+}
+
 #[cfg(not(feature = "otel"))]
 #[test]
 fn otlp_needs_the_otel_feature() {

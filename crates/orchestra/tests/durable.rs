@@ -788,5 +788,144 @@ fn a_fork_after_a_step_that_never_finished_is_refused_as_a_usage_error() {
     assert!(stderr.contains("no finished step"), "{stderr}");
     assert!(!stderr.contains("not run"), "{stderr}");
     assert_eq!(marks(dir.path()), 1, "nothing ran again");
-    assert_eq!(common::stored_runs(&store).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        common::stored_runs(&store).as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+/// Runs `orchestra ARGS --store STORE`, checks that it succeeded, and
+/// returns its standard output followed by its standard error.
+fn on_store(args: &[&str], store: &Path) -> String {
+    let output = orchestra()
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&output);
+    assert!(
+        output.status.success(),
+        "`orchestra {}` failed:\n{stdout}{stderr}",
+        args.join(" ")
+    );
+    stdout + &stderr
+}
+
+#[test]
+fn runs_whose_agents_report_huge_usages_are_still_listed_with_saturated_totals() {
+    let dir = scratch();
+    let store = dir.path().join("huge.db");
+    // Two agents reporting 5·10¹⁸ tokens and $10³⁰⁸ each: more than a
+    // 64-bit count holds, and an infinite cost, summed plainly.
+    let spend = r#"echo '{"content": "spent", "data": {"usage": {"input_tokens": 5000000000000000000, "output_tokens": 0, "cost_usd": 1e308}}}'"#;
+    let file = write(
+        dir.path(),
+        "huge.toml",
+        &format!(
+            "name = \"huge\"\n\n[flow]\nsequential = [\"a\", \"b\"]\n\n\
+             [[agents]]\nid = \"a\"\nkind = \"command\"\nshell = '''{spend}'''\nstdin = \"none\"\noutput = \"json\"\n\n\
+             [[agents]]\nid = \"b\"\nkind = \"command\"\nshell = '''{spend}'''\nstdin = \"none\"\noutput = \"json\"\n"
+        ),
+    );
+    common::run_kept(&store, &file);
+
+    let table = on_store(&["runs"], &store);
+    assert!(
+        table.contains("9223372036854775807") && table.contains("$1.798e308"),
+        "{table}"
+    );
+    assert!(!table.contains("inf"), "{table}");
+    let runs = common::stored_runs(&store);
+    assert_eq!(runs[0]["tokens"], serde_json::json!(i64::MAX), "{runs}");
+    assert_eq!(runs[0]["cost_usd"], serde_json::json!(f64::MAX), "{runs}");
+    let id = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let shown = on_store(&["show", &id], &store);
+    assert!(shown.contains("9223372036854775807"), "{shown}");
+}
+
+#[test]
+fn a_killed_run_is_listed_as_crashed_and_pruned_while_a_live_one_is_kept() {
+    let dir = scratch();
+    let store = dir.path().join("kill.db");
+    let open = dir.path().join("open");
+    // `nap` marks that it started, then waits for the file `open` (a loop,
+    // not one long sleep: the shell a killed run leaves behind ends as soon
+    // as `open` exists, or the test's folder is gone).
+    let live = write(
+        dir.path(),
+        "live.toml",
+        &format!(
+            r#"name = "live"
+
+[flow]
+sequential = ["quick", "nap"]
+
+[[agents]]
+id = "quick"
+kind = "command"
+shell = "echo ran >> {marks}; echo quick"
+stdin = "none"
+
+[[agents]]
+id = "nap"
+kind = "command"
+shell = "echo ran >> {marks}; while [ ! -f {open} ] && [ -d {dir} ]; do sleep 0.1; done; echo rested"
+stdin = "none"
+"#,
+            marks = dir.path().join("marks").display(),
+            open = open.display(),
+            dir = dir.path().display(),
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&live)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `nap` started: `quick`'s end, and the run's start, are stored.
+    let started = Instant::now();
+    while marks(dir.path()) < 2 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(marks(dir.path()), 2, "the run never reached `nap`");
+
+    // Alive: running, and never pruned.
+    let table = on_store(&["runs"], &store);
+    assert!(table.contains("running"), "{table}");
+    let pruned = on_store(&["prune", "--keep", "0"], &store);
+    assert!(pruned.contains("deleted 0 run(s)"), "{pruned}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let pruned = on_store(&["prune", "--older-than", "1s"], &store);
+    assert!(pruned.contains("deleted 0 run(s)"), "{pruned}");
+
+    // Killed: no end is stored, and the run is crashed, not running.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = common::stored_runs(&store);
+    assert_eq!(runs[0]["status"], "crashed", "{runs}");
+    let run = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let table = on_store(&["runs"], &store);
+    assert!(
+        table.contains("crashed") && !table.contains("running"),
+        "{table}"
+    );
+
+    // Resumed, it is crashed and resumed; the chain is finished and pruned.
+    std::fs::write(&open, "").unwrap();
+    let resumed = on_store(&["resume", &run], &store);
+    assert!(resumed.starts_with("rested"), "{resumed}");
+    assert_eq!(marks(dir.path()), 3, "`nap` ran again, `quick` did not");
+    let table = on_store(&["runs"], &store);
+    assert!(
+        table.contains("crashed (resumed by") && table.contains("succeeded"),
+        "{table}"
+    );
+    let pruned = on_store(&["prune", "--keep", "0"], &store);
+    assert!(pruned.contains("deleted 2 run(s)"), "{pruned}");
 }

@@ -88,6 +88,20 @@ fn typos_in_a_yaml_file_are_all_reported_in_file_order() {
 }
 
 #[test]
+fn an_unknown_key_holding_an_anchor_that_agents_merge_is_the_only_error() {
+    // The docker-compose habit: shared settings under an `x-` key.
+    for text in [
+        "x-defaults: &b\n  kind: template\n  template: hi\nflow:\n  sequential: [a]\nagents:\n  - id: a\n    <<: *b\n",
+        "x-defaults: &b\n  kind: template\nagents:\n  - id: a\n    <<: *b\n    template: hi\nflow:\n  sequential: [a]\n",
+    ] {
+        let (code, errors, stderr) = errors_of(&[], "anchors.yaml", text);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(errors, ["error: unknown field `x-defaults`"], "{stderr}");
+        assert!(stderr.contains("merge them into the others with `<<: *b`"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_wrong_type_is_reported_with_the_other_shape_errors_but_skips_the_later_checks() {
     let (code, errors, stderr) = errors_of(
         &[],

@@ -105,3 +105,46 @@ template = "[{{input}}]"
     assert_eq!(row_attempts(&stderr), 6, "{stderr}");
     assert_eq!(total_attempts(&stderr), Some(6), "{stderr}");
 }
+
+#[test]
+fn the_summary_table_lines_up_wide_characters_by_the_columns_they_take() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "wide.toml",
+        r#"
+[flow]
+sequential = ["日本", "writer"]
+
+[[agents]]
+id = "日本"
+kind = "template"
+template = "x"
+
+[[agents]]
+id = "writer"
+kind = "template"
+template = "y"
+"#,
+    );
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
+    // Where the `kind` column starts on screen, in the header and each row.
+    let starts: Vec<usize> = stderr
+        .lines()
+        .filter(|line| line.starts_with("agent ") || line.contains(" template "))
+        .map(|line| {
+            let at = line
+                .find("kind")
+                .or_else(|| line.find("template"))
+                .unwrap_or(0);
+            console::measure_text_width(&line[..at])
+        })
+        .collect();
+    assert_eq!(starts.len(), 3, "{stderr}");
+    assert!(
+        starts.iter().all(|&at| at == starts[0]),
+        "{starts:?}\n{stderr}"
+    );
+}

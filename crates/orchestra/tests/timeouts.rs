@@ -113,3 +113,67 @@ shell = "setsid sh -c 'exec sleep 86431' & sh -c 'trap \"\" TERM; exec sleep 864
         assert!(!is_running(marker), "`{marker}` outlived the run");
     }
 }
+
+#[test]
+fn an_agents_sub_second_timeout_bounds_its_attempts_exactly_in_a_graph() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "hasty.toml",
+        r#"
+[flow]
+nodes = ["slow"]
+edges = ["start -> slow -> end"]
+retries = 0
+
+[[agents]]
+id = "slow"
+kind = "command"
+command = ["sleep", "30"]
+stdin = "none"
+timeout = "300ms"
+"#,
+    );
+    let run = outcome(&["run"], &file, &[]);
+    let stderr = run.stderr;
+    assert_eq!(run.code, Some(1), "{stderr}");
+    // The bound the attempt ran under, not the registry's whole seconds.
+    assert!(stderr.contains("exceeded its 300ms timeout"), "{stderr}");
+}
+
+#[test]
+fn agents_shows_sub_second_timeouts_as_written() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "quick.toml",
+        r#"
+[flow]
+sequential = ["own", { sequential = ["inherited"], agent_timeout = "1500ms" }]
+
+[[agents]]
+id = "own"
+kind = "template"
+template = "x"
+timeout = "300ms"
+
+[[agents]]
+id = "inherited"
+kind = "template"
+template = "x"
+"#,
+    );
+    let run = outcome(&["agents"], &file, &[]);
+    let stdout = run.stdout;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let timeout_of = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .and_then(|l| l.split_whitespace().rev().nth(1))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(timeout_of("own"), "300ms", "{stdout}");
+    assert_eq!(timeout_of("inherited"), "1.5s", "{stdout}");
+}

@@ -81,6 +81,26 @@ fn an_unclosed_yaml_bracket_is_named_where_it_opened() {
 }
 
 #[test]
+fn a_wrong_value_in_a_closed_yaml_list_gets_no_unclosed_bracket_hint() {
+    let dir = scratch();
+    for flow in [
+        "flow:\n  sequential: [a, 5]\n",
+        "flow: {sequential: [a, 5]}\n",
+    ] {
+        let text = format!("{flow}agents:\n  - {{id: a, kind: template, template: x}}\n");
+        let file = write(dir.path(), "typed.yaml", &text);
+        let run = outcome(&["validate"], &file, &[]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("invalid type: integer `5`"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("never closed"), "{}", run.stderr);
+    }
+}
+
+#[test]
 fn yaml_yes_and_no_in_equals_get_a_quote_it_hint() {
     let dir = scratch();
     let file = write(

@@ -92,14 +92,23 @@ fn split_answer(written: &str) -> Option<(String, String)> {
     (!id.is_empty()).then(|| (id.to_owned(), text.to_owned()))
 }
 
-/// The answers in `path`: a JSON object of strings, or `ID=TEXT` lines (blank
-/// lines and lines starting with `#` are skipped).
+/// The answers in the file at `path` (see [`parse_answers`]).
 fn read_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let shown = path.display();
+    let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the answers file `{shown}`: {e}"))?;
+    parse_answers(&text, &shown)
+}
+
+/// The answers in `text`, the content of answers file `shown`: a JSON object
+/// of strings, or `ID=TEXT` lines (blank lines and lines starting with `#`
+/// are skipped).
+fn parse_answers(text: &str, shown: &str) -> Result<Vec<(String, String)>, String> {
+    // Some editors start a UTF-8 file with a byte-order mark: it is not part
+    // of the first id (workflow files are read the same way).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
             .map_err(|e| format!("the answers file `{shown}` is not a JSON object: {e}"))?;
         return object
             .into_iter()
@@ -211,6 +220,18 @@ mod tests {
         );
         assert_eq!(split_answer("=x"), None);
         assert_eq!(split_answer("approve"), None);
+    }
+
+    #[test]
+    fn an_answers_file_may_start_with_a_byte_order_mark() {
+        let expected = vec![("approve".to_owned(), "yes".to_owned())];
+        for text in ["\u{feff}approve=yes\n", "\u{feff}{\"approve\": \"yes\"}"] {
+            assert_eq!(
+                parse_answers(text, "a.txt"),
+                Ok(expected.clone()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

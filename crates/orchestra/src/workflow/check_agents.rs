@@ -63,6 +63,8 @@ pub fn check_agents(
                 metadata,
                 retries: raw.retries.as_ref().map(|r| r.value),
                 timeout: raw.timeout.as_ref().map(|t| t.value.0),
+                // Known once the flow places the agent (see `check`).
+                attempt_timeout: None,
                 settings,
             },
             id_span: raw.id.span,

@@ -299,12 +299,16 @@ fn check(
             let timeout = def
                 .timeout
                 .or_else(|| placement.and_then(|p| p.agent_timeout));
-            // No attempt timeout: the metadata says so with the largest value
-            // (`orchestra agents` shows "none"), not the library's default.
+            // No attempt timeout: the metadata says so with the largest value,
+            // not the library's default. The registry keeps whole seconds,
+            // rounded up so that a bound there never cuts an attempt short;
+            // the run applies the exact durations (see `plan::Step`), and
+            // `attempt_timeout` keeps the exact one to show.
             let secs = timeout.map_or(u64::MAX, |t| {
                 t.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64
             });
             def.metadata = def.metadata.with_max_retries(retries).with_timeout(secs);
+            def.attempt_timeout = timeout;
             def
         })
         .collect();
@@ -350,4 +354,36 @@ fn read_bounded(path: &Path) -> Result<String, String> {
         ));
     }
     String::from_utf8(bytes).map_err(|_| "stream did not contain valid UTF-8".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_second_attempt_timeouts_are_kept_exactly_for_display() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w.toml");
+        let agent = |id: &str, own: &str| {
+            format!("[[agents]]\nid = \"{id}\"\nkind = \"template\"\ntemplate = \"x\"\n{own}\n")
+        };
+        let text = format!(
+            "[flow]\nsequential = [\"own\", {{ sequential = [\"inherited\"], agent_timeout = \"1500ms\" }}, \"unbounded\"]\n{}{}{}",
+            agent("own", "timeout = \"300ms\""),
+            agent("inherited", ""),
+            agent("unbounded", ""),
+        );
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let workflow =
+            load(&path, Strictness::Structure).unwrap_or_else(|e| panic!("{}", e.render()));
+        let shown = |id: &str| workflow.agent(id).map(AgentDef::written_timeout);
+        assert_eq!(shown("own").as_deref(), Some("300ms"));
+        assert_eq!(shown("inherited").as_deref(), Some("1.5s"));
+        assert_eq!(shown("unbounded").as_deref(), Some("none"));
+        // The registry keeps whole seconds, rounded up.
+        let secs = |id: &str| workflow.agent(id).map(|a| a.metadata.timeout_secs);
+        assert_eq!(secs("own"), Some(1));
+        assert_eq!(secs("inherited"), Some(2));
+        assert_eq!(secs("unbounded"), Some(u64::MAX));
+    }
 }

@@ -58,8 +58,23 @@ pub struct AgentDef {
     /// The bound on each attempt the agent asked for itself, if any (it
     /// replaces its group's `agent_timeout`).
     pub timeout: Option<Duration>,
+    /// The bound on each attempt that applies in the flow (its own `timeout`
+    /// or its group's `agent_timeout`), exactly: `metadata.timeout_secs`
+    /// holds it rounded up to whole seconds, all the registry keeps.
+    pub attempt_timeout: Option<Duration>,
     /// Its kind's settings.
     pub settings: Settings,
+}
+
+impl AgentDef {
+    /// The bound on each attempt as the workflow file writes it (`300ms`,
+    /// `1.5s`, `10m`), or `none`: what `orchestra agents` shows, in place of
+    /// the registry's whole seconds.
+    #[must_use]
+    pub fn written_timeout(&self) -> String {
+        self.attempt_timeout
+            .map_or_else(|| "none".to_owned(), super::values::written_duration)
+    }
 }
 
 /// The settings of one kind of agent, with environment variables expanded and

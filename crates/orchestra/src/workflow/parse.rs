@@ -39,14 +39,10 @@ pub fn parse(source: &Source, format: Format) -> Result<RawWorkflow, Diagnostic>
                 Span::new(start, start + token_len(&source.text[start..]))
             });
             let diagnostic = shape_error(&yaml_message(&error), span);
-            match span.and_then(|span| unclosed_bracket(&source.text[..span.start])) {
-                Some(open) if diagnostic.help.is_none() => {
-                    let (line, column) = source.line_col(open);
-                    let close = if source.text[open..].starts_with('[') { ']' } else { '}' };
-                    let opener = if close == ']' { '[' } else { '{' };
-                    diagnostic.with_help(Some(format!(
-                        "the `{opener}` on line {line}, column {column} is never closed: add `{close}` where its items end"
-                    )))
+            match span {
+                Some(span) if diagnostic.help.is_none() => {
+                    let hint = unclosed_bracket_hint(source, span.start);
+                    diagnostic.with_help(hint)
                 }
                 _ => diagnostic,
             }
@@ -111,31 +107,90 @@ fn yaml_message(error: &serde_saphyr::Error) -> String {
     }
 }
 
-/// Where the last `[` or `{` still open at the end of `text` (YAML before a
-/// syntax error) was opened: a parser notices an unclosed bracket only lines
-/// later, at a `:` that cannot be inside it. Quotes and comments are skipped.
-fn unclosed_bracket(text: &str) -> Option<usize> {
-    let mut open: Vec<usize> = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut comment = false;
-    for (at, c) in text.char_indices() {
-        if comment {
-            comment = c != '\n';
-            continue;
-        }
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '#') => comment = true,
-            (None, '[' | '{') => open.push(at),
-            (None, ']' | '}') => {
-                open.pop();
-            }
-            _ => {}
-        }
+/// Whether `text` is well-formed YAML, whatever its shape: a value of the
+/// wrong type or an unknown key is fine here, an unclosed bracket is not.
+pub(super) fn yaml_is_well_formed(text: &str) -> bool {
+    with_format(Format::Yaml, || {
+        serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, yaml_options()).is_ok()
+    })
+}
+
+/// The hint for a YAML error at byte `error` when a `[` or `{` opened before
+/// it is never closed: a parser notices an unclosed bracket only lines later,
+/// at a `:` that cannot be inside it. A file whose syntax is sound has no such
+/// bracket, so a value of the wrong type in a list (`[a, 5]`) gets no hint.
+fn unclosed_bracket_hint(source: &Source, error: usize) -> Option<String> {
+    if yaml_is_well_formed(&source.text) {
+        return None;
     }
-    open.last().copied()
+    let open = unclosed_bracket(&source.text, error)?;
+    let (line, column) = source.line_col(open);
+    let (opener, closer) = if source.text[open..].starts_with('[') {
+        ('[', ']')
+    } else {
+        ('{', '}')
+    };
+    Some(format!(
+        "the `{opener}` on line {line}, column {column} is never closed: add `{closer}` where its items end"
+    ))
+}
+
+/// Where the last `[` or `{` opened before byte `error` of YAML `text` was
+/// opened, if nothing in the whole text closes it.
+fn unclosed_bracket(text: &str, error: usize) -> Option<usize> {
+    brackets(text)
+        .into_iter()
+        .rev()
+        .find(|&(at, closed)| at < error && !closed)
+        .map(|(at, _)| at)
+}
+
+/// Where the reading of YAML text stands: in plain text, in a quoted scalar
+/// (just after a `\` in a double-quoted one), or in a comment.
+#[derive(Clone, Copy)]
+enum Lexeme {
+    Plain,
+    Quoted(char),
+    Escaped,
+    Comment,
+}
+
+/// Every `[` and `{` of YAML `text` outside quoted scalars and comments, in
+/// file order: where it opens, and whether a later `]` or `}` closes it.
+fn brackets(text: &str) -> Vec<(usize, bool)> {
+    let mut found: Vec<(usize, bool)> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut state = Lexeme::Plain;
+    let mut previous = '\n';
+    for (at, c) in text.char_indices() {
+        // A quote opens a scalar only where a value starts (the one in
+        // `it's` is text), and `#` starts a comment only after a space.
+        let value_starts = previous.is_whitespace() || matches!(previous, '[' | '{' | ',');
+        previous = c;
+        state = match (state, c) {
+            (Lexeme::Comment, '\n') => Lexeme::Plain,
+            (Lexeme::Comment, _) => Lexeme::Comment,
+            (Lexeme::Escaped, _) => Lexeme::Quoted('"'),
+            (Lexeme::Quoted('"'), '\\') => Lexeme::Escaped,
+            (Lexeme::Quoted(quote), c) if c == quote => Lexeme::Plain,
+            (Lexeme::Quoted(quote), _) => Lexeme::Quoted(quote),
+            (Lexeme::Plain, '#') if value_starts => Lexeme::Comment,
+            (Lexeme::Plain, '"' | '\'') if value_starts => Lexeme::Quoted(c),
+            (Lexeme::Plain, '[' | '{') => {
+                open.push(found.len());
+                found.push((at, false));
+                Lexeme::Plain
+            }
+            (Lexeme::Plain, ']' | '}') => {
+                if let Some(index) = open.pop() {
+                    found[index].1 = true;
+                }
+                Lexeme::Plain
+            }
+            (Lexeme::Plain, _) => Lexeme::Plain,
+        };
+    }
+    found
 }
 
 /// The length of the word that starts `text` (for the caret under a YAML error).
@@ -274,7 +329,42 @@ mod tests {
             error.help.as_deref(),
             Some("the `[` on line 2, column 15 is never closed: add `]` where its items end")
         );
-        assert_eq!(unclosed_bracket("a: '[' # [\nb: [x]"), None);
+        // Brackets in quotes and comments are text, as are quotes inside a word.
+        let text = "a: '[' # [\nb: [x]\nc: it's \"{\\\"\" [y]\n";
+        assert_eq!(unclosed_bracket(text, text.len()), None);
+        assert_eq!(unclosed_bracket("a: it's [x\n", 10), Some(8));
+    }
+
+    #[test]
+    fn a_wrong_value_in_a_closed_yaml_list_gets_no_unclosed_bracket_hint() {
+        for text in [
+            "flow:\n  sequential: [a, 5]\nagents:\n  - {id: a, kind: template, template: x}\n",
+            "flow: {sequential: [a, 5]}\nagents:\n  - {id: a, kind: template, template: x}\n",
+        ] {
+            let source = Source::new("w.yaml", text);
+            let error = parse(&source, Format::Yaml)
+                .err()
+                .unwrap_or_else(|| panic!("parsed"));
+            assert!(
+                error.message.starts_with("invalid type: integer `5`"),
+                "{error:?}"
+            );
+            assert_eq!(error.help, None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_inside_a_closed_bracket_gets_no_unclosed_bracket_hint() {
+        for text in [
+            "flow:\n  sequential: [a, @c]\n",
+            "flow:\n  sequential: [a, *nope]\n",
+        ] {
+            let source = Source::new("w.yaml", text);
+            let error = parse(&source, Format::Yaml)
+                .err()
+                .unwrap_or_else(|| panic!("parsed"));
+            assert_eq!(error.help, None, "{error:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   as the author meant;
 //! - another unknown key is blanked out (its line, and the lines of its
 //!   value), as if it were not there — which is what the other checks should
-//!   see;
+//!   see; one that cannot go without breaking the file (its anchor is used
+//!   elsewhere) ends the reading, rather than taking other entries with it;
 //! - any other error (a wrong type) is blanked too, and the rest of the file
 //!   is still read, but the checks after parsing are skipped: what they would
 //!   say of a file missing that setting could mislead.
@@ -21,7 +22,7 @@
 //! are translated back to the file as written.
 
 use super::diagnostics::{Diagnostic, Source};
-use super::located::{with_format, Format, Span};
+use super::located::{Format, Span};
 use super::parse::parse;
 use super::raw::RawWorkflow;
 use super::suggest;
@@ -113,6 +114,14 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
                 }
             })
         };
+        if !fixed && !follows_from_a_patch && error.message.starts_with("unknown field") {
+            // Most often the docker-compose habit of `x-defaults: &b`: say
+            // where the anchor can go instead.
+            let help = span.and_then(|span| anchor_help(&patched.text, span));
+            if let (Some(help), Some(problem)) = (help, problems.last_mut()) {
+                problem.help = Some(help);
+            }
+        }
         if !fixed || problems.len() >= MAX_PROBLEMS {
             return Recovered {
                 raw: None,
@@ -158,13 +167,7 @@ fn correction(error: &Diagnostic) -> Option<String> {
 fn syntax_is_sound(text: &str, format: Format) -> bool {
     match format {
         Format::Toml => toml::from_str::<toml::Table>(text).is_ok(),
-        Format::Yaml => with_format(Format::Yaml, || {
-            serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(
-                text,
-                super::parse::yaml_options(),
-            )
-            .is_ok()
-        }),
+        Format::Yaml => super::parse::yaml_is_well_formed(text),
     }
 }
 
@@ -288,10 +291,13 @@ impl Patched {
         self.text.get(span.start..span.end).map(str::to_owned)
     }
 
-    /// Blanks the entry whose key is at `span` — its line, and as many lines
-    /// after it as its value takes to leave the syntax sound. Only an entry on
-    /// a line of its own is blanked (not one inside an inline table); returns
-    /// whether it was.
+    /// Blanks the entry whose key is at `span`: its line and its value's. In
+    /// YAML that is the lines its indentation holds — blanking fewer would
+    /// hand the rest to the entry before, blanking more would take the next
+    /// entries too (when removing it leaves an alias to its anchor
+    /// undefined, say) and report them missing. Only an entry on a line of
+    /// its own is blanked (not one inside an inline table), and only when
+    /// the syntax stays sound; returns whether it was.
     fn blank_entry(&mut self, span: Span, format: Format) -> bool {
         let line_start = self.text[..span.start.min(self.text.len())]
             .rfind('\n')
@@ -304,22 +310,54 @@ impl Patched {
         if header || !(at_key || is_key_prefix(before)) {
             return false;
         }
+        let candidate = match format {
+            Format::Yaml => {
+                let column = key_column(before);
+                let end = yaml_entry_end(&self.text, line_start, column);
+                // The `- ` of a sequence item before the key stays when the
+                // item has more keys, which must stay in it; an item of this
+                // key alone goes whole, not left as an empty item.
+                let more_keys = content_indent(&self.text[end..]) == Some(column);
+                let start = if more_keys {
+                    line_start + column
+                } else {
+                    line_start
+                };
+                self.without(start, end, format)
+            }
+            Format::Toml => self.without_toml_entry(line_start),
+        };
+        let Some(candidate) = candidate else {
+            return false;
+        };
+        self.text = candidate;
+        true
+    }
+
+    /// The text with `start..end` blanked, if its syntax is then sound.
+    fn without(&self, start: usize, end: usize, format: Format) -> Option<String> {
+        let mut candidate = self.text.clone();
+        blank(&mut candidate, start, end);
+        syntax_is_sound(&candidate, format).then_some(candidate)
+    }
+
+    /// The text without the TOML entry on the line at `line_start`: that
+    /// line, and as many after it as its value (a multi-line array or
+    /// string) takes to leave the syntax sound.
+    fn without_toml_entry(&self, line_start: usize) -> Option<String> {
         let mut end = line_start;
         for _ in 0..200 {
             end = self.text[end..]
                 .find('\n')
                 .map_or(self.text.len(), |at| end + at + 1);
-            let mut candidate = self.text.clone();
-            blank(&mut candidate, line_start, end);
-            if syntax_is_sound(&candidate, format) {
-                self.text = candidate;
-                return true;
+            if let Some(candidate) = self.without(line_start, end, Format::Toml) {
+                return Some(candidate);
             }
             if end >= self.text.len() {
                 break;
             }
         }
-        false
+        None
     }
 }
 
@@ -336,6 +374,75 @@ fn is_key_prefix(text: &str) -> bool {
         && key
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
+}
+
+/// The column (in bytes) of the key on a YAML line that starts with `line`:
+/// after its indentation and the `- ` of any sequence items.
+fn key_column(line: &str) -> usize {
+    let mut rest = line;
+    loop {
+        let trimmed = rest.trim_start();
+        match trimmed
+            .strip_prefix('-')
+            .filter(|after| after.starts_with(' '))
+        {
+            Some(after) => rest = after,
+            None => return line.len() - trimmed.len(),
+        }
+    }
+}
+
+/// The indentation of the first line of `text` with content (not blank, not
+/// a comment).
+fn content_indent(text: &str) -> Option<usize> {
+    text.lines().find_map(|line| {
+        let content = line.trim_start();
+        let blank = content.is_empty() || content.starts_with('#');
+        (!blank).then(|| line.len() - content.len())
+    })
+}
+
+/// Where the YAML entry whose key is at `column` of the line starting at
+/// `line_start` ends: after its last line, that is after the lines indented
+/// deeper than its key (and the `- ` items of a sequence written at the key's
+/// column). Blank and comment lines neither end it nor extend it.
+fn yaml_entry_end(text: &str, line_start: usize, column: usize) -> usize {
+    let first_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |at| line_start + at + 1);
+    let mut end = first_end;
+    let mut at = first_end;
+    for line in text[first_end..].split_inclusive('\n') {
+        at += line.len();
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        let item = content.starts_with("- ") || content.trim_end() == "-";
+        if indent > column || (indent == column && item) {
+            end = at;
+        } else {
+            break;
+        }
+    }
+    end
+}
+
+/// For an unknown key at `span` of YAML `text` that sets an anchor
+/// (`x-defaults: &b`) — which cannot be blanked while aliases use it — where
+/// the anchor can go instead.
+fn anchor_help(text: &str, span: Span) -> Option<String> {
+    let line = text.get(span.end..)?.lines().next()?;
+    let anchor = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix('&'))
+        .filter(|name| !name.is_empty())?;
+    Some(format!(
+        "a workflow has no key for shared settings: put the anchor on the first agent (or \
+         group) that uses them, as `- &{anchor}` before its `id:`, and merge them into the \
+         others with `<<: *{anchor}` (their own keys win)"
+    ))
 }
 
 /// Replaces `text[start..end]` with spaces, keeping line breaks (and so every
@@ -438,6 +545,52 @@ stdin = "jsn"
         let recovered = parse_all(&source, Format::Toml);
         assert_eq!(recovered.problems.len(), 1);
         assert!(recovered.raw.is_none());
+    }
+
+    /// The messages of the problems of YAML `text`, with their help.
+    fn yaml_problems(text: &str) -> Vec<(String, Option<String>)> {
+        let source = Source::new("w.yaml", text);
+        parse_all(&source, Format::Yaml)
+            .problems
+            .into_iter()
+            .map(|p| (p.message, p.help))
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_key_holding_a_merged_anchor_does_not_take_the_flow_with_it() {
+        let text = "x-defaults: &b\n  kind: template\n  template: hi\nflow:\n  sequential: [a]\nagents:\n  - id: a\n    <<: *b\n";
+        let problems = yaml_problems(text);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "unknown field `x-defaults`");
+        let help = problems[0].1.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("`- &b`") && help.contains("`<<: *b`"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn a_blanked_yaml_entry_is_its_indented_lines_only() {
+        // Blanking fewer lines would leave `kind` to `flow`.
+        let text = "flow:\n  sequential: [a]\nx-defaults:\n  kind: template\n";
+        let problems = yaml_problems(text);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        // The item's `- ` stays: its other keys stay in it.
+        let text = "flow:\n  sequential: [a]\nagents:\n  - colour: red\n    id: a\n    kind: template\n    template: x\n";
+        let source = Source::new("w.yaml", text);
+        let recovered = parse_all(&source, Format::Yaml);
+        assert_eq!(recovered.problems.len(), 1, "{:?}", recovered.problems);
+        assert!(recovered.faithful);
+        assert_eq!(recovered.raw.map(|raw| raw.agents.len()), Some(1));
+        // An item of the unknown key alone goes whole.
+        let text = "flow:\n  sequential: [a]\nagents:\n  - id: a\n    kind: template\n    template: x\n  - colour: red\n";
+        let source = Source::new("w.yaml", text);
+        let recovered = parse_all(&source, Format::Yaml);
+        assert_eq!(recovered.problems.len(), 1, "{:?}", recovered.problems);
+        assert_eq!(recovered.raw.map(|raw| raw.agents.len()), Some(1));
+        assert_eq!(key_column("  - - id: "), 6);
+        assert_eq!(yaml_entry_end("a:\n- x\n\n  # c\n  y\nb: 1\n", 0, 0), 18);
     }
 
     #[test]

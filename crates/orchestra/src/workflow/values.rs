@@ -40,6 +40,24 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok()
 }
 
+/// `duration` as a workflow file writes it (`300ms`, `1.5s`, `45s`, `10m`,
+/// `2h`), exactly: [`parse_duration`] reads it back to the same value.
+#[must_use]
+pub fn written_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let whole_secs = duration.subsec_nanos() == 0;
+    match secs {
+        0 if whole_secs => "0s".to_owned(),
+        0 if duration.subsec_nanos().is_multiple_of(1_000_000) => {
+            format!("{}ms", duration.as_millis())
+        }
+        _ if !whole_secs => format!("{}s", duration.as_secs_f64()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DurationVisitor;
@@ -311,6 +329,24 @@ mod tests {
         assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
         assert_eq!(parse_duration("12 parsecs"), None);
         assert_eq!(parse_duration("abc"), None);
+    }
+
+    #[test]
+    fn durations_are_written_as_a_file_writes_them_and_read_back() {
+        for (written, millis) in [
+            ("0s", 0),
+            ("300ms", 300),
+            ("1.5s", 1500),
+            ("90.25s", 90_250),
+            ("45s", 45_000),
+            ("90s", 90_000),
+            ("10m", 600_000),
+            ("2h", 7_200_000),
+        ] {
+            let duration = Duration::from_millis(millis);
+            assert_eq!(written_duration(duration), written);
+            assert_eq!(parse_duration(written), Some(duration), "{written}");
+        }
     }
 
     #[test]

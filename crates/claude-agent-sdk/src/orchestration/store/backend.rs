@@ -14,9 +14,27 @@ pub(crate) const HEARTBEAT: &str =
 pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (root, run, at_us, kind, body) ";
 /// Records a run's end.
 pub(crate) const END_RUN: &str = "UPDATE runs SET status = $2, finished_us = $3 WHERE id = $1";
-/// Adds to a top-level run's totals.
+/// Adds to a top-level run's totals: `$2` events, `$3` tokens and `$4`
+/// dollars (both at least 0), the sums stopping at `$5` ([`MAX_TOKENS`])
+/// and `$6` ([`MAX_COST_USD`]).
+///
+/// Agents report what they like, and a plain sum would overflow: SQLite
+/// turns an integer sum that overflows into a REAL (which no listing could
+/// read back as a count), PostgreSQL refuses it (the run's writes fail), and
+/// a cost sum becomes infinite on SQLite and an error on PostgreSQL. Each
+/// guard compares with the room left (`$5 - $3`, which cannot overflow)
+/// before adding, in the one statement; it also sets a sum an older version
+/// left as a REAL or as infinity to the cap.
 pub(crate) const ADD_TOTALS: &str = "UPDATE runs SET events = events + $2, \
-    tokens = tokens + $3, cost_usd = cost_usd + $4 WHERE id = $1";
+    tokens = CASE WHEN tokens > $5 - $3 THEN $5 ELSE tokens + $3 END, \
+    cost_usd = CASE WHEN cost_usd > $6 - $4 THEN $6 ELSE cost_usd + $4 END \
+    WHERE id = $1";
+/// Where a run's token total stops: the largest `BIGINT`.
+pub(crate) const MAX_TOKENS: i64 = i64::MAX;
+/// Where a run's cost total stops: the largest finite `DOUBLE PRECISION`
+/// (bound, not written in the SQL: each database would parse the decimal
+/// text on its own).
+pub(crate) const MAX_COST_USD: f64 = f64::MAX;
 /// The top-level runs of some runs.
 pub(crate) const ROOT_OF: &str = "SELECT root FROM runs WHERE id = $1";
 /// A tree's events, in append order.
@@ -28,17 +46,16 @@ pub(crate) const CLAIM: &str =
 /// What a claim needs to know of a run.
 pub(crate) const CLAIM_INFO: &str =
     "SELECT origin, resumed_by, status, host, pid, heartbeat_us FROM runs WHERE id = $1";
-/// The columns of a run summary.
+/// The columns of a run summary, then its owner's (whether a `running` run
+/// still runs).
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
-    status, started_us, finished_us, events, tokens, cost_usd FROM runs";
-/// Events per event count, for pruning: the top-level runs to delete.
-pub(crate) const PRUNE_BEFORE: &str = "SELECT id FROM runs WHERE parent IS NULL \
-    AND status <> 'running' AND started_us < $1";
-/// The finished top-level runs, newest first.
-pub(crate) const FINISHED_NEWEST_FIRST: &str = "SELECT id FROM runs WHERE parent IS NULL \
-    AND status <> 'running' ORDER BY started_us DESC, id DESC";
-/// Every top-level run, with the first run of its chain of resumes.
-pub(crate) const TOP_LEVEL_ORIGINS: &str = "SELECT id, origin FROM runs WHERE parent IS NULL";
+    status, started_us, finished_us, events, tokens, cost_usd, host, pid, heartbeat_us FROM runs";
+/// Every top-level run, newest first, with what a prune weighs: the first
+/// run of its chain of resumes, its owner (whether a `running` run still
+/// runs: only the process's machine can tell, so it is decided in Rust, not
+/// in SQL) and its start.
+pub(crate) const TOP_LEVEL_RUNS: &str = "SELECT id, origin, status, host, pid, heartbeat_us, \
+    started_us FROM runs WHERE parent IS NULL ORDER BY started_us DESC, id DESC";
 /// Deletes a tree's events.
 pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE root = $1";
 /// Deletes a tree's runs.
@@ -156,6 +173,8 @@ macro_rules! sql_backend {
                         .bind(totals.events)
                         .bind(totals.tokens)
                         .bind(totals.cost_usd)
+                        .bind(sql::MAX_TOKENS)
+                        .bind(sql::MAX_COST_USD)
                         .execute(&mut *tx)
                         .await
                         .map_err(fail)?;
@@ -315,7 +334,9 @@ macro_rules! sql_backend {
             ) -> $crate::orchestration::Result<Vec<$crate::orchestration::store::RunSummary>>
             {
                 use sqlx::Row as _;
-                use $crate::orchestration::store::{backend as sql, from_micros, run_id};
+                use $crate::orchestration::store::{
+                    backend as sql, count_from_real, finite_cost, from_micros, run_id, Owner,
+                };
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(
                         concat!("listing runs in ", $name),
@@ -342,20 +363,41 @@ macro_rules! sql_backend {
                     let started: i64 = row.try_get(7).map_err(fail)?;
                     let finished: Option<i64> = row.try_get(8).map_err(fail)?;
                     let events: i64 = row.try_get(9).map_err(fail)?;
-                    let tokens: i64 = row.try_get(10).map_err(fail)?;
+                    // A REAL here is an SQLite sum that overflowed, written
+                    // before sums saturated (see `ADD_TOTALS`).
+                    let tokens: i64 = match row.try_get::<i64, _>(10) {
+                        Ok(tokens) => tokens,
+                        Err(error) => row
+                            .try_get::<f64, _>(10)
+                            .map(count_from_real)
+                            .map_err(|_| fail(error))?,
+                    };
+                    let cost_usd: f64 = row.try_get(11).map_err(fail)?;
+                    let host: String = row.try_get(12).map_err(fail)?;
+                    let pid: i64 = row.try_get(13).map_err(fail)?;
+                    let heartbeat_us: Option<i64> = row.try_get(14).map_err(fail)?;
+                    // A row that says `running` whose process is gone is a
+                    // crashed run, not a running one.
+                    let owner = Owner {
+                        status: &status,
+                        host: &host,
+                        pid,
+                        heartbeat_us,
+                    };
+                    let id = run_id(&id);
                     summaries.push($crate::orchestration::store::RunSummary {
-                        id: run_id(&id),
+                        id,
                         origin: run_id(&origin),
                         resumes: resumes.as_deref().map(run_id),
                         resumed_by: resumed_by.as_deref().map(run_id),
                         orchestrator: row.try_get(4).map_err(fail)?,
                         label: row.try_get(5).map_err(fail)?,
-                        status: $crate::orchestration::store::RunStatus::parse(&status),
+                        status: owner.status(id),
                         started: from_micros(started),
                         finished: finished.map(from_micros),
                         events: u64::try_from(events).unwrap_or(0),
                         tokens: u64::try_from(tokens).unwrap_or(0),
-                        cost_usd: row.try_get(11).map_err(fail)?,
+                        cost_usd: finite_cost(cost_usd),
                     });
                 }
                 Ok(summaries)
@@ -365,7 +407,8 @@ macro_rules! sql_backend {
                 &self,
                 which: $crate::orchestration::store::Prune,
             ) -> $crate::orchestration::Result<u64> {
-                use $crate::orchestration::store::{backend as sql, Prune};
+                use sqlx::Row as _;
+                use $crate::orchestration::store::{backend as sql, TopRun};
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
                 };
@@ -379,28 +422,28 @@ macro_rules! sql_backend {
                         .await
                         .map_err(fail)?;
                 }
-                let candidates: Vec<String> = match which {
-                    Prune::StartedBefore(at) => sqlx::query_scalar(sql::PRUNE_BEFORE)
-                        .bind($crate::orchestration::store::micros(at))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(fail)?,
-                    Prune::KeepNewest(keep) => {
-                        let all: Vec<String> = sqlx::query_scalar(sql::FINISHED_NEWEST_FIRST)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(fail)?;
-                        all.into_iter().skip(keep).collect()
-                    }
-                };
-                // Whole chains of resumes only: a run that a kept (or
-                // running) run continues, directly or not, is what resuming
-                // the kept one reads.
-                let runs: Vec<(String, String)> = sqlx::query_as(sql::TOP_LEVEL_ORIGINS)
+                let rows = sqlx::query(sql::TOP_LEVEL_RUNS)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(fail)?;
-                let doomed = $crate::orchestration::store::whole_chains(candidates, &runs);
+                let mut runs = Vec::with_capacity(rows.len());
+                for row in rows {
+                    runs.push(TopRun {
+                        id: row.try_get(0).map_err(fail)?,
+                        origin: row.try_get(1).map_err(fail)?,
+                        status: row.try_get(2).map_err(fail)?,
+                        host: row.try_get(3).map_err(fail)?,
+                        pid: row.try_get(4).map_err(fail)?,
+                        heartbeat_us: row.try_get(5).map_err(fail)?,
+                        started_us: row.try_get(6).map_err(fail)?,
+                    });
+                }
+                // The finished runs `which` selects (a crashed one counts as
+                // finished, a live one never does), in whole chains of
+                // resumes only: a run that a kept (or running) run
+                // continues, directly or not, is what resuming the kept one
+                // reads.
+                let doomed = $crate::orchestration::store::chosen_for_pruning(which, &runs);
                 for root in &doomed {
                     sqlx::query(sql::DELETE_EVENTS)
                         .bind(root)

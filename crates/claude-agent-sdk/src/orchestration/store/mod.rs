@@ -123,7 +123,8 @@ impl StoreOptions {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RunStatus {
-    /// Started and not ended — running now, or its process died.
+    /// Started and not ended, and its process is alive (or, on another
+    /// machine, its heartbeat is fresh): running now.
     Running,
     /// Returned `Ok`.
     Succeeded,
@@ -133,10 +134,19 @@ pub enum RunStatus {
     Interrupted,
     /// Waiting for answers to its questions.
     Paused,
+    /// Started and never ended, and its process is gone: killed (`kill -9`,
+    /// out of memory), crashed, or its machine stopped — on another machine,
+    /// its heartbeat is [`STALE_AFTER`] old. Never stored: the run's row
+    /// still says `running`, and a listing reads it as crashed once its
+    /// owner is gone. It can be resumed, and pruned. (A run whose process id
+    /// the system has since given to another process reads as running until
+    /// that process ends too: a live process is never taken for dead.)
+    Crashed,
 }
 
 impl RunStatus {
-    /// The name stored in the database.
+    /// The name stored in the database (a crashed run is stored as
+    /// `running`: see [`Crashed`](Self::Crashed)).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,6 +155,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Interrupted => "interrupted",
             Self::Paused => "paused",
+            Self::Crashed => "crashed",
         }
     }
 
@@ -190,9 +201,11 @@ pub struct RunSummary {
     pub finished: Option<DateTime<Utc>>,
     /// How many events it and its nested runs have.
     pub events: u64,
-    /// The tokens its agents reported.
+    /// The tokens its agents reported; the sum stops at `i64::MAX` (the
+    /// largest count the databases hold) rather than overflow.
     pub tokens: u64,
-    /// The cost its agents reported, in US dollars.
+    /// The cost its agents reported, in US dollars: a finite number, the sum
+    /// stopping at [`f64::MAX`] rather than becoming infinite.
     pub cost_usd: f64,
 }
 
@@ -200,7 +213,9 @@ pub struct RunSummary {
 /// runs (with every run nested in them and all their events); a run still
 /// running is never deleted, and a run is deleted only with its whole chain
 /// of resumes — one that a kept or running run continues (which resuming
-/// that run reads) stays.
+/// that run reads) stays. A [crashed](RunStatus::Crashed) run — its process
+/// gone without recording its end — counts as finished: it will never end
+/// otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Prune {
@@ -208,6 +223,59 @@ pub enum Prune {
     StartedBefore(DateTime<Utc>),
     /// All but the newest `n`.
     KeepNewest(usize),
+}
+
+/// A top-level run as a prune weighs it: one row of
+/// [`TOP_LEVEL_RUNS`](backend::TOP_LEVEL_RUNS).
+struct TopRun {
+    id: String,
+    /// The first run of its chain of resumes.
+    origin: String,
+    status: String,
+    host: String,
+    pid: i64,
+    heartbeat_us: Option<i64>,
+    started_us: i64,
+}
+
+impl TopRun {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            status: &self.status,
+            host: &self.host,
+            pid: self.pid,
+            heartbeat_us: self.heartbeat_us,
+        }
+    }
+}
+
+/// The ids of the top-level runs `which` deletes, of every top-level run
+/// `runs` (newest first).
+///
+/// A run whose row says `running` is a candidate once its owner is gone
+/// (the check a resume makes, [`Owner::still_running`]): otherwise a run
+/// whose process was killed would stay forever, and so would every run of
+/// its chain of resumes. A run whose process is alive never is.
+fn chosen_for_pruning(which: Prune, runs: &[TopRun]) -> Vec<String> {
+    let finished = runs
+        .iter()
+        .filter(|run| !run.owner().still_running(run_id(&run.id)));
+    let candidates: Vec<String> = match which {
+        Prune::StartedBefore(at) => {
+            let before = micros(at);
+            finished
+                .filter(|run| run.started_us < before)
+                .map(|run| run.id.clone())
+                .collect()
+        }
+        // `runs` is newest first: the finished ones after the first `keep`.
+        Prune::KeepNewest(keep) => finished.skip(keep).map(|run| run.id.clone()).collect(),
+    };
+    let chains: Vec<(String, String)> = runs
+        .iter()
+        .map(|run| (run.id.clone(), run.origin.clone()))
+        .collect();
+    whole_chains(candidates, &chains)
 }
 
 /// The runs of `candidates` (top-level run ids) whose whole chain of
@@ -236,6 +304,26 @@ fn micros(at: DateTime<Utc>) -> i64 {
 
 fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// A token count stored as a REAL — an SQLite sum that overflowed, written
+/// by a version whose sums did not saturate — as the count it stands for:
+/// `as` saturates at `i64::MAX` (and reads NaN as 0).
+#[allow(clippy::cast_possible_truncation)]
+fn count_from_real(count: f64) -> i64 {
+    count as i64
+}
+
+/// A stored cost as a listing gives it: finite (a sum that became infinite,
+/// written by a version whose sums did not saturate, reads as the largest
+/// cost), so that it prints as a number and serializes as one (JSON has no
+/// infinity).
+fn finite_cost(cost: f64) -> f64 {
+    if cost.is_nan() {
+        0.0
+    } else {
+        cost.clamp(-f64::MAX, f64::MAX)
+    }
 }
 
 /// The id of a run in a row; a row the store did not write reads as a fresh id.
@@ -273,7 +361,8 @@ const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// take the run for dead and resume it.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// A run row's owner, checked before the run is resumed.
+/// A run row's owner, checked before the run is resumed or pruned, and when
+/// it is listed.
 struct Owner<'a> {
     status: &'a str,
     host: &'a str,
@@ -282,6 +371,18 @@ struct Owner<'a> {
 }
 
 impl Owner<'_> {
+    /// How run `run` stands now: as its row says, but a `running` row whose
+    /// owner is gone (see [`still_running`](Self::still_running)) is
+    /// [crashed](RunStatus::Crashed).
+    fn status(&self, run: RunId) -> RunStatus {
+        // Only a row that says `running`: one with a status of a newer
+        // version reads as before.
+        if self.status == RunStatus::Running.as_str() && !self.still_running(run) {
+            return RunStatus::Crashed;
+        }
+        RunStatus::parse(self.status)
+    }
+
     /// Whether run `run` is still running, and so must not be resumed: in
     /// this process, when it started and has not finished (one whose end
     /// never reached the store is not); on this machine, when its process is

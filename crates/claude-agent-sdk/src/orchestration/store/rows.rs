@@ -46,12 +46,34 @@ pub(crate) struct RunEnd {
     pub(crate) finished_us: i64,
 }
 
-/// What a top-level run's totals grew by.
+/// What a top-level run's totals grew by: never below zero, and sums that
+/// stop at the largest value instead of overflowing (the store's own sums,
+/// [`ADD_TOTALS`](super::backend::ADD_TOTALS), rely on both).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Totals {
     pub(crate) events: i64,
     pub(crate) tokens: i64,
     pub(crate) cost_usd: f64,
+}
+
+impl Totals {
+    /// Counts an attempt's `usage`: its input and output tokens, and its
+    /// cost when that is a finite amount of at least zero (an agent's
+    /// report is not checked: a negative or non-numeric cost is no spending
+    /// to add up).
+    fn add_usage(&mut self, usage: &Usage) {
+        let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+        self.tokens = self
+            .tokens
+            .saturating_add(i64::try_from(tokens).unwrap_or(i64::MAX));
+        if let Some(cost) = usage
+            .cost_usd
+            .filter(|cost| cost.is_finite() && *cost > 0.0)
+        {
+            // Two finite costs can add up to infinity: stop at the largest.
+            self.cost_usd = (self.cost_usd + cost).min(f64::MAX);
+        }
+    }
 }
 
 /// What one transaction writes.
@@ -175,9 +197,7 @@ impl Encoder {
                     _ => None,
                 };
                 if let Some(usage) = usage {
-                    let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
-                    totals.tokens += i64::try_from(tokens).unwrap_or(i64::MAX);
-                    totals.cost_usd += usage.cost_usd.unwrap_or(0.0);
+                    totals.add_usage(&usage);
                 }
             }
             EventKind::RunFinished { outcome } => batch.ends.push(RunEnd {
@@ -331,4 +351,34 @@ pub(crate) fn decode(
         super::from_micros(at_us),
         kind,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_saturate_instead_of_overflowing() {
+        let huge = Usage::new(5_000_000_000_000_000_000, 0).with_cost_usd(1e308);
+        let mut totals = Totals::default();
+        totals.add_usage(&huge);
+        totals.add_usage(&huge);
+        assert_eq!(totals.tokens, i64::MAX);
+        assert_eq!(totals.cost_usd, f64::MAX);
+        assert!(totals.cost_usd.is_finite());
+        // A report beyond any count is the largest count too.
+        let mut totals = Totals::default();
+        totals.add_usage(&Usage::new(u64::MAX, u64::MAX));
+        assert_eq!(totals.tokens, i64::MAX);
+    }
+
+    #[test]
+    fn costs_that_are_no_amount_are_not_counted() {
+        let mut totals = Totals::default();
+        for cost in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
+            totals.add_usage(&Usage::new(1, 1).with_cost_usd(cost));
+        }
+        totals.add_usage(&Usage::new(1, 1).with_cost_usd(0.25));
+        assert_eq!((totals.tokens, totals.cost_usd), (10, 0.25));
+    }
 }
