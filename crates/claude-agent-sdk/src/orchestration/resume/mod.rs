@@ -42,7 +42,10 @@
 //! still be there (its node id, with the same agent) — a graph may gain
 //! nodes, or change those that never ran, between the runs. A difference is
 //! an [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it,
-//! and nothing runs. The input comes from the journal.
+//! and nothing runs. The input comes from the journal. Steps handed back to
+//! a graph nested in a step that did not finish are checked when that graph
+//! runs: one whose node it no longer has fails the step, naming the node;
+//! their agents are not compared.
 
 mod nested;
 
@@ -57,7 +60,8 @@ use crate::orchestration::engine::run_state::{decision_of, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::human::FinishedStep;
 use crate::orchestration::journal::{
-    AttemptOutcome, EventKind, JournalEvent, NodeId, RunId, RunOutcome, StateChange, StepDecision,
+    AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
+    StepDecision,
 };
 use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
 
@@ -154,10 +158,12 @@ pub(crate) struct Continuation {
 }
 
 /// A state change a resumed run replays, and the top-level step whose
-/// attempt (or a run nested in it) made it.
+/// work it is part of (its node and activation, the same in every run of
+/// the chain: a step cut short in one run and finished in the next is one
+/// step).
 #[derive(Debug, Clone)]
 pub(crate) struct KeptChange {
-    step: (RunId, NodeId),
+    step: (StepNode, u32),
     key: String,
     change: StateChange,
 }
@@ -275,7 +281,11 @@ impl Continuation {
             )));
         };
         self.finished.truncate(cut + 1);
-        let kept: HashSet<(RunId, NodeId)> = self.finished.iter().map(|step| step.step).collect();
+        let kept: HashSet<(StepNode, u32)> = self
+            .finished
+            .iter()
+            .map(|step| (step.node.clone(), step.activation))
+            .collect();
         self.state.retain(|change| kept.contains(&change.step));
         // What was in flight is after the fork's step: it runs anew.
         self.inside.clear();
@@ -464,14 +474,21 @@ impl Session {
             )));
         };
         let attempts = Attempts::of(events);
-        let state = kept_state_changes(run, events, &attempts);
         let top_step = |step: NodeId| match steps.get(step.index()) {
             Some((label, _, activation)) if !label.is_empty() => {
                 (StepNode::Label(label.clone()), *activation)
             }
             _ => (StepNode::Index(step), 1),
         };
-        let inside = finished_inside(run, events, &attempts, top_step);
+        let (inside, handed_back) = finished_inside(run, events, &attempts, top_step);
+        let state = kept_state_changes(run, events, &attempts, &handed_back)
+            .into_iter()
+            .map(|(step, key, change)| KeptChange {
+                step: top_step(step),
+                key,
+                change,
+            })
+            .collect();
         let input = OrchestratorInput {
             content: input.content.clone(),
             context: input.context.clone(),
@@ -491,10 +508,15 @@ impl Session {
 }
 
 /// The state changes of `events` (a run and the runs nested in it) that a
-/// resumed run starts from: those made by attempts whose work it keeps —
-/// top-level steps that finished, and steps that finished inside the ones
-/// that did not (see [`nested`]).
-fn kept_state_changes(top: RunId, events: &[JournalEvent], attempts: &Attempts) -> Vec<KeptChange> {
+/// resumed run starts from — those made by attempts whose work it keeps
+/// (see [`nested`]) — each with the top-level step (its id in run `top`)
+/// whose work it is part of.
+fn kept_state_changes(
+    top: RunId,
+    events: &[JournalEvent],
+    attempts: &Attempts,
+    handed_back: &HashSet<(RunId, NodeId)>,
+) -> Vec<(NodeId, String, StateChange)> {
     events
         .iter()
         .filter_map(|event| match &event.kind {
@@ -503,11 +525,15 @@ fn kept_state_changes(top: RunId, events: &[JournalEvent], attempts: &Attempts) 
                 attempt,
                 key,
                 change,
-            } => Some(KeptChange {
-                step: attempts.kept_in(top, event.run, *node, *attempt)?,
-                key: key.clone(),
-                change: change.clone(),
-            }),
+            } => {
+                let at = ParentAttempt {
+                    run: event.run,
+                    node: *node,
+                    attempt: *attempt,
+                };
+                let step = attempts.kept_in(top, at, handed_back)?;
+                Some((step, key.clone(), change.clone()))
+            }
             _ => None,
         })
         .collect()

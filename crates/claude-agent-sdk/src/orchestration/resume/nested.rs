@@ -11,12 +11,13 @@
 //! are replayed with them.
 //!
 //! The rule, for an attempt nested any number of runs deep: its work is kept
-//! when it succeeded and so did every attempt it ran inside up to the first
-//! that did not — whose step runs again and gets it back — with none of the
-//! attempts around that one succeeding (a step that finished is reused
-//! whole, what it ran inside it included). Runs nested in a pipeline or
-//! fan-out step are kept only when that step finished: a pipeline runs again
-//! whole.
+//! when it succeeded and so did every attempt it ran inside — or when it
+//! succeeded, and so did the attempts around it up to a step of a nested
+//! graph that is handed back: a step that finished inside attempts none of
+//! which finished, each of them the last attempt of its step (the one that
+//! runs again; an attempt that failed and was retried is over), and each of
+//! them a graph's node (a pipeline or fan-out nested in a step that did not
+//! finish runs again whole, and so does all it ran).
 
 use std::collections::{HashMap, HashSet};
 
@@ -41,12 +42,15 @@ pub(crate) struct FinishedInside {
 pub(super) struct Attempts {
     parents: HashMap<RunId, ParentAttempt>,
     succeeded: HashSet<(RunId, NodeId, u32)>,
+    /// The last attempt each step started.
+    last: HashMap<(RunId, NodeId), u32>,
 }
 
 impl Attempts {
     pub(super) fn of(events: &[JournalEvent]) -> Self {
         let mut parents = HashMap::new();
         let mut succeeded = HashSet::new();
+        let mut last = HashMap::new();
         for event in events {
             match &event.kind {
                 EventKind::RunStarted {
@@ -54,6 +58,10 @@ impl Attempts {
                     ..
                 } => {
                     parents.insert(event.run, *parent);
+                }
+                EventKind::AttemptStarted { node, attempt, .. } => {
+                    let latest = last.entry((event.run, *node)).or_insert(*attempt);
+                    *latest = (*latest).max(*attempt);
                 }
                 EventKind::AttemptFinished {
                     node,
@@ -66,13 +74,17 @@ impl Attempts {
                 _ => {}
             }
         }
-        Self { parents, succeeded }
+        Self {
+            parents,
+            succeeded,
+            last,
+        }
     }
 
-    /// The attempts attempt `attempt` of step `step` in run `run` ran
-    /// inside, innermost first, ending with one of run `top`'s; `None` when
-    /// the run is not nested in `top`. Bounded by the number of runs, so a
-    /// journal with a cycle of parents cannot loop.
+    /// The attempts runs `run` ran inside, innermost first, ending with one
+    /// of run `top`'s; `None` when the run is not nested in `top`. Bounded
+    /// by the number of runs, so a journal with a cycle of parents cannot
+    /// loop.
     fn enclosing(&self, top: RunId, mut run: RunId) -> Option<Vec<ParentAttempt>> {
         let mut chain = Vec::new();
         while run != top {
@@ -91,47 +103,56 @@ impl Attempts {
             .contains(&(attempt.run, attempt.node, attempt.attempt))
     }
 
-    /// The top-level step of run `top` whose reuse keeps the work of
-    /// attempt `attempt` of step `step` in run `run` (see the module docs),
-    /// if it is kept.
+    /// Whether `attempt` is one whose step runs again with it: it did not
+    /// succeed, and it is its step's last attempt.
+    fn runs_again(&self, attempt: ParentAttempt) -> bool {
+        !self.succeeded(attempt)
+            && self.last.get(&(attempt.run, attempt.node)) == Some(&attempt.attempt)
+    }
+
+    /// The top-level step of run `top` whose work includes what attempt
+    /// `attempt` of step `step` in run `run` did, if a resumed run keeps it
+    /// (see the module docs); `handed_back` are the steps of nested runs
+    /// handed back ([`finished_inside`]).
     pub(super) fn kept_in(
         &self,
         top: RunId,
-        run: RunId,
-        step: NodeId,
-        attempt: u32,
-    ) -> Option<(RunId, NodeId)> {
-        if !self.succeeded.contains(&(run, step, attempt)) {
-            return None;
+        at: ParentAttempt,
+        handed_back: &HashSet<(RunId, NodeId)>,
+    ) -> Option<NodeId> {
+        let chain = self.enclosing(top, at.run)?;
+        let outermost = chain.last().map_or(at.node, |attempt| attempt.node);
+        // The attempt, then the attempts around it, innermost first: the
+        // ones that succeeded, up to the first that did not.
+        let mut attempts = std::iter::once(at).chain(chain.iter().copied());
+        let mut unit = None;
+        for attempt in attempts.by_ref() {
+            if !self.succeeded(attempt) {
+                // Kept only inside a step handed back; and what it ran
+                // inside, from here out, all runs again.
+                let unit: ParentAttempt = unit?;
+                let handed = handed_back.contains(&(unit.run, unit.node));
+                let rest_runs_again =
+                    self.runs_again(attempt) && attempts.all(|around| self.runs_again(around));
+                return (handed && rest_runs_again).then_some(outermost);
+            }
+            unit = Some(attempt);
         }
-        let chain = self.enclosing(top, run)?;
-        // Successes, then attempts that did not succeed: nothing else.
-        let first_not = chain
-            .iter()
-            .position(|attempt| !self.succeeded(*attempt))
-            .unwrap_or(chain.len());
-        if chain[first_not..]
-            .iter()
-            .any(|attempt| self.succeeded(*attempt))
-        {
-            return None;
-        }
-        Some(match chain.last() {
-            Some(outermost) => (outermost.run, outermost.node),
-            None => (run, step),
-        })
+        // Every attempt succeeded, up to the top-level step: it finished.
+        Some(outermost)
     }
 }
 
 /// The steps of run `top`'s nested runs that finished inside top-level
-/// steps that did not (see the module docs), in the order they finished.
-/// `top_steps` names the top run's steps (by step id: node and activation).
+/// steps that did not (see the module docs), in the order they finished,
+/// and the (run, step) of each. `top_steps` names the top run's steps (by
+/// step id: node and activation).
 pub(super) fn finished_inside(
     top: RunId,
     events: &[JournalEvent],
     attempts: &Attempts,
     top_steps: impl Fn(NodeId) -> (StepNode, u32),
-) -> Vec<FinishedInside> {
+) -> (Vec<FinishedInside>, HashSet<(RunId, NodeId)>) {
     // Each nested graph run's steps, by step id: node id and activation.
     let mut labels: HashMap<RunId, Vec<(String, u32)>> = HashMap::new();
     let mut counts: HashMap<(RunId, String), u32> = HashMap::new();
@@ -161,6 +182,7 @@ pub(super) fn finished_inside(
             .cloned()
     };
     let mut inside = Vec::new();
+    let mut handed_back = HashSet::new();
     for event in events.iter().filter(|event| event.run != top) {
         let EventKind::AttemptFinished {
             node: step,
@@ -173,9 +195,9 @@ pub(super) fn finished_inside(
         let Some(chain) = attempts.enclosing(top, event.run) else {
             continue;
         };
-        // Inside attempts that did not finish, all the way out: a finished
-        // one around it is reused whole.
-        if chain.iter().any(|around| attempts.succeeded(*around)) {
+        // Inside attempts that all run again, all the way out: a finished
+        // one around it is reused whole, a failed one that was retried is over.
+        if !chain.iter().all(|around| attempts.runs_again(*around)) {
             continue;
         }
         let (Some((node, activation)), Some((outermost, between))) =
@@ -199,10 +221,11 @@ pub(super) fn finished_inside(
         let mut finished = FinishedStep::new(node, activation, output.clone());
         finished.within = within;
         finished.decision = decisions.get(&(event.run, *step)).cloned();
+        handed_back.insert((event.run, *step));
         inside.push(FinishedInside {
             top: top_steps(outermost.node),
             step: finished,
         });
     }
-    inside
+    (inside, handed_back)
 }
