@@ -198,3 +198,44 @@ async fn a_fork_runs_again_what_was_in_flight_inside_the_steps_after_its_own() {
         assert_eq!(calls.get(input), Some(&count), "{input}: {calls:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_graph_changed_since_runs_anew_what_it_no_longer_has() {
+    let (calls, slow) = (Calls::default(), Arc::new(AtomicBool::new(true)));
+    let journal = Arc::new(InMemoryJournal::new());
+    let run = cut_short(&plan_then_items(&calls, &slow), vec![], &journal).await;
+    slow.store(false, Ordering::SeqCst);
+    // The map node is renamed: the items the old one finished are not its.
+    let renamed = GraphOrchestrator::new("items")
+        .with_parallel_limit(2)
+        .add_map(
+            "every",
+            Item {
+                calls: Arc::clone(&calls),
+                slow: Arc::clone(&slow),
+            },
+            Split::Lines,
+        )
+        .add_edge(START, "every")
+        .add_edge("every", END);
+    let outer = GraphOrchestrator::new("outer")
+        .add_node("plan", plan(&calls))
+        .add_subgraph("work", renamed)
+        .add_edge(START, "plan")
+        .add_edge("plan", "work")
+        .add_edge("work", END);
+    let output = resume(&outer, vec![], run, &fresh(&journal))
+        .await
+        .unwrap_or_else(|e| panic!("the resume finishes: {e}"));
+    assert_eq!(output.result, ALL_DONE);
+    let calls = calls_of(&calls);
+    for (input, count) in [
+        ("plan", 1),
+        ("fast 1", 2),
+        ("fast 2", 2),
+        ("slow 3", 2),
+        ("slow 4", 2),
+    ] {
+        assert_eq!(calls.get(input), Some(&count), "{input}: {calls:?}");
+    }
+}

@@ -128,7 +128,7 @@ impl GraphOrchestrator {
                 .into_iter()
                 .map(|(key, value)| (key, StateChange::Set(value))),
         );
-        let reuse = self.reuse(pause.finished, ctx)?;
+        let reuse = self.reuse(pause.finished, ctx, false)?;
         let input = pause.input.unwrap_or_default();
         self.run_reusing(vec![], input, ctx, trace, reuse).await
     }
@@ -136,7 +136,16 @@ impl GraphOrchestrator {
     /// What a run under `ctx` reuses of `finished`, the steps a paused run
     /// finished: this graph's own steps' outputs, returned; the steps of the
     /// graphs nested in its nodes, kept in `ctx` for the runs nested there.
-    fn reuse(&self, finished: Vec<FinishedStep>, ctx: &ExecutionContext) -> Result<Reuse> {
+    /// A step naming a node this graph does not have is an error when this
+    /// graph is the one resumed; in a graph nested in a step (handed back by
+    /// the run around it), it is left out: the graph changed since, and what
+    /// it has runs anew.
+    fn reuse(
+        &self,
+        finished: Vec<FinishedStep>,
+        ctx: &ExecutionContext,
+        nested: bool,
+    ) -> Result<Reuse> {
         let position = |id: &str| {
             let position = self.nodes.iter().position(|node| node.id == id);
             position.map(NodeId::from_index).ok_or_else(|| {
@@ -148,6 +157,10 @@ impl GraphOrchestrator {
         };
         let mut reuse = Reuse::new();
         for mut step in finished {
+            let named = step.within.first().map_or(&step.node, |outer| &outer.node);
+            if nested && position(named).is_err() {
+                continue;
+            }
             if step.within.is_empty() {
                 let decision = step
                     .decision
@@ -175,7 +188,7 @@ impl GraphOrchestrator {
         trace: TraceOut,
     ) -> Result<OrchestratorOutput> {
         // A subgraph whose enclosing run resumes reuses what it finished.
-        let reuse = self.reuse(ctx.take_finished_before(), ctx)?;
+        let reuse = self.reuse(ctx.take_finished_before(), ctx, true)?;
         self.run_reusing(agents, input, ctx, trace, reuse).await
     }
 

@@ -43,9 +43,9 @@
 //! nodes, or change those that never ran, between the runs. A difference is
 //! an [`InvalidConfig`](OrchestrationError::InvalidConfig) error naming it,
 //! and nothing runs. The input comes from the journal. Steps handed back to
-//! a graph nested in a step that did not finish are checked when that graph
-//! runs: one whose node it no longer has fails the step, naming the node;
-//! their agents are not compared.
+//! a graph nested in a step that did not finish are matched when that graph
+//! runs: one whose node it no longer has is left out (the graph changed
+//! since: what it has runs anew); their agents are not compared.
 
 mod nested;
 
