@@ -263,7 +263,12 @@ fn timeline(
             )
         })
         .collect();
-    let label_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    // By the columns text takes on screen (a CJK id takes two a character).
+    let label_width = labels
+        .iter()
+        .map(|l| console::measure_text_width(l))
+        .max()
+        .unwrap_or(0);
     let mut out = format!(
         "{:label_width$}  0{}{}\n",
         "",
@@ -281,7 +286,7 @@ fn timeline(
         let bar: String = (0..WIDTH)
             .map(|i| if (start..end).contains(&i) { fill } else { ' ' })
             .collect();
-        let pad = " ".repeat(label_width - label.chars().count());
+        let pad = " ".repeat(label_width.saturating_sub(console::measure_text_width(label)));
         let _ = writeln!(out, "{label}{pad}  |{bar}|");
     }
     out.push_str("(█ succeeded, ░ failed)\n");
@@ -309,5 +314,37 @@ pub fn schema() -> Exit {
             errln!("error: cannot encode the schema: {e}");
             Exit::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use claude_agent_sdk::orchestration::{AgentExecution, AgentInput, ExecutionTrace};
+
+    use super::*;
+
+    #[test]
+    fn the_timeline_lines_up_wide_names_by_the_columns_they_take() {
+        let start = chrono::Utc::now();
+        let mut trace = ExecutionTrace::starting_at(start);
+        for name in ["日本", "ab"] {
+            let mut record = AgentExecution::new(name, 1, start, AgentInput::new("x"));
+            record.end_time = Some(start + chrono::TimeDelta::milliseconds(10));
+            record.success = true;
+            trace.agent_executions.push(record);
+        }
+        trace.end_time = Some(start + chrono::TimeDelta::milliseconds(10));
+        let rendered = render_trace(&trace);
+        // Where each bar starts, in screen columns.
+        let bars: Vec<usize> = rendered
+            .lines()
+            .filter(|line| line.ends_with('|'))
+            .map(|line| {
+                let at = line.find('|').unwrap_or(0);
+                console::measure_text_width(&line[..at])
+            })
+            .collect();
+        assert_eq!(bars.len(), 2, "{rendered}");
+        assert_eq!(bars[0], bars[1], "{rendered}");
     }
 }

@@ -332,7 +332,7 @@ impl Progress {
         let (shown, hidden) = layout::choose(&rows, self.shared.bars.len());
         let width = shown
             .iter()
-            .map(|&i| lines[i].name.chars().count() + 2 * lines[i].depth)
+            .map(|&i| console::measure_text_width(&lines[i].name) + 2 * lines[i].depth)
             .max()
             .unwrap_or(0);
         let columns = self.shared.columns;
@@ -543,7 +543,7 @@ fn render_line(
     };
     let indent = "  ".repeat(line.depth.saturating_sub(1));
     let name = format!("{indent}{}", line.name);
-    let pad = " ".repeat(width.saturating_sub(name.chars().count()));
+    let pad = " ".repeat(width.saturating_sub(console::measure_text_width(&name)));
     let tokens = if usage.total_tokens() > 0 {
         human_tokens(usage)
     } else {
