@@ -490,6 +490,12 @@ template = "shipped {{{{output.plan}}}} ({{{{input}}}})"
     assert!(resumed.status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "shipped plan (yes)");
     assert_eq!(marks(dir.path()), 1, "`plan` ran again");
+    // Asked in the first run, answered in this one: one attempt, answered.
+    let approve = summary_row(&stderr, "approve");
+    assert!(
+        approve.contains(" 1 ") && approve.ends_with("answered"),
+        "{approve}"
+    );
 }
 
 #[test]

@@ -46,6 +46,24 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
             Row::Ask(id) => (id, 1),
         };
         let mut summary = traces::summarize(&attempts, name);
+        if let Row::Ask(_) = row {
+            // An ask's attempt that paused the run is the question being
+            // asked; once answered (in the run that resumed it), the answer
+            // is its one attempt.
+            let asked = attempts
+                .iter()
+                .filter(|a| a.record.agent_name == name)
+                .filter(|a| {
+                    a.record
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with(WAITING))
+                })
+                .count();
+            if summary.status == Status::Done {
+                summary.attempts = summary.attempts.saturating_sub(asked);
+            }
+        }
         counted += summary.attempts;
         let kind = match row {
             Row::Step(Node::Agent(id), _) => workflow
