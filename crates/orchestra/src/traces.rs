@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::{
-    AgentExecution, ExecutionTrace, NodeId, OrchestrationError, OrchestratorOutput, Usage,
+    AgentExecution, ExecutionTrace, NodeId, OrchestrationError, OrchestratorOutput, RunId, Usage,
 };
 
 /// One trace of the runs `earlier` (oldest first) and then `last`: what a
@@ -47,6 +47,9 @@ pub struct Attempt<'a> {
     /// Which item of its map it is (from 1), and of how many, when it is an
     /// attempt of a map's item.
     pub item: Option<(usize, usize)>,
+    /// The top-level run it belongs to (a resumed run's summary holds the
+    /// attempts of the whole chain of runs).
+    pub root: Option<RunId>,
 }
 
 impl Attempt<'_> {
@@ -97,9 +100,10 @@ impl Attempt<'_> {
 pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
     let mut out = Vec::new();
     // Each trace with, when it is a map's run, the map's name and its items.
-    let mut pending = vec![(trace, 0usize, None)];
-    while let Some((trace, depth, map)) = pending.pop() {
+    let mut pending = vec![(trace, 0usize, None, None)];
+    while let Some((trace, depth, map, root)) = pending.pop() {
         for record in &trace.agent_executions {
+            let root = if depth == 0 { record.run_id } else { root };
             let item = map.as_ref().and_then(|(name, items): &(&str, Vec<_>)| {
                 (record.agent_name == *name)
                     .then(|| items.iter().position(|node| *node == record.node))
@@ -110,6 +114,7 @@ pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
                 record,
                 depth,
                 item,
+                root,
             });
             if let Some(nested) = &record.nested {
                 let map = is_map_run(record).then(|| {
@@ -121,7 +126,7 @@ pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
                         .collect();
                     (record.agent_name.as_str(), items.into_iter().collect())
                 });
-                pending.push((nested, depth + 1, map));
+                pending.push((nested, depth + 1, map, root));
             }
         }
     }
@@ -259,6 +264,26 @@ fn is_interruption(error: &str) -> bool {
     error.starts_with("interrupted") || error == OrchestrationError::Cancelled.to_string()
 }
 
+/// How long `attempts` took: from the first start to the last end within
+/// each top-level run, added up over the runs (a resumed run's chain leaves
+/// out the time between its runs).
+fn active_time(attempts: &[&Attempt<'_>]) -> Duration {
+    let mut spans: Vec<(Option<RunId>, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for attempt in attempts {
+        match spans.iter_mut().find(|(root, ..)| *root == attempt.root) {
+            Some((_, first, last)) => {
+                *first = (*first).min(attempt.start());
+                *last = (*last).max(attempt.end());
+            }
+            None => spans.push((attempt.root, attempt.start(), attempt.end())),
+        }
+    }
+    spans
+        .iter()
+        .map(|(_, first, last)| (*last - *first).to_std().unwrap_or_default())
+        .sum()
+}
+
 /// Sums up the attempts named `name` in `all`.
 #[must_use]
 pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
@@ -271,12 +296,8 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
         .filter(|a| !is_map_run(a.record))
         .collect();
     let counted = if items.is_empty() { &mine } else { &items };
-    let first = mine.iter().map(|a| a.start()).min();
     let last = mine.iter().max_by_key(|a| a.end());
-    let duration = match (first, last) {
-        (Some(first), Some(last)) => (last.end() - first).to_std().unwrap_or_default(),
-        _ => Duration::ZERO,
-    };
+    let duration = active_time(&mine);
     let usage = counted.iter().map(|a| a.record.usage()).sum();
     let failed = mine
         .iter()

@@ -935,3 +935,47 @@ stdin = "none"
     let pruned = on_store(&["prune", "--keep", "0"], &store);
     assert!(pruned.contains("deleted 2 run(s)"), "{pruned}");
 }
+
+/// A duration as the summary writes it (`850ms`, `12.3s`, `2m05s`), in seconds.
+fn seconds(cell: &str) -> f64 {
+    if let Some(ms) = cell.strip_suffix("ms") {
+        return ms.parse::<f64>().unwrap_or(f64::MAX) / 1000.0;
+    }
+    if let Some((minutes, rest)) = cell.split_once('m') {
+        let secs = rest.trim_end_matches('s').parse::<f64>().unwrap_or(0.0);
+        return minutes.parse::<f64>().unwrap_or(f64::MAX) * 60.0 + secs;
+    }
+    cell.trim_end_matches('s')
+        .parse::<f64>()
+        .unwrap_or(f64::MAX)
+}
+
+#[test]
+fn a_resumed_runs_summary_leaves_out_the_time_between_the_runs() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let run = resume_id(&texts(&failed).1);
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    // The gap: far longer than any of the steps takes.
+    std::thread::sleep(Duration::from_secs(3));
+    let resumed = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    // `gate` failed in the first run and succeeded in the resume: its time
+    // is its attempts', not the three seconds between them.
+    let gate = summary_row(&stderr, "gate");
+    let cells: Vec<&str> = gate.split_whitespace().collect();
+    let took = cells.get(3).map_or(f64::MAX, |cell| seconds(cell));
+    assert!(took < 3.0, "{gate}");
+}
