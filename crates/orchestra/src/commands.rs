@@ -15,6 +15,7 @@ use crate::factory::{model_of, provider_of};
 use crate::table::{Align, Table};
 use crate::traces::{self, human_duration, human_tokens};
 use crate::workflow::raw::RawWorkflow;
+use crate::workflow::values::written_duration;
 use crate::workflow::{self, Node, Strictness, Workflow};
 
 /// Loads `file`, printing its problems when it is invalid.
@@ -144,7 +145,7 @@ pub fn agents(args: &AgentsArgs) -> Exit {
             metadata.max_retries.to_string(),
             // As the workflow writes it (`300ms`), not the registry's whole seconds.
             def.map_or_else(
-                || written_duration(metadata.timeout_secs),
+                || written_seconds(metadata.timeout_secs),
                 crate::workflow::AgentDef::written_timeout,
             ),
             if metadata.enabled { "yes" } else { "no" }.to_owned(),
@@ -159,15 +160,12 @@ pub fn agents(args: &AgentsArgs) -> Exit {
     Exit::Success
 }
 
-/// An attempt timeout as a workflow file writes it (`10m`, `45s`); `none` for
-/// the largest value, which stands for no timeout.
-fn written_duration(secs: u64) -> String {
+/// An attempt timeout of whole seconds as a workflow file writes it
+/// (`10m`, `45s`); `none` for the largest value, which stands for no timeout.
+fn written_seconds(secs: u64) -> String {
     match secs {
         u64::MAX => "none".to_owned(),
-        0 => "0s".to_owned(),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
+        secs => written_duration(std::time::Duration::from_secs(secs)),
     }
 }
 

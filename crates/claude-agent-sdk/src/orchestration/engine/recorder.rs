@@ -184,6 +184,13 @@ impl Recorder {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The lock, unless the run has closed its books: nothing is written
+    /// after the run's last event.
+    fn lock_open(&self) -> Option<MutexGuard<'_, OpenAttempts>> {
+        let open = self.lock();
+        (!open.closed).then_some(open)
+    }
+
     /// The moment `now`, for an event appended soon.
     fn moment(&self, now: Instant) -> Moment {
         Moment::at(now, &self.ctx.clock())
@@ -272,10 +279,9 @@ impl Recorder {
         iteration: u32,
         item: Option<u32>,
     ) {
-        let mut open = self.lock();
-        if open.closed {
-            return; // nothing is written after the run's last event
-        }
+        let Some(mut open) = self.lock_open() else {
+            return;
+        };
         if open.by_node.len() <= step.index() {
             open.by_node.resize(step.index() + 1, None);
             open.step_nodes.resize(step.index() + 1, NodeId(0));
@@ -316,10 +322,9 @@ impl Recorder {
             };
             (kind, self.moment(now))
         });
-        let mut open = self.lock();
-        if open.closed {
+        let Some(mut open) = self.lock_open() else {
             return false;
-        }
+        };
         if let Some(slot) = open.by_node.get_mut(node.index()) {
             *slot = Some((attempt, now));
         }
@@ -426,10 +431,9 @@ impl Recorder {
         if !self.records {
             return;
         }
-        let mut open = self.lock();
-        if open.closed {
-            return; // nothing is written after the run's last event
-        }
+        let Some(mut open) = self.lock_open() else {
+            return;
+        };
         // Decided as the step's attempt ended: it shares that moment.
         self.append_as_last(&mut open, EventKind::StepDecided { step, decision });
     }
@@ -442,10 +446,9 @@ impl Recorder {
         delay: Duration,
         error: &OrchestrationError,
     ) {
-        let mut open = self.lock();
-        if open.closed {
-            return; // nothing is written after the run's last event
-        }
+        let Some(mut open) = self.lock_open() else {
+            return;
+        };
         if self.records {
             let kind = EventKind::RetryScheduled {
                 node,
