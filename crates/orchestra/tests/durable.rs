@@ -979,3 +979,76 @@ fn a_resumed_runs_summary_leaves_out_the_time_between_the_runs() {
     let took = cells.get(3).map_or(f64::MAX, |cell| seconds(cell));
     assert!(took < 3.0, "{gate}");
 }
+
+/// `[first, g, last]` with group `g` = `[inner, gate]`: `inner` leaves a
+/// mark, `gate` fails until the file `open` exists.
+fn gated_group(dir: &Path) -> std::path::PathBuf {
+    let workflow = format!(
+        r#"name = "gated-group"
+
+[flow]
+sequential = ["first", "g", "last"]
+
+[[groups]]
+id = "g"
+sequential = ["inner", "gate"]
+
+[[agents]]
+id = "first"
+kind = "template"
+template = "start"
+
+[[agents]]
+id = "inner"
+kind = "command"
+shell = "echo ran >> {marks}; echo inner"
+stdin = "none"
+
+[[agents]]
+id = "gate"
+kind = "command"
+shell = "test -f {open} || {{ echo 'the gate is shut' >&2; exit 3; }}; echo gate"
+stdin = "none"
+
+[[agents]]
+id = "last"
+kind = "template"
+template = "{{{{output.inner}}}}+{{{{output.gate}}}}"
+"#,
+        marks = dir.join("marks").display(),
+        open = dir.join("open").display(),
+    );
+    write(dir, "gated-group.toml", &workflow)
+}
+
+#[test]
+fn a_resumed_run_does_not_run_again_what_finished_inside_a_group_that_failed() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = gated_group(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert_eq!(marks(dir.path()), 1);
+    let run = resume_id(&stderr);
+
+    std::fs::write(dir.path().join("open"), "").unwrap_or_else(|e| panic!("{e}"));
+    let resumed = orchestra()
+        .args(["resume", &run, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "inner+gate", "{stderr}");
+    assert_eq!(
+        marks(dir.path()),
+        1,
+        "`inner` finished inside `g` before: it is not run again"
+    );
+}

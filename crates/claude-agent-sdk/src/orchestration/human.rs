@@ -115,10 +115,12 @@ impl Question {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct FinishedStep {
-    /// The graph node.
+    /// The graph node — for a step of a pipeline or fan-out nested in a
+    /// step (handed back by a resume), its agent's name.
     pub node: String,
     /// Which of the node's steps (1 for its first run, 2 for its second loop
-    /// pass or map item, …).
+    /// pass or map item, …) — for a pipeline's or fan-out's step, which of
+    /// the agents with that name it is.
     pub activation: u32,
     /// What it produced.
     pub output: AgentOutput,
@@ -154,9 +156,11 @@ impl FinishedStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EnclosingStep {
-    /// The subgraph node.
+    /// The subgraph node (a pipeline's or fan-out's step: its agent's name,
+    /// as in [`FinishedStep::node`]).
     pub node: String,
-    /// Which of the node's steps.
+    /// Which of the node's steps (a pipeline's or fan-out's: which of the
+    /// agents with that name).
     pub activation: u32,
 }
 

@@ -17,8 +17,10 @@ pub enum Kind {
     Failed,
     /// Done.
     Done,
-    /// Waiting, or not run.
+    /// Waiting for its turn.
     Waiting,
+    /// Never run: the run ended first.
+    NotRun,
 }
 
 /// A row to choose from: what it is doing, and when it last changed (a
@@ -42,7 +44,7 @@ pub fn choose(rows: &[Row], slots: usize) -> (Vec<usize>, usize) {
         Kind::Active => 0,
         Kind::Failed => 1,
         Kind::Done => 2,
-        Kind::Waiting => 3,
+        Kind::Waiting | Kind::NotRun => 3,
     };
     let mut order: Vec<usize> = (0..rows.len()).collect();
     // Most important first; among equals, the latest change first, then
@@ -52,7 +54,7 @@ pub fn choose(rows: &[Row], slots: usize) -> (Vec<usize>, usize) {
         rank(ra.kind)
             .cmp(&rank(rb.kind))
             .then_with(|| match ra.kind {
-                Kind::Waiting => a.cmp(&b),
+                Kind::Waiting | Kind::NotRun => a.cmp(&b),
                 _ => rb.changed.cmp(&ra.changed).then(a.cmp(&b)),
             })
     });
@@ -72,6 +74,7 @@ pub fn footer(rows: &[Row], hidden: usize) -> String {
         (Kind::Active, "running"),
         (Kind::Failed, "failed"),
         (Kind::Waiting, "waiting"),
+        (Kind::NotRun, "not run"),
     ] {
         let n = count(kind);
         if n > 0 {
@@ -135,6 +138,12 @@ mod tests {
             footer(&rows, hidden),
             "948/1000 done · 1 running · 1 failed · 50 waiting · 979 more not shown"
         );
+    }
+
+    #[test]
+    fn the_last_footer_counts_what_never_ran_as_not_run() {
+        let rows = rows(&[(Kind::Done, 1), (Kind::Failed, 2), (Kind::NotRun, 0)]);
+        assert_eq!(footer(&rows, 0), "1/3 done · 1 failed · 1 not run");
     }
 
     #[test]

@@ -324,7 +324,8 @@ impl Progress {
                     State::Paused => layout::Kind::Active,
                     State::Failed | State::Interrupted => layout::Kind::Failed,
                     State::Done => layout::Kind::Done,
-                    State::Waiting | State::NotRun => layout::Kind::Waiting,
+                    State::Waiting => layout::Kind::Waiting,
+                    State::NotRun => layout::Kind::NotRun,
                 },
                 changed: line.changed,
             })

@@ -14,6 +14,7 @@
 mod parallel;
 mod sequential;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::orchestration::agent::{Agent, AgentInput};
@@ -21,11 +22,14 @@ use crate::orchestration::budget::RunBudget;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, RunReport};
 use crate::orchestration::engine::graph::Graph;
-use crate::orchestration::engine::run_state::{Branching, Reuse};
+use crate::orchestration::engine::run_state::{Branching, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::human::FinishedStep;
+use crate::orchestration::journal::NodeId;
 use crate::orchestration::orchestrator::{
     require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
+use crate::orchestration::resume::pattern_position;
 
 pub use parallel::ParallelOrchestrator;
 pub use sequential::SequentialOrchestrator;
@@ -139,6 +143,14 @@ pub(crate) async fn run_pattern(
     }
     base.config().validate()?;
     require_runtime()?;
+    // Nested in a step that runs again in a resumed run: what this pattern
+    // finished in that step before is reused, not run again.
+    let mut flow = flow;
+    let finished = ctx.take_finished_before();
+    if !finished.is_empty() {
+        let reused = handed_back(&flow.graph, &agents, finished, ctx);
+        flow.reuse.extend(reused);
+    }
     let plan = RunPlan {
         orchestrator: base.name(),
         config: base.config(),
@@ -161,6 +173,68 @@ pub(crate) async fn run_pattern(
         output.execution_trace = trace;
     }
     Ok(output)
+}
+
+/// What a pattern reuses of `finished`, the steps handed back to it by the
+/// run it is nested in (see `resume`): its own steps' outputs, each found by
+/// its agent's name and which of the agents with that name it is; the steps
+/// of runs nested in its steps are kept in `ctx` for those runs. A step of
+/// an agent the pattern no longer has is left out, and so is every step
+/// after it in a pipeline (its input would not be the one it had): the
+/// pattern changed since, and what it has runs anew.
+fn handed_back(
+    graph: &Graph,
+    agents: &[Box<dyn Agent>],
+    finished: Vec<FinishedStep>,
+    ctx: &ExecutionContext,
+) -> Reuse {
+    let mut reuse = Reuse::new();
+    let mut inside: Vec<(NodeId, FinishedStep)> = Vec::new();
+    for mut step in finished {
+        let (name, occurrence) = match step.within.first() {
+            Some(outer) => (outer.node.as_str(), outer.activation),
+            None => (step.node.as_str(), step.activation),
+        };
+        let names = agents.iter().map(|agent| agent.name());
+        let Some(position) = pattern_position(names, name, occurrence) else {
+            continue;
+        };
+        let node = NodeId::from_index(position);
+        if step.within.is_empty() {
+            // A pattern's step is its node's one activation.
+            let output = step.output;
+            reuse.insert(
+                (node, 1),
+                Reused {
+                    output,
+                    decision: None,
+                },
+            );
+        } else {
+            step.within.remove(0);
+            inside.push((node, step));
+        }
+    }
+    // A step fed by one that runs anew gets nothing back: its input would
+    // not be the one it had (a pattern's edges go forward, so one pass in
+    // node order sees each predecessor settled first).
+    let mut anew = HashSet::new();
+    for (index, predecessors) in graph.predecessor_lists().iter().enumerate() {
+        if predecessors
+            .iter()
+            .any(|from| !reuse.contains_key(&(*from, 1)))
+        {
+            let node = NodeId::from_index(index);
+            anew.insert(node);
+            reuse.remove(&(node, 1));
+        }
+    }
+    for (node, step) in inside {
+        if !anew.contains(&node) {
+            ctx.keep_paused_inside((node, 1), vec![step]);
+        }
+    }
+    reuse
 }
 
 /// Implements [`Orchestrator`](crate::orchestration::Orchestrator) for a pattern with

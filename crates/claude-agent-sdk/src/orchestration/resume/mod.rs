@@ -14,9 +14,10 @@
 //!   step, not decided again on the state as it is now);
 //! - a step that started and never finished (the process died in the middle
 //!   of it) runs again: steps run **at least once**, and exactly once when
-//!   they finished before the stop — what finished inside a graph nested in
-//!   such a step (a subgraph, a map's items) is handed back to it and not
-//!   run again either (see `nested`);
+//!   they finished before the stop — what finished inside a graph,
+//!   pipeline or fan-out nested in such a step (a subgraph, a map's items,
+//!   an `OrchestratorAgent`) is handed back to it and not run again either
+//!   (see `nested`);
 //! - the shared state the finished steps changed is replayed into the
 //!   context, for the keys it does not hold (a context the stopped run ran
 //!   under keeps what it has; a fresh one, in another process, gets it all);
@@ -45,13 +46,16 @@
 //! and nothing runs. The input comes from the journal. Steps handed back to
 //! a graph nested in a step that did not finish are matched when that graph
 //! runs: one whose node it no longer has is left out (the graph changed
-//! since: what it has runs anew); their agents are not compared.
+//! since: what it has runs anew); their agents are not compared. A nested
+//! pipeline or fan-out matches its steps by agent name (and which of the
+//! agents with that name each is), a pipeline only up to its first change.
 
 mod nested;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+pub(crate) use nested::pattern_position;
 use nested::{finished_inside, Attempts, FinishedInside};
 
 use crate::orchestration::agent::{Agent, AgentOutput};

@@ -1,10 +1,11 @@
 //! What a resumed run keeps of the runs nested in its steps.
 //!
-//! A step whose attempt runs a graph of its own — a subgraph node, an
-//! [`OrchestratorAgent`](crate::orchestration::OrchestratorAgent) over a
-//! graph, `orchestra`'s maps — and did not finish (the process died, the run
-//! was stopped) runs again when its run resumes. What finished *inside* it
-//! is not run again: those steps are handed to the graph nested in the same
+//! A step whose attempt runs a graph, pipeline or fan-out of its own — a
+//! subgraph node, an
+//! [`OrchestratorAgent`](crate::orchestration::OrchestratorAgent),
+//! `orchestra`'s maps and groups — and did not finish (the process died, the
+//! run was stopped) runs again when its run resumes. What finished *inside*
+//! it is not run again: those steps are handed to the run nested in the same
 //! step when it runs again (same node, same activation: each loop pass and
 //! map item gets back its own), which reuses them as a paused run's are
 //! reused ([`FinishedStep::within`]). The state changes their attempts made
@@ -16,8 +17,13 @@
 //! graph that is handed back: a step that finished inside attempts none of
 //! which finished, each of them the last attempt of its step (the one that
 //! runs again; an attempt that failed and was retried is over), and each of
-//! them a graph's node (a pipeline or fan-out nested in a step that did not
-//! finish runs again whole, and so does all it ran).
+//! them a graph's node or a pipeline's or fan-out's.
+//!
+//! A graph's steps are handed back by node id and activation. A pipeline's
+//! or fan-out's steps are its agents, which have no ids: they are handed
+//! back by agent name and which of the agents with that name each is (see
+//! [`pattern_labels`]), so that a pipeline changed since (an agent added,
+//! removed or renamed) takes back only the steps of the agents it still has.
 
 use std::collections::{HashMap, HashSet};
 
@@ -159,6 +165,10 @@ pub(super) fn finished_inside(
     let mut decisions: HashMap<(RunId, NodeId), StepDecision> = HashMap::new();
     for event in events.iter().filter(|event| event.run != top) {
         match &event.kind {
+            // A pipeline's or fan-out's steps are its nodes, named up front.
+            EventKind::RunStarted { nodes, .. } if !nodes.is_empty() => {
+                labels.insert(event.run, pattern_labels(nodes.iter().map(String::as_str)));
+            }
             EventKind::StepAdded { step, node, .. } => {
                 let count = counts.entry((event.run, node.clone())).or_insert(0);
                 *count += 1;
@@ -205,8 +215,7 @@ pub(super) fn finished_inside(
         else {
             continue;
         };
-        // The steps between the top-level one and this, outermost first,
-        // each a graph's node (a pipeline nested between runs again whole).
+        // The steps between the top-level one and this, outermost first.
         let within: Option<Vec<EnclosingStep>> = between
             .iter()
             .rev()
@@ -228,4 +237,59 @@ pub(super) fn finished_inside(
         });
     }
     (inside, handed_back)
+}
+
+/// How the steps of a pipeline or fan-out whose agents are named `names`
+/// are handed back: each by its agent's name and which of the agents with
+/// that name it is, from 1 (the inverse of [`pattern_position`]).
+pub(crate) fn pattern_labels<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, u32)> {
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    names
+        .map(|name| {
+            let count = seen.entry(name).or_insert(0);
+            *count += 1;
+            (name.to_owned(), *count)
+        })
+        .collect()
+}
+
+/// The position, among agents named `names`, of the `occurrence`-th agent
+/// named `name` (see [`pattern_labels`]); `None` when there is none.
+pub(crate) fn pattern_position<'a>(
+    mut names: impl Iterator<Item = &'a str>,
+    name: &str,
+    occurrence: u32,
+) -> Option<usize> {
+    let nth = usize::try_from(occurrence.checked_sub(1)?).ok()?;
+    names
+        .by_ref()
+        .enumerate()
+        .filter(|(_, agent)| *agent == name)
+        .nth(nth)
+        .map(|(position, _)| position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_steps_are_labelled_by_name_and_occurrence_and_found_again() {
+        let names = ["a", "b", "a", "c", "a"];
+        let labels = pattern_labels(names.iter().copied());
+        assert_eq!(
+            labels,
+            [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("a", 3)]
+                .map(|(name, count)| (name.to_owned(), count))
+        );
+        for (position, (name, occurrence)) in labels.iter().enumerate() {
+            assert_eq!(
+                pattern_position(names.iter().copied(), name, *occurrence),
+                Some(position)
+            );
+        }
+        assert_eq!(pattern_position(names.iter().copied(), "a", 4), None);
+        assert_eq!(pattern_position(names.iter().copied(), "a", 0), None);
+        assert_eq!(pattern_position(names.iter().copied(), "z", 1), None);
+    }
 }
