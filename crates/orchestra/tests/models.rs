@@ -68,3 +68,35 @@ fn an_openai_compatible_agent_runs_with_its_settings_and_reports_tokens() {
     assert_eq!(sent["max_tokens"], 50);
     assert_eq!(sent["messages"][0]["content"], "Be brief.");
 }
+
+#[test]
+fn a_sequential_group_with_a_token_budget_stops_at_the_step_that_crosses_it() {
+    let server = FakeServer::start(completion);
+    let dir = scratch();
+    let agent = |id: &str| {
+        format!(
+            "  - id: {id}\n    kind: openai\n    base_url: ${{LOCAL_LLM}}/v1\n    model: tiny-model\n    api_key: k\n    stream: false\n"
+        )
+    };
+    // Each answer reports 25 tokens: the second crosses the group's 40.
+    let file = write(
+        dir.path(),
+        "budget.yaml",
+        &format!(
+            "flow:\n  sequential: [one, two, three]\n  retries: 0\n  budget:\n    max_tokens: 40\nagents:\n{}{}{}",
+            agent("one"),
+            agent("two"),
+            agent("three")
+        ),
+    );
+    let output = orchestra()
+        .args(["run", "--input", "go"])
+        .arg(&file)
+        .env("LOCAL_LLM", &server.url)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("tokens"), "{stderr}");
+    assert_eq!(server.requests().len(), 2, "{stderr}");
+}

@@ -9,6 +9,20 @@
 //! [`OrchestrationError::BudgetExceeded`](super::OrchestrationError::BudgetExceeded),
 //! which says which budget, its limit and what was used.
 //!
+//! A run nested in a step — a subgraph, an `OrchestratorAgent` over a
+//! pipeline, fan-out or graph — is bounded by the runs around it too: it may
+//! spend no more tokens or dollars than they had left when it started, and
+//! it stops the moment it crosses that, as it would at its own budget (its
+//! error says the limit was inherited). What it spent counts against the
+//! runs around it — through the usage its step's output reports, or, when
+//! the step failed, through what the runs nested in its attempts spent — so
+//! the run whose budget it was fails naming its own budget, and a retried
+//! step's failed attempts are paid for. A budget over a group bounds the
+//! agents inside it as they go, not only once the group is done. Nested runs
+//! started at the same moment (a fan-out's branches) each get what was left
+//! then; together they may overshoot by what they spend at once, and the
+//! outer run then stops at its next check.
+//!
 //! ```
 //! use std::time::Duration;
 //! use claude_agent_sdk::orchestration::RunBudget;
@@ -22,6 +36,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -110,7 +125,51 @@ impl RunBudget {
     /// The first budget `spent` crosses, if any (steps and time are checked
     /// where they are counted).
     pub(crate) fn crossed_by(&self, spent: &Usage) -> Option<BudgetExceeded> {
-        if let Some(limit) = self.max_tokens {
+        Allowance::of(self).crossed_by(spent)
+    }
+}
+
+/// What a run may spend of tokens and dollars: its budget's bounds, and
+/// for a run nested in a step, what the runs around it had left when it
+/// started — it may spend no more than that either.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Allowance {
+    pub(crate) tokens: Option<u64>,
+    pub(crate) cost_usd: Option<f64>,
+}
+
+impl Allowance {
+    /// The token and cost bounds of `budget`.
+    pub(crate) fn of(budget: &RunBudget) -> Self {
+        Self {
+            tokens: budget.max_tokens,
+            cost_usd: budget.max_cost_usd,
+        }
+    }
+
+    /// The tighter of the two, bound by bound.
+    pub(crate) fn min(self, other: Self) -> Self {
+        Self {
+            tokens: tighter(self.tokens, other.tokens, u64::min),
+            cost_usd: tighter(self.cost_usd, other.cost_usd, f64::min),
+        }
+    }
+
+    /// What is left of it once `spent` is spent (never less than nothing).
+    pub(crate) fn left_after(self, spent: &Usage) -> Self {
+        Self {
+            tokens: self
+                .tokens
+                .map(|limit| limit.saturating_sub(spent.total_tokens())),
+            cost_usd: self
+                .cost_usd
+                .map(|limit| (limit - spent.cost_usd.unwrap_or(0.0)).max(0.0)),
+        }
+    }
+
+    /// The first bound `spent` crosses, if any.
+    pub(crate) fn crossed_by(self, spent: &Usage) -> Option<BudgetExceeded> {
+        if let Some(limit) = self.tokens {
             let used = spent.total_tokens();
             if used > limit {
                 return Some(BudgetExceeded::new(
@@ -120,12 +179,86 @@ impl RunBudget {
                 ));
             }
         }
-        if let (Some(limit), Some(used)) = (self.max_cost_usd, spent.cost_usd) {
+        if let (Some(limit), Some(used)) = (self.cost_usd, spent.cost_usd) {
             if used > limit {
                 return Some(BudgetExceeded::new(Budget::CostUsd, limit, used));
             }
         }
         None
+    }
+}
+
+/// What the runs nested in one attempt spent, added to as they spend. The
+/// attempt's run counts it as its own spending when the attempt fails (a
+/// successful attempt's output reports what it spent), and a run nested
+/// later in the same attempt may spend only what is left after it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tally(Arc<Mutex<Usage>>);
+
+impl Tally {
+    fn lock(&self) -> MutexGuard<'_, Usage> {
+        // A sum changes only by whole additions: poisoning is ignored.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `usage`; returns the new total.
+    pub(crate) fn add(&self, usage: Usage) -> Usage {
+        let mut total = self.lock();
+        *total += usage;
+        *total
+    }
+
+    /// The total so far.
+    pub(crate) fn total(&self) -> Usage {
+        *self.lock()
+    }
+}
+
+/// One run's spending of tokens and dollars: what it may spend, what its
+/// steps spent, and — for a run nested in an attempt — that attempt's tally,
+/// which it adds to as well.
+#[derive(Debug, Default)]
+pub(crate) struct Spending {
+    allowance: Allowance,
+    spent: Tally,
+    reports_to: Option<Tally>,
+}
+
+impl Spending {
+    pub(crate) fn new(allowance: Allowance, reports_to: Option<Tally>) -> Self {
+        Self {
+            allowance,
+            spent: Tally::default(),
+            reports_to,
+        }
+    }
+
+    /// Adds `usage` to what the run spent (and to the tally of the attempt
+    /// it is nested in); returns the run's new total.
+    pub(crate) fn add(&self, usage: Usage) -> Usage {
+        if let Some(tally) = &self.reports_to {
+            tally.add(usage);
+        }
+        self.spent.add(usage)
+    }
+
+    /// What the run spent so far.
+    pub(crate) fn total(&self) -> Usage {
+        self.spent.total()
+    }
+
+    /// What a run nested in one of its attempts may spend, when the runs
+    /// nested in that attempt already spent `nested`.
+    pub(crate) fn left_for_nested(&self, nested: &Usage) -> Allowance {
+        self.allowance.left_after(&(self.total() + *nested))
+    }
+}
+
+/// The tighter of two optional bounds.
+fn tighter<T>(a: Option<T>, b: Option<T>, min: impl Fn(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(min(a, b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -22,9 +22,11 @@ use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
+use crate::orchestration::budget::{Allowance, Tally};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::journal::ParentAttempt;
 use crate::orchestration::stop_token::StopToken;
+use crate::orchestration::usage::Usage;
 
 tokio::task_local! {
     static CURRENT: AttemptScope;
@@ -38,10 +40,8 @@ tokio::task_local! {
 pub(crate) trait RunBooks: Send + Sync {
     /// The run's context.
     fn context(&self) -> &ExecutionContext;
-    /// For a run starting inside `attempt`: the token its stop token derives
-    /// from (already cancelled when the attempt is over), and a token that
-    /// counts it among the attempt's nested runs while it lives.
-    fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken);
+    /// What a run starting inside `attempt` takes from it (see [`Nesting`]).
+    fn nest(&self, attempt: ParentAttempt) -> Nesting;
     /// Tells the runs nested in `attempt` to stop; returns what to wait on
     /// for them to finish stopping, if any is running.
     fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker>;
@@ -64,6 +64,20 @@ pub(crate) trait RunBooks: Send + Sync {
     /// activation of a step of its own, where that step stands among all the
     /// passes of the loops and maps around it.
     fn enclosing_activations(&self) -> &[u32];
+}
+
+/// What a run nested in an attempt takes from it.
+pub(crate) struct Nesting {
+    /// The token its stop token derives from (already cancelled when the
+    /// attempt is over).
+    pub(crate) stop: StopToken,
+    /// Counts it among the attempt's nested runs while it lives.
+    pub(crate) alive: TaskTrackerToken,
+    /// What it may spend of tokens and dollars: what the attempt's run had
+    /// left, less what the runs nested in the attempt before it spent.
+    pub(crate) allowance: Allowance,
+    /// The attempt's tally of what its nested runs spend, which it adds to.
+    pub(crate) tally: Tally,
 }
 
 /// What code running inside an attempt can reach: which attempt it is, its
@@ -101,7 +115,7 @@ impl AttemptScope {
     }
 
     /// See [`RunBooks::nest`].
-    pub(crate) fn nest(&self) -> (StopToken, TaskTrackerToken) {
+    pub(crate) fn nest(&self) -> Nesting {
         self.run.nest(self.attempt)
     }
 
@@ -128,17 +142,29 @@ pub(crate) struct NestedRuns {
     children: Option<TaskTracker>,
     /// Whether the attempt has stopped or ended (a run nested later starts stopped).
     pub(crate) over: bool,
+    /// What the nested runs spent.
+    pub(crate) spent: Tally,
 }
 
 impl NestedRuns {
-    /// See [`RunBooks::nest`]; `run_token` is the run's own stop token.
-    pub(crate) fn nest(&mut self, run_token: &StopToken) -> (StopToken, TaskTrackerToken) {
+    /// See [`RunBooks::nest`]; `run_token` is the run's own stop token, and
+    /// `left` what the run may still spend when its nested runs spent what
+    /// they are given.
+    pub(crate) fn nest(
+        &mut self,
+        run_token: &StopToken,
+        left: impl FnOnce(&Usage) -> Allowance,
+    ) -> Nesting {
         let stop = self.stop.get_or_insert_with(|| run_token.child()).clone();
         if self.over {
             stop.cancel();
         }
-        let child = self.children.get_or_insert_with(TaskTracker::new).token();
-        (stop, child)
+        Nesting {
+            stop,
+            alive: self.children.get_or_insert_with(TaskTracker::new).token(),
+            allowance: left(&self.spent.total()),
+            tally: self.spent.clone(),
+        }
     }
 
     /// See [`RunBooks::stop_nested`].

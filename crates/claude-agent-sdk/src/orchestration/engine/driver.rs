@@ -33,7 +33,7 @@ use super::stop::{sooner, RunStop, STOP_GRACE};
 use super::turns::Turns;
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
+use crate::orchestration::budget::{Allowance, Budget, BudgetExceeded, RunBudget, Spending};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
@@ -151,12 +151,10 @@ pub(crate) async fn run<T>(
     let nodes = agents.len();
     in_run_span(graph.kind, nodes, async move {
         let parent = scope::current();
-        let (token, nested) = match &parent {
-            Some(parent) => {
-                let (stop, nested) = parent.nest();
-                (stop.child(), Some(nested))
-            }
-            None => (ctx.cancellation().child(), None),
+        let nesting = parent.as_ref().map(AttemptScope::nest);
+        let token = match &nesting {
+            Some(nesting) => nesting.stop.child(),
+            None => ctx.cancellation().child(),
         };
         let stop = RunStop {
             token,
@@ -194,12 +192,19 @@ pub(crate) async fn run<T>(
             branching.is_none(),
         );
         let enclosing = parent.as_ref().map(AttemptScope::activations);
+        // A nested run may spend no more than the runs around it have left.
+        let (inherited, nested, tally) = match nesting {
+            Some(nesting) => (nesting.allowance, Some(nesting.alive), Some(nesting.tally)),
+            None => (Allowance::default(), None, None),
+        };
+        let spending = Spending::new(Allowance::of(&budget).min(inherited), tally);
         let shared = Arc::new(RunShared::new(
             ctx,
             recorder,
             stop,
             key_prefix,
             enclosing.unwrap_or_default(),
+            spending,
         ));
         if let Some(parent) = &parent {
             let books: Arc<dyn RunBooks> = Arc::clone(&shared) as Arc<dyn RunBooks>;
@@ -247,6 +252,7 @@ pub(crate) async fn run<T>(
             retry: config.retry_policy(),
             branching,
             budget,
+            inherited,
             started: Instant::now(),
             durable,
         };

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::gathered::{gathered_content, gathered_input, gathered_results, GatheredPart};
 use super::scheduler::{Completion, Decision, Scheduler, StepId, StepInput, StepKind};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
+use crate::orchestration::budget::{Allowance, Budget, BudgetExceeded, RunBudget};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
@@ -61,6 +61,10 @@ pub(crate) trait Branching: Send + Sync {
     /// The node's id in the graph, for the journal.
     fn label(&self, node: NodeId) -> &str;
 }
+
+/// Why a nested run crossed a budget that is not its own.
+const INHERITED: &str =
+    "the limit is what the runs around it had left of their budgets when it started";
 
 /// Finished steps by node and activation (see [`RunState::reusing`]).
 pub(crate) type Reuse = HashMap<(NodeId, u32), Reused>;
@@ -122,6 +126,9 @@ pub(crate) struct Walk<'a> {
     pub(crate) retry: Arc<dyn RetryPolicy>,
     pub(crate) branching: Option<Arc<dyn Branching>>,
     pub(crate) budget: RunBudget,
+    /// What the runs around a nested run had left of their token and cost
+    /// budgets when it started: it may spend no more.
+    pub(crate) inherited: Allowance,
     /// When the run started (for the duration budget).
     pub(crate) started: Instant,
     /// Whether the journal stores durably: each step's end is then
@@ -169,6 +176,7 @@ impl<'a> Walk<'a> {
             retry: self.retry,
             branching: self.branching,
             budget: self.budget,
+            inherited: self.inherited,
             started: self.started,
             durable: self.durable,
         })
@@ -264,8 +272,6 @@ pub(crate) struct RunState {
     /// Each map step's items (kept after the map is gathered: the JSON
     /// results a step after it gets name them).
     items: HashMap<StepId, Vec<String>>,
-    /// What the run's agents reported spending so far.
-    spent: Usage,
     /// How many steps were announced to the journal (graph runs only).
     announced: usize,
     /// Whether steps are announced (a graph's; a pattern's steps are its nodes).
@@ -300,7 +306,6 @@ impl RunState {
             exceeded: None,
             store_failure: None,
             items: HashMap::new(),
-            spent: Usage::default(),
             announced: 0,
             announce,
             reuse: HashMap::new(),
@@ -495,6 +500,8 @@ impl RunState {
                     }
                     Completion::Interrupted
                 } else {
+                    // Its failed attempts' nested runs may have spent.
+                    self.check_spending(walk, &walk.run.spending.total());
                     self.failures.push((step, error));
                     Completion::Failed
                 }
@@ -528,9 +535,18 @@ impl RunState {
     }
 
     fn spend(&mut self, walk: &Walk<'_>, usage: Usage) {
-        self.spent += usage;
+        let spent = walk.run.spending.add(usage);
+        self.check_spending(walk, &spent);
+    }
+
+    /// Stops the run (nothing new starts) if `spent` crosses its budget or
+    /// what the runs around it had left.
+    fn check_spending(&mut self, walk: &Walk<'_>, spent: &Usage) {
         if self.exceeded.is_none() {
-            self.exceeded = walk.budget.crossed_by(&self.spent);
+            self.exceeded = walk.budget.crossed_by(spent).or_else(|| {
+                let inherited = walk.inherited.crossed_by(spent)?;
+                Some(inherited.with_culprit(INHERITED.to_owned()))
+            });
         }
     }
 

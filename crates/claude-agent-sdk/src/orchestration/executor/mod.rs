@@ -25,17 +25,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use std::time::Duration;
-use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
+use crate::orchestration::budget::Spending;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::engine::recorder::{AttemptEnd, Recorder};
 use crate::orchestration::engine::stop::{sooner, RunStop, STOP_GRACE};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
-use crate::orchestration::scope::{self, AttemptScope, NestedRuns, RunBooks};
-use crate::orchestration::stop_token::StopToken;
+use crate::orchestration::scope::{self, AttemptScope, NestedRuns, Nesting, RunBooks};
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
 use panic::CatchUnwind;
 use retry::RetryPolicy;
@@ -79,6 +78,8 @@ pub(crate) struct RunShared {
     key_prefix: String,
     /// See [`RunBooks::enclosing_activations`].
     enclosing_activations: Vec<u32>,
+    /// What the run may spend of tokens and dollars, and what it spent.
+    pub(crate) spending: Spending,
 }
 
 impl RunShared {
@@ -88,6 +89,7 @@ impl RunShared {
         stop: RunStop,
         key_prefix: String,
         enclosing_activations: Vec<u32>,
+        spending: Spending,
     ) -> Self {
         Self {
             ctx: ctx.clone(),
@@ -95,6 +97,7 @@ impl RunShared {
             stop,
             key_prefix,
             enclosing_activations,
+            spending,
             children: Mutex::default(),
             closed: AtomicBool::new(false),
             closing: Mutex::new(()),
@@ -147,15 +150,14 @@ impl RunShared {
         self.close(outcome);
     }
 
-    /// Attempt `attempt` of `node` is over: the runs nested in it are told
-    /// to stop, and its bookkeeping goes. Returns what to wait on for those
-    /// still running (a run an agent started in a task it did not await).
-    fn end_nested(&self, node: NodeId, attempt: u32) -> Option<TaskTracker> {
+    /// Attempt `attempt` of `node` is over: its bookkeeping of the runs
+    /// nested in it goes, to the caller, if it started any.
+    fn end_nested(&self, node: NodeId, attempt: u32) -> Option<NestedRuns> {
         if !self.any_nested.load(Ordering::Acquire) {
             return None;
         }
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
-        nested.remove(&(node, attempt))?.stop()
+        nested.remove(&(node, attempt))
     }
 
     fn lock_children(&self) -> MutexGuard<'_, Vec<Weak<dyn RunBooks>>> {
@@ -176,7 +178,7 @@ impl RunBooks for RunShared {
         &self.enclosing_activations
     }
 
-    fn nest(&self, attempt: ParentAttempt) -> (StopToken, TaskTrackerToken) {
+    fn nest(&self, attempt: ParentAttempt) -> Nesting {
         self.any_nested.store(true, Ordering::Release);
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
         let runs = nested.entry((attempt.node, attempt.attempt)).or_default();
@@ -184,7 +186,9 @@ impl RunBooks for RunShared {
         if !self.recorder.is_open(attempt.node, attempt.attempt) {
             runs.over = true;
         }
-        runs.nest(&self.stop.token)
+        runs.nest(&self.stop.token, |nested| {
+            self.spending.left_for_nested(nested)
+        })
     }
 
     fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker> {
@@ -464,8 +468,16 @@ async fn run_attempt(
     // now — and is waited for, a while, so that it has ended and has its
     // records before the run goes on — and a run nested in it from here on
     // starts stopped.
-    if let Some(left_running) = run.end_nested(node, attempt) {
-        let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
+    if let Some(mut nested) = run.end_nested(node, attempt) {
+        if let Some(left_running) = nested.stop() {
+            let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
+        }
+        // What its nested runs spent is the run's spending too: a successful
+        // attempt's output reports it (as an `OrchestratorAgent`'s does), a
+        // failed one's is counted here.
+        if ended.is_err() {
+            run.spending.add(nested.spent.total());
+        }
     }
     ended
 }

@@ -137,6 +137,10 @@ impl ParallelOrchestrator {
                 if let Some(why) = report.interrupted {
                     return Err(interruption_error(why, self.base.name(), config.timeout));
                 }
+                // What the runs around it had left of their budgets stopped it.
+                if let Some(stopped) = report.stopped {
+                    return Err(stopped);
+                }
                 join(report, config.join_policy)
             },
         )

@@ -107,6 +107,10 @@ impl SequentialOrchestrator {
                 self.base.config().timeout,
             ));
         }
+        // What the runs around it had left of their budgets stopped it.
+        if let Some(stopped) = report.stopped {
+            return Err(stopped);
+        }
         if let Some((_, error)) = report.failures.into_iter().next() {
             return Err(error);
         }
