@@ -1387,6 +1387,42 @@ async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one
     }
 }
 
+#[tokio::test]
+async fn a_run_whose_process_id_now_names_a_later_process_is_crashed() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let book = Arc::new(Book::default());
+        let ctx = context(store.journal());
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(steps(&["a"], &book, &[]), OrchestratorInput::new("x"), &ctx)
+            .await
+            .expect("runs");
+        let run = last_run(&ctx);
+        // The run started an hour ago, in a process that is gone; its id
+        // now names a process started a moment ago.
+        let later = Sleeper::start();
+        let an_hour_ago = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
+        never_ended(
+            &place,
+            run,
+            &format!("pid = {}, started_us = {an_hour_ago}", later.0.id()),
+        )
+        .await;
+        let summary = store.run(run).await.expect("the run");
+        assert_eq!(summary.status, RunStatus::Crashed, "{kind:?}");
+        // So it may be resumed (a live owner's run may not).
+        let resumed = resume(
+            &SequentialOrchestrator::new(),
+            steps(&["a"], &book, &[]),
+            run,
+            &ctx,
+        )
+        .await;
+        assert!(resumed.is_ok(), "{kind:?}: {resumed:?}");
+    }
+}
+
 /// Says it started, then waits to be let go.
 struct Gate {
     started: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,

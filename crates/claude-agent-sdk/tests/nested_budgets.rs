@@ -1,16 +1,18 @@
 //! A run nested in a step (a subgraph, an `OrchestratorAgent` over a
-//! pipeline, fan-out or graph) may spend no more tokens or dollars than the
-//! runs around it had left of their budgets when it started: it stops as
-//! its own budget would stop it; what it spent counts against the runs
-//! around it, also when the step it ran in failed.
+//! pipeline, fan-out or graph, any `orchestrate` call an agent makes) is
+//! bounded by the budgets of the runs around it: what it spends counts in
+//! them as it is spent, so it stops the moment they are crossed — also when
+//! several nested runs spend at once — and what it spent is paid for, also
+//! when the step it ran in failed or reported less.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    Agent, AgentOutput, Budget, ExecutionConfig, ExecutionContext, GraphOrchestrator, NodeOptions,
-    OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, ParallelOrchestrator,
-    RunBudget, SequentialOrchestrator, SimpleAgent, Split, Usage, END, START,
+    Agent, AgentInput, AgentOutput, Budget, ExecutionConfig, ExecutionContext, GraphOrchestrator,
+    NodeOptions, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
+    ParallelOrchestrator, RunBudget, SequentialOrchestrator, SimpleAgent, Split, Usage, END, START,
 };
 
 /// Calls by agent name.
@@ -251,5 +253,105 @@ async fn what_failed_attempts_nested_runs_spent_counts_and_bounds_their_retries(
         (exceeded.limit, exceeded.used),
         (250.0, 300.0),
         "{exceeded:?}"
+    );
+}
+
+#[tokio::test]
+async fn nested_runs_spending_at_once_share_what_the_run_around_them_has_left() {
+    let calls = Calls::default();
+    // Two branches, each a subgraph running twenty $0.10 items one at a
+    // time, under a $1.00 budget: together they may not spend more than
+    // one item each past it (each handed what was left when it started,
+    // they would spend $1.00 each).
+    let plan = SimpleAgent::new("plan", "lists twenty items", |_| {
+        Ok(AgentOutput::new(
+            (1..=20)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ))
+    });
+    let graph = GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_cost_usd(1.0))
+        .add_node("plan", plan)
+        .add_subgraph("left", items(0.10, RunBudget::new(), &calls))
+        .add_subgraph("right", items(0.10, RunBudget::new(), &calls))
+        .add_edge(START, "plan")
+        .add_edge("plan", "left")
+        .add_edge("plan", "right")
+        .add_edge("left", END)
+        .add_edge("right", END);
+    let error = run(&graph).await;
+    let exceeded = exceeded(&error);
+    assert_eq!(exceeded.budget, Budget::CostUsd);
+    assert!((exceeded.limit - 1.0).abs() < 1e-9, "{exceeded:?}");
+    let items = calls_of(&calls, "item");
+    assert!(
+        (11..=12).contains(&items),
+        "ten items fit in the budget, and each branch may have one running as \
+         it is crossed: {items} ran"
+    );
+    assert!(exceeded.used <= 1.2 + 1e-9, "{exceeded:?}");
+}
+
+/// An agent that runs a pipeline of `steps` agents spending 100 tokens
+/// each through plain `orchestrate`, and reports no usage of its own.
+struct Quiet {
+    name: String,
+    steps: usize,
+    calls: Calls,
+}
+
+#[async_trait]
+impl Agent for Quiet {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        "runs a pipeline, says nothing of what it spent"
+    }
+
+    async fn execute(
+        &self,
+        input: AgentInput,
+    ) -> claude_agent_sdk::orchestration::Result<AgentOutput> {
+        let agents = (1..=self.steps)
+            .map(|i| {
+                let name = format!("{}-{i}", self.name);
+                Box::new(spender(&name, Usage::new(100, 0), &self.calls)) as Box<dyn Agent>
+            })
+            .collect();
+        let output = SequentialOrchestrator::new()
+            .orchestrate(agents, OrchestratorInput::new(input.content))
+            .await?;
+        Ok(AgentOutput::new(output.result))
+    }
+}
+
+#[tokio::test]
+async fn a_step_is_charged_what_its_nested_runs_spent_when_its_output_reports_less() {
+    let calls = Calls::default();
+    let quiet = |name: &str| Quiet {
+        name: name.to_owned(),
+        steps: 2,
+        calls: Arc::clone(&calls),
+    };
+    // Each step's pipeline spends 200 tokens and its output reports none:
+    // the first leaves 50 of 250, and the second's first agent crosses it.
+    let graph = GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_tokens(250))
+        .add_node("a", quiet("a"))
+        .add_node("b", quiet("b"))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_edge("b", END);
+    let error = run(&graph).await;
+    let exceeded = exceeded(&error);
+    assert_eq!(exceeded.budget, Budget::Tokens);
+    assert_eq!((exceeded.limit, exceeded.used), (250.0, 300.0));
+    assert_eq!(
+        ["a-1", "a-2", "b-1", "b-2"].map(|name| calls_of(&calls, name)),
+        [1, 1, 1, 0]
     );
 }

@@ -324,3 +324,95 @@ async fn a_nested_pipeline_resumed_from_sqlite_takes_back_what_it_finished() {
     assert_eq!(log_of(&ctx).await, ["a", "b"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An agent named `name` that asks question `id` (counted under `name`):
+/// answers `<input>[<answer>]`.
+struct Asking {
+    name: String,
+    id: String,
+    script: Shared,
+}
+
+fn asking(name: &str, id: &str, script: &Shared) -> Box<dyn Agent> {
+    Box::new(Asking {
+        name: name.to_owned(),
+        id: id.to_owned(),
+        script: Arc::clone(script),
+    })
+}
+
+#[async_trait]
+impl Agent for Asking {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        "asks a person"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        *lock(&self.script)
+            .calls
+            .entry(self.name.clone())
+            .or_default() += 1;
+        let ctx = ExecutionContext::current().expect("inside a run");
+        let answer = ctx.ask(&self.id, "go on?")?;
+        Ok(AgentOutput::new(format!("{}[{answer}]", input.content)))
+    }
+}
+
+/// Runs `outer` until its question pauses it, then resumes the pause with
+/// `answer` to question `ok`.
+async fn paused_then_answered(outer: &GraphOrchestrator, answer: &str) -> String {
+    let paused = outer
+        .orchestrate(vec![], OrchestratorInput::new("go"))
+        .await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the question pauses the run: {paused:?}");
+    };
+    assert_eq!(pause.questions[0].id, "ok");
+    outer
+        .resume(*pause, [("ok", answer)])
+        .await
+        .unwrap_or_else(|e| panic!("the answer finishes the run: {e}"))
+        .result
+}
+
+#[tokio::test]
+async fn a_question_in_a_nested_pipeline_pauses_and_the_answer_runs_no_finished_agent_again() {
+    let script = Shared::default();
+    let outer = graph_around(
+        SequentialOrchestrator::new(),
+        vec![
+            worker("draft", "draft", &script),
+            worker("edit", "edit", &script),
+            asking("check", "ok", &script),
+            worker("polish", "polish", &script),
+        ],
+    );
+    let result = paused_then_answered(&outer, "yes").await;
+    assert_eq!(result, "go+draft+edit[yes]+polish");
+    assert_calls(
+        &script,
+        &[("draft", 1), ("edit", 1), ("check", 2), ("polish", 1)],
+    );
+}
+
+#[tokio::test]
+async fn a_question_in_a_nested_fan_out_pauses_and_the_answer_runs_no_finished_agent_again() {
+    let script = Shared::default();
+    let outer = graph_around(
+        ParallelOrchestrator::new(),
+        vec![
+            worker("researcher", "r1", &script),
+            asking("check", "ok", &script),
+            worker("researcher", "r2", &script),
+        ],
+    );
+    let result = paused_then_answered(&outer, "fine").await;
+    for part in ["go+r1", "go[fine]", "go+r2"] {
+        assert!(result.contains(part), "{part}: {result}");
+    }
+    assert_calls(&script, &[("r1", 1), ("check", 2), ("r2", 1)]);
+}

@@ -10,18 +10,19 @@
 //! which says which budget, its limit and what was used.
 //!
 //! A run nested in a step — a subgraph, an `OrchestratorAgent` over a
-//! pipeline, fan-out or graph — is bounded by the runs around it too: it may
-//! spend no more tokens or dollars than they had left when it started, and
-//! it stops the moment it crosses that, as it would at its own budget (its
-//! error says the limit was inherited). What it spent counts against the
-//! runs around it — through the usage its step's output reports, or, when
-//! the step failed, through what the runs nested in its attempts spent — so
-//! the run whose budget it was fails naming its own budget, and a retried
-//! step's failed attempts are paid for. A budget over a group bounds the
-//! agents inside it as they go, not only once the group is done. Nested runs
-//! started at the same moment (a fan-out's branches) each get what was left
-//! then; together they may overshoot by what they spend at once, and the
-//! outer run then stops at its next check.
+//! pipeline, fan-out or graph, any `orchestrate` call an agent makes — is
+//! bounded by the budgets of the runs around it too. What a nested run
+//! spends counts in every run around it the moment it is spent, so the runs
+//! nested in one run share what is left of its budget: two branches of a
+//! fan-out spending at once cannot both spend the same remainder. A nested
+//! run that crosses the budget of a run around it stops as it would at its
+//! own (its error names the limit, and says it was not its own); the run
+//! whose budget it was then fails naming its own budget. Nothing a nested
+//! run spent is lost: a retried step's failed attempts are paid for, and a
+//! step whose agent ran a nested orchestration but reports less usage than
+//! that spent is charged what was spent (one that reports it, as an
+//! `OrchestratorAgent` does, is not charged twice). A budget over a group
+//! bounds the agents inside it as they go, not only once the group is done.
 //!
 //! ```
 //! use std::time::Duration;
@@ -121,17 +122,9 @@ impl RunBudget {
         self.max_duration = Some(duration);
         self
     }
-
-    /// The first budget `spent` crosses, if any (steps and time are checked
-    /// where they are counted).
-    pub(crate) fn crossed_by(&self, spent: &Usage) -> Option<BudgetExceeded> {
-        Allowance::of(self).crossed_by(spent)
-    }
 }
 
-/// What a run may spend of tokens and dollars: its budget's bounds, and
-/// for a run nested in a step, what the runs around it had left when it
-/// started — it may spend no more than that either.
+/// The token and dollar bounds of one run's budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Allowance {
     pub(crate) tokens: Option<u64>,
@@ -147,24 +140,9 @@ impl Allowance {
         }
     }
 
-    /// The tighter of the two, bound by bound.
-    pub(crate) fn min(self, other: Self) -> Self {
-        Self {
-            tokens: tighter(self.tokens, other.tokens, u64::min),
-            cost_usd: tighter(self.cost_usd, other.cost_usd, f64::min),
-        }
-    }
-
-    /// What is left of it once `spent` is spent (never less than nothing).
-    pub(crate) fn left_after(self, spent: &Usage) -> Self {
-        Self {
-            tokens: self
-                .tokens
-                .map(|limit| limit.saturating_sub(spent.total_tokens())),
-            cost_usd: self
-                .cost_usd
-                .map(|limit| (limit - spent.cost_usd.unwrap_or(0.0)).max(0.0)),
-        }
+    /// Whether it bounds anything.
+    fn is_bounded(self) -> bool {
+        self.tokens.is_some() || self.cost_usd.is_some()
     }
 
     /// The first bound `spent` crosses, if any.
@@ -188,10 +166,7 @@ impl Allowance {
     }
 }
 
-/// What the runs nested in one attempt spent, added to as they spend. The
-/// attempt's run counts it as its own spending when the attempt fails (a
-/// successful attempt's output reports what it spent), and a run nested
-/// later in the same attempt may spend only what is left after it.
+/// A running sum of usage, shared by whoever adds to it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tally(Arc<Mutex<Usage>>);
 
@@ -201,11 +176,9 @@ impl Tally {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds `usage`; returns the new total.
-    pub(crate) fn add(&self, usage: Usage) -> Usage {
-        let mut total = self.lock();
-        *total += usage;
-        *total
+    /// Adds `usage`.
+    pub(crate) fn add(&self, usage: Usage) {
+        *self.lock() += usage;
     }
 
     /// The total so far.
@@ -214,53 +187,77 @@ impl Tally {
     }
 }
 
-/// One run's spending of tokens and dollars: what it may spend, what its
-/// steps spent, and — for a run nested in an attempt — that attempt's tally,
-/// which it adds to as well.
+/// One run's spending of tokens and dollars: its budget's bounds, what it
+/// spent — its steps' charges, and what the runs nested in its attempts
+/// spent, as they spent it — and, for a nested run, where it is nested.
 #[derive(Debug, Default)]
 pub(crate) struct Spending {
     allowance: Allowance,
     spent: Tally,
-    reports_to: Option<Tally>,
+    within: Option<Within>,
+    /// Whether this run's budget or that of any run around it bounds
+    /// tokens or dollars (when none does, nothing needs checking).
+    bounded: bool,
+}
+
+/// Where a nested run's spending goes too: the attempt it runs in (which
+/// learns what its nested runs spent) and that attempt's run.
+#[derive(Debug, Clone)]
+pub(crate) struct Within {
+    pub(crate) run: Arc<Spending>,
+    pub(crate) attempt: Tally,
 }
 
 impl Spending {
-    pub(crate) fn new(allowance: Allowance, reports_to: Option<Tally>) -> Self {
+    /// The spending of a run with `budget`, nested where `within` says.
+    pub(crate) fn new(budget: &RunBudget, within: Option<Within>) -> Self {
+        let allowance = Allowance::of(budget);
+        let bounded =
+            allowance.is_bounded() || within.as_ref().is_some_and(|within| within.run.bounded);
         Self {
             allowance,
             spent: Tally::default(),
-            reports_to,
+            within,
+            bounded,
         }
     }
 
-    /// Adds `usage` to what the run spent (and to the tally of the attempt
-    /// it is nested in); returns the run's new total.
-    pub(crate) fn add(&self, usage: Usage) -> Usage {
-        if let Some(tally) = &self.reports_to {
-            tally.add(usage);
+    /// Adds `usage` to what the run spent, and to what every run around it
+    /// spent (a loop up the nesting, not recursion).
+    pub(crate) fn add(&self, usage: Usage) {
+        self.spent.add(usage);
+        let mut within = self.within.as_ref();
+        while let Some(outer) = within {
+            outer.attempt.add(usage);
+            outer.run.spent.add(usage);
+            within = outer.run.within.as_ref();
         }
-        self.spent.add(usage)
     }
 
-    /// What the run spent so far.
-    pub(crate) fn total(&self) -> Usage {
-        self.spent.total()
-    }
-
-    /// What a run nested in one of its attempts may spend, when the runs
-    /// nested in that attempt already spent `nested`.
-    pub(crate) fn left_for_nested(&self, nested: &Usage) -> Allowance {
-        self.allowance.left_after(&(self.total() + *nested))
+    /// The first budget crossed — this run's own, or that of a run around
+    /// it (the error then says so) — if any.
+    pub(crate) fn crossed(&self) -> Option<BudgetExceeded> {
+        if !self.bounded {
+            return None;
+        }
+        if let Some(own) = self.allowance.crossed_by(&self.spent.total()) {
+            return Some(own);
+        }
+        let mut within = self.within.as_ref();
+        while let Some(outer) = within {
+            let run = &outer.run;
+            if let Some(theirs) = run.allowance.crossed_by(&run.spent.total()) {
+                return Some(theirs.with_culprit(INHERITED.to_owned()));
+            }
+            within = run.within.as_ref();
+        }
+        None
     }
 }
 
-/// The tighter of two optional bounds.
-fn tighter<T>(a: Option<T>, b: Option<T>, min: impl Fn(T, T) -> T) -> Option<T> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(min(a, b)),
-        (a, b) => a.or(b),
-    }
-}
+/// Why a nested run crossed a budget that is not its own.
+const INHERITED: &str = "the budget is that of a run around it, which the runs nested in it \
+     spent past together";
 
 /// Which budget a run crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -414,7 +411,7 @@ mod tests {
 
     #[test]
     fn tokens_and_cost_are_checked_against_what_was_spent() {
-        let budget = RunBudget::new().with_max_tokens(100).with_max_cost_usd(1.0);
+        let budget = Allowance::of(&RunBudget::new().with_max_tokens(100).with_max_cost_usd(1.0));
         assert_eq!(budget.crossed_by(&Usage::new(50, 50)), None);
         let over = budget.crossed_by(&Usage::new(60, 50)).unwrap();
         assert_eq!((over.budget, over.used), (Budget::Tokens, 110.0));

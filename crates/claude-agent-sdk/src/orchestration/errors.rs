@@ -225,6 +225,18 @@ impl OrchestrationError {
         }
     }
 
+    /// The pause of the question this error is, or was caused by.
+    pub(crate) fn pause_mut(&mut self) -> Option<&mut Pause> {
+        let root = match self {
+            Self::AgentFailed(_, reason) => reason.cause.as_deref_mut()?,
+            other => other,
+        };
+        match root {
+            Self::InputRequired(pause) => Some(pause),
+            _ => None,
+        }
+    }
+
     /// The error at the bottom of any `AgentFailed` layers: what actually went
     /// wrong.
     #[must_use]

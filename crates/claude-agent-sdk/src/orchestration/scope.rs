@@ -22,11 +22,10 @@ use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
-use crate::orchestration::budget::{Allowance, Tally};
+use crate::orchestration::budget::{Spending, Tally, Within};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::journal::ParentAttempt;
 use crate::orchestration::stop_token::StopToken;
-use crate::orchestration::usage::Usage;
 
 tokio::task_local! {
     static CURRENT: AttemptScope;
@@ -73,11 +72,8 @@ pub(crate) struct Nesting {
     pub(crate) stop: StopToken,
     /// Counts it among the attempt's nested runs while it lives.
     pub(crate) alive: TaskTrackerToken,
-    /// What it may spend of tokens and dollars: what the attempt's run had
-    /// left, less what the runs nested in the attempt before it spent.
-    pub(crate) allowance: Allowance,
-    /// The attempt's tally of what its nested runs spend, which it adds to.
-    pub(crate) tally: Tally,
+    /// Where what it spends counts too: the attempt, and the attempt's run.
+    pub(crate) within: Within,
 }
 
 /// What code running inside an attempt can reach: which attempt it is, its
@@ -142,19 +138,14 @@ pub(crate) struct NestedRuns {
     children: Option<TaskTracker>,
     /// Whether the attempt has stopped or ended (a run nested later starts stopped).
     pub(crate) over: bool,
-    /// What the nested runs spent.
+    /// What the nested runs spent, counted as they spend.
     pub(crate) spent: Tally,
 }
 
 impl NestedRuns {
     /// See [`RunBooks::nest`]; `run_token` is the run's own stop token, and
-    /// `left` what the run may still spend when its nested runs spent what
-    /// they are given.
-    pub(crate) fn nest(
-        &mut self,
-        run_token: &StopToken,
-        left: impl FnOnce(&Usage) -> Allowance,
-    ) -> Nesting {
+    /// `spending` the run's spending.
+    pub(crate) fn nest(&mut self, run_token: &StopToken, spending: &Arc<Spending>) -> Nesting {
         let stop = self.stop.get_or_insert_with(|| run_token.child()).clone();
         if self.over {
             stop.cancel();
@@ -162,8 +153,10 @@ impl NestedRuns {
         Nesting {
             stop,
             alive: self.children.get_or_insert_with(TaskTracker::new).token(),
-            allowance: left(&self.spent.total()),
-            tally: self.spent.clone(),
+            within: Within {
+                run: Arc::clone(spending),
+                attempt: self.spent.clone(),
+            },
         }
     }
 

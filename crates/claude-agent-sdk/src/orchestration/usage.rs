@@ -108,6 +108,25 @@ impl Usage {
         }
         Self::deserialize(value).ok()
     }
+
+    /// What this counts beyond `counted`, field by field (never below
+    /// zero): a step's reported usage beyond what was already counted for
+    /// it. The cost is `None` when this one's is.
+    pub(crate) fn beyond(&self, counted: &Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens.saturating_sub(counted.input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(counted.output_tokens),
+            cache_creation_input_tokens: self
+                .cache_creation_input_tokens
+                .saturating_sub(counted.cache_creation_input_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .saturating_sub(counted.cache_read_input_tokens),
+            cost_usd: self
+                .cost_usd
+                .map(|cost| (cost - counted.cost_usd.unwrap_or(0.0)).max(0.0)),
+        }
+    }
 }
 
 impl Add for Usage {
@@ -154,6 +173,17 @@ impl<'a> Sum<&'a Usage> for Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beyond_what_was_counted_is_never_below_zero() {
+        let reported = Usage::new(100, 50).with_cost_usd(0.30);
+        let counted = Usage::new(40, 80).with_cost_usd(0.10);
+        let extra = reported.beyond(&counted);
+        assert_eq!((extra.input_tokens, extra.output_tokens), (60, 0));
+        assert!((extra.cost_usd.unwrap_or_default() - 0.20).abs() < 1e-12);
+        assert_eq!(Usage::new(1, 1).beyond(&counted).cost_usd, None);
+        assert_eq!(counted.beyond(&reported).cost_usd, Some(0.0));
+    }
 
     #[test]
     fn sums_tokens_and_known_costs() {

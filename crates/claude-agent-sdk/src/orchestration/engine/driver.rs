@@ -33,7 +33,7 @@ use super::stop::{sooner, RunStop, STOP_GRACE};
 use super::turns::Turns;
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::budget::{Allowance, Budget, BudgetExceeded, RunBudget, Spending};
+use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget, Spending};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
@@ -192,12 +192,12 @@ pub(crate) async fn run<T>(
             branching.is_none(),
         );
         let enclosing = parent.as_ref().map(AttemptScope::activations);
-        // A nested run may spend no more than the runs around it have left.
-        let (inherited, nested, tally) = match nesting {
-            Some(nesting) => (nesting.allowance, Some(nesting.alive), Some(nesting.tally)),
-            None => (Allowance::default(), None, None),
+        // What a nested run spends counts in the runs around it too.
+        let (nested, within) = match nesting {
+            Some(nesting) => (Some(nesting.alive), Some(nesting.within)),
+            None => (None, None),
         };
-        let spending = Spending::new(Allowance::of(&budget).min(inherited), tally);
+        let spending = Spending::new(&budget, within);
         let shared = Arc::new(RunShared::new(
             ctx,
             recorder,
@@ -252,7 +252,6 @@ pub(crate) async fn run<T>(
             retry: config.retry_policy(),
             branching,
             budget,
-            inherited,
             started: Instant::now(),
             durable,
         };

@@ -19,13 +19,13 @@ use tokio::time::Instant;
 use super::gathered::{gathered_content, gathered_input, gathered_results, GatheredPart};
 use super::scheduler::{Completion, Decision, Scheduler, StepId, StepInput, StepKind};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::budget::{Allowance, Budget, BudgetExceeded, RunBudget};
+use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{
-    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
+    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey, Success,
 };
 use crate::orchestration::human::{EnclosingStep, FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, StepDecision};
@@ -61,10 +61,6 @@ pub(crate) trait Branching: Send + Sync {
     /// The node's id in the graph, for the journal.
     fn label(&self, node: NodeId) -> &str;
 }
-
-/// Why a nested run crossed a budget that is not its own.
-const INHERITED: &str =
-    "the limit is what the runs around it had left of their budgets when it started";
 
 /// Finished steps by node and activation (see [`RunState::reusing`]).
 pub(crate) type Reuse = HashMap<(NodeId, u32), Reused>;
@@ -126,9 +122,6 @@ pub(crate) struct Walk<'a> {
     pub(crate) retry: Arc<dyn RetryPolicy>,
     pub(crate) branching: Option<Arc<dyn Branching>>,
     pub(crate) budget: RunBudget,
-    /// What the runs around a nested run had left of their token and cost
-    /// budgets when it started: it may spend no more.
-    pub(crate) inherited: Allowance,
     /// When the run started (for the duration budget).
     pub(crate) started: Instant,
     /// Whether the journal stores durably: each step's end is then
@@ -155,6 +148,8 @@ pub(crate) struct StepEnd {
     pub(crate) step: StepId,
     pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
     pub(crate) decision: Option<Decision>,
+    /// What of its spending was counted as it ran (by runs nested in it).
+    pub(crate) counted: Usage,
     /// The journal's failure to store the step's end, when it failed.
     pub(crate) store: Option<OrchestrationError>,
 }
@@ -176,7 +171,6 @@ impl<'a> Walk<'a> {
             retry: self.retry,
             branching: self.branching,
             budget: self.budget,
-            inherited: self.inherited,
             started: self.started,
             durable: self.durable,
         })
@@ -195,6 +189,7 @@ impl<'a> Walk<'a> {
                 step: job.step,
                 outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
                 decision: None,
+                counted: Usage::default(),
                 store: None,
             };
         };
@@ -212,7 +207,14 @@ impl<'a> Walk<'a> {
             node: job.node,
             activation: job.activation,
         };
-        let mut outcome = run_node(&self.run, step, agent, inputs, job.origin, &policy).await;
+        let (mut outcome, counted) =
+            match run_node(&self.run, step, agent, inputs, job.origin, &policy).await {
+                Ok(Success {
+                    output,
+                    nested_spent,
+                }) => (Ok(output), nested_spent),
+                Err(failure) => (Err(failure), Usage::default()),
+            };
         let mut decision = None;
         // A step left behind by a run that has returned (it blocked its
         // thread past the stop) decides nothing: the run is over.
@@ -240,6 +242,7 @@ impl<'a> Walk<'a> {
             step: job.step,
             outcome,
             decision,
+            counted,
             store,
         }
     }
@@ -397,6 +400,7 @@ impl RunState {
                         step,
                         outcome,
                         decision,
+                        counted: Usage::default(),
                         store: None,
                     },
                 );
@@ -456,6 +460,7 @@ impl RunState {
             step,
             outcome,
             decision,
+            counted,
             store,
         } = end;
         if let Some(error) = store {
@@ -463,8 +468,10 @@ impl RunState {
         }
         let how = match outcome {
             Ok(output) => {
+                // What its output reports, unless its nested runs already
+                // spent (and counted) that much.
                 if let Some(usage) = Usage::from_output(&output) {
-                    self.spend(walk, usage);
+                    walk.run.spending.add(usage.beyond(&counted));
                 }
                 self.keep(step, output);
                 Completion::Succeeded
@@ -500,8 +507,6 @@ impl RunState {
                     }
                     Completion::Interrupted
                 } else {
-                    // Its failed attempts' nested runs may have spent.
-                    self.check_spending(walk, &walk.run.spending.total());
                     self.failures.push((step, error));
                     Completion::Failed
                 }
@@ -511,6 +516,10 @@ impl RunState {
                 Completion::Interrupted
             }
         };
+        // Whatever the step's end, spending may have crossed a budget: its
+        // output's, its nested runs' (a failed attempt's too), or that of a
+        // run beside it nested in the same run around.
+        self.check_spending(walk);
         match decision {
             Some(decision) => {
                 self.scheduler.complete(step, how, &decision);
@@ -534,19 +543,12 @@ impl RunState {
         self.outputs[step.index()] = Some(output);
     }
 
-    fn spend(&mut self, walk: &Walk<'_>, usage: Usage) {
-        let spent = walk.run.spending.add(usage);
-        self.check_spending(walk, &spent);
-    }
-
-    /// Stops the run (nothing new starts) if `spent` crosses its budget or
-    /// what the runs around it had left.
-    fn check_spending(&mut self, walk: &Walk<'_>, spent: &Usage) {
+    /// Stops the run (nothing new starts) if what it spent — or what the
+    /// runs nested in it or around it spent — crossed its budget or that of
+    /// a run around it.
+    fn check_spending(&mut self, walk: &Walk<'_>) {
         if self.exceeded.is_none() {
-            self.exceeded = walk.budget.crossed_by(spent).or_else(|| {
-                let inherited = walk.inherited.crossed_by(spent)?;
-                Some(inherited.with_culprit(INHERITED.to_owned()))
-            });
+            self.exceeded = walk.run.spending.crossed();
         }
     }
 

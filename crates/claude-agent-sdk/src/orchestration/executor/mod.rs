@@ -36,6 +36,7 @@ use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{InputSource, Interruption, NodeId, ParentAttempt, RunOutcome};
 use crate::orchestration::scope::{self, AttemptScope, NestedRuns, Nesting, RunBooks};
 use crate::orchestration::telemetry::{log_event, AttemptSpan};
+use crate::orchestration::usage::Usage;
 use panic::CatchUnwind;
 use retry::RetryPolicy;
 use timeout::{bounded, Bounded};
@@ -79,7 +80,7 @@ pub(crate) struct RunShared {
     /// See [`RunBooks::enclosing_activations`].
     enclosing_activations: Vec<u32>,
     /// What the run may spend of tokens and dollars, and what it spent.
-    pub(crate) spending: Spending,
+    pub(crate) spending: Arc<Spending>,
 }
 
 impl RunShared {
@@ -97,7 +98,7 @@ impl RunShared {
             stop,
             key_prefix,
             enclosing_activations,
-            spending,
+            spending: Arc::new(spending),
             children: Mutex::default(),
             closed: AtomicBool::new(false),
             closing: Mutex::new(()),
@@ -186,9 +187,7 @@ impl RunBooks for RunShared {
         if !self.recorder.is_open(attempt.node, attempt.attempt) {
             runs.over = true;
         }
-        runs.nest(&self.stop.token, |nested| {
-            self.spending.left_for_nested(nested)
-        })
+        runs.nest(&self.stop.token, &self.spending)
     }
 
     fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker> {
@@ -277,7 +276,7 @@ pub(crate) async fn run_node(
     mut inputs: AttemptInputs<'_>,
     origin: InputOrigin,
     policy: &NodePolicy<'_>,
-) -> Result<AgentOutput, NodeFailure> {
+) -> Result<Success, NodeFailure> {
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
     loop {
@@ -293,7 +292,7 @@ pub(crate) async fn run_node(
             started: now,
         };
         let error = match run_attempt(run, agent, inputs.next(), origin, policy, this).await {
-            Ok(output) => return Ok(output),
+            Ok(success) => return Ok(success),
             Err(AttemptFailure::Interrupted(why)) => return Err(NodeFailure::Interrupted(why)),
             Err(AttemptFailure::Failed(error)) => error,
         };
@@ -351,6 +350,15 @@ pub(crate) async fn run_node(
     }
 }
 
+/// How a node (or one attempt) succeeded.
+pub(crate) struct Success {
+    pub(crate) output: AgentOutput,
+    /// What the runs nested in its (last) attempt spent: already counted
+    /// against the budgets as they spent it, so the run charges only what
+    /// the output reports beyond it.
+    pub(crate) nested_spent: Usage,
+}
+
 /// How one attempt ended, when it did not succeed.
 enum AttemptFailure {
     Failed(OrchestrationError),
@@ -389,7 +397,7 @@ async fn run_attempt(
     origin: InputOrigin,
     policy: &NodePolicy<'_>,
     this: Attempt,
-) -> Result<AgentOutput, AttemptFailure> {
+) -> Result<Success, AttemptFailure> {
     let Attempt {
         step,
         number: attempt,
@@ -468,16 +476,15 @@ async fn run_attempt(
     // now — and is waited for, a while, so that it has ended and has its
     // records before the run goes on — and a run nested in it from here on
     // starts stopped.
+    let mut nested_spent = Usage::default();
     if let Some(mut nested) = run.end_nested(node, attempt) {
         if let Some(left_running) = nested.stop() {
             let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
         }
-        // What its nested runs spent is the run's spending too: a successful
-        // attempt's output reports it (as an `OrchestratorAgent`'s does), a
-        // failed one's is counted here.
-        if ended.is_err() {
-            run.spending.add(nested.spent.total());
-        }
+        nested_spent = nested.spent.total();
     }
-    ended
+    ended.map(|output| Success {
+        output,
+        nested_spent,
+    })
 }

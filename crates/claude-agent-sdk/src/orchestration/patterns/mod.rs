@@ -24,12 +24,12 @@ use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, Run
 use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::engine::run_state::{Branching, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::human::FinishedStep;
+use crate::orchestration::human::{EnclosingStep, FinishedStep};
 use crate::orchestration::journal::NodeId;
 use crate::orchestration::orchestrator::{
     require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
 };
-use crate::orchestration::resume::pattern_position;
+use crate::orchestration::resume::{pattern_labels, pattern_position};
 
 pub use parallel::ParallelOrchestrator;
 pub use sequential::SequentialOrchestrator;
@@ -162,7 +162,11 @@ pub(crate) async fn run_pattern(
         budget: flow.budget,
         reuse: flow.reuse,
     };
-    let (run, result) = driver::run(plan, ctx, conclude).await;
+    let (run, result) = driver::run(plan, ctx, |mut report| {
+        keep_finished_in_questions(&mut report);
+        conclude(report)
+    })
+    .await;
     let mut output = result?;
     let trace = match trace {
         TraceOut::Attach => ctx.run_trace(run).await,
@@ -173,6 +177,44 @@ pub(crate) async fn run_pattern(
         output.execution_trace = trace;
     }
     Ok(output)
+}
+
+/// A pattern has no pause of its own: a question one of its agents asked
+/// fails its run, and the graph around it pauses. So that resuming that
+/// pause runs nothing again, the question's pause takes along what the
+/// pattern finished — the outputs of its agents that succeeded, and, under
+/// the agent that asked, what the runs nested in it finished — labelled as
+/// a resume from the journal labels them (see [`handed_back`]).
+fn keep_finished_in_questions(report: &mut RunReport) {
+    let asked = |error: &OrchestrationError| {
+        matches!(error.root_cause(), OrchestrationError::InputRequired(_))
+    };
+    if !report.failures.iter().any(|(_, error)| asked(error)) {
+        return;
+    }
+    let labels = pattern_labels(report.names.iter());
+    let finished: Vec<FinishedStep> = labels
+        .iter()
+        .zip(&report.outputs)
+        .filter_map(|((name, occurrence), output)| {
+            Some(FinishedStep::new(
+                name.clone(),
+                *occurrence,
+                output.clone()?,
+            ))
+        })
+        .collect();
+    for (node, error) in &mut report.failures {
+        let (Some(pause), Some((name, occurrence))) = (error.pause_mut(), labels.get(node.index()))
+        else {
+            continue;
+        };
+        for step in &mut pause.finished {
+            step.within
+                .insert(0, EnclosingStep::new(name.clone(), *occurrence));
+        }
+        pause.finished.extend(finished.iter().cloned());
+    }
 }
 
 /// What a pattern reuses of `finished`, the steps handed back to it by the

@@ -137,7 +137,7 @@ impl ParallelOrchestrator {
                 if let Some(why) = report.interrupted {
                     return Err(interruption_error(why, self.base.name(), config.timeout));
                 }
-                // What the runs around it had left of their budgets stopped it.
+                // A budget (of a run around it: it has none of its own) stopped it.
                 if let Some(stopped) = report.stopped {
                     return Err(stopped);
                 }

@@ -107,7 +107,7 @@ impl SequentialOrchestrator {
                 self.base.config().timeout,
             ));
         }
-        // What the runs around it had left of their budgets stopped it.
+        // A budget (of a run around it: it has none of its own) stopped it.
         if let Some(stopped) = report.stopped {
             return Err(stopped);
         }

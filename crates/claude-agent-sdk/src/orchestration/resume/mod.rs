@@ -55,8 +55,8 @@ mod nested;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-pub(crate) use nested::pattern_position;
 use nested::{finished_inside, Attempts, FinishedInside};
+pub(crate) use nested::{pattern_labels, pattern_position};
 
 use crate::orchestration::agent::{Agent, AgentOutput};
 use crate::orchestration::context::ExecutionContext;

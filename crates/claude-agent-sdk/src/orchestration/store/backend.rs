@@ -45,7 +45,7 @@ pub(crate) const CLAIM: &str =
     "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by IS NULL";
 /// What a claim needs to know of a run.
 pub(crate) const CLAIM_INFO: &str =
-    "SELECT origin, resumed_by, status, host, pid, heartbeat_us FROM runs WHERE id = $1";
+    "SELECT origin, resumed_by, status, host, pid, heartbeat_us, started_us FROM runs WHERE id = $1";
 /// The columns of a run summary, then its owner's (whether a `running` run
 /// still runs).
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
@@ -257,6 +257,7 @@ macro_rules! sql_backend {
                 let host: String = info.try_get(3).map_err(fail)?;
                 let pid: i64 = info.try_get(4).map_err(fail)?;
                 let heartbeat: Option<i64> = info.try_get(5).map_err(fail)?;
+                let started_us: i64 = info.try_get(6).map_err(fail)?;
                 if let Some(other) = resumed_by {
                     return Ok(Err($crate::orchestration::store::run_id(&other)));
                 }
@@ -265,6 +266,7 @@ macro_rules! sql_backend {
                     host: &host,
                     pid,
                     heartbeat_us: heartbeat,
+                    started_us,
                 };
                 if owner.still_running(run) {
                     return Err($crate::orchestration::OrchestrationError::InvalidConfig(
@@ -383,6 +385,7 @@ macro_rules! sql_backend {
                         host: &host,
                         pid,
                         heartbeat_us,
+                        started_us: started,
                     };
                     let id = run_id(&id);
                     summaries.push($crate::orchestration::store::RunSummary {

@@ -245,6 +245,7 @@ impl TopRun {
             host: &self.host,
             pid: self.pid,
             heartbeat_us: self.heartbeat_us,
+            started_us: self.started_us,
         }
     }
 }
@@ -368,6 +369,8 @@ struct Owner<'a> {
     host: &'a str,
     pid: i64,
     heartbeat_us: Option<i64>,
+    /// When the run started.
+    started_us: i64,
 }
 
 impl Owner<'_> {
@@ -386,7 +389,8 @@ impl Owner<'_> {
     /// Whether run `run` is still running, and so must not be resumed: in
     /// this process, when it started and has not finished (one whose end
     /// never reached the store is not); on this machine, when its process is
-    /// alive; elsewhere, when its heartbeat is fresh.
+    /// alive — and is the process that started it, not a later one given
+    /// the same process id; elsewhere, when its heartbeat is fresh.
     fn still_running(&self, run: RunId) -> bool {
         if self.status != RunStatus::Running.as_str() {
             return false;
@@ -395,12 +399,55 @@ impl Owner<'_> {
             if self.pid == i64::from(std::process::id()) {
                 return writer::runs_here(run);
             }
-            return process_alive(self.pid);
+            return process_alive(self.pid) && !self.pid_reused();
         }
         let stale = i64::try_from(STALE_AFTER.as_micros()).unwrap_or(i64::MAX);
         self.heartbeat_us
             .is_some_and(|beat| micros(Utc::now()).saturating_sub(beat) < stale)
     }
+}
+
+impl Owner<'_> {
+    /// Whether the process holding the run's process id now started after
+    /// the run did: the run's own process is gone, and its id was given to
+    /// another (a process starts its runs, never the other way round). The
+    /// system tells start times to about a second: a start within
+    /// [`PID_REUSE_SLACK_US`] of the run's is taken for its own.
+    fn pid_reused(&self) -> bool {
+        process_started_us(self.pid)
+            .is_some_and(|started| started > self.started_us.saturating_add(PID_REUSE_SLACK_US))
+    }
+}
+
+/// See [`Owner::pid_reused`].
+const PID_REUSE_SLACK_US: i64 = 5_000_000;
+
+/// When process `pid` of this machine started, in microseconds since the
+/// epoch: from Linux's `/proc` (`None` elsewhere, or when it cannot tell).
+fn process_started_us(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, `starttime`, in clock ticks since boot; counted after the
+    // command's name, which may hold spaces and parentheses (field 3 is the
+    // first after it).
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let ticks: i64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let booted_s: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: `sysconf` only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // `c_long` is narrower than `i64` on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let ticks_per_second = i64::from(ticks_per_second);
+    if ticks_per_second <= 0 {
+        return None;
+    }
+    let since_boot_us = ticks.checked_mul(1_000_000)? / ticks_per_second;
+    booted_s.checked_mul(1_000_000)?.checked_add(since_boot_us)
 }
 
 /// A database error as a [`Store`](super::OrchestrationError::Store) error:
