@@ -21,7 +21,7 @@ use common::{
     input_content, make_agents, median, run_once, runtime, Orchestrators, Scenario, Side,
 };
 
-const SCENARIOS: [Scenario; 16] = [
+const SCENARIOS: [Scenario; 18] = [
     Scenario::Parallel {
         agents: 10_000,
         limit: 64,
@@ -41,6 +41,14 @@ const SCENARIOS: [Scenario; 16] = [
         agents: 100_000,
         limit: 1_000,
         records: false,
+    },
+    Scenario::ParallelReference {
+        agents: 10_000,
+        limit: 64,
+    },
+    Scenario::ParallelReference {
+        agents: 100_000,
+        limit: 1_000,
     },
     Scenario::Sequential {
         agents: 10_000,

@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentOutput, Budget, ExecutionConfig, ExecutionContext, GraphOrchestrator,
-    NodeOptions, OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput,
-    ParallelOrchestrator, RunBudget, SequentialOrchestrator, SimpleAgent, Split, Usage, END, START,
+    JoinPolicy, NodeOptions, OrchestrationError, Orchestrator, OrchestratorAgent,
+    OrchestratorInput, ParallelOrchestrator, Route, RunBudget, SequentialOrchestrator, SimpleAgent,
+    Split, Usage, END, START,
 };
 
 /// Calls by agent name.
@@ -354,4 +356,181 @@ async fn a_step_is_charged_what_its_nested_runs_spent_when_its_output_reports_le
         ["a-1", "a-2", "b-1", "b-2"].map(|name| calls_of(&calls, name)),
         [1, 1, 1, 0]
     );
+}
+
+/// A graph of one node running `agent`, under a budget of `tokens`.
+fn budgeted(tokens: u64, agent: impl Agent + 'static) -> GraphOrchestrator {
+    GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_tokens(tokens))
+        .add_node("step", agent)
+        .add_edge(START, "step")
+        .add_edge("step", END)
+}
+
+/// Calls a 100-token agent through `ExecutionContext::run_agent` twenty
+/// times, stopping at its first error.
+struct ToolLoop(Calls);
+
+#[async_trait]
+impl Agent for ToolLoop {
+    fn name(&self) -> &str {
+        "loop"
+    }
+
+    fn description(&self) -> &str {
+        "calls a model agent until done"
+    }
+
+    async fn execute(
+        &self,
+        input: AgentInput,
+    ) -> claude_agent_sdk::orchestration::Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("inside a run");
+        let model = spender("model", Usage::new(100, 0), &self.0);
+        for _ in 0..20 {
+            ctx.run_agent(&model, AgentInput::new(input.content.clone()))
+                .await?;
+        }
+        Ok(AgentOutput::new("done"))
+    }
+}
+
+#[tokio::test]
+async fn an_agent_run_with_run_agent_inside_a_step_stops_at_the_budget_around_it() {
+    let calls = Calls::default();
+    let error = run(&budgeted(250, ToolLoop(Arc::clone(&calls)))).await;
+    let exceeded = exceeded(&error);
+    assert_eq!(exceeded.budget, Budget::Tokens);
+    assert_eq!((exceeded.limit, exceeded.used), (250.0, 300.0));
+    assert_eq!(calls_of(&calls, "model"), 3, "the third call crossed it");
+}
+
+/// Spends 300 tokens through a pipeline it runs (ignoring how that ended),
+/// then fails as an overloaded back end does; counts its attempts.
+struct SpendsThenFlakes(Calls);
+
+#[async_trait]
+impl Agent for SpendsThenFlakes {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn description(&self) -> &str {
+        "a best-effort nested pipeline, then a failing call"
+    }
+
+    async fn execute(
+        &self,
+        input: AgentInput,
+    ) -> claude_agent_sdk::orchestration::Result<AgentOutput> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry("flaky".to_owned())
+            .or_default() += 1;
+        let inner = spender("inner", Usage::new(300, 0), &self.0);
+        let _ = SequentialOrchestrator::new()
+            .orchestrate(
+                vec![Box::new(inner) as Box<dyn Agent>],
+                OrchestratorInput::new(input.content),
+            )
+            .await;
+        Err(OrchestrationError::transient("529 overloaded"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_is_not_retried_once_a_budget_is_crossed() {
+    let calls = Calls::default();
+    let graph = GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_tokens(250))
+        .add_node_with(
+            "flaky",
+            SpendsThenFlakes(Arc::clone(&calls)),
+            NodeOptions::new().with_max_retries(4),
+        )
+        .add_edge(START, "flaky")
+        .add_edge("flaky", END);
+    let error = run(&graph).await;
+    let exceeded = exceeded(&error);
+    assert_eq!((exceeded.limit, exceeded.used), (250.0, 300.0), "{error}");
+    assert_eq!(calls_of(&calls, "flaky"), 1, "{error}");
+}
+
+/// Thinks for a second, then runs a fan-out of ten 10-token agents.
+struct Late(Calls);
+
+#[async_trait]
+impl Agent for Late {
+    fn name(&self) -> &str {
+        "late"
+    }
+
+    fn description(&self) -> &str {
+        "thinks, then fans out"
+    }
+
+    async fn execute(
+        &self,
+        input: AgentInput,
+    ) -> claude_agent_sdk::orchestration::Result<AgentOutput> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let parts = (0..10)
+            .map(|_| Box::new(spender("part", Usage::new(10, 0), &self.0)) as Box<dyn Agent>)
+            .collect();
+        let output = ParallelOrchestrator::new()
+            .orchestrate(parts, OrchestratorInput::new(input.content))
+            .await?;
+        Ok(AgentOutput::new(output.result))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_run_started_after_the_budget_was_crossed_starts_nothing() {
+    let calls = Calls::default();
+    let graph = GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_tokens(100))
+        .add_node("big", spender("big", Usage::new(500, 0), &calls))
+        .add_node("late", Late(Arc::clone(&calls)))
+        .add_edge(START, "big")
+        .add_edge(START, "late")
+        .add_edge("big", END)
+        .add_edge("late", END);
+    let error = run(&graph).await;
+    let exceeded = exceeded(&error);
+    assert_eq!((exceeded.limit, exceeded.used), (100.0, 500.0), "{error}");
+    assert_eq!(
+        calls_of(&calls, "part"),
+        0,
+        "crossed before the fan-out started"
+    );
+}
+
+#[tokio::test]
+async fn a_step_whose_router_fails_is_charged_what_its_agent_spent() {
+    let calls = Calls::default();
+    let sub = GraphOrchestrator::new("sub")
+        .add_node("a", spender("a", Usage::new(1_000, 0), &calls))
+        .add_node("x", spender("x", Usage::new(1, 0), &calls))
+        .add_edge(START, "a")
+        .add_router("a", ["x"], |_| Route::to("nowhere"))
+        .add_edge("x", END);
+    // The subgraph fails (its router names no node), and the join takes
+    // the other branch: the run would succeed but for its budget.
+    let graph = GraphOrchestrator::new("outer")
+        .with_budget(RunBudget::new().with_max_tokens(500))
+        .add_subgraph("sub", sub)
+        .add_node("b", spender("b", Usage::new(1, 0), &calls))
+        .add_node("j", spender("j", Usage::new(1, 0), &calls))
+        .add_edge(START, "sub")
+        .add_edge(START, "b")
+        .add_edge("sub", "j")
+        .add_edge("b", "j")
+        .with_join("j", JoinPolicy::Any)
+        .add_edge("j", END);
+    let error = run(&graph).await;
+    let exceeded = exceeded(&error);
+    assert_eq!(exceeded.budget, Budget::Tokens);
+    assert!(exceeded.used >= 1_000.0, "{exceeded:?}");
 }

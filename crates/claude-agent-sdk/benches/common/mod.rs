@@ -367,6 +367,62 @@ pub async fn reference_sequential_records(
     (outputs, records.into_inner().expect("lock"))
 }
 
+/// Reference, not a contender: [`baseline_parallel`] made to keep what our
+/// trace keeps per agent (as [`reference_sequential_records`] does), each
+/// task pushing its record into one mutex-guarded, pre-sized vector. The gap
+/// between this and the baseline is what the record data alone costs a
+/// fan-out.
+pub async fn reference_parallel_records(
+    agents: Vec<Box<dyn Agent>>,
+    content: &str,
+    limit: usize,
+) -> (Vec<AgentOutput>, Vec<RecordData>) {
+    let semaphore = Arc::new(Semaphore::new(limit));
+    let input = Arc::new(AgentInput::new(content));
+    let records = Arc::new(std::sync::Mutex::new(Vec::with_capacity(agents.len())));
+    let (wall, mono) = (chrono::Utc::now(), tokio::time::Instant::now());
+    let handles: Vec<_> = agents
+        .into_iter()
+        .map(|agent| {
+            let semaphore = Arc::clone(&semaphore);
+            let input = Arc::clone(&input);
+            let records = Arc::clone(&records);
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await.expect("semaphore");
+                let started = tokio::time::Instant::now();
+                let output = agent
+                    .as_ref()
+                    .execute(AgentInput::clone(&input))
+                    .await
+                    .expect("agent");
+                let elapsed = started.elapsed();
+                let start_time = wall + chrono::TimeDelta::from_std(started - mono).expect("delta");
+                let record = RecordData {
+                    agent_name: agent.name().to_owned(),
+                    attempt: 1,
+                    start_time,
+                    end_time: Some(
+                        start_time + chrono::TimeDelta::from_std(elapsed).expect("delta"),
+                    ),
+                    duration_ms: Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
+                    input: AgentInput::clone(&input),
+                    output: Some(output.clone()),
+                    error: None,
+                    success: true,
+                };
+                records.lock().expect("lock").push(record);
+                output
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("task"));
+    }
+    let records = std::mem::take(&mut *records.lock().expect("lock"));
+    (outputs, records)
+}
+
 /// One bench scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -380,6 +436,8 @@ pub enum Scenario {
     Sequential { agents: usize, records: bool },
     /// [`reference_sequential_records`] (as "ours") against the plain loop.
     SequentialReference { agents: usize },
+    /// [`reference_parallel_records`] (as "ours") against spawn + semaphore.
+    ParallelReference { agents: usize, limit: usize },
     /// Appending `events` attempt events to an `InMemoryJournal`, against
     /// pushing them onto a plain `Vec`.
     JournalAppend { events: usize },
@@ -414,7 +472,8 @@ impl Scenario {
         match self {
             Self::Parallel { agents, .. }
             | Self::Sequential { agents, .. }
-            | Self::SequentialReference { agents } => agents,
+            | Self::SequentialReference { agents }
+            | Self::ParallelReference { agents, .. } => agents,
             Self::JournalAppend { events } => events,
             Self::Nested { levels } => levels,
             Self::GraphChain { nodes } => nodes,
@@ -443,7 +502,9 @@ impl Scenario {
 
     pub fn limit(self) -> usize {
         match self {
-            Self::Parallel { limit, .. } | Self::GraphMap { limit, .. } => limit,
+            Self::Parallel { limit, .. }
+            | Self::ParallelReference { limit, .. }
+            | Self::GraphMap { limit, .. } => limit,
             Self::GraphChain { .. } | Self::GraphLoop { .. } | Self::GraphRouter { .. } => 1,
             Self::Sequential { .. }
             | Self::SequentialReference { .. }
@@ -474,6 +535,9 @@ impl Scenario {
             } => format!("sequential {agents} agents, with_tracing(false)"),
             Self::SequentialReference { agents } => format!(
                 "reference: the sequential baseline keeping the same record data, {agents} agents"
+            ),
+            Self::ParallelReference { agents, limit } => format!(
+                "reference: spawn + semaphore keeping the same record data, {agents} agents, limit {limit}"
             ),
             Self::JournalAppend { events } => format!(
                 "journal: {events} attempt events appended to the in-memory journal (per event), vs a Vec"
@@ -508,6 +572,7 @@ impl Scenario {
             Self::Parallel { records: false, .. }
             | Self::Sequential { records: false, .. }
             | Self::SequentialReference { .. }
+            | Self::ParallelReference { .. }
             | Self::JournalAppend { .. }
             | Self::Nested { .. }
             | Self::GraphLoop { .. }
@@ -547,7 +612,20 @@ pub async fn run_once(
             drop(output);
             start.elapsed()
         }
-        (Scenario::Parallel { limit, .. }, Side::Baseline) => {
+        (Scenario::ParallelReference { limit, .. }, Side::Ours) => {
+            let start = Instant::now();
+            let kept = reference_parallel_records(agents, content, limit).await;
+            if check {
+                check_outputs(&kept.0, n, content);
+                assert_eq!(kept.1.len(), n);
+            }
+            drop(kept);
+            start.elapsed()
+        }
+        (
+            Scenario::Parallel { limit, .. } | Scenario::ParallelReference { limit, .. },
+            Side::Baseline,
+        ) => {
             let start = Instant::now();
             let outputs = baseline_parallel(agents, content, limit).await;
             if check {

@@ -24,6 +24,14 @@
 //! `OrchestratorAgent` does, is not charged twice). A budget over a group
 //! bounds the agents inside it as they go, not only once the group is done.
 //!
+//! Budgets are checked before each step starts — so a run started after a
+//! budget around it was crossed (an agent's `orchestrate` or `run_agent`
+//! call) starts nothing — and after each step ends, whether it succeeded or
+//! not (a step whose router then failed is still charged); a step is not
+//! retried once a budget is crossed. A resumed run counts the steps it
+//! takes back as their outputs report (what runs nested in them spent
+//! beyond that is not kept), so a pause does not reset a budget.
+//!
 //! ```
 //! use std::time::Duration;
 //! use claude_agent_sdk::orchestration::RunBudget;

@@ -25,7 +25,7 @@ use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::executor::retry::RetryPolicy;
 use crate::orchestration::executor::{
-    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey, Success,
+    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
 };
 use crate::orchestration::human::{EnclosingStep, FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, StepDecision};
@@ -148,8 +148,9 @@ pub(crate) struct StepEnd {
     pub(crate) step: StepId,
     pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
     pub(crate) decision: Option<Decision>,
-    /// What of its spending was counted as it ran (by runs nested in it).
-    pub(crate) counted: Usage,
+    /// What it spent that was not counted as it ran (see
+    /// [`Success::uncounted`](crate::orchestration::executor::Success::uncounted)).
+    pub(crate) charge: Usage,
     /// The journal's failure to store the step's end, when it failed.
     pub(crate) store: Option<OrchestrationError>,
 }
@@ -189,7 +190,7 @@ impl<'a> Walk<'a> {
                 step: job.step,
                 outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
                 decision: None,
-                counted: Usage::default(),
+                charge: Usage::default(),
                 store: None,
             };
         };
@@ -207,12 +208,14 @@ impl<'a> Walk<'a> {
             node: job.node,
             activation: job.activation,
         };
-        let (mut outcome, counted) =
+        // What the step spent is worked out before its router or loop
+        // condition decides: a decision that fails does not unspend it.
+        let (mut outcome, charge) =
             match run_node(&self.run, step, agent, inputs, job.origin, &policy).await {
-                Ok(Success {
-                    output,
-                    nested_spent,
-                }) => (Ok(output), nested_spent),
+                Ok(success) => {
+                    let charge = success.uncounted();
+                    (Ok(success.output), charge)
+                }
                 Err(failure) => (Err(failure), Usage::default()),
             };
         let mut decision = None;
@@ -242,7 +245,7 @@ impl<'a> Walk<'a> {
             step: job.step,
             outcome,
             decision,
-            counted,
+            charge,
             store,
         }
     }
@@ -332,6 +335,10 @@ impl RunState {
 
     /// Whether the run may start another step.
     fn may_start(&mut self, walk: &Walk<'_>) -> bool {
+        // What runs beside this one spent (nested in the same run around)
+        // may have crossed a budget since this one's last step ended; and
+        // a run may start after the crossing.
+        self.check_spending(walk);
         if self.interrupted.is_some()
             || self.exceeded.is_some()
             || self.store_failure.is_some()
@@ -379,6 +386,8 @@ impl RunState {
                 self.reuse.remove(&(info.node, info.activation))
             };
             if let Some(Reused { output, decision }) = reused {
+                // A step taken back costs what its output reports.
+                let charge = Usage::from_output(&output).unwrap_or_default();
                 // Finished before the run paused: its output, not a new run,
                 // and the way it went then (decided again only when that
                 // was not kept).
@@ -400,7 +409,7 @@ impl RunState {
                         step,
                         outcome,
                         decision,
-                        counted: Usage::default(),
+                        charge,
                         store: None,
                     },
                 );
@@ -460,19 +469,17 @@ impl RunState {
             step,
             outcome,
             decision,
-            counted,
+            charge,
             store,
         } = end;
         if let Some(error) = store {
             self.store_failure.get_or_insert(error);
         }
+        if !charge.is_empty() {
+            walk.run.spending.add(charge);
+        }
         let how = match outcome {
             Ok(output) => {
-                // What its output reports, unless its nested runs already
-                // spent (and counted) that much.
-                if let Some(usage) = Usage::from_output(&output) {
-                    walk.run.spending.add(usage.beyond(&counted));
-                }
                 self.keep(step, output);
                 Completion::Succeeded
             }

@@ -87,6 +87,10 @@ pub(crate) async fn run_one(
         if let Some(why) = report.interrupted {
             return Err(interruption_error(why, name, config.timeout));
         }
+        // A budget of a run around it was crossed: the agent did not run.
+        if let Some(stopped) = report.stopped {
+            return Err(stopped);
+        }
         if let Some((_, error)) = report.failures.pop() {
             return Err(error);
         }

@@ -299,7 +299,10 @@ pub(crate) async fn run_node(
         // The policy decides within bounds kept here: a retryable error and
         // an attempt left — it may retry less, never more. It is the user's
         // code: one that panics retries nothing.
-        let may_retry = error.is_retryable() && attempt < max_attempts;
+        // No retry either once a budget is crossed: it would spend past it
+        // (the run then fails naming the budget).
+        let may_retry =
+            error.is_retryable() && attempt < max_attempts && run.spending.crossed().is_none();
         let delay = if may_retry {
             panic::contained(|| {
                 policy
@@ -357,6 +360,16 @@ pub(crate) struct Success {
     /// against the budgets as they spent it, so the run charges only what
     /// the output reports beyond it.
     pub(crate) nested_spent: Usage,
+}
+
+impl Success {
+    /// What the step spent that was not counted as it ran: what its output
+    /// reports beyond what its nested runs spent (they counted that).
+    pub(crate) fn uncounted(&self) -> Usage {
+        Usage::from_output(&self.output)
+            .map(|reported| reported.beyond(&self.nested_spent))
+            .unwrap_or_default()
+    }
 }
 
 /// How one attempt ended, when it did not succeed.

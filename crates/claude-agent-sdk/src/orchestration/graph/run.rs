@@ -229,7 +229,8 @@ impl GraphOrchestrator {
         let kept_input = input.clone();
         let compiled = Arc::clone(&prepared.compiled);
         run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
-            if !report.asked.is_empty() {
+            // A crossed budget ends the run: no pause to resume.
+            if !report.asked.is_empty() && report.stopped.is_none() {
                 return Err(self.paused(&report, compiled.as_ref(), kept_input, ctx));
             }
             conclude(report, self.base.name(), timeout)
