@@ -30,6 +30,15 @@ impl Book {
     fn count(&self, name: &str) -> u32 {
         self.runs.lock().unwrap().get(name).copied().unwrap_or(0)
     }
+
+    fn note(&self, name: &str) {
+        *self
+            .runs
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default() += 1;
+    }
 }
 
 /// Appends its name to its input; fails while `broken` is set.
@@ -1384,6 +1393,70 @@ async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one
             Some(RunStatus::Running),
             "{kind:?}: the run beating on another machine is kept"
         );
+    }
+}
+
+/// Keeps a draft in the shared state (counting the drafts it writes), then
+/// asks whether it is good: the draft survives the pause.
+struct Drafter(Arc<Book>);
+
+#[async_trait]
+impl Agent for Drafter {
+    fn name(&self) -> &str {
+        "drafter"
+    }
+
+    fn description(&self) -> &str {
+        "drafts once, then asks"
+    }
+
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        let ctx = ExecutionContext::current().expect("inside a run");
+        let draft = match ctx.get_state("draft").await {
+            Some(serde_json::Value::String(draft)) => draft,
+            _ => {
+                self.0.note("draft");
+                let draft = format!("draft of {}", input.content);
+                ctx.set_state("draft", serde_json::json!(draft)).await;
+                draft
+            }
+        };
+        let answer = ctx.ask("good", &draft)?;
+        Ok(AgentOutput::new(format!("{draft}: {answer}")))
+    }
+}
+
+#[tokio::test]
+async fn what_the_asking_step_kept_in_the_state_survives_a_restart() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let build = || {
+            GraphOrchestrator::new("drafting")
+                .add_node("drafter", Drafter(Arc::clone(&book)))
+                .add_edge(START, "drafter")
+                .add_edge("drafter", END)
+        };
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        let paused = build()
+            .orchestrate_with_context(vec![], OrchestratorInput::new("x"), &ctx)
+            .await;
+        assert!(matches!(paused, Err(OrchestrationError::InputRequired(_))));
+        let run = last_run(&ctx);
+        drop(ctx);
+        drop(store);
+
+        // Another process, with the answer: the step asks again and finds
+        // its draft, as a pause resumed in memory would.
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        ctx.answer("good", "yes");
+        let output = resume(&build(), vec![], run, &ctx)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(output.result, "draft of x: yes", "{kind:?}");
+        assert_eq!(book.count("draft"), 1, "{kind:?}: the draft was made again");
     }
 }
 

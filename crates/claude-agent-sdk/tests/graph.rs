@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentMetadata, AgentOutput, AgentRegistry, Budget, EventKind,
     ExecutionConfig, ExecutionContext, GraphOrchestrator, InMemoryJournal, JoinPolicy, NodeOptions,
-    OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, Result, Route,
-    RunBudget, SequentialOrchestrator, Split, Usage, END, START,
+    OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
+    ParallelOrchestrator, Result, Route, RunBudget, SequentialOrchestrator, SimpleAgent, Split,
+    Usage, END, START,
 };
 use tokio::time::Instant;
 
@@ -25,6 +26,15 @@ struct Log {
 impl Log {
     fn entries(&self) -> Vec<String> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// How many times agent `name` ran.
+    fn calls(&self, name: &str) -> usize {
+        let prefix = format!("{name}:");
+        self.entries()
+            .iter()
+            .filter(|entry| entry.starts_with(&prefix))
+            .count()
     }
 }
 
@@ -923,6 +933,157 @@ async fn a_question_asked_deep_in_a_nested_pipeline_pauses_the_graph() {
     assert_eq!(pause.questions[0].id, "deep-q");
     let output = graph.resume(*pause, [("deep-q", "fine")]).await.unwrap();
     assert_eq!(output.result, "x[fine]");
+}
+
+/// The ids of the questions `result`'s pause asks.
+fn asked_ids(result: &Result<OrchestratorOutput>) -> Vec<String> {
+    match result {
+        Err(OrchestrationError::InputRequired(pause)) => {
+            pause.questions.iter().map(|q| q.id.clone()).collect()
+        }
+        other => panic!("the run should pause: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_question_a_nested_fan_out_asks_pauses_the_graph_at_once() {
+    let asks = Arc::new(AtomicUsize::new(0));
+    let asker = |name: &'static str, id: &'static str| {
+        Box::new(Asker {
+            name,
+            id,
+            runs: Arc::clone(&asks),
+        }) as Box<dyn Agent>
+    };
+    let team = OrchestratorAgent::new(
+        "team",
+        "two agents that ask",
+        ParallelOrchestrator::new(),
+        vec![asker("legal", "legal-ok"), asker("money", "money-ok")],
+    );
+    let graph = GraphOrchestrator::new("outer")
+        .add_node("team", team)
+        .add_edge(START, "team")
+        .add_edge("team", END);
+    let result = graph.orchestrate(vec![], input("x")).await;
+    assert_eq!(asked_ids(&result), ["legal-ok", "money-ok"]);
+    let Err(OrchestrationError::InputRequired(pause)) = result else {
+        unreachable!()
+    };
+    let output = graph
+        .resume(*pause, [("legal-ok", "yes"), ("money-ok", "fine")])
+        .await
+        .unwrap_or_else(|e| panic!("both answered: {e}"));
+    assert!(output.result.contains("x[yes]"), "{}", output.result);
+    assert!(output.result.contains("x[fine]"), "{}", output.result);
+    assert_eq!(
+        asks.load(Ordering::SeqCst),
+        4,
+        "each asked once, then answered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn questions_ready_together_are_asked_together() {
+    let log = Arc::new(Log::default());
+    // Both questions become ready when `plan` ends; the run pauses at the
+    // first, and still asks the second: a person answers both in one go.
+    let graph = GraphOrchestrator::new("two asks")
+        .add_node("plan", wrap("plan", &log))
+        .add_ask("legal", "Legal OK?")
+        .add_ask("money", "Budget OK?")
+        .add_node("merge", wrap("merge", &log))
+        .add_edge(START, "plan")
+        .add_edge("plan", "legal")
+        .add_edge("plan", "money")
+        .add_edge("legal", "merge")
+        .add_edge("money", "merge")
+        .add_edge("merge", END);
+    let result = graph.orchestrate(vec![], input("x")).await;
+    assert_eq!(asked_ids(&result), ["legal", "money"]);
+    assert_eq!(
+        log.calls("merge"),
+        0,
+        "nothing but questions starts after a pause"
+    );
+    // Answered in part, it asks the rest; answered, it runs on.
+    let Err(OrchestrationError::InputRequired(pause)) = result else {
+        unreachable!()
+    };
+    let again = graph.resume(*pause, [("legal", "yes")]).await;
+    assert_eq!(asked_ids(&again), ["money"]);
+    let Err(OrchestrationError::InputRequired(pause)) = again else {
+        unreachable!()
+    };
+    let output = graph
+        .resume(*pause, [("money", "fine")])
+        .await
+        .unwrap_or_else(|e| panic!("answered: {e}"));
+    assert_eq!(log.calls("plan"), 1);
+    assert_eq!(log.calls("merge"), 1);
+    assert!(output.result.starts_with("merge("), "{}", output.result);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_question_in_a_fan_out_that_tolerates_failures_still_pauses() {
+    let asks = Arc::new(AtomicUsize::new(0));
+    let team = OrchestratorAgent::new(
+        "team",
+        "one agent asks, one does not",
+        ParallelOrchestrator::new().with_join_policy(JoinPolicy::Any),
+        vec![
+            Box::new(Asker {
+                name: "asker",
+                id: "go",
+                runs: Arc::clone(&asks),
+            }) as Box<dyn Agent>,
+            Box::new(SimpleAgent::new("plain", "echoes", |input| {
+                Ok(AgentOutput::new(input.content))
+            })),
+        ],
+    );
+    let graph = GraphOrchestrator::new("outer")
+        .add_node("team", team)
+        .add_edge(START, "team")
+        .add_edge("team", END);
+    let result = graph.orchestrate(vec![], input("x")).await;
+    assert_eq!(asked_ids(&result), ["go"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_or_timeout_while_a_question_waits_ends_the_run_as_such() {
+    let log = Arc::new(Log::default());
+    let graph = |timeout: Duration| {
+        GraphOrchestrator::new("approve")
+            .with_timeout(timeout)
+            // The slow step starts first: the question comes while it runs.
+            .add_node("slow", slow(wrap("slow", &log), Duration::from_secs(10)))
+            .add_ask("approve", "ok?")
+            .add_edge(START, "slow")
+            .add_edge(START, "approve")
+            .add_edge("approve", END)
+            .add_edge("slow", END)
+    };
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let canceller = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        canceller.cancel();
+    });
+    let cancelled = graph(Duration::from_secs(60))
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await;
+    assert!(
+        matches!(cancelled, Err(OrchestrationError::Cancelled)),
+        "{cancelled:?}"
+    );
+    let timed_out = graph(Duration::from_secs(2))
+        .orchestrate(vec![], input("x"))
+        .await;
+    assert!(
+        matches!(timed_out, Err(OrchestrationError::Timeout(_))),
+        "{timed_out:?}"
+    );
 }
 
 #[tokio::test]

@@ -483,3 +483,59 @@ fn an_ask_is_a_row_of_the_summary_and_of_json_agents_and_the_total_adds_up() {
         }
     }
 }
+
+/// Two asks on parallel branches after a step that answers at once.
+const TWO_ASKS: &str = r#"
+input = "v"
+[flow]
+nodes = ["plan", "merge"]
+edges = ["start -> plan", "plan -> legal", "plan -> money", "legal -> merge", "money -> merge", "merge -> end"]
+
+[[flow.asks]]
+id = "legal"
+question = "Legal OK?"
+
+[[flow.asks]]
+id = "money"
+question = "Budget OK?"
+
+[[agents]]
+id = "plan"
+kind = "template"
+template = "the plan"
+
+[[agents]]
+id = "merge"
+kind = "template"
+template = "merged: {{input}}"
+"#;
+
+#[test]
+fn asks_ready_together_are_asked_in_one_round() {
+    let dir = scratch();
+    let file = write(dir.path(), "two.toml", TWO_ASKS);
+    let run = outcome(&["run", "--no-store", "--json"], &file, &[]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let mut ids: Vec<String> = json(&run.stdout)["questions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("questions: {}", run.stdout))
+        .iter()
+        .map(|question| question["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["legal", "money"]);
+    let answered = outcome(
+        &[
+            "run",
+            "--no-store",
+            "--answer",
+            "legal=yes",
+            "--answer",
+            "money=fine",
+        ],
+        &file,
+        &[],
+    );
+    assert_eq!(answered.code, Some(0), "{}", answered.stderr);
+    assert!(answered.stdout.contains("merged:"), "{}", answered.stdout);
+}

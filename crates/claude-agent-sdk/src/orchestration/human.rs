@@ -7,9 +7,14 @@
 //! When the context holds an answer to that question, `ask` returns it;
 //! otherwise it returns [`OrchestrationError::InputRequired`](crate::orchestration::OrchestrationError::InputRequired), which the
 //! agent passes on with `?`. The run then *pauses*: the agents already
-//! running finish, nothing new starts, and the orchestrate call fails with
-//! `InputRequired` carrying a [`Pause`] — the questions asked, and every
-//! step that finished with its output. Resuming
+//! running finish, nothing new starts but the question nodes ready then
+//! (they do no work: every question ready at once is asked at once), and
+//! the orchestrate call fails with `InputRequired` carrying a [`Pause`] —
+//! the questions asked, and every step that finished with its output. A
+//! pipeline or fan-out nested in a step passes on all its agents'
+//! questions (whatever its join policy: a question is not a failure to
+//! tolerate). A cancel, a timeout or a crossed budget during the pause
+//! ends the run with that error instead. Resuming
 //! ([`GraphOrchestrator::resume`](crate::orchestration::GraphOrchestrator::resume))
 //! with the answers runs the graph again without running any finished step
 //! (their outputs are reused — inside subgraphs too: a question asked in a

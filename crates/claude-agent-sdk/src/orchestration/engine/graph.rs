@@ -29,6 +29,9 @@ pub(crate) struct Node {
     pub(crate) ends: bool,
     /// The loop this node decides (it is that loop's last node), if any.
     pub(crate) closes_loop: Option<usize>,
+    /// Whether the node only asks a person (it does no work): a run that
+    /// pauses still starts it, so that its question is asked at once too.
+    pub(crate) asks: bool,
 }
 
 impl Node {
@@ -39,6 +42,7 @@ impl Node {
             routed: false,
             ends: false,
             closes_loop: None,
+            asks: false,
         }
     }
 }

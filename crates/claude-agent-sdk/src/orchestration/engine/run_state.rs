@@ -339,11 +339,7 @@ impl RunState {
         // may have crossed a budget since this one's last step ended; and
         // a run may start after the crossing.
         self.check_spending(walk);
-        if self.interrupted.is_some()
-            || self.exceeded.is_some()
-            || self.store_failure.is_some()
-            || !self.asked.is_empty()
-        {
+        if self.interrupted.is_some() || self.exceeded.is_some() || self.store_failure.is_some() {
             return false;
         }
         if let Some(limit) = walk.budget.max_duration {
@@ -360,13 +356,17 @@ impl RunState {
         true
     }
 
-    /// Whether a step is ready and the run may still start it.
+    /// Whether a step is ready and the run may still start it (a paused
+    /// run starts only the steps that ask a person).
     pub(crate) fn has_startable(&self) -> bool {
         self.interrupted.is_none()
             && self.exceeded.is_none()
             && self.store_failure.is_none()
-            && self.asked.is_empty()
-            && self.scheduler.has_ready()
+            && if self.asked.is_empty() {
+                self.scheduler.has_ready()
+            } else {
+                self.scheduler.has_ready_asking()
+            }
     }
 
     /// The next step to run, its input made; map steps on the way are
@@ -374,7 +374,13 @@ impl RunState {
     pub(crate) fn next_job(&mut self, walk: &Walk<'_>) -> Option<Job> {
         self.announce_steps(walk);
         while self.may_start(walk) {
-            let step = self.scheduler.next()?;
+            // A run that paused starts nothing new but the questions ready
+            // with it: the person hears them all at once.
+            let step = if self.asked.is_empty() {
+                self.scheduler.next()?
+            } else {
+                self.scheduler.next_asking()?
+            };
             let info = self.scheduler.step(step)?.clone();
             if info.kind == StepKind::Map {
                 self.expand(walk, step, info.node, &info.input);

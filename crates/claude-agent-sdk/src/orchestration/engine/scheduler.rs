@@ -267,6 +267,31 @@ impl Scheduler {
         Some(step)
     }
 
+    /// The next ready step of a node that only asks (see
+    /// [`Node::asks`](super::graph::Node::asks)), if the limit allows: what
+    /// a paused run may still start. It counts as running from now on.
+    pub(crate) fn next_asking(&mut self) -> Option<StepId> {
+        if self.running >= self.limit {
+            return None;
+        }
+        let position = self.ready.iter().position(|step| self.asks(*step))?;
+        let step = self.ready.remove(position)?;
+        self.running += 1;
+        Some(step)
+    }
+
+    /// Whether a step of a node that only asks is ready (the limit aside).
+    pub(crate) fn has_ready_asking(&self) -> bool {
+        self.ready.iter().any(|step| self.asks(*step))
+    }
+
+    fn asks(&self, step: StepId) -> bool {
+        let Some(step) = self.steps.get(step.index()) else {
+            return false;
+        };
+        step.kind == StepKind::Agent && self.graph.nodes[step.node.index()].asks
+    }
+
     /// Gives map step `map` one step per item, `count` items (none: the
     /// map succeeds at once, with nothing gathered).
     pub(crate) fn expand(&mut self, map: StepId, count: usize) {

@@ -132,6 +132,7 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
     for (position, node) in definition.nodes.iter().enumerate() {
         if let Some(spec) = graph.node_mut(NodeId::from_index(position)) {
             spec.map = node.split.is_some();
+            spec.asks = node.asks;
         }
     }
     for (id, policy) in &definition.joins {

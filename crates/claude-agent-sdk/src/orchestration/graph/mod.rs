@@ -166,6 +166,8 @@ struct NodeDef {
     source: NodeSource,
     options: NodeOptions,
     split: Option<Split>,
+    /// Whether it is a question node ([`GraphOrchestrator::add_ask`]).
+    asks: bool,
 }
 
 #[derive(Clone)]
@@ -312,12 +314,16 @@ impl GraphOrchestrator {
             question_id: id.clone(),
             question: question.into(),
         };
-        self.push_node(
+        let mut graph = self.push_node(
             id,
             NodeSource::Agent(Arc::new(agent)),
             NodeOptions::new(),
             None,
-        )
+        );
+        if let Some(node) = graph.nodes.last_mut() {
+            node.asks = true;
+        }
+        graph
     }
 
     /// Adds map node `id`: its input is split into items by `split`, and
@@ -347,6 +353,7 @@ impl GraphOrchestrator {
             source,
             options,
             split,
+            asks: false,
         });
         self
     }

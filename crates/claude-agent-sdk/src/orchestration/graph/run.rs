@@ -229,8 +229,10 @@ impl GraphOrchestrator {
         let kept_input = input.clone();
         let compiled = Arc::clone(&prepared.compiled);
         run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
-            // A crossed budget ends the run: no pause to resume.
-            if !report.asked.is_empty() && report.stopped.is_none() {
+            // A crossed budget, a cancel or a timeout ends the run: no pause
+            // to resume.
+            if !report.asked.is_empty() && report.stopped.is_none() && report.interrupted.is_none()
+            {
                 return Err(self.paused(&report, compiled.as_ref(), kept_input, ctx));
             }
             conclude(report, self.base.name(), timeout)

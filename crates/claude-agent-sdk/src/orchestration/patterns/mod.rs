@@ -24,7 +24,7 @@ use crate::orchestration::engine::driver::{self, Agents, Overrides, RunPlan, Run
 use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::engine::run_state::{Branching, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::human::{EnclosingStep, FinishedStep};
+use crate::orchestration::human::{EnclosingStep, FinishedStep, Pause};
 use crate::orchestration::journal::NodeId;
 use crate::orchestration::orchestrator::{
     require_runtime, BaseOrchestrator, OrchestratorInput, OrchestratorOutput,
@@ -180,11 +180,12 @@ pub(crate) async fn run_pattern(
 }
 
 /// A pattern has no pause of its own: a question one of its agents asked
-/// fails its run, and the graph around it pauses. So that resuming that
-/// pause runs nothing again, the question's pause takes along what the
-/// pattern finished — the outputs of its agents that succeeded, and, under
-/// the agent that asked, what the runs nested in it finished — labelled as
-/// a resume from the journal labels them (see [`handed_back`]).
+/// fails its run, and the graph around it pauses. So that the person sees
+/// every question at once, and resuming runs nothing again, the first
+/// question's pause gathers the questions of every agent that asked, and
+/// what the pattern finished — the outputs of its agents that succeeded,
+/// and, under each agent that asked, what the runs nested in it finished —
+/// labelled as a resume from the journal labels them (see [`handed_back`]).
 fn keep_finished_in_questions(report: &mut RunReport) {
     let asked = |error: &OrchestrationError| {
         matches!(error.root_cause(), OrchestrationError::InputRequired(_))
@@ -204,6 +205,7 @@ fn keep_finished_in_questions(report: &mut RunReport) {
             ))
         })
         .collect();
+    let mut gathered: Option<Pause> = None;
     for (node, error) in &mut report.failures {
         let (Some(pause), Some((name, occurrence))) = (error.pause_mut(), labels.get(node.index()))
         else {
@@ -213,7 +215,28 @@ fn keep_finished_in_questions(report: &mut RunReport) {
             step.within
                 .insert(0, EnclosingStep::new(name.clone(), *occurrence));
         }
-        pause.finished.extend(finished.iter().cloned());
+        match &mut gathered {
+            None => gathered = Some(pause.clone()),
+            Some(first) => {
+                for question in &pause.questions {
+                    if !first.questions.iter().any(|asked| asked.id == question.id) {
+                        first.questions.push(question.clone());
+                    }
+                }
+                first.finished.extend(pause.finished.iter().cloned());
+            }
+        }
+    }
+    let Some(mut gathered) = gathered else { return };
+    gathered.finished.extend(finished);
+    // The first question's failure (in agent order: the one the pattern
+    // reports) carries the gathered pause.
+    let first = report
+        .failures
+        .iter_mut()
+        .find_map(|(_, error)| error.pause_mut());
+    if let Some(pause) = first {
+        *pause = gathered;
     }
 }
 

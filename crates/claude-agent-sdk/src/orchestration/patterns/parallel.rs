@@ -43,11 +43,13 @@ use crate::orchestration::patterns::{
 /// around it) when the agents that failed for good leave the policy no way
 /// to be satisfied, whatever the first one's cause. A tolerant policy returns
 /// `Ok` instead, listing the failures
-/// in [`OrchestratorOutput::failures`]. When the policy is not satisfied and an
-/// agent asked a question ([`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask)),
-/// the run fails with that agent's failure, whose root cause is
-/// [`InputRequired`](OrchestrationError::InputRequired): a graph running the
-/// fan-out as a node pauses for the answer.
+/// in [`OrchestratorOutput::failures`]. When an agent asked a question
+/// ([`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask)) —
+/// whatever the policy: a question is not a failure to tolerate — the run
+/// fails with that agent's failure, whose root cause is
+/// [`InputRequired`](OrchestrationError::InputRequired) holding every
+/// question its agents asked: a graph running the fan-out as a node pauses
+/// for the answers.
 ///
 /// ```
 /// use claude_agent_sdk::orchestration::{
@@ -211,13 +213,13 @@ fn join(report: RunReport, policy: JoinPolicy) -> Result<OrchestratorOutput> {
         }
         first_error.get_or_insert(error);
     }
-    if policy.is_satisfied(outputs.len(), count) {
-        return Ok(OrchestratorOutput::new(result, outputs).with_failures(failures));
-    }
     // An agent asked a question: the run fails with it as its root cause,
     // so that a graph running this one as a node pauses for the answer.
     if let Some(question) = question {
         return Err(question);
+    }
+    if policy.is_satisfied(outputs.len(), count) {
+        return Ok(OrchestratorOutput::new(result, outputs).with_failures(failures));
     }
     match first_error {
         // Every agent failed: the first failure in order is the run's — and

@@ -513,8 +513,9 @@ impl Session {
 
 /// The state changes of `events` (a run and the runs nested in it) that a
 /// resumed run starts from — those made by attempts whose work it keeps
-/// (see [`nested`]) — each with the top-level step (its id in run `top`)
-/// whose work it is part of.
+/// (see [`nested`]), and by the attempts that asked the questions the run
+/// paused on ([`Attempts::asked_in`]) — each with the top-level step (its
+/// id in run `top`) whose work it is part of.
 fn kept_state_changes(
     top: RunId,
     events: &[JournalEvent],
@@ -535,7 +536,9 @@ fn kept_state_changes(
                     node: *node,
                     attempt: *attempt,
                 };
-                let step = attempts.kept_in(top, at, handed_back)?;
+                let step = attempts
+                    .kept_in(top, at, handed_back)
+                    .or_else(|| attempts.asked_in(top, at))?;
                 Some((step, key.clone(), change.clone()))
             }
             _ => None,

@@ -28,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::StepNode;
+use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::human::{EnclosingStep, FinishedStep};
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, StepDecision,
@@ -48,6 +49,9 @@ pub(crate) struct FinishedInside {
 pub(super) struct Attempts {
     parents: HashMap<RunId, ParentAttempt>,
     succeeded: HashSet<(RunId, NodeId, u32)>,
+    /// The attempts that ended asking a person (their failure's root cause
+    /// is a question).
+    asked: HashSet<(RunId, NodeId, u32)>,
     /// The last attempt each step started.
     last: HashMap<(RunId, NodeId), u32>,
 }
@@ -56,6 +60,7 @@ impl Attempts {
     pub(super) fn of(events: &[JournalEvent]) -> Self {
         let mut parents = HashMap::new();
         let mut succeeded = HashSet::new();
+        let mut asked = HashSet::new();
         let mut last = HashMap::new();
         for event in events {
             match &event.kind {
@@ -77,12 +82,21 @@ impl Attempts {
                 } => {
                     succeeded.insert((event.run, *node, *attempt));
                 }
+                EventKind::AttemptFinished {
+                    node,
+                    attempt,
+                    outcome: AttemptOutcome::Failed(error),
+                    ..
+                } if matches!(error.root_cause(), OrchestrationError::InputRequired(_)) => {
+                    asked.insert((event.run, *node, *attempt));
+                }
                 _ => {}
             }
         }
         Self {
             parents,
             succeeded,
+            asked,
             last,
         }
     }
@@ -102,6 +116,22 @@ impl Attempts {
             run = parent.run;
         }
         Some(chain)
+    }
+
+    /// The top-level step of run `top` whose question attempt `at` (in run
+    /// `at.run`) asked, if it asked one that went all the way up — it and
+    /// every attempt it ran inside ended asking — so that the run paused on
+    /// it. What such an attempt kept in the shared state is kept for the
+    /// run that answers: the step asks again, and finds what it kept (as
+    /// a [`Pause`](crate::orchestration::Pause) resumed in memory does).
+    pub(super) fn asked_in(&self, top: RunId, at: ParentAttempt) -> Option<NodeId> {
+        let chain = self.enclosing(top, at.run)?;
+        let asked = |attempt: &ParentAttempt| {
+            self.asked
+                .contains(&(attempt.run, attempt.node, attempt.attempt))
+        };
+        (asked(&at) && chain.iter().all(asked))
+            .then(|| chain.last().map_or(at.node, |attempt| attempt.node))
     }
 
     fn succeeded(&self, attempt: ParentAttempt) -> bool {
