@@ -1024,6 +1024,59 @@ async fn questions_ready_together_are_asked_together() {
     assert!(output.result.starts_with("merge("), "{}", output.result);
 }
 
+/// Notes the idempotency key of each of its attempts, then asks `q`.
+struct Keyed(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl Agent for Keyed {
+    fn name(&self) -> &str {
+        "keyed"
+    }
+
+    fn description(&self) -> &str {
+        "notes its key, then asks"
+    }
+
+    async fn execute(&self, _input: AgentInput) -> Result<AgentOutput> {
+        let key = ExecutionContext::idempotency_key().expect("inside a run");
+        self.0.lock().unwrap().push(key);
+        let ctx = ExecutionContext::current().expect("inside a run");
+        Ok(AgentOutput::new(ctx.ask("q", "go on?")?))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_pause_keeps_the_idempotency_keys_and_is_resumed_once_per_journal() {
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let graph = GraphOrchestrator::new("keyed")
+        .add_node("keyed", Keyed(Arc::clone(&keys)))
+        .add_edge(START, "keyed")
+        .add_edge("keyed", END);
+    let ctx = ExecutionContext::new(ExecutionConfig::new());
+    let paused = graph
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the run pauses: {paused:?}")
+    };
+    let first = *ctx.run_ids().last().expect("a run");
+    assert_eq!(pause.run, Some(first));
+    let output = graph
+        .resume_in((*pause).clone(), [("q", "yes")], &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("answered: {e}"));
+    assert_eq!(output.result, "yes");
+    let keys = keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "the step that asks again keeps its key");
+    // Its journal links the runs: the pause was resumed, once.
+    let again = graph.resume_in(*pause, [("q", "no")], &ctx).await;
+    let Err(OrchestrationError::InvalidConfig(message)) = again else {
+        panic!("a second resume under one journal is refused: {again:?}")
+    };
+    assert!(message.contains("resumed already"), "{message}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_question_in_a_fan_out_that_tolerates_failures_still_pauses() {
     let asks = Arc::new(AtomicUsize::new(0));

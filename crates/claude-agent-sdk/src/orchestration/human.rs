@@ -202,6 +202,16 @@ pub struct Pause {
     /// conditions are not asked again on the state as it is by then.)
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub state: HashMap<String, serde_json::Value>,
+    /// The run that paused. Resuming makes the resumed run its continuation
+    /// in the journal (once: a second resume of it under the same journal
+    /// is refused, as a resume from the journal is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<crate::orchestration::RunId>,
+    /// The run whose id the paused run's idempotency keys start with (the
+    /// first of its chain of resumes): the resumed run keeps its keys, so an
+    /// agent that asks again after a side effect can tell it already did it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::orchestration::RunId>,
 }
 
 impl Pause {
@@ -215,6 +225,8 @@ impl Pause {
             answers: HashMap::new(),
             input: None,
             state: HashMap::new(),
+            run: None,
+            origin: None,
         }
     }
 }

@@ -126,6 +126,11 @@ pub(crate) struct RunReport {
     pub(crate) decisions: Vec<Option<Decision>>,
     /// The scheduler, with the steps the run took and its results.
     pub(crate) scheduler: Scheduler,
+    /// The run's id.
+    pub(crate) run: RunId,
+    /// For a run not nested in another, the run whose id its idempotency
+    /// keys start with (see [`Pause::origin`](crate::orchestration::Pause::origin)).
+    pub(crate) origin: Option<RunId>,
 }
 
 /// Runs `plan` under `ctx`; `conclude` turns what the run produced into its
@@ -178,10 +183,16 @@ pub(crate) async fn run<T>(
                 Err(error) => return (run_id, Err(error)),
             }
         }
-        let key_prefix = match (&parent, &continuation) {
+        // A run not nested in another: the first run of its chain of
+        // resumes, whose id its idempotency keys start with.
+        let origin = match (&parent, &continuation) {
+            (Some(_), _) => None,
+            (None, Some(continuation)) if !continuation.fork => Some(continuation.origin),
+            (None, _) => Some(run_id),
+        };
+        let key_prefix = match (&parent, origin) {
             (Some(parent), _) => parent.idempotency_key(),
-            (None, Some(continuation)) if !continuation.fork => continuation.origin.to_string(),
-            (None, _) => run_id.to_string(),
+            (None, origin) => origin.unwrap_or(run_id).to_string(),
         };
         let recorder = Recorder::new(
             run_id,
@@ -256,6 +267,8 @@ pub(crate) async fn run<T>(
             durable,
         };
         let mut report = drive(walk, graph, names, reuse, parent.is_none()).await;
+        report.run = run_id;
+        report.origin = origin;
         let interrupted = report.interrupted;
         let store_failure = report.store_failure.take();
         let mut result = conclude(report);
@@ -366,6 +379,8 @@ async fn drive(
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
         decisions: std::mem::take(&mut state.decisions),
         scheduler: state.scheduler,
+        run: RunId::default(),
+        origin: None,
     }
 }
 
@@ -384,6 +399,8 @@ fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
         stopped: None,
         decisions: Vec::new(),
         scheduler: state.scheduler,
+        run: RunId::default(),
+        origin: None,
     }
 }
 

@@ -23,6 +23,7 @@ use crate::orchestration::human::{FinishedStep, Pause};
 use crate::orchestration::journal::{NodeId, StateChange};
 use crate::orchestration::orchestrator::{AgentFailure, OrchestratorInput, OrchestratorOutput};
 use crate::orchestration::patterns::{orchestrator_impl, run_pattern, Flow, TraceOut};
+use crate::orchestration::resume::Continuation;
 
 impl GraphOrchestrator {
     /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
@@ -114,6 +115,18 @@ impl GraphOrchestrator {
         K: Into<String>,
         V: Into<String>,
     {
+        let input = pause.input.unwrap_or_default();
+        // The resumed run continues the paused one (in the journal, and in
+        // its idempotency keys).
+        let ctx = match pause.run {
+            Some(previous) => ctx.clone().continuing(Continuation::after_pause(
+                previous,
+                pause.origin.unwrap_or(previous),
+                input.clone(),
+            )),
+            None => ctx.clone(),
+        };
+        let ctx = &ctx;
         for (id, answer) in pause.answers {
             ctx.answer(id, answer);
         }
@@ -129,7 +142,6 @@ impl GraphOrchestrator {
                 .map(|(key, value)| (key, StateChange::Set(value))),
         );
         let reuse = self.reuse(pause.finished, ctx, false)?;
-        let input = pause.input.unwrap_or_default();
         self.run_reusing(vec![], input, ctx, trace, reuse).await
     }
 
@@ -280,6 +292,8 @@ impl GraphOrchestrator {
             answers: ctx.answers(),
             input: Some(input),
             state: ctx.read_state().clone(),
+            run: Some(report.run),
+            origin: report.origin,
         }))
     }
 }

@@ -229,6 +229,9 @@ fn keep_finished_in_questions(report: &mut RunReport) {
     }
     let Some(mut gathered) = gathered else { return };
     gathered.finished.extend(finished);
+    // It is no pause of a run to resume: the graph around takes it in.
+    gathered.run = None;
+    gathered.origin = None;
     // The first question's failure (in agent order: the one the pattern
     // reports) carries the gathered pause.
     let first = report

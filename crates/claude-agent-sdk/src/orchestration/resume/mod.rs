@@ -196,6 +196,24 @@ pub(crate) enum StepNode {
 }
 
 impl Continuation {
+    /// The continuation of run `previous`, which paused on `input`, resumed
+    /// from its [`Pause`](crate::orchestration::Pause): the pause holds what
+    /// it finished, so this only links the runs (a run is continued once)
+    /// and keeps the idempotency keys of `origin`'s chain.
+    pub(crate) fn after_pause(previous: RunId, origin: RunId, input: OrchestratorInput) -> Self {
+        Self {
+            previous,
+            origin,
+            input,
+            nodes: Vec::new(),
+            finished: Vec::new(),
+            answers: HashMap::new(),
+            state: Vec::new(),
+            inside: Vec::new(),
+            fork: false,
+        }
+    }
+
     /// Reads the chain of runs that ends in `run` from `ctx`'s journal.
     async fn read(ctx: &ExecutionContext, run: RunId) -> Result<Self> {
         let journal = ctx.journal();
