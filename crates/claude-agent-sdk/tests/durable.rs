@@ -1396,6 +1396,50 @@ async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one
     }
 }
 
+#[tokio::test]
+async fn answers_a_run_was_given_carry_over_when_it_is_resumed_after_a_failure() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let build = || {
+            GraphOrchestrator::new("approval")
+                .add_node(
+                    "draft",
+                    Step {
+                        name: "draft".into(),
+                        book: Arc::clone(&book),
+                        broken: Arc::clone(&broken),
+                    },
+                )
+                .add_node("approve", Approver)
+                .add_edge(START, "draft")
+                .add_edge("draft", "approve")
+                .add_edge("approve", END)
+        };
+        // The answer is given up front; the run fails before the question.
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        ctx.answer("budget", "yes");
+        let failed = build()
+            .orchestrate_with_context(vec![], OrchestratorInput::new("plan"), &ctx)
+            .await;
+        assert!(failed.is_err(), "{kind:?}: the draft fails");
+        let run = last_run(&ctx);
+        drop(ctx);
+        drop(store);
+
+        // Another process resumes it, given no answer: the run had one.
+        broken.store(false, Ordering::SeqCst);
+        let store = place.open().await;
+        let ctx = context(store.journal());
+        let output = resume(&build(), vec![], run, &ctx)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(output.result, "plan>draft>approved:yes", "{kind:?}");
+    }
+}
+
 /// Keeps a draft in the shared state (counting the drafts it writes), then
 /// asks whether it is good: the draft survives the pause.
 struct Drafter(Arc<Book>);

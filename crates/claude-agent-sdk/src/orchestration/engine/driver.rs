@@ -240,6 +240,12 @@ pub(crate) async fn run<T>(
                 .as_ref()
                 .map(|continuation| continuation.previous),
         );
+        if parent.is_none() {
+            let answers = ctx.answers();
+            if !answers.is_empty() {
+                shared.recorder.answers_given(answers);
+            }
+        }
         let durable = ctx.journal().is_durable();
         log_event!(log, debug, agents = nodes, "orchestration started");
         let mut books = OpenBooks {

@@ -268,6 +268,15 @@ impl Recorder {
         });
     }
 
+    /// The run (not nested in another) starts with `answers` to questions:
+    /// journaled, so that a run resuming it has them too.
+    pub(crate) fn answers_given(&self, answers: std::collections::HashMap<String, String>) {
+        let Some(mut open) = self.lock_open() else {
+            return;
+        };
+        self.append_as_last(&mut open, EventKind::AnswersGiven { answers });
+    }
+
     /// A graph run added step `step`, an activation of node `node`
     /// (labelled `label`), in loop iteration `iteration` (and for map item
     /// `item`).

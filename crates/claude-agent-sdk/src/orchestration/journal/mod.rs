@@ -222,6 +222,14 @@ pub enum EventKind {
         /// What changed.
         change: StateChange,
     },
+    /// The answers to questions a run not nested in another was given when
+    /// it started ([`ExecutionContext::answer`](crate::orchestration::ExecutionContext::answer)):
+    /// a run that resumes it has them too, whether it paused, failed or
+    /// crashed.
+    AnswersGiven {
+        /// By question id.
+        answers: std::collections::HashMap<String, String>,
+    },
     /// Where a graph step's output went, as its node's router or loop
     /// condition decided when the step succeeded: a resumed run that reuses
     /// the step takes the same way, whatever the state is by then.
@@ -457,6 +465,9 @@ mod tests {
                     attempt: 1,
                 }),
                 resumes: Some(RunId::new()),
+            },
+            EventKind::AnswersGiven {
+                answers: [("approve".to_owned(), "yes".to_owned())].into(),
             },
             EventKind::AttemptStarted {
                 node: NodeId(0),

@@ -217,7 +217,8 @@ impl RunView {
             EventKind::RetryScheduled { .. }
             | EventKind::RunStarted { .. }
             | EventKind::StepDecided { .. }
-            | EventKind::StateChanged { .. } => {}
+            | EventKind::StateChanged { .. }
+            | EventKind::AnswersGiven { .. } => {}
         }
     }
 

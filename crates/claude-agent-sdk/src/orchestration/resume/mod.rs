@@ -487,6 +487,7 @@ impl Session {
                 EventKind::RunFinished {
                     outcome: RunOutcome::Failed(OrchestrationError::InputRequired(pause)),
                 } => answers.extend(pause.answers.clone()),
+                EventKind::AnswersGiven { answers: given } => answers.extend(given.clone()),
                 _ => {}
             }
         }

@@ -330,6 +330,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::RetryScheduled { .. } => "retry_scheduled",
         EventKind::StateChanged { .. } => "state_changed",
         EventKind::StepDecided { .. } => "step_decided",
+        EventKind::AnswersGiven { .. } => "answers_given",
         EventKind::RunFinished { .. } => "run_finished",
     }
 }
