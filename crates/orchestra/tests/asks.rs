@@ -152,10 +152,14 @@ fn an_answers_file_starting_with_a_byte_order_mark_is_read() {
 fn answers_that_name_no_ask_or_are_malformed_are_usage_errors() {
     let dir = scratch();
     let bad = write(dir.path(), "bad.json", r#"{"approve": 3}"#);
-    let cases: [(Vec<String>, &str); 3] = [
+    let cases: [(Vec<String>, &str); 4] = [
         (
             vec!["--answer".into(), "aprove=yes".into()],
             "an answer is given for `aprove`, which is not an ask of",
+        ),
+        (
+            vec!["--answer".into(), "approve#1=yes".into()],
+            "a first pass asks under `approve`",
         ),
         (
             vec!["--answer".into(), "approve".into()],

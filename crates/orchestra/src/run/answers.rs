@@ -63,6 +63,9 @@ pub fn check(answers: &[(String, String)], workflow: &Workflow) -> Result<(), St
             .iter()
             .any(|ask| &ask.id == id || ask.id == Question::ask_of(id))
         {
+            if let Some(problem) = never_asked(id) {
+                return Err(problem);
+            }
             continue;
         }
         let file = workflow.path.display();
@@ -83,6 +86,28 @@ pub fn check(answers: &[(String, String)], workflow: &Workflow) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// Why no pass ever asks under `id` (`ID#passes`), when none does: passes
+/// count from 1, and a question whose passes are all first passes is asked
+/// under its bare id.
+fn never_asked(id: &str) -> Option<String> {
+    let ask = Question::ask_of(id);
+    let passes = id.get(ask.len() + 1..)?;
+    let numbers: Vec<u64> = passes
+        .split('.')
+        .map(|pass| pass.parse().unwrap_or(u64::MAX))
+        .collect();
+    if numbers.contains(&0) {
+        return Some(format!(
+            "an answer is given for `{id}`, but passes count from 1: no pass asks under it"
+        ));
+    }
+    numbers.iter().all(|&pass| pass == 1).then(|| {
+        format!(
+            "an answer is given for `{id}`, but a first pass asks under `{ask}`: answer `{ask}=…`"
+        )
+    })
 }
 
 /// `ID=TEXT` split at its first `=`, with a non-empty id.
@@ -220,6 +245,20 @@ mod tests {
         );
         assert_eq!(split_answer("=x"), None);
         assert_eq!(split_answer("approve"), None);
+    }
+
+    #[test]
+    fn answers_for_passes_no_run_asks_under_are_refused() {
+        assert_eq!(never_asked("review"), None);
+        assert_eq!(never_asked("review#2"), None);
+        assert_eq!(never_asked("review#2.1"), None);
+        assert_eq!(never_asked("review#1.3"), None);
+        let first = never_asked("review#1").unwrap_or_default();
+        assert!(first.contains("answer `review=…`"), "{first}");
+        assert!(never_asked("review#1.1").is_some());
+        let zero = never_asked("review#0").unwrap_or_default();
+        assert!(zero.contains("count from 1"), "{zero}");
+        assert!(never_asked("review#2.0").is_some());
     }
 
     #[test]
