@@ -1160,3 +1160,24 @@ async fn a_question_node_pauses_until_a_person_answers() {
     assert_eq!(output.result, "publish(yes)");
     assert_eq!(log.entries(), ["draft:x", "publish:yes"], "draft ran once");
 }
+
+#[tokio::test]
+async fn a_map_with_fewer_items_than_its_join_needs_says_so() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("research")
+        .add_map("each", wrap("each", &log), Split::Lines)
+        .with_join("each", JoinPolicy::AtLeast(5))
+        .add_edge(START, "each")
+        .add_edge("each", END);
+    let error = graph
+        .orchestrate(vec![], input("a\nb\nc"))
+        .await
+        .expect_err("three items cannot make five successes");
+    let message = error.to_string();
+    assert!(
+        message.contains("map `each` needs 5 item(s) to succeed")
+            && message.contains("split into 3 item(s)"),
+        "{message}"
+    );
+    assert_eq!(log.calls("each"), 3);
+}

@@ -173,7 +173,10 @@ fn written_seconds(secs: u64) -> String {
 pub fn graph(file: &Path, format: GraphFormat) -> Exit {
     match load(file, Strictness::Structure) {
         Ok(workflow) => {
-            out!("{}", crate::graph::render(&workflow, format));
+            // A label may hold a secret the workflow expands (a condition,
+            // a question, the workflow's name): drawn masked.
+            let drawn = crate::graph::render(&workflow, format);
+            out!("{}", workflow.redactor.redact(&drawn));
             Exit::Success
         }
         Err(exit) => exit,

@@ -84,7 +84,13 @@ impl Diagram {
         depth: usize,
         note: Option<String>,
     ) -> (Vec<String>, Vec<String>) {
-        let frame = depth > 0 || group.steps.len() > 1 || group.graph.is_some();
+        // A frame for every group but a root of one step with nothing to
+        // say of itself (a budget or a note is drawn on the frame).
+        let frame = depth > 0
+            || group.steps.len() > 1
+            || group.graph.is_some()
+            || group.budget.is_some()
+            || note.is_some();
         if frame {
             let id = self.fresh("g");
             let mut label = format!("{} · {}", group.name, group.mode.as_str());
@@ -174,7 +180,7 @@ impl Diagram {
     }
 
     fn mermaid(&self) -> String {
-        let quote = |text: &str| text.replace('"', "#quot;").replace('\n', "<br/>");
+        let quote = mermaid_text;
         let mut out = String::from("flowchart LR\n    input([input])\n");
         let mut indent = 1;
         for item in &self.items {
@@ -275,4 +281,23 @@ pub(crate) fn join_label(policy: claude_agent_sdk::orchestration::JoinPolicy) ->
         JoinPolicy::AtLeast(k) => format!("≥{k}"),
         _ => "all".to_owned(),
     }
+}
+
+/// `text` as Mermaid shows it inside a quoted label: its entity codes for
+/// the characters Mermaid would read as markup (`<verdict>` as an HTML tag,
+/// `#1;` as a character code), and a line break for each newline.
+fn mermaid_text(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => shown.push_str("#quot;"),
+            '#' => shown.push_str("#35;"),
+            '<' => shown.push_str("#lt;"),
+            '>' => shown.push_str("#gt;"),
+            '&' => shown.push_str("#amp;"),
+            '\n' => shown.push_str("<br/>"),
+            c => shown.push(c),
+        }
+    }
+    shown
 }

@@ -545,3 +545,79 @@ template = "{{input}}b"
     );
     assert!(!stderr.contains("used 5)"), "{stderr}");
 }
+
+/// A route on a secret, a JSON number and markup, under a budget.
+const REVIEWED: &str = r#"
+name = "deploy-${DEPLOY_TOKEN}"
+secrets = ["DEPLOY_TOKEN"]
+
+[budget]
+max_steps = 5
+
+[flow]
+nodes = ["triage", "yes", "no", "tagged"]
+edges = ["start -> triage", "yes -> end", "no -> end", "tagged -> end"]
+
+[[flow.routes]]
+from = "triage"
+when = [
+    { contains = '${DEPLOY_TOKEN}', to = "tagged" },
+    { matches = '<verdict>\s*#1;', to = "tagged" },
+    { field = "n", equals = 5, to = "yes" },
+]
+default = "no"
+
+[[agents]]
+id = "triage"
+kind = "template"
+template = "{{input}}"
+
+[[agents]]
+id = "yes"
+kind = "template"
+template = "YES"
+
+[[agents]]
+id = "no"
+kind = "template"
+template = "NO"
+
+[[agents]]
+id = "tagged"
+kind = "template"
+template = "TAGGED"
+"#;
+
+#[test]
+fn graphs_mask_secrets_and_escape_markup_and_routes_compare_json_numbers() {
+    let dir = scratch();
+    let file = write(dir.path(), "reviewed.toml", REVIEWED);
+    let secret = [("DEPLOY_TOKEN", "supersecretvalue123")];
+    for format in ["mermaid", "dot"] {
+        let drawn = outcome(&["graph", "--format", format], &file, &secret);
+        assert_eq!(drawn.code, Some(0), "{}", drawn.stderr);
+        assert!(
+            !drawn.stdout.contains("supersecret"),
+            "{format}: {}",
+            drawn.stdout
+        );
+        assert!(
+            drawn.stdout.contains("budget"),
+            "{format}: {}",
+            drawn.stdout
+        );
+    }
+    let mermaid = outcome(&["graph", "--format", "mermaid"], &file, &secret).stdout;
+    assert!(mermaid.contains("#lt;verdict#gt;"), "{mermaid}");
+    assert!(mermaid.contains("#35;1;"), "{mermaid}");
+    // `5.0` is the number 5.
+    let routed = outcome(
+        &["run", "--no-store", "-q", "--input", r#"{"n": 5.0}"#],
+        &file,
+        &secret,
+    );
+    assert_eq!(routed.code, Some(0), "{}", routed.stderr);
+    assert_eq!(routed.stdout.trim(), "YES");
+    let run = outcome(&["run", "--no-store", "--input", "x"], &file, &secret);
+    assert!(!run.stderr.contains("supersecret"), "{}", run.stderr);
+}

@@ -84,11 +84,14 @@ impl Invocation {
         }
     }
 
-    /// The command line, for messages: program and arguments, lossily decoded.
+    /// The command line, for messages: program and arguments, lossily
+    /// decoded, on one line (a multi-line script's line breaks shown as
+    /// `\n`: a message's first line is its headline).
     pub(crate) fn display(&self) -> String {
         let mut out = self.program.to_string_lossy().into_owned();
         for arg in &self.args {
             let arg = arg.to_string_lossy();
+            let arg = arg.trim_end_matches('\n').replace('\n', "\\n");
             if arg.len() > 60 {
                 let cut = arg.char_indices().nth(57).map_or(arg.len(), |(i, _)| i);
                 let _ = write!(out, " {}…", &arg[..cut]);
@@ -426,5 +429,12 @@ mod tests {
         assert!(shown.starts_with("prog -x yyy"));
         assert!(shown.ends_with('…'));
         assert!(shown.len() < 80);
+    }
+
+    #[test]
+    fn displays_a_multi_line_script_on_one_line() {
+        let mut inv = Invocation::new("sh");
+        inv.args = vec!["-c".into(), "set -e\nexit 1\n".into()];
+        assert_eq!(inv.display(), "sh -c set -e\\nexit 1");
     }
 }

@@ -302,12 +302,13 @@ impl Run<'_> {
             Start::Resume(run) => format!("Resuming run {run} of"),
             Start::Fork { run, after, .. } => format!("Forking run {run} after `{after}` of"),
         };
-        progress.note(&format!(
+        let note = format!(
             "{how} `{}`{about}: {} agent(s), {} flow",
             workflow.name,
             workflow.agents.len(),
             workflow.flow.mode.as_str()
-        ));
+        );
+        progress.note(&workflow.redactor.redact(&note));
         progress.spawn_ticker();
 
         let mut stop = Stopping {

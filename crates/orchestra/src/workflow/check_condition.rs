@@ -51,9 +51,13 @@ pub fn check_condition(
             Err(error) => {
                 let reason = error.to_string();
                 let last = reason.lines().last().unwrap_or("invalid").trim().to_owned();
+                // As written, not as expanded: a `${SECRET}` in it stays masked.
                 checker.error(
-                    Diagnostic::new(format!("invalid regular expression `{text}`"), pattern.span)
-                        .with_label(last),
+                    Diagnostic::new(
+                        format!("invalid regular expression `{}`", pattern.value),
+                        pattern.span,
+                    )
+                    .with_label(last),
                 );
                 None
             }

@@ -36,13 +36,38 @@ impl Condition {
                     .ok()
                     .or_else(|| (!output.data.is_null()).then(|| output.data.clone()));
                 match (pointer, json) {
-                    (Some(pointer), Some(json)) => json.pointer(pointer) == Some(value),
+                    (Some(pointer), Some(json)) => json
+                        .pointer(pointer)
+                        .is_some_and(|found| same_json(found, value)),
                     (Some(_), None) => false,
-                    (None, Some(json)) if json == *value => true,
+                    (None, Some(json)) if same_json(&json, value) => true,
                     (None, _) => value.as_str() == Some(output.content.trim()),
                 }
             }
         }
+    }
+}
+
+/// Whether two JSON values are equal, as JSON has them: one number type, so
+/// `5` and `5.0` are the same number (serde keeps integers and floats apart).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, x)| y.get(key).is_some_and(|y| same_json(x, y)))
+        }
+        _ => a == b,
     }
 }
 
@@ -107,6 +132,27 @@ mod tests {
         };
         assert!(whole.holds(&out(" yes\n")));
         assert!(whole.holds(&out("\"yes\"")));
+    }
+
+    #[test]
+    fn numbers_equal_as_json_has_them_one_type() {
+        let five = Condition::Equals {
+            pointer: Some("/n".to_owned()),
+            value: serde_json::json!(5),
+        };
+        assert!(five.holds(&out(r#"{"n": 5.0}"#)));
+        assert!(five.holds(&out(r#"{"n": 5}"#)));
+        assert!(!five.holds(&out(r#"{"n": 5.5}"#)));
+        let thousand = Condition::Equals {
+            pointer: None,
+            value: serde_json::json!(1e3),
+        };
+        assert!(thousand.holds(&out("1000")));
+        let listed = Condition::Equals {
+            pointer: Some("/xs".to_owned()),
+            value: serde_json::json!([1, {"a": 2}]),
+        };
+        assert!(listed.holds(&out(r#"{"xs": [1.0, {"a": 2.0}]}"#)));
     }
 
     #[test]

@@ -570,11 +570,40 @@ impl RunState {
     /// reads them, see [`input_of`](Self::input_of)).
     fn gather(&mut self, walk: &Walk<'_>) {
         for map in self.scheduler.take_gathered() {
-            if self.scheduler.ended(map) == Some(Completion::Succeeded) {
-                let content = gathered_content(&self.map_parts(walk, map));
-                self.keep(map, AgentOutput::new(content));
+            match self.scheduler.ended(map) {
+                Some(Completion::Succeeded) => {
+                    let content = gathered_content(&self.map_parts(walk, map));
+                    self.keep(map, AgentOutput::new(content));
+                }
+                Some(Completion::Failed) => self.too_few_items(walk, map),
+                _ => {}
             }
         }
+    }
+
+    /// A map that failed with no item failing: its input split into fewer
+    /// items than its join needs to succeed. Its failure says so.
+    fn too_few_items(&mut self, walk: &Walk<'_>, map: StepId) {
+        let items = self.scheduler.items_of(map);
+        let failed = Some(Completion::Failed);
+        if items
+            .iter()
+            .any(|item| self.scheduler.ended(*item) == failed)
+        {
+            return; // the failing items' errors say why
+        }
+        let Some(node) = self.scheduler.step(map).map(|step| step.node) else {
+            return;
+        };
+        let join = self.scheduler.graph().nodes[node.index()].join;
+        let required = join.required_successes(items.len());
+        let error = OrchestrationError::OrchestratorFailed(format!(
+            "map `{}` needs {required} item(s) to succeed (its join policy: {join:?}), but its \
+             input split into {} item(s)",
+            self.label_of(walk, map),
+            items.len()
+        ));
+        self.failures.push((map, error));
     }
 
     /// The outputs of map step `map`'s items that succeeded, in item order.
