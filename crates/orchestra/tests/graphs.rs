@@ -621,3 +621,58 @@ fn graphs_mask_secrets_and_escape_markup_and_routes_compare_json_numbers() {
     let run = outcome(&["run", "--no-store", "--input", "x"], &file, &secret);
     assert!(!run.stderr.contains("supersecret"), "{}", run.stderr);
 }
+
+#[test]
+fn validate_reports_a_misspelled_router_and_its_misspelled_choices_at_once() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "router.toml",
+        r#"
+[flow]
+nodes = ["triage", "engineering", "product"]
+edges = ["start -> triage", "engineering -> end", "product -> end"]
+
+[[flow.routes]]
+from = "triage"
+router = "dispatchr"
+choices = ["enginering", "prodct"]
+default = "engineering"
+
+[[agents]]
+id = "triage"
+kind = "template"
+template = "{{input}}"
+
+[[agents]]
+id = "dispatcher"
+kind = "template"
+template = "engineering"
+
+[[agents]]
+id = "engineering"
+kind = "template"
+template = "E"
+
+[[agents]]
+id = "product"
+kind = "template"
+template = "P"
+"#,
+    );
+    let checked = outcome(&["validate"], &file, &[]);
+    assert_eq!(checked.code, Some(2), "{}", checked.stderr);
+    for expected in [
+        "unknown router agent `dispatchr`",
+        "did you mean `dispatcher`?",
+        "did you mean `engineering`?",
+        "did you mean `product`?",
+        "3 problems found",
+    ] {
+        assert!(
+            checked.stderr.contains(expected),
+            "{expected}: {}",
+            checked.stderr
+        );
+    }
+}

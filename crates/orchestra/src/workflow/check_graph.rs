@@ -322,9 +322,11 @@ impl Wiring<'_> {
                     .with_label("a router is an agent declared in `agents`")
                     .with_help(help),
             );
-            return None;
         }
-        flow.use_agent(agent, router.span, config)?;
+        // Its choices are checked whatever the agent: every problem at once.
+        let used = is_agent
+            .then(|| flow.use_agent(agent, router.span, config))
+            .flatten();
         let Some(choices) = &raw.choices else {
             flow.checker.error(
                 Diagnostic::new("a route with a `router` needs `choices`", router.span).with_help(
@@ -344,6 +346,7 @@ impl Wiring<'_> {
         if ids.is_empty() {
             flow.checker.error_at(choices.span, "`choices` is empty");
         }
+        used?;
         Some(RouteBy::Router {
             agent: agent.to_owned(),
             choices: resolved.into_iter().collect::<Option<Vec<_>>>()?,
