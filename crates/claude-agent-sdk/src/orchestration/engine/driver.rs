@@ -272,9 +272,7 @@ pub(crate) async fn run<T>(
             started: Instant::now(),
             durable,
         };
-        let mut report = drive(walk, graph, names, reuse, parent.is_none()).await;
-        report.run = run_id;
-        report.origin = origin;
+        let mut report = drive(walk, graph, names, reuse, origin).await;
         let interrupted = report.interrupted;
         let store_failure = report.store_failure.take();
         let mut result = conclude(report);
@@ -337,8 +335,12 @@ async fn drive(
     graph: Graph,
     names: NodeNames,
     reuse: Reuse,
-    top_level: bool,
+    origin: Option<RunId>,
 ) -> RunReport {
+    // A run not nested in another (it has an origin) walks on a task of its
+    // own when it runs one step at a time.
+    let top_level = origin.is_some();
+    let run = walk.run.recorder.run_id();
     let limit = if graph.concurrent {
         walk.config.parallel_limit
     } else {
@@ -358,7 +360,7 @@ async fn drive(
             OnTask::Walked(state, interrupted) => (*state, interrupted),
             // The steps' state stays with the step that did not stop: the
             // run ends as interrupted, its records (in the journal) say how.
-            OnTask::Abandoned(why) => return abandoned(names, why),
+            OnTask::Abandoned(why) => return abandoned(names, why, run, origin),
         },
         Ok(walk) => drive_inline(&walk, state).await,
         // A borrowed agent cannot go to a task of its own.
@@ -385,14 +387,14 @@ async fn drive(
         stopped: stopped.map(|exceeded| OrchestrationError::BudgetExceeded(Box::new(exceeded))),
         decisions: std::mem::take(&mut state.decisions),
         scheduler: state.scheduler,
-        run: RunId::default(),
-        origin: None,
+        run,
+        origin,
     }
 }
 
 /// The report of a run whose step was left behind when it stopped (as
 /// `why`): nothing it produced is at hand, and it did not complete.
-fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
+fn abandoned(names: NodeNames, why: Interruption, run: RunId, origin: Option<RunId>) -> RunReport {
     let state = RunState::empty();
     RunReport {
         names,
@@ -405,8 +407,8 @@ fn abandoned(names: NodeNames, why: Interruption) -> RunReport {
         stopped: None,
         decisions: Vec::new(),
         scheduler: state.scheduler,
-        run: RunId::default(),
-        origin: None,
+        run,
+        origin,
     }
 }
 
