@@ -13,7 +13,9 @@ pub(crate) struct ModelReply {
     pub(crate) model: Option<String>,
     pub(crate) stop_reason: Option<String>,
     pub(crate) stop_sequence: Option<String>,
-    pub(crate) usage: Usage,
+    /// What the back end reported using; `None` when the reply said nothing
+    /// of it (then its cost is unknown too, not zero).
+    pub(crate) usage: Option<Usage>,
     pub(crate) message_id: Option<String>,
     pub(crate) request_id: Option<String>,
 }
@@ -32,27 +34,23 @@ impl ModelReply {
             .model
             .take()
             .unwrap_or_else(|| requested_model.to_owned());
-        if self.usage.cost_usd.is_none() {
+        if let Some(usage) = self.usage.as_mut().filter(|u| u.cost_usd.is_none()) {
             let price = pricing
                 .or_else(|| provider.prices().get(&model))
                 .or_else(|| provider.prices().get(requested_model));
             if let Some(price) = price {
-                self.usage.cost_usd = Some(price.cost(&self.usage));
+                usage.cost_usd = Some(price.cost(usage));
             }
         }
         let mut metadata = HashMap::new();
         metadata.insert("provider".to_owned(), provider.name().to_owned());
         metadata.insert("model".to_owned(), model.clone());
-        metadata.insert(
-            "input_tokens".to_owned(),
-            self.usage.input_tokens.to_string(),
-        );
-        metadata.insert(
-            "output_tokens".to_owned(),
-            self.usage.output_tokens.to_string(),
-        );
-        if let Some(cost) = self.usage.cost_usd {
-            metadata.insert("cost_usd".to_owned(), format!("{cost:.6}"));
+        if let Some(usage) = &self.usage {
+            metadata.insert("input_tokens".to_owned(), usage.input_tokens.to_string());
+            metadata.insert("output_tokens".to_owned(), usage.output_tokens.to_string());
+            if let Some(cost) = usage.cost_usd {
+                metadata.insert("cost_usd".to_owned(), format!("{cost:.6}"));
+            }
         }
         if let Some(reason) = &self.stop_reason {
             metadata.insert("stop_reason".to_owned(), reason.clone());

@@ -64,8 +64,10 @@ struct WireUsage {
 }
 
 impl WireUsage {
-    /// Overwrites the counts of `usage` that this report carries.
-    fn apply(&self, usage: &mut Usage) {
+    /// Overwrites the counts of `usage` that this report carries (a reply
+    /// with a usage report has a usage, even if it counts nothing).
+    fn apply(&self, usage: &mut Option<Usage>) {
+        let usage = usage.get_or_insert_with(Usage::default);
         let set = |slot: &mut u64, value: Option<u64>| {
             if let Some(value) = value {
                 *slot = value;
@@ -102,12 +104,10 @@ struct Message {
     error: Option<serde_json::Value>,
     id: Option<String>,
     model: Option<String>,
-    #[serde(default)]
-    content: Vec<Block>,
+    content: Option<Vec<Block>>,
     stop_reason: Option<String>,
     stop_sequence: Option<String>,
-    #[serde(default)]
-    usage: WireUsage,
+    usage: Option<WireUsage>,
 }
 
 impl Message {
@@ -119,24 +119,34 @@ impl Message {
             stop_sequence: self.stop_sequence,
             ..ModelReply::default()
         };
-        for block in self.content {
+        for block in self.content.into_iter().flatten() {
             if let Block::Text { text } = block {
                 reply.text.push_str(&text);
             }
         }
-        self.usage.apply(&mut reply.usage);
+        if let Some(usage) = &self.usage {
+            usage.apply(&mut reply.usage);
+        }
         reply
     }
 }
 
-/// A whole (non-streamed) reply. An error object in a 200 (every field of a
-/// message is optional, so it would otherwise read as an empty reply) is the
-/// error it reports.
+/// A whole (non-streamed) reply. An error object in a 200 is the error it
+/// reports; any other body that is not a message (of type `message`, or
+/// untyped with a `content` list) is malformed: every field of a message is
+/// optional, so it would otherwise read as an empty reply.
 pub(super) fn parse_message(provider: &str, body: &[u8]) -> Result<ModelReply> {
     let message =
         serde_json::from_slice::<Message>(body).map_err(|_| malformed(provider, "reply", body))?;
     if message.kind.as_deref() == Some("error") || message.error.is_some() {
         return Err(reported_error(provider, message.error.as_ref()));
+    }
+    let is_message = match message.kind.as_deref() {
+        Some(kind) => kind == "message",
+        None => message.content.is_some(),
+    };
+    if !is_message {
+        return Err(malformed(provider, "reply (not a message)", body));
     }
     Ok(message.into_reply())
 }
@@ -290,7 +300,7 @@ mod tests {
         let reply = parse_message("anthropic", body.to_string().as_bytes()).unwrap();
         assert_eq!(reply.text, "Hi!");
         assert_eq!(reply.message_id.as_deref(), Some("msg_1"));
-        assert_eq!(reply.usage, Usage::new(12, 3).with_cache_tokens(0, 5));
+        assert_eq!(reply.usage, Some(Usage::new(12, 3).with_cache_tokens(0, 5)));
         assert!(parse_message("anthropic", b"{\"content\": 7}").is_err());
     }
 
@@ -320,7 +330,7 @@ mod tests {
             .is_break());
         let reply = assembler.finish("p").unwrap();
         assert_eq!(reply.text, "Hello");
-        assert_eq!(reply.usage, Usage::new(9, 7));
+        assert_eq!(reply.usage, Some(Usage::new(9, 7)));
         assert_eq!(reply.stop_reason.as_deref(), Some("end_turn"));
         assert!(StreamAssembler::default()
             .finish("p")

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
@@ -228,10 +228,23 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let value = header("retry-after")?;
     number(value, 1.0).or_else(|| {
-        let date = DateTime::parse_from_rfc2822(value).ok()?;
-        let wait = date.with_timezone(&Utc) - Utc::now();
+        let wait = http_date(value)? - Utc::now();
         Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
     })
+}
+
+/// An HTTP date in any of the three forms RFC 9110 (§5.6.7) has recipients
+/// accept: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete
+/// RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime's
+/// (`Sun Nov  6 08:49:37 1994`), the last two always in UTC.
+fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(date) = DateTime::parse_from_rfc2822(value) {
+        return Some(date.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT")
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y"))
+        .ok()?;
+    Some(naive.and_utc())
 }
 
 /// The first of `names` present among the headers, as text.

@@ -191,20 +191,29 @@ impl RateLimiter {
     }
 
     /// Waits until a request may start: a free concurrency slot first (in arrival
-    /// order), then the request's start slot in the pace, then the end of any
-    /// pause. Dropping the future gives up its place in the queue (a start slot
-    /// it already reserved stays spent, which errs on the polite side).
+    /// order), then the end of any pause, then the request's start slot in the
+    /// pace. A request whose slot came while a pause began waits the pause out
+    /// and takes a new slot, so the requests queued during a pause keep the
+    /// pace after it instead of starting together. Dropping the future gives up
+    /// its place in the queue (a start slot it already reserved stays spent,
+    /// which errs on the polite side).
     pub async fn acquire(&self) -> RatePermit {
         let slot = match &self.concurrency {
             // The semaphore is never closed, so acquiring only fails in theory.
             Some(semaphore) => Arc::clone(semaphore).acquire_owned().await.ok(),
             None => None,
         };
-        if let Some(start) = self.reserve_start() {
+        loop {
+            while let Some(until) = self.pause_in_force() {
+                tokio::time::sleep_until(until).await;
+            }
+            let Some(start) = self.reserve_start() else {
+                break;
+            };
             tokio::time::sleep_until(start).await;
-        }
-        while let Some(until) = self.pause_in_force() {
-            tokio::time::sleep_until(until).await;
+            if self.pause_in_force().is_none() {
+                break;
+            }
         }
         RatePermit { _slot: slot }
     }
@@ -222,6 +231,13 @@ impl RateLimiter {
             .unwrap_or_else(PoisonError::into_inner);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
+        }
+        drop(paused);
+        // The pace starts again where the pause ends: the slots booked
+        // before it have passed by then.
+        if let Some(pace) = &self.pace {
+            let mut pace = pace.lock().unwrap_or_else(PoisonError::into_inner);
+            pace.next = Some(pace.next.map_or(until, |next| next.max(until)));
         }
     }
 

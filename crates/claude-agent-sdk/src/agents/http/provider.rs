@@ -16,6 +16,8 @@ use crate::orchestration::{AgentError, OrchestrationError, Result};
 
 /// Largest error body read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How long an error body is read for its message after the status came.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(2);
 /// How long the end of a stream is awaited after its last event.
 const STREAM_END_GRACE: Duration = Duration::from_millis(250);
 /// Largest non-streamed reply accepted.
@@ -312,18 +314,22 @@ impl Provider {
     }
 }
 
-/// The first `limit` bytes of a body, or what could be read of them: the start
-/// of an error body that is too long (a long message quoting the prompt) or cut
-/// short still says what went wrong.
+/// The first `limit` bytes of a body, or what could be read of them within
+/// [`ERROR_BODY_WAIT`]: the start of an error body that is too long (a long
+/// message quoting the prompt), cut short or stalled still says what went
+/// wrong, and the status, already known, is not held back.
 async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
-    while body.len() < limit {
-        let Ok(Some(chunk)) = response.chunk().await else {
-            break;
-        };
-        let room = limit - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-    }
+    let read = async {
+        while body.len() < limit {
+            let Ok(Some(chunk)) = response.chunk().await else {
+                break;
+            };
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+    };
+    let _ = tokio::time::timeout(ERROR_BODY_WAIT, read).await;
     body
 }
 

@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 use serde::Deserialize;
 
 use crate::agents::delta::DeltaSink;
-use crate::agents::http::{malformed, ErrorDetail, ReplyFormat, SseEvent, WireErrors};
+use crate::agents::http::{
+    is_retryable_status, malformed, ErrorDetail, ReplyFormat, SseEvent, WireErrors,
+};
 use crate::agents::reply::ModelReply;
 use crate::orchestration::{AgentError, OrchestrationError, Result, Usage};
 
@@ -110,11 +112,33 @@ struct WireMessage {
     content: Option<Content>,
 }
 
+/// One choice of a reply. A streamed chunk carries its piece in `delta`; a
+/// whole reply, in `message` (some servers send both in every chunk).
 #[derive(Debug, Deserialize)]
 struct Choice {
-    #[serde(default, alias = "delta")]
-    message: WireMessage,
+    #[serde(default)]
+    index: u32,
+    delta: Option<WireMessage>,
+    message: Option<WireMessage>,
     finish_reason: Option<String>,
+}
+
+impl Choice {
+    /// The content of this choice: the streamed piece if there is one.
+    fn content(&self) -> Option<&Content> {
+        self.delta
+            .as_ref()
+            .or(self.message.as_ref())
+            .and_then(|message| message.content.as_ref())
+    }
+}
+
+impl Completion {
+    /// The choice a reply is made of: the first (index 0). With `n` above 1
+    /// the others are ignored, streamed or not.
+    fn first_choice(&self) -> Option<&Choice> {
+        self.choices.iter().find(|choice| choice.index == 0)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,21 +159,16 @@ pub(super) fn parse_completion(provider: &str, body: &[u8]) -> Result<ModelReply
         return Err(body_error(provider, error));
     }
     let choice = completion
-        .choices
-        .first()
+        .first_choice()
         .ok_or_else(|| malformed(provider, "reply (no choices)", body))?;
     let mut reply = ModelReply {
         message_id: completion.id.clone(),
         model: completion.model.clone(),
         stop_reason: choice.finish_reason.clone(),
-        usage: completion
-            .usage
-            .as_ref()
-            .map(WireUsage::to_usage)
-            .unwrap_or_default(),
+        usage: completion.usage.as_ref().map(WireUsage::to_usage),
         ..ModelReply::default()
     };
-    if let Some(content) = &choice.message.content {
+    if let Some(content) = choice.content() {
         content.push_to(&mut reply.text);
     }
     Ok(reply)
@@ -176,19 +195,19 @@ impl ReplyFormat for StreamAssembler {
             self.done = true;
             return Ok(ControlFlow::Break(()));
         }
-        let chunk: Completion = serde_json::from_str(data)
+        let mut chunk: Completion = serde_json::from_str(data)
             .map_err(|_| malformed(provider, "stream chunk", data.as_bytes()))?;
         if let Some(error) = &chunk.error {
             return Err(body_error(provider, error));
         }
         if self.reply.message_id.is_none() {
-            self.reply.message_id = chunk.id;
+            self.reply.message_id = chunk.id.take();
         }
         if self.reply.model.is_none() {
-            self.reply.model = chunk.model;
+            self.reply.model = chunk.model.take();
         }
-        if let Some(choice) = chunk.choices.first() {
-            if let Some(content) = &choice.message.content {
+        if let Some(choice) = chunk.first_choice() {
+            if let Some(content) = choice.content() {
                 let mut text = String::new();
                 content.push_to(&mut text);
                 sink.send(&text);
@@ -199,7 +218,7 @@ impl ReplyFormat for StreamAssembler {
             }
         }
         if let Some(usage) = &chunk.usage {
-            self.reply.usage = usage.to_usage();
+            self.reply.usage = Some(usage.to_usage());
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -221,7 +240,10 @@ impl ReplyFormat for StreamAssembler {
     }
 }
 
-/// An error object inside a 200 reply or a stream: server-side kinds retry.
+/// An error object inside a 200 reply or a stream: server-side kinds retry,
+/// whether the server names them in `type` or in `code` (OpenAI's rate
+/// limits say `"code": "rate_limit_exceeded"`), and so does a numeric code
+/// an HTTP status would retry (OpenRouter's `"code": 503`).
 fn body_error(provider: &str, error: &serde_json::Value) -> OrchestrationError {
     let wrapped = serde_json::json!({ "error": error });
     let detail = parse_error(&wrapped).unwrap_or_else(|| ErrorDetail {
@@ -230,18 +252,34 @@ fn body_error(provider: &str, error: &serde_json::Value) -> OrchestrationError {
     });
     let kind = detail.kind.unwrap_or_default();
     let message = format!("{provider} reported an error ({kind}): {}", detail.message);
-    let lowered = kind.to_ascii_lowercase();
-    if [
-        "server",
-        "overload",
-        "rate_limit",
-        "timeout",
-        "unavailable",
-        "internal",
-    ]
-    .iter()
-    .any(|k| lowered.contains(k))
-    {
+    let named: Vec<String> = ["type", "code"]
+        .iter()
+        .filter_map(|field| match error.get(field)? {
+            serde_json::Value::String(text) => Some(text.to_ascii_lowercase()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        })
+        .collect();
+    let server_side = named.iter().any(|name| {
+        let status = name
+            .parse::<u16>()
+            .ok()
+            .and_then(|code| reqwest::StatusCode::from_u16(code).ok());
+        match status {
+            Some(status) => is_retryable_status(status),
+            None => [
+                "server",
+                "overload",
+                "rate_limit",
+                "timeout",
+                "unavailable",
+                "internal",
+            ]
+            .iter()
+            .any(|k| name.contains(k)),
+        }
+    });
+    if server_side {
         OrchestrationError::transient(message)
     } else {
         OrchestrationError::AgentError(AgentError::new(message))
@@ -305,7 +343,7 @@ mod tests {
         });
         let reply = parse_completion("p", body.to_string().as_bytes()).unwrap();
         assert_eq!(reply.text, "Hi");
-        assert_eq!(reply.usage, Usage::new(6, 2).with_cache_tokens(0, 4));
+        assert_eq!(reply.usage, Some(Usage::new(6, 2).with_cache_tokens(0, 4)));
         assert_eq!(reply.stop_reason.as_deref(), Some("stop"));
         let null_content = serde_json::json!({"choices": [{"message": {"content": null}, "finish_reason": "length"}]});
         assert_eq!(
@@ -340,7 +378,7 @@ mod tests {
             .is_break());
         let reply = assembler.finish("p").unwrap();
         assert_eq!(reply.text, "Hello");
-        assert_eq!(reply.usage, Usage::new(5, 2));
+        assert_eq!(reply.usage, Some(Usage::new(5, 2)));
         assert!(StreamAssembler::default()
             .finish("p")
             .unwrap_err()
