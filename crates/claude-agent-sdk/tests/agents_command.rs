@@ -144,6 +144,15 @@ async fn env_and_working_directory_are_configurable() {
     let cwd = std::fs::canonicalize(dir.path()).unwrap();
     assert_eq!(output.content, format!("hello|{}|unset", cwd.display()));
 
+    // `without_env` also takes back an earlier `with_env` of the same name.
+    let unset = CommandAgent::shell("env", "printf '%s' \"${GREETING:-unset}\"")
+        .with_env("GREETING", "hello")
+        .without_env("GREETING");
+    assert_eq!(
+        unset.execute(AgentInput::new("")).await.unwrap().content,
+        "unset"
+    );
+
     let cleared = CommandAgent::new("env", "/usr/bin/env")
         .with_clear_env()
         .with_env("ONLY", "1");

@@ -301,6 +301,7 @@ impl ClaudeCodeAgent {
         args.extend(self.options.args());
         args.extend(self.extra_args.iter().cloned());
         inv.args = args;
+        inv.secret_flags = options::SECRET_FLAGS;
         inv.stdin = Some(prompt.into_bytes());
         // A stream-json run is followed line by line and its result kept from
         // its line: the whole output is not needed, and a long session (tool
@@ -358,6 +359,16 @@ impl ClaudeCodeAgent {
                     "agent `{}`: `{binary}` printed output that is not a Claude Code result: {shown:?}{stderr}",
                     self.name
                 ))));
+            }
+            // 126 and 127 without a result: the program could not start (its
+            // interpreter — `node` for an npm install — missing or not
+            // executable). Nothing a retry can change, like a missing binary.
+            if matches!(finished.status.code(), Some(126 | 127)) {
+                return Err(OrchestrationError::InvalidConfig(format!(
+                    "agent `{}`: `{binary}` could not start ({}){stderr}",
+                    self.name,
+                    describe_status(finished.status)
+                )));
             }
             return Err(OrchestrationError::AgentFailed(
                 self.name.clone(),

@@ -142,10 +142,11 @@ impl CommandAgent {
         self
     }
 
-    /// Removes an inherited environment variable.
+    /// Removes an environment variable: inherited, or set before with
+    /// [`with_env`](Self::with_env).
     #[must_use]
     pub fn without_env(mut self, key: impl Into<OsString>) -> Self {
-        self.invocation.env_remove.push(key.into());
+        self.invocation.remove_env(key.into());
         self
     }
 

@@ -1,22 +1,38 @@
 //! Stopping a program an attempt no longer waits for — and everything it
 //! started — the way the official SDKs stop Claude Code: its stdin closed
-//! (the attempt's pipe is gone), `SIGTERM` to let it clean up, then after a
-//! grace period `SIGKILL`.
+//! (the attempt's pipe is gone), `SIGTERM` (with `SIGCONT`, for a program
+//! suspended by job control) to let it clean up, then after a grace period
+//! `SIGKILL`.
 //!
 //! Killing the program's process group is not enough: Claude Code runs its
 //! Bash tool commands and hooks in sessions of their own (and any program may
 //! call `setsid`), so a `cargo test` it started would survive, re-parented to
 //! init. The processes are therefore found by parentage, not by group: the
-//! program's descendants are read from `/proc` when the stop begins, each
-//! named by its id *and* start time (so a reused id is never signalled), and
-//! after the grace period the survivors — and whatever they started in the
-//! meantime — are killed.
+//! program is made a *child subreaper* before it starts (Linux), so what its
+//! children leave behind — a daemon that forked twice — is re-parented to it
+//! rather than to init and stays in its tree; the tree is read from `/proc`
+//! when the stop begins and again while the program lives (a clean-up hook it
+//! starts as it shuts down is found too), each process named by its id *and*
+//! start time (so a reused id is never signalled); after the grace period
+//! the survivors — and whatever they started in the meantime — are killed.
+//! During the grace period the program's stdout and stderr are still read
+//! (and dropped), so a program that says what it is doing as it shuts down
+//! does not die of a broken pipe.
+//!
+//! A program that exits with processes left in its group (`cmd &` in a
+//! script) has them stopped the same way ([`stop_leftovers`]): when a run
+//! returns, nothing it started is still running. A daemon started in a
+//! session of its own that outlives the program is out of reach by then.
 //!
 //! The grace period runs on a thread of its own, since the attempt's future
 //! is being dropped; [`wait_for_stopping_programs`] lets a process that is
 //! about to exit give those threads their time.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,10 +65,13 @@ struct Process {
 
 /// Stops `child` (not reaped yet), whose process group is `group` when it has
 /// one of its own, and every process it started.
-pub(crate) fn stop(child: Child, group: Option<i32>) {
+pub(crate) fn stop(mut child: Child, group: Option<i32>) {
     let root = child.id().and_then(|id| i32::try_from(id).ok());
-    let tree = root.map(descendants).unwrap_or_default();
+    let mut tree = root.map(descendants).unwrap_or_default();
     send(group, root, &tree, libc::SIGTERM);
+    // A suspended process acts on SIGTERM only once it is continued.
+    send(group, root, &tree, libc::SIGCONT);
+    let mut pipes = Drained::take_from(&mut child);
     {
         let (count, _) = &STOPPING;
         *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
@@ -66,7 +85,18 @@ pub(crate) fn stop(child: Child, group: Option<i32>) {
         // died before the stop (`(cmd &)`), out of the tree's reach. The grace
         // period ends early once the program and all it started are gone.
         loop {
-            let done = root.is_none_or(has_exited)
+            pipes.drain();
+            let root_exited = root.is_none_or(has_exited);
+            if let (Some(root), false) = (root, root_exited) {
+                // What the program starts as it shuts down (a hook) is
+                // killed with the rest if it outlives the grace period.
+                for process in descendants(root) {
+                    if !tree.contains(&process) {
+                        tree.push(process);
+                    }
+                }
+            }
+            let done = root_exited
                 && !tree.iter().any(|p| alive(*p))
                 && group.is_none_or(|g| !group_has_members(g));
             if done || Instant::now() >= deadline {
@@ -94,6 +124,107 @@ pub(crate) fn stop(child: Child, group: Option<i32>) {
     }
 }
 
+/// Stops what `child` — which has exited, not reaped yet — left running in
+/// its process group `group`, as [`stop`] does, and returns its exit status;
+/// `Ok(None)` when nothing was left (the caller reaps the child then).
+pub(crate) fn stop_leftovers(
+    child: &mut Option<Child>,
+    group: Option<i32>,
+) -> io::Result<Option<ExitStatus>> {
+    let (Some(group), Some(pid)) = (
+        group,
+        child
+            .as_ref()
+            .and_then(Child::id)
+            .and_then(|id| i32::try_from(id).ok()),
+    ) else {
+        return Ok(None);
+    };
+    if !group_has_members(group) {
+        return Ok(None);
+    }
+    let status = exit_status(pid)?;
+    if let Some(child) = child.take() {
+        stop(child, Some(group));
+    }
+    Ok(Some(status))
+}
+
+/// Waits until `pid`, our child, has exited, without reaping it; polled
+/// (from every millisecond up to every 50), since the runtime's own wait
+/// would reap it.
+pub(crate) async fn exited(pid: i32) {
+    let mut pause = Duration::from_millis(1);
+    while !has_exited(pid) {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Makes the program about to be started a child subreaper (Linux), so the
+/// processes its children leave behind stay in its tree (see the module
+/// docs). Called between `fork` and `exec`.
+#[cfg(target_os = "linux")]
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: `prctl` with PR_SET_CHILD_SUBREAPER takes plain integers and
+    // is async-signal-safe, as code between fork and exec must be.
+    let result = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The stdout and stderr of a program being stopped, read and dropped so
+/// that its writes during the grace period do not fail.
+struct Drained {
+    pipes: Vec<File>,
+}
+
+impl Drained {
+    /// Takes `child`'s output pipes, made non-blocking.
+    fn take_from(child: &mut Child) -> Self {
+        let mut fds = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            fds.extend(pipe.into_owned_fd().ok());
+        }
+        if let Some(pipe) = child.stderr.take() {
+            fds.extend(pipe.into_owned_fd().ok());
+        }
+        let pipes = fds
+            .into_iter()
+            .filter(|fd| set_non_blocking(fd).is_ok())
+            .map(File::from)
+            .collect();
+        Self { pipes }
+    }
+
+    /// Reads what is waiting in each pipe; a pipe at its end is closed.
+    fn drain(&mut self) {
+        let mut buffer = [0_u8; 8 * 1024];
+        self.pipes.retain_mut(|pipe| loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return error.kind() == io::ErrorKind::WouldBlock,
+            }
+        });
+    }
+}
+
+fn set_non_blocking(fd: &OwnedFd) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: `fcntl` on a descriptor we own, with plain integer arguments.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How long a killed program is waited for, to be reaped here rather than
 /// left a zombie until the runtime next reaps orphans.
 const REAP_WAIT: Duration = Duration::from_secs(1);
@@ -111,13 +242,26 @@ fn reap(child: &mut Child) {
 /// Whether `pid`, our unreaped child, has exited — without reaping it, so
 /// that its id keeps naming its process group.
 fn has_exited(pid: i32) -> bool {
-    let Ok(id) = libc::id_t::try_from(pid) else {
-        return true;
-    };
+    match peek_exit(pid) {
+        Ok(status) => status.is_some(),
+        // ECHILD: reaped already. EINTR: ask again on the next round.
+        Err(error) => error.raw_os_error() != Some(libc::EINTR),
+    }
+}
+
+/// How `pid`, our child that has exited, ended — without reaping it.
+fn exit_status(pid: i32) -> io::Result<ExitStatus> {
+    peek_exit(pid)?.ok_or_else(|| io::Error::other("the program has not exited"))
+}
+
+/// `pid`'s exit status if it has exited (`None` while it runs), left
+/// waitable (`WNOWAIT`), so its reaping stays with its `Child`.
+fn peek_exit(pid: i32) -> io::Result<Option<ExitStatus>> {
+    let id = libc::id_t::try_from(pid).map_err(io::Error::other)?;
     // SAFETY: `siginfo_t` is plain data, for which all zeroes is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a valid, writable `siginfo_t`; WNOWAIT leaves the
-    // child waitable, so its reaping stays with its `Child`.
+    // child waitable.
     let result = unsafe {
         libc::waitid(
             libc::P_PID,
@@ -127,11 +271,22 @@ fn has_exited(pid: i32) -> bool {
         )
     };
     if result != 0 {
-        // ECHILD: reaped already. EINTR: ask again on the next round.
-        return io::Error::last_os_error().raw_os_error() != Some(libc::EINTR);
+        return Err(io::Error::last_os_error());
     }
     // With WNOHANG and no exit yet, nothing is filled in.
-    info.si_signo == libc::SIGCHLD
+    if info.si_signo != libc::SIGCHLD {
+        return Ok(None);
+    }
+    // SAFETY: for SIGCHLD the kernel filled in the child fields.
+    let value = unsafe { info.si_status() };
+    // The encoding `wait` uses: an exit code in the second byte, or the
+    // signal (with 0x80 for a core dump) in the first.
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (value & 0xff) << 8,
+        libc::CLD_DUMPED => value | 0x80,
+        _ => value,
+    };
+    Ok(Some(ExitStatus::from_raw(raw)))
 }
 
 /// Whether any live process (not a zombie) is still in process group `group`.
@@ -153,24 +308,27 @@ fn stopped() {
     done.notify_all();
 }
 
-/// Sends `signal` to `group` (negated), to `root`, and to each of `processes`
-/// still alive under the same start time.
+/// Sends `signal` to `group` (negated) — or, without one, to `root` — and to
+/// each of `processes` still alive under the same start time and outside
+/// the group (each process gets the signal once).
 fn send(group: Option<i32>, root: Option<i32>, processes: &[Process], signal: i32) {
-    if let Some(group) = group.filter(|g| *g > 1) {
+    let group = group.filter(|g| *g > 1);
+    if let Some(group) = group {
         // SAFETY: `kill` has no memory-safety preconditions; the group is that
         // of our own unreaped child, so its id cannot have been reused.
         unsafe {
             libc::kill(-group, signal);
         }
-    }
-    if let Some(root) = root.filter(|pid| *pid > 1) {
+    } else if let Some(root) = root.filter(|pid| *pid > 1) {
         // SAFETY: as above; `root` is our own unreaped child.
         unsafe {
             libc::kill(root, signal);
         }
     }
     for process in processes {
-        if process.pid > 1 && alive(*process) {
+        let outside_group = read_stat(process.pid)
+            .is_some_and(|stat| stat.start == process.start && Some(stat.group) != group);
+        if process.pid > 1 && outside_group {
             // SAFETY: `kill` has no memory-safety preconditions; the start
             // time was just checked, so the id still names that process.
             unsafe {

@@ -6,16 +6,21 @@
 //! the program does — a timeout, a cancellation, an output that grew too large —
 //! the future is dropped and the program is stopped with everything it started,
 //! its own sessions included: `SIGTERM`, a grace period, then `SIGKILL` (see
-//! [`stop`](super::stop)).
+//! [`stop`](super::stop)). A program that exits is done: its pipes get
+//! [`PIPE_DRAIN`] more to reach their end (a process it left in the
+//! background may hold them open for ever), and what it left running in its
+//! process group is stopped the same way.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 /// How much of stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
@@ -42,10 +47,14 @@ pub(crate) struct Invocation {
     /// stopped for printing more than `max_stdout` in all.
     pub(crate) keep_stdout: bool,
     pub(crate) own_process_group: bool,
+    /// Flags whose value (the next argument) may hold secrets — a JSON
+    /// config with tokens in it — and is shown as `<redacted>`.
+    pub(crate) secret_flags: &'static [&'static str],
 }
 
 /// Shows the environment's names, not its values: API keys are handed to
-/// programs there, and agents' `Debug` output ends up in logs.
+/// programs there, and agents' `Debug` output ends up in logs; nor the
+/// values of secret flags.
 impl std::fmt::Debug for Invocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let env: Vec<(&OsString, &str)> = self
@@ -53,9 +62,10 @@ impl std::fmt::Debug for Invocation {
             .iter()
             .map(|(name, _)| (name, "<redacted>"))
             .collect();
+        let args: Vec<std::borrow::Cow<'_, str>> = self.shown_args().collect();
         f.debug_struct("Invocation")
             .field("program", &self.program)
-            .field("args", &self.args)
+            .field("args", &args)
             .field("env", &env)
             .field("env_remove", &self.env_remove)
             .field("env_clear", &self.env_clear)
@@ -81,7 +91,30 @@ impl Invocation {
             max_stdout: 16 * 1024 * 1024,
             keep_stdout: true,
             own_process_group: true,
+            secret_flags: &[],
         }
+    }
+
+    /// Leaves `key` out of the program's environment: inherited or set
+    /// before with `env`.
+    pub(crate) fn remove_env(&mut self, key: OsString) {
+        self.env.retain(|(name, _)| *name != key);
+        self.env_remove.push(key);
+    }
+
+    /// The arguments as messages show them: lossily decoded, the values of
+    /// [`secret_flags`](Self::secret_flags) redacted.
+    fn shown_args(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+        let mut follows_secret_flag = false;
+        self.args.iter().map(move |arg| {
+            let shown = if follows_secret_flag {
+                "<redacted>".into()
+            } else {
+                arg.to_string_lossy()
+            };
+            follows_secret_flag = self.secret_flags.iter().any(|flag| arg == flag);
+            shown
+        })
     }
 
     /// The command line, for messages: program and arguments, lossily
@@ -89,8 +122,7 @@ impl Invocation {
     /// `\n`: a message's first line is its headline).
     pub(crate) fn display(&self) -> String {
         let mut out = self.program.to_string_lossy().into_owned();
-        for arg in &self.args {
-            let arg = arg.to_string_lossy();
+        for arg in self.shown_args() {
             let arg = arg.trim_end_matches('\n').replace('\n', "\\n");
             if arg.len() > 60 {
                 let cut = arg.char_indices().nth(57).map_or(arg.len(), |(i, _)| i);
@@ -194,30 +226,53 @@ pub(crate) async fn run(
     #[cfg(unix)]
     if invocation.own_process_group {
         command.process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the hook only calls `prctl`, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(super::stop::become_subreaper);
+        }
     }
     let child = command.spawn().map_err(RunFailure::spawn)?;
     let mut running = Running::new(child, invocation.own_process_group);
+    let exit_of = running.pid;
 
     let child = running.child().map_err(RunFailure::Io)?;
     let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    // The output pipes stay with the child: a program stopped while they are
+    // read still has them read during its grace period (see `stop`).
+    let (stdout, stderr) = (child.stdout.as_mut(), child.stderr.as_mut());
+    // Once the program has exited, its pipes get [`PIPE_DRAIN`] more to
+    // reach their end: a process it left behind may hold them open for ever.
+    let cut = CancellationToken::new();
     let feed = async {
         if let (Some(mut pipe), Some(bytes)) = (stdin, invocation.stdin.as_deref()) {
             // A program that exits without reading its input is not an error here:
             // its exit status says what happened.
-            let _ = pipe.write_all(bytes).await;
-            let _ = pipe.shutdown().await;
+            tokio::select! {
+                _ = pipe.write_all(bytes) => {}
+                () = cut.cancelled() => {}
+            }
         }
         Ok(())
     };
     let keep_all = invocation.keep_stdout || on_line.is_none();
-    let collect = read_stdout(stdout, invocation.max_stdout, keep_all, &mut on_line);
-    let tail = async { Ok(read_tail(stderr).await) };
+    let collect = read_stdout(stdout, &cut, invocation.max_stdout, keep_all, &mut on_line);
+    let tail = async { Ok(read_tail(stderr, &cut).await) };
+    let cutoff = async {
+        if let Some(pid) = exit_of {
+            exited(pid).await;
+            tokio::time::sleep(PIPE_DRAIN).await;
+            cut.cancel();
+        }
+        std::future::pending::<std::convert::Infallible>().await
+    };
     // A failure to collect stdout ends the run at once (the program is then
     // stopped): waiting for stderr's end too would wait for as long as any
     // process the program started keeps it open.
-    let ((), stdout, stderr_tail) = tokio::try_join!(feed, collect, tail)?;
+    let ((), stdout, stderr_tail) = tokio::select! {
+        result = async { tokio::try_join!(feed, collect, tail) } => result?,
+        never = cutoff => match never {},
+    };
     let status = running.wait().await.map_err(RunFailure::Io)?;
     Ok(Finished {
         status,
@@ -226,23 +281,50 @@ pub(crate) async fn run(
     })
 }
 
+/// How long a program's output pipes are read after it has exited, for
+/// what it wrote last, before they are left to whatever still holds them.
+const PIPE_DRAIN: Duration = Duration::from_millis(200);
+
+/// Waits for the program `pid` to exit (not reaping it).
+#[cfg(unix)]
+async fn exited(pid: i32) {
+    super::stop::exited(pid).await;
+}
+
+/// Without `waitid`, the pipes' end is the only sign of an exit.
+#[cfg(not(unix))]
+async fn exited(_pid: i32) {
+    std::future::pending::<()>().await;
+}
+
+/// Reads `pipe` into `buffer`, as at its end once `cut` is cancelled.
+async fn read_or_cut(
+    pipe: &mut (impl AsyncRead + Unpin),
+    buffer: &mut [u8],
+    cut: &CancellationToken,
+) -> io::Result<usize> {
+    tokio::select! {
+        biased;
+        read = pipe.read(buffer) => read,
+        () = cut.cancelled() => Ok(0),
+    }
+}
+
 /// A started program that is stopped, with everything it started, unless it
 /// was reaped (see [`stop`](super::stop)).
 struct Running {
     child: Option<Child>,
+    pid: Option<i32>,
     group: Option<i32>,
 }
 
 impl Running {
     fn new(child: Child, own_group: bool) -> Self {
-        let group = if own_group {
-            child.id().and_then(|id| i32::try_from(id).ok())
-        } else {
-            None
-        };
+        let pid = child.id().and_then(|id| i32::try_from(id).ok());
         Self {
             child: Some(child),
-            group,
+            pid,
+            group: pid.filter(|_| own_group),
         }
     }
 
@@ -253,8 +335,16 @@ impl Running {
             .ok_or_else(|| io::Error::other("the program was already reaped"))
     }
 
-    /// Waits for the program's exit and reaps it.
+    /// Waits for the program's exit; stops what it left running in its
+    /// process group, and reaps it.
     async fn wait(&mut self) -> io::Result<ExitStatus> {
+        #[cfg(unix)]
+        if let Some(pid) = self.pid {
+            exited(pid).await;
+            if let Some(status) = super::stop::stop_leftovers(&mut self.child, self.group)? {
+                return Ok(status);
+            }
+        }
         let status = self.child()?.wait().await?;
         self.child = None;
         Ok(status)
@@ -280,6 +370,7 @@ const STDOUT_HEAD_BYTES: usize = 4 * 1024;
 /// it, or with `keep_all` off (and a line handler) only its start.
 async fn read_stdout(
     pipe: Option<impl AsyncRead + Unpin>,
+    cut: &CancellationToken,
     limit: usize,
     keep_all: bool,
     on_line: &mut Option<LineHandler<'_>>,
@@ -295,7 +386,9 @@ async fn read_stdout(
     let mut searched = 0;
     let mut chunk = vec![0_u8; 64 * 1024];
     loop {
-        let read = pipe.read(&mut chunk).await.map_err(RunFailure::Io)?;
+        let read = read_or_cut(&mut pipe, &mut chunk, cut)
+            .await
+            .map_err(RunFailure::Io)?;
         if read == 0 {
             break;
         }
@@ -340,14 +433,14 @@ fn keep_head(head: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Reads a pipe to its end, keeping only the last [`STDERR_TAIL_BYTES`].
-async fn read_tail(pipe: Option<impl AsyncRead + Unpin>) -> String {
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, cut: &CancellationToken) -> String {
     let Some(mut pipe) = pipe else {
         return String::new();
     };
     let mut tail = Vec::new();
     let mut chunk = vec![0_u8; 8 * 1024];
     // A read error ends the tail early; what was read still helps.
-    while let Ok(read) = pipe.read(&mut chunk).await {
+    while let Ok(read) = read_or_cut(&mut pipe, &mut chunk, cut).await {
         if read == 0 {
             break;
         }

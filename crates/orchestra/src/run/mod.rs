@@ -153,14 +153,16 @@ pub fn launch(
         explicit,
     };
     let exit = runtime.block_on(run.execute(plan, start, given));
-    // Programs being stopped get their grace period (SIGTERM, then SIGKILL)
-    // before the process exits and takes the stopping threads with it.
+    // Agents still winding down (none should be) must not hold the exit;
+    // a program one of them ran is stopped as it is dropped here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Programs being stopped — those above too — get their grace period
+    // (SIGTERM, then SIGKILL) before the process exits and takes the
+    // stopping threads with it.
     #[cfg(unix)]
     claude_agent_sdk::agents::wait_for_stopping_programs(
         claude_agent_sdk::agents::STOP_GRACE + std::time::Duration::from_secs(1),
     );
-    // Agents still winding down (none should be) must not hold the exit.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit
 }
 

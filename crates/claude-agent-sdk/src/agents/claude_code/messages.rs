@@ -7,37 +7,58 @@ use super::{events, failure};
 use crate::agents::delta::DeltaSink;
 use crate::orchestration::{AgentOutput, Usage};
 
-/// The `result` message of a run, as the program prints it.
+/// The `result` message of a run, as the program prints it. Only `result`
+/// must have its type: a field that is `null` or of another type than
+/// expected (a newer or older program) reads as absent, rather than losing
+/// the result of a run that did its work.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ResultMessage {
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) subtype: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) is_error: bool,
     /// The HTTP status of the API call that failed, when one did.
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) api_error_status: Option<u16>,
     pub(super) result: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) session_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) total_cost_usd: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) cost_usd: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) usage: ResultUsage,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) num_turns: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) duration_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub(super) duration_api_ms: Option<u64>,
-    #[serde(default, rename = "modelUsage")]
+    #[serde(default, rename = "modelUsage", deserialize_with = "lenient")]
     pub(super) model_usage: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ResultUsage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     input_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     output_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     cache_creation_input_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     cache_read_input_tokens: u64,
+}
+
+/// A field's value, or its default when it is `null` or of another type.
+fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(T::deserialize(value).unwrap_or_default())
 }
 
 impl ResultMessage {

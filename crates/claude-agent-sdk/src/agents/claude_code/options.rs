@@ -9,13 +9,31 @@ use std::ffi::OsString;
 use super::ClaudeCodeAgent;
 
 /// The options below, as the agent keeps them.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(super) struct Options {
     mcp_configs: Vec<String>,
     strict_mcp_config: bool,
     settings: Option<String>,
     resume: Option<String>,
     max_budget_usd: Option<f64>,
+}
+
+/// The flags whose values may carry secrets (an MCP server's environment,
+/// settings with keys): never shown in `Debug` output or messages.
+pub(super) const SECRET_FLAGS: &[&str] = &["--mcp-config", "--settings"];
+
+/// Shows how many MCP configs there are and whether settings are set, not
+/// their contents: they may carry tokens, and `Debug` output ends up in logs.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("mcp_configs", &self.mcp_configs.len())
+            .field("strict_mcp_config", &self.strict_mcp_config)
+            .field("settings", &self.settings.as_ref().map(|_| "<redacted>"))
+            .field("resume", &self.resume)
+            .field("max_budget_usd", &self.max_budget_usd)
+            .finish()
+    }
 }
 
 impl Options {
@@ -90,9 +108,7 @@ impl ClaudeCodeAgent {
     /// parent holds for other agents, say), even where it is inherited.
     #[must_use]
     pub fn without_env(mut self, key: impl Into<OsString>) -> Self {
-        let key = key.into();
-        self.base.env.retain(|(name, _)| *name != key);
-        self.base.env_remove.push(key);
+        self.base.remove_env(key.into());
         self
     }
 }
