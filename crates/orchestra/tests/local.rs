@@ -36,7 +36,7 @@ fn local_settings_are_checked_before_the_run() {
     let file = write(
         dir.path(),
         "bad.toml",
-        "[flow]\nparallel = [\"a\", \"b\", \"c\"]\n\n[[agents]]\nid = \"a\"\nkind = \"local\"\nmodel = \"gpt-17\"\n\n[[agents]]\nid = \"b\"\nkind = \"local\"\nmodel = \"missing/model.gguf\"\ntemperature = 3.0\n\n[[agents]]\nid = \"c\"\nkind = \"local\"\napi_key = \"x\"\n",
+        "[flow]\nparallel = [\"a\", \"b\", \"c\"]\n\n[[agents]]\nid = \"a\"\nkind = \"local\"\nmodel = \"gpt-17\"\n\n[[agents]]\nid = \"b\"\nkind = \"local\"\nmodel = \"missing/model.gguf\"\ntemperature = 3.0\ntop_p = 1e-50\nrepetition_penalty = 1e300\n\n[[agents]]\nid = \"c\"\nkind = \"local\"\napi_key = \"x\"\n",
     );
     let output = orchestra()
         .arg("validate")
@@ -49,6 +49,12 @@ fn local_settings_are_checked_before_the_run() {
     assert!(stderr.contains("smollm2-135m"), "{stderr}");
     assert!(stderr.contains("model.gguf` does not exist"), "{stderr}");
     assert!(stderr.contains("`temperature` 3 is outside"), "{stderr}");
+    // Positive as written, but 0 and infinity as the model's `f32`.
+    assert!(stderr.contains("`top_p` 1e-50 is outside"), "{stderr}");
+    assert!(
+        stderr.contains("`repetition_penalty` 1e300 is outside"),
+        "{stderr}"
+    );
     assert!(stderr.contains("`api_key` does not apply"), "{stderr}");
 }
 

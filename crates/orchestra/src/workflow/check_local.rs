@@ -23,12 +23,16 @@ pub fn local_settings(checker: &mut Checker<'_>, raw: &RawAgent) -> LocalSetting
                  expected: &str| {
         let value = value?;
         if !ok(value.value) {
+            let magnitude = value.value.abs();
+            // 1e-50 as written, not fifty zeros.
+            let shown = if magnitude != 0.0 && !(1e-6..1e16).contains(&magnitude) {
+                format!("{:e}", value.value)
+            } else {
+                value.value.to_string()
+            };
             checker.error_at(
                 value.span,
-                format!(
-                    "agent `{id}`: `{name}` {} is outside {expected}",
-                    value.value
-                ),
+                format!("agent `{id}`: `{name}` {shown} is outside {expected}"),
             );
         }
         Some(value.value)
@@ -40,18 +44,20 @@ pub fn local_settings(checker: &mut Checker<'_>, raw: &RawAgent) -> LocalSetting
         |t| (0.0..=2.0).contains(&t),
         "0.0..=2.0",
     );
+    // The model takes these as `f32`: a value that is positive as written
+    // but rounds to 0 or to infinity there is outside the range too.
     let top_p = range(
         checker,
         raw.top_p.as_ref(),
         "top_p",
-        |p| p > 0.0 && p <= 1.0,
+        |p| (p as f32) > 0.0 && p <= 1.0,
         "(0, 1]",
     );
     let repetition_penalty = range(
         checker,
         raw.repetition_penalty.as_ref(),
         "repetition_penalty",
-        |p| p > 0.0 && p.is_finite(),
+        |p| (p as f32) > 0.0 && (p as f32).is_finite(),
         "(0, ∞)",
     );
     if let Some(max) = &raw.max_tokens {

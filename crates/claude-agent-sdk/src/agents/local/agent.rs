@@ -219,21 +219,30 @@ impl LocalModelAgent {
         Ok(())
     }
 
-    /// The model, loading it on first use.
+    /// The model, loading it on first use. The load runs on a task of its
+    /// own that keeps the model in the agent even when the caller stops
+    /// waiting for it (an attempt timed out or cancelled while the model
+    /// loaded): the next attempt gets the loaded model, not a new load.
     ///
     /// # Errors
     /// A load error, as an [`OrchestrationError`].
     pub async fn model(&self) -> Result<LocalModel> {
-        match &self.source {
-            Source::Loaded(m) => Ok(m.clone()),
-            Source::Path(path, cell) => cell
-                .get_or_try_init(|| LocalModel::load_async(path.clone()))
+        let (path, cell) = match &self.source {
+            Source::Loaded(model) => return Ok(model.clone()),
+            Source::Path(path, cell) => (path.clone(), Arc::clone(cell)),
+        };
+        if let Some(model) = cell.get() {
+            return Ok(model.clone());
+        }
+        let load = tokio::spawn(async move {
+            cell.get_or_try_init(|| LocalModel::load_async(path))
                 .await
                 .cloned()
-                .map_err(|e| {
-                    OrchestrationError::InvalidConfig(format!("agent `{}`: {e}", self.name))
-                }),
-        }
+        });
+        let loaded = load
+            .await
+            .unwrap_or_else(|_| Err(LocalModelError::Compute("the loading task panicked".into())));
+        loaded.map_err(|e| OrchestrationError::InvalidConfig(format!("agent `{}`: {e}", self.name)))
     }
 }
 

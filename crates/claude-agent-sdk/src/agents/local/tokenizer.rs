@@ -34,6 +34,8 @@ pub(crate) struct Tokenizer {
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// The id of each byte's single-symbol token, where the vocabulary has it.
     byte_ids: [Option<u32>; 256],
+    /// The most bytes one token stands for.
+    longest_token: usize,
 }
 
 /// The id a symbol merged into its left neighbour is left with: no token's.
@@ -126,6 +128,12 @@ impl Tokenizer {
         for (b, c) in byte_to_unicode().iter().enumerate() {
             byte_ids[b] = ids.get(&c.to_string()).copied();
         }
+        let longest_token = bytes
+            .iter()
+            .map(Vec::len)
+            .chain(specials.iter().map(|(text, _)| text.len()))
+            .max()
+            .unwrap_or(1);
         Ok(Self {
             pre,
             ids,
@@ -133,7 +141,16 @@ impl Tokenizer {
             specials,
             merges,
             byte_ids,
+            longest_token,
         })
+    }
+
+    /// The fewest tokens `len` bytes of text can encode to: no token stands
+    /// for more than the longest one's bytes. A prompt this says is too long
+    /// for the context window is refused without encoding it (megabytes of
+    /// input would hold a generation thread for seconds).
+    pub(crate) fn fewest_tokens(&self, len: usize) -> usize {
+        len.div_ceil(self.longest_token.max(1))
     }
 
     /// The number of tokens in the vocabulary.
