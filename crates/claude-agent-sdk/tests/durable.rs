@@ -633,6 +633,67 @@ async fn a_resumed_run_starts_from_the_state_its_finished_steps_left() {
     .await;
 }
 
+/// A fork resumed after a failure continues the fork, not the run it forked:
+/// the steps after its fork point run (they were taken from the old run),
+/// and its attempts keep the fork's own idempotency keys.
+#[tokio::test]
+async fn a_resumed_fork_continues_the_fork_with_its_own_keys() {
+    on_every_store(true, |opener| async move {
+        let book = Arc::new(Book::default());
+        let names = ["outline", "draft", "polish"];
+        let pipeline = SequentialOrchestrator::new();
+        let journal = opener.open().await;
+        let ctx = context(Arc::clone(&journal));
+        pipeline
+            .orchestrate_with_context(
+                steps(&names, &book, &[]),
+                OrchestratorInput::new("topic"),
+                &ctx,
+            )
+            .await
+            .expect("the first run");
+        let old = last_run(&ctx);
+
+        let broken = Arc::new(AtomicBool::new(true));
+        let ctx = context(Arc::clone(&journal));
+        let failed = claude_agent_sdk::orchestration::fork(
+            &pipeline,
+            steps(&names, &book, &[("draft", &broken)]),
+            old,
+            "outline",
+            Some(OrchestratorInput::new("other topic")),
+            &ctx,
+        )
+        .await;
+        assert!(failed.is_err(), "{}: the fork's draft fails", opener.kind());
+        let fork = last_run(&ctx);
+
+        broken.store(false, Ordering::SeqCst);
+        book.keys.lock().unwrap().clear();
+        let ctx = context(Arc::clone(&journal));
+        let resumed = resume(&pipeline, steps(&names, &book, &[]), fork, &ctx)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        // The outline is the old run's (reused by the fork); the rest is the fork's.
+        assert_eq!(
+            resumed.result,
+            "topic>outline>draft>polish",
+            "{}",
+            opener.kind()
+        );
+        assert_eq!(book.count("draft"), 3, "{}", opener.kind());
+        assert_eq!(book.count("polish"), 2, "{}", opener.kind());
+        let keys = book.keys.lock().unwrap().clone();
+        assert!(
+            keys.iter()
+                .all(|(_, key)| key.starts_with(&fork.to_string())),
+            "{}: {keys:?}",
+            opener.kind()
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_fork_starts_after_a_step_with_a_changed_agent_and_leaves_the_old_run_alone() {
     on_every_store(true, |opener| async move {

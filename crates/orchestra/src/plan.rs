@@ -7,11 +7,12 @@
 //! `retries` and `timeout` to the library, which runs the agent with them
 //! instead of its group's `retries` and `agent_timeout`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_agent_sdk::orchestration::{
-    fork, resume, Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
+    fork, resume_with_metadata, Agent, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
     GraphOrchestrator, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
     ParallelOrchestrator, Result, RunId, SequentialOrchestrator, END, START,
 };
@@ -175,10 +176,11 @@ impl Plan {
     pub async fn continue_stored(
         &mut self,
         run: RunId,
+        metadata: HashMap<String, String>,
         ctx: &ExecutionContext,
     ) -> Result<OrchestratorOutput> {
         let steps = std::mem::take(&mut self.steps);
-        resume(self.root.orchestrator(), steps, run, ctx).await
+        resume_with_metadata(self.root.orchestrator(), steps, run, metadata, ctx).await
     }
 
     /// Starts a new run from stored run `run`, after step `after`.

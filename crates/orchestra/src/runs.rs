@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::store::{Prune, RunStatus, RunSummary};
-use claude_agent_sdk::orchestration::{EventKind, ExecutionConfig, ExecutionContext, RunId};
+use claude_agent_sdk::orchestration::{
+    AgentInput, EventKind, ExecutionConfig, ExecutionContext, OrchestratorInput, RunId,
+};
 
 use crate::cli::{ForkArgs, OutputArgs, PruneArgs, ResumeArgs, RunArgs, RunsArgs, StoreArgs};
 use crate::commands::render_trace;
@@ -83,6 +85,9 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
             summary.started.format("%Y-%m-%d %H:%M:%S UTC"),
             duration(summary.started, summary.finished)
         );
+        if let Some(forked) = summary.forks {
+            outln!("forks     {forked}");
+        }
         if let Some(previous) = summary.resumes {
             outln!("resumes   {previous}");
         }
@@ -154,7 +159,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };
-    let changes = fingerprint::changes(&found.metadata, &workflow);
+    let changes = fingerprint::changes(&found.input.metadata, &workflow);
     if !changes.is_empty() && !args.force {
         errln!(
             "error: `{}` changed since run {} started: {}; resume anyway with --force, or \
@@ -199,15 +204,22 @@ pub fn fork(args: &ForkArgs) -> Exit {
         errln!("error: {problem}");
         return Exit::Usage;
     }
-    let input = args.input.as_ref().map(|text| {
-        let input = claude_agent_sdk::orchestration::OrchestratorInput::new(text.clone())
-            .with_metadata("workflow", workflow.name.clone());
-        fingerprint::stamp(input, &workflow)
-    });
+    // The fork's input: the one given, or the forked run's; stamped with
+    // the workflow as it is now, which the fork's resumes compare with.
+    let input = match &args.input {
+        Some(text) => {
+            OrchestratorInput::new(text.clone()).with_metadata("workflow", workflow.name.clone())
+        }
+        None => OrchestratorInput {
+            content: found.input.content.clone(),
+            context: found.input.context.clone(),
+            metadata: found.input.metadata.clone(),
+        },
+    };
     let start = Start::Fork {
         run: found.run,
         after: args.after.clone(),
-        input,
+        input: Some(fingerprint::stamp(input, &workflow)),
     };
     let run_args = run_args(&found.file, &args.output, &args.store);
     run::launch(&workflow, start, &run_args, Vec::new())
@@ -294,11 +306,11 @@ fn load(file: &std::path::Path) -> Result<workflow::Workflow, Exit> {
     })
 }
 
-/// A stored run to continue: its id, its workflow file, its input's metadata.
+/// A stored run to continue: its id, its workflow file, its input.
 struct Found {
     run: RunId,
     file: PathBuf,
-    metadata: std::collections::HashMap<String, String>,
+    input: AgentInput,
     status: RunStatus,
     resumed_by: Option<RunId>,
 }
@@ -309,11 +321,11 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
     on_store(store_args, |store| async move {
         let summary = store.find(text).await.map_err(usage)?;
         let events = store.journal().read(&[summary.id]).await;
-        let metadata = events
+        let input = events
             .iter()
             .find_map(|event| match &event.kind {
                 EventKind::RunStarted { input, .. } if event.run == summary.id => {
-                    Some(input.metadata.clone())
+                    Some(AgentInput::clone(input))
                 }
                 _ => None,
             })
@@ -331,7 +343,7 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
         Ok(Found {
             run: summary.id,
             file,
-            metadata,
+            input,
             status: summary.status,
             resumed_by: summary.resumed_by,
         })

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use claude_agent_sdk::orchestration::store::{
-    PostgresJournal, Prune, RunSummary, SqliteJournal, StoreOptions,
+    url_without_password, PostgresJournal, Prune, RunSummary, SqliteJournal, StoreOptions,
 };
 use claude_agent_sdk::orchestration::{Journal, RunId};
 
@@ -59,23 +59,25 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(path) => path.display().to_string(),
-            Self::Postgres(url) => match url.split_once('@') {
-                Some((credentials, host)) => {
-                    let (scheme, user) = credentials.split_once("://").unwrap_or(("postgres", ""));
-                    let user = user.split(':').next().unwrap_or_default();
-                    format!("{scheme}://{user}@{host}")
-                }
-                None => url.clone(),
-            },
+            Self::Postgres(url) => url_without_password(url),
         }
     }
 
-    /// The `--store` flag that names this location again (empty for the default).
+    /// The `--store` flag that names this location again (empty for the
+    /// default), for commands printed for the user to run.
     pub fn flag(&self) -> String {
         match self {
             Self::Sqlite(path) if default_file().ok().as_ref() == Some(path) => String::new(),
             Self::Sqlite(path) => format!(" --store {}", shell_quote(&path.display().to_string())),
-            Self::Postgres(_) => " --store \"$ORCHESTRA_STORE\"".to_owned(),
+            // The variable when it holds the URL (its password stays out of
+            // the terminal); otherwise the URL, without its password (which
+            // `PGPASSWORD` or `~/.pgpass` can give).
+            Self::Postgres(url)
+                if std::env::var("ORCHESTRA_STORE").is_ok_and(|set| set == *url) =>
+            {
+                " --store \"$ORCHESTRA_STORE\"".to_owned()
+            }
+            Self::Postgres(url) => format!(" --store {}", shell_quote(&url_without_password(url))),
         }
     }
 
@@ -116,6 +118,19 @@ impl RunStore {
         .map_err(|error| error.to_string())
     }
 
+    /// The newest `limit` top-level runs whose id starts with `prefix`.
+    pub async fn runs_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, String> {
+        match self {
+            Self::Sqlite(store) => store.runs_starting_with(prefix, limit).await,
+            Self::Postgres(store) => store.runs_starting_with(prefix, limit).await,
+        }
+        .map_err(|error| error.to_string())
+    }
+
     pub async fn run(&self, run: RunId) -> Result<Option<RunSummary>, String> {
         match self {
             Self::Sqlite(store) => store.run(run).await,
@@ -150,16 +165,12 @@ impl RunStore {
             ));
         }
         let prefix = text.to_ascii_lowercase();
-        let mut matching: Vec<RunSummary> = self
-            .runs(10_000)
-            .await?
-            .into_iter()
-            .filter(|run| run.id.to_string().starts_with(&prefix))
-            .collect();
+        // Two are enough to tell a prefix that names one run from one that
+        // does not.
+        let mut matching: Vec<RunSummary> = self.runs_starting_with(&prefix, 2).await?;
         if matching.len() > 1 {
             return Err(format!(
-                "{} runs start with {text}: give more of the id (`orchestra runs` lists them)",
-                matching.len()
+                "more than one run starts with {text}: give more of the id (`orchestra runs` lists them)"
             ));
         }
         matching

@@ -9,51 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{orchestra, scratch, texts, write};
-
-/// Three steps: `first` leaves a mark, `gate` fails until the file `open`
-/// exists, `last` composes the outputs (from the shared state).
-fn gated(dir: &Path) -> std::path::PathBuf {
-    let workflow = format!(
-        r#"name = "gated"
-
-[flow]
-sequential = ["first", "gate", "last"]
-
-[[agents]]
-id = "first"
-kind = "command"
-shell = "echo ran >> {marks}; echo one"
-stdin = "none"
-
-[[agents]]
-id = "gate"
-kind = "command"
-shell = "test -f {open} || {{ echo 'the gate is shut' >&2; exit 3; }}; echo two"
-stdin = "none"
-
-[[agents]]
-id = "last"
-kind = "template"
-template = "{{{{output.first}}}}+{{{{output.gate}}}}"
-"#,
-        marks = dir.join("marks").display(),
-        open = dir.join("open").display(),
-    );
-    write(dir, "gated.toml", &workflow)
-}
-
-/// The run id the message after a failed run names.
-fn resume_id(stderr: &str) -> String {
-    let at = stderr
-        .find("orchestra resume ")
-        .unwrap_or_else(|| panic!("no resume command in:\n{stderr}"));
-    stderr[at + "orchestra resume ".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
+use common::{gated, marks, orchestra, resume_id, scratch, texts, write};
 
 /// The row of step `id` in the summary table of `stderr`.
 fn summary_row(stderr: &str, id: &str) -> String {
@@ -62,10 +18,6 @@ fn summary_row(stderr: &str, id: &str) -> String {
         .find(|line| line.split_whitespace().next() == Some(id))
         .unwrap_or_else(|| panic!("no row `{id}` in:\n{stderr}"))
         .to_owned()
-}
-
-fn marks(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("marks")).map_or(0, |text| text.lines().count())
 }
 
 #[test]

@@ -89,8 +89,10 @@ pub struct AgentOutput {
     /// into `0.0..=1.0` (see [`AgentOutput::normalized_confidence`]). The
     /// engine normalizes every output an agent returns, serialization writes
     /// the normalized value, and deserialization reads `null` as 0.0, so
-    /// every output that serializes reads back.
+    /// every output that serializes reads back. A JSON output without the
+    /// field has full confidence, as [`AgentOutput::new`] gives.
     #[serde(
+        default = "confidence::full",
         serialize_with = "confidence::serialize",
         deserialize_with = "confidence::deserialize"
     )]
@@ -98,6 +100,13 @@ pub struct AgentOutput {
     /// Free-form key-value metadata.
     #[serde(default)]
     pub metadata: HashMap<String, String>,
+}
+
+/// An empty output with full confidence, as `AgentOutput::new("")`.
+impl Default for AgentOutput {
+    fn default() -> Self {
+        Self::new("")
+    }
 }
 
 impl AgentOutput {
@@ -169,6 +178,11 @@ impl AgentOutput {
 mod confidence {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// The confidence of an output that does not say: full.
+    pub(super) fn full() -> f64 {
+        1.0
+    }
+
     /// NaN and infinities become 0.0 (the agent gave no usable confidence);
     /// finite values are clamped into `0.0..=1.0`.
     pub(super) fn normalize(confidence: f64) -> f64 {
@@ -237,59 +251,52 @@ pub trait Agent: Send + Sync {
 pub(crate) type ExecuteFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<AgentOutput>> + Send + 'a>>;
 
-#[async_trait]
-impl<A: Agent + ?Sized> Agent for Box<A> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+/// A boxed or shared agent is an agent too, running the agent's own future
+/// (not one boxed around it).
+macro_rules! forward_agent {
+    ($($pointer:ty),*) => {$(
+        #[async_trait]
+        impl<A: Agent + ?Sized> Agent for $pointer {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
 
-    fn description(&self) -> &str {
-        (**self).description()
-    }
+            fn description(&self) -> &str {
+                (**self).description()
+            }
 
-    fn execute<'life0, 'async_trait>(&'life0 self, input: AgentInput) -> ExecuteFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        // The agent's own future, not one boxed around it.
-        (**self).execute(input)
-    }
+            fn execute<'life0, 'async_trait>(
+                &'life0 self,
+                input: AgentInput,
+            ) -> ExecuteFuture<'async_trait>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).execute(input)
+            }
 
-    fn max_retries(&self) -> Option<usize> {
-        (**self).max_retries()
-    }
+            fn max_retries(&self) -> Option<usize> {
+                (**self).max_retries()
+            }
 
-    fn attempt_timeout(&self) -> Option<Duration> {
-        (**self).attempt_timeout()
-    }
+            fn attempt_timeout(&self) -> Option<Duration> {
+                (**self).attempt_timeout()
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<A: Agent + ?Sized> Agent for Arc<A> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+forward_agent!(Box<A>, Arc<A>);
 
-    fn description(&self) -> &str {
-        (**self).description()
-    }
-
-    fn execute<'life0, 'async_trait>(&'life0 self, input: AgentInput) -> ExecuteFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        // The agent's own future, not one boxed around it.
-        (**self).execute(input)
-    }
-
-    fn max_retries(&self) -> Option<usize> {
-        (**self).max_retries()
-    }
-
-    fn attempt_timeout(&self) -> Option<Duration> {
-        (**self).attempt_timeout()
+/// Shows the agent's name and description: a struct holding
+/// `Box<dyn Agent>`s can derive `Debug`.
+impl std::fmt::Debug for dyn Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name())
+            .field("description", &self.description())
+            .finish_non_exhaustive()
     }
 }
 
@@ -360,6 +367,7 @@ impl From<&str> for AgentError {
 /// #     .block_on(agent.execute(AgentInput::new("x"))).unwrap();
 /// # assert_eq!(out.content, "Processed: x");
 /// ```
+#[derive(Clone)]
 pub struct SimpleAgent<F> {
     name: String,
     description: String,

@@ -51,10 +51,14 @@ pub enum OrchestrationError {
     /// An agent failed for good: `(agent name, reason)`. The reason keeps the
     /// error that caused the failure; the variant is retryable exactly when
     /// that cause is (and, without a cause, always — the specification's table).
+    /// Built from text with `.into()`:
+    /// `OrchestrationError::AgentFailed(name.into(), format!("gave up after {n}").into())`;
+    /// a matched reason reads as text with `to_string()` or `message()`.
     #[error("agent `{0}` failed: {reason}", reason = .1.said_of(.0))]
     AgentFailed(String, FailureReason),
 
-    /// A permanent failure reported by an agent. Not retryable.
+    /// A permanent failure reported by an agent. Not retryable. Built from
+    /// text with `.into()`: `OrchestrationError::AgentError(format!("bad input {x}").into())`.
     #[error("agent error: {0}")]
     AgentError(AgentError),
 

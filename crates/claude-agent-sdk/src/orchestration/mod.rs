@@ -80,13 +80,13 @@ pub use orchestrator::{
 };
 
 // Context
-pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace};
+pub use context::{AgentExecution, ExecutionConfig, ExecutionContext, ExecutionTrace, NestedTrace};
 pub use trace::MAX_TRACE_DEPTH;
 
 // The journal
 pub use journal::{
-    AttemptOutcome, EventKind, InMemoryJournal, InputSource, Interruption, Journal, JournalEvent,
-    NodeId, ParentAttempt, RunId, RunOutcome, StateChange, StepDecision,
+    AttemptOutcome, EventKind, ForkPoint, InMemoryJournal, InputSource, Interruption, Journal,
+    JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange, StepDecision,
 };
 
 // Errors
@@ -108,5 +108,5 @@ pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};
 // Usage accounting and budgets
 pub use budget::{Budget, BudgetExceeded, RunBudget};
 pub use human::{EnclosingStep, FinishedStep, Pause, Question};
-pub use resume::{fork, resume};
+pub use resume::{fork, resume, resume_with_metadata};
 pub use usage::Usage;

@@ -227,6 +227,67 @@ pub trait Orchestrator: Send + Sync {
     }
 }
 
+/// A boxed, shared or borrowed orchestrator is one too: a pattern picked at
+/// run time (`Box<dyn Orchestrator>`) or shared between tasks
+/// (`Arc<dyn Orchestrator>`) goes wherever an orchestrator does.
+macro_rules! forward_orchestrator {
+    ($($pointer:ty),*) => {$(
+        #[async_trait]
+        impl<O: Orchestrator + ?Sized> Orchestrator for $pointer {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+
+            fn description(&self) -> &str {
+                (**self).description()
+            }
+
+            fn config(&self) -> &ExecutionConfig {
+                (**self).config()
+            }
+
+            async fn orchestrate(
+                &self,
+                agents: Vec<Box<dyn Agent>>,
+                input: OrchestratorInput,
+            ) -> Result<OrchestratorOutput> {
+                (**self).orchestrate(agents, input).await
+            }
+
+            async fn orchestrate_with_context(
+                &self,
+                agents: Vec<Box<dyn Agent>>,
+                input: OrchestratorInput,
+                ctx: &ExecutionContext,
+            ) -> Result<OrchestratorOutput> {
+                (**self).orchestrate_with_context(agents, input, ctx).await
+            }
+
+            async fn orchestrate_nested(
+                &self,
+                agents: Vec<Box<dyn Agent>>,
+                input: OrchestratorInput,
+                ctx: &ExecutionContext,
+            ) -> Result<OrchestratorOutput> {
+                (**self).orchestrate_nested(agents, input, ctx).await
+            }
+        }
+    )*};
+}
+
+forward_orchestrator!(Box<O>, std::sync::Arc<O>, &O);
+
+/// Shows the orchestrator's name and description: a struct holding
+/// `Box<dyn Orchestrator>`s can derive `Debug`.
+impl std::fmt::Debug for dyn Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("name", &self.name())
+            .field("description", &self.description())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The machinery shared by all orchestrators: configuration, validation, the run's
 /// deadline, retries, attempt timeouts, traces, spans and logs.
 ///

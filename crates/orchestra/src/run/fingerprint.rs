@@ -13,8 +13,16 @@ pub const KEY: &str = "orchestra.agents";
 
 /// `input` with the fingerprints of `workflow`'s agents in its metadata.
 pub fn stamp(input: OrchestratorInput, workflow: &Workflow) -> OrchestratorInput {
+    let (key, prints) = entry(workflow);
+    input.with_metadata(key, prints)
+}
+
+/// The metadata entry holding the fingerprints of `workflow`'s agents: what
+/// a resumed run records, so that a later resume compares with the
+/// workflow as it is now, not as it was when the first run started.
+pub fn entry(workflow: &Workflow) -> (String, String) {
     let prints = serde_json::to_string(&fingerprints(workflow)).unwrap_or_default();
-    input.with_metadata(KEY, prints)
+    (KEY.to_owned(), prints)
 }
 
 /// How `workflow`'s agents differ from those a run stamped into `metadata`:

@@ -282,7 +282,13 @@ impl Run<'_> {
             match place.open(store_options(workflow)).await {
                 Ok(store) => ctx = ctx.with_journal(store.journal()),
                 Err(problem) if explicit => {
-                    errln!("error: {problem} (run with `--no-store` to keep no record)");
+                    let problem = format!("{problem} (run with `--no-store` to keep no record)");
+                    if args.output.json {
+                        // A failed run's JSON, as `report` prints it.
+                        let value = serde_json::json!({ "error": problem, "success": false });
+                        outln!("{value}");
+                    }
+                    errln!("error: {problem}");
                     return Exit::Failed;
                 }
                 Err(problem) => {
@@ -330,7 +336,12 @@ impl Run<'_> {
         let first = async {
             match start {
                 Start::Fresh(input) => plan.run(input, &ctx).await,
-                Start::Resume(run) => plan.continue_stored(run, &ctx).await,
+                Start::Resume(run) => {
+                    // The workflow as it is now: a resume with `--force`
+                    // records it, and the next resume compares with it.
+                    let metadata = [fingerprint::entry(workflow)].into();
+                    plan.continue_stored(run, metadata, &ctx).await
+                }
                 Start::Fork { run, after, input } => {
                     plan.fork_stored(run, &after, input, &ctx).await
                 }
@@ -372,7 +383,10 @@ impl Run<'_> {
                         ctx.answer(id, answer);
                     }
                     resumed = true;
-                    result = stop.until_stopped(plan.continue_stored(paused, &ctx)).await;
+                    let unchanged = std::collections::HashMap::new();
+                    result = stop
+                        .until_stopped(plan.continue_stored(paused, unchanged, &ctx))
+                        .await;
                 }
                 other => break other,
             }

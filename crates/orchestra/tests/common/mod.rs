@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+mod gated;
 mod outcome;
+#[allow(unused_imports)] // not every test binary uses these
+pub use gated::{gated, marks, resume_id};
 #[allow(unused_imports)] // not every test binary runs commands this way
 pub use outcome::{is_running, outcome, parallel_of};
 

@@ -45,7 +45,7 @@ use crate::orchestration::journal::{view, InMemoryJournal, Journal, LiveJournal,
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
-pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace, NestedTrace};
 
 mod state;
 

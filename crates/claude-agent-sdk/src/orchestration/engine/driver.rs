@@ -187,7 +187,7 @@ pub(crate) async fn run<T>(
         // resumes, whose id its idempotency keys start with.
         let origin = match (&parent, &continuation) {
             (Some(_), _) => None,
-            (None, Some(continuation)) if !continuation.fork => Some(continuation.origin),
+            (None, Some(continuation)) if continuation.fork.is_none() => Some(continuation.origin),
             (None, _) => Some(run_id),
         };
         let key_prefix = match (&parent, origin) {
@@ -233,12 +233,19 @@ pub(crate) async fn run<T>(
             let per_node = if branching.is_some() { 3 } else { 2 };
             ctx.journal().reserve(per_node * nodes + 2);
         }
+        // A resumed run names the run it continues; a fork, where it starts.
+        let (resumes, forks) = match &continuation {
+            Some(continuation) => match &continuation.fork {
+                Some(fork) => (None, Some(fork.clone())),
+                None => (Some(continuation.previous), None),
+            },
+            None => (None, None),
+        };
         shared.recorder.run_started(
             &input,
             parent.as_ref().map(|parent| parent.attempt),
-            continuation
-                .as_ref()
-                .map(|continuation| continuation.previous),
+            resumes,
+            forks,
         );
         if parent.is_none() {
             let answers = ctx.answers();
@@ -433,7 +440,7 @@ async fn continue_from(
     let reuse = continuation
         .reuse(&labels, &agent_names)
         .map_err(OrchestrationError::InvalidConfig)?;
-    if !continuation.fork {
+    if continuation.fork.is_none() {
         if let Some(other) = ctx
             .journal()
             .claim_resume(continuation.previous, run)

@@ -23,8 +23,8 @@ use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::executor::panic::contained;
 use crate::orchestration::journal::{
-    AttemptOutcome, EventKind, InputSource, Interruption, JournalEvent, NodeId, ParentAttempt,
-    RunId, RunOutcome, StepDecision,
+    AttemptOutcome, EventKind, ForkPoint, InputSource, Interruption, JournalEvent, NodeId,
+    ParentAttempt, RunId, RunOutcome, StepDecision,
 };
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::log_event;
@@ -242,6 +242,7 @@ impl Recorder {
         input: &AgentInput,
         parent: Option<ParentAttempt>,
         resumes: Option<RunId>,
+        forks: Option<ForkPoint>,
     ) {
         let mut open = self.lock();
         self.append(
@@ -258,6 +259,7 @@ impl Recorder {
                 input: Box::new(self.capped_input(input)),
                 parent,
                 resumes,
+                forks,
             },
         );
         self.notify(|| RunEvent::RunStarted {

@@ -159,6 +159,12 @@ pub enum EventKind {
         /// [`resume`](mod@crate::orchestration::resume)).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resumes: Option<RunId>,
+        /// Where this run starts from, when it is a fork (see
+        /// [`fork`](crate::orchestration::resume::fork)): a run of its own,
+        /// not a continuation, whose history is the forked run's up to the
+        /// fork point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forks: Option<ForkPoint>,
     },
     /// A graph run added a step: one activation of one of its nodes (a
     /// pipeline's or fan-out's steps are its nodes, named in
@@ -355,6 +361,16 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// Where a fork starts: after the last finished step of node `after` of
+/// run `run` (a graph's node id, or an agent's name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ForkPoint {
+    /// The forked run.
+    pub run: RunId,
+    /// The node after whose last finished step the fork starts.
+    pub after: String,
+}
+
 /// The attempt a nested run runs inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ParentAttempt {
@@ -465,6 +481,10 @@ mod tests {
                     attempt: 1,
                 }),
                 resumes: Some(RunId::new()),
+                forks: Some(ForkPoint {
+                    run: RunId::new(),
+                    after: "draft".into(),
+                }),
             },
             EventKind::AnswersGiven {
                 answers: [("approve".to_owned(), "yes".to_owned())].into(),

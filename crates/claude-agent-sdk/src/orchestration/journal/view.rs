@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::memory::{take_flagged, Wanted};
 use super::{AttemptOutcome, EventKind, InputSource, JournalEvent, NodeId, ParentAttempt, RunId};
 use crate::orchestration::agent::AgentInput;
-use crate::orchestration::trace::{AgentExecution, ExecutionTrace};
+use crate::orchestration::trace::{AgentExecution, ExecutionTrace, NestedTrace};
 
 /// The trace of run `run` (nested runs attached), if the events hold it.
 pub(crate) fn run(events: Vec<JournalEvent>, run: RunId) -> Option<ExecutionTrace> {
@@ -51,7 +51,7 @@ struct OpenAttempt {
     /// Where its input comes from, when it is still to be made.
     source: Option<InputSource>,
     /// The trace of a run nested in it.
-    nested: Option<Box<ExecutionTrace>>,
+    nested: Option<NestedTrace>,
 }
 
 impl OpenAttempt {
@@ -247,11 +247,7 @@ impl RunView {
 
     /// Where the trace of a run nested in attempt `attempt` of `node` goes,
     /// finished or not.
-    fn nested_mut(
-        &mut self,
-        node: NodeId,
-        attempt: u32,
-    ) -> Option<&mut Option<Box<ExecutionTrace>>> {
+    fn nested_mut(&mut self, node: NodeId, attempt: u32) -> Option<&mut Option<NestedTrace>> {
         if let Some(index) = self.open_record(node, attempt) {
             return self.pending.get_mut(index).map(|open| &mut open.nested);
         }
@@ -393,7 +389,7 @@ impl Views {
                 Some((i, parent)) => {
                     let trace = view.into_trace();
                     if let Some(nested) = runs[i].nested_mut(parent.node, parent.attempt) {
-                        *nested = Some(Box::new(trace));
+                        *nested = Some(trace.into());
                     }
                 }
                 None => kept.push(view),

@@ -64,8 +64,8 @@ use crate::orchestration::engine::run_state::{decision_of, Reuse, Reused};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::human::FinishedStep;
 use crate::orchestration::journal::{
-    AttemptOutcome, EventKind, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome, StateChange,
-    StepDecision,
+    AttemptOutcome, EventKind, ForkPoint, JournalEvent, NodeId, ParentAttempt, RunId, RunOutcome,
+    StateChange, StepDecision,
 };
 use crate::orchestration::orchestrator::{Orchestrator, OrchestratorInput, OrchestratorOutput};
 
@@ -91,13 +91,35 @@ pub async fn resume<O>(
 where
     O: Orchestrator + ?Sized,
 {
+    resume_with_metadata(orchestrator, agents, run, HashMap::new(), ctx).await
+}
+
+/// As [`resume`], with `metadata` set in the input's metadata (the rest of
+/// the input comes from the journal, as the finished steps were computed
+/// from it): what changed about the run's surroundings since it stopped —
+/// a new request id, the fingerprint of a definition that changed — which
+/// the resumed run records, and a later resume of it reads.
+///
+/// # Errors
+/// As [`resume`].
+pub async fn resume_with_metadata<O>(
+    orchestrator: &O,
+    agents: Vec<Box<dyn Agent>>,
+    run: RunId,
+    metadata: HashMap<String, String>,
+    ctx: &ExecutionContext,
+) -> Result<OrchestratorOutput>
+where
+    O: Orchestrator + ?Sized,
+{
     let continuation = Continuation::read(ctx, run).await?;
     for (id, answer) in &continuation.answers {
         if !ctx.answers().contains_key(id) {
             ctx.answer(id.clone(), answer.clone());
         }
     }
-    let input = continuation.input.clone();
+    let mut input = continuation.input.clone();
+    input.metadata.extend(metadata);
     let ctx = ctx.clone().continuing(continuation);
     orchestrator
         .orchestrate_with_context(agents, input, &ctx)
@@ -156,9 +178,10 @@ pub(crate) struct Continuation {
     /// The steps that finished inside top-level steps that did not, oldest
     /// run first (see [`nested`]).
     inside: Vec<FinishedInside>,
-    /// Whether the new run is a fork: a run of its own that starts from
-    /// the old one's steps, not its continuation.
-    pub(crate) fork: bool,
+    /// Where the new run starts when it is a fork: a run of its own that
+    /// starts from the old one's steps up to this point, not its
+    /// continuation.
+    pub(crate) fork: Option<ForkPoint>,
 }
 
 /// A state change a resumed run replays, and the top-level step whose
@@ -210,49 +233,69 @@ impl Continuation {
             answers: HashMap::new(),
             state: Vec::new(),
             inside: Vec::new(),
-            fork: false,
+            fork: None,
         }
     }
 
-    /// Reads the chain of runs that ends in `run` from `ctx`'s journal.
+    /// Reads the history of `run` from `ctx`'s journal: its chain of
+    /// resumes back to the first run, and when that one is a fork, the
+    /// history of the forked run up to the fork point (and so on, a fork of
+    /// a fork read the same way, in a loop).
     async fn read(ctx: &ExecutionContext, run: RunId) -> Result<Self> {
         let journal = ctx.journal();
-        // The runs of the chain, newest first.
-        let mut chain = Vec::new();
-        let mut at = Some(run);
-        while let Some(id) = at {
-            let events = journal.read_checked(&[id]).await?;
-            let session = Session::of(id, &events)?;
-            at = session.resumes;
-            chain.push(session);
-            if chain.len() > 100_000 {
-                return Err(OrchestrationError::InvalidConfig(format!(
-                    "run {run}: its chain of resumed runs does not end"
-                )));
+        // Chains of resumes, newest first; each but the last is a fork of
+        // the next one's newest run.
+        let mut chains: Vec<Vec<Session>> = Vec::new();
+        let mut next = Some(run);
+        let mut sessions = 0_usize;
+        while let Some(newest) = next.take() {
+            let mut chain = Vec::new();
+            let mut at = Some(newest);
+            while let Some(id) = at {
+                let events = journal.read_checked(&[id]).await?;
+                let session = Session::of(id, &events)?;
+                at = session.resumes;
+                chain.push(session);
+                sessions += 1;
+                if sessions > 100_000 {
+                    return Err(OrchestrationError::InvalidConfig(format!(
+                        "run {run}: its chain of resumed and forked runs does not end"
+                    )));
+                }
             }
+            next = chain
+                .last()
+                .and_then(|first| first.forks.as_ref())
+                .map(|fork| fork.run);
+            chains.push(chain);
         }
-        let origin = chain.last().map_or(run, |session| session.run);
-        let mut finished = Vec::new();
-        let mut answers = HashMap::new();
-        let mut state = Vec::new();
-        let mut inside = Vec::new();
-        for session in chain.iter_mut().rev() {
-            finished.append(&mut session.finished);
-            answers.extend(session.answers.drain());
-            state.append(&mut session.state);
-            inside.append(&mut session.inside);
+        let mut history: Option<Self> = None;
+        while let Some(mut chain) = chains.pop() {
+            let first = chain.last().map_or(run, |session| session.run);
+            let mut continuation =
+                match (history.take(), chain.last().and_then(|s| s.forks.clone())) {
+                    // A fork: the forked run's history up to the fork point.
+                    (Some(forked), Some(fork)) => forked.fork_after(&fork.after)?,
+                    _ => Self::after_pause(first, first, OrchestratorInput::default()),
+                };
+            for session in chain.iter_mut().rev() {
+                continuation.finished.append(&mut session.finished);
+                continuation.answers.extend(session.answers.drain());
+                continuation.state.append(&mut session.state);
+                continuation.inside.append(&mut session.inside);
+            }
+            let newest = chain.swap_remove(0);
+            continuation.previous = newest.run;
+            // Idempotency keys start with the first run of the newest chain
+            // (a fork's keys are its own).
+            continuation.origin = first;
+            continuation.input = newest.input;
+            continuation.nodes = newest.nodes;
+            continuation.fork = None;
+            history = Some(continuation);
         }
-        let newest = chain.swap_remove(0);
-        Ok(Self {
-            previous: run,
-            origin,
-            input: newest.input,
-            nodes: newest.nodes,
-            finished,
-            answers,
-            state,
-            inside,
-            fork: false,
+        history.ok_or_else(|| {
+            OrchestrationError::InvalidConfig(format!("the journal has no run {run}"))
         })
     }
 
@@ -311,7 +354,10 @@ impl Continuation {
         self.state.retain(|change| kept.contains(&change.step));
         // What was in flight is after the fork's step: it runs anew.
         self.inside.clear();
-        self.fork = true;
+        self.fork = Some(ForkPoint {
+            run: self.previous,
+            after: after.to_owned(),
+        });
         Ok(self)
     }
 
@@ -417,6 +463,7 @@ impl Continuation {
 struct Session {
     run: RunId,
     resumes: Option<RunId>,
+    forks: Option<ForkPoint>,
     input: OrchestratorInput,
     nodes: Vec<String>,
     finished: Vec<Finished>,
@@ -439,8 +486,9 @@ impl Session {
                     input,
                     nodes,
                     resumes,
+                    forks,
                     ..
-                } => started = Some((input, nodes, *resumes)),
+                } => started = Some((input, nodes, *resumes, forks)),
                 EventKind::StepAdded {
                     step, node, agent, ..
                 } => {
@@ -463,7 +511,7 @@ impl Session {
                         }
                         None => {
                             let agent = started
-                                .and_then(|(_, nodes, _)| nodes.get(node.index()))
+                                .and_then(|(_, nodes, _, _)| nodes.get(node.index()))
                                 .cloned()
                                 .unwrap_or_default();
                             (StepNode::Index(*node), agent, 1)
@@ -491,7 +539,7 @@ impl Session {
                 _ => {}
             }
         }
-        let Some((input, nodes, resumes)) = started else {
+        let Some((input, nodes, resumes, forks)) = started else {
             return Err(OrchestrationError::InvalidConfig(format!(
                 "the journal has no run {run}"
             )));
@@ -520,6 +568,7 @@ impl Session {
         Ok(Self {
             run,
             resumes,
+            forks: forks.clone(),
             input,
             nodes: nodes.clone(),
             finished,

@@ -5,8 +5,9 @@
 /// Inserts the runs that started.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs \
     (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
-    heartbeat_us) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8) ON CONFLICT (id) DO NOTHING";
+    heartbeat_us, forks) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8, $11) \
+    ON CONFLICT (id) DO NOTHING";
 /// Says a running run's process is alive.
 pub(crate) const HEARTBEAT: &str =
     "UPDATE runs SET heartbeat_us = $2 WHERE id = $1 AND status = 'running'";
@@ -49,13 +50,14 @@ pub(crate) const CLAIM_INFO: &str =
 /// The columns of a run summary, then its owner's (whether a `running` run
 /// still runs).
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
-    status, started_us, finished_us, events, tokens, cost_usd, host, pid, heartbeat_us FROM runs";
+    status, started_us, finished_us, events, tokens, cost_usd, host, pid, heartbeat_us, forks \
+    FROM runs";
 /// Every top-level run, newest first, with what a prune weighs: the first
 /// run of its chain of resumes, its owner (whether a `running` run still
 /// runs: only the process's machine can tell, so it is decided in Rust, not
-/// in SQL) and its start.
+/// in SQL), its start, and the run it forks.
 pub(crate) const TOP_LEVEL_RUNS: &str = "SELECT id, origin, status, host, pid, heartbeat_us, \
-    started_us FROM runs WHERE parent IS NULL ORDER BY started_us DESC, id DESC";
+    started_us, forks FROM runs WHERE parent IS NULL ORDER BY started_us DESC, id DESC";
 /// Deletes a tree's events.
 pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE root = $1";
 /// Deletes a tree's runs.
@@ -143,6 +145,7 @@ macro_rules! sql_backend {
                         .bind(run.started_us)
                         .bind(&run.host)
                         .bind(run.pid)
+                        .bind(&run.forks)
                         .execute(&mut *tx)
                         .await
                         .map_err(fail)?;
@@ -378,6 +381,7 @@ macro_rules! sql_backend {
                     let host: String = row.try_get(12).map_err(fail)?;
                     let pid: i64 = row.try_get(13).map_err(fail)?;
                     let heartbeat_us: Option<i64> = row.try_get(14).map_err(fail)?;
+                    let forks: Option<String> = row.try_get(15).map_err(fail)?;
                     // A row that says `running` whose process is gone is a
                     // crashed run, not a running one.
                     let owner = Owner {
@@ -393,6 +397,7 @@ macro_rules! sql_backend {
                         origin: run_id(&origin),
                         resumes: resumes.as_deref().map(run_id),
                         resumed_by: resumed_by.as_deref().map(run_id),
+                        forks: forks.as_deref().map(run_id),
                         orchestrator: row.try_get(4).map_err(fail)?,
                         label: row.try_get(5).map_err(fail)?,
                         status: owner.status(id),
@@ -439,6 +444,7 @@ macro_rules! sql_backend {
                         pid: row.try_get(4).map_err(fail)?,
                         heartbeat_us: row.try_get(5).map_err(fail)?,
                         started_us: row.try_get(6).map_err(fail)?,
+                        forks: row.try_get(7).map_err(fail)?,
                     });
                 }
                 // The finished runs `which` selects (a crashed one counts as

@@ -58,7 +58,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresJournal;
+pub use postgres::{url_without_password, PostgresJournal};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteJournal;
 
@@ -189,6 +189,10 @@ pub struct RunSummary {
     pub resumes: Option<RunId>,
     /// The run that continues it.
     pub resumed_by: Option<RunId>,
+    /// The run it forks, when it is a fork (a run of its own that starts
+    /// from that run's history: see
+    /// [`fork`](crate::orchestration::resume::fork)).
+    pub forks: Option<RunId>,
     /// Its orchestrator's name.
     pub orchestrator: String,
     /// The label of the journal that wrote it ([`StoreOptions::with_label`]).
@@ -213,7 +217,7 @@ pub struct RunSummary {
 /// runs (with every run nested in them and all their events); a run still
 /// running is never deleted, and a run is deleted only with its whole chain
 /// of resumes — one that a kept or running run continues (which resuming
-/// that run reads) stays. A [crashed](RunStatus::Crashed) run — its process
+/// that run reads) stays, and so does the chain of a run a kept fork forks. A [crashed](RunStatus::Crashed) run — its process
 /// gone without recording its end — counts as finished: it will never end
 /// otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +240,8 @@ struct TopRun {
     pid: i64,
     heartbeat_us: Option<i64>,
     started_us: i64,
+    /// The run it forks.
+    forks: Option<String>,
 }
 
 impl TopRun {
@@ -272,29 +278,58 @@ fn chosen_for_pruning(which: Prune, runs: &[TopRun]) -> Vec<String> {
         // `runs` is newest first: the finished ones after the first `keep`.
         Prune::KeepNewest(keep) => finished.skip(keep).map(|run| run.id.clone()).collect(),
     };
-    let chains: Vec<(String, String)> = runs
+    let chains: Vec<ChainLink> = runs
         .iter()
-        .map(|run| (run.id.clone(), run.origin.clone()))
+        .map(|run| ChainLink {
+            id: run.id.clone(),
+            origin: run.origin.clone(),
+            forks: run.forks.clone(),
+        })
         .collect();
     whole_chains(candidates, &chains)
 }
 
+/// A top-level run as it links to others: the first run of its chain of
+/// resumes, and the run it forks.
+struct ChainLink {
+    id: String,
+    origin: String,
+    forks: Option<String>,
+}
+
 /// The runs of `candidates` (top-level run ids) whose whole chain of
-/// resumes is among them; `runs` pairs every top-level run with the first
-/// run of its chain.
-fn whole_chains(candidates: Vec<String>, runs: &[(String, String)]) -> Vec<String> {
-    use std::collections::HashSet;
+/// resumes is among them, and that no kept run's history needs: a chain
+/// with a kept run is kept, and so is the chain of the run a kept chain's
+/// fork forks (and so on back, in a loop).
+fn whole_chains(candidates: Vec<String>, runs: &[ChainLink]) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
     let doomed: HashSet<&str> = candidates.iter().map(String::as_str).collect();
-    let kept_chains: HashSet<&str> = runs
+    let origin_of: HashMap<&str, &str> = runs
         .iter()
-        .filter(|(id, _)| !doomed.contains(id.as_str()))
-        .map(|(_, origin)| origin.as_str())
+        .map(|run| (run.id.as_str(), run.origin.as_str()))
         .collect();
+    let mut kept_chains: HashSet<&str> = runs
+        .iter()
+        .filter(|run| !doomed.contains(run.id.as_str()))
+        .map(|run| run.origin.as_str())
+        .collect();
+    loop {
+        let needed: Vec<&str> = runs
+            .iter()
+            .filter(|run| kept_chains.contains(run.origin.as_str()))
+            .filter_map(|run| origin_of.get(run.forks.as_deref()?).copied())
+            .filter(|origin| !kept_chains.contains(origin))
+            .collect();
+        if needed.is_empty() {
+            break;
+        }
+        kept_chains.extend(needed);
+    }
     runs.iter()
-        .filter(|(id, origin)| {
-            doomed.contains(id.as_str()) && !kept_chains.contains(origin.as_str())
+        .filter(|run| {
+            doomed.contains(run.id.as_str()) && !kept_chains.contains(run.origin.as_str())
         })
-        .map(|(id, _)| id.clone())
+        .map(|run| run.id.clone())
         .collect()
 }
 

@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::backend::sql_backend;
 use super::writer::{durable_journal_impl, DurableJournal};
 use super::{migrate_error, store_error, Prune, RunSummary, StoreOptions};
-use crate::orchestration::errors::Result;
+use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::RunId;
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A durable [`Journal`](crate::orchestration::Journal) in a PostgreSQL
 /// database (see [`store`](super)): for a team, or runs on several machines
@@ -62,10 +65,27 @@ impl PostgresJournal {
     /// # Errors
     /// As [`connect`](Self::connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
-        let shown = redact_password(url);
+        let shown = url_without_password(url);
+        // One connection first: a pool retries a refused connection until its
+        // acquire timeout and then reports only that it timed out.
+        let connect = async {
+            let connection = PgConnection::connect(url).await?;
+            connection.close().await
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(store_error(&format!("connecting to {shown}"), &error)),
+            Err(_) => {
+                let message = format!(
+                    "connecting to {shown}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                );
+                return Err(OrchestrationError::store(message, true));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect(url)
             .await
             .map_err(|error| store_error(&format!("connecting to {shown}"), &error))?;
@@ -86,6 +106,15 @@ impl PostgresJournal {
         self.journal.runs(limit).await
     }
 
+    /// The newest `limit` top-level runs whose id starts with `prefix`
+    /// (hexadecimal digits, as `orchestra` takes an id's start).
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the database cannot be read.
+    pub async fn runs_starting_with(&self, prefix: &str, limit: usize) -> Result<Vec<RunSummary>> {
+        self.journal.runs_starting_with(prefix, limit).await
+    }
+
     /// Run `run`, if the journal has it.
     ///
     /// # Errors
@@ -104,16 +133,36 @@ impl PostgresJournal {
     }
 }
 
-/// `url` without its password, for messages.
-fn redact_password(url: &str) -> String {
+/// A database URL as messages may show it: without the password of its
+/// user information (split at the last `@`, so a password holding an `@`
+/// is cut whole) nor any `password` parameter of its query.
+#[must_use]
+pub fn url_without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let (address, query) = match rest.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (rest, None),
+    };
+    let address = match address.rsplit_once('@') {
         Some((credentials, host)) => {
             let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}")
+            format!("{user}@{host}")
         }
-        None => url.to_owned(),
+        None => address.to_owned(),
+    };
+    let kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !name.to_ascii_lowercase().contains("password")
+        })
+        .collect();
+    if kept.is_empty() {
+        format!("{scheme}://{address}")
+    } else {
+        format!("{scheme}://{address}?{}", kept.join("&"))
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct NewRun {
     pub(crate) origin: String,
     pub(crate) parent: Option<String>,
     pub(crate) resumes: Option<String>,
+    /// The run it forks, when it is a fork.
+    pub(crate) forks: Option<String>,
     pub(crate) orchestrator: String,
     pub(crate) label: Option<String>,
     pub(crate) started_us: i64,
@@ -147,6 +149,7 @@ impl Encoder {
             orchestrator,
             parent,
             resumes,
+            forks,
             ..
         } = &event.kind
         {
@@ -165,6 +168,7 @@ impl Encoder {
                 origin: origin.to_string(),
                 parent: parent.map(|parent| parent.run.to_string()),
                 resumes: resumes.map(|previous| previous.to_string()),
+                forks: forks.as_ref().map(|fork| fork.run.to_string()),
                 orchestrator: self.redact(orchestrator.clone()),
                 label: if parent.is_none() {
                     self.label.clone()

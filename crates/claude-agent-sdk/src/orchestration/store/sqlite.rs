@@ -237,6 +237,15 @@ impl SqliteJournal {
         self.journal.runs(limit).await
     }
 
+    /// The newest `limit` top-level runs whose id starts with `prefix`
+    /// (hexadecimal digits, as `orchestra` takes an id's start).
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be read.
+    pub async fn runs_starting_with(&self, prefix: &str, limit: usize) -> Result<Vec<RunSummary>> {
+        self.journal.runs_starting_with(prefix, limit).await
+    }
+
     /// Run `run`, if the journal has it.
     ///
     /// # Errors

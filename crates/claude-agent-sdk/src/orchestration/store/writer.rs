@@ -92,6 +92,23 @@ impl<B: Backend> DurableJournal<B> {
             .await
     }
 
+    /// The newest `limit` top-level runs whose id starts with `prefix`
+    /// (hexadecimal digits; anything else matches nothing).
+    pub(crate) async fn runs_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>> {
+        if !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
+        self.flush().await?;
+        let pattern = format!("{}%", prefix.to_ascii_lowercase());
+        self.backend
+            .summaries("WHERE parent IS NULL AND id LIKE $1", Some(pattern), limit)
+            .await
+    }
+
     pub(crate) async fn run(&self, run: RunId) -> Result<Option<RunSummary>> {
         self.flush().await?;
         let mut found = self

@@ -142,7 +142,7 @@ impl Serialize for RecordAt<'_, '_> {
         state.serialize_field("error", &record.error)?;
         state.serialize_field("success", &record.success)?;
         match &record.nested {
-            Some(nested) if self.nested_on_top => state.serialize_field("nested", nested)?,
+            Some(nested) if self.nested_on_top => state.serialize_field("nested", &**nested)?,
             Some(nested) if self.depth + 1 < INLINE_DEPTH => state.serialize_field(
                 "nested",
                 &TraceAt {
@@ -349,7 +349,7 @@ fn assemble<E: serde::de::Error>(mut top: TraceShell) -> Result<ExecutionTrace, 
             .get_mut(parent)
             .and_then(|(parent, _)| parent.agent_executions.get_mut(record))
         {
-            slot.nested = Some(Box::new(trace));
+            slot.nested = Some(trace.into());
         }
     }
     built
@@ -379,7 +379,7 @@ impl<'de> Deserialize<'de> for AgentExecution {
         let (mut record, nested) = RecordShell::deserialize(deserializer)?.split();
         if let Some(nested) = nested {
             let trace = ExecutionTrace::deserialize(nested).map_err(D::Error::custom)?;
-            record.nested = Some(Box::new(trace));
+            record.nested = Some(trace.into());
         }
         Ok(record)
     }

@@ -152,22 +152,68 @@ impl ExecutionTrace {
     }
 }
 
-impl Drop for ExecutionTrace {
+/// The trace of the orchestration an agent ran inside
+/// ([`AgentExecution::nested`]): an [`ExecutionTrace`] — it derefs to one —
+/// that drops without recursing, however deep the nesting goes (dropping
+/// traces nested in traces field by field would take stack per level).
+/// Keeping this on the nested link, not on `ExecutionTrace`, leaves traces
+/// and records plain values users move out of
+/// (`for record in trace.agent_executions`).
+#[derive(Clone, PartialEq)]
+pub struct NestedTrace(Box<ExecutionTrace>);
+
+impl NestedTrace {
+    /// `trace`, as a record's nested trace.
+    #[must_use]
+    pub fn new(trace: ExecutionTrace) -> Self {
+        Self(Box::new(trace))
+    }
+
+    /// The trace, moved out.
+    #[must_use]
+    pub fn into_inner(mut self) -> ExecutionTrace {
+        let start_time = self.0.start_time;
+        std::mem::replace(&mut *self.0, ExecutionTrace::starting_at(start_time))
+    }
+}
+
+impl From<ExecutionTrace> for NestedTrace {
+    fn from(trace: ExecutionTrace) -> Self {
+        Self::new(trace)
+    }
+}
+
+impl std::ops::Deref for NestedTrace {
+    type Target = ExecutionTrace;
+
+    fn deref(&self) -> &ExecutionTrace {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NestedTrace {
+    fn deref_mut(&mut self) -> &mut ExecutionTrace {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for NestedTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Drop for NestedTrace {
     fn drop(&mut self) {
-        // Dropping a deeply nested trace field by field would recurse once per
-        // level; take the nested traces out onto a heap stack instead.
-        let mut pending: Vec<Box<ExecutionTrace>> = Vec::new();
-        let take_nested = |trace: &mut ExecutionTrace, pending: &mut Vec<Box<ExecutionTrace>>| {
-            pending.extend(
-                trace
-                    .agent_executions
-                    .iter_mut()
-                    .filter_map(|record| record.nested.take()),
-            );
-        };
-        take_nested(self, &mut pending);
-        while let Some(mut trace) = pending.pop() {
-            take_nested(&mut trace, &mut pending);
+        // The records of the traces below are taken out onto a heap stack;
+        // each nested trace is dropped with no records left in it.
+        let mut pending = vec![std::mem::take(&mut self.0.agent_executions)];
+        while let Some(mut records) = pending.pop() {
+            for record in &mut records {
+                if let Some(mut nested) = record.nested.take() {
+                    pending.push(std::mem::take(&mut nested.agent_executions));
+                }
+            }
         }
     }
 }
@@ -196,7 +242,7 @@ pub struct AgentExecution {
     pub success: bool,
     /// The trace of the orchestration this agent ran inside, when the agent is
     /// itself an orchestration.
-    pub nested: Option<Box<ExecutionTrace>>,
+    pub nested: Option<NestedTrace>,
     /// The run the attempt belongs to.
     pub run_id: Option<RunId>,
     /// The node of that run the attempt ran.
@@ -302,7 +348,7 @@ mod tests {
         let mut inner = ExecutionTrace::new();
         inner.agent_executions = vec![with_usage("inner", 5), record("inner", false)];
         let mut outer = with_usage("outer", 1000);
-        outer.nested = Some(Box::new(inner));
+        outer.nested = Some(inner.into());
         let mut trace = ExecutionTrace::new();
         trace.agent_executions = vec![with_usage("a", 10), outer, record("b", true)];
         let total = trace.total_usage();
@@ -316,7 +362,7 @@ mod tests {
         for level in 0..depth {
             let mut outer = ExecutionTrace::new();
             let mut step = record(&format!("level{level}"), true);
-            step.nested = Some(Box::new(trace));
+            step.nested = Some(trace.into());
             outer.agent_executions.push(record("sibling", false));
             outer.agent_executions.push(step);
             trace = outer;
