@@ -420,3 +420,21 @@ fn run_json_prints_a_json_failure_when_the_named_store_cannot_be_opened() {
         .unwrap_or_else(|e| panic!("standard output is not JSON ({e}): {stdout:?}\n{stderr}"));
     assert_eq!(value["success"], false, "{value}");
 }
+
+/// A directory given as the store is refused as such, and nothing is left
+/// beside it (a lock file was).
+#[test]
+fn a_directory_given_as_the_store_is_refused_leaving_nothing_beside_it() {
+    let dir = scratch();
+    let store = dir.path().join("runs");
+    std::fs::create_dir(&store).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, stderr) = on(&store, &["runs"]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    let mut lock = store.as_os_str().to_owned();
+    lock.push(".lock");
+    assert!(
+        !std::path::Path::new(&lock).exists(),
+        "a lock file was left beside the directory"
+    );
+}

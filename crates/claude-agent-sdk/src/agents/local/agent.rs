@@ -341,3 +341,42 @@ impl Agent for LocalModelAgent {
         Ok(output)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::local::{cache, fetch};
+
+    /// An attempt cut short while its model loads (an attempt timeout, a
+    /// cancel) leaves the load going, and the next attempt gets what it
+    /// loads: the file is loaded once. (It was loaded again, so under a
+    /// timeout shorter than a load every retry timed out too.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_cut_short_is_kept_for_the_next_attempt() {
+        let model = fetch::fetch(&fetch::DEFAULT_MODEL, &mut |_| {})
+            .unwrap_or_else(|error| panic!("this test needs the default model: {error}"));
+        let dir = std::env::temp_dir().join(format!("load-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+        let copy = dir.join("copy.gguf");
+        std::fs::copy(&model, &copy).unwrap_or_else(|error| panic!("{error}"));
+        let agent = LocalModelAgent::from_path("slow-start", &copy);
+        // A load reads megabytes: a millisecond cuts it short.
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(1), agent.model()).await;
+        assert!(cut.is_err(), "the first attempt should be cut short");
+        agent
+            .model()
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let canonical = copy
+            .canonicalize()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let loads = cache::LOADED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|path| **path == canonical)
+            .count();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(loads, 1, "the model was loaded again");
+    }
+}

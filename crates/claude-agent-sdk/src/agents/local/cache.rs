@@ -15,6 +15,10 @@ use super::model::{load, ModelWeights};
 
 type Slot = Arc<Mutex<Weak<ModelWeights>>>;
 
+/// Every file loaded (not shared) so far, for the tests that count loads.
+#[cfg(test)]
+pub(crate) static LOADED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
 fn slots() -> &'static Mutex<HashMap<PathBuf, Slot>> {
     static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
     SLOTS.get_or_init(Mutex::default)
@@ -47,6 +51,11 @@ pub(crate) fn shared(path: &Path) -> Result<Arc<ModelWeights>, LocalModelError> 
             reason: "the loader panicked on this file".into(),
         })
     })?;
+    #[cfg(test)]
+    LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(canonical.clone());
     let model = Arc::new(loaded);
     *held = Arc::downgrade(&model);
     Ok(model)

@@ -167,6 +167,14 @@ impl SqliteJournal {
                 )
             })?;
         }
+        // Refused before the setup lock, which would leave a lock file
+        // beside what is not a store.
+        if path.is_dir() {
+            return Err(crate::orchestration::OrchestrationError::store(
+                format!("{shown} is a directory, not a store file"),
+                false,
+            ));
+        }
         let connect = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|error| store_error(&format!("opening {shown}"), &error))?
             .filename(&path)
