@@ -105,6 +105,7 @@ pub(crate) struct PruneLock {
 
 /// SQLite: `BEGIN IMMEDIATE` takes the file's write lock before the
 /// transaction reads anything (waiting up to the busy timeout).
+#[cfg(feature = "sqlite")]
 pub(crate) const SQLITE_PRUNE_LOCK: PruneLock = PruneLock {
     begin: "BEGIN IMMEDIATE",
     then: &[],
@@ -112,6 +113,7 @@ pub(crate) const SQLITE_PRUNE_LOCK: PruneLock = PruneLock {
 
 /// PostgreSQL: runs may be read, not written (a claim, a new run, a run's
 /// end wait) until the prune commits.
+#[cfg(feature = "postgres")]
 pub(crate) const POSTGRES_PRUNE_LOCK: PruneLock = PruneLock {
     begin: "BEGIN",
     then: &["LOCK TABLE runs IN EXCLUSIVE MODE"],
