@@ -352,8 +352,10 @@ impl Continuation {
             .map(|step| (step.node.clone(), step.activation))
             .collect();
         self.state.retain(|change| kept.contains(&change.step));
-        // What was in flight is after the fork's step: it runs anew.
+        // What was in flight is after the fork's step: it runs anew, and
+        // asks its questions anew (the old run's answers are not the fork's).
         self.inside.clear();
+        self.answers.clear();
         self.fork = Some(ForkPoint {
             run: self.previous,
             after: after.to_owned(),

@@ -197,6 +197,20 @@ impl std::ops::DerefMut for NestedTrace {
     }
 }
 
+/// Written and read as the trace itself (see [`json`]: at any depth,
+/// without recursing).
+impl serde::Serialize for NestedTrace {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NestedTrace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ExecutionTrace::deserialize(deserializer).map(Self::new)
+    }
+}
+
 impl std::fmt::Debug for NestedTrace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
