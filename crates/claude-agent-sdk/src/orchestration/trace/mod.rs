@@ -197,7 +197,7 @@ impl std::ops::DerefMut for NestedTrace {
     }
 }
 
-/// Written and read as the trace itself (see [`json`]: at any depth,
+/// Written and read as the trace itself (at any depth,
 /// without recursing).
 impl serde::Serialize for NestedTrace {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
