@@ -225,9 +225,19 @@ impl Continuation {
     /// and keeps the idempotency keys of `origin`'s chain.
     pub(crate) fn after_pause(previous: RunId, origin: RunId, input: OrchestratorInput) -> Self {
         Self {
-            previous,
             origin,
             input,
+            ..Self::empty(previous)
+        }
+    }
+
+    /// The continuation of run `run` with nothing finished: the start of a
+    /// history [`read`](Self::read) fills in.
+    fn empty(run: RunId) -> Self {
+        Self {
+            previous: run,
+            origin: run,
+            input: OrchestratorInput::default(),
             nodes: Vec::new(),
             finished: Vec::new(),
             answers: HashMap::new(),
@@ -276,7 +286,7 @@ impl Continuation {
                 match (history.take(), chain.last().and_then(|s| s.forks.clone())) {
                     // A fork: the forked run's history up to the fork point.
                     (Some(forked), Some(fork)) => forked.fork_after(&fork.after)?,
-                    _ => Self::after_pause(first, first, OrchestratorInput::default()),
+                    _ => Self::empty(first),
                 };
             for session in chain.iter_mut().rev() {
                 continuation.finished.append(&mut session.finished);
