@@ -23,9 +23,14 @@ pub fn render(workflow: &Workflow, format: GraphFormat) -> String {
     for exit in exits {
         diagram.edge(exit, "output".to_owned());
     }
+    // A label may hold a secret the workflow expands (a condition, a
+    // question): masked before it is escaped, which would hide it from the
+    // redactor (`#` is `#35;` in Mermaid).
+    diagram.redact(|text| workflow.redactor.redact(text).into_owned());
+    let name = workflow.redactor.redact(&workflow.name);
     match format {
         GraphFormat::Mermaid => diagram.mermaid(),
-        GraphFormat::Dot => diagram.dot(&workflow.name),
+        GraphFormat::Dot => diagram.dot(&name),
     }
 }
 
@@ -171,6 +176,20 @@ impl Diagram {
                 (vec![id.clone()], vec![id])
             }
             Node::Group(inner) => self.group(workflow, inner, depth + 1, note),
+        }
+    }
+
+    /// Every label passed through `mask`.
+    fn redact(&mut self, mask: impl Fn(&str) -> String) {
+        for item in &mut self.items {
+            if let Item::Node { label, .. } | Item::Point { label, .. } | Item::Open { label, .. } =
+                item
+            {
+                *label = mask(label);
+            }
+        }
+        for label in self.edges.iter_mut().filter_map(|edge| edge.label.as_mut()) {
+            *label = mask(label);
         }
     }
 

@@ -132,8 +132,13 @@ fn note(spec: &GraphSpec, id: &str) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// "$0.5, 20k tokens, 30 steps, 2m" for a budget's bounds.
+/// "$0.5, 20k tokens, 30 steps, 2m" for a budget's bounds. The step bound
+/// is drawn when it is not the default, or when it is all the budget says (a
+/// workflow may restate the default).
 pub(crate) fn budget_label(budget: &RunBudget) -> String {
+    let only_steps = budget.max_cost_usd.is_none()
+        && budget.max_tokens.is_none()
+        && budget.max_duration.is_none();
     let mut parts = Vec::new();
     if let Some(cost) = budget.max_cost_usd {
         parts.push(format!("${cost}"));
@@ -141,7 +146,7 @@ pub(crate) fn budget_label(budget: &RunBudget) -> String {
     if let Some(tokens) = budget.max_tokens {
         parts.push(format!("{tokens} tokens"));
     }
-    if budget.max_steps != RunBudget::new().max_steps {
+    if only_steps || budget.max_steps != RunBudget::new().max_steps {
         parts.push(format!("{} steps", budget.max_steps));
     }
     if let Some(time) = budget.max_duration {

@@ -158,7 +158,11 @@ impl Agent for MapNode {
                 counts.set(self.items.name(), items.len());
             }
         }
-        self.items.execute(input).await
+        let output = self.items.execute(input).await?;
+        // `{{output.ID}}` reads the map's gathered output, not the item that
+        // happened to finish last (each item's step keeps its own under `ID`).
+        crate::template::keep_output(self.items.name(), &output).await;
+        Ok(output)
     }
 
     fn max_retries(&self) -> Option<usize> {

@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 use crate::factory::{model_of, provider_of};
 use crate::workflow::Workflow;
 
-/// Sends the spans of `trace` to the collector at `endpoint`.
+/// Sends the spans of `trace` to the collector at `endpoint`; the run's span
+/// has an error status with `failure`, why the run failed, if it did.
 ///
 /// # Errors
 /// Why the spans could not be delivered.
@@ -31,10 +32,11 @@ pub async fn export(
     endpoint: &str,
     workflow: &Workflow,
     trace: &ExecutionTrace,
+    failure: Option<&str>,
 ) -> Result<(), String> {
     let body = workflow
         .redactor
-        .redact(&encode(workflow, trace).to_string())
+        .redact(&encode(workflow, trace, failure).to_string())
         .into_owned();
     let url = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
         endpoint.to_owned()
@@ -72,14 +74,16 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
     .with_no_client_auth())
 }
 
-/// The OTLP/JSON `ExportTraceServiceRequest` for `trace`.
+/// The OTLP/JSON `ExportTraceServiceRequest` for `trace`, of a run that
+/// failed with `failure`, if it did: how the run ended, not whether one of
+/// its attempts failed (a retried agent may succeed; a budget fails a run
+/// whose attempts all succeeded).
 #[must_use]
-pub fn encode(workflow: &Workflow, trace: &ExecutionTrace) -> Value {
+pub fn encode(workflow: &Workflow, trace: &ExecutionTrace, failure: Option<&str>) -> Value {
     let trace_id = format!("{:016x}{:016x}", random(), random());
     let mut spans = Vec::new();
     let root = random();
     let end = trace.end_time.unwrap_or_else(Utc::now);
-    let failed = trace.agent_executions.iter().any(|r| !r.success);
     spans.push(span(
         &trace_id,
         root,
@@ -96,7 +100,7 @@ pub fn encode(workflow: &Workflow, trace: &ExecutionTrace) -> Value {
                 json!({ "stringValue": workflow.flow.name }),
             ),
         ],
-        failed.then_some("an agent failed"),
+        failure,
     ));
     records(workflow, &trace_id, root, trace, &mut spans);
     json!({
@@ -140,7 +144,8 @@ fn records(
                     "orchestra.group",
                     json!({ "stringValue": record.agent_name }),
                 )],
-                None,
+                // The nested run ended as the attempt that ran it.
+                record.error.as_deref(),
             ));
             records(workflow, trace_id, run, nested, spans);
         }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::factory::Factory;
 use crate::fail_fast::{FailFast, Tripwire};
 use crate::graph_plan::{wire, Routed};
-use crate::template::output_key;
+use crate::template::keep_output;
 use crate::workflow::graph_model::{GraphSpec, RouteBy};
 use crate::workflow::{Group, Mode, Node, Workflow};
 
@@ -326,13 +326,7 @@ impl Agent for Step {
 
     async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
         let output = self.inner.execute(input).await?;
-        if let Some(ctx) = ExecutionContext::current() {
-            ctx.set_state(
-                output_key(&self.id),
-                serde_json::Value::String(output.content.clone()),
-            )
-            .await;
-        }
+        keep_output(&self.id, &output).await;
         Ok(output)
     }
 

@@ -20,6 +20,18 @@ pub fn output_key(id: &str) -> String {
     format!("output.{id}")
 }
 
+/// Keeps `output` in the run's state as the latest output of step `id`, for
+/// `{{output.ID}}` to read (nothing outside a run).
+pub async fn keep_output(id: &str, output: &AgentOutput) {
+    if let Some(ctx) = ExecutionContext::current() {
+        ctx.set_state(
+            output_key(id),
+            serde_json::Value::String(output.content.clone()),
+        )
+        .await;
+    }
+}
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {

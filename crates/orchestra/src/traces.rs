@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::{
-    AgentExecution, ExecutionTrace, NodeId, OrchestrationError, OrchestratorOutput, RunId, Usage,
+    AgentExecution, ExecutionTrace, NodeId, OrchestrationError, RunId, Usage,
 };
 
 /// One trace of the runs `earlier` (oldest first) and then `last`: what a
@@ -342,8 +342,15 @@ pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
     }
 }
 
-/// Reads a trace file: an `ExecutionTrace`, or the `OrchestratorOutput` printed
-/// by `run --json` (whose trace is used).
+/// What `run --json` prints, whatever the run's outcome (an
+/// `OrchestratorOutput`, a failed or a paused run): its trace.
+#[derive(serde::Deserialize)]
+struct Printed {
+    execution_trace: ExecutionTrace,
+}
+
+/// Reads a trace file: an `ExecutionTrace`, or what `run --json` printed
+/// (whose trace is used), also for a run that failed or paused.
 ///
 /// # Errors
 /// Why the file cannot be read or is not a trace.
@@ -353,8 +360,8 @@ pub fn read(path: &Path) -> Result<ExecutionTrace, String> {
     let as_trace = serde_json::from_str::<ExecutionTrace>(&text);
     match as_trace {
         Ok(trace) => Ok(trace),
-        Err(trace_error) => serde_json::from_str::<OrchestratorOutput>(&text)
-            .map(|output| output.execution_trace)
+        Err(trace_error) => serde_json::from_str::<Printed>(&text)
+            .map(|printed| printed.execution_trace)
             .map_err(|_| {
                 format!(
                     "`{}` is not an execution trace: {trace_error}",

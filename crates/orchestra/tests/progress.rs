@@ -4,31 +4,17 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::fixture;
 
 #[test]
 fn on_a_terminal_each_agent_has_a_line_redrawn_in_place() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: `script` (util-linux) is not installed");
-        return;
-    }
     let command = format!(
-        "{} run {} --input hi",
+        "'{}' run '{}' --input hi",
         env!("CARGO_BIN_EXE_orchestra"),
         fixture("pipeline.toml").display()
     );
-    let output = Command::new("script")
-        // Runs go to the tests' store, not the user's.
-        .env("ORCHESTRA_STORE", common::test_store())
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm-256color")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let screen = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{screen}");
+    let (code, screen) = common::on_terminal(24, 80, &command, true);
+    assert_eq!(code, Some(0), "{screen}");
     // Cursor movements: the lines are redrawn, not appended.
     assert!(
         screen.contains("\u{1b}[1A") || screen.contains("\u{1b}[2K"),
@@ -61,24 +47,20 @@ fn on_a_short_terminal_a_thousand_agents_show_a_window_and_a_counter() {
     );
     let file = common::write(dir.path(), "many.toml", &text);
     let command = format!(
-        "stty rows 24 cols 80; '{}' run '{}' > /dev/null",
+        "'{}' run '{}' > /dev/null",
         env!("CARGO_BIN_EXE_orchestra"),
         file.display()
     );
-    let output = Command::new("script")
-        // Runs go to the tests' store, not the user's.
-        .env("ORCHESTRA_STORE", common::test_store())
-        .args(["-qec", &command, "/dev/null"])
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm-256color")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let screen = String::from_utf8_lossy(&output.stdout);
+    let (code, screen) = common::on_terminal(24, 80, &command, false);
     assert_eq!(
-        output.status.code(),
+        code,
         Some(0),
         "{}",
-        &screen[screen.len().saturating_sub(2000)..]
+        screen
+            .char_indices()
+            .rev()
+            .nth(2000)
+            .map_or(screen.as_str(), |(at, _)| &screen[at..])
     );
     assert!(screen.contains("/1000 done"), "no counter");
     assert!(screen.contains("more not shown"), "no hidden-rows note");

@@ -474,21 +474,7 @@ impl AgentRegistry {
         input: AgentInput,
         ctx: &ExecutionContext,
     ) -> Result<AgentOutput> {
-        // Take what is needed and release the lock before the agent runs.
-        let (agent, overrides) = {
-            let entries = self.read();
-            let entry = entries
-                .get(id)
-                .ok_or_else(|| RegistryError::AgentNotFound(id.to_owned()))?;
-            if !entry.metadata.enabled {
-                return Err(RegistryError::AgentDisabled(id.to_owned()).into());
-            }
-            let overrides = Overrides {
-                max_retries: Some(entry.metadata.max_retries),
-                attempt_timeout: Some(Duration::from_secs(entry.metadata.timeout_secs)),
-            };
-            (Arc::clone(&entry.agent), overrides)
-        };
+        let (agent, overrides) = self.runnable(id)?;
         run_one(
             agent.as_ref(),
             input,
@@ -498,6 +484,28 @@ impl AgentRegistry {
             overrides,
         )
         .await
+    }
+
+    /// The agent registered as `id`, if it is enabled, with the retries and
+    /// attempt timeout its metadata sets — read together, under one lock, so
+    /// that an agent registered again meanwhile never runs under its
+    /// predecessor's metadata. The lock is released before the agent runs.
+    pub(crate) fn runnable(
+        &self,
+        id: &str,
+    ) -> std::result::Result<(Arc<dyn Agent>, Overrides), RegistryError> {
+        let entries = self.read();
+        let entry = entries
+            .get(id)
+            .ok_or_else(|| RegistryError::AgentNotFound(id.to_owned()))?;
+        if !entry.metadata.enabled {
+            return Err(RegistryError::AgentDisabled(id.to_owned()));
+        }
+        let overrides = Overrides {
+            max_retries: Some(entry.metadata.max_retries),
+            attempt_timeout: Some(Duration::from_secs(entry.metadata.timeout_secs)),
+        };
+        Ok((Arc::clone(&entry.agent), overrides))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {

@@ -419,13 +419,21 @@ impl Run<'_> {
         };
 
         let mut exit = report(workflow, &result, &trace, args);
+        #[cfg(feature = "otel")]
+        let failure = match (&result, exit) {
+            (Err(OrchestrationError::InputRequired(_)), _) => None,
+            (Err(error), _) => Some(error.to_string()),
+            (Ok(_), Exit::Failed) => Some("an agent failed".to_owned()),
+            (Ok(_), _) => None,
+        };
         if let Err(problem) = write_traces(workflow, &trace, args) {
             errln!("error: {problem}");
             exit = Exit::Failed;
         }
         #[cfg(feature = "otel")]
         if let Some(endpoint) = &args.otlp {
-            if let Err(problem) = crate::otel::export(endpoint, workflow, &trace).await {
+            let failure = failure.as_deref();
+            if let Err(problem) = crate::otel::export(endpoint, workflow, &trace, failure).await {
                 errln!("warning: OTLP export to {endpoint} failed: {problem}");
             }
         }

@@ -331,12 +331,18 @@ impl Progress {
             })
             .collect();
         let (shown, hidden) = layout::choose(&rows, self.shared.bars.len());
+        let columns = self.shared.columns;
+        // The names' column: as wide as the widest name shown, but never so
+        // wide that the states and times go past the terminal's edge (a
+        // longer name is cut).
         let width = shown
             .iter()
-            .map(|&i| console::measure_text_width(&lines[i].name) + 2 * lines[i].depth)
+            .map(|&i| {
+                console::measure_text_width(&lines[i].name) + 2 * lines[i].depth.saturating_sub(1)
+            })
             .max()
-            .unwrap_or(0);
-        let columns = self.shared.columns;
+            .unwrap_or(0)
+            .min(columns.saturating_sub(STATE_COLUMNS).max(MIN_NAME_COLUMNS));
         for (slot, bar) in self.shared.bars.iter().enumerate() {
             let Some(&index) = shown.get(slot) else {
                 bar.set_message(String::new());
@@ -494,6 +500,13 @@ fn subtree_usage(lines: &[Line], index: usize) -> Usage {
 /// The most characters of an agent's latest line shown beside it.
 const PREVIEW_CHARS: usize = 48;
 
+/// The columns of a row besides its name: the icon, the state and the
+/// elapsed time, and the spaces between them.
+const STATE_COLUMNS: usize = 2 + 2 + 14 + 1 + 7;
+
+/// The fewest columns a name gets, however narrow the terminal.
+const MIN_NAME_COLUMNS: usize = 8;
+
 fn render_line(
     line: &Line,
     width: usize,
@@ -544,6 +557,7 @@ fn render_line(
     };
     let indent = "  ".repeat(line.depth.saturating_sub(1));
     let name = format!("{indent}{}", line.name);
+    let name = console::truncate_str(&name, width, "…");
     let pad = " ".repeat(width.saturating_sub(console::measure_text_width(&name)));
     let tokens = if usage.total_tokens() > 0 {
         human_tokens(usage)

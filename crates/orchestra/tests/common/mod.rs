@@ -45,6 +45,32 @@ pub fn test_store() -> PathBuf {
         .join("runs.db")
 }
 
+/// Runs `shell`, a command line that runs orchestra, on a pseudo-terminal of
+/// `rows` × `cols` (`script` from util-linux, which `.ci/run` installs), in
+/// colour or with `NO_COLOR` set: its exit code and everything the terminal
+/// received.
+pub fn on_terminal(rows: usize, cols: usize, shell: &str, colour: bool) -> (Option<i32>, String) {
+    let command = format!("stty rows {rows} cols {cols}; {shell}");
+    let mut script = std::process::Command::new("script");
+    // Runs go to the tests' store, not the user's.
+    script
+        .env("ORCHESTRA_STORE", test_store())
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm-256color");
+    if colour {
+        script.env_remove("NO_COLOR");
+    } else {
+        script.env("NO_COLOR", "1");
+    }
+    let output = script
+        .output()
+        .unwrap_or_else(|e| panic!("`script` (util-linux) is needed: {e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
 /// A file under `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -506,21 +506,22 @@ impl Recorder {
     /// The run ended as `outcome`.
     pub(crate) fn run_finished(&self, outcome: RunOutcome) {
         let mut open = self.lock();
-        let stand_in;
-        let error = match &outcome {
-            RunOutcome::Succeeded => None,
-            RunOutcome::Failed(error) => Some(error),
-            RunOutcome::Interrupted(why) => {
-                stand_in = interruption_error(*why, &self.orchestrator, self.timeout);
-                Some(&stand_in)
+        // The journal has the run's end before the observer hears of it, as
+        // with every other event: the error is kept for the observer (if
+        // there is one) before the outcome goes to the journal.
+        let error = match (&outcome, self.ctx.observer()) {
+            (RunOutcome::Failed(error), Some(_)) => Some(error.clone()),
+            (RunOutcome::Interrupted(why), Some(_)) => {
+                Some(interruption_error(*why, &self.orchestrator, self.timeout))
             }
+            _ => None,
         };
+        self.append(&mut open, EventKind::RunFinished { outcome });
         self.notify(|| RunEvent::RunFinished {
             run: self.run,
             orchestrator: &self.orchestrator,
-            error,
+            error: error.as_ref(),
         });
-        self.append(&mut open, EventKind::RunFinished { outcome });
     }
 
     fn capped_input(&self, input: &AgentInput) -> AgentInput {

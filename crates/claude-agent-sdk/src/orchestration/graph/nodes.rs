@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput, ExecuteFuture};
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::registry::{AgentRegistry, RegistryError};
+use crate::orchestration::registry::AgentRegistry;
 
 /// The policies one node runs under; what it leaves unset comes from its
 /// agent's own ([`Agent::max_retries`], [`Agent::attempt_timeout`]), then
@@ -58,26 +58,17 @@ pub(super) enum NodeSource {
 impl NodeSource {
     /// The agent and the options it runs under: a registry's metadata wins
     /// over `options`, as when the registry runs the agent by id.
-    pub(super) async fn resolve(
+    pub(super) fn resolve(
         &self,
         options: &NodeOptions,
     ) -> Result<(Arc<dyn Agent>, NodeOptions)> {
         match self {
             Self::Agent(agent) => Ok((Arc::clone(agent), *options)),
             Self::Registry { registry, id } => {
-                let metadata = registry
-                    .metadata(id)
-                    .await
-                    .ok_or_else(|| RegistryError::AgentNotFound(id.clone()))?;
-                if !metadata.enabled {
-                    return Err(RegistryError::AgentDisabled(id.clone()).into());
-                }
-                let agent = registry.get(id).await.ok_or_else(|| {
-                    OrchestrationError::from(RegistryError::AgentNotFound(id.clone()))
-                })?;
+                let (agent, overrides) = registry.runnable(id)?;
                 let options = NodeOptions {
-                    max_retries: Some(metadata.max_retries),
-                    attempt_timeout: Some(Duration::from_secs(metadata.timeout_secs)),
+                    max_retries: overrides.max_retries,
+                    attempt_timeout: overrides.attempt_timeout,
                 };
                 Ok((agent, options))
             }

@@ -225,7 +225,7 @@ impl GraphOrchestrator {
             None => {
                 let mut agents: Vec<Box<dyn Agent>> = Vec::with_capacity(self.nodes.len());
                 for node in &self.nodes {
-                    let (agent, options) = node.source.resolve(&node.options).await?;
+                    let (agent, options) = node.source.resolve(&node.options)?;
                     agents.push(NodeAgent::boxed(agent, options));
                 }
                 Arc::new(agents)
