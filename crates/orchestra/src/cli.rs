@@ -78,9 +78,6 @@ pub struct StoreArgs {
     /// [default: $XDG_STATE_HOME/orchestra/runs.db, else ~/.local/state/orchestra/runs.db].
     #[arg(long, env = "ORCHESTRA_STORE", value_name = "PATH|URL")]
     pub store: Option<String>,
-    /// Keep no record of the run (it cannot be resumed or listed).
-    #[arg(long)]
-    pub no_store: bool,
 }
 
 /// What a run prints and writes (shared by `run`, `resume` and `fork`).
@@ -214,6 +211,9 @@ pub struct RunArgs {
     pub otlp: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Keep no record of the run (it cannot be resumed or listed).
+    #[arg(long)]
+    pub no_store: bool,
 }
 
 /// `orchestra agents`.

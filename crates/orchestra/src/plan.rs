@@ -324,7 +324,11 @@ impl Agent for Step {
         self.inner.description()
     }
 
-    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+    async fn execute(&self, mut input: AgentInput) -> Result<AgentOutput> {
+        // The workflow's fingerprints ride in the run's input for the run
+        // store (to refuse resuming a changed workflow); they are not the
+        // agents' input (a template's `{{metadata.*}}`, a program's stdin).
+        input.metadata.remove(crate::run::fingerprint::KEY);
         let output = self.inner.execute(input).await?;
         keep_output(&self.id, &output).await;
         Ok(output)

@@ -361,6 +361,7 @@ fn run_args(file: &std::path::Path, output: &OutputArgs, store: &StoreArgs) -> R
         answers: None,
         otlp: None,
         store: store.clone(),
+        no_store: false,
     }
 }
 
@@ -383,11 +384,7 @@ where
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     let result = (|| {
-        let location = match Location::chosen(args) {
-            Ok(Some(location)) => location,
-            Ok(None) => return Err(usage("`--no-store`: this command reads the run store")),
-            Err(problem) => return Err(usage(problem)),
-        };
+        let location = Location::chosen(args).map_err(usage)?;
         // These commands read a store: a store file named that is not there
         // is a mistyped path, not one to create.
         if let Location::Sqlite(path) = &location {

@@ -40,19 +40,16 @@ impl Location {
     }
 
     /// The location `args` choose: `--store`, `ORCHESTRA_STORE` (read by clap),
-    /// or the default file; `None` with `--no-store`.
-    pub fn chosen(args: &StoreArgs) -> Result<Option<Self>, String> {
-        if args.no_store {
-            return Ok(None);
-        }
+    /// or the default file.
+    pub fn chosen(args: &StoreArgs) -> Result<Self, String> {
         let Some(text) = args.store.as_deref().filter(|text| !text.trim().is_empty()) else {
-            return default_file().map(|path| Some(Self::Sqlite(path)));
+            return default_file().map(Self::Sqlite);
         };
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(Some(Self::Postgres(text.to_owned())));
+            return Ok(Self::Postgres(text.to_owned()));
         }
         let path = text.strip_prefix("sqlite://").unwrap_or(text);
-        Ok(Some(Self::Sqlite(PathBuf::from(path))))
+        Ok(Self::Sqlite(PathBuf::from(path)))
     }
 
     /// How messages name it (a URL without its password).

@@ -194,16 +194,31 @@ pub struct FailedItem {
     pub node: Option<usize>,
 }
 
-/// Whether `record` is the run of a map node: a nested run whose records
-/// (one per item attempt) bear the node's own name. A group's nested records
-/// never do (agents and groups share one namespace).
-fn is_map_run(record: &AgentExecution) -> bool {
+/// Whether `record` only holds runs of its own step: a nested run whose
+/// records bear the node's own name — a map's items, or the one step of a
+/// group with a budget (which runs as a graph of its own). A group's other
+/// nested records never do (agents and groups share one namespace).
+fn runs_under_its_name(record: &AgentExecution) -> bool {
     record.nested.as_ref().is_some_and(|nested| {
         nested
             .agent_executions
             .iter()
             .any(|item| item.agent_name == record.agent_name)
     })
+}
+
+/// Whether `record` is the run of a map node: its records of its own name
+/// are its items' attempts, agents' attempts with no nested run (a group
+/// with a budget holds the group's run instead).
+fn is_map_run(record: &AgentExecution) -> bool {
+    runs_under_its_name(record)
+        && record.nested.as_ref().is_some_and(|nested| {
+            nested
+                .agent_executions
+                .iter()
+                .filter(|item| item.agent_name == record.agent_name)
+                .all(|item| item.nested.is_none())
+        })
 }
 
 /// The most characters of an item's input shown in its label.
@@ -288,12 +303,12 @@ fn active_time(attempts: &[&Attempt<'_>]) -> Duration {
 #[must_use]
 pub fn summarize(all: &[Attempt<'_>], name: &str) -> AgentSummary {
     let mine: Vec<&Attempt<'_>> = all.iter().filter(|a| a.record.agent_name == name).collect();
-    // A map node's own records only hold its items' runs: its attempts are
-    // its items' (when it had any).
+    // A map node's own records only hold its items' runs (a group with a
+    // budget's, its one run): its attempts are those (when it had any).
     let items: Vec<&Attempt<'_>> = mine
         .iter()
         .copied()
-        .filter(|a| !is_map_run(a.record))
+        .filter(|a| !runs_under_its_name(a.record))
         .collect();
     let counted = if items.is_empty() { &mine } else { &items };
     let last = mine.iter().max_by_key(|a| a.end());

@@ -89,6 +89,39 @@ fn with_json_an_ask_prints_input_required_and_the_questions() {
 }
 
 #[test]
+fn a_paused_runs_json_names_the_run_and_the_command_that_continues_it() {
+    let run = outcome(&["run", "--json"], &example("graph-ask.toml"), &[]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let value = json(&run.stdout);
+    let id = value["run_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(id.len(), 32, "{value}");
+    let command = value["resume_command"].as_str().unwrap_or_default();
+    assert!(
+        command.starts_with(&format!("orchestra resume {id} "))
+            && command.ends_with(" --answer approve=ANSWER"),
+        "{value}"
+    );
+    // The command as printed, answered, continues the paused run.
+    let words: Vec<&str> = command.split(' ').skip(1).collect();
+    let answered: Vec<String> = words
+        .iter()
+        .map(|word| word.replace("ANSWER", "yes"))
+        .collect();
+    let resumed = common::orchestra()
+        .args(&answered)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(stdout.contains("Shipped"), "{stdout}");
+}
+
+#[test]
 fn answers_from_flags_and_files_finish_the_run_without_asking() {
     let dir = scratch();
     let lines = write(dir.path(), "answers.txt", "# approvals\napprove=no, wait\n");

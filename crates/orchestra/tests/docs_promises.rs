@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{json, scratch, test_store, texts, write};
-
-/// The `orchestra` binary cargo built for these tests, with no API keys and
-/// a run store of the tests' own.
-fn orchestra() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestra"));
-    command
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env("NO_COLOR", "1")
-        .env("ORCHESTRA_STORE", test_store());
-    command
-}
+use assert_cmd::Command;
+use common::{json, orchestra, scratch, texts, write};
 
 /// Runs `command` to its end.
 fn output(command: &mut Command) -> Output {
@@ -116,4 +105,123 @@ fn a_missing_claude_code_program_is_reported_before_the_run() {
         "{stderr}"
     );
     assert!(stderr.contains("nothing was run"), "{stderr}");
+}
+
+/// "A sequential or parallel group with a budget runs as one step of a
+/// graph of its own ... the group fails naming the budget": the group is
+/// not a map, so nothing names an item of it (`g[1/1]`, "item 1 of 1").
+#[test]
+fn a_group_with_a_budget_is_not_shown_as_a_map() {
+    let dir = scratch();
+    let usage = r#"{\"content\": \"x\", \"data\": {\"usage\": {\"input_tokens\": 3, \"output_tokens\": 3}}}"#;
+    let file = write(
+        dir.path(),
+        "budget.toml",
+        &format!(
+            "[flow]\nsequential = [\"pre\", \"g\"]\n\n[[groups]]\nid = \"g\"\nsequential = [\"a\", \"b\"]\nbudget = {{ max_tokens = 5 }}\n\n\
+             [[agents]]\nid = \"pre\"\nkind = \"template\"\ntemplate = \"p\"\n\n\
+             [[agents]]\nid = \"a\"\nkind = \"command\"\noutput = \"json\"\nshell = 'echo \"{usage}\"'\n\n\
+             [[agents]]\nid = \"b\"\nkind = \"template\"\ntemplate = \"b\"\n"
+        ),
+    );
+    let trace = dir.path().join("trace.json");
+    let ran = output(
+        orchestra()
+            .args(["run", "--no-store", "--json", "--trace"])
+            .arg(&trace)
+            .arg(&file),
+    );
+    let (stdout, stderr) = texts(&ran);
+    assert_eq!(ran.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tokens budget (limit 5, used 6)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("item 1 of 1"), "{stderr}");
+    let printed = json(&stdout);
+    let agents = printed["agents"].as_array().cloned().unwrap_or_default();
+    let group = agents
+        .iter()
+        .find(|agent| agent["id"] == "g")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(group["status"], "failed");
+    assert_eq!(group["attempts"], 1);
+    let error = group["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("budget exceeded"), "{error}");
+
+    let shown = output(orchestra().arg("trace").arg(&trace));
+    let (table, stderr) = texts(&shown);
+    assert_eq!(shown.status.code(), Some(0), "{stderr}");
+    assert!(!table.contains("g[1/1]"), "{table}");
+}
+
+/// docs/workflow.md: "`{{metadata.KEY}}` … there is one metadata key,
+/// `workflow`". What `orchestra` keeps for itself in the run's input (the
+/// agents' fingerprints, for the run store) reaches neither a template nor a
+/// program's JSON stdin.
+#[test]
+fn agents_see_only_the_documented_metadata() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "meta.toml",
+        r#"
+version = 1
+name = "meta"
+
+[flow]
+sequential = ["show", "said", "keys"]
+
+[[agents]]
+id = "show"
+kind = "command"
+shell = "cat"
+stdin = "json"
+
+[[agents]]
+id = "said"
+kind = "template"
+template = "{{input}}|{{metadata.orchestra.agents}}"
+
+[[agents]]
+id = "keys"
+kind = "command"
+shell = "cat"
+stdin = "json"
+"#,
+    );
+    let run = output(orchestra().arg("run").arg(&file).args(["--input", "hi"]));
+    let (stdout, stderr) = texts(&run);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let stdin = json(&stdout);
+    let metadata = stdin["metadata"].as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        metadata.keys().collect::<Vec<_>>(),
+        ["workflow"],
+        "{stdout}"
+    );
+    // The template's second placeholder read nothing, and the first
+    // program saw what the last did.
+    let said = stdin["content"].as_str().unwrap_or_default();
+    let first = said
+        .strip_suffix('|')
+        .map(json)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(first["metadata"], stdin["metadata"], "{stdout}");
+}
+
+/// `--no-store` ("keep no record of the run") is offered where a run is
+/// made, not by the commands that read the store.
+#[test]
+fn only_run_offers_no_store() {
+    let help = |command: &str| {
+        let shown = output(orchestra().args([command, "--help"]));
+        texts(&shown).0
+    };
+    assert!(help("run").contains("--no-store"));
+    for command in ["runs", "show", "resume", "fork", "prune"] {
+        assert!(!help(command).contains("--no-store"), "{command}");
+    }
+    let refused = output(orchestra().args(["runs", "--no-store"]));
+    assert_eq!(refused.status.code(), Some(2), "{}", texts(&refused).1);
 }

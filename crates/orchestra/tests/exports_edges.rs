@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, json, outcome, scratch, write};
+use common::{json, outcome, scratch, write};
 
 /// A sequence whose second agent fails for good.
 const FAILING: &str = r#"
@@ -236,7 +236,7 @@ fn exported_spans(
 fn the_run_span_says_how_the_run_ended_not_whether_an_attempt_failed() {
     let dir = scratch();
     // `flaky` fails once and succeeds on its retry: the run succeeds.
-    let flaky = fixture("flaky.toml");
+    let flaky = common::fixture("flaky.toml");
     let dir_text = dir.path().display().to_string();
     let spans = exported_spans(&flaky, &[("FLAKY_DIR", &dir_text)], 0);
     let root = spans

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use claude_agent_sdk::orchestration::store::StoreOptions;
 use claude_agent_sdk::orchestration::{
     EventKind, ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput,
-    OrchestratorOutput, RunId,
+    OrchestratorOutput, Question, RunId,
 };
 
 use self::preview::Previews;
@@ -91,7 +91,8 @@ pub fn launch(
     }
     let explicit = Location::is_explicit(&args.store);
     let location = match Location::chosen(&args.store) {
-        Ok(location) => location,
+        _ if args.no_store => None,
+        Ok(location) => Some(location),
         // No folder for the default store: the run goes on, unrecorded.
         Err(problem) if !explicit => {
             errln!("warning: {problem}; this run is not kept");
@@ -418,7 +419,8 @@ impl Run<'_> {
             None => trace,
         };
 
-        let mut exit = report(workflow, &result, &trace, args);
+        let kept = location.as_ref().zip(ctx.run_ids().last().copied());
+        let mut exit = report(workflow, &result, &trace, args, kept);
         #[cfg(feature = "otel")]
         let failure = match (&result, exit) {
             (Err(OrchestrationError::InputRequired(_)), _) => None,
@@ -437,8 +439,8 @@ impl Run<'_> {
                 errln!("warning: OTLP export to {endpoint} failed: {problem}");
             }
         }
-        if let (Some(place), Some(run)) = (&location, ctx.run_ids().last()) {
-            tell_where_the_run_is(place, *run, &result, args.output.quiet);
+        if let Some((place, run)) = kept {
+            tell_where_the_run_is(place, run, &result, args.output.quiet);
         }
         cancelled.map_or(exit, Exit::Cancelled)
     }
@@ -495,27 +497,31 @@ fn tell_where_the_run_is(
     result: &Result<OrchestratorOutput, OrchestrationError>,
     quiet: bool,
 ) {
-    let resume = format!("orchestra resume {run}{}", location.flag());
     match result {
         Ok(_) if quiet => {}
         Ok(_) => errln!("run {run} is kept in {}", location.describe()),
-        Err(OrchestrationError::InputRequired(pause)) => {
-            let answers: String = pause
-                .questions
-                .iter()
-                .map(|question| format!(" --answer {}=ANSWER", shell_quote(&question.id)))
-                .collect();
-            errln!(
-                "run {run} is kept in {}; answer and continue it (finished steps are not \
-                 run again) with:\n  {resume}{answers}",
-                location.describe()
-            );
-        }
+        Err(OrchestrationError::InputRequired(pause)) => errln!(
+            "run {run} is kept in {}; answer and continue it (finished steps are not run \
+             again) with:\n  {}",
+            location.describe(),
+            resume_command(location, run, &pause.questions)
+        ),
         Err(_) => errln!(
-            "run {run} is kept in {}; resume it with: {resume}",
-            location.describe()
+            "run {run} is kept in {}; resume it with: {}",
+            location.describe(),
+            resume_command(location, run, &[])
         ),
     }
+}
+
+/// The command that resumes run `run`, kept in `location`, answering
+/// `questions`.
+fn resume_command(location: &Location, run: RunId, questions: &[Question]) -> String {
+    let answers: String = questions
+        .iter()
+        .map(|question| format!(" --answer {}=ANSWER", shell_quote(&question.id)))
+        .collect();
+    format!("orchestra resume {run}{}{answers}", location.flag())
 }
 
 /// Races a run (or a prompt) against the signals that stop it: the first
@@ -560,7 +566,9 @@ fn report(
     result: &Result<OrchestratorOutput, OrchestrationError>,
     trace: &ExecutionTrace,
     args: &RunArgs,
+    kept: Option<(&Location, RunId)>,
 ) -> Exit {
+    let run_id = kept.map(|(_, run)| run.to_string());
     let redact = |text: &str| workflow.redactor.redact(text).into_owned();
     let summary = summary::summarize(workflow, trace);
     let exit = match result {
@@ -602,6 +610,9 @@ fn report(
                     "input_required": true,
                     "questions": pause.questions,
                     "answer_command": answers::answer_command(&pause.questions),
+                    "run_id": run_id,
+                    "resume_command": kept
+                        .map(|(place, run)| resume_command(place, run, &pause.questions)),
                     "agents": summary.agents,
                     "execution_trace": trace,
                 });
@@ -614,6 +625,7 @@ fn report(
                 let value = serde_json::json!({
                     "error": error.to_string(),
                     "success": false,
+                    "run_id": run_id,
                     "agents": summary.agents,
                     "execution_trace": trace,
                 });

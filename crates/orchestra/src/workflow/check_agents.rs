@@ -350,6 +350,18 @@ fn settings(
         ),
         AgentKind::Local => (Settings::Local(local_settings(checker, raw)), Vec::new()),
         AgentKind::ClaudeCode => {
+            let working_dir = dir(checker);
+            let binary = checker.opt_text(raw.binary.as_ref());
+            // Its program is checked as a `command` agent's is: one that is
+            // not there is reported before anything runs.
+            check_program(
+                checker,
+                binary.as_deref().unwrap_or("claude"),
+                raw.binary
+                    .as_ref()
+                    .map_or(raw.kind.span, |binary| binary.span),
+                working_dir.as_deref(),
+            );
             let settings = ClaudeCodeSettings {
                 model: checker.opt_text(raw.model.as_ref()),
                 system: checker.opt_text(raw.system.as_ref()),
@@ -364,13 +376,13 @@ fn settings(
                     .map_or_else(Vec::new, |t| checker.texts(&t.value)),
                 max_turns: raw.max_turns.as_ref().map(|t| t.value),
                 permission_mode: checker.opt_text(raw.permission_mode.as_ref()),
-                binary: checker.opt_text(raw.binary.as_ref()),
+                binary,
                 extra_args: raw
                     .extra_args
                     .as_ref()
                     .map_or_else(Vec::new, |a| checker.texts(&a.value)),
                 env: env(checker),
-                working_dir: dir(checker),
+                working_dir,
             };
             (Settings::ClaudeCode(settings), Vec::new())
         }

@@ -241,7 +241,7 @@ pub struct RawFlow {
     pub sequential: Option<Located<Vec<Located<Step>>>>,
     /// Steps run at once on the same input; their outputs are joined in order.
     pub parallel: Option<Located<Vec<Located<Step>>>>,
-    /// Bound on the whole group's run (default 300s).
+    /// Bound on the whole group's run (default: none).
     pub timeout: Option<Located<DurationSpec>>,
     /// Bound on each attempt of each step (default: none).
     pub agent_timeout: Option<Located<DurationSpec>>,

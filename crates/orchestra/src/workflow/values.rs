@@ -213,7 +213,12 @@ impl<'de> Deserialize<'de> for JoinSpec {
                 match text {
                     "all" => Ok(JoinSpec::All),
                     "any" => Ok(JoinSpec::Any),
-                    other => Err(E::unknown_variant(other, &["all", "any", "at_least"])),
+                    // A custom error worded as `unknown_variant`'s: the YAML
+                    // reader places an `unknown_variant` of a value read with
+                    // `deserialize_any` at its key, not at the value.
+                    other => Err(E::custom(format!(
+                        "unknown variant `{other}`, expected `all` or `any`"
+                    ))),
                 }
             }
 

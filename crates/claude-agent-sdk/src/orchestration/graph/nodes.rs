@@ -58,10 +58,7 @@ pub(super) enum NodeSource {
 impl NodeSource {
     /// The agent and the options it runs under: a registry's metadata wins
     /// over `options`, as when the registry runs the agent by id.
-    pub(super) fn resolve(
-        &self,
-        options: &NodeOptions,
-    ) -> Result<(Arc<dyn Agent>, NodeOptions)> {
+    pub(super) fn resolve(&self, options: &NodeOptions) -> Result<(Arc<dyn Agent>, NodeOptions)> {
         match self {
             Self::Agent(agent) => Ok((Arc::clone(agent), *options)),
             Self::Registry { registry, id } => {
