@@ -650,6 +650,8 @@ async fn every_problem_is_reported_before_anything_runs() {
         message.contains("the cycle `a` → `b` → `a` has no bound"),
         "{message}"
     );
+    // Every problem at once: the node that cannot reach END beside the cycle.
+    assert!(message.contains("no path to END from `stuck`"), "{message}");
     let error = GraphOrchestrator::new("stuck")
         .add_node("s", wrap("s", &log))
         .add_node("stuck", wrap("stuck", &log))

@@ -287,8 +287,8 @@ impl fmt::Display for Budget {
         f.write_str(match self {
             Self::Steps => "steps",
             Self::Tokens => "tokens",
-            Self::CostUsd => "cost (USD)",
-            Self::Duration => "duration (s)",
+            Self::CostUsd => "cost",
+            Self::Duration => "time",
         })
     }
 }
@@ -346,13 +346,35 @@ impl fmt::Display for BudgetExceeded {
             write!(
                 f,
                 "the run crossed its {} budget (limit {}, used {})",
-                self.budget, self.limit, self.used
+                self.budget,
+                self.budget.amount(self.limit),
+                self.budget.amount(self.used)
             )?;
         }
         if let Some(culprit) = &self.culprit {
             write!(f, ": {culprit}")?;
         }
         Ok(())
+    }
+}
+
+impl Budget {
+    /// `value` of this budget as people read it: `$0.25`, `1.5s`, `1200`
+    /// (dollars to the hundredth of a cent, seconds to the hundredth).
+    fn amount(self, value: f64) -> String {
+        let trimmed = |text: String| {
+            let text = text.trim_end_matches('0').trim_end_matches('.');
+            if text.is_empty() || text == "-" {
+                "0".to_owned()
+            } else {
+                text.to_owned()
+            }
+        };
+        match self {
+            Self::Steps | Self::Tokens => format!("{value}"),
+            Self::CostUsd => format!("${}", trimmed(format!("{value:.4}"))),
+            Self::Duration => format!("{}s", trimmed(format!("{value:.2}"))),
+        }
     }
 }
 
@@ -418,6 +440,15 @@ mod tests {
     }
 
     #[test]
+    fn amounts_read_as_money_time_and_counts() {
+        assert_eq!(Budget::CostUsd.amount(0.1 + 0.2), "$0.3");
+        assert_eq!(Budget::CostUsd.amount(0.000_04), "$0");
+        assert_eq!(Budget::Duration.amount(2.007_413_644), "2.01s");
+        assert_eq!(Budget::Duration.amount(60.0), "60s");
+        assert_eq!(Budget::Tokens.amount(1200.0), "1200");
+    }
+
+    #[test]
     fn tokens_and_cost_are_checked_against_what_was_spent() {
         let budget = Allowance::of(&RunBudget::new().with_max_tokens(100).with_max_cost_usd(1.0));
         assert_eq!(budget.crossed_by(&Usage::new(50, 50)), None);
@@ -427,6 +458,11 @@ mod tests {
             .crossed_by(&Usage::new(1, 1).with_cost_usd(1.5))
             .unwrap();
         assert_eq!(costly.budget, Budget::CostUsd);
-        assert!(costly.to_string().contains("cost (USD) budget"));
+        assert!(
+            costly
+                .to_string()
+                .contains("cost budget (limit $1, used $1.5)"),
+            "{costly}"
+        );
     }
 }

@@ -255,10 +255,9 @@ fn check_shape(
             "the cycle `{}` has no bound: make its way back a loop (add_loop) with a maximum iteration count",
             names.join("` → `")
         ));
-        return;
     }
     // Every node must lead to the end: walk back from the nodes that end,
-    // each node once.
+    // each node once (a cycle is walked round once).
     let mut reaches_end = vec![false; count];
     let mut pending: Vec<usize> = (0..count)
         .filter(|&node| graph.nodes[node].ends || router_ends(definition, node))
