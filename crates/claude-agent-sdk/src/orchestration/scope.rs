@@ -12,12 +12,17 @@
 //!
 //! A task an agent spawns does not inherit task-locals; spawn it with
 //! [`ExecutionContext::spawn`] (or wrap its future in
-//! [`ExecutionContext::propagate`]) to carry the scope along.
+//! [`ExecutionContext::propagate`]) to carry the scope along. A task spawned
+//! with the context belongs to the attempt: once the attempt is over (it
+//! ended, or it stopped and the runs nested in it had their grace to stop
+//! too), the task is aborted if it still runs, and awaited — so when a run
+//! returns, no task its agents spawned with the context is still running,
+//! or writes to its journal.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
 
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
@@ -46,6 +51,12 @@ pub(crate) trait RunBooks: Send + Sync {
     fn stop_nested(&self, attempt: ParentAttempt) -> Option<TaskTracker>;
     /// Notes `child`, a run started inside one of this run's attempts.
     fn adopt(&self, child: Weak<dyn RunBooks>);
+    /// What a task spawned with the context inside `attempt` holds while it
+    /// lives (see [`ExecutionContext::spawn`]).
+    fn task_token(&self, attempt: ParentAttempt) -> TaskTrackerToken;
+    /// Notes `task`, spawned with the context inside `attempt`: it is
+    /// aborted once the attempt is over (at once, if it is over already).
+    fn spawned(&self, attempt: ParentAttempt, task: AbortHandle);
     /// The runs nested in this one that are still alive.
     fn children(&self) -> Vec<Arc<dyn RunBooks>>;
     /// Whether this run's books are closed (and so those of every run
@@ -140,6 +151,11 @@ pub(crate) struct NestedRuns {
     pub(crate) over: bool,
     /// What the nested runs spent, counted as they spend.
     pub(crate) spent: Tally,
+    /// The tasks spawned with the context inside the attempt (see
+    /// [`ExecutionContext::spawn`]), to abort when it is over.
+    tasks: Vec<AbortHandle>,
+    /// Counts those tasks while they live.
+    tasks_alive: Option<TaskTracker>,
 }
 
 impl NestedRuns {
@@ -169,6 +185,48 @@ impl NestedRuns {
         let children = self.children.clone()?;
         children.close();
         (!children.is_empty()).then_some(children)
+    }
+
+    /// See [`RunBooks::task_token`].
+    pub(crate) fn task_token(&mut self) -> TaskTrackerToken {
+        self.tasks_alive
+            .get_or_insert_with(TaskTracker::new)
+            .token()
+    }
+
+    /// Notes `task`, spawned with the context inside the attempt; aborts it
+    /// at once when the attempt is over already.
+    pub(crate) fn spawned(&mut self, task: AbortHandle) {
+        if self.over {
+            task.abort();
+            return;
+        }
+        // Forget tasks that have ended, now and then: an attempt may spawn many.
+        if self.tasks.len() >= 16 && self.tasks.len().is_power_of_two() {
+            self.tasks.retain(|task| !task.is_finished());
+        }
+        self.tasks.push(task);
+    }
+
+    /// Aborts the tasks spawned inside the attempt; returns what to wait on
+    /// for them to be gone, if any is still there.
+    pub(crate) fn abort_tasks(&mut self) -> Option<TaskTracker> {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let alive = self.tasks_alive.clone()?;
+        alive.close();
+        (!alive.is_empty()).then_some(alive)
+    }
+}
+
+impl Drop for NestedRuns {
+    /// The attempt's bookkeeping goes (its attempt was dropped before it
+    /// could abort them): the tasks it spawned go with it.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -215,7 +273,15 @@ impl ExecutionContext {
     }
 
     /// Spawns `future` as a tokio task that carries the caller's attempt
-    /// scope (see [`propagate`](Self::propagate)).
+    /// scope (see [`propagate`](Self::propagate)) and, inside an attempt,
+    /// belongs to it: once the attempt is over (it ended; or it timed out or
+    /// was cancelled, and the runs nested in it — in the task too — had
+    /// their grace to stop; or its run was dropped), the task is aborted if
+    /// it still runs (its handle then gives a cancelled `JoinError`), and
+    /// the attempt waits for it to be gone. An agent that wants a task's
+    /// result awaits its handle before returning. (A future wrapped with
+    /// `propagate` and handed to plain `tokio::spawn` is the caller's to
+    /// stop.)
     ///
     /// ```
     /// use claude_agent_sdk::orchestration::{
@@ -246,6 +312,16 @@ impl ExecutionContext {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tokio::spawn(Self::propagate(future))
+        let Some(scope) = current() else {
+            return tokio::spawn(future);
+        };
+        let (run, attempt) = (Arc::clone(&scope.run), scope.attempt);
+        let alive = run.task_token(attempt);
+        let task = tokio::spawn(CURRENT.scope(scope, async move {
+            let _alive = alive;
+            future.await
+        }));
+        run.spawned(attempt, task.abort_handle());
+        task
     }
 }

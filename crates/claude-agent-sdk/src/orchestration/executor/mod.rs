@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use std::time::Duration;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
@@ -117,6 +118,13 @@ impl RunShared {
             return;
         }
         self.stop.token.cancel();
+        // Tasks its attempts spawned that are still running stop now.
+        if self.any_nested.load(Ordering::Acquire) {
+            let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+            for runs in nested.values_mut() {
+                runs.abort_tasks();
+            }
+        }
         let why = match &outcome {
             RunOutcome::Interrupted(why) => *why,
             _ => Interruption::Abandoned,
@@ -196,6 +204,25 @@ impl RunBooks for RunShared {
         }
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
         nested.get_mut(&(attempt.node, attempt.attempt))?.stop()
+    }
+
+    fn task_token(&self, attempt: ParentAttempt) -> TaskTrackerToken {
+        self.any_nested.store(true, Ordering::Release);
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        nested
+            .entry((attempt.node, attempt.attempt))
+            .or_default()
+            .task_token()
+    }
+
+    fn spawned(&self, attempt: ParentAttempt, task: tokio::task::AbortHandle) {
+        self.any_nested.store(true, Ordering::Release);
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        let runs = nested.entry((attempt.node, attempt.attempt)).or_default();
+        if !self.recorder.is_open(attempt.node, attempt.attempt) {
+            runs.over = true;
+        }
+        runs.spawned(task);
     }
 
     fn adopt(&self, child: Weak<dyn RunBooks>) {
@@ -487,12 +514,16 @@ async fn run_attempt(
     run.recorder.attempt_finished(node, attempt, end);
     // The attempt is over (and recorded so): whatever it left running stops
     // now — and is waited for, a while, so that it has ended and has its
-    // records before the run goes on — and a run nested in it from here on
-    // starts stopped.
+    // records before the run goes on; then the tasks it spawned with the
+    // context are aborted, and awaited a while too — and a run nested in
+    // it, or a task spawned in it, from here on starts stopped.
     let mut nested_spent = Usage::default();
     if let Some(mut nested) = run.end_nested(node, attempt) {
         if let Some(left_running) = nested.stop() {
             let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
+        }
+        if let Some(tasks) = nested.abort_tasks() {
+            let _ = tokio::time::timeout(STOP_GRACE, tasks.wait()).await;
         }
         nested_spent = nested.spent.total();
     }

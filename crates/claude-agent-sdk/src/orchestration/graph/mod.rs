@@ -70,7 +70,10 @@
 //! `agent_outputs` holds every successful step's output in the order the
 //! steps were created; `failures` lists the steps that failed while the run
 //! still reached its end (`index` is the step's number, as in the journal).
-//! A run that never reaches [`END`] fails with its first failure.
+//! A run that never reaches [`END`] fails with its first failure — made
+//! permanent when nodes that failed for good (outside loops and maps) keep
+//! any run of the graph from reaching [`END`], so that a retry around the
+//! graph (a subgraph node's) does not run them again.
 //!
 //! ```
 //! use claude_agent_sdk::orchestration::{

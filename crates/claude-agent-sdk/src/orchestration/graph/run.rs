@@ -16,7 +16,7 @@ use crate::orchestration::engine::driver::RunReport;
 use crate::orchestration::engine::run_state::{
     decision_of, kept_decision, Branching, Reuse, Reused,
 };
-use crate::orchestration::engine::scheduler::{Decision, StepKind};
+use crate::orchestration::engine::scheduler::{Decision, Scheduler, StepKind};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::human::{FinishedStep, Pause};
@@ -419,6 +419,28 @@ fn contained<T>(decide: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Re
     })
 }
 
+/// The nodes whose steps failed for good (not retryable), with their
+/// agents' names — but for map items and nodes in loops, which a retry may
+/// run on other inputs.
+fn failed_for_good(report: &RunReport) -> Vec<(NodeId, String)> {
+    let scheduler = &report.scheduler;
+    let graph = scheduler.graph();
+    let mut nodes: Vec<(NodeId, String)> = Vec::new();
+    for (step, error) in &report.failures {
+        let Some(info) = scheduler.step(*step) else {
+            continue;
+        };
+        let in_loop = graph.loops.iter().any(|lp| lp.body.contains(&info.node));
+        if error.is_retryable() || info.item.is_some() || in_loop {
+            continue;
+        }
+        if !nodes.iter().any(|(node, _)| *node == info.node) {
+            nodes.push((info.node, report.names.get(info.node).to_owned()));
+        }
+    }
+    nodes
+}
+
 /// The output of a graph run: the results that reached the end, every
 /// successful step's output, and the failures tolerated on the way.
 fn conclude(report: RunReport, name: &str, timeout: Duration) -> Result<OrchestratorOutput> {
@@ -435,14 +457,32 @@ fn conclude(report: RunReport, name: &str, timeout: Duration) -> Result<Orchestr
         .filter_map(|step| report.outputs.get(step.index())?.as_ref())
         .collect();
     if results.is_empty() {
-        return Err(report.failures.into_iter().next().map_or_else(
-            || {
-                OrchestrationError::OrchestratorFailed(format!(
-                    "graph `{name}` ended without reaching END"
+        let for_good = failed_for_good(&report);
+        return Err(match report.failures.into_iter().next() {
+            None => OrchestrationError::OrchestratorFailed(format!(
+                "graph `{name}` ended without reaching END"
+            )),
+            // The first failure is retryable, but the nodes that failed for
+            // good keep any run of the graph from reaching END: no retry
+            // around it runs them again.
+            Some((_, first))
+                if first.is_retryable()
+                    && !for_good.is_empty()
+                    && !Scheduler::could_reach_end(scheduler.graph(), |node| {
+                        for_good.iter().any(|(failed, _)| *failed == node)
+                    }) =>
+            {
+                let names: Vec<String> = for_good
+                    .iter()
+                    .map(|(_, agent)| format!("`{agent}`"))
+                    .collect();
+                first.made_permanent(&format!(
+                    "no retry can reach END: {} failed for good",
+                    names.join(", ")
                 ))
-            },
-            |(_, error)| error,
-        ));
+            }
+            Some((_, first)) => first,
+        });
     }
     let result = results
         .iter()
