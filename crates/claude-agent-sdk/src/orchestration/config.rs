@@ -67,11 +67,18 @@ pub struct ExecutionConfig {
     /// [`OrchestratorOutput::agent_outputs`](super::OrchestratorOutput::agent_outputs)
     /// (as the specification's type requires), and — with trace records on —
     /// each attempt's output once in the journal, plus, in the trace a run
-    /// returns, each attempt's input and output. This limit bounds the last
-    /// two, so a run with big payloads keeps a small trace. A durable journal
-    /// (`SqliteJournal`, `PostgresJournal`) stores texts whole whatever this
-    /// says — a resumed run reuses them — and the traces read from it are
-    /// cut to this limit.
+    /// returns, each attempt's input and output. For a run of
+    /// [`orchestrate`](super::Orchestrator::orchestrate) this limit bounds
+    /// the last two, so a run with big payloads keeps a small trace. A
+    /// journal a run can be [resumed](mod@super::resume) from — the
+    /// journal of a caller's [`ExecutionContext`](super::ExecutionContext),
+    /// in memory ([`InMemoryJournal`](super::InMemoryJournal)) or durable
+    /// (`SqliteJournal`, `PostgresJournal`) — stores texts whole whatever
+    /// this says, since a resumed run reuses them; the traces read from it
+    /// are cut to this limit (the orchestrator's for the trace its run
+    /// returns, the context's for
+    /// [`get_trace`](super::ExecutionContext::get_trace) and
+    /// [`run_trace`](super::ExecutionContext::run_trace)).
     pub record_text_limit: Option<usize>,
     /// Decides which failed attempts are retried and when (default: an
     /// [`ExponentialRetry`] on [`backoff`](Self::backoff)). Not serialized.

@@ -377,12 +377,28 @@ impl ExecutionContext {
         self.capped(trace)
     }
 
+    /// Whether the journal keeps the texts of runs whole, whatever their
+    /// `record_text_limit` says: every journal a run can be resumed from
+    /// does (a resumed run reuses the outputs and the input), and the traces
+    /// read from it are cut instead. Only the private journal of
+    /// [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate) keeps
+    /// texts cut.
+    pub(crate) fn keeps_whole_texts(&self) -> bool {
+        self.inner.live.is_none()
+    }
+
     /// `trace` with its texts cut to the configuration's
-    /// `record_text_limit`, when it was read from a durable journal (which
-    /// keeps texts whole for resuming; other journals keep them cut).
-    fn capped(&self, mut trace: ExecutionTrace) -> ExecutionTrace {
-        if let Some(limit) = self.inner.config.record_text_limit {
-            if self.inner.journal.is_durable() {
+    /// `record_text_limit`, when it was read from a journal that keeps
+    /// texts whole.
+    fn capped(&self, trace: ExecutionTrace) -> ExecutionTrace {
+        self.cut(trace, self.inner.config.record_text_limit)
+    }
+
+    /// `trace` with its texts cut to `limit`, when it was read from a
+    /// journal that keeps texts whole (others cut them as they were kept).
+    fn cut(&self, mut trace: ExecutionTrace, limit: Option<usize>) -> ExecutionTrace {
+        if let Some(limit) = limit {
+            if self.keeps_whole_texts() {
                 trace.cap_texts(limit);
             }
         }
@@ -392,11 +408,22 @@ impl ExecutionContext {
     /// The trace of run `run` alone, nested runs included; `None` when the
     /// journal holds no such run.
     pub async fn run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
+        self.run_trace_cut(run, self.inner.config.record_text_limit)
+            .await
+    }
+
+    /// Run `run`'s trace, its texts cut to `limit` (the `record_text_limit`
+    /// of the orchestrator that ran it).
+    pub(crate) async fn run_trace_cut(
+        &self,
+        run: RunId,
+        limit: Option<usize>,
+    ) -> Option<ExecutionTrace> {
         if let Some(live) = &self.inner.live {
             return live.run_trace(run);
         }
         let events = self.inner.journal.read(&[run]).await;
-        view::run(events, run).map(|trace| self.capped(trace))
+        view::run(events, run).map(|trace| self.cut(trace, limit))
     }
 
     /// Run `run`'s trace, its events moved out of the journal: for the private

@@ -161,9 +161,11 @@ impl Recorder {
             names,
             timeout: config.timeout,
             // A durable journal keeps every attempt, whole: a resumed run
-            // reuses what they produced.
+            // reuses what they produced. So does any journal a run can be
+            // resumed from (a caller's context's): only the private journal
+            // of `orchestrate` keeps texts cut.
             records: config.enable_tracing || durable,
-            text_limit: if durable {
+            text_limit: if ctx.keeps_whole_texts() {
                 None
             } else {
                 config.record_text_limit
@@ -329,7 +331,7 @@ impl Recorder {
                 node,
                 attempt,
                 max_attempts,
-                input: input(),
+                input: self.capped_source(input()),
             };
             (kind, self.moment(now))
         });
@@ -529,6 +531,23 @@ impl Recorder {
             content: cap(&input.content, self.text_limit),
             context: input.context.clone(),
             metadata: input.metadata.clone(),
+        }
+    }
+
+    /// `source`, with the text of an input given in full cut as the run's
+    /// input is (a join's gathered outputs, a map's item).
+    fn capped_source(&self, source: InputSource) -> InputSource {
+        match source {
+            InputSource::Given(mut input) => {
+                if self
+                    .text_limit
+                    .is_some_and(|limit| input.content.len() > limit)
+                {
+                    input.content = cap(&input.content, self.text_limit);
+                }
+                InputSource::Given(input)
+            }
+            other => other,
         }
     }
 

@@ -169,7 +169,10 @@ pub(crate) async fn run_pattern(
     .await;
     let mut output = result?;
     let trace = match trace {
-        TraceOut::Attach => ctx.run_trace(run).await,
+        TraceOut::Attach => {
+            ctx.run_trace_cut(run, base.config().record_text_limit)
+                .await
+        }
         TraceOut::Take => ctx.take_run_trace(run).await,
         TraceOut::Skip => None,
     };
