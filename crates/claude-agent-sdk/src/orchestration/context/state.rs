@@ -39,7 +39,9 @@ impl ExecutionContext {
     /// Merges the fields of JSON object `fields` into the object under `key`
     /// (made when missing; a value that is not an object is replaced), in one
     /// step: the reducer for parallel branches that each fill in their own
-    /// fields. A field both set is the last writer's.
+    /// fields. A field both set is the last writer's. `fields` that are not
+    /// an object replace the value under `key`, as
+    /// [`set_state`](ExecutionContext::set_state) would.
     ///
     /// ```
     /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
