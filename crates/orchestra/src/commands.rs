@@ -270,9 +270,11 @@ fn timeline(
         .map(|l| console::measure_text_width(l))
         .max()
         .unwrap_or(0);
+    // Padded by hand: a format's width stops at 65,535, and an agent's name
+    // in a trace file can be longer.
     let mut out = format!(
-        "{:label_width$}  0{}{}\n",
-        "",
+        "{}  0{}{}\n",
+        " ".repeat(label_width),
         " ".repeat(WIDTH - 1),
         human_duration(total)
     );

@@ -68,12 +68,16 @@ impl Attempt<'_> {
         self.record.start_time
     }
 
-    /// When it ended (its start plus its duration when no end was recorded).
+    /// When it ended (its start plus its duration when no end was recorded;
+    /// the calendar's last moment for a duration that runs past it, as a
+    /// trace file edited by hand can say).
     #[must_use]
     pub fn end(&self) -> DateTime<Utc> {
         self.record.end_time.unwrap_or_else(|| {
             let ms = i64::try_from(self.record.duration_ms.unwrap_or(0)).unwrap_or(i64::MAX);
-            self.record.start_time + chrono::TimeDelta::milliseconds(ms)
+            chrono::TimeDelta::try_milliseconds(ms)
+                .and_then(|duration| self.record.start_time.checked_add_signed(duration))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
         })
     }
 

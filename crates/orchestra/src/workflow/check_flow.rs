@@ -14,7 +14,6 @@ use super::diagnostics::Diagnostic;
 use super::located::{Located, Span};
 use super::model::{Group, Mode, Node};
 use super::raw::RawFlow;
-use super::suggest;
 use super::values::{JoinSpec, Step};
 
 /// What a name in the flow can refer to.
@@ -414,7 +413,9 @@ impl<'c, 'a> FlowChecker<'c, 'a> {
         config: &ExecutionConfig,
     ) -> Option<Node> {
         let Some((target, _)) = self.names.get(id).copied() else {
-            let help = suggest::did_you_mean(id, self.names.keys().map(String::as_str));
+            let help = self
+                .checker
+                .did_you_mean(id, self.names.keys().map(String::as_str));
             self.checker.error(
                 Diagnostic::new(format!("unknown agent `{id}`"), span)
                     .with_label("not declared in `agents` or `groups`")

@@ -4,6 +4,7 @@
 //! and bounds are valid; and finally the library checks the shape (every node
 //! can run and reach the end, every cycle is a bounded loop).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use claude_agent_sdk::orchestration::{
@@ -18,7 +19,6 @@ use super::located::{Located, Span};
 use super::model::{Group, Mode, Node};
 use super::raw::RawFlow;
 use super::raw_graph::{RawLoop, RawMap, RawRoute};
-use super::suggest;
 use super::values::{JoinSpec, Step};
 
 /// Where an id may stand.
@@ -81,6 +81,8 @@ impl FlowChecker<'_, '_> {
         let mut wiring = Wiring {
             graph: &name,
             ids: &ids,
+            known: ids.iter().map(String::as_str).collect(),
+            edges: HashSet::new(),
             spec: GraphSpec {
                 asks,
                 ..GraphSpec::default()
@@ -140,6 +142,10 @@ impl FlowChecker<'_, '_> {
 struct Wiring<'g> {
     graph: &'g str,
     ids: &'g [String],
+    /// The ids, and the edges so far, to look up: a graph of thousands of
+    /// nodes and edges once took seconds going through the lists.
+    known: HashSet<&'g str>,
+    edges: HashSet<(String, String)>,
     spec: GraphSpec,
 }
 
@@ -156,7 +162,7 @@ impl Wiring<'_> {
         let fits = match id {
             START => place == Place::From,
             END => place == Place::To,
-            other => self.ids.iter().any(|known| known == other),
+            other => self.known.contains(other),
         };
         if fits {
             return Some(id.to_owned());
@@ -172,7 +178,7 @@ impl Wiring<'_> {
                 Place::To => candidates.push(END),
                 Place::Node => {}
             }
-            let help = suggest::did_you_mean(id, candidates).or_else(|| {
+            let help = flow.checker.did_you_mean(id, candidates).or_else(|| {
                 flow.names
                     .contains_key(id)
                     .then(|| format!("add `{id}` to the `nodes` of `{graph}`"))
@@ -212,7 +218,7 @@ impl Wiring<'_> {
     }
 
     fn add_edge(&mut self, from: String, to: String) {
-        if !self.spec.edges.contains(&(from.clone(), to.clone())) {
+        if self.edges.insert((from.clone(), to.clone())) {
             self.spec.edges.push((from, to));
         }
     }
@@ -316,7 +322,9 @@ impl Wiring<'_> {
                 .names
                 .iter()
                 .filter(|(_, (t, _))| matches!(t, Target::Agent { .. }));
-            let help = suggest::did_you_mean(agent, agents.map(|(name, _)| name.as_str()));
+            let help = flow
+                .checker
+                .did_you_mean(agent, agents.map(|(name, _)| name.as_str()));
             flow.checker.error(
                 Diagnostic::new(format!("unknown router agent `{agent}`"), router.span)
                     .with_label("a router is an agent declared in `agents`")

@@ -1,10 +1,11 @@
 //! Checking a template's placeholders: every unknown one reported at its own
-//! place (the n-th occurrence of its text, not the first match) with the
-//! form it likely meant, `{{output.ID}}` references collected for the flow
-//! checks, and a warning for `{{metadata.KEY}}` that nothing sets.
+//! place (where its text is written after the placeholder before it, not the
+//! first match) with the form it likely meant, `{{output.ID}}` references
+//! collected for the flow checks, and a warning for `{{metadata.KEY}}` that
+//! nothing sets.
 
 use super::checker::Checker;
-use super::diagnostics::Diagnostic;
+use super::diagnostics::{Diagnostic, Source};
 use super::located::{Located, Span};
 use crate::template::{self, Piece};
 
@@ -16,30 +17,18 @@ pub(super) fn template_refs(
     written: &Located<String>,
     template: &str,
 ) -> Vec<(String, Option<Span>)> {
+    let mut places = Places::new(checker.source, written.span);
     match template::parse(template) {
         Ok(pieces) => {
             let mut refs: Vec<(String, Option<Span>)> = Vec::new();
-            let mut keys: Vec<String> = Vec::new();
             for piece in pieces {
                 match piece {
                     Piece::Output(id) => {
-                        let before = refs.iter().filter(|(other, _)| *other == id).count();
-                        let span = placeholder_span(
-                            checker,
-                            written.span,
-                            &format!("output.{id}"),
-                            before,
-                        );
+                        let span = places.next(&format!("output.{id}"));
                         refs.push((id, span));
                     }
                     Piece::Metadata(key) if !KNOWN_METADATA.contains(&key.as_str()) => {
-                        let before = keys.iter().filter(|other| **other == key).count();
-                        let span = placeholder_span(
-                            checker,
-                            written.span,
-                            &format!("metadata.{key}"),
-                            before,
-                        );
+                        let span = places.next(&format!("metadata.{key}"));
                         let known: Vec<String> = KNOWN_METADATA
                             .iter()
                             .map(|k| format!("`{{{{metadata.{k}}}}}`"))
@@ -51,7 +40,6 @@ pub(super) fn template_refs(
                             )
                             .with_help(Some(format!("orchestra sets {}", known.join(", ")))),
                         );
-                        keys.push(key);
                     }
                     _ => {}
                 }
@@ -59,12 +47,8 @@ pub(super) fn template_refs(
             refs
         }
         Err(unknown) => {
-            for (index, placeholder) in unknown.iter().enumerate() {
-                let before = unknown[..index]
-                    .iter()
-                    .filter(|other| other.text == placeholder.text)
-                    .count();
-                let span = placeholder_span(checker, written.span, &placeholder.text, before);
+            for placeholder in &unknown {
+                let span = places.next(&placeholder.text);
                 let help = placeholder.suggestion.as_ref().map_or_else(
                     || "placeholders are {{input}}, {{output.ID}} and {{metadata.KEY}}; write \\{{ for literal braces".to_owned(),
                     |suggestion| format!("did you mean `{suggestion}`?"),
@@ -85,29 +69,46 @@ pub(super) fn template_refs(
 /// The metadata keys orchestra puts on a run's input.
 const KNOWN_METADATA: &[&str] = &["workflow"];
 
-/// The place of the `nth` (from 0) occurrence of `needle` inside the value
-/// written at `span` — one not followed by more of an id — or the value's
-/// place when it is not written there as it is.
-fn placeholder_span(
-    checker: &Checker<'_>,
-    span: Option<Span>,
-    needle: &str,
-    nth: usize,
-) -> Option<Span> {
-    let span = span?;
-    let written = checker.source.text.get(span.start..span.end)?;
-    let continues_id = |at: usize| {
-        written[at..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    let found = written
-        .match_indices(needle)
-        .filter(|(at, _)| !continues_id(at + needle.len()))
-        .nth(nth);
-    match found {
-        Some((at, _)) => Some(Span::new(span.start + at, span.start + at + needle.len())),
-        None => Some(span),
+/// Where a template's placeholders are written, found in order: each one
+/// where its text next appears in the value as written (not followed by more
+/// of an id), after the one before — so placing them all reads the value
+/// once, however many there are. A placeholder whose text is not there (an
+/// escape or a `${…}` wrote it) is placed at the whole value, as are the
+/// ones after it.
+struct Places<'s> {
+    /// The value's place, and its text as written.
+    value: Option<(Span, &'s str)>,
+    /// Where the next placeholder is looked for; `None` once one was not found.
+    from: Option<usize>,
+}
+
+impl<'s> Places<'s> {
+    fn new(source: &'s Source, span: Option<Span>) -> Self {
+        let value = span.and_then(|span| Some((span, source.text.get(span.start..span.end)?)));
+        Self {
+            value,
+            from: Some(0),
+        }
+    }
+
+    /// The place of the next placeholder, `needle` (its text or a part of it).
+    fn next(&mut self, needle: &str) -> Option<Span> {
+        let (span, written) = self.value?;
+        let continues_id = |at: usize| {
+            written[at..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        let found = self.from.and_then(|from| {
+            written[from..]
+                .match_indices(needle)
+                .map(|(at, _)| from + at)
+                .find(|&at| !continues_id(at + needle.len()))
+        });
+        self.from = found.map(|at| at + needle.len());
+        Some(found.map_or(span, |at| {
+            Span::new(span.start + at, span.start + at + needle.len())
+        }))
     }
 }

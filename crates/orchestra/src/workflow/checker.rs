@@ -7,6 +7,13 @@ use std::path::{Path, PathBuf};
 use super::diagnostics::{Diagnostic, Source};
 use super::env::{self, EnvProblem, Lookup};
 use super::located::{Located, Span};
+use super::suggest;
+
+/// How many unknown names get a "did you mean": each is compared with every
+/// name there is, and a file with thousands of unknown names among thousands
+/// of declared ones took minutes. More problems than this are not all shown
+/// anyway (see `SHOWN_PROBLEMS`).
+const MAX_SUGGESTIONS: usize = 100;
 
 /// Collects problems instead of stopping at the first.
 pub struct Checker<'a> {
@@ -31,6 +38,8 @@ pub struct Checker<'a> {
     pub secret_env: HashSet<String>,
     /// The directory relative paths start from: the file's.
     pub base_dir: PathBuf,
+    /// How many "did you mean"s were looked for.
+    suggested: usize,
 }
 
 impl<'a> Checker<'a> {
@@ -46,7 +55,22 @@ impl<'a> Checker<'a> {
             used_env: Vec::new(),
             secret_env: HashSet::new(),
             base_dir,
+            suggested: 0,
         }
+    }
+
+    /// "did you mean `x`?" for the name among `names` nearest to `typo`, if
+    /// one is close — for the first [`MAX_SUGGESTIONS`] names asked about.
+    pub fn did_you_mean<'n>(
+        &mut self,
+        typo: &str,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Option<String> {
+        if self.suggested >= MAX_SUGGESTIONS {
+            return None;
+        }
+        self.suggested += 1;
+        suggest::did_you_mean(typo, names)
     }
 
     /// Records a problem.
@@ -132,12 +156,14 @@ impl<'a> Checker<'a> {
                 expanded.text
             }
             Err(problems) => {
+                // The references are looked for in order, each after the one before.
+                let mut from = Some(0);
                 for problem in problems {
                     match problem {
                         EnvProblem::Missing(name) => {
                             let diagnostic = Diagnostic::new(
                                 format!("environment variable `{name}` is not set"),
-                                self.reference_span(span, &name),
+                                self.reference_span(span, &name, &mut from),
                             )
                             .with_label("referenced here")
                             .with_help(Some(format!(
@@ -161,15 +187,28 @@ impl<'a> Checker<'a> {
     }
 
     /// The place of `${name}` inside the value at `span`, when it is written there
-    /// as it is (no escapes in between); otherwise the value's place.
-    fn reference_span(&self, span: Option<Span>, name: &str) -> Option<Span> {
+    /// as it is (no escapes in between). It is looked for from byte `from` of
+    /// the value, after the reference before, so that a value with thousands
+    /// is read once; one not found leaves `from` `None`, and the references
+    /// after it are not looked for.
+    fn reference_span(
+        &self,
+        span: Option<Span>,
+        name: &str,
+        from: &mut Option<usize>,
+    ) -> Option<Span> {
         let span = span?;
         let written = self.source.text.get(span.start..span.end)?;
         let needle = format!("${{{name}");
-        let at = written.find(&needle)?;
+        let found = from.and_then(|from| Some(from + written.get(from..)?.find(&needle)?));
+        let Some(at) = found else {
+            *from = None;
+            return None;
+        };
         let end = written[at..]
             .find('}')
             .map_or(at + needle.len(), |close| at + close + 1);
+        *from = Some(end);
         Some(Span::new(span.start + at, span.start + end))
     }
 

@@ -55,6 +55,12 @@ pub enum Strictness {
     Structure,
 }
 
+/// The most problems, and the most warnings, shown in full; the rest are
+/// counted. Showing one costs the length of its line, and a generated file
+/// can repeat one mistake tens of thousands of times on one line (which took
+/// minutes to show).
+const SHOWN_PROBLEMS: usize = 100;
+
 /// Why a workflow cannot be used.
 #[derive(Debug)]
 pub enum Invalid {
@@ -82,11 +88,14 @@ impl Invalid {
             Self::Unreadable { path, reason } => format!("error: cannot read `{path}`: {reason}\n"),
             Self::Problems { source, problems } => {
                 let mut out = String::new();
-                for problem in problems {
+                for problem in problems.iter().take(SHOWN_PROBLEMS) {
                     out.push_str(&problem.render(source));
                     out.push('\n');
                 }
                 let count = problems.len();
+                if let Some(more) = not_shown(count, "problem") {
+                    out.push_str(&format!("note: {more}\n"));
+                }
                 out.push_str(&format!(
                     "error: `{}` is not a valid workflow: {count} problem{} found; nothing was run\n",
                     source.path,
@@ -152,18 +161,28 @@ pub fn load_with_env(
     if let Some(mut workflow) = checked.filter(|_| problems.is_empty()) {
         workflow.redactor = Redactor::new(checker.used_env, &checker.secret_env);
         let placed = in_file_order(std::mem::take(&mut checker.warnings));
-        let rendered = placed.iter().map(|warning| {
+        let rendered = placed.iter().take(SHOWN_PROBLEMS).map(|warning| {
             let text = warning.render(&source);
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             text.trim_end().to_owned()
         });
-        workflow.warnings.splice(0..0, rendered);
+        let more = not_shown(placed.len(), "warning");
+        workflow.warnings.splice(0..0, rendered.chain(more));
         return Ok(workflow);
     }
     Err(Invalid::Problems {
         source: Box::new(source),
         problems: in_file_order(problems),
     })
+}
+
+/// "N more problems not shown" when `count` is more than [`SHOWN_PROBLEMS`].
+fn not_shown(count: usize, what: &str) -> Option<String> {
+    let more = count.checked_sub(SHOWN_PROBLEMS).filter(|&more| more > 0)?;
+    Some(format!(
+        "{more} more {what}{} not shown",
+        if more == 1 { "" } else { "s" }
+    ))
 }
 
 /// `problems` sorted by their place in the file (those without one last).
@@ -248,7 +267,7 @@ fn check(
     for agent in &agents {
         for (id, span) in &agent.output_refs {
             if !names.contains(id) {
-                let help = suggest::did_you_mean(id, names.iter().map(String::as_str));
+                let help = checker.did_you_mean(id, names.iter().map(String::as_str));
                 checker.error(
                     Diagnostic::new(
                         format!("unknown agent `{id}` in template of `{}`", agent.def.id),

@@ -30,6 +30,12 @@ use super::suggest;
 /// At most this many shape errors are collected from one file.
 const MAX_PROBLEMS: usize = 50;
 
+/// How much text the rounds of reading past problems may read, all together:
+/// each round reads the whole file a few times, so a file of a few KB goes
+/// all the rounds it needs, and one of megabytes stops after a few problems
+/// (reading one of 1 MB past 200 problems took a minute).
+const REREAD_BYTES: usize = 4 << 20;
+
 /// A file read past its shape errors.
 pub struct Recovered {
     /// The file as read with every problem patched, when it could be read.
@@ -49,7 +55,8 @@ pub fn parse_all(source: &Source, format: Format) -> Recovered {
     let mut blanked_keys: Vec<String> = Vec::new();
     // Each round reports or patches one problem; a patch that does not take
     // would otherwise go round for ever.
-    for _ in 0..MAX_PROBLEMS * 4 {
+    let rounds = (REREAD_BYTES / source.text.len().max(1)).clamp(1, MAX_PROBLEMS * 4);
+    for _ in 0..rounds {
         let current = Source::new(source.path.clone(), patched.text.clone());
         let error = match parse(&current, format) {
             Ok(raw) => {
@@ -343,15 +350,20 @@ impl Patched {
 
     /// The text without the TOML entry on the line at `line_start`: that
     /// line, and as many after it as its value (a multi-line array or
-    /// string) takes to leave the syntax sound.
+    /// string) takes to leave the syntax sound. The whole text is read again
+    /// only for lines that read as TOML on their own: trying 200 lines, each
+    /// by reading the whole file, took seconds a problem.
     fn without_toml_entry(&self, line_start: usize) -> Option<String> {
         let mut end = line_start;
         for _ in 0..200 {
             end = self.text[end..]
                 .find('\n')
                 .map_or(self.text.len(), |at| end + at + 1);
-            if let Some(candidate) = self.without(line_start, end, Format::Toml) {
-                return Some(candidate);
+            let entry = &self.text[line_start..end];
+            if syntax_is_sound(entry, Format::Toml) {
+                if let Some(candidate) = self.without(line_start, end, Format::Toml) {
+                    return Some(candidate);
+                }
             }
             if end >= self.text.len() {
                 break;

@@ -1,5 +1,10 @@
 //! "Did you mean …?": the nearest valid name for a typo.
 
+/// The longest name that is taken for a typo: comparing two names costs the
+/// product of their lengths, and a file can hold names of any length (two of
+/// 60,000 letters once took minutes and gigabytes).
+const MAX_TYPO_CHARS: usize = 100;
+
 /// The candidate closest to `typo` by edit distance, when it is close enough to
 /// be a plausible typo (at most a third of the word's letters changed, and at
 /// least one).
@@ -7,10 +12,16 @@ pub fn nearest<'a, I>(typo: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (typo.chars().count() / 3).max(1);
+    let length = typo.chars().count();
+    if length > MAX_TYPO_CHARS {
+        return None;
+    }
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
         .filter(|candidate| *candidate != typo)
+        // Names whose lengths differ by more than the limit are further apart.
+        .filter(|candidate| candidate.chars().count().abs_diff(length) <= limit)
         .map(|candidate| (distance(typo, candidate), candidate))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -82,6 +93,21 @@ mod tests {
         assert_eq!(nearest("editro", names), Some("editor"));
         assert_eq!(nearest("zzz", names), None);
         assert_eq!(nearest("writer", names), None);
+    }
+
+    #[test]
+    fn names_too_long_to_be_typos_are_not_compared() {
+        let declared = "a".repeat(60_000);
+        let written = format!("{}b", "a".repeat(59_999));
+        assert_eq!(nearest(&written, [declared.as_str()]), None);
+        let too_long = "b".repeat(MAX_TYPO_CHARS + 1);
+        assert_eq!(nearest(&too_long, [format!("{too_long}x").as_str()]), None);
+        let longest = "c".repeat(MAX_TYPO_CHARS);
+        let declared = format!("{longest}x");
+        assert_eq!(
+            nearest(&longest, [declared.as_str()]),
+            Some(declared.as_str())
+        );
     }
 
     #[test]
