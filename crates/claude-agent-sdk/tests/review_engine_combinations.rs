@@ -818,9 +818,10 @@ impl Agent for Tally {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn reducers_count_every_write_of_map_items_running_nested_fan_outs() {
-    let items: Vec<String> = (0..300).map(|i| format!("i{i}")).collect();
+/// A map over `items` lines (at most `limit` at once), each item a fan-out
+/// of two [`Tally`]s; and its input.
+fn map_of_tallying_fan_outs(items: usize, limit: usize) -> (GraphOrchestrator, String) {
+    let lines: Vec<String> = (0..items).map(|i| format!("i{i}")).collect();
     let nested = OrchestratorAgent::new(
         "nested",
         "",
@@ -831,10 +832,16 @@ async fn reducers_count_every_write_of_map_items_running_nested_fan_outs() {
         .add_map("items", nested, Split::Lines)
         .add_edge(START, "items")
         .add_edge("items", END)
-        .with_parallel_limit(7);
+        .with_parallel_limit(limit);
+    (graph, lines.join("\n"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn reducers_count_every_write_of_map_items_running_nested_fan_outs() {
+    let (graph, items) = map_of_tallying_fan_outs(300, 7);
     let ctx = ExecutionContext::new(ExecutionConfig::new());
     graph
-        .orchestrate_with_context(vec![], OrchestratorInput::new(items.join("\n")), &ctx)
+        .orchestrate_with_context(vec![], OrchestratorInput::new(items), &ctx)
         .await
         .unwrap();
     assert_eq!(ctx.get_state("count").await, Some(serde_json::json!(600)));
@@ -850,22 +857,11 @@ fn reducers_count_every_write_on_a_multi_threaded_runtime() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let items: Vec<String> = (0..200).map(|i| format!("i{i}")).collect();
-        let nested = OrchestratorAgent::new(
-            "nested",
-            "",
-            ParallelOrchestrator::new(),
-            vec![boxed(Tally), boxed(Tally)],
-        );
-        let graph = GraphOrchestrator::new("map")
-            .add_map("items", nested, Split::Lines)
-            .add_edge(START, "items")
-            .add_edge("items", END)
-            .with_parallel_limit(8);
+        let (graph, items) = map_of_tallying_fan_outs(200, 8);
         let journal = Arc::new(InMemoryJournal::new());
         let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
         graph
-            .orchestrate_with_context(vec![], OrchestratorInput::new(items.join("\n")), &ctx)
+            .orchestrate_with_context(vec![], OrchestratorInput::new(items), &ctx)
             .await
             .unwrap();
         assert_eq!(ctx.get_state("count").await, Some(serde_json::json!(400)));

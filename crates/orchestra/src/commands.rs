@@ -173,10 +173,9 @@ fn written_seconds(secs: u64) -> String {
 pub fn graph(file: &Path, format: GraphFormat) -> Exit {
     match load(file, Strictness::Structure) {
         Ok(workflow) => {
-            // A label may hold a secret the workflow expands (a condition,
-            // a question, the workflow's name): drawn masked.
-            let drawn = crate::graph::render(&workflow, format);
-            out!("{}", workflow.redactor.redact(&drawn));
+            // `render` masks the secrets a label may hold (a condition, a
+            // question, the workflow's name) before it escapes them.
+            out!("{}", crate::graph::render(&workflow, format));
             Exit::Success
         }
         Err(exit) => exit,

@@ -198,31 +198,28 @@ pub struct FailedItem {
     pub node: Option<usize>,
 }
 
-/// Whether `record` only holds runs of its own step: a nested run whose
-/// records bear the node's own name — a map's items, or the one step of a
-/// group with a budget (which runs as a graph of its own). A group's other
-/// nested records never do (agents and groups share one namespace).
+/// The records of `record`'s nested run that bear its own name: a map's
+/// items, or the one step of a group with a budget (which runs as a graph
+/// of its own). A group's other nested records never do (agents and groups
+/// share one namespace).
+fn under_its_name(record: &AgentExecution) -> impl Iterator<Item = &AgentExecution> {
+    record
+        .nested
+        .iter()
+        .flat_map(|nested| nested.agent_executions.iter())
+        .filter(move |item| item.agent_name == record.agent_name)
+}
+
+/// Whether `record` only holds runs of its own step (see [`under_its_name`]).
 fn runs_under_its_name(record: &AgentExecution) -> bool {
-    record.nested.as_ref().is_some_and(|nested| {
-        nested
-            .agent_executions
-            .iter()
-            .any(|item| item.agent_name == record.agent_name)
-    })
+    under_its_name(record).next().is_some()
 }
 
 /// Whether `record` is the run of a map node: its records of its own name
 /// are its items' attempts, agents' attempts with no nested run (a group
 /// with a budget holds the group's run instead).
 fn is_map_run(record: &AgentExecution) -> bool {
-    runs_under_its_name(record)
-        && record.nested.as_ref().is_some_and(|nested| {
-            nested
-                .agent_executions
-                .iter()
-                .filter(|item| item.agent_name == record.agent_name)
-                .all(|item| item.nested.is_none())
-        })
+    runs_under_its_name(record) && under_its_name(record).all(|item| item.nested.is_none())
 }
 
 /// The most characters of an item's input shown in its label.
