@@ -87,13 +87,18 @@ fn closing_stdout_early_with_the_live_display_on_ends_quietly() {
         "kind = \"command\"\nshell = \"seq 1 2000\"\nstdin = \"none\"",
     );
     let file = common::write(dir.path(), "many.toml", &text);
+    let status = dir.path().join("status");
     let (code, screen) = common::on_terminal(
         12,
         60,
         &format!(
-            "'{}' run '{}' | head -1; exit ${{PIPESTATUS[0]}}",
+            // POSIX sh has no PIPESTATUS: the run's own exit code goes
+            // through a file.
+            "{{ '{}' run '{}'; echo $? > '{}'; }} | head -1; exit $(cat '{}')",
             env!("CARGO_BIN_EXE_orchestra"),
-            file.display()
+            file.display(),
+            status.display(),
+            status.display()
         ),
         false,
     );

@@ -53,8 +53,11 @@ pub fn on_terminal(rows: usize, cols: usize, shell: &str, colour: bool) -> (Opti
     let command = format!("stty rows {rows} cols {cols}; {shell}");
     let mut script = std::process::Command::new("script");
     // Runs go to the tests' store, not the user's.
+    // `script` runs the command with `$SHELL`; pin it so the command means the
+    // same on every machine (POSIX sh: no bash-isms).
     script
         .env("ORCHESTRA_STORE", test_store())
+        .env("SHELL", "/bin/sh")
         .args(["-qec", &command, "/dev/null"])
         .env("TERM", "xterm-256color");
     if colour {
