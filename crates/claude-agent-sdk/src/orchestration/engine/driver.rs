@@ -361,6 +361,13 @@ async fn drive(
     )
     .reusing(reuse);
     let max_steps = walk.budget.max_steps;
+    // A graph's nodes by the ids its author gave them (for the step limit's
+    // culprit); a pattern's by their agents' names.
+    let branching = walk.branching.clone();
+    let label = |node: NodeId| match &branching {
+        Some(branching) => branching.label(node).to_owned(),
+        None => names.get(node).to_owned(),
+    };
     let (mut state, mut interrupted) = match walk.into_owned() {
         Ok(walk) if concurrent => workers::drive(Arc::new(walk), state).await,
         Ok(walk) if top_level => match drive_on_task(walk, state).await {
@@ -382,7 +389,7 @@ async fn drive(
     let stopped = state
         .exceeded
         .take()
-        .or_else(|| runaway(&state.scheduler, &names, max_steps));
+        .or_else(|| runaway(&state.scheduler, label, max_steps));
     RunReport {
         names,
         outputs: state.outputs,
@@ -461,21 +468,39 @@ async fn continue_from(
     Ok(reuse)
 }
 
-/// The step limit's error, when the run reached it: it names the loop (or
-/// node) that ran the most.
-fn runaway(scheduler: &Scheduler, names: &NodeNames, steps: usize) -> Option<BudgetExceeded> {
+/// The step limit's error, when the run reached it: it names the loop
+/// that ran away — of the loops that went round, the one on the most
+/// passes in a row (those around the node refused a step first; on a tie,
+/// the innermost) — or, when none went round, the node refused a step.
+fn runaway(
+    scheduler: &Scheduler,
+    label: impl Fn(NodeId) -> String,
+    steps: usize,
+) -> Option<BudgetExceeded> {
     let node = scheduler.runaway()?;
     let runs = scheduler.activations(node);
     let graph = scheduler.graph();
-    let culprit = match graph.loops.iter().find(|lp| lp.body.contains(&node)) {
-        Some(lp) => format!(
+    let went_round = |around_node: bool| {
+        graph
+            .loops
+            .iter()
+            .enumerate()
+            .filter(|(_, lp)| !around_node || lp.body.contains(&node))
+            .map(|(index, lp)| (scheduler.loop_iteration(index), lp))
+            .filter(|(passes, _)| *passes > 1)
+            .max_by(|(a, a_loop), (b, b_loop)| {
+                a.cmp(b).then(b_loop.body.len().cmp(&a_loop.body.len()))
+            })
+    };
+    let culprit = match went_round(true).or_else(|| went_round(false)) {
+        Some((_, lp)) => format!(
             "the loop from `{}` back to `{}` ran away (`{}` had {runs} steps)",
-            names.get(lp.from),
-            names.get(lp.to),
-            names.get(node)
+            label(lp.from),
+            label(lp.to),
+            label(node)
         ),
         // A map node's steps are its own and one per item.
-        None => format!("`{}` had {runs} steps", names.get(node)),
+        None => format!("`{}` had {runs} steps", label(node)),
     };
     Some(BudgetExceeded::new(Budget::Steps, steps as f64, steps as f64).with_culprit(culprit))
 }

@@ -659,6 +659,12 @@ impl Scheduler {
         self.runaway
     }
 
+    /// The current iteration of loop `index` (from 1; a loop nested in
+    /// another counts from 1 again on each pass of the outer one).
+    pub(crate) fn loop_iteration(&self, index: usize) -> u32 {
+        self.iterations.get(index).copied().unwrap_or(1)
+    }
+
     /// How many steps node `node` has had.
     pub(crate) fn activations(&self, node: NodeId) -> u32 {
         self.activations.get(node.index()).copied().unwrap_or(0)
