@@ -965,3 +965,59 @@ async fn a_runaway_loop_with_slow_siblings_still_running_stops_cleanly_and_is_na
     assert!(trace.attempts_of("slow").all(|record| record.success));
     assert_books_balanced(&journal);
 }
+
+// ---------------------------------------------------------------------
+// Errors that name the node they come from.
+
+#[tokio::test(start_paused = true)]
+async fn a_router_that_chose_no_branch_is_named_when_the_run_misses_end() {
+    let graph = GraphOrchestrator::new("nothing-chosen")
+        .add_node("triage", wraps("triage", Duration::ZERO).0)
+        .add_node("billing", wraps("billing", Duration::ZERO).0)
+        .add_node("support", wraps("support", Duration::ZERO).0)
+        .add_edge(START, "triage")
+        .add_router("triage", ["billing", "support"], |_| {
+            Route::to_all(Vec::<String>::new())
+        })
+        .add_edge("billing", END)
+        .add_edge("support", END);
+    let error = graph
+        .orchestrate(vec![], input("x"))
+        .await
+        .expect_err("no branch reaches END");
+    let message = error.to_string();
+    assert!(
+        message.contains("ended without reaching END") && message.contains("`triage`"),
+        "{message}"
+    );
+    assert!(message.contains("chose no branch"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_map_given_input_it_cannot_split_is_named_in_the_error() {
+    let graph = GraphOrchestrator::new("bad-split")
+        .add_node(
+            "plan",
+            act("plan", Duration::ZERO, |_, _| {
+                Ok(AgentOutput::new("not json"))
+            })
+            .0,
+        )
+        .add_map(
+            "research",
+            wraps("item", Duration::ZERO).0,
+            Split::JsonArray,
+        )
+        .add_edge(START, "plan")
+        .add_edge("plan", "research")
+        .add_edge("research", END);
+    let error = graph
+        .orchestrate(vec![], input("x"))
+        .await
+        .expect_err("the map cannot split its input");
+    let message = error.to_string();
+    assert!(
+        message.contains("`research`") && message.contains("JSON array"),
+        "{message}"
+    );
+}

@@ -247,7 +247,7 @@ impl GraphOrchestrator {
             {
                 return Err(self.paused(&report, compiled.as_ref(), kept_input, ctx));
             }
-            conclude(report, self.base.name(), timeout)
+            conclude(report, compiled.as_ref(), self.base.name(), timeout)
         })
         .await
     }
@@ -397,10 +397,18 @@ impl Branching for Compiled {
 
     fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>> {
         match self.splits.get(node.index()).and_then(Option::as_ref) {
+            // Our own splits' errors say what was wrong, not where: the
+            // map is named.
             Some(split) => contained(
                 || split.items(&input.content),
                 || format!("the split of `{}`", self.label(node)),
-            )?,
+            )?
+            .map_err(|error| match error {
+                OrchestrationError::InvalidConfig(why) => OrchestrationError::InvalidConfig(
+                    format!("the map `{}`: {why}", self.label(node)),
+                ),
+                other => other,
+            }),
             None => Ok(Vec::new()),
         }
     }
@@ -441,9 +449,38 @@ fn failed_for_good(report: &RunReport) -> Vec<(NodeId, String)> {
     nodes
 }
 
+/// Why no branch led on, when routers chose none: `": the router of `a`
+/// chose no branch"`, nodes by their ids (empty when every router chose
+/// one).
+fn chose_nothing(report: &RunReport, compiled: &Compiled) -> String {
+    let mut routers: Vec<String> = Vec::new();
+    for (step, decision) in report.decisions.iter().enumerate() {
+        let Some(decision) = decision else { continue };
+        let chose_none =
+            decision.routes.as_ref().is_some_and(Vec::is_empty) && decision.ends != Some(true);
+        let Some(info) = report.scheduler.step(NodeId::from_index(step)) else {
+            continue;
+        };
+        let name = format!("`{}`", compiled.label(info.node));
+        if chose_none && !routers.contains(&name) {
+            routers.push(name);
+        }
+    }
+    match routers.as_slice() {
+        [] => String::new(),
+        [one] => format!(": the router of {one} chose no branch"),
+        many => format!(": the routers of {} chose no branch", many.join(", ")),
+    }
+}
+
 /// The output of a graph run: the results that reached the end, every
 /// successful step's output, and the failures tolerated on the way.
-fn conclude(report: RunReport, name: &str, timeout: Duration) -> Result<OrchestratorOutput> {
+fn conclude(
+    report: RunReport,
+    compiled: &Compiled,
+    name: &str,
+    timeout: Duration,
+) -> Result<OrchestratorOutput> {
     if let Some(why) = report.interrupted {
         return Err(interruption_error(why, name, timeout));
     }
@@ -458,9 +495,10 @@ fn conclude(report: RunReport, name: &str, timeout: Duration) -> Result<Orchestr
         .collect();
     if results.is_empty() {
         let for_good = failed_for_good(&report);
+        let chose_nothing = chose_nothing(&report, compiled);
         return Err(match report.failures.into_iter().next() {
             None => OrchestrationError::OrchestratorFailed(format!(
-                "graph `{name}` ended without reaching END"
+                "graph `{name}` ended without reaching END{chose_nothing}"
             )),
             // The first failure is retryable, but the nodes that failed for
             // good keep any run of the graph from reaching END: no retry
