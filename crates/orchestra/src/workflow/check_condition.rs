@@ -1,13 +1,25 @@
 //! Checking a condition: exactly one test, a regular expression that compiles,
 //! `field` only with `equals`.
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use super::checker::Checker;
 use super::condition::{pointer_of, Condition};
 use super::diagnostics::Diagnostic;
 use super::located::{Located, Span};
 use super::raw_graph::RawCondition;
+
+/// The most memory one condition's regular expression may compile to. A
+/// route's test needs far less; the regex crate's own limit (10 MiB) let a
+/// file of a hundred hostile patterns take most of a minute to validate.
+const MAX_REGEX_BYTES: usize = 1 << 20;
+
+/// `pattern` compiled, within [`MAX_REGEX_BYTES`].
+fn compiled(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX_BYTES)
+        .build()
+}
 
 /// The condition `raw` (written at `span`) describes, if it is valid.
 pub fn check_condition(
@@ -46,7 +58,7 @@ pub fn check_condition(
     }
     if let Some(pattern) = &raw.matches {
         let text = checker.text(pattern);
-        return match Regex::new(&text) {
+        return match compiled(&text) {
             Ok(regex) => Some(Condition::Matches(regex)),
             Err(error) => {
                 let reason = error.to_string();
@@ -94,5 +106,20 @@ fn norway(checker: &mut Checker<'_>, equals: &Located<serde_json::Value>) {
             .with_label("YAML reads an unquoted yes/no/on/off as a boolean")
             .with_help(Some(format!("quote it to compare text: equals: \"{written}\""))),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_that_compiles_too_big_is_refused_saying_so() {
+        // Within the regex crate's own limit, far over ours.
+        let pattern = r"\w{100}";
+        assert!(Regex::new(pattern).is_ok());
+        let error = compiled(pattern).expect_err("over the limit");
+        assert!(error.to_string().contains("size limit"), "{error}");
+        assert!(compiled(r"^(?i)approved\b|lgtm").is_ok());
     }
 }
