@@ -158,11 +158,21 @@ impl Agent for MapNode {
                 counts.set(self.items.name(), items.len());
             }
         }
-        let output = self.items.execute(input).await?;
         // `{{output.ID}}` reads the map's gathered output, not the item that
-        // happened to finish last (each item's step keeps its own under `ID`).
-        crate::template::keep_output(self.items.name(), &output).await;
-        Ok(output)
+        // happened to finish last (each item's step keeps its own under `ID`);
+        // after a failed map, what it read before the map ran, as after any
+        // failed step.
+        let before = crate::template::kept_output(self.items.name()).await;
+        match self.items.execute(input).await {
+            Ok(output) => {
+                crate::template::keep_output(self.items.name(), &output).await;
+                Ok(output)
+            }
+            Err(error) => {
+                crate::template::restore_output(self.items.name(), before).await;
+                Err(error)
+            }
+        }
     }
 
     fn max_retries(&self) -> Option<usize> {

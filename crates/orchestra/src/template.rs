@@ -32,6 +32,25 @@ pub async fn keep_output(id: &str, output: &AgentOutput) {
     }
 }
 
+/// What `{{output.ID}}` reads now, in the current run (`None` outside one,
+/// or before `id` produced anything).
+pub async fn kept_output(id: &str) -> Option<serde_json::Value> {
+    let ctx = ExecutionContext::current()?;
+    ctx.get_state(&output_key(id)).await
+}
+
+/// Puts back what `{{output.ID}}` read (see [`kept_output`]).
+pub async fn restore_output(id: &str, kept: Option<serde_json::Value>) {
+    if let Some(ctx) = ExecutionContext::current() {
+        match kept {
+            Some(value) => ctx.set_state(output_key(id), value).await,
+            None => {
+                ctx.remove_state(&output_key(id)).await;
+            }
+        }
+    }
+}
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {

@@ -281,3 +281,52 @@ template = "b"
     let message = root["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("budget"), "{root}");
 }
+
+#[test]
+fn after_a_failed_map_a_template_reads_what_the_map_held_before_not_an_item() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "failed-map.toml",
+        r#"
+[flow]
+nodes = ["split", "each", "report", "wait", "peek"]
+edges = ["start -> split -> each -> report -> end", "split -> wait -> peek -> end"]
+
+[[flow.maps]]
+node = "each"
+over = "lines"
+
+[[agents]]
+id = "split"
+kind = "template"
+template = "one\ntwo\nthree"
+
+[[agents]]
+id = "each"
+kind = "command"
+shell = "read item; [ \"$item\" != two ] && echo \"$item\" | tr a-z A-Z"
+retries = 0
+
+[[agents]]
+id = "report"
+kind = "template"
+template = "{{output.each}}"
+
+[[agents]]
+id = "wait"
+kind = "command"
+command = ["sleep", "1"]
+stdin = "none"
+
+[[agents]]
+id = "peek"
+kind = "template"
+template = "peek:[{{output.each}}]"
+"#,
+    );
+    // The run reaches END through `peek`, with the map's failure reported.
+    let ran = outcome(&["run", "--no-store", "-q"], &file, &[]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert_eq!(ran.stdout.trim(), "peek:[]", "{}", ran.stderr);
+}
