@@ -576,3 +576,80 @@ fn asks_ready_together_are_asked_in_one_round() {
     assert_eq!(answered.code, Some(0), "{}", answered.stderr);
     assert!(answered.stdout.contains("merged:"), "{}", answered.stdout);
 }
+
+#[test]
+fn the_command_to_answer_a_run_fed_on_standard_input_carries_that_input() {
+    let dir = scratch();
+    let file = write(
+        dir.path(),
+        "piped.toml",
+        r#"
+input = "the default"
+
+[flow]
+nodes = ["plan", "ship"]
+edges = ["start -> plan -> approve", "ship -> end"]
+
+[[flow.asks]]
+id = "approve"
+question = "Ship it?"
+
+[[flow.routes]]
+from = "approve"
+when = [{ matches = "(?i)^\\s*y", to = "ship" }]
+default = "end"
+
+[[agents]]
+id = "plan"
+kind = "template"
+template = "plan for {{input}}"
+
+[[agents]]
+id = "ship"
+kind = "template"
+template = "shipped {{output.plan}}"
+"#,
+    );
+    let output = common::orchestra()
+        .args(["run", "--no-store", "--json"])
+        .arg(&file)
+        .write_stdin("it's the piped text\n")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("--input 'it'\\''s the piped text\n' --answer approve=ANSWER"),
+        "{stderr}"
+    );
+    let value = json(&String::from_utf8_lossy(&output.stdout));
+    let command = value["answer_command"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no answer_command in {value}"))
+        .replace(" --json", "")
+        .replace("ANSWER", "yes");
+    // The printed command, run as printed (`orchestra` is the binary under
+    // test), finishes the same run: on the piped input, not the default.
+    let shell = Command::new("sh")
+        .args([
+            "-c",
+            &format!("orchestra() {{ \"$ORCHESTRA\" \"$@\"; }}; {command}"),
+        ])
+        .env("ORCHESTRA", env!("CARGO_BIN_EXE_orchestra"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&shell.stdout);
+    assert_eq!(
+        shell.status.code(),
+        Some(0),
+        "{command}\n{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "shipped plan for it's the piped text",
+        "{command}"
+    );
+}

@@ -190,18 +190,39 @@ pub fn prompt(questions: &[Question]) -> Option<Vec<(String, String)>> {
     Some(answers)
 }
 
-/// The command that runs again with answers to `questions`: this command as
-/// it was typed, with an `--answer` per question — `None` for `resume` and
-/// `fork`, whose run is continued by resuming the new run (see the line
-/// that names it).
+/// Inputs up to this size go into the command that answers as `--input`;
+/// a bigger one is left to the reader, as `--input-file INPUT`.
+const MAX_INLINE_INPUT: usize = 4096;
+
+/// The input a run of `args` read from standard input (`input`, its whole
+/// input), which running the command again does not have — `None` when it
+/// came from `--input`, `--input-file` or the workflow's own `input`.
 #[must_use]
-pub fn answer_command(questions: &[Question]) -> Option<String> {
+pub fn piped_input<'a>(args: &RunArgs, workflow: &Workflow, input: &'a str) -> Option<&'a str> {
+    let given = args.input.is_some() || args.input_file.is_some();
+    (!given && workflow.default_input.as_deref() != Some(input)).then_some(input)
+}
+
+/// The command that runs again with answers to `questions`: this command as
+/// it was typed, with an `--answer` per question (and the input it read from
+/// standard input, `piped`, which a command typed again does not have) —
+/// `None` for `resume` and `fork`, whose run is continued by resuming the
+/// new run (see the line that names it).
+#[must_use]
+pub fn answer_command(questions: &[Question], piped: Option<&str>) -> Option<String> {
     let typed: Vec<String> = std::env::args().skip(1).collect();
     if matches!(typed.first().map(String::as_str), Some("resume" | "fork")) {
         return None;
     }
     let mut words: Vec<String> = vec!["orchestra".to_owned()];
     words.extend(typed.iter().map(|arg| shell_quote(arg)));
+    match piped {
+        Some(input) if input.len() <= MAX_INLINE_INPUT => {
+            words.push(format!("--input {}", shell_quote(input)));
+        }
+        Some(_) => words.push("--input-file INPUT".to_owned()),
+        None => {}
+    }
     for question in questions {
         words.push(format!("--answer {}=ANSWER", shell_quote(&question.id)));
     }
@@ -210,7 +231,7 @@ pub fn answer_command(questions: &[Question]) -> Option<String> {
 
 /// The questions of a waiting run, as text for standard error.
 #[must_use]
-pub fn waiting_text(questions: &[Question]) -> String {
+pub fn waiting_text(questions: &[Question], piped: Option<&str>) -> String {
     let mut text = String::from("input required: the run is waiting for answers to:\n");
     for question in questions {
         let mut lines = question.text.trim_end().lines();
@@ -224,10 +245,15 @@ pub fn waiting_text(questions: &[Question]) -> String {
             text.push_str(&format!("{indent}{line}\n"));
         }
     }
-    match answer_command(questions) {
-        Some(command) => text.push_str(&format!(
-            "answer them and run again (or run on a terminal to be asked):\n  {command}\n"
-        )),
+    match answer_command(questions, piped) {
+        Some(command) => {
+            text.push_str(&format!(
+                "answer them and run again (or run on a terminal to be asked):\n  {command}\n"
+            ));
+            if command.contains("--input-file INPUT") {
+                text.push_str("  (INPUT: a file holding what this run read from standard input)\n");
+            }
+        }
         None => text.push_str("answer them by resuming the run named below\n"),
     }
     text
@@ -236,6 +262,29 @@ pub fn waiting_text(questions: &[Question]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_to_answer_carries_piped_input_inline_or_as_a_file() {
+        let questions = vec![Question::new("approve", "Ship it?")];
+        let small = answer_command(&questions, Some("two words")).unwrap_or_default();
+        assert!(
+            small.ends_with(" --input 'two words' --answer approve=ANSWER"),
+            "{small}"
+        );
+        let big = "x".repeat(MAX_INLINE_INPUT + 1);
+        let command = answer_command(&questions, Some(&big)).unwrap_or_default();
+        assert!(
+            command.ends_with(" --input-file INPUT --answer approve=ANSWER"),
+            "{command}"
+        );
+        let text = waiting_text(&questions, Some(&big));
+        assert!(
+            text.contains("INPUT: a file holding what this run read"),
+            "{text}"
+        );
+        let none = answer_command(&questions, None).unwrap_or_default();
+        assert!(!none.contains("--input"), "{none}");
+    }
 
     #[test]
     fn answers_split_at_the_first_equals_sign() {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use claude_agent_sdk::orchestration::store::StoreOptions;
 use claude_agent_sdk::orchestration::{
     EventKind, ExecutionContext, ExecutionTrace, OrchestrationError, OrchestratorInput,
-    OrchestratorOutput, Question, RunId,
+    OrchestratorOutput, Pause, Question, RunId,
 };
 
 use self::preview::Previews;
@@ -514,6 +514,13 @@ fn tell_where_the_run_is(
     }
 }
 
+/// What the paused run read from standard input (see
+/// [`answers::piped_input`]).
+fn piped_input<'p>(pause: &'p Pause, args: &RunArgs, workflow: &Workflow) -> Option<&'p str> {
+    let input = pause.input.as_ref()?;
+    answers::piped_input(args, workflow, &input.content)
+}
+
 /// The command that resumes run `run`, kept in `location`, answering
 /// `questions`.
 fn resume_command(location: &Location, run: RunId, questions: &[Question]) -> String {
@@ -605,11 +612,12 @@ fn report(
         }
         Err(OrchestrationError::InputRequired(pause)) => {
             if args.output.json {
+                let piped = piped_input(pause, args, workflow);
                 let value = serde_json::json!({
                     "success": false,
                     "input_required": true,
                     "questions": pause.questions,
-                    "answer_command": answers::answer_command(&pause.questions),
+                    "answer_command": answers::answer_command(&pause.questions, piped),
                     "run_id": run_id,
                     "resume_command": kept
                         .map(|(place, run)| resume_command(place, run, &pause.questions)),
@@ -649,7 +657,11 @@ fn report(
             errln!("cancelled: the run was stopped and its programs killed{kept}");
         }
         Err(OrchestrationError::InputRequired(pause)) => {
-            err!("{}", redact(&answers::waiting_text(&pause.questions)));
+            let piped = piped_input(pause, args, workflow);
+            err!(
+                "{}",
+                redact(&answers::waiting_text(&pause.questions, piped))
+            );
         }
         Err(error) => {
             let message = error.to_string();
