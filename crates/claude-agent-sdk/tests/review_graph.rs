@@ -331,6 +331,60 @@ async fn a_panicking_update_state_keeps_the_value_it_was_given() {
     assert_eq!(ctx.get_state("k").await, Some(serde_json::json!(1)));
 }
 
+/// An agent whose state update changes the value, then panics.
+struct HalfUpdater;
+
+#[async_trait]
+impl Agent for HalfUpdater {
+    fn name(&self) -> &str {
+        "half"
+    }
+    fn description(&self) -> &str {
+        "changes a key, then panics"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        if let Some(ctx) = ExecutionContext::current() {
+            ctx.update_state("k", |slot| {
+                *slot = Some(serde_json::json!(2));
+                panic!("user bug after the change")
+            })
+            .await;
+        }
+        Ok(AgentOutput::new(input.content))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_update_that_panics_is_journaled_as_what_it_left() {
+    use claude_agent_sdk::orchestration::{EventKind, InMemoryJournal, StateChange};
+    let journal = Arc::new(InMemoryJournal::new());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
+    ctx.set_state("k", serde_json::json!(1)).await;
+    let graph = GraphOrchestrator::new("g")
+        .add_node("half", HalfUpdater)
+        .add_edge(START, "half")
+        .add_edge("half", END);
+    let ran = graph
+        .orchestrate_with_context(vec![], input("x"), &ctx)
+        .await;
+    assert!(ran.is_err(), "the panic fails the step: {ran:?}");
+    // What a resumed run would replay is what the context holds.
+    let journaled: Vec<StateChange> = journal
+        .events()
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::StateChanged { key, change, .. } if key == "k" => Some(change),
+            _ => None,
+        })
+        .collect();
+    let held = ctx.get_state("k").await;
+    assert_eq!(held, Some(serde_json::json!(2)));
+    assert!(
+        matches!(journaled.last(), Some(StateChange::Set(value)) if Some(value) == held.as_ref()),
+        "{journaled:?}"
+    );
+}
+
 // ----------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

@@ -110,7 +110,8 @@ impl ExecutionContext {
     /// never lose each other's updates (a counter, a list being appended to).
     /// `update` runs under the state's lock: keep it short. If it panics, the
     /// panic goes on to the caller and the key keeps the value `update` left
-    /// in the slot (the one it was given, unless it changed it first).
+    /// in the slot (the one it was given, unless it changed it first) — in
+    /// the journal too.
     ///
     /// ```
     /// # use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};
@@ -135,13 +136,12 @@ impl ExecutionContext {
         // An update that panics leaves the value in place (as far as it
         // got before panicking), not taken from every other writer.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| update(&mut slot)));
-        if result.is_ok() {
-            // Journaled as the value it made.
-            self.journal_change(key, || match &slot {
-                Some(value) => StateChange::Set(value.clone()),
-                None => StateChange::Remove,
-            });
-        }
+        // Journaled as the value it made — or, when it panicked, left: a
+        // resumed run replays what this context holds.
+        self.journal_change(key, || match &slot {
+            Some(value) => StateChange::Set(value.clone()),
+            None => StateChange::Remove,
+        });
         if let Some(value) = slot {
             state.insert(key.to_owned(), value);
         }
