@@ -2,12 +2,16 @@
 //! (`$1` placeholders, which SQLite and PostgreSQL both read), written once
 //! here and instantiated for each database by [`sql_backend!`].
 
-/// Inserts the runs that started.
+/// Inserts the runs that started; a resumed run's row, which its claim
+/// wrote first ([`INSERT_CLAIMER`]), is completed.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs \
     (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
     heartbeat_us, forks) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8, $11) \
-    ON CONFLICT (id) DO NOTHING";
+    ON CONFLICT (id) DO UPDATE SET root = excluded.root, origin = excluded.origin, \
+    parent = excluded.parent, resumes = excluded.resumes, orchestrator = excluded.orchestrator, \
+    label = excluded.label, started_us = excluded.started_us, host = excluded.host, \
+    pid = excluded.pid, heartbeat_us = excluded.heartbeat_us, forks = excluded.forks";
 /// Says a running run's process is alive.
 pub(crate) const HEARTBEAT: &str =
     "UPDATE runs SET heartbeat_us = $2 WHERE id = $1 AND status = 'running'";
@@ -44,9 +48,30 @@ pub(crate) const TREE_EVENTS: &str =
 /// Claims a run for the run that continues it.
 pub(crate) const CLAIM: &str =
     "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by IS NULL";
+/// Claims a run from `$3`, a run that claimed it and never started (see
+/// [`ABANDONED_CLAIMER`]).
+pub(crate) const TAKE_OVER_CLAIM: &str =
+    "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by = $3";
 /// What a claim needs to know of a run.
-pub(crate) const CLAIM_INFO: &str =
-    "SELECT origin, resumed_by, status, host, pid, heartbeat_us, started_us FROM runs WHERE id = $1";
+pub(crate) const CLAIM_INFO: &str = "SELECT origin, resumed_by, status, host, pid, heartbeat_us, \
+    started_us, orchestrator, label FROM runs WHERE id = $1";
+/// The row of the run that claims run `$3` — written with the claim, so
+/// that a claim is never made by a run the store has no row of: `$2` its
+/// chain's origin, `$4` and `$5` the claimed run's orchestrator and label
+/// (until its own start completes the row), `$6` now, `$7` and `$8` this
+/// process. It counts no events until its start is stored.
+pub(crate) const INSERT_CLAIMER: &str = "INSERT INTO runs \
+    (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
+    heartbeat_us) \
+    VALUES ($1, $1, $2, NULL, $3, $4, $5, 'running', $6, $7, $8, $6)";
+/// What a claim needs to know of the run that claimed a run before it:
+/// its owner, and whether its start was ever stored (a row counts its events).
+pub(crate) const CLAIMER_INFO: &str =
+    "SELECT status, host, pid, heartbeat_us, started_us, events FROM runs WHERE id = $1";
+/// Deletes the row of a run that claimed a run and never started (no
+/// event of it was stored).
+pub(crate) const ABANDONED_CLAIMER: &str =
+    "DELETE FROM runs WHERE id = $1 AND events = 0 AND parent IS NULL";
 /// The columns of a run summary, then its owner's (whether a `running` run
 /// still runs).
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
@@ -263,8 +288,16 @@ macro_rules! sql_backend {
                 let pid: i64 = info.try_get(4).map_err(fail)?;
                 let heartbeat: Option<i64> = info.try_get(5).map_err(fail)?;
                 let started_us: i64 = info.try_get(6).map_err(fail)?;
-                if let Some(other) = resumed_by {
-                    return Ok(Err($crate::orchestration::store::run_id(&other)));
+                let orchestrator: String = info.try_get(7).map_err(fail)?;
+                let label: Option<String> = info.try_get(8).map_err(fail)?;
+                // A run that claimed it and never started, in a process
+                // that is gone (killed, or its store failed, between the
+                // claim and the run's start), holds nothing: its claim is
+                // taken over, or no run could ever continue this one.
+                if let Some(other) = &resumed_by {
+                    if !self.never_started(other).await.map_err(fail)? {
+                        return Ok(Err($crate::orchestration::store::run_id(other)));
+                    }
                 }
                 let owner = $crate::orchestration::store::Owner {
                     status: &status,
@@ -282,15 +315,43 @@ macro_rules! sql_backend {
                         ),
                     ));
                 }
-                let claimed = sqlx::query(sql::CLAIM)
-                    .bind(run.to_string())
-                    .bind(by.to_string())
-                    .execute(&self.pool)
-                    .await
-                    .map_err(fail)?;
+                // The claim and the claiming run's row, in one transaction.
+                let mut tx = self.pool.begin().await.map_err(fail)?;
+                let claim = match &resumed_by {
+                    None => sqlx::query(sql::CLAIM)
+                        .bind(run.to_string())
+                        .bind(by.to_string()),
+                    Some(other) => sqlx::query(sql::TAKE_OVER_CLAIM)
+                        .bind(run.to_string())
+                        .bind(by.to_string())
+                        .bind(other.clone()),
+                };
+                let claimed = claim.execute(&mut *tx).await.map_err(fail)?;
                 if claimed.rows_affected() == 1 {
+                    if let Some(other) = &resumed_by {
+                        sqlx::query(sql::ABANDONED_CLAIMER)
+                            .bind(other)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(fail)?;
+                    }
+                    let now = $crate::orchestration::store::micros(chrono::Utc::now());
+                    sqlx::query(sql::INSERT_CLAIMER)
+                        .bind(by.to_string())
+                        .bind(&origin)
+                        .bind(run.to_string())
+                        .bind(orchestrator)
+                        .bind(label)
+                        .bind(now)
+                        .bind($crate::orchestration::store::host_name())
+                        .bind(i64::from(std::process::id()))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    tx.commit().await.map_err(fail)?;
                     return Ok(Ok($crate::orchestration::store::run_id(&origin)));
                 }
+                tx.rollback().await.map_err(fail)?;
                 // Another process claimed it between the two statements, or
                 // pruned it.
                 let other: Option<Option<String>> =
@@ -469,6 +530,40 @@ macro_rules! sql_backend {
                 }
                 tx.commit().await.map_err(fail)?;
                 Ok(doomed.len() as u64)
+            }
+        }
+
+        impl $backend {
+            /// Whether run `claimer`, which claimed a run, never started
+            /// and never will: none of its events was stored and its
+            /// process is gone (see `Owner::still_running`). A claimer the
+            /// store has no row of (a claim made before claims wrote one)
+            /// cannot be told apart from a live one: it is not.
+            async fn never_started(&self, claimer: &str) -> std::result::Result<bool, sqlx::Error> {
+                use sqlx::Row as _;
+                use $crate::orchestration::store::backend as sql;
+                let Some(info) = sqlx::query(sql::CLAIMER_INFO)
+                    .bind(claimer)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(false);
+                };
+                let status: String = info.try_get(0)?;
+                let host: String = info.try_get(1)?;
+                let pid: i64 = info.try_get(2)?;
+                let heartbeat_us: Option<i64> = info.try_get(3)?;
+                let started_us: i64 = info.try_get(4)?;
+                let events: i64 = info.try_get(5)?;
+                let owner = $crate::orchestration::store::Owner {
+                    status: &status,
+                    host: &host,
+                    pid,
+                    heartbeat_us,
+                    started_us,
+                };
+                Ok(events == 0
+                    && !owner.still_running($crate::orchestration::store::run_id(claimer)))
             }
         }
     };

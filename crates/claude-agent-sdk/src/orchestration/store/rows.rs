@@ -91,6 +91,11 @@ impl Batch {
     pub(crate) fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    /// The bytes of its events' bodies.
+    pub(crate) fn bytes(&self) -> usize {
+        self.events.iter().map(|event| event.body.len()).sum()
+    }
 }
 
 /// Turns events into rows: knows the top-level run and the chain origin of
@@ -159,7 +164,7 @@ impl Encoder {
                 self.hosts.insert(*parent);
             }
             let origin = match resumes {
-                Some(previous) => self.origins.get(&run).copied().unwrap_or(*previous),
+                Some(previous) => self.origins.remove(&run).unwrap_or(*previous),
                 None => run,
             };
             batch.runs.push(NewRun {
@@ -218,6 +223,13 @@ impl Encoder {
             kind: kind_name(&event.kind),
             body: self.body(&event.kind),
         });
+        // Nothing of a run follows its end, and the runs nested in it
+        // ended first: what is known of it is not needed again (a journal
+        // open for as long as its process lives keeps only its running runs).
+        if let EventKind::RunFinished { .. } = &event.kind {
+            self.roots.remove(&run);
+            self.origins.remove(&run);
+        }
     }
 
     fn root_of(&self, run: RunId) -> RunId {
@@ -361,6 +373,59 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(run: RunId, kind: EventKind) -> JournalEvent {
+        JournalEvent::new(run, chrono::Utc::now(), kind)
+    }
+
+    fn started(run: RunId, parent: Option<RunId>, resumes: Option<RunId>) -> JournalEvent {
+        event(
+            run,
+            EventKind::RunStarted {
+                orchestrator: "o".into(),
+                nodes: Vec::new(),
+                input: Box::new(crate::orchestration::AgentInput::new("x")),
+                parent: parent.map(|run| ParentAttempt {
+                    run,
+                    node: crate::orchestration::NodeId(0),
+                    attempt: 1,
+                }),
+                resumes,
+                forks: None,
+            },
+        )
+    }
+
+    fn finished(run: RunId) -> JournalEvent {
+        event(
+            run,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Succeeded,
+            },
+        )
+    }
+
+    #[test]
+    fn the_encoder_forgets_the_runs_that_finished() {
+        let mut encoder = Encoder::new(StoreOptions::new());
+        let mut batch = Batch::default();
+        let mut previous = None;
+        for _ in 0..1_000 {
+            let (top, nested) = (RunId::new(), RunId::new());
+            if let Some(previous) = previous {
+                encoder.resumed(top, previous);
+            }
+            encoder.encode(&started(top, None, previous), &mut batch);
+            encoder.encode(&started(nested, Some(top), None), &mut batch);
+            encoder.encode(&finished(nested), &mut batch);
+            encoder.encode(&finished(top), &mut batch);
+            previous = Some(top);
+        }
+        // Every nested run's events went under its top-level run.
+        assert!(batch.events.chunks(4).all(|run| run[1].root == run[0].run));
+        assert!(batch.events.chunks(4).all(|run| run[2].root == run[0].run));
+        assert_eq!((encoder.roots.len(), encoder.origins.len()), (0, 0));
+    }
 
     #[test]
     fn totals_saturate_instead_of_overflowing() {

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +21,38 @@ use crate::orchestration::journal::{EventKind, JournalEvent, RunId};
 /// The most events one transaction writes.
 const MAX_BATCH: usize = 4096;
 
+/// How long a store may take to answer a write of a batch with no output
+/// in it before the journal takes it for gone: a server behind a network
+/// partition, or frozen, never answers nor fails, and the run would wait
+/// for it for good. Well above the waits a store has of its own (SQLite's
+/// busy timeout, a pool's wait for a connection: 10 s).
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// What a batch's size adds to [`ANSWER_WITHIN`]: a second a megabyte (a
+/// link of 8 Mbit/s), so that big outputs on a slow link are not cut.
+const BYTES_PER_SECOND: usize = 1_000_000;
+
+/// `call`, a write of `bytes` bytes to the store, unless the store does not
+/// answer in time: then a retryable store error.
+async fn answered<T>(
+    call: impl std::future::Future<Output = Result<T>>,
+    bytes: usize,
+) -> Result<T> {
+    let extra = u64::try_from(bytes / BYTES_PER_SECOND).unwrap_or(u64::MAX);
+    let within = ANSWER_WITHIN.saturating_add(Duration::from_secs(extra));
+    tokio::time::timeout(within, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(OrchestrationError::store(
+                format!(
+                    "the store did not answer within {} s (is the server reachable?)",
+                    within.as_secs()
+                ),
+                true,
+            ))
+        })
+}
+
 /// What a store does with SQL.
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
@@ -29,7 +62,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn read_trees(&self, runs: &[RunId]) -> Result<Vec<JournalEvent>>;
     /// Marks `run` as continued by `by`, unless a run did already (then
     /// `Err(other)`), and returns the origin of `run`'s chain. Refuses a run
-    /// that is still running.
+    /// that is still running. Writes `by`'s row with the claim, so that a
+    /// claim always names a run the store has; a claim by a run that never
+    /// started, in a process that is gone, is taken over.
     async fn claim(&self, run: RunId, by: RunId) -> Result<std::result::Result<RunId, RunId>>;
     /// Run summaries: `filter` (a `WHERE` clause, binding `bind` as `$1`),
     /// newest first, at most `limit`.
@@ -150,12 +185,23 @@ impl<B: Backend> DurableJournal<B> {
 
     pub(crate) async fn claim_resume(&self, run: RunId, by: RunId) -> Result<Option<RunId>> {
         self.flush().await?;
-        match self.backend.claim(run, by).await? {
-            Ok(origin) => {
+        // Running here from its claim on: its row is in the store before
+        // its start is, and another journal of this process must not take
+        // it for a claim whose process died (see `Backend::claim`).
+        live_runs().insert(by);
+        match self.backend.claim(run, by).await {
+            Ok(Ok(origin)) => {
                 let _ = self.sender.send(Message::Resumed { by, origin });
                 Ok(None)
             }
-            Err(other) => Ok(Some(other)),
+            Ok(Err(other)) => {
+                live_runs().remove(&by);
+                Ok(Some(other))
+            }
+            Err(error) => {
+                live_runs().remove(&by);
+                Err(error)
+            }
         }
     }
 
@@ -210,7 +256,8 @@ async fn write_batches<B: Backend>(
                 if failed.is_none() && !running.is_empty() {
                     let runs: Vec<RunId> = running.iter().copied().collect();
                     // A missed heartbeat is not a lost event: the next one may do.
-                    let _ = backend.heartbeat(&runs, super::micros(chrono::Utc::now())).await;
+                    let at = super::micros(chrono::Utc::now());
+                    let _ = answered(backend.heartbeat(&runs, at), 0).await;
                 }
                 continue;
             }
@@ -241,7 +288,7 @@ async fn write_batches<B: Backend>(
             }
         }
         if failed.is_none() && !batch.is_empty() {
-            if let Err(error) = backend.write(&batch).await {
+            if let Err(error) = answered(backend.write(&batch), batch.bytes()).await {
                 *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
                 failed = Some(error);
             }
