@@ -9,7 +9,10 @@
 //! A context may serve several runs, one after another or at once. Each run
 //! has its own [`RunId`] and its own trace (the `execution_trace` of its
 //! output); the context's [`get_trace`](ExecutionContext::get_trace) is the
-//! history of every run made under it, each record naming its run.
+//! history of every run made under it, each record naming its run. So a
+//! context keeps every run made under it for as long as it lives (the ids,
+//! and in its default [`InMemoryJournal`] their events): a process that runs
+//! for good makes a context per run, or keeps its runs in a durable store.
 //!
 //! ```
 //! use claude_agent_sdk::orchestration::context::{ExecutionConfig, ExecutionContext};

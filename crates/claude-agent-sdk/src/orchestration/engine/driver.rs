@@ -248,10 +248,10 @@ pub(crate) async fn run<T>(
             forks,
         );
         if parent.is_none() {
-            let answers = ctx.answers();
-            if !answers.is_empty() {
-                shared.recorder.answers_given(answers);
-            }
+            let carried = continuation
+                .as_ref()
+                .map(|continuation| &continuation.answers);
+            shared.recorder.answers_given(ctx.answers(), carried);
         }
         let durable = ctx.journal().is_durable();
         log_event!(log, debug, agents = nodes, "orchestration started");

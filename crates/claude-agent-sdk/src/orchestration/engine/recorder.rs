@@ -10,6 +10,7 @@
 //! books when it stops (an attempt abandoned, a run dropped) — and an end
 //! that comes later is ignored.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -97,6 +98,10 @@ struct OpenAttempts {
     /// When the last event was dated: events are dated in the order they
     /// are appended.
     last: Option<Moment>,
+    /// The answers the journal holds for a run not nested in another, as
+    /// of its start (`None` for a nested run, whose end no resume reads
+    /// answers from): its pause journals only those given since.
+    answered: Option<HashMap<String, String>>,
 }
 
 impl OpenAttempts {
@@ -156,6 +161,7 @@ impl Recorder {
                 step_nodes: Vec::new(),
                 closed: false,
                 last: None,
+                answered: None,
             }),
             steps_are_nodes,
             names,
@@ -273,12 +279,25 @@ impl Recorder {
     }
 
     /// The run (not nested in another) starts with `answers` to questions:
-    /// journaled, so that a run resuming it has them too.
-    pub(crate) fn answers_given(&self, answers: std::collections::HashMap<String, String>) {
+    /// journaled, so that a run resuming it has them too — but for those
+    /// the run it continues `carried` already (its chain has them: a
+    /// conversation resumed at every turn journals each answer once).
+    pub(crate) fn answers_given(
+        &self,
+        answers: HashMap<String, String>,
+        carried: Option<&HashMap<String, String>>,
+    ) {
         let Some(mut open) = self.lock_open() else {
             return;
         };
-        self.append_as_last(&mut open, EventKind::AnswersGiven { answers });
+        let mut given = answers.clone();
+        if let Some(carried) = carried {
+            given.retain(|id, answer| carried.get(id) != Some(answer));
+        }
+        open.answered = Some(answers);
+        if !given.is_empty() {
+            self.append_as_last(&mut open, EventKind::AnswersGiven { answers: given });
+        }
     }
 
     /// A graph run added step `step`, an activation of node `node`
@@ -388,7 +407,7 @@ impl Recorder {
     fn owned_outcome(&self, end: AttemptEnd<'_>) -> AttemptOutcome {
         match end {
             AttemptEnd::Succeeded(output) => AttemptOutcome::Succeeded(self.capped_output(output)),
-            AttemptEnd::Failed(error) => AttemptOutcome::Failed(error.clone()),
+            AttemptEnd::Failed(error) => AttemptOutcome::Failed(journaled_error(error, None)),
             AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
         }
     }
@@ -518,6 +537,12 @@ impl Recorder {
             }
             _ => None,
         };
+        let outcome = match outcome {
+            RunOutcome::Failed(error) => {
+                RunOutcome::Failed(journaled_error(&error, open.answered.as_ref()))
+            }
+            other => other,
+        };
         self.append(&mut open, EventKind::RunFinished { outcome });
         self.notify(|| RunEvent::RunFinished {
             run: self.run,
@@ -574,6 +599,33 @@ pub(crate) fn cap(text: &str, limit: Option<usize>) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+/// `error` as the journal keeps it. A pause carries, for a resume in
+/// memory, copies of what the journal holds once already in events of its
+/// own — the outputs of the finished steps (their attempts' ends), the
+/// shared state (its changes) and the answers given before the run started
+/// (`answered`; `None`: no resume reads answers from this event) — and
+/// each level of graphs a question passes through adds its own copies: kept
+/// whole, a run paused at every turn, or deep in nested graphs, would store
+/// its history again with each pause. The journal keeps the questions and
+/// the answers given since.
+fn journaled_error(
+    error: &OrchestrationError,
+    answered: Option<&HashMap<String, String>>,
+) -> OrchestrationError {
+    let mut error = error.clone();
+    if let Some(pause) = error.pause_mut() {
+        pause.finished = Vec::new();
+        pause.state = HashMap::new();
+        match answered {
+            Some(answered) => pause
+                .answers
+                .retain(|id, answer| answered.get(id) != Some(answer)),
+            None => pause.answers = HashMap::new(),
+        }
+    }
+    error
 }
 
 #[cfg(test)]

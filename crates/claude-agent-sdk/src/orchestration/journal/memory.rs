@@ -37,10 +37,49 @@ use super::{EventKind, Journal, JournalEvent, RunId};
 /// # Ok::<(), claude_agent_sdk::orchestration::OrchestrationError>(())
 /// # }).unwrap();
 /// ```
+///
+/// It grows with every run made on it and is never trimmed: a process that
+/// makes runs for as long as it lives gives each its own context (or its own
+/// journal), or keeps its runs in a durable store (`SqliteJournal`, feature
+/// `sqlite`), whose old runs `prune` deletes.
 #[derive(Debug, Default)]
 pub struct InMemoryJournal {
-    events: Mutex<Vec<JournalEvent>>,
+    events: Mutex<Events>,
     claims: ResumeClaims,
+}
+
+/// The events, and where each run's first event is: reading a run looks
+/// from there on (its nested runs start after it), so a context that made
+/// thousands of runs reads the last one's trace without going through the
+/// events of the others.
+#[derive(Debug, Default)]
+struct Events {
+    list: Vec<JournalEvent>,
+    starts: HashMap<RunId, usize>,
+}
+
+impl Events {
+    fn push(&mut self, event: JournalEvent) {
+        if let EventKind::RunStarted { .. } = event.kind {
+            self.starts.entry(event.run).or_insert(self.list.len());
+        }
+        self.list.push(event);
+    }
+
+    /// Where the events of `runs` (and of the runs nested in them) start:
+    /// the first event of the earliest, or the first event of all when a
+    /// run has no start in the journal.
+    fn start_of(&self, runs: &[RunId]) -> usize {
+        runs.iter()
+            .map(|run| self.starts.get(run).copied())
+            .try_fold(self.list.len(), |first, start| Some(first.min(start?)))
+            .unwrap_or(0)
+    }
+
+    /// The events from `start` on.
+    fn from(&self, start: usize) -> &[JournalEvent] {
+        self.list.get(start..).unwrap_or_default()
+    }
 }
 
 impl InMemoryJournal {
@@ -53,22 +92,22 @@ impl InMemoryJournal {
     /// A copy of every event so far.
     #[must_use]
     pub fn events(&self) -> Vec<JournalEvent> {
-        self.lock().clone()
+        self.lock().list.clone()
     }
 
     /// How many events the journal holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().list.len()
     }
 
     /// Whether the journal holds no event.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().list.is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<JournalEvent>> {
+    fn lock(&self) -> MutexGuard<'_, Events> {
         // Only pushes and reads run under the lock: a panic cannot leave the
         // list half-changed, so poisoning is ignored.
         self.events.lock().unwrap_or_else(PoisonError::into_inner)
@@ -82,13 +121,14 @@ impl Journal for InMemoryJournal {
     }
 
     fn reserve(&self, additional: usize) {
-        self.lock().reserve(additional);
+        self.lock().list.reserve(additional);
     }
 
     async fn read(&self, runs: &[RunId]) -> Vec<JournalEvent> {
         let events = self.lock();
         let mut wanted = Wanted::new(runs);
         events
+            .from(events.start_of(runs))
             .iter()
             .filter(|event| wanted.contains(event))
             .cloned()
@@ -98,8 +138,19 @@ impl Journal for InMemoryJournal {
     async fn take(&self, runs: &[RunId]) -> Vec<JournalEvent> {
         let mut events = self.lock();
         let mut wanted = Wanted::new(runs);
-        let flags: Vec<bool> = events.iter().map(|event| wanted.contains(event)).collect();
-        take_flagged(&mut events, flags)
+        let flags: Vec<bool> = events
+            .list
+            .iter()
+            .map(|event| wanted.contains(event))
+            .collect();
+        let taken = take_flagged(&mut events.list, flags);
+        // The events kept moved: their runs' starts are found again.
+        let kept = std::mem::take(&mut events.list);
+        events.starts.clear();
+        for event in kept {
+            events.push(event);
+        }
+        taken
     }
 
     async fn claim_resume(
@@ -194,5 +245,63 @@ impl Wanted {
             self.runs.insert(run);
         }
         self.runs.contains(&run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestration::agent::AgentInput;
+    use crate::orchestration::journal::{NodeId, ParentAttempt, RunOutcome};
+
+    fn started(run: RunId, parent: Option<RunId>) -> JournalEvent {
+        let kind = EventKind::RunStarted {
+            orchestrator: "o".into(),
+            nodes: Vec::new(),
+            input: Box::new(AgentInput::new("x")),
+            parent: parent.map(|run| ParentAttempt {
+                run,
+                node: NodeId(0),
+                attempt: 1,
+            }),
+            resumes: None,
+            forks: None,
+        };
+        JournalEvent::new(run, chrono::Utc::now(), kind)
+    }
+
+    fn finished(run: RunId) -> JournalEvent {
+        let kind = EventKind::RunFinished {
+            outcome: RunOutcome::Succeeded,
+        };
+        JournalEvent::new(run, chrono::Utc::now(), kind)
+    }
+
+    #[tokio::test]
+    async fn reading_the_last_of_many_runs_looks_only_at_the_events_since_it_started() {
+        let journal = InMemoryJournal::new();
+        let runs: Vec<RunId> = (0..1_000).map(|_| RunId::new()).collect();
+        for run in &runs {
+            journal.append(started(*run, None));
+            journal.append(finished(*run));
+        }
+        let last = runs[999];
+        let nested = RunId::new();
+        journal.append(started(nested, Some(last)));
+        journal.append(finished(nested));
+        {
+            let events = journal.lock();
+            // The events a read of the last run goes through: its own and
+            // its nested run's, not the 1,998 before them.
+            assert_eq!(events.from(events.start_of(&[last])).len(), 4);
+            // A run the journal has no start for: every event is looked at.
+            assert_eq!(events.start_of(&[RunId::new()]), 0);
+        }
+        assert_eq!(journal.read(&[last]).await.len(), 4);
+        assert_eq!(journal.read(&[runs[0], nested]).await.len(), 4);
+        // After a take, the starts follow the events that moved.
+        assert_eq!(journal.take(&[runs[0]]).await.len(), 2);
+        assert_eq!(journal.read(&[last]).await.len(), 4);
+        assert_eq!(journal.read(&[runs[1]]).await.len(), 2);
     }
 }
