@@ -300,14 +300,15 @@ impl Recorder {
         }
     }
 
-    /// A graph run added step `step`, an activation of node `node`
-    /// (labelled `label`), in loop iteration `iteration` (and for map item
-    /// `item`).
+    /// A graph run added step `step`, activation `activation` of node
+    /// `node` (labelled `label`), in loop iteration `iteration` (and for map
+    /// item `item`).
     pub(crate) fn step_added(
         &self,
         step: NodeId,
         node: NodeId,
         label: &str,
+        activation: u32,
         iteration: u32,
         item: Option<u32>,
     ) {
@@ -326,6 +327,7 @@ impl Recorder {
                 node: label.to_owned(),
                 iteration,
                 item,
+                activation: Some(activation),
             };
             // Steps are added as the event before them (the run's start, a
             // step's end) is handled: they share its moment.

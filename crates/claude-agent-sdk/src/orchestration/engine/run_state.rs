@@ -641,6 +641,12 @@ impl RunState {
         }
         let steps = self.scheduler.steps();
         for (index, step) in steps.iter().enumerate().skip(self.announced) {
+            // A step taken back from the run this one resumes was announced
+            // there: announced again by every resume, a conversation resumed
+            // at each turn would journal its whole history again each time.
+            if self.reuse.contains_key(&(step.node, step.activation)) {
+                continue;
+            }
             let label = walk
                 .branching
                 .as_ref()
@@ -649,6 +655,7 @@ impl RunState {
                 NodeId::from_index(index),
                 step.node,
                 label,
+                step.activation,
                 step.iteration,
                 step.item.map(|(_, item)| item),
             );

@@ -182,6 +182,12 @@ pub enum EventKind {
         /// For a map's item: the item's index.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         item: Option<u32>,
+        /// Which of its node's steps in the run this is, from 1 — counted
+        /// over the steps the run took back from the run it resumes too,
+        /// which it does not announce again. `None` in journals written
+        /// before it was kept (the run's announcements are counted then).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<u32>,
     },
     /// An attempt of a node started.
     AttemptStarted {

@@ -502,14 +502,19 @@ impl Session {
                     ..
                 } => started = Some((input, nodes, *resumes, forks)),
                 EventKind::StepAdded {
-                    step, node, agent, ..
+                    step,
+                    node,
+                    agent,
+                    activation,
+                    ..
                 } => {
-                    let activation = activations.entry(node.clone()).or_insert(0);
-                    *activation += 1;
+                    let counted = activations.entry(node.clone()).or_insert(0);
+                    *counted += 1;
                     if steps.len() <= step.index() {
                         steps.resize(step.index() + 1, Default::default());
                     }
-                    steps[step.index()] = (node.clone(), agent.clone(), *activation);
+                    let activation = activation.unwrap_or(*counted);
+                    steps[step.index()] = (node.clone(), agent.clone(), activation);
                 }
                 EventKind::AttemptFinished {
                     node,

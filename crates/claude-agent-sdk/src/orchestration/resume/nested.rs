@@ -199,14 +199,19 @@ pub(super) fn finished_inside(
             EventKind::RunStarted { nodes, .. } if !nodes.is_empty() => {
                 labels.insert(event.run, pattern_labels(nodes.iter().map(String::as_str)));
             }
-            EventKind::StepAdded { step, node, .. } => {
+            EventKind::StepAdded {
+                step,
+                node,
+                activation,
+                ..
+            } => {
                 let count = counts.entry((event.run, node.clone())).or_insert(0);
                 *count += 1;
                 let steps = labels.entry(event.run).or_default();
                 if steps.len() <= step.index() {
                     steps.resize(step.index() + 1, Default::default());
                 }
-                steps[step.index()] = (node.clone(), *count);
+                steps[step.index()] = (node.clone(), activation.unwrap_or(*count));
             }
             EventKind::StepDecided { step, decision } => {
                 decisions.insert((event.run, *step), decision.clone());
