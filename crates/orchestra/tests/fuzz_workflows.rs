@@ -1189,6 +1189,21 @@ fn a_graph_with_a_hundred_thousand_edges_is_checked_in_time() {
 /// Reading past shape errors reads the whole file again for each: a file
 /// of a megabyte with a hundred errors took a minute, and one whose
 /// unknown entries span many lines read it again for each of their lines.
+/// What the fuzzer found: a line of an entry duplicated thousands of times
+/// (every copy a problem), with CRLF line ends — each round of reading past
+/// a problem read the file again, at half a second a round unoptimised.
+#[test]
+fn thousands_of_entries_each_a_problem_are_read_past_in_time() {
+    let mut yaml = String::from("name: typo\r\nagents:\r\n");
+    yaml.push_str(&"  - id: a\r\n".repeat(5_349));
+    let ran = holds(&["validate"], "copies.yaml", &yaml);
+    assert!(
+        ran.stderr.contains("missing field `kind`"),
+        "{}",
+        ran.stderr
+    );
+}
+
 #[test]
 fn large_files_with_many_shape_errors_are_read_past_in_time() {
     let mut yaml = String::from("flow:\n  sequential: [a0]\nagents:\n");
