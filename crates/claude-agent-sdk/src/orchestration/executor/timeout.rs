@@ -6,6 +6,11 @@
 //! agent, so a nested run inside it can wind down and record its ends — for
 //! at most [`STOP_GRACE`]; only then is the agent's future dropped. An agent
 //! with no nested run is dropped at once.
+//!
+//! An answer given once the attempt timeout has passed is late, whatever it
+//! is (say, a fallback after a run nested in the agent was cut short by that
+//! very timeout, or what an agent that blocked its thread past it found):
+//! the attempt timed out.
 
 use std::future::Future;
 use std::pin::pin;
@@ -52,6 +57,11 @@ pub(crate) async fn bounded<F: Future>(
     })
     .await;
     let ended = match ended {
+        // An answer given once the attempt's time is up is late (say, what a
+        // nested run cut short by this very timeout left the agent, or what
+        // an agent that blocked its thread past it found): the attempt timed
+        // out, and its answer is not used.
+        Ok(_) if times_out_at.is_some_and(|at| Instant::now() >= at) => return Bounded::TimedOut,
         Ok(output) => return Bounded::Done(output),
         Err(ended) => ended,
     };
@@ -134,6 +144,25 @@ mod tests {
         let ended = bounded(std::future::pending::<()>(), no_nested_runs, &run, Some(at)).await;
         assert!(matches!(ended, Bounded::TimedOut));
         assert_eq!(Instant::now() - start, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_that_waited_and_answers_as_its_time_is_up_is_late() {
+        let run = run_stop(None);
+        let at = Instant::now() + Duration::from_secs(1);
+        let work = async {
+            tokio::time::sleep_until(at).await;
+            7
+        };
+        let ended = bounded(work, no_nested_runs, &run, Some(at)).await;
+        assert!(matches!(ended, Bounded::TimedOut));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_once_the_time_is_up_is_late_even_without_waiting() {
+        let run = run_stop(None);
+        let ended = bounded(async { 7 }, no_nested_runs, &run, Some(Instant::now())).await;
+        assert!(matches!(ended, Bounded::TimedOut));
     }
 
     #[tokio::test(start_paused = true)]
