@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use claude_agent_sdk::orchestration::{
     OrchestratorAgent, OrchestratorInput, ParallelOrchestrator, Result, Route,
     SequentialOrchestrator, Split, END, START,
 };
-use common::{permanent, transient, DropFlag, Probe, Scripted, Step};
+use common::{assert_books_balanced, permanent, transient, DropFlag, Probe, Scripted, Step};
 use tokio::time::Instant;
 
 fn boxed(agent: impl Agent + 'static) -> Box<dyn Agent> {
@@ -152,40 +151,6 @@ impl Agent for Asker {
         let answer = ctx.ask(self.id, "go on?")?;
         Ok(AgentOutput::new(format!("{}:{answer}", input.content)))
     }
-}
-
-/// Every started attempt of every run in `journal` finished exactly once,
-/// and nothing of a run came after its last event.
-fn assert_books_balanced(journal: &InMemoryJournal) {
-    let mut started: HashMap<String, usize> = HashMap::new();
-    let mut finished: HashMap<String, usize> = HashMap::new();
-    let mut over: HashSet<String> = HashSet::new();
-    for event in journal.events() {
-        let run = format!("{:?}", event.run);
-        assert!(
-            !over.contains(&run),
-            "an event after its run finished: {:?}",
-            event.kind
-        );
-        match &event.kind {
-            EventKind::AttemptStarted { node, attempt, .. } => {
-                *started
-                    .entry(format!("{run}/{node:?}/{attempt}"))
-                    .or_default() += 1;
-            }
-            EventKind::AttemptFinished { node, attempt, .. } => {
-                *finished
-                    .entry(format!("{run}/{node:?}/{attempt}"))
-                    .or_default() += 1;
-            }
-            EventKind::RunFinished { .. } => {
-                over.insert(run);
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(started, finished, "every started attempt finished once");
-    assert!(started.values().all(|&n| n == 1));
 }
 
 fn cancel_after(ctx: &ExecutionContext, after: Duration) {

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +17,7 @@ use claude_agent_sdk::orchestration::{
     GraphOrchestrator, InMemoryJournal, JoinPolicy, NodeOptions, OrchestrationError, Orchestrator,
     OrchestratorInput, Result, Route, Split, END, START,
 };
-use common::{permanent, transient};
+use common::{assert_books_balanced, permanent, transient};
 
 // ---------------------------------------------------------------------
 // Helpers.
@@ -118,38 +117,6 @@ fn traced() -> (ExecutionContext, Arc<InMemoryJournal>) {
     let journal = Arc::new(InMemoryJournal::new());
     let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(journal.clone());
     (ctx, journal)
-}
-
-/// Every started attempt of every run in `journal` finished exactly once,
-/// and nothing of a run was recorded after its end.
-fn assert_books_balanced(journal: &InMemoryJournal) {
-    let mut started: HashMap<String, usize> = HashMap::new();
-    let mut finished: HashMap<String, usize> = HashMap::new();
-    let mut over: Vec<String> = Vec::new();
-    for event in journal.events() {
-        let run = format!("{:?}", event.run);
-        assert!(
-            !over.contains(&run),
-            "an event after its run finished: {:?}",
-            event.kind
-        );
-        match &event.kind {
-            EventKind::AttemptStarted { node, attempt, .. } => {
-                *started
-                    .entry(format!("{run}/{node:?}/{attempt}"))
-                    .or_default() += 1;
-            }
-            EventKind::AttemptFinished { node, attempt, .. } => {
-                *finished
-                    .entry(format!("{run}/{node:?}/{attempt}"))
-                    .or_default() += 1;
-            }
-            EventKind::RunFinished { .. } => over.push(run),
-            _ => {}
-        }
-    }
-    assert_eq!(started, finished, "every started attempt finished");
-    assert!(started.values().all(|&n| n == 1), "…exactly once");
 }
 
 /// The step limit's culprit, from a run that ran into it.

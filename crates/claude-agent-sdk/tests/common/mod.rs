@@ -218,3 +218,41 @@ impl Drop for DropFlag {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+/// Every started attempt of every run in `journal` finished exactly once,
+/// and nothing of a run came after its last event.
+pub fn assert_books_balanced(journal: &claude_agent_sdk::orchestration::InMemoryJournal) {
+    let mut started: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut finished: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut over: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for event in journal.events() {
+        let run = format!("{:?}", event.run);
+        assert!(
+            !over.contains(&run),
+            "an event after its run finished: {:?}",
+            event.kind
+        );
+        match &event.kind {
+            claude_agent_sdk::orchestration::EventKind::AttemptStarted {
+                node, attempt, ..
+            } => {
+                *started
+                    .entry(format!("{run}/{node:?}/{attempt}"))
+                    .or_default() += 1;
+            }
+            claude_agent_sdk::orchestration::EventKind::AttemptFinished {
+                node, attempt, ..
+            } => {
+                *finished
+                    .entry(format!("{run}/{node:?}/{attempt}"))
+                    .or_default() += 1;
+            }
+            claude_agent_sdk::orchestration::EventKind::RunFinished { .. } => {
+                over.insert(run);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(started, finished, "every started attempt finished once");
+    assert!(started.values().all(|&n| n == 1));
+}
