@@ -193,7 +193,13 @@ async fn a_dropped_durable_graph_resumes_without_redoing_or_losing_steps() {
                 "resumed run ran {second_top} top-level agents; reference {reference_top}, journal shows {succeeded} succeeded (of {started} started) before the cut"
             ));
         }
-        // Duplicate idempotency keys across both runs (same step+attempt run twice successfully)
+        // The same idempotency key executed twice: allowed only for an
+        // attempt whose agent finished but whose end the journal does not
+        // hold (the cut came between the two — on two worker threads the
+        // drop can close the run while a worker is finishing an attempt).
+        // That is the documented at-least-once rule, and why the key is the
+        // same on the second run; an attempt journaled as succeeded never
+        // runs again.
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (k, _) in book.runs.lock().unwrap().iter() {
             *seen.entry(k.clone()).or_default() += 1;
@@ -202,9 +208,11 @@ async fn a_dropped_durable_graph_resumes_without_redoing_or_losing_steps() {
             .iter()
             .filter(|(k, n)| **n > 1 && top_level(k))
             .collect();
-        if !dups.is_empty() {
+        let unjournaled = first_top.saturating_sub(succeeded);
+        if dups.iter().any(|(_, n)| **n > 2) || dups.len() > unjournaled {
             problems.push(format!(
-                "same top-level key executed more than once: {dups:?}"
+                "top-level keys executed more than once: {dups:?}, but only {unjournaled} \
+                 finished attempt(s) of the first run are missing from its journal"
             ));
         }
         eprintln!("seed {seed} cut {cut:?}: started {started} succeeded {succeeded} first_top {first_top} second_top {second_top} ref {reference_top}");

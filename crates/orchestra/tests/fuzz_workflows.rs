@@ -861,10 +861,17 @@ fn apply_to_trace(mutation: &TraceMutation, trace: &mut Value) -> Option<Index> 
                     let index = at.index(records.len());
                     let start = trace["start_time"].clone();
                     let mut record = trace["agent_executions"][index].clone();
+                    // An earlier mutation may have made the record something
+                    // other than an object: nothing to nest into then.
                     for _ in 0..*depth {
                         let inner = record.clone();
-                        record["nested"] =
-                            json!({"start_time": start, "agent_executions": [inner]});
+                        let Value::Object(fields) = &mut record else {
+                            break;
+                        };
+                        fields.insert(
+                            "nested".to_owned(),
+                            json!({"start_time": start, "agent_executions": [inner]}),
+                        );
                     }
                     trace["agent_executions"][index] = record;
                 }
