@@ -505,3 +505,82 @@ async fn cancel_during_one_branchs_retry_delay_stops_the_whole_fan_out_promptly(
     assert_eq!(waiting_probe.calls(), 1);
     assert_eq!(working_probe.dropped_unfinished(), 1);
 }
+
+/// An agent that bounds its own attempts by zero.
+struct ZeroTimeout(Arc<AtomicUsize>);
+
+#[async_trait]
+impl Agent for ZeroTimeout {
+    fn name(&self) -> &str {
+        "instant"
+    }
+    fn description(&self) -> &str {
+        "bounds its attempts by zero"
+    }
+    fn attempt_timeout(&self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(AgentOutput::new(input.content))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agents_own_zero_attempt_timeout_is_a_config_error_not_a_run_of_timeouts() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let result = SequentialOrchestrator::new()
+        .with_config(config())
+        .orchestrate(
+            vec![Box::new(ZeroTimeout(Arc::clone(&calls)))],
+            OrchestratorInput::new("x"),
+        )
+        .await;
+    match result {
+        Err(OrchestrationError::InvalidConfig(message)) => {
+            assert!(message.contains("`instant`"), "{message}");
+            assert!(message.contains("zero attempt timeout"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "never run");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    // The single-agent runner says the same.
+    let ctx = ExecutionContext::new(config());
+    let single = ctx
+        .run_agent(&ZeroTimeout(Arc::clone(&calls)), AgentInput::new("x"))
+        .await;
+    assert!(
+        matches!(single, Err(OrchestrationError::InvalidConfig(_))),
+        "{single:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graph_node_with_a_zero_attempt_timeout_is_refused_before_anything_runs() {
+    use claude_agent_sdk::orchestration::{GraphOrchestrator, NodeOptions, END, START};
+    let (first, first_probe) = Scripted::new("first", [Step::Ok("one")]).boxed();
+    let (second, second_probe) = Scripted::new("second", [Step::Ok("two")]).boxed();
+    let graph = GraphOrchestrator::new("zero")
+        .add_node("first", first)
+        .add_node_with(
+            "second",
+            second,
+            NodeOptions::new().with_attempt_timeout(Duration::ZERO),
+        )
+        .add_edge(START, "first")
+        .add_edge("first", "second")
+        .add_edge("second", END);
+    let result = graph.orchestrate(vec![], OrchestratorInput::new("x")).await;
+    match result {
+        Err(OrchestrationError::InvalidConfig(message)) => {
+            assert!(message.contains("`second`"), "{message}");
+            assert!(message.contains("zero attempt timeout"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(first_probe.calls(), 0, "nothing ran");
+    assert_eq!(second_probe.calls(), 0);
+}

@@ -304,6 +304,16 @@ pub(crate) async fn run_node(
     origin: InputOrigin,
     policy: &NodePolicy<'_>,
 ) -> Result<Success, NodeFailure> {
+    // An agent's own zero timeout (a graph node's or a registry entry's is
+    // refused before the run starts): every attempt would time out at once.
+    if policy.attempt_timeout.is_some_and(|t| t.is_zero()) {
+        return Err(NodeFailure::Failed(OrchestrationError::InvalidConfig(
+            format!(
+                "agent `{}` has a zero attempt timeout: it must be greater than zero",
+                agent.name()
+            ),
+        )));
+    }
     let max_attempts = policy.max_attempts();
     let mut attempt = 1_u32;
     loop {

@@ -37,6 +37,12 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
         {
             problems.push(format!("two nodes are called `{}`", node.id));
         }
+        if node.options.attempt_timeout.is_some_and(|t| t.is_zero()) {
+            problems.push(format!(
+                "the node `{}` has a zero attempt timeout: it must be greater than zero",
+                node.id
+            ));
+        }
     }
     let known = |id: &str, role: &str, problems: &mut Vec<String>| -> bool {
         if id == START || id == END || index.contains_key(id) {
