@@ -526,13 +526,19 @@ async fn several_processes_write_one_sqlite_file_at_once() {
 
 /// A TCP proxy to the PostgreSQL server that can be cut as a network
 /// partition cuts a connection: the sockets stay open, and nothing passes
-/// either way. It cuts itself right after passing on the first `BEGIN`
-/// once armed — in the middle of a write.
+/// either way. It cuts itself right after passing on the first message
+/// holding its `trigger` once armed: `BEGIN` (in the middle of a write)
+/// unless the test sets another.
 struct Partition {
     /// The store's URL through the proxy.
     url: String,
     armed: Arc<AtomicBool>,
+    /// What the message that cuts it holds.
+    trigger: Trigger,
 }
+
+/// The bytes a message must hold to cut a [`Partition`].
+type Trigger = Arc<Mutex<Vec<u8>>>;
 
 impl Partition {
     async fn to(url: &str) -> Self {
@@ -545,12 +551,13 @@ impl Partition {
             .expect("bind");
         let port = listener.local_addr().expect("an address").port();
         let armed = Arc::new(AtomicBool::new(false));
+        let trigger = Arc::new(Mutex::new(b"BEGIN".to_vec()));
         let cut = Arc::new(AtomicBool::new(false));
         async fn pump(
             mut from: tokio::net::tcp::OwnedReadHalf,
             mut to: tokio::net::tcp::OwnedWriteHalf,
             cut: Arc<AtomicBool>,
-            armed: Option<Arc<AtomicBool>>,
+            armed: Option<(Arc<AtomicBool>, Trigger)>,
         ) {
             let mut buffer = vec![0_u8; 64 * 1024];
             loop {
@@ -563,8 +570,12 @@ impl Partition {
                     std::future::pending::<()>().await;
                 }
                 let chunk = &buffer[..read];
-                let cutting = armed.as_ref().is_some_and(|armed| {
-                    armed.load(Ordering::SeqCst) && chunk.windows(5).any(|w| w == b"BEGIN")
+                let cutting = armed.as_ref().is_some_and(|(armed, trigger)| {
+                    let trigger = trigger.lock().expect("the trigger").clone();
+                    armed.load(Ordering::SeqCst)
+                        && chunk
+                            .windows(trigger.len())
+                            .any(|w| w == trigger.as_slice())
                 });
                 if cutting {
                     cut.store(true, Ordering::SeqCst);
@@ -577,7 +588,7 @@ impl Partition {
                 }
             }
         }
-        let (arm, cut_all) = (Arc::clone(&armed), Arc::clone(&cut));
+        let (arm, cut_all, on) = (Arc::clone(&armed), Arc::clone(&cut), Arc::clone(&trigger));
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else {
@@ -589,7 +600,7 @@ impl Partition {
                     client_read,
                     server_write,
                     Arc::clone(&cut_all),
-                    Some(Arc::clone(&arm)),
+                    Some((Arc::clone(&arm), Arc::clone(&on))),
                 ));
                 tokio::spawn(pump(server_read, client_write, Arc::clone(&cut_all), None));
             }
@@ -597,6 +608,7 @@ impl Partition {
         Self {
             url: format!("{before}@127.0.0.1:{port}/{database}"),
             armed,
+            trigger,
         }
     }
 }
@@ -669,4 +681,61 @@ async fn a_postgresql_server_that_stops_answering_mid_write_fails_the_run_instea
     .unwrap_or_else(|error| panic!("resume once the server answers: {error}"));
     assert_eq!(output.result, "x>a>b>c");
     assert_eq!(book.count("a"), 1, "a's end was stored before the cut");
+}
+
+/// A PostgreSQL server that stops answering in the middle of a read — a
+/// listing of runs, a run's history — fails it with a retryable store error
+/// once the store has been silent for the bound (30 s): neither waits for
+/// good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_a_postgresql_server_that_stops_answering_fail_instead_of_hanging() {
+    let place = Place::new(Kind::Postgres).await;
+    let book = Arc::new(Book::default());
+    let bound = Duration::from_secs(300);
+    for what in ["listing", "reading"] {
+        let partition = Partition::to(&place.address).await;
+        let journal =
+            claude_agent_sdk::orchestration::store::PostgresJournal::connect(&partition.url)
+                .await
+                .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+        let journal = Arc::new(journal);
+        let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&["a"], &book, None, 0),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await
+            .expect("a run to read");
+        let run = last_run(&ctx);
+        // A statement's text goes to the server once per connection (then
+        // only its parameters): a listing's text, never sent before, and
+        // the run's id, a parameter of every read of its history.
+        *partition.trigger.lock().unwrap() = match what {
+            "listing" => b"FROM runs".to_vec(),
+            _ => run.to_string().into_bytes(),
+        };
+        partition.armed.store(true, Ordering::SeqCst);
+        let error = if what == "listing" {
+            tokio::time::timeout(bound, journal.runs(10))
+                .await
+                .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
+                .map(|_| ())
+        } else {
+            tokio::time::timeout(bound, journal.read_checked(&[run]))
+                .await
+                .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
+                .map(|_| ())
+        }
+        .expect_err("a silent store answers nothing");
+        assert!(
+            matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
+            "{what}: {error}"
+        );
+        assert!(
+            error.to_string().contains("did not answer"),
+            "{what}: {error}"
+        );
+    }
 }

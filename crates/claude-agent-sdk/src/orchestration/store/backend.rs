@@ -224,13 +224,20 @@ macro_rules! sql_backend {
                         &error,
                     )
                 };
+                use $crate::orchestration::store::silence;
                 let mut roots: Vec<String> = Vec::new();
                 for run in runs {
-                    let root: Option<String> = sqlx::query_scalar(sql::ROOT_OF)
-                        .bind(run.to_string())
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(fail)?;
+                    let root: Option<String> = silence::answered(
+                        async {
+                            sqlx::query_scalar(sql::ROOT_OF)
+                                .bind(run.to_string())
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err(fail)
+                        },
+                        0,
+                    )
+                    .await?;
                     if let Some(root) = root {
                         if !roots.contains(&root) {
                             roots.push(root);
@@ -239,12 +246,11 @@ macro_rules! sql_backend {
                 }
                 let mut events = Vec::new();
                 for root in &roots {
-                    let rows = sqlx::query(sql::TREE_EVENTS)
-                        .bind(root)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(fail)?;
-                    for row in rows {
+                    // Row by row: a long history on a slow link is read
+                    // as long as rows keep coming; a silent store is not
+                    // waited for past the bound.
+                    let mut rows = sqlx::query(sql::TREE_EVENTS).bind(root).fetch(&self.pool);
+                    while let Some(row) = silence::next_row(&mut rows, fail).await? {
                         let run: String = row.try_get(0).map_err(fail)?;
                         let at_us: i64 = row.try_get(1).map_err(fail)?;
                         let body: String = row.try_get(2).map_err(fail)?;

@@ -45,6 +45,7 @@
 
 mod backend;
 mod rows;
+mod silence;
 mod writer;
 
 #[cfg(feature = "postgres")]

@@ -8,50 +8,18 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{Batch, Encoder};
+use super::silence::answered;
 use super::{Prune, RunSummary, StoreOptions};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::{EventKind, JournalEvent, RunId};
 
 /// The most events one transaction writes.
 const MAX_BATCH: usize = 4096;
-
-/// How long a store may take to answer a write of a batch with no output
-/// in it before the journal takes it for gone: a server behind a network
-/// partition, or frozen, never answers nor fails, and the run would wait
-/// for it for good. Well above the waits a store has of its own (SQLite's
-/// busy timeout, a pool's wait for a connection: 10 s).
-const ANSWER_WITHIN: Duration = Duration::from_secs(30);
-
-/// What a batch's size adds to [`ANSWER_WITHIN`]: a second a megabyte (a
-/// link of 8 Mbit/s), so that big outputs on a slow link are not cut.
-const BYTES_PER_SECOND: usize = 1_000_000;
-
-/// `call`, a write of `bytes` bytes to the store, unless the store does not
-/// answer in time: then a retryable store error.
-async fn answered<T>(
-    call: impl std::future::Future<Output = Result<T>>,
-    bytes: usize,
-) -> Result<T> {
-    let extra = u64::try_from(bytes / BYTES_PER_SECOND).unwrap_or(u64::MAX);
-    let within = ANSWER_WITHIN.saturating_add(Duration::from_secs(extra));
-    tokio::time::timeout(within, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(OrchestrationError::store(
-                format!(
-                    "the store did not answer within {} s (is the server reachable?)",
-                    within.as_secs()
-                ),
-                true,
-            ))
-        })
-}
 
 /// What a store does with SQL.
 #[async_trait]
@@ -122,9 +90,11 @@ impl<B: Backend> DurableJournal<B> {
 
     pub(crate) async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
         self.flush().await?;
-        self.backend
-            .summaries("WHERE parent IS NULL", None, limit)
-            .await
+        answered(
+            self.backend.summaries("WHERE parent IS NULL", None, limit),
+            0,
+        )
+        .await
     }
 
     /// The newest `limit` top-level runs whose id starts with `prefix`
@@ -139,17 +109,22 @@ impl<B: Backend> DurableJournal<B> {
         }
         self.flush().await?;
         let pattern = format!("{}%", prefix.to_ascii_lowercase());
-        self.backend
-            .summaries("WHERE parent IS NULL AND id LIKE $1", Some(pattern), limit)
-            .await
+        answered(
+            self.backend
+                .summaries("WHERE parent IS NULL AND id LIKE $1", Some(pattern), limit),
+            0,
+        )
+        .await
     }
 
     pub(crate) async fn run(&self, run: RunId) -> Result<Option<RunSummary>> {
         self.flush().await?;
-        let mut found = self
-            .backend
-            .summaries("WHERE id = $1", Some(run.to_string()), 1)
-            .await?;
+        let mut found = answered(
+            self.backend
+                .summaries("WHERE id = $1", Some(run.to_string()), 1),
+            0,
+        )
+        .await?;
         Ok(found.pop())
     }
 
@@ -189,7 +164,7 @@ impl<B: Backend> DurableJournal<B> {
         // its start is, and another journal of this process must not take
         // it for a claim whose process died (see `Backend::claim`).
         live_runs().insert(by);
-        match self.backend.claim(run, by).await {
+        match answered(self.backend.claim(run, by), 0).await {
             Ok(Ok(origin)) => {
                 let _ = self.sender.send(Message::Resumed { by, origin });
                 Ok(None)
