@@ -584,3 +584,49 @@ async fn a_graph_node_with_a_zero_attempt_timeout_is_refused_before_anything_run
     assert_eq!(first_probe.calls(), 0, "nothing ran");
     assert_eq!(second_probe.calls(), 0);
 }
+
+/// A pipeline nested in an agent whose attempt timeout comes before the
+/// pipeline's own timeout: the nested run's error says what cut it, not a
+/// run timeout it never reached.
+#[tokio::test(start_paused = true)]
+async fn a_nested_run_cut_by_the_enclosing_attempts_deadline_says_so() {
+    for (inner_timeout, expected) in [
+        (
+            Duration::from_secs(300),
+            "cut short by the deadline of the attempt it runs in",
+        ),
+        (Duration::from_secs(1), "exceeded its 1s run timeout"),
+    ] {
+        let (leaf, _) = Scripted::new("leaf", [Step::Sleep(Duration::from_secs(10))]).boxed();
+        let group: Box<dyn Agent> = Box::new(OrchestratorAgent::new(
+            "group".to_owned(),
+            "",
+            SequentialOrchestrator::new()
+                .with_config(config().with_max_retries(0).with_timeout(inner_timeout)),
+            vec![leaf],
+        ));
+        let events = Arc::new(Events::default());
+        let ctx = ExecutionContext::new(config())
+            .with_observer(Arc::clone(&events) as Arc<dyn RunObserver>);
+        let result = SequentialOrchestrator::new()
+            .with_config(
+                config()
+                    .with_max_retries(0)
+                    .with_agent_timeout(Duration::from_secs(2)),
+            )
+            .orchestrate_with_context(vec![group], OrchestratorInput::new("x"), &ctx)
+            .await;
+        assert!(
+            matches!(result, Err(OrchestrationError::AgentFailed(..))),
+            "{result:?}"
+        );
+        let finished = events.finished.lock().unwrap().clone();
+        // The nested run ends first.
+        match finished.first() {
+            Some(Some(OrchestrationError::Timeout(message))) => {
+                assert!(message.contains(expected), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -29,7 +29,7 @@ use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
 use super::run_state::{Branching, Reuse, RunState, Walk};
 use super::scheduler::{Decision, Scheduler};
-use super::stop::{sooner, RunStop, STOP_GRACE};
+use super::stop::{RunStop, TimeLimit, STOP_GRACE};
 use super::turns::Turns;
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
@@ -128,6 +128,8 @@ pub(crate) struct RunReport {
     pub(crate) scheduler: Scheduler,
     /// The run's id.
     pub(crate) run: RunId,
+    /// What bounded the run's time (for the error of a run that timed out).
+    pub(crate) time_limit: TimeLimit,
     /// For a run not nested in another, the run whose id its idempotency
     /// keys start with (see [`Pause::origin`](crate::orchestration::Pause::origin)).
     pub(crate) origin: Option<RunId>,
@@ -161,13 +163,16 @@ pub(crate) async fn run<T>(
             Some(nesting) => nesting.stop.child(),
             None => ctx.cancellation().child(),
         };
+        let (limit, deadline) = TimeLimit::of(
+            config.timeout,
+            Instant::now(),
+            parent.as_ref().and_then(|parent| parent.deadline),
+        );
         let stop = RunStop {
             token,
             context: parent.as_ref().map(|_| ctx.cancellation().clone()),
-            deadline: sooner(
-                Instant::now().checked_add(config.timeout),
-                parent.as_ref().and_then(|parent| parent.deadline),
-            ),
+            deadline,
+            limit,
         };
         let run_id = RunId::new();
         let names = agents.names();
@@ -201,6 +206,7 @@ pub(crate) async fn run<T>(
             ctx,
             names.clone(),
             branching.is_none(),
+            limit,
         );
         let enclosing = parent.as_ref().map(AttemptScope::activations);
         // What a nested run spends counts in the runs around it too.
@@ -348,6 +354,7 @@ async fn drive(
     // own when it runs one step at a time.
     let top_level = origin.is_some();
     let run = walk.run.recorder.run_id();
+    let time_limit = walk.run.stop.limit;
     let limit = if graph.concurrent {
         walk.config.parallel_limit
     } else {
@@ -374,7 +381,7 @@ async fn drive(
             OnTask::Walked(state, interrupted) => (*state, interrupted),
             // The steps' state stays with the step that did not stop: the
             // run ends as interrupted, its records (in the journal) say how.
-            OnTask::Abandoned(why) => return abandoned(names, why, run, origin),
+            OnTask::Abandoned(why) => return abandoned(names, why, run, origin, time_limit),
         },
         Ok(walk) => drive_inline(&walk, state).await,
         // A borrowed agent cannot go to a task of its own.
@@ -402,13 +409,20 @@ async fn drive(
         decisions: std::mem::take(&mut state.decisions),
         scheduler: state.scheduler,
         run,
+        time_limit,
         origin,
     }
 }
 
 /// The report of a run whose step was left behind when it stopped (as
 /// `why`): nothing it produced is at hand, and it did not complete.
-fn abandoned(names: NodeNames, why: Interruption, run: RunId, origin: Option<RunId>) -> RunReport {
+fn abandoned(
+    names: NodeNames,
+    why: Interruption,
+    run: RunId,
+    origin: Option<RunId>,
+    time_limit: TimeLimit,
+) -> RunReport {
     let state = RunState::empty();
     RunReport {
         names,
@@ -422,6 +436,7 @@ fn abandoned(names: NodeNames, why: Interruption, run: RunId, origin: Option<Run
         decisions: Vec::new(),
         scheduler: state.scheduler,
         run,
+        time_limit,
         origin,
     }
 }

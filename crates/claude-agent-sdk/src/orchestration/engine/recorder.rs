@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::{Clock, ExecutionContext};
-use crate::orchestration::engine::stop::interruption_error;
+use crate::orchestration::engine::stop::{interruption_error, TimeLimit};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::executor::panic::contained;
 use crate::orchestration::journal::{
@@ -72,8 +72,8 @@ impl NodeNames {
 pub(crate) struct Recorder {
     run: RunId,
     orchestrator: String,
-    /// The run's timeout, for the errors of attempts cut short.
-    timeout: Duration,
+    /// What bounds the run's time, for the errors of attempts cut short.
+    time_limit: TimeLimit,
     ctx: ExecutionContext,
     /// The name of each node's agent.
     names: NodeNames,
@@ -150,6 +150,7 @@ impl Recorder {
         ctx: &ExecutionContext,
         names: NodeNames,
         steps_are_nodes: bool,
+        time_limit: TimeLimit,
     ) -> Self {
         let durable = ctx.journal().is_durable();
         Self {
@@ -165,7 +166,7 @@ impl Recorder {
             }),
             steps_are_nodes,
             names,
-            timeout: config.timeout,
+            time_limit,
             // A durable journal keeps every attempt, whole: a resumed run
             // reuses what they produced. So does any journal a run can be
             // resumed from (a caller's context's): only the private journal
@@ -444,7 +445,7 @@ impl Recorder {
                 AttemptEnd::Succeeded(output) => Ok(output),
                 AttemptEnd::Failed(error) => Err(error),
                 AttemptEnd::Interrupted(why) => {
-                    stand_in = interruption_error(why, &self.orchestrator, self.timeout);
+                    stand_in = interruption_error(why, &self.orchestrator, self.time_limit);
                     Err(&stand_in)
                 }
             };
@@ -534,9 +535,11 @@ impl Recorder {
         // there is one) before the outcome goes to the journal.
         let error = match (&outcome, self.ctx.observer()) {
             (RunOutcome::Failed(error), Some(_)) => Some(error.clone()),
-            (RunOutcome::Interrupted(why), Some(_)) => {
-                Some(interruption_error(*why, &self.orchestrator, self.timeout))
-            }
+            (RunOutcome::Interrupted(why), Some(_)) => Some(interruption_error(
+                *why,
+                &self.orchestrator,
+                self.time_limit,
+            )),
             _ => None,
         };
         let outcome = match outcome {

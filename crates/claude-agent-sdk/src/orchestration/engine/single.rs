@@ -85,7 +85,7 @@ pub(crate) async fn run_one(
     };
     let (_, result) = driver::run(plan, ctx, |mut report| {
         if let Some(why) = report.interrupted {
-            return Err(interruption_error(why, name, config.timeout));
+            return Err(interruption_error(why, name, report.time_limit));
         }
         // A budget of a run around it was crossed: the agent did not run.
         if let Some(stopped) = report.stopped {

@@ -27,6 +27,34 @@ pub(crate) struct RunStop {
     /// When the run must be over, if it is bounded: its own timeout, or the
     /// enclosing attempt's deadline, whichever is sooner.
     pub(crate) deadline: Option<Instant>,
+    /// Which of the two that is, for the error that says time ran out.
+    pub(crate) limit: TimeLimit,
+}
+
+/// What bounds a run's time, as the error that says it ran out names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeLimit {
+    /// Its own timeout.
+    Own(Duration),
+    /// The deadline of the attempt it is nested in, which comes first.
+    Enclosing,
+}
+
+impl TimeLimit {
+    /// The limit of a run whose own `timeout` starts `now`, nested in an
+    /// attempt due at `enclosing` (if it is), with the deadline it makes.
+    pub(crate) fn of(
+        timeout: Duration,
+        now: Instant,
+        enclosing: Option<Instant>,
+    ) -> (Self, Option<Instant>) {
+        let own = now.checked_add(timeout);
+        match (own, enclosing) {
+            (Some(own), Some(enclosing)) if enclosing < own => (Self::Enclosing, Some(enclosing)),
+            (None, Some(enclosing)) => (Self::Enclosing, Some(enclosing)),
+            (own, _) => (Self::Own(timeout), own),
+        }
+    }
 }
 
 impl RunStop {
@@ -84,12 +112,19 @@ pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> 
 pub(crate) fn interruption_error(
     why: Interruption,
     orchestrator: &str,
-    timeout: Duration,
+    limit: TimeLimit,
 ) -> OrchestrationError {
-    match why {
-        Interruption::Cancelled | Interruption::Dropped => OrchestrationError::Cancelled,
-        Interruption::TimedOut | Interruption::Abandoned => OrchestrationError::Timeout(format!(
-            "{orchestrator} exceeded its {timeout:?} run timeout"
-        )),
+    match (why, limit) {
+        (Interruption::Cancelled | Interruption::Dropped, _) => OrchestrationError::Cancelled,
+        (Interruption::TimedOut | Interruption::Abandoned, TimeLimit::Own(timeout)) => {
+            OrchestrationError::Timeout(format!(
+                "{orchestrator} exceeded its {timeout:?} run timeout"
+            ))
+        }
+        (Interruption::TimedOut | Interruption::Abandoned, TimeLimit::Enclosing) => {
+            OrchestrationError::Timeout(format!(
+                "{orchestrator} was cut short by the deadline of the attempt it runs in"
+            ))
+        }
     }
 }

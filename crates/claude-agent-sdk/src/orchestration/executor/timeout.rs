@@ -105,6 +105,7 @@ mod tests {
             token: StopToken::new(),
             context: None,
             deadline,
+            limit: crate::orchestration::engine::stop::TimeLimit::Own(Duration::MAX),
         }
     }
 

@@ -4,7 +4,6 @@
 //! graph's output — or into the pause that asks for human input.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::check;
 use super::nodes::NodeAgent;
@@ -237,7 +236,6 @@ impl GraphOrchestrator {
             budget: self.budget,
             reuse,
         };
-        let timeout = self.base.config().timeout;
         let kept_input = input.clone();
         let compiled = Arc::clone(&prepared.compiled);
         run_pattern(&self.base, flow, agents, input, ctx, trace, |report| {
@@ -247,7 +245,7 @@ impl GraphOrchestrator {
             {
                 return Err(self.paused(&report, compiled.as_ref(), kept_input, ctx));
             }
-            conclude(report, compiled.as_ref(), self.base.name(), timeout)
+            conclude(report, compiled.as_ref(), self.base.name())
         })
         .await
     }
@@ -475,14 +473,9 @@ fn chose_nothing(report: &RunReport, compiled: &Compiled) -> String {
 
 /// The output of a graph run: the results that reached the end, every
 /// successful step's output, and the failures tolerated on the way.
-fn conclude(
-    report: RunReport,
-    compiled: &Compiled,
-    name: &str,
-    timeout: Duration,
-) -> Result<OrchestratorOutput> {
+fn conclude(report: RunReport, compiled: &Compiled, name: &str) -> Result<OrchestratorOutput> {
     if let Some(why) = report.interrupted {
-        return Err(interruption_error(why, name, timeout));
+        return Err(interruption_error(why, name, report.time_limit));
     }
     if let Some(stopped) = report.stopped {
         return Err(stopped);

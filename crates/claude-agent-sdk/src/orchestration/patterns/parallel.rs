@@ -137,7 +137,7 @@ impl ParallelOrchestrator {
             trace,
             |report| {
                 if let Some(why) = report.interrupted {
-                    return Err(interruption_error(why, self.base.name(), config.timeout));
+                    return Err(interruption_error(why, self.base.name(), report.time_limit));
                 }
                 // A budget (of a run around it: it has none of its own) stopped it.
                 if let Some(stopped) = report.stopped {

@@ -101,11 +101,7 @@ impl SequentialOrchestrator {
     /// or the first failure.
     fn conclude(&self, report: RunReport, input: String) -> Result<OrchestratorOutput> {
         if let Some(why) = report.interrupted {
-            return Err(interruption_error(
-                why,
-                self.base.name(),
-                self.base.config().timeout,
-            ));
+            return Err(interruption_error(why, self.base.name(), report.time_limit));
         }
         // A budget (of a run around it: it has none of its own) stopped it.
         if let Some(stopped) = report.stopped {
