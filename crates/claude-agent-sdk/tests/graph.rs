@@ -670,6 +670,66 @@ async fn every_problem_is_reported_before_anything_runs() {
 }
 
 #[tokio::test]
+async fn problems_lists_each_problem_with_the_nodes_it_is_about_as_validate_words_them() {
+    let log = Arc::new(Log::default());
+    let graph = GraphOrchestrator::new("cycle")
+        .add_node("s", wrap("s", &log))
+        .add_node("a", wrap("a", &log))
+        .add_node("b", wrap("b", &log))
+        .add_node("stuck", wrap("stuck", &log))
+        .add_node("orphan", wrap("orphan", &log))
+        .add_edge(START, "s")
+        .add_edge("s", "a")
+        .add_edge("a", "b")
+        .add_edge("b", "a")
+        .add_edge("s", "stuck")
+        .add_edge("b", END)
+        .add_edge("orphan", END);
+    let problems = graph.problems();
+    let about: Vec<(&str, Vec<&str>)> = problems
+        .iter()
+        .map(|problem| {
+            let first = problem.message.split(':').next().unwrap_or_default();
+            (first, problem.nodes.iter().map(String::as_str).collect())
+        })
+        .collect();
+    assert_eq!(
+        about,
+        [
+            ("`orphan` can never run", vec!["orphan"]),
+            (
+                "the cycle `a` → `b` → `a` has no bound",
+                vec!["a", "b", "a"]
+            ),
+            ("no path to END from `stuck`", vec!["stuck"]),
+        ]
+    );
+    // `validate` (and a run) says the same, joined.
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    let error = graph.validate().unwrap_err();
+    assert_eq!(
+        invalid_config(&error),
+        format!("graph `cycle`: {}", messages.join("; "))
+    );
+    // An id that names no node is about no node.
+    let unknown = GraphOrchestrator::new("typo")
+        .add_node("a", wrap("a", &log))
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_edge("a", END)
+        .problems();
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(unknown[0].nodes.is_empty(), "{unknown:?}");
+    // A sound graph has none.
+    let sound = GraphOrchestrator::new("sound")
+        .add_node("a", wrap("a", &log))
+        .add_edge(START, "a")
+        .add_edge("a", END);
+    assert!(sound.problems().is_empty());
+    assert!(log.entries().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
 async fn a_graph_nests_in_a_pipeline_and_a_subgraph_nests_in_a_graph() {
     let log = Arc::new(Log::default());
     let inner = GraphOrchestrator::new("inner")

@@ -188,6 +188,51 @@ fn validate_reports_a_graph_that_cannot_run() {
 }
 
 #[test]
+fn validate_points_each_shape_problem_at_the_node_it_is_about() {
+    let dir = scratch();
+    let agents: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| format!("\n[[agents]]\nid = \"{id}\"\nkind = \"template\"\ntemplate = \"x\"\n"))
+        .collect();
+    // Line 3 is `a`, 4 `b`, 5 `c`, 6 `d`.
+    let text = format!(
+        "[flow]\nnodes = [\n  \"a\",\n  \"b\",\n  \"c\",\n  \"d\",\n]\nedges = [\"start -> a\", \"a -> end\", \"b -> c\", \"c -> b\", \"d -> end\"]\n{agents}"
+    );
+    let file = write(dir.path(), "shape.toml", &text);
+    let output = orchestra()
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("3 problems found"), "{stderr}");
+    // Each diagnostic: its position line, then the source line, then the
+    // caret line with the problem.
+    let at = |problem: &str| -> String {
+        let lines: Vec<&str> = stderr.lines().collect();
+        let caret = lines
+            .iter()
+            .position(|line| line.contains(problem))
+            .unwrap_or_else(|| panic!("no `{problem}` in {stderr}"));
+        let arrow = lines[..caret]
+            .iter()
+            .rev()
+            .find(|line| line.contains("-->"))
+            .unwrap_or_else(|| panic!("no position for `{problem}` in {stderr}"));
+        let place = arrow.rsplit("shape.toml:").next().unwrap_or_default();
+        place.split(':').next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(at("`d` can never run"), "6", "{stderr}");
+    assert_eq!(
+        at("the cycle `b` → `c` → `b` has no bound"),
+        "4",
+        "{stderr}"
+    );
+    assert_eq!(at("no path to end from `b`, `c`"), "4", "{stderr}");
+}
+
+#[test]
 fn graph_draws_conditions_loops_maps_joins_and_budgets() {
     let draw = |name: &str, format: &str| {
         let output = orchestra()

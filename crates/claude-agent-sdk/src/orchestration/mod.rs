@@ -100,7 +100,9 @@ pub use registry::{
 // Patterns
 pub use composition::OrchestratorAgent;
 pub use executor::retry::{Backoff, ExponentialRetry, RetryPolicy};
-pub use graph::{GraphOrchestrator, NodeOptions, Route, RouteContext, Split, END, START};
+pub use graph::{
+    GraphOrchestrator, GraphProblem, NodeOptions, Route, RouteContext, Split, END, START,
+};
 pub use join_policy::JoinPolicy;
 pub use observer::{RunEvent, RunObserver};
 pub use patterns::{ParallelOrchestrator, SequentialOrchestrator};

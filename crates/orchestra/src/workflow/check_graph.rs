@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use claude_agent_sdk::orchestration::{
-    Agent, AgentOutput, ExecutionConfig, JoinPolicy, SimpleAgent,
+    Agent, AgentOutput, ExecutionConfig, GraphProblem, JoinPolicy, SimpleAgent,
 };
 
 use super::check_condition::check_condition;
@@ -72,7 +72,7 @@ impl FlowChecker<'_, '_> {
             }
         }
         self.stack.pop();
-        let node_ids: Vec<String> = written.into_iter().map(|(id, _)| id).collect();
+        let node_ids: Vec<String> = written.iter().map(|(id, _)| id.clone()).collect();
         let ids: Vec<String> = node_ids
             .iter()
             .cloned()
@@ -118,10 +118,19 @@ impl FlowChecker<'_, '_> {
         }
         let spec = wiring.spec;
         if self.checker.problems.len() == before {
-            if let Err(problem) = shape(&name, &node_ids, &spec, &config) {
-                let at = raw.nodes.as_ref().and_then(|n| n.span);
+            // Each problem at the node it is about (its entry in `nodes`),
+            // or at `nodes` when it is about none.
+            let everything = raw.nodes.as_ref().and_then(|n| n.span);
+            for problem in shape(&name, &node_ids, &spec, &config) {
+                let at = problem
+                    .nodes
+                    .first()
+                    .and_then(|node| written.iter().find(|(id, _)| id == node))
+                    .and_then(|(_, span)| *span)
+                    .or(everything);
                 self.checker.error(
-                    Diagnostic::new(format!("graph `{name}` cannot run"), at).with_label(problem),
+                    Diagnostic::new(format!("graph `{name}` cannot run"), at)
+                        .with_label(in_workflow_words(&problem.message)),
                 );
             }
         }
@@ -458,7 +467,7 @@ fn shape(
     ids: &[String],
     spec: &GraphSpec,
     config: &ExecutionConfig,
-) -> Result<(), String> {
+) -> Vec<GraphProblem> {
     let nodes: Vec<(String, Arc<dyn Agent>)> = ids
         .iter()
         .map(|id| {
@@ -468,15 +477,15 @@ fn shape(
             (id.clone(), agent)
         })
         .collect();
-    crate::graph_plan::wire(name, spec, nodes, config, None)
-        .validate()
-        .map_err(|error| {
-            error
-                .to_string()
-                .replace("__start__", START)
-                .replace("__end__", END)
-                .replace("START", START)
-                .replace("END", END)
-                .replace("add_loop", "a `loops` entry")
-        })
+    crate::graph_plan::wire(name, spec, nodes, config, None).problems()
+}
+
+/// A problem the library found, in the words of a workflow file.
+fn in_workflow_words(message: &str) -> String {
+    message
+        .replace("__start__", START)
+        .replace("__end__", END)
+        .replace("START", START)
+        .replace("END", END)
+        .replace("add_loop", "a `loops` entry")
 }

@@ -22,36 +22,42 @@ pub(crate) struct Checked {
 }
 
 /// Checks `definition` and builds the engine's graph from it.
-pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, OrchestrationError> {
-    let mut problems: Vec<String> = definition.problems.clone();
+pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Vec<GraphProblem>> {
+    let mut problems = Problems::default();
     let mut index: HashMap<String, NodeId> = HashMap::new();
     for (position, node) in definition.nodes.iter().enumerate() {
         if node.id == START || node.id == END {
-            problems.push(format!(
-                "`{}` is reserved: name the node otherwise",
-                node.id
-            ));
+            problems.add(
+                format!("`{}` is reserved: name the node otherwise", node.id),
+                &[&node.id],
+            );
         } else if index
             .insert(node.id.clone(), NodeId::from_index(position))
             .is_some()
         {
-            problems.push(format!("two nodes are called `{}`", node.id));
+            problems.add(format!("two nodes are called `{}`", node.id), &[&node.id]);
         }
         if node.options.attempt_timeout.is_some_and(|t| t.is_zero()) {
-            problems.push(format!(
-                "the node `{}` has a zero attempt timeout: it must be greater than zero",
-                node.id
-            ));
+            problems.add(
+                format!(
+                    "the node `{}` has a zero attempt timeout: it must be greater than zero",
+                    node.id
+                ),
+                &[&node.id],
+            );
         }
     }
-    let known = |id: &str, role: &str, problems: &mut Vec<String>| -> bool {
+    let known = |id: &str, role: &str, problems: &mut Problems| -> bool {
         if id == START || id == END || index.contains_key(id) {
             return true;
         }
-        problems.push(format!(
-            "{role} names `{id}`, which is not a node{}",
-            suggest(id, &index)
-        ));
+        problems.add(
+            format!(
+                "{role} names `{id}`, which is not a node{}",
+                suggest(id, &index)
+            ),
+            &[],
+        );
         false
     };
 
@@ -69,15 +75,18 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
             continue;
         }
         if to == START {
-            problems.push(format!("an edge leads back to START from `{from}`"));
+            problems.add(
+                format!("an edge leads back to START from `{from}`"),
+                &[from],
+            );
             continue;
         }
         if from == END {
-            problems.push(format!("an edge leaves END for `{to}`"));
+            problems.add(format!("an edge leaves END for `{to}`"), &[to]);
             continue;
         }
         match (from.as_str(), to.as_str()) {
-            (START, END) => problems.push("an edge goes from START straight to END".into()),
+            (START, END) => problems.add("an edge goes from START straight to END", &[]),
             (START, to) => starts[index[to].index()] = true,
             (from, END) => {
                 let node = index[from];
@@ -98,21 +107,30 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
             continue;
         }
         if router.from == START || router.from == END {
-            problems.push(format!("a router cannot leave `{}`", router.from));
+            problems.add(format!("a router cannot leave `{}`", router.from), &[]);
             continue;
         }
         let from = index[&router.from].index();
         if std::mem::replace(&mut routed[from], true) {
-            problems.push(format!("`{}` has two routers", router.from));
+            problems.add(
+                format!("`{}` has two routers", router.from),
+                &[&router.from],
+            );
         }
         if has_static_out[from] {
-            problems.push(format!(
-                "`{}` has both a router and plain edges: route to every successor",
-                router.from
-            ));
+            problems.add(
+                format!(
+                    "`{}` has both a router and plain edges: route to every successor",
+                    router.from
+                ),
+                &[&router.from],
+            );
         }
         if router.targets.is_empty() {
-            problems.push(format!("the router of `{}` names no target", router.from));
+            problems.add(
+                format!("the router of `{}` names no target", router.from),
+                &[&router.from],
+            );
         }
         if let Some(spec) = graph.node_mut(NodeId::from_index(from)) {
             spec.routed = true;
@@ -122,7 +140,10 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
                 continue;
             }
             if target == START {
-                problems.push(format!("the router of `{}` routes to START", router.from));
+                problems.add(
+                    format!("the router of `{}` routes to START", router.from),
+                    &[&router.from],
+                );
                 continue;
             }
             forward.push((from, index[target].index()));
@@ -150,9 +171,12 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
         let items = definition.nodes[node.index()].split.is_some();
         if let JoinPolicy::AtLeast(k) = policy {
             if *k == 0 || (!items && *k > feeds) {
-                problems.push(format!(
-                    "the join of `{id}` asks for {k} successes but {feeds} node(s) feed it"
-                ));
+                problems.add(
+                    format!(
+                        "the join of `{id}` asks for {k} successes but {feeds} node(s) feed it"
+                    ),
+                    &[id],
+                );
             }
         }
         if let Some(spec) = graph.node_mut(node) {
@@ -167,54 +191,95 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Orchestra
                 .any(|id| *id == START || *id == END)
         {
             if ok {
-                problems.push("a loop runs between two nodes, not START or END".into());
+                problems.add("a loop runs between two nodes, not START or END", &[]);
             }
             continue;
         }
         if lp.max_iterations == 0 {
-            problems.push(format!(
-                "the loop from `{}` to `{}` allows no iteration",
-                lp.from, lp.to
-            ));
+            problems.add(
+                format!(
+                    "the loop from `{}` to `{}` allows no iteration",
+                    lp.from, lp.to
+                ),
+                &[&lp.from, &lp.to],
+            );
         }
         let from = index[&lp.from];
         if definition.nodes[from.index()].split.is_some() {
-            problems.push(format!(
-                "the loop from `{}` starts at a map: put a node after it",
-                lp.from
-            ));
+            problems.add(
+                format!(
+                    "the loop from `{}` starts at a map: put a node after it",
+                    lp.from
+                ),
+                &[&lp.from],
+            );
         }
         if graph.nodes[from.index()].closes_loop.is_some() {
-            problems.push(format!("`{}` closes two loops", lp.from));
+            problems.add(format!("`{}` closes two loops", lp.from), &[&lp.from]);
         } else if !graph.add_loop(from, index[&lp.to], lp.max_iterations) {
-            problems.push(format!(
-                "the loop from `{}` back to `{}` has no way round: `{}` does not lead to `{}`",
-                lp.from, lp.to, lp.to, lp.from
-            ));
+            problems.add(
+                format!(
+                    "the loop from `{}` back to `{}` has no way round: `{}` does not lead to `{}`",
+                    lp.from, lp.to, lp.to, lp.from
+                ),
+                &[&lp.from, &lp.to],
+            );
         }
     }
     for router in &definition.routers {
         if let Some(node) = index.get(&router.from) {
             if definition.nodes[node.index()].split.is_some() {
-                problems.push(format!(
-                    "the map `{}` has a router: put a node after it",
-                    router.from
-                ));
+                problems.add(
+                    format!(
+                        "the map `{}` has a router: put a node after it",
+                        router.from
+                    ),
+                    &[&router.from],
+                );
             }
         }
     }
-    if problems.is_empty() {
+    if problems.0.is_empty() {
         check_shape(definition, &graph, &starts, &mut problems);
     }
-    if problems.is_empty() {
+    if problems.0.is_empty() {
         graph.concurrent = may_run_steps_at_once(&graph, &starts);
         Ok(Checked { graph, index })
     } else {
-        Err(OrchestrationError::InvalidConfig(format!(
-            "graph `{}`: {}",
-            definition.base.name(),
-            problems.join("; ")
-        )))
+        Err(problems.0)
+    }
+}
+
+/// The error a run (or `validate`) gives for the problems of graph `name`.
+pub(crate) fn invalid(name: &str, problems: &[GraphProblem]) -> OrchestrationError {
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    OrchestrationError::InvalidConfig(format!("graph `{name}`: {}", messages.join("; ")))
+}
+
+/// One thing wrong with a graph, as [`GraphOrchestrator::problems`] finds it
+/// before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphProblem {
+    /// What is wrong, in words (the errors of `validate` and of a run join
+    /// these).
+    pub message: String,
+    /// The ids of the nodes it is about, the one to change first; empty
+    /// when it is about no node (an id that names none, the graph as a
+    /// whole).
+    pub nodes: Vec<String>,
+}
+
+/// The problems found so far.
+#[derive(Default)]
+struct Problems(Vec<GraphProblem>);
+
+impl Problems {
+    fn add(&mut self, message: impl Into<String>, nodes: &[&str]) {
+        self.0.push(GraphProblem {
+            message: message.into(),
+            nodes: nodes.iter().map(|&node| node.to_owned()).collect(),
+        });
     }
 }
 
@@ -224,43 +289,49 @@ fn check_shape(
     definition: &GraphOrchestrator,
     graph: &Graph,
     starts: &[bool],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
     let count = graph.len();
     let name = |node: usize| definition.nodes[node].id.as_str();
     if count == 0 {
-        problems.push("the graph has no nodes".into());
+        problems.add("the graph has no nodes", &[]);
         return;
     }
     let (start, successors) = graph.successor_table();
     let predecessors = graph.predecessor_lists();
     if !starts.iter().any(|&s| s) {
-        problems.push("no edge from START: say which node runs first".into());
+        problems.add("no edge from START: say which node runs first", &[]);
     }
     for node in 0..count {
         let fed = !predecessors[node].is_empty();
         if starts[node] && fed {
             let by: Vec<&str> = predecessors[node].iter().map(|p| name(p.index())).collect();
-            problems.push(format!(
-                "`{}` runs first (an edge from START) but is also fed by `{}`: come back to it with a loop",
-                name(node),
-                by.join("`, `")
-            ));
+            problems.add(
+                format!(
+                    "`{}` runs first (an edge from START) but is also fed by `{}`: come back to it with a loop",
+                    name(node),
+                    by.join("`, `")
+                ),
+                &[name(node)],
+            );
         }
         if !starts[node] && !fed {
-            problems.push(format!(
-                "`{}` can never run: no edge leads to it",
-                name(node)
-            ));
+            problems.add(
+                format!("`{}` can never run: no edge leads to it", name(node)),
+                &[name(node)],
+            );
         }
     }
     // Cycles among forward edges have no bound.
     if let Some(cycle) = find_cycle(count, &start, &successors) {
         let names: Vec<&str> = cycle.iter().map(|&node| name(node)).collect();
-        problems.push(format!(
-            "the cycle `{}` has no bound: make its way back a loop (add_loop) with a maximum iteration count",
-            names.join("` → `")
-        ));
+        problems.add(
+            format!(
+                "the cycle `{}` has no bound: make its way back a loop (add_loop) with a maximum iteration count",
+                names.join("` → `")
+            ),
+            &names,
+        );
     }
     // Every node must lead to the end: walk back from the nodes that end,
     // each node once (a cycle is walked round once).
@@ -279,10 +350,13 @@ fn check_shape(
         .map(name)
         .collect();
     if !stuck.is_empty() {
-        problems.push(format!(
-            "no path to END from `{}`: add an edge to END",
-            stuck.join("`, `")
-        ));
+        problems.add(
+            format!(
+                "no path to END from `{}`: add an edge to END",
+                stuck.join("`, `")
+            ),
+            &stuck,
+        );
     }
 }
 

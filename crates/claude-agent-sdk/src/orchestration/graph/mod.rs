@@ -51,18 +51,20 @@
 //! **Checked before anything runs**: unknown node ids (with a did-you-mean),
 //! nodes that can never run, nodes with no path to [`END`], and cycles that
 //! are not bounded loops are all reported at once, as
-//! [`OrchestrationError::InvalidConfig`] naming the nodes.
+//! [`OrchestrationError::InvalidConfig`](crate::orchestration::OrchestrationError::InvalidConfig) naming the nodes
+//! ([`GraphOrchestrator::validate`] checks without running;
+//! [`GraphOrchestrator::problems`] gives each problem with its nodes).
 //!
 //! **Human input**: an agent asks a person with
 //! [`ExecutionContext::ask`](crate::orchestration::ExecutionContext::ask);
-//! the run pauses and returns [`OrchestrationError::InputRequired`], and
+//! the run pauses and returns [`OrchestrationError::InputRequired`](crate::orchestration::OrchestrationError::InputRequired), and
 //! [`resume`](GraphOrchestrator::resume) continues it with the answers,
 //! without running any finished step again (see [`human`](crate::orchestration::human)).
 //!
 //! **Limits**: a run takes at most [`RunBudget::max_steps`] steps (one per
 //! node run, loop iteration and map item; [`DEFAULT_MAX_STEPS`](crate::orchestration::budget::DEFAULT_MAX_STEPS)
 //! unless set), and may bound tokens, cost and time ([`with_budget`](GraphOrchestrator::with_budget));
-//! crossing one fails the run with [`OrchestrationError::BudgetExceeded`],
+//! crossing one fails the run with [`OrchestrationError::BudgetExceeded`](crate::orchestration::OrchestrationError::BudgetExceeded),
 //! which names the budget — and for the step limit, the loop that ran away.
 //!
 //! **The output**: `result` is the content of the output that reached
@@ -123,12 +125,13 @@ use std::sync::{Arc, OnceLock};
 
 use crate::orchestration::agent::Agent;
 use crate::orchestration::budget::RunBudget;
-use crate::orchestration::errors::{OrchestrationError, Result};
+use crate::orchestration::errors::Result;
 use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::orchestrator::BaseOrchestrator;
 use crate::orchestration::patterns::orchestrator_builders;
 use crate::orchestration::registry::AgentRegistry;
 
+pub use check::GraphProblem;
 pub use nodes::NodeOptions;
 pub use route::{Route, RouteContext, Split, END, START};
 
@@ -146,11 +149,9 @@ pub struct GraphOrchestrator {
     loops: Vec<LoopDef>,
     joins: Vec<(String, JoinPolicy)>,
     budget: RunBudget,
-    /// Problems found while building (reported with the rest by the check).
-    problems: Vec<String>,
     /// The checked graph, made by the first run (or `validate`) and kept
     /// until the graph changes.
-    prepared: Arc<OnceLock<std::result::Result<Prepared, OrchestrationError>>>,
+    prepared: Arc<OnceLock<std::result::Result<Prepared, Vec<GraphProblem>>>>,
 }
 
 /// A checked graph, ready to run.
@@ -213,7 +214,6 @@ impl GraphOrchestrator {
             loops: Vec::new(),
             joins: Vec::new(),
             budget: RunBudget::new(),
-            problems: Vec::new(),
             prepared: Arc::default(),
         }
     }
@@ -461,9 +461,37 @@ impl GraphOrchestrator {
     /// Checks the graph as a run would before starting.
     ///
     /// # Errors
-    /// [`OrchestrationError::InvalidConfig`] naming every problem found.
+    /// [`OrchestrationError::InvalidConfig`](crate::orchestration::OrchestrationError::InvalidConfig) naming every problem found
+    /// (each of [`problems`](Self::problems), joined).
     pub fn validate(&self) -> Result<()> {
         self.prepared().map(|_| ())
+    }
+
+    /// What is wrong with the graph, one problem at a time, each with the
+    /// nodes it is about (for a tool that points at them); empty when the
+    /// graph can run.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{GraphOrchestrator, SimpleAgent, AgentOutput, END, START};
+    ///
+    /// let echo = |name: &str| SimpleAgent::new(name, "echo", |input| Ok(AgentOutput::new(input.content)));
+    /// let graph = GraphOrchestrator::new("g")
+    ///     .add_node("a", echo("a"))
+    ///     .add_node("orphan", echo("orphan"))
+    ///     .add_edge(START, "a")
+    ///     .add_edge("a", END)
+    ///     .add_edge("orphan", END);
+    /// let problems = graph.problems();
+    /// assert_eq!(problems.len(), 1);
+    /// assert_eq!(problems[0].nodes, ["orphan"]);
+    /// assert!(problems[0].message.contains("can never run"));
+    /// ```
+    #[must_use]
+    pub fn problems(&self) -> Vec<GraphProblem> {
+        match self.checked() {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.clone(),
+        }
     }
 
     /// The nodes' agents, when every one is fixed (none is a registry's).
@@ -477,6 +505,12 @@ impl GraphOrchestrator {
 
     /// The checked graph (checked once, until the graph changes).
     fn prepared(&self) -> Result<&Prepared> {
+        self.checked()
+            .map_err(|problems| check::invalid(self.base.name(), problems))
+    }
+
+    /// The checked graph, or what is wrong with it.
+    fn checked(&self) -> std::result::Result<&Prepared, &Vec<GraphProblem>> {
         self.prepared
             .get_or_init(|| {
                 let checked = check::check(self)?;
@@ -488,6 +522,5 @@ impl GraphOrchestrator {
                 })
             })
             .as_ref()
-            .map_err(Clone::clone)
     }
 }
