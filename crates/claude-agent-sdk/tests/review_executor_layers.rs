@@ -630,3 +630,28 @@ async fn a_nested_run_cut_by_the_enclosing_attempts_deadline_says_so() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_retry_policy_asking_for_less_than_the_retry_after_hint_waits_the_hint() {
+    let limited = transient("429").with_retry_after(Duration::from_secs(5));
+    let (agent, probe) =
+        Scripted::new("limited", [Step::Fail(limited), Step::Ok("served")]).boxed();
+    let events = Arc::new(Events::default());
+    let ctx = ExecutionContext::new(
+        config().with_retry_policy(Arc::new(Fixed(Duration::from_millis(1)))),
+    )
+    .with_observer(Arc::clone(&events) as Arc<dyn RunObserver>);
+    let started = Instant::now();
+    let output = ctx
+        .run_agent(agent.as_ref(), AgentInput::new("x"))
+        .await
+        .unwrap();
+    assert_eq!(output.content, "served");
+    assert_eq!(probe.calls(), 2);
+    assert_eq!(started.elapsed(), Duration::from_secs(5), "the hint's wait");
+    let retries = events.retries.lock().unwrap().clone();
+    assert_eq!(
+        retries,
+        vec![("limited".to_owned(), 2, Duration::from_secs(5))]
+    );
+}

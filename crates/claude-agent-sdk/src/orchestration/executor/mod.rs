@@ -334,8 +334,9 @@ pub(crate) async fn run_node(
             Err(AttemptFailure::Failed(error)) => error,
         };
         // The policy decides within bounds kept here: a retryable error and
-        // an attempt left — it may retry less, never more. It is the user's
-        // code: one that panics retries nothing.
+        // an attempt left — it may retry less, never more — and a wait of at
+        // least the error's retry-after hint, whatever it asks for. It is the
+        // user's code: one that panics retries nothing.
         // No retry either once a budget is crossed: it would spend past it
         // (the run then fails naming the budget).
         let may_retry =
@@ -357,7 +358,8 @@ pub(crate) async fn run_node(
             })
         } else {
             None
-        };
+        }
+        .map(|delay| delay.max(error.retry_after().unwrap_or_default()));
         // While the run stops, no retry starts, and an agent that failed
         // because of the stop (a nested run it ran was cancelled or timed
         // out) was interrupted. A failure of its own with no retry left is

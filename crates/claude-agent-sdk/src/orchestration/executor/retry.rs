@@ -165,7 +165,9 @@ pub trait RetryPolicy: Send + Sync + fmt::Debug {
     /// The executor asks only when a retry is allowed — the error is
     /// retryable ([`OrchestrationError::is_retryable`]: a permanent error
     /// stays permanent) and the budget has a retry left — so a policy can
-    /// retry less than the default, never more.
+    /// retry less than the default, never more. The wait is never shorter
+    /// than the error's [`retry_after`](OrchestrationError::retry_after)
+    /// hint: a shorter delay is raised to it.
     fn retry_delay(
         &self,
         error: &OrchestrationError,
