@@ -655,3 +655,70 @@ async fn a_custom_retry_policy_asking_for_less_than_the_retry_after_hint_waits_t
         vec![("limited".to_owned(), 2, Duration::from_secs(5))]
     );
 }
+
+/// Blocks its thread: nothing can stop it in time.
+struct Stuck;
+
+#[async_trait]
+impl Agent for Stuck {
+    fn name(&self) -> &str {
+        "stuck"
+    }
+    fn description(&self) -> &str {
+        "blocks its thread"
+    }
+    async fn execute(&self, input: AgentInput) -> Result<AgentOutput> {
+        std::thread::sleep(Duration::from_millis(400));
+        Ok(AgentOutput::new(input.content))
+    }
+}
+
+/// What the observer heard of each attempt's end.
+#[derive(Default)]
+struct Ends(Mutex<Vec<(String, std::result::Result<String, OrchestrationError>)>>);
+
+impl RunObserver for Ends {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        if let RunEvent::AttemptFinished { agent, outcome, .. } = event {
+            let outcome = outcome
+                .map(|output| output.content.clone())
+                .map_err(Clone::clone);
+            self.0.lock().unwrap().push(((*agent).to_owned(), outcome));
+        }
+    }
+}
+
+/// An attempt abandoned when its run is cancelled (it did not stop within
+/// the grace period) is heard as cancelled — not as a timeout quoting the
+/// run's limit, which for an unbounded run read as 585 billion years.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_abandoned_when_its_run_is_cancelled_is_heard_as_cancelled() {
+    let ends = Arc::new(Ends::default());
+    let ctx =
+        ExecutionContext::new(config()).with_observer(Arc::clone(&ends) as Arc<dyn RunObserver>);
+    let canceller = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        canceller.cancel();
+    });
+    let result = claude_agent_sdk::orchestration::ParallelOrchestrator::new()
+        .with_config(config().with_timeout(Duration::MAX).with_max_retries(0))
+        .orchestrate_with_context(vec![Box::new(Stuck)], OrchestratorInput::new("x"), &ctx)
+        .await;
+    assert!(
+        matches!(result, Err(OrchestrationError::Cancelled)),
+        "{result:?}"
+    );
+    let ends = ends.0.lock().unwrap().clone();
+    assert_eq!(
+        ends,
+        vec![("stuck".to_owned(), Err(OrchestrationError::Cancelled))]
+    );
+    // The record says what happened to it.
+    let trace = ctx.get_trace().await;
+    let record = &trace.agent_executions[0];
+    assert_eq!(
+        record.error.as_deref(),
+        Some("interrupted: the attempt was abandoned (it did not stop in time)")
+    );
+}

@@ -107,7 +107,7 @@ pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> 
     }
 }
 
-/// The error of a run called `orchestrator`, bounded by `timeout`, that was
+/// The error of a run called `orchestrator`, whose time `limit` bounds, that was
 /// cut short by `why` (also what an observer hears for an attempt cut short).
 pub(crate) fn interruption_error(
     why: Interruption,
@@ -115,16 +115,17 @@ pub(crate) fn interruption_error(
     limit: TimeLimit,
 ) -> OrchestrationError {
     match (why, limit) {
-        (Interruption::Cancelled | Interruption::Dropped, _) => OrchestrationError::Cancelled,
-        (Interruption::TimedOut | Interruption::Abandoned, TimeLimit::Own(timeout)) => {
-            OrchestrationError::Timeout(format!(
-                "{orchestrator} exceeded its {timeout:?} run timeout"
-            ))
+        // An attempt abandoned when its run stopped (cancelled, timed out,
+        // failing fast) was stopped by the run, not by a clock of its own:
+        // the journal says it was abandoned; to its agent, it was cancelled.
+        (Interruption::Cancelled | Interruption::Dropped | Interruption::Abandoned, _) => {
+            OrchestrationError::Cancelled
         }
-        (Interruption::TimedOut | Interruption::Abandoned, TimeLimit::Enclosing) => {
-            OrchestrationError::Timeout(format!(
-                "{orchestrator} was cut short by the deadline of the attempt it runs in"
-            ))
-        }
+        (Interruption::TimedOut, TimeLimit::Own(timeout)) => OrchestrationError::Timeout(format!(
+            "{orchestrator} exceeded its {timeout:?} run timeout"
+        )),
+        (Interruption::TimedOut, TimeLimit::Enclosing) => OrchestrationError::Timeout(format!(
+            "{orchestrator} was cut short by the deadline of the attempt it runs in"
+        )),
     }
 }
