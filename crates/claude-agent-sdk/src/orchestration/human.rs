@@ -196,8 +196,9 @@ pub struct Pause {
     #[serde(default)]
     pub input: Option<crate::orchestration::OrchestratorInput>,
     /// The context's shared state when the run paused: a resumed run starts
-    /// with it (for the keys its context does not have), so work an agent
-    /// kept there carries over. (Where the finished steps' outputs went is
+    /// with it, so work an agent kept there carries over — set over what
+    /// a fresh context was given before the resume; a context that holds
+    /// the run's state already (the run paused under it) keeps what it has. (Where the finished steps' outputs went is
     /// kept with them, [`FinishedStep::decision`]: routers and loop
     /// conditions are not asked again on the state as it is by then.)
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]

@@ -35,7 +35,7 @@
 //! # });
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -66,6 +66,10 @@ pub struct ExecutionContext {
 struct Inner {
     config: ExecutionConfig,
     state: Arc<RwLock<State>>,
+    /// The runs not nested in another whose changes the state holds: those
+    /// made under a handle sharing it, and those a resumed run replayed
+    /// into it (see [`Continuation`]). Shared with the state.
+    state_runs: Arc<Mutex<HashSet<RunId>>>,
     /// Answers to the questions agents ask, by question id.
     answers: Arc<RwLock<HashMap<String, String>>>,
     journal: Arc<dyn Journal>,
@@ -119,6 +123,7 @@ impl ExecutionContext {
             inner: Arc::new(Inner {
                 config,
                 state: Arc::default(),
+                state_runs: Arc::default(),
                 answers: Arc::default(),
                 journal: Arc::new(InMemoryJournal::new()),
                 live: None,
@@ -142,6 +147,7 @@ impl ExecutionContext {
             Err(shared) => Inner {
                 config: shared.config.clone(),
                 state: Arc::clone(&shared.state),
+                state_runs: Arc::clone(&shared.state_runs),
                 answers: Arc::clone(&shared.answers),
                 journal: Arc::clone(&shared.journal),
                 live: shared.live.clone(),
@@ -206,6 +212,7 @@ impl ExecutionContext {
             inner: Arc::new(Inner {
                 config,
                 state: Arc::clone(&self.inner.state),
+                state_runs: Arc::clone(&self.inner.state_runs),
                 answers: Arc::clone(&self.inner.answers),
                 journal: Arc::clone(&self.inner.journal),
                 live: self.inner.live.clone(),

@@ -2,11 +2,11 @@
 //! reducers for concurrent writers (set, append, merge, remove, update), and
 //! the journal of those changes that a resumed run replays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use super::{ExecutionContext, State};
-use crate::orchestration::journal::{EventKind, JournalEvent, StateChange};
+use crate::orchestration::journal::{EventKind, JournalEvent, RunId, StateChange};
 
 impl ExecutionContext {
     /// Stores `value` under `key`, replacing any previous value.
@@ -85,18 +85,41 @@ impl ExecutionContext {
         }
     }
 
-    /// Applies `changes` without journaling them (what a resumed run
-    /// replays), to the keys this context did not hold before: a context
-    /// the stopped run ran under keeps what it has (the changes are in it
-    /// already), a fresh one gets them all.
-    pub(crate) fn replay_state(&self, changes: impl IntoIterator<Item = (String, StateChange)>) {
+    /// Removes the keys `reset`, then applies `changes` without journaling
+    /// them (what a resumed or forked run replays), in one step. The
+    /// caller leaves out the changes the state holds already (see
+    /// [`holds_changes_of`](Self::holds_changes_of)).
+    pub(crate) fn replay_state(
+        &self,
+        reset: &HashSet<String>,
+        changes: impl IntoIterator<Item = (String, StateChange)>,
+    ) {
         let mut state = self.write_state();
-        let held: std::collections::HashSet<String> = state.keys().cloned().collect();
+        state.retain(|key, _| !reset.contains(key));
         for (key, change) in changes {
-            if !held.contains(&key) {
-                apply_change(&mut state, key, change);
-            }
+            apply_change(&mut state, key, change);
         }
+    }
+
+    /// Notes that the state holds the changes of `runs` (runs not nested
+    /// in another): made under a handle sharing it, or replayed into it.
+    pub(crate) fn hold_changes_of(&self, runs: impl IntoIterator<Item = RunId>) {
+        self.lock_state_runs().extend(runs);
+    }
+
+    /// Whether the state holds the changes of run `run` (see
+    /// [`hold_changes_of`](Self::hold_changes_of)): a resumed run does not
+    /// replay them again.
+    pub(crate) fn holds_changes_of(&self, run: RunId) -> bool {
+        self.lock_state_runs().contains(&run)
+    }
+
+    fn lock_state_runs(&self) -> std::sync::MutexGuard<'_, HashSet<RunId>> {
+        // Only inserts and lookups happen under this lock.
+        self.inner
+            .state_runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Removes and returns the value stored under `key`.

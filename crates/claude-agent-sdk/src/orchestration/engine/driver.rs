@@ -233,6 +233,11 @@ pub(crate) async fn run<T>(
             .as_ref()
             .is_some_and(|parent| parent.run.context().is_same(ctx));
         ctx.run_started(run_id, !nested_here);
+        if parent.is_none() {
+            // Its changes go into the context's state: a run that resumes
+            // it there does not replay them.
+            ctx.hold_changes_of([run_id]);
+        }
         if config.enable_tracing {
             // A run start and end, and at least a start and an end per node
             // (and, in a graph, the step's announcement).

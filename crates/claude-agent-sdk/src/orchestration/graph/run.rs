@@ -3,6 +3,7 @@
 //! a resumed run handed to the engine, and its report turned into the
 //! graph's output — or into the pause that asks for human input.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::check;
@@ -132,14 +133,18 @@ impl GraphOrchestrator {
         for (id, answer) in answers {
             ctx.answer(id, answer);
         }
-        // The state the run had when it paused, where the context has none
-        // of its own (a context the run paused under keeps what it has).
-        ctx.replay_state(
-            pause
-                .state
-                .into_iter()
-                .map(|(key, value)| (key, StateChange::Set(value))),
-        );
+        // The state the run had when it paused, unless the context holds
+        // it (the run paused under it, or a handle sharing its state): a
+        // context seeded before the resume gets the paused values too.
+        if !pause.run.is_some_and(|run| ctx.holds_changes_of(run)) {
+            ctx.replay_state(
+                &HashSet::new(),
+                pause
+                    .state
+                    .into_iter()
+                    .map(|(key, value)| (key, StateChange::Set(value))),
+            );
+        }
         let reuse = self.reuse(pause.finished, ctx, false)?;
         self.run_reusing(vec![], input, ctx, trace, reuse).await
     }

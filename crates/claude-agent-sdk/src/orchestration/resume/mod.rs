@@ -18,9 +18,19 @@
 //!   pipeline or fan-out nested in such a step (a subgraph, a map's items,
 //!   an `OrchestratorAgent`) is handed back to it and not run again either
 //!   (see `nested`);
-//! - the shared state the finished steps changed is replayed into the
-//!   context, for the keys it does not hold (a context the stopped run ran
-//!   under keeps what it has; a fresh one, in another process, gets it all);
+//! - the changes the finished steps made to the shared state are replayed
+//!   into the context — those of every attempt of such a step, a failed
+//!   attempt that was retried included, as the run went on with them; those
+//!   of a step that runs again are dropped. A context the stopped run ran
+//!   under (or a handle sharing its state) holds them already and keeps what
+//!   it has; a fresh one, in another process, gets them all, on top of what
+//!   it was given before the resume. (An
+//!   [`update_state`](super::ExecutionContext::update_state) is journaled as
+//!   the value it made: one made on top of a dropped change keeps it.) A
+//!   [`fork`] starts from the changes up to its fork point: under a context
+//!   holding the forked run's changes, every key that run changed is set
+//!   back to what those changes make of it (a value the key had before the
+//!   forked run is not restored); other keys stay as they are;
 //! - the new run is a run of its own in the journal (its own [`RunId`]), whose
 //!   `RunStarted` event names the run it resumes; a chain of resumes reads
 //!   back to the first run, and a run is resumed at most once — resuming it
@@ -132,7 +142,10 @@ where
 /// are not run again (their outputs and state changes are reused); what
 /// came after runs anew — with changed agents, prompts or, given `input`, a
 /// changed input. The old run and its history stay as they are; the fork is
-/// a run of its own, which can itself be resumed or forked.
+/// a run of its own, which can itself be resumed or forked. Under the
+/// context the old run ran under, the keys of the shared state it changed
+/// start again from the changes up to the fork point (see the
+/// [module docs](self)).
 ///
 /// # Errors
 /// As [`resume`], and [`OrchestrationError::InvalidConfig`] when the run
@@ -175,6 +188,12 @@ pub(crate) struct Continuation {
     pub(crate) answers: HashMap<String, String>,
     /// The changes to the shared state that finished attempts made, in order.
     pub(crate) state: Vec<KeptChange>,
+    /// The runs whose changes `state` holds (a context holding them is not
+    /// given them again).
+    runs: Vec<RunId>,
+    /// Every key the runs read changed — what a fork under a context that
+    /// holds them sets back.
+    touched: HashSet<String>,
     /// The steps that finished inside top-level steps that did not, oldest
     /// run first (see [`nested`]).
     inside: Vec<FinishedInside>,
@@ -191,6 +210,9 @@ pub(crate) struct Continuation {
 #[derive(Debug, Clone)]
 pub(crate) struct KeptChange {
     step: (StepNode, u32),
+    /// The run of the chain it came with (for the part of a forked run's
+    /// history a fork took, the fork).
+    run: RunId,
     key: String,
     change: StateChange,
 }
@@ -227,6 +249,7 @@ impl Continuation {
         Self {
             origin,
             input,
+            runs: vec![previous],
             ..Self::empty(previous)
         }
     }
@@ -242,6 +265,8 @@ impl Continuation {
             finished: Vec::new(),
             answers: HashMap::new(),
             state: Vec::new(),
+            runs: Vec::new(),
+            touched: HashSet::new(),
             inside: Vec::new(),
             fork: None,
         }
@@ -284,14 +309,24 @@ impl Continuation {
             let first = chain.last().map_or(run, |session| session.run);
             let mut continuation =
                 match (history.take(), chain.last().and_then(|s| s.forks.clone())) {
-                    // A fork: the forked run's history up to the fork point.
-                    (Some(forked), Some(fork)) => forked.fork_after(&fork.after)?,
+                    // A fork: the forked run's history up to the fork point,
+                    // which came into the state with the fork.
+                    (Some(forked), Some(fork)) => {
+                        let mut taken = forked.fork_after(&fork.after)?;
+                        for kept in &mut taken.state {
+                            kept.run = first;
+                        }
+                        taken.runs.clear();
+                        taken
+                    }
                     _ => Self::empty(first),
                 };
             for session in chain.iter_mut().rev() {
                 continuation.finished.append(&mut session.finished);
                 continuation.answers.extend(session.answers.drain());
                 continuation.state.append(&mut session.state);
+                continuation.runs.push(session.run);
+                continuation.touched.extend(session.touched.drain());
                 continuation.inside.append(&mut session.inside);
             }
             let newest = chain.swap_remove(0);
@@ -310,15 +345,30 @@ impl Continuation {
     }
 
     /// Replays the state changes of the finished attempts into `ctx` (once
-    /// the run that continues this one is sure to start), for the keys `ctx`
-    /// does not hold: a context the stopped run ran under keeps what it
-    /// has (its changes are in it already), a fresh one gets them.
+    /// the run that continues this one is sure to start): those of the runs
+    /// whose changes `ctx`'s state does not hold — a context the stopped
+    /// run ran under keeps what it has (its changes are in it already), a
+    /// fresh one gets them all, on top of what it was given. A fork under
+    /// a context holding the forked run's changes first sets every key
+    /// that history changed back to no value: the keys start again from
+    /// the changes up to the fork point.
     pub(crate) fn replay_state(&self, ctx: &ExecutionContext) {
+        let held = |run: &RunId| ctx.holds_changes_of(*run);
+        let reset = if self.fork.is_some() && self.runs.iter().any(held) {
+            self.touched.clone()
+        } else {
+            HashSet::new()
+        };
         ctx.replay_state(
+            &reset,
             self.state
                 .iter()
+                .filter(|kept| reset.contains(&kept.key) || !held(&kept.run))
                 .map(|kept| (kept.key.clone(), kept.change.clone())),
         );
+        if self.fork.is_none() {
+            ctx.hold_changes_of(self.runs.iter().copied());
+        }
     }
 
     /// Turns this continuation into a fork after the last finished step of
@@ -481,6 +531,8 @@ struct Session {
     finished: Vec<Finished>,
     answers: HashMap<String, String>,
     state: Vec<KeptChange>,
+    /// Every key a change in it (or in the runs nested in it) touched.
+    touched: HashSet<String>,
     inside: Vec<FinishedInside>,
 }
 
@@ -573,8 +625,16 @@ impl Session {
             .into_iter()
             .map(|(step, key, change)| KeptChange {
                 step: top_step(step),
+                run,
                 key,
                 change,
+            })
+            .collect();
+        let touched = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::StateChanged { key, .. } => Some(key.clone()),
+                _ => None,
             })
             .collect();
         let input = OrchestratorInput {
@@ -591,6 +651,7 @@ impl Session {
             finished,
             answers,
             state,
+            touched,
             inside,
         })
     }

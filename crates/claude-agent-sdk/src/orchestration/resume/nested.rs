@@ -11,13 +11,15 @@
 //! reused ([`FinishedStep::within`]). The state changes their attempts made
 //! are replayed with them.
 //!
-//! The rule, for an attempt nested any number of runs deep: its work is kept
-//! when it succeeded and so did every attempt it ran inside — or when it
-//! succeeded, and so did the attempts around it up to a step of a nested
-//! graph that is handed back: a step that finished inside attempts none of
-//! which finished, each of them the last attempt of its step (the one that
-//! runs again; an attempt that failed and was retried is over), and each of
-//! them a graph's node or a pipeline's or fan-out's.
+//! The rule, for a step nested any number of runs deep: it is reused when it
+//! finished inside attempts none of which finished, each of them the last
+//! attempt of its step (the one that runs again; an attempt that failed and
+//! was retried is over), and each of them a graph's node or a pipeline's or
+//! fan-out's. An attempt's changes to the shared state are kept when a step
+//! it ran inside (its own, or one around it) is not run again: a top-level
+//! step that finished, or a nested step handed back — whether the attempt
+//! itself succeeded or failed and was retried, as the run went on with
+//! them.
 //!
 //! A graph's steps are handed back by node id and activation. A pipeline's
 //! or fan-out's steps are its agents, which have no ids: they are handed
@@ -49,6 +51,8 @@ pub(crate) struct FinishedInside {
 pub(super) struct Attempts {
     parents: HashMap<RunId, ParentAttempt>,
     succeeded: HashSet<(RunId, NodeId, u32)>,
+    /// The steps one of whose attempts succeeded.
+    finished: HashSet<(RunId, NodeId)>,
     /// The attempts that ended asking a person (their failure's root cause
     /// is a question).
     asked: HashSet<(RunId, NodeId, u32)>,
@@ -60,6 +64,7 @@ impl Attempts {
     pub(super) fn of(events: &[JournalEvent]) -> Self {
         let mut parents = HashMap::new();
         let mut succeeded = HashSet::new();
+        let mut finished = HashSet::new();
         let mut asked = HashSet::new();
         let mut last = HashMap::new();
         for event in events {
@@ -81,6 +86,7 @@ impl Attempts {
                     ..
                 } => {
                     succeeded.insert((event.run, *node, *attempt));
+                    finished.insert((event.run, *node));
                 }
                 EventKind::AttemptFinished {
                     node,
@@ -96,6 +102,7 @@ impl Attempts {
         Self {
             parents,
             succeeded,
+            finished,
             asked,
             last,
         }
@@ -147,9 +154,10 @@ impl Attempts {
     }
 
     /// The top-level step of run `top` whose work includes what attempt
-    /// `attempt` of step `step` in run `run` did, if a resumed run keeps it
-    /// (see the module docs); `handed_back` are the steps of nested runs
-    /// handed back ([`finished_inside`]).
+    /// `at` did, if a resumed run keeps it (see the module docs): a step
+    /// it ran inside is not run again — a top-level step that finished, or
+    /// one of `handed_back`, the steps of nested runs handed back
+    /// ([`finished_inside`]).
     pub(super) fn kept_in(
         &self,
         top: RunId,
@@ -158,24 +166,18 @@ impl Attempts {
     ) -> Option<NodeId> {
         let chain = self.enclosing(top, at.run)?;
         let outermost = chain.last().map_or(at.node, |attempt| attempt.node);
-        // The attempt, then the attempts around it, innermost first: the
-        // ones that succeeded, up to the first that did not.
-        let mut attempts = std::iter::once(at).chain(chain.iter().copied());
-        let mut unit = None;
-        for attempt in attempts.by_ref() {
-            if !self.succeeded(attempt) {
-                // Kept only inside a step handed back; and what it ran
-                // inside, from here out, all runs again.
-                let unit: ParentAttempt = unit?;
-                let handed = handed_back.contains(&(unit.run, unit.node));
-                let rest_runs_again =
-                    self.runs_again(attempt) && attempts.all(|around| self.runs_again(around));
-                return (handed && rest_runs_again).then_some(outermost);
-            }
-            unit = Some(attempt);
-        }
-        // Every attempt succeeded, up to the top-level step: it finished.
-        Some(outermost)
+        // The attempt, then the attempts around it, innermost first.
+        let reused = std::iter::once(at)
+            .chain(chain.iter().copied())
+            .any(|attempt| {
+                let step = (attempt.run, attempt.node);
+                if attempt.run == top {
+                    self.finished.contains(&step)
+                } else {
+                    handed_back.contains(&step)
+                }
+            });
+        reused.then_some(outermost)
     }
 }
 
