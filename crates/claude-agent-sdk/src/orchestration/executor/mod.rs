@@ -159,8 +159,25 @@ impl RunShared {
         self.close(outcome);
     }
 
-    /// Attempt `attempt` of `node` is over: its bookkeeping of the runs
-    /// nested in it goes, to the caller, if it started any.
+    /// `change` applied to the bookkeeping of the runs nested in attempt
+    /// `attempt` of `node`, if it started any (it stays, marked as the
+    /// change marks it, for runs and tasks that start late).
+    fn with_nested<T>(
+        &self,
+        node: NodeId,
+        attempt: u32,
+        change: impl FnOnce(&mut NestedRuns) -> Option<T>,
+    ) -> Option<T> {
+        if !self.any_nested.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);
+        nested.get_mut(&(node, attempt)).and_then(change)
+    }
+
+    /// Attempt `attempt` of `node` is over (and recorded so): its
+    /// bookkeeping of the runs nested in it goes, to the caller, if it
+    /// started any; a run or task starting in it from now on starts stopped.
     fn end_nested(&self, node: NodeId, attempt: u32) -> Option<NestedRuns> {
         if !self.any_nested.load(Ordering::Acquire) {
             return None;
@@ -523,22 +540,24 @@ async fn run_attempt(
         }
         Err(AttemptFailure::Interrupted(why)) => AttemptEnd::Interrupted(*why),
     };
-    run.recorder.attempt_finished(node, attempt, end);
-    // The attempt is over (and recorded so): whatever it left running stops
-    // now — and is waited for, a while, so that it has ended and has its
-    // records before the run goes on; then the tasks it spawned with the
-    // context are aborted, and awaited a while too — and a run nested in
-    // it, or a task spawned in it, from here on starts stopped.
-    let mut nested_spent = Usage::default();
-    if let Some(mut nested) = run.end_nested(node, attempt) {
-        if let Some(left_running) = nested.stop() {
-            let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
-        }
-        if let Some(tasks) = nested.abort_tasks() {
-            let _ = tokio::time::timeout(STOP_GRACE, tasks.wait()).await;
-        }
-        nested_spent = nested.spent.total();
+    // The attempt is over: whatever it left running stops now — and is
+    // waited for, a while, so that it has ended and has its records before
+    // the attempt's end is recorded; then the tasks it spawned with the
+    // context are aborted (one may have been about to start a nested run),
+    // and awaited a while too — and a run nested in it, or a task spawned
+    // in it, from here on starts stopped. So the journal has every nested
+    // run's end before the end of the attempt it ran in.
+    if let Some(left_running) = run.with_nested(node, attempt, NestedRuns::stop) {
+        let _ = tokio::time::timeout(STOP_GRACE, left_running.wait()).await;
     }
+    if let Some(tasks) = run.with_nested(node, attempt, NestedRuns::abort_tasks) {
+        let _ = tokio::time::timeout(STOP_GRACE, tasks.wait()).await;
+    }
+    run.recorder.attempt_finished(node, attempt, end);
+    let nested_spent = run
+        .end_nested(node, attempt)
+        .map(|nested| nested.spent.total())
+        .unwrap_or_default();
     ended.map(|output| Success {
         output,
         nested_spent,
