@@ -29,7 +29,7 @@ use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
 use super::run_state::{Branching, Reuse, RunState, Walk};
 use super::scheduler::{Decision, Scheduler};
-use super::stop::{RunStop, TimeLimit, STOP_GRACE};
+use super::stop::{interruption_error, RunStop, TimeLimit, STOP_GRACE, STORE_GRACE};
 use super::turns::Turns;
 use super::workers;
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
@@ -271,10 +271,27 @@ pub(crate) async fn run<T>(
             _nested: nested,
         };
         // A durable run is stored before any of its agents starts: a process
-        // killed from then on leaves a run to resume.
+        // killed from then on leaves a run to resume. A store that does not
+        // answer keeps it from starting, but not past its stop.
         if durable && parent.is_none() {
-            if let Err(error) = ctx.journal().flush().await {
-                books.close(RunOutcome::Failed(error.clone()));
+            let stopped = tokio::select! {
+                biased;
+                stored = ctx.journal().flush() => stored
+                    .err()
+                    .map(|error| (RunOutcome::Failed(error.clone()), error)),
+                why = shared.stop.stopped() => Some((
+                    RunOutcome::Interrupted(why),
+                    interruption_error(why, orchestrator, limit),
+                )),
+            };
+            if let Some((outcome, error)) = stopped {
+                let was_stopped = matches!(outcome, RunOutcome::Interrupted(_));
+                books.close(outcome);
+                if was_stopped {
+                    // Its end, as any stopped run's (a failed store has
+                    // nothing more to take).
+                    let _ = store_end(ctx, true).await;
+                }
                 return (run_id, Err(error));
             }
         }
@@ -311,13 +328,28 @@ pub(crate) async fn run<T>(
         // The run's last event is stored before it returns (nested runs'
         // are stored with their root's).
         if durable && parent.is_none() {
-            if let Err(error) = ctx.journal().flush().await {
+            if let Err(error) = store_end(ctx, interrupted.is_some()).await {
                 result = Err(error);
             }
         }
         (run_id, result)
     })
     .await
+}
+
+/// Waits for the store to commit a top-level run's last events. A run that
+/// was `stopped` (cancelled, out of time) waits no longer than
+/// [`STORE_GRACE`] for a store that does not answer: its caller asked for it
+/// to stop, and its error already says why it did. The store gets its end
+/// when it answers again; until then the run reads as crashed, resumable.
+async fn store_end(ctx: &ExecutionContext, stopped: bool) -> Result<()> {
+    if stopped {
+        tokio::time::timeout(STORE_GRACE, ctx.journal().flush())
+            .await
+            .unwrap_or(Ok(()))
+    } else {
+        ctx.journal().flush().await
+    }
 }
 
 /// Closes a run's books when it ends — or, when its future is dropped first,

@@ -14,6 +14,12 @@ use crate::orchestration::stop_token::StopToken;
 /// thread (which nothing can stop) is ever abandoned.
 pub(crate) const STOP_GRACE: Duration = Duration::from_millis(100);
 
+/// How long a run that was stopped (cancelled, out of time) waits for a
+/// durable store to commit its last events before it returns anyway: a
+/// store that stopped answering would otherwise hold it for the store's own
+/// bound (`store::silence`), long past the stop its caller asked for.
+pub(crate) const STORE_GRACE: Duration = Duration::from_secs(2);
+
 /// A run's stop conditions.
 #[derive(Debug, Clone)]
 pub(crate) struct RunStop {
