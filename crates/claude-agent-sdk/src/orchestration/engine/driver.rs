@@ -183,7 +183,13 @@ pub(crate) async fn run<T>(
         };
         let mut reuse = reuse;
         if let Some(continuation) = &continuation {
-            match continue_from(continuation, &names, branching.as_deref(), ctx, run_id).await {
+            // The claim waits for the store, but not past the run's stop.
+            let continued = tokio::select! {
+                biased;
+                kept = continue_from(continuation, &names, branching.as_deref(), ctx, run_id) => kept,
+                why = stop.stopped() => Err(interruption_error(why, orchestrator, limit)),
+            };
+            match continued {
                 Ok(kept) => reuse.extend(kept),
                 Err(error) => return (run_id, Err(error)),
             }
