@@ -299,3 +299,396 @@ command = ["echo", "never"]
         stopped.trace
     );
 }
+
+// ---------------------------------------------------------------------------
+// A second signal: out at once.
+
+/// An `orchestra` process whose standard error is read as it comes.
+struct Orchestra {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Orchestra {
+    /// Starts `orchestra` with `args` (standard error not a terminal).
+    fn start(args: &[&std::ffi::OsStr]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+            .env("ORCHESTRA_STORE", common::test_store())
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+    }
+
+    /// Waits for a line of standard error holding `text`.
+    fn wait_for_line(&mut self, text: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.seen.iter().any(|line| line.contains(text)) {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push(line);
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("no `{text}` in:\n{}", self.seen.join("\n"));
+            }
+        }
+    }
+
+    /// Its exit status once it exits within `timeout` (it is killed, and the
+    /// test fails, otherwise), and all it wrote on standard error.
+    fn exit_within(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.seen.extend(self.lines.try_iter());
+                panic!(
+                    "orchestra did not exit within {timeout:?}:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The reader thread ends with the pipe.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+/// A workflow whose one agent runs a program that ignores SIGTERM, and so
+/// does the `sleep` it starts: once both run, `ready` holds their pids. The
+/// program does so once: when `once` exists (it makes it), it says
+/// `resumed` and exits.
+fn stubborn_workflow(ready: &std::path::Path, once: &std::path::Path) -> String {
+    format!(
+        r#"[flow]
+sequential = ["stubborn"]
+
+[[agents]]
+id = "stubborn"
+kind = "command"
+stdin = "none"
+shell = """
+if [ -e '{once}' ]; then echo resumed; exit 0; fi
+touch '{once}'
+trap '' TERM
+sleep 1000 &
+echo "$$ $!" > '{ready}.tmp'
+mv '{ready}.tmp' '{ready}'
+wait
+"""
+"#,
+        once = once.display(),
+        ready = ready.display(),
+    )
+}
+
+/// The pids `ready` lists, once it exists.
+fn ready_pids(ready: &std::path::Path) -> Vec<String> {
+    wait_until("the program to start", Duration::from_secs(30), || {
+        ready.exists()
+    });
+    let text = std::fs::read_to_string(ready).unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(pids.len(), 2, "{text}");
+    pids
+}
+
+/// Whether `pid` runs (a zombie no one reaps yet does not count).
+fn is_running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
+}
+
+/// Kills what a failed test left running.
+fn kill_all(pids: &[String]) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .args(["-KILL", pid])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Kills the programs of a test that fails before they are gone.
+struct Leftovers(Vec<String>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        kill_all(&self.0);
+    }
+}
+
+/// Waits (5 s at most) until none of `pids` runs: nothing else than
+/// `orchestra`, gone by now, could have stopped them.
+fn assert_gone(pids: &[String], stderr: &str) {
+    let started = Instant::now();
+    while pids.iter().any(|pid| is_running(pid)) {
+        if started.elapsed() > Duration::from_secs(5) {
+            kill_all(pids);
+            panic!("programs left running (orphans) {pids:?}:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the stubborn workflow with `--no-store`, sends `first` and, once
+/// its note is out, `second`: what orchestra exited with and said.
+fn stopped_twice(first: &str, second: &str, first_name: &str) -> (Option<i32>, String) {
+    let dir = scratch();
+    let ready = dir.path().join("ready");
+    let file = write(
+        dir.path(),
+        "stubborn.toml",
+        &stubborn_workflow(&ready, &dir.path().join("once")),
+    );
+    let mut run = Orchestra::start(&["run".as_ref(), "--no-store".as_ref(), file.as_os_str()]);
+    let mut pids = Leftovers(ready_pids(&ready));
+    run.signal(first);
+    run.wait_for_line(
+        &format!("{first_name}: cancelling the run... ({first_name} again to exit now)"),
+        Duration::from_secs(10),
+    );
+    run.signal(second);
+    // The program ignores SIGTERM: without the second signal, `orchestra`
+    // would wait for its grace period, STOP_GRACE (2 s), to end.
+    // The second signal comes while the run stops or, the run over, while
+    // orchestra waits for the program's grace period: either way, out now.
+    let (status, stderr) = run.exit_within(Duration::from_secs(10));
+    assert_gone(&pids.0, &stderr);
+    pids.0.clear();
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_kills_a_program_that_ignores_sigterm() {
+    let (code, stderr) = stopped_twice("-INT", "-INT", "Ctrl-C");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C again: exiting now"), "{stderr}");
+}
+
+#[test]
+fn a_second_signal_of_another_kind_exits_at_once_with_the_first_ones_code() {
+    let (code, stderr) = stopped_twice("-TERM", "-HUP", "SIGTERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("SIGHUP: exiting now"), "{stderr}");
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_while_the_store_holds_up_the_runs_end() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let ready = dir.path().join("ready");
+    let trace = dir.path().join("trace.json");
+    let file = write(
+        dir.path(),
+        "stubborn.toml",
+        &stubborn_workflow(&ready, &dir.path().join("once")),
+    );
+    let mut run = Orchestra::start(&[
+        "run".as_ref(),
+        "--store".as_ref(),
+        store.as_os_str(),
+        "--trace".as_ref(),
+        trace.as_os_str(),
+        file.as_os_str(),
+    ]);
+    let mut pids = Leftovers(ready_pids(&ready));
+    // Another process takes the store's write lock and keeps it: the run
+    // cannot record its end (SQLite's busy timeout is 10 s).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lock = runtime.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&store)
+            .busy_timeout(Duration::from_secs(20))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut db)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        db
+    });
+    run.signal("-INT");
+    run.wait_for_line("Ctrl-C: cancelling the run", Duration::from_secs(10));
+    run.signal("-INT");
+    let (status, stderr) = run.exit_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C again: exiting now"), "{stderr}");
+    assert_gone(&pids.0, &stderr);
+    pids.0.clear();
+    // Out at once, the run still stopping: no summary, no trace.
+    assert!(!stderr.contains("total"), "{stderr}");
+    assert!(!trace.exists(), "{stderr}");
+    drop(lock);
+
+    // As the note says: with its end not recorded, the run is listed as
+    // crashed, and resuming it runs what did not finish.
+    assert!(stderr.contains("crashed"), "{stderr}");
+    let runs = common::stored_runs(&store);
+    assert_eq!(runs[0]["status"], "crashed", "{runs:#}");
+    let id = runs[0]["id"].as_str().unwrap_or_default();
+    assert!(
+        stderr.contains(&format!("orchestra resume {id}")),
+        "{stderr}"
+    );
+    let resumed = common::orchestra()
+        .args(["resume", id, "--store"])
+        .arg(&store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, resumed_stderr) = common::texts(&resumed);
+    assert!(resumed.status.success(), "{resumed_stderr}");
+    assert_eq!(stdout.trim(), "resumed", "{resumed_stderr}");
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_cancels_the_run_without_waiting_for_an_answer() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(
+        dir.path(),
+        "ask.toml",
+        r#"[flow]
+nodes = ["plan", "ship"]
+edges = ["start -> plan -> approve", "approve -> ship", "ship -> end"]
+
+[[flow.asks]]
+id = "approve"
+question = "Ship it?"
+
+[[agents]]
+id = "plan"
+kind = "command"
+command = ["echo", "the plan"]
+
+[[agents]]
+id = "ship"
+kind = "template"
+template = "shipped after {{input}}"
+"#,
+    );
+    // `script` gives orchestra a terminal; nothing is ever typed.
+    let command = format!(
+        "'{}' run --store '{}' '{}'",
+        env!("CARGO_BIN_EXE_orchestra"),
+        store.display(),
+        file.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("ORCHESTRA_STORE", common::test_store())
+        .env("SHELL", "/bin/sh")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script (util-linux) is needed: {e}"));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (chunks_tx, chunks) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0
+                || chunks_tx
+                    .send(String::from_utf8_lossy(&buffer[..read]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    // Whether `text` came within `timeout`.
+    let read_until = |seen: &mut String, text: &str, timeout: Duration| {
+        let started = Instant::now();
+        while !seen.contains(text) {
+            if started.elapsed() > timeout {
+                return false;
+            }
+            if let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(20)) {
+                seen.push_str(&chunk);
+            }
+        }
+        true
+    };
+    let asked = read_until(&mut seen, "[approve] Ship it?", Duration::from_secs(30));
+    let marker = store.display().to_string();
+    let orchestra = processes_with(&marker).into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.starts_with(env!("CARGO_BIN_EXE_orchestra").as_bytes()))
+    });
+    let (true, Some(orchestra)) = (asked, orchestra) else {
+        let _ = child.kill();
+        panic!("no prompt: {seen}");
+    };
+    let sent = Command::new("kill")
+        .args(["-INT", &orchestra])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(sent.success());
+    let noted = read_until(
+        &mut seen,
+        "Ctrl-C: cancelling the run... (Ctrl-C again to exit now)",
+        Duration::from_secs(10),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    seen.extend(chunks.try_iter());
+    let (true, Some(status)) = (noted, status) else {
+        let _ = Command::new("kill").args(["-KILL", &orchestra]).status();
+        let _ = child.kill();
+        panic!("orchestra waited for an answer after Ctrl-C: {seen}");
+    };
+    drop(child.stdin.take());
+    assert_eq!(status.code(), Some(130), "{seen}");
+}

@@ -36,7 +36,10 @@
 //! [`OrchestratorOutput::total_usage`](crate::orchestration::OrchestratorOutput::total_usage).
 //!
 //! Agents spawned programs run in their own process group, which is killed when
-//! the attempt times out or is cancelled: no orphans.
+//! the attempt times out or is cancelled: no orphans. A process about to exit
+//! gives the programs being stopped their grace period with
+//! `wait_for_stopping_programs`, or, when it must exit at once, kills every
+//! program still running or stopping with `kill_running_programs` (Unix).
 
 #[cfg(any(
     feature = "claude",
@@ -119,7 +122,7 @@ pub use open_files::raise_open_files_limit;
 #[cfg(feature = "openai")]
 pub use openai::OpenAiCompatibleAgent;
 #[cfg(all(feature = "subprocess", unix))]
-pub use stop::{wait_for_stopping_programs, STOP_GRACE};
+pub use stop::{kill_running_programs, wait_for_stopping_programs, STOP_GRACE};
 #[cfg(any(
     feature = "claude",
     feature = "openai",

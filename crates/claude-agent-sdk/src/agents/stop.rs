@@ -26,14 +26,18 @@
 //!
 //! The grace period runs on a thread of its own, since the attempt's future
 //! is being dropped; [`wait_for_stopping_programs`] lets a process that is
-//! about to exit give those threads their time.
+//! about to exit give those threads their time, and
+//! [`kill_running_programs`] lets one that must exit now (a second Ctrl-C)
+//! kill at once every program still running or stopping, with what it
+//! started: each program is known from its start until it is reaped.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::process::Child;
@@ -56,6 +60,80 @@ pub fn wait_for_stopping_programs(timeout: Duration) -> bool {
     *guard == 0
 }
 
+/// The programs started and not reaped yet, by process id: their process
+/// group (when they have one of their own), and the processes a stop found
+/// they started (which may have left their tree since).
+static LIVE: Mutex<Option<HashMap<i32, Program>>> = Mutex::new(None);
+
+/// What [`LIVE`] knows of a program.
+#[derive(Debug, Default)]
+struct Program {
+    group: Option<i32>,
+    started: Vec<Process>,
+}
+
+fn live() -> MutexGuard<'static, Option<HashMap<i32, Program>>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counts program `pid`, just started (process group `group` when it has
+/// one of its own), among the live ones until [`untrack`].
+pub(crate) fn track(pid: i32, group: Option<i32>) {
+    live().get_or_insert_with(HashMap::new).insert(
+        pid,
+        Program {
+            group,
+            started: Vec::new(),
+        },
+    );
+}
+
+/// Forgets program `pid`: called just before it is reaped, so that
+/// [`kill_running_programs`], which signals under the same lock, never
+/// signals an id the system may have given to another process.
+pub(crate) fn untrack(pid: i32) {
+    if let Some(programs) = live().as_mut() {
+        programs.remove(&pid);
+    }
+}
+
+/// Records the processes a stop found program `pid` started.
+fn remember_started(pid: i32, started: &[Process]) {
+    if let Some(program) = live().as_mut().and_then(|programs| programs.get_mut(&pid)) {
+        program.started.clear();
+        program.started.extend_from_slice(started);
+    }
+}
+
+/// Kills (`SIGKILL`) at once every program the agents started that has not
+/// been reaped yet — running, or being stopped in its grace period — with
+/// every process it started (found by parentage, as a stop finds them, and
+/// those a stop found before) and what is left in its process group.
+/// Returns how many programs there were.
+///
+/// For a process that must exit now, without the grace periods
+/// [`wait_for_stopping_programs`] would wait for (a second Ctrl-C): it
+/// waits for nothing, so the process can exit right after and leave no
+/// program running. The attempts running those programs see them die (a
+/// signal 9); programs started after the call are not concerned.
+pub fn kill_running_programs() -> usize {
+    let guard = live();
+    let Some(programs) = guard.as_ref().filter(|programs| !programs.is_empty()) else {
+        return 0;
+    };
+    let table = process_table();
+    for (&pid, program) in programs {
+        let mut processes = descendants_in(&table, pid);
+        for process in &program.started {
+            if !processes.contains(process) {
+                processes.push(*process);
+            }
+        }
+        send(program.group, Some(pid), &processes, libc::SIGKILL);
+    }
+    programs.len()
+}
+
 /// A process, by id and start time (in clock ticks since boot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Process {
@@ -76,6 +154,9 @@ pub(crate) fn stop(mut child: Child, group: Option<i32>) {
         let (count, _) = &STOPPING;
         *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
     }
+    if let Some(root) = root {
+        remember_started(root, &tree);
+    }
     let left = tree.clone();
     let finish = move || {
         let mut child = child;
@@ -90,10 +171,14 @@ pub(crate) fn stop(mut child: Child, group: Option<i32>) {
             if let (Some(root), false) = (root, root_exited) {
                 // What the program starts as it shuts down (a hook) is
                 // killed with the rest if it outlives the grace period.
+                let known = tree.len();
                 for process in descendants(root) {
                     if !tree.contains(&process) {
                         tree.push(process);
                     }
+                }
+                if tree.len() > known {
+                    remember_started(root, &tree);
                 }
             }
             let done = root_exited
@@ -108,6 +193,9 @@ pub(crate) fn stop(mut child: Child, group: Option<i32>) {
         let later: Vec<Process> = survivors.iter().flat_map(|p| descendants(p.pid)).collect();
         survivors.extend(later);
         send(group, root, &survivors, libc::SIGKILL);
+        if let Some(root) = root {
+            untrack(root);
+        }
         reap(&mut child);
         drop(child);
         stopped();
@@ -120,6 +208,9 @@ pub(crate) fn stop(mut child: Child, group: Option<i32>) {
         // No thread, no grace period: the program was killed as the closure
         // holding it was dropped (`kill_on_drop`); kill the rest.
         send(None, None, &left, libc::SIGKILL);
+        if let Some(root) = root {
+            untrack(root);
+        }
         stopped();
     }
 }
@@ -345,10 +436,15 @@ fn alive(process: Process) -> bool {
 
 /// Every descendant of `root` (not `root` itself), from `/proc`.
 fn descendants(root: i32) -> Vec<Process> {
+    descendants_in(&process_table(), root)
+}
+
+/// Every live process and its parent's id, from `/proc`.
+fn process_table() -> Vec<(Process, i32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let table: Vec<(Process, i32)> = entries
+    entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
@@ -361,11 +457,15 @@ fn descendants(root: i32) -> Vec<Process> {
                 stat.parent,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// Every descendant of `root` (not `root` itself) in `table`.
+fn descendants_in(table: &[(Process, i32)], root: i32) -> Vec<Process> {
     let mut found: Vec<Process> = Vec::new();
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
-        for (process, ppid) in &table {
+        for (process, ppid) in table {
             if *ppid == parent && !found.contains(process) {
                 found.push(*process);
                 frontier.push(process.pid);

@@ -311,7 +311,8 @@ async fn read_or_cut(
 }
 
 /// A started program that is stopped, with everything it started, unless it
-/// was reaped (see [`stop`](super::stop)).
+/// was reaped (see [`stop`](super::stop)); until then it counts among the
+/// programs [`kill_running_programs`](super::stop::kill_running_programs) kills.
 struct Running {
     child: Option<Child>,
     pid: Option<i32>,
@@ -321,10 +322,15 @@ struct Running {
 impl Running {
     fn new(child: Child, own_group: bool) -> Self {
         let pid = child.id().and_then(|id| i32::try_from(id).ok());
+        let group = pid.filter(|_| own_group);
+        #[cfg(unix)]
+        if let Some(pid) = pid {
+            super::stop::track(pid, group);
+        }
         Self {
             child: Some(child),
             pid,
-            group: pid.filter(|_| own_group),
+            group,
         }
     }
 
@@ -344,6 +350,8 @@ impl Running {
             if let Some(status) = super::stop::stop_leftovers(&mut self.child, self.group)? {
                 return Ok(status);
             }
+            // It has exited, with nothing left in its group: reaped next.
+            super::stop::untrack(pid);
         }
         let status = self.child()?.wait().await?;
         self.child = None;

@@ -1,6 +1,7 @@
 //! `orchestra run`: runs a workflow under an [`ExecutionContext`] with a live
-//! progress observer, cancels it on Ctrl-C, SIGTERM or SIGHUP ([`signals`]),
-//! and writes the result, the summary and the traces.
+//! progress observer, cancels it on Ctrl-C, SIGTERM or SIGHUP (and exits at
+//! once on a second one: [`signals`]), and writes the result, the summary
+//! and the traces.
 //!
 //! Standard output gets the result only (or the JSON output with `--json`), so
 //! it can be piped; progress, the summary and errors go to standard error.
@@ -13,6 +14,7 @@ mod progress;
 mod signals;
 mod summary;
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -320,8 +322,12 @@ impl Run<'_> {
         progress.note(&workflow.redactor.redact(&note));
         progress.spawn_ticker();
 
+        let exiting = Exiting {
+            progress: progress.clone(),
+            location: location.clone(),
+        };
         let mut stop = Stopping {
-            signals: Signals::listen(),
+            signals: Signals::listen(move |first, again| exiting.tell(first, again)),
             by: None,
             ctx: &ctx,
             progress: &progress,
@@ -531,8 +537,38 @@ fn resume_command(location: &Location, run: RunId, questions: &[Question]) -> St
     format!("orchestra resume {run}{}{answers}", location.flag())
 }
 
+/// What a second signal, which exits at once, says of the run.
+struct Exiting {
+    progress: Progress,
+    /// Where the run is kept, if anywhere.
+    location: Option<Location>,
+}
+
+impl Exiting {
+    /// The note, on standard error, below what the display drew.
+    fn tell(&self, first: Stop, again: Stop) {
+        let mut note = format!(
+            "{}; the run's programs are killed and nothing more is written",
+            signals::exiting_now(first, again)
+        );
+        if let (Some(place), Some(run)) = (&self.location, self.progress.run()) {
+            // Its end may not be in the store: a run whose process is gone
+            // without it is listed as crashed, and can be resumed.
+            let _ = write!(
+                note,
+                "; run {run} is kept in {}, perhaps without its end (`orchestra runs` \
+                 then lists it as crashed); resume it with: {}",
+                place.describe(),
+                resume_command(place, run, &[])
+            );
+        }
+        self.progress.abandon(&note);
+    }
+}
+
 /// Races a run (or a prompt) against the signals that stop it: the first
-/// signal cancels the run's context, and the run is awaited to its end.
+/// signal cancels the run's context, and the run is awaited to its end (a
+/// second one exits at once: see [`signals`]).
 struct Stopping<'a> {
     signals: Signals,
     by: Option<Stop>,
@@ -558,7 +594,10 @@ impl Stopping<'_> {
             done = work => Some(done),
             stop = self.signals.next(), if self.by.is_none() => {
                 self.by = Some(stop);
-                self.progress.note(&format!("{}: cancelling the run...", stop.name()));
+                self.progress.note(&format!(
+                    "{0}: cancelling the run... ({0} again to exit now)",
+                    stop.name()
+                ));
                 self.ctx.cancel();
                 None
             }

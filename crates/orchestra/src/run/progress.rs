@@ -119,6 +119,11 @@ struct Shared {
     stopped: AtomicBool,
     /// Set while the terminal is lent to a prompt: the ticker draws nothing.
     held: AtomicBool,
+    /// Held while the ticker draws: a prompt taking the terminal waits for
+    /// the draw under way.
+    drawing: Mutex<()>,
+    /// The latest run not nested in another (a resumed one after a prompt).
+    run: Mutex<Option<RunId>>,
     previews: Previews,
     /// The map nodes' names, and how many items each one's run has.
     maps: HashSet<String>,
@@ -213,6 +218,8 @@ impl Progress {
                 multi,
                 stopped: AtomicBool::new(false),
                 held: AtomicBool::new(false),
+                drawing: Mutex::new(()),
+                run: Mutex::new(None),
                 previews,
                 maps,
                 counts,
@@ -225,11 +232,13 @@ impl Progress {
         progress
     }
 
-    /// Prints a note above the lines (or as a log line).
+    /// Prints a note above the lines (or as a log line; below a prompt,
+    /// which has the terminal, as a line of its own).
     pub fn note(&self, text: &str) {
         match self.shared.display {
             Display::Quiet => {}
             Display::Plain => errln!("{} {text}", self.stamp()),
+            Display::Live if self.shared.held.load(Ordering::Acquire) => errln!("\n{text}"),
             Display::Live => {
                 if let Some(multi) = &self.shared.multi {
                     let _ = multi.println(text);
@@ -239,15 +248,42 @@ impl Progress {
     }
 
     /// Runs `f` (a prompt) with the live lines cleared and held still, and
-    /// draws them again afterwards.
+    /// draws them again afterwards. The display is not locked meanwhile: a
+    /// note, or the end of a run given up on while it asks (Ctrl-C), does
+    /// not wait for an answer.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.shared.held.store(true, Ordering::Release);
-        let result = match &self.shared.multi {
-            Some(multi) => multi.suspend(f),
-            None => f(),
-        };
+        if let Some(multi) = &self.shared.multi {
+            let _drawing = self.drawing();
+            let _ = multi.clear();
+        }
+        let result = f();
         self.shared.held.store(false, Ordering::Release);
         result
+    }
+
+    /// Stops drawing at once and prints `text` on a line of its own below
+    /// what was drawn, taking no lock of the display (a prompt may have the
+    /// terminal): for an exit that cannot wait. The terminal is left as it
+    /// is (the display hides no cursor, sets no mode).
+    pub fn abandon(&self, text: &str) {
+        let drawn = !self.shared.stopped.swap(true, Ordering::AcqRel);
+        self.shared.held.store(true, Ordering::Release);
+        match self.shared.display {
+            // The last live line has no line break of its own.
+            Display::Live if drawn => errln!("\n{text}"),
+            Display::Plain => errln!("{} {text}", self.stamp()),
+            Display::Live | Display::Quiet => errln!("{text}"),
+        }
+    }
+
+    /// The latest run not nested in another, once it started.
+    pub fn run(&self) -> Option<RunId> {
+        *self
+            .shared
+            .run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps the live lines moving (spinners, elapsed times) until [`finish`](Self::finish).
@@ -262,7 +298,10 @@ impl Progress {
             while !progress.shared.stopped.load(Ordering::Acquire) {
                 tick.tick().await;
                 frame = frame.wrapping_add(1);
-                if !progress.shared.held.load(Ordering::Acquire) {
+                let _drawing = progress.drawing();
+                if !progress.shared.held.load(Ordering::Acquire)
+                    && !progress.shared.stopped.load(Ordering::Acquire)
+                {
                     progress.redraw(frame);
                 }
             }
@@ -272,7 +311,14 @@ impl Progress {
     /// Marks agents still running as interrupted, draws the last state, and
     /// stops redrawing.
     pub fn finish(&self) {
-        self.shared.stopped.store(true, Ordering::Release);
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            // Abandoned: nothing more is drawn.
+            return;
+        }
+        if self.shared.display == Display::Live && self.shared.held.load(Ordering::Acquire) {
+            // A prompt given up on (Ctrl-C): what follows goes below it.
+            errln!();
+        }
         {
             let mut lines = self.lines();
             let now = Instant::now();
@@ -298,6 +344,13 @@ impl Progress {
             // The last live line has no line break of its own.
             errln!();
         }
+    }
+
+    fn drawing(&self) -> MutexGuard<'_, ()> {
+        self.shared
+            .drawing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lines(&self) -> MutexGuard<'_, Vec<Line>> {
@@ -590,6 +643,15 @@ impl RunObserver for Progress {
             }
         }
         match event {
+            RunEvent::RunStarted {
+                run, parent: None, ..
+            } => {
+                *self
+                    .shared
+                    .run
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(*run);
+            }
             RunEvent::RunStarted {
                 run,
                 parent: Some(parent),

@@ -6,7 +6,26 @@
 //! context, which kills every program the agents started, and the partial
 //! trace is written — so that however `orchestra` is stopped, it leaves no
 //! orphaned process behind. It then exits with the shell's convention for a
-//! process ended by the signal: 128 + its number (130, 143, 129).
+//! process ended by the signal: 128 + its number (130, 143, 129). The note
+//! the first signal prints says so, and that a second exits at once.
+//!
+//! A second signal (any of the three, at any time after the first: while
+//! the run stops, at a prompt, while the summary and traces are written or
+//! the programs being stopped get their grace period) is for when stopping
+//! takes too long — a store that stopped answering, a program slow to stop:
+//! every program the agents still have running or stopping, and what they
+//! started, is killed at once (`SIGKILL`,
+//! [`kill_running_programs`](claude_agent_sdk::agents::kill_running_programs)),
+//! a note says so, and `orchestra` exits with the first signal's code,
+//! writing no summary, trace or result. The store may then lack the run's
+//! end: `orchestra runs` lists such a run as crashed, and `orchestra resume`
+//! continues it. The signals are watched on a thread of their own, with a
+//! runtime of its own, so that a second one is acted on whatever the run's
+//! runtime is doing, and after it is shut down.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
 
 /// The signal that stopped a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +60,114 @@ impl Stop {
     }
 }
 
-/// Listens for the signals that stop a run, from its creation on.
+/// The note a second signal, `again`, prints as the first, `first`, had the
+/// run cancelled: `Ctrl-C again: exiting now`.
+#[must_use]
+pub fn exiting_now(first: Stop, again: Stop) -> String {
+    if again == first {
+        format!("{} again: exiting now", again.name())
+    } else {
+        format!("{}: exiting now", again.name())
+    }
+}
+
+/// What a second signal does before the process exits: prints the note.
+type Tell = Box<dyn FnOnce(Stop, Stop) + Send>;
+
+/// Listens for the signals that stop a run, from its creation on: hands the
+/// first to the run ([`next`](Self::next)) and exits on the second (see the
+/// module docs).
 pub struct Signals {
+    first: mpsc::UnboundedReceiver<Stop>,
+}
+
+impl Signals {
+    /// Starts listening, inside the tokio runtime, on a thread of its own
+    /// (so that a second signal is acted on whatever the run's runtime is
+    /// doing, and after it is shut down); `tell(first, again)` prints what a
+    /// second signal `again` does before the process exits. A signal whose
+    /// handler cannot be installed keeps its default action.
+    #[must_use]
+    pub fn listen(tell: impl FnOnce(Stop, Stop) + Send + 'static) -> Self {
+        let (sender, first) = mpsc::unbounded_channel();
+        let watch = Arc::new(Mutex::new(Some(Watch {
+            sender,
+            tell: Box::new(tell),
+        })));
+        let taken = Arc::clone(&watch);
+        let (installed_tx, installed) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let Some(watch) = take(&taken) else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    let listeners = Listeners::install();
+                    let _ = installed_tx.send(());
+                    watch.run(listeners).await;
+                });
+            });
+        // Listening before the run starts: the thread says when it is (or
+        // ends without, leaving the watch for this runtime).
+        if spawned.is_err() || installed.recv().is_err() {
+            if let Some(watch) = take(&watch) {
+                let listeners = Listeners::install();
+                tokio::spawn(watch.run(listeners));
+            }
+        }
+        Self { first }
+    }
+
+    /// The first signal; pending forever when none can be received.
+    pub async fn next(&mut self) -> Stop {
+        match self.first.recv().await {
+            Some(stop) => stop,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// What watches the signals: where the first goes, and what the second
+/// prints.
+struct Watch {
+    sender: mpsc::UnboundedSender<Stop>,
+    tell: Tell,
+}
+
+impl Watch {
+    /// Hands the first signal to the run, and exits on the second.
+    async fn run(self, mut listeners: Listeners) {
+        let first = listeners.next().await;
+        // The run may be over, and listen no more: the next signal exits.
+        let _ = self.sender.send(first);
+        let again = listeners.next().await;
+        exit_now(first, again, self.tell);
+    }
+}
+
+fn take(watch: &Mutex<Option<Watch>>) -> Option<Watch> {
+    watch.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+/// Kills every program the run's agents still have running or stopping,
+/// has `tell` print the note, and exits with the first signal's code —
+/// writing nothing else, waiting for nothing.
+fn exit_now(first: Stop, again: Stop, tell: Tell) -> ! {
+    #[cfg(unix)]
+    claude_agent_sdk::agents::kill_running_programs();
+    tell(first, again);
+    std::process::exit(i32::from(first.exit_code()))
+}
+
+/// The signals' listeners, on the runtime that installed them.
+struct Listeners {
     #[cfg(unix)]
     interrupt: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
@@ -51,11 +176,9 @@ pub struct Signals {
     hang_up: Option<tokio::signal::unix::Signal>,
 }
 
-impl Signals {
-    /// Starts listening (inside the tokio runtime). A signal whose handler
-    /// cannot be installed keeps its default action.
-    #[must_use]
-    pub fn listen() -> Self {
+impl Listeners {
+    /// Installs the handlers (inside a tokio runtime).
+    fn install() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -70,7 +193,7 @@ impl Signals {
     }
 
     /// The next signal; pending forever when none can be received.
-    pub async fn next(&mut self) -> Stop {
+    async fn next(&mut self) -> Stop {
         #[cfg(unix)]
         {
             async fn received(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
