@@ -1369,6 +1369,19 @@ async fn never_ended(place: &Place, run: RunId, owner: &str) {
     .await;
 }
 
+/// `count` runs of the pipeline `a` under `ctx`, by id, oldest first.
+async fn runs_of_a(ctx: &ExecutionContext, book: &Arc<Book>, count: usize) -> Vec<RunId> {
+    let mut runs = Vec::new();
+    for _ in 0..count {
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(steps(&["a"], book, &[]), OrchestratorInput::new("x"), ctx)
+            .await
+            .expect("runs");
+        runs.push(last_run(ctx));
+    }
+    runs
+}
+
 #[tokio::test]
 async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one_is_not() {
     for kind in KINDS {
@@ -1376,18 +1389,7 @@ async fn a_run_whose_process_died_is_listed_as_crashed_and_pruned_but_a_live_one
         let store = place.open().await;
         let book = Arc::new(Book::default());
         let ctx = context(store.journal());
-        let mut runs = Vec::new();
-        for _ in 0..4 {
-            SequentialOrchestrator::new()
-                .orchestrate_with_context(
-                    steps(&["a"], &book, &[]),
-                    OrchestratorInput::new("x"),
-                    &ctx,
-                )
-                .await
-                .expect("runs");
-            runs.push(last_run(&ctx));
-        }
+        let runs = runs_of_a(&ctx, &book, 4).await;
         let mut alive = Sleeper::start();
         let now = chrono::Utc::now().timestamp_micros();
         // On this machine (the host the store wrote): a process that is
@@ -1700,5 +1702,320 @@ async fn a_crashed_run_that_was_resumed_is_pruned_with_its_chain() {
             "{kind:?}: the whole chain"
         );
         assert!(store.runs(10).await.is_empty(), "{kind:?}");
+    }
+}
+
+/// The PostgreSQL server's clock, in microseconds since the epoch, as the
+/// store reads it (`clock_timestamp()`, which [`skew_server_clock`] shifts).
+const SERVER_NOW_US: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
+
+/// Makes the clock of the PostgreSQL server at `place` read `offset_s`
+/// seconds off this machine's, for every connection to its database made
+/// from now on — as if this machine's clock were that far off the server's,
+/// as another machine's may be. `clock_timestamp()` is shadowed by a function
+/// of a schema the database's search path puts before `pg_catalog` (tables
+/// are still made in `public`).
+async fn skew_server_clock(place: &Place, offset_s: i64) {
+    store_support::execute(
+        place,
+        &format!(
+            "CREATE SCHEMA skewed_clock; \
+             CREATE FUNCTION skewed_clock.clock_timestamp() RETURNS timestamptz \
+                 LANGUAGE sql VOLATILE \
+                 AS $$ SELECT pg_catalog.clock_timestamp() + make_interval(secs => {offset_s}) $$; \
+             DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = \
+                 public, skewed_clock, pg_catalog', current_database()); END $$;"
+        ),
+    )
+    .await;
+    let off = store_support::query_i64(place, &format!("SELECT {SERVER_NOW_US}")).await
+        - chrono::Utc::now().timestamp_micros();
+    assert!(
+        (off - offset_s * 1_000_000).abs() < 5_000_000,
+        "the server's clock reads {off} µs off this machine's, not {offset_s} s"
+    );
+}
+
+/// Whether a run of another machine still runs is told by the age of its
+/// heartbeat on one clock, the PostgreSQL server's — never by comparing a
+/// time one machine wrote with another machine's clock. With the server's
+/// clock ten minutes ahead of this machine's, then ten minutes behind: a run
+/// (and a run that claimed a run and has not started yet) whose heartbeat
+/// the server's clock says is a second old is running — listed so, not
+/// resumed, not pruned —, one whose heartbeat is 30 s old is crashed — listed
+/// so, resumed (its claim taken over), pruned.
+#[tokio::test]
+async fn another_machines_heartbeat_is_judged_by_the_servers_clock_not_by_this_machines() {
+    for offset_s in [600, -600] {
+        let place = Place::new(Kind::Postgres).await;
+        skew_server_clock(&place, offset_s).await;
+        let store = place.open().await;
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let ctx = context(store.journal());
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            let _ = SequentialOrchestrator::new()
+                .orchestrate_with_context(
+                    steps(&["a", "b"], &book, &[("b", &broken)]),
+                    OrchestratorInput::new("x"),
+                    &ctx,
+                )
+                .await;
+            runs.push(last_run(&ctx));
+        }
+        let [beating, silent, claimed_by_beating, claimed_by_silent] = runs[..] else {
+            unreachable!("four runs")
+        };
+        // As another machine writes its rows, whatever its clock says: a
+        // heartbeat by the server's clock, a second old or 30 s old.
+        let beat = |age_s: i64| format!("{SERVER_NOW_US} - {}", age_s * 1_000_000);
+        for (run, age_s) in [(beating, 1), (silent, 30)] {
+            let owner = format!(
+                "host = 'another-machine', pid = 1, heartbeat_us = {}",
+                beat(age_s)
+            );
+            never_ended(&place, run, &owner).await;
+        }
+        // Runs claimed by a run of another machine that never stored its
+        // start.
+        let mut claimers = Vec::new();
+        for (run, age_s) in [(claimed_by_beating, 1), (claimed_by_silent, 30)] {
+            let claimer = RunId::new();
+            store_support::execute(
+                &place,
+                &format!(
+                    "INSERT INTO runs (id, root, origin, resumes, orchestrator, status, \
+                     started_us, host, pid, heartbeat_us) \
+                     SELECT '{claimer}', '{claimer}', origin, id, orchestrator, 'running', \
+                     started_us, 'another-machine', 1, {} FROM runs WHERE id = '{run}'; \
+                     UPDATE runs SET resumed_by = '{claimer}' WHERE id = '{run}'",
+                    beat(age_s)
+                ),
+            )
+            .await;
+            claimers.push(claimer);
+        }
+        let at = format!("the server's clock {offset_s:+} s off this machine's");
+
+        let judge = place.open().await;
+        let listed: HashMap<RunId, RunStatus> = judge
+            .runs(20)
+            .await
+            .into_iter()
+            .map(|run| (run.id, run.status))
+            .collect();
+        for (run, expected) in [
+            (beating, RunStatus::Running),
+            (silent, RunStatus::Crashed),
+            (claimers[0], RunStatus::Running),
+            (claimers[1], RunStatus::Crashed),
+        ] {
+            assert_eq!(listed.get(&run), Some(&expected), "{at}: listed");
+            assert_eq!(
+                judge.run(run).await.map(|run| run.status),
+                Some(expected),
+                "{at}: shown"
+            );
+        }
+
+        broken.store(false, Ordering::SeqCst);
+        let resumed = |run: RunId| {
+            let (book, journal) = (Arc::clone(&book), judge.journal());
+            async move {
+                resume(
+                    &SequentialOrchestrator::new(),
+                    steps(&["a", "b"], &book, &[]),
+                    run,
+                    &context(journal),
+                )
+                .await
+            }
+        };
+        let refused = resumed(beating).await.expect_err("a run beating elsewhere");
+        assert!(
+            refused.to_string().contains("still running"),
+            "{at}: {refused}"
+        );
+        let refused = resumed(claimed_by_beating)
+            .await
+            .expect_err("a run claimed by a run beating elsewhere");
+        assert!(
+            refused.to_string().contains("resumed already"),
+            "{at}: {refused}"
+        );
+        for run in [silent, claimed_by_silent] {
+            resumed(run)
+                .await
+                .unwrap_or_else(|error| panic!("{at}: a run whose owner is silent: {error}"));
+        }
+        assert_eq!(book.count("a"), 4, "{at}: no finished step ran again");
+
+        // The chains of the silent runs (each with the run that resumed
+        // it) are pruned; the beating ones are kept.
+        assert_eq!(judge.prune(Prune::KeepNewest(0)).await, 4, "{at}");
+        for run in [beating, claimed_by_beating, claimers[0]] {
+            assert!(judge.run(run).await.is_some(), "{at}: {run} kept");
+        }
+        assert_eq!(judge.run(silent).await, None, "{at}");
+        assert_eq!(judge.run(claimed_by_silent).await, None, "{at}");
+    }
+}
+
+/// A running run's heartbeat — written when it starts, every few seconds
+/// after, and when a run claims another — is the store's time, not this
+/// machine's: with a PostgreSQL server whose clock is ten minutes ahead of
+/// this machine's, every heartbeat written is the server's time, and a live
+/// run of "another machine" is listed as running. (A SQLite store's clock is
+/// its machine's: the heartbeats are that clock's microseconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_written_by_the_stores_clock() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let clock = match kind {
+            Kind::Postgres => {
+                skew_server_clock(&place, 600).await;
+                SERVER_NOW_US
+            }
+            Kind::Sqlite => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
+        };
+        let store = place.open().await;
+        // Every heartbeat written, with the store's clock as it was written.
+        let note =
+            |op: &str| format!("INSERT INTO beats VALUES ('{op}', NEW.heartbeat_us, {clock})");
+        let triggers = match kind {
+            Kind::Postgres => format!(
+                "CREATE TABLE beats (op TEXT, heartbeat_us BIGINT, clock_us BIGINT); \
+                 CREATE FUNCTION note_beat() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN {}; RETURN NEW; END $$; \
+                 CREATE TRIGGER note_beat AFTER INSERT OR UPDATE OF heartbeat_us ON runs \
+                 FOR EACH ROW EXECUTE FUNCTION note_beat();",
+                note("' || TG_OP || '")
+            ),
+            Kind::Sqlite => format!(
+                "CREATE TABLE beats (op TEXT, heartbeat_us INTEGER, clock_us INTEGER); \
+                 CREATE TRIGGER note_insert AFTER INSERT ON runs BEGIN {}; END; \
+                 CREATE TRIGGER note_update AFTER UPDATE OF heartbeat_us ON runs \
+                 BEGIN {}; END;",
+                note("INSERT"),
+                note("UPDATE")
+            ),
+        };
+        store_support::execute(&place, &triggers).await;
+
+        let book = Arc::new(Book::default());
+        let broken = Arc::new(AtomicBool::new(true));
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let mut agents: Vec<Box<dyn Agent>> = vec![Box::new(Gate {
+            started: Mutex::new(Some(started)),
+            release: Arc::clone(&release),
+        })];
+        agents.extend(steps(&["b"], &book, &[("b", &broken)]));
+        let ctx = context(store.journal());
+        let running = tokio::spawn(async move {
+            SequentialOrchestrator::new()
+                .orchestrate_with_context(agents, OrchestratorInput::new("x"), &ctx)
+                .await
+        });
+        has_started.await.expect("the gate starts");
+        let run = store.runs(1).await[0].id;
+        // As if it ran on another machine: its heartbeat tells.
+        store_support::execute(
+            &place,
+            &format!("UPDATE runs SET host = 'another-machine' WHERE id = '{run}'"),
+        )
+        .await;
+        // A heartbeat is written every 5 s.
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        let judge = place.open().await;
+        assert_eq!(
+            judge.run(run).await.map(|run| run.status),
+            Some(RunStatus::Running),
+            "{kind:?}: a live run beating on another machine"
+        );
+        release.notify_one();
+        let _ = running.await.expect("the run's task");
+        broken.store(false, Ordering::SeqCst);
+        let mut agents: Vec<Box<dyn Agent>> = vec![Box::new(Gate {
+            started: Mutex::new(None),
+            release: Arc::clone(&release),
+        })];
+        agents.extend(steps(&["b"], &book, &[]));
+        resume(
+            &SequentialOrchestrator::new(),
+            agents,
+            run,
+            &context(judge.journal()),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+
+        // The run's start and the claim's row (inserts), a heartbeat while
+        // it ran and the resumed run's start completing the claim's row
+        // (updates): each the store's time as it was written.
+        let count = |filter: &str| {
+            let place = place.clone();
+            let sql = format!("SELECT COUNT(*) FROM beats WHERE {filter}");
+            async move { store_support::query_i64(&place, &sql).await }
+        };
+        assert_eq!(count("op = 'INSERT'").await, 2, "{kind:?}");
+        assert!(count("op = 'UPDATE'").await >= 2, "{kind:?}");
+        assert_eq!(
+            count("heartbeat_us IS NULL OR ABS(heartbeat_us - clock_us) > 5000000").await,
+            0,
+            "{kind:?}: a heartbeat is not the store's time"
+        );
+    }
+}
+
+/// A prune deletes a big tree's events in chunks (a statement deletes a
+/// bounded number, so that each is answered soon): a tree of many more
+/// events than a chunk goes whole, and the events of a kept tree, written
+/// between them, stay.
+#[tokio::test]
+async fn a_prune_deletes_every_event_of_a_big_tree_and_none_of_another() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let store = place.open().await;
+        let book = Arc::new(Book::default());
+        let ctx = context(store.journal());
+        let runs = runs_of_a(&ctx, &book, 2).await;
+        let [old, new] = runs[..] else {
+            unreachable!("two runs")
+        };
+        // 25,000 more events each, the two trees' in turn.
+        store_support::execute(
+            &place,
+            &format!(
+                "INSERT INTO events (root, run, at_us, kind, body) \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) \
+                 SELECT CASE WHEN i % 2 = 0 THEN '{old}' ELSE '{new}' END, \
+                 CASE WHEN i % 2 = 0 THEN '{old}' ELSE '{new}' END, 0, 'padding', \
+                 'padding ' || i FROM n"
+            ),
+        )
+        .await;
+        let events = |run: RunId| {
+            let place = place.clone();
+            async move {
+                store_support::query_i64(
+                    &place,
+                    &format!("SELECT COUNT(*) FROM events WHERE root = '{run}'"),
+                )
+                .await
+            }
+        };
+        let kept = events(new).await;
+        assert!(events(old).await > 25_000, "{kind:?}");
+        assert_eq!(store.prune(Prune::KeepNewest(1)).await, 1, "{kind:?}");
+        assert_eq!(events(old).await, 0, "{kind:?}");
+        assert_eq!(
+            events(new).await,
+            kept,
+            "{kind:?}: the kept tree's events stay"
+        );
+        assert_eq!(store.run(old).await, None, "{kind:?}");
+        assert!(store.run(new).await.is_some(), "{kind:?}");
     }
 }

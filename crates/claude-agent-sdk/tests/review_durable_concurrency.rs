@@ -12,12 +12,12 @@ mod store_support;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claude_agent_sdk::orchestration::store::RunStatus;
+use claude_agent_sdk::orchestration::store::{PostgresJournal, Prune, RunStatus};
 use claude_agent_sdk::orchestration::{
     resume, Agent, AgentError, AgentInput, AgentOutput, EventKind, ExecutionConfig,
     ExecutionContext, Journal, OrchestrationError, Orchestrator, OrchestratorInput,
@@ -234,11 +234,7 @@ async fn claimer_child() {
                 .expect("open"),
         )
     } else {
-        Arc::new(
-            claude_agent_sdk::orchestration::store::PostgresJournal::connect(&address)
-                .await
-                .expect("connect"),
-        )
+        Arc::new(PostgresJournal::connect(&address).await.expect("connect"))
     };
     let book = Arc::new(Book::default());
     let error = resume(
@@ -528,13 +524,16 @@ async fn several_processes_write_one_sqlite_file_at_once() {
 /// partition cuts a connection: the sockets stay open, and nothing passes
 /// either way. It cuts itself right after passing on the first message
 /// holding its `trigger` once armed: `BEGIN` (in the middle of a write)
-/// unless the test sets another.
+/// unless the test sets another. It can also be slow: each answer of the
+/// server is held back for `delay_ms` before it is passed on.
 struct Partition {
     /// The store's URL through the proxy.
     url: String,
     armed: Arc<AtomicBool>,
     /// What the message that cuts it holds.
     trigger: Trigger,
+    /// How long each answer of the server is held back, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 /// The bytes a message must hold to cut a [`Partition`].
@@ -552,12 +551,14 @@ impl Partition {
         let port = listener.local_addr().expect("an address").port();
         let armed = Arc::new(AtomicBool::new(false));
         let trigger = Arc::new(Mutex::new(b"BEGIN".to_vec()));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let cut = Arc::new(AtomicBool::new(false));
         async fn pump(
             mut from: tokio::net::tcp::OwnedReadHalf,
             mut to: tokio::net::tcp::OwnedWriteHalf,
             cut: Arc<AtomicBool>,
             armed: Option<(Arc<AtomicBool>, Trigger)>,
+            delay_ms: Option<Arc<AtomicU64>>,
         ) {
             let mut buffer = vec![0_u8; 64 * 1024];
             loop {
@@ -580,6 +581,10 @@ impl Partition {
                 if cutting {
                     cut.store(true, Ordering::SeqCst);
                 }
+                let delay = delay_ms.as_ref().map_or(0, |ms| ms.load(Ordering::SeqCst));
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 if to.write_all(chunk).await.is_err() {
                     return;
                 }
@@ -589,6 +594,7 @@ impl Partition {
             }
         }
         let (arm, cut_all, on) = (Arc::clone(&armed), Arc::clone(&cut), Arc::clone(&trigger));
+        let slow = Arc::clone(&delay_ms);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else {
@@ -601,14 +607,22 @@ impl Partition {
                     server_write,
                     Arc::clone(&cut_all),
                     Some((Arc::clone(&arm), Arc::clone(&on))),
+                    None,
                 ));
-                tokio::spawn(pump(server_read, client_write, Arc::clone(&cut_all), None));
+                tokio::spawn(pump(
+                    server_read,
+                    client_write,
+                    Arc::clone(&cut_all),
+                    None,
+                    Some(Arc::clone(&slow)),
+                ));
             }
         });
         Self {
             url: format!("{before}@127.0.0.1:{port}/{database}"),
             armed,
             trigger,
+            delay_ms,
         }
     }
 }
@@ -639,7 +653,7 @@ impl Agent for Cutter {
 async fn a_postgresql_server_that_stops_answering_mid_write_fails_the_run_instead_of_hanging() {
     let place = Place::new(Kind::Postgres).await;
     let partition = Partition::to(&place.address).await;
-    let journal = claude_agent_sdk::orchestration::store::PostgresJournal::connect(&partition.url)
+    let journal = PostgresJournal::connect(&partition.url)
         .await
         .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
     let ctx = context(Arc::new(journal));
@@ -690,52 +704,257 @@ async fn a_postgresql_server_that_stops_answering_mid_write_fails_the_run_instea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_from_a_postgresql_server_that_stops_answering_fail_instead_of_hanging() {
     let place = Place::new(Kind::Postgres).await;
+    // The two reads wait out the bound side by side.
+    tokio::join!(
+        silent_read(&place, "listing"),
+        silent_read(&place, "reading")
+    );
+}
+
+/// A read (`listing` the runs or `reading` a run's history) whose server goes
+/// silent as it is sent.
+async fn silent_read(place: &Place, what: &str) {
     let book = Arc::new(Book::default());
     let bound = Duration::from_secs(300);
-    for what in ["listing", "reading"] {
-        let partition = Partition::to(&place.address).await;
-        let journal =
-            claude_agent_sdk::orchestration::store::PostgresJournal::connect(&partition.url)
-                .await
-                .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
-        let journal = Arc::new(journal);
-        let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
+    let partition = Partition::to(&place.address).await;
+    let journal = PostgresJournal::connect(&partition.url)
+        .await
+        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let journal = Arc::new(journal);
+    let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            steps(&["a"], &book, None, 0),
+            OrchestratorInput::new("x"),
+            &ctx,
+        )
+        .await
+        .expect("a run to read");
+    let run = last_run(&ctx);
+    // A statement's text goes to the server once per connection (then
+    // only its parameters): a listing's text, never sent before, and
+    // the run's id, a parameter of every read of its history.
+    *partition.trigger.lock().unwrap() = match what {
+        "listing" => b"FROM runs".to_vec(),
+        _ => run.to_string().into_bytes(),
+    };
+    partition.armed.store(true, Ordering::SeqCst);
+    let error = if what == "listing" {
+        tokio::time::timeout(bound, journal.runs(10))
+            .await
+            .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
+            .map(|_| ())
+    } else {
+        tokio::time::timeout(bound, journal.read_checked(&[run]))
+            .await
+            .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
+            .map(|_| ())
+    }
+    .expect_err("a silent store answers nothing");
+    assert!(
+        matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
+        "{what}: {error}"
+    );
+    assert!(
+        error.to_string().contains("did not answer"),
+        "{what}: {error}"
+    );
+}
+
+/// A PostgreSQL server that stops answering in the middle of a prune —
+/// while it chooses the runs to delete, or while it deletes them — fails
+/// the prune with a retryable store error once the store has been silent
+/// for the bound (30 s), and deletes nothing (its transaction never
+/// commits): the prune does not wait for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_on_a_postgresql_server_that_stops_answering_fails_instead_of_hanging() {
+    // The two cases wait out the bound side by side.
+    tokio::join!(
+        silent_prune("choosing", "WHERE parent IS NULL ORDER BY"),
+        silent_prune("deleting", "DELETE FROM events"),
+    );
+}
+
+/// A prune whose server goes silent when it sends `trigger`.
+async fn silent_prune(what: &str, trigger: &str) {
+    let bound = Duration::from_secs(300);
+    // A database of its own: the silent prune's transaction keeps its lock
+    // on the server's side.
+    let place = Place::new(Kind::Postgres).await;
+    let partition = Partition::to(&place.address).await;
+    let journal = PostgresJournal::connect(&partition.url)
+        .await
+        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let journal = Arc::new(journal);
+    let book = Arc::new(Book::default());
+    SequentialOrchestrator::new()
+        .orchestrate_with_context(
+            steps(&["a"], &book, None, 0),
+            OrchestratorInput::new("x"),
+            &context(Arc::clone(&journal) as Arc<dyn Journal>),
+        )
+        .await
+        .expect("a run to prune");
+    *partition.trigger.lock().unwrap() = trigger.as_bytes().to_vec();
+    partition.armed.store(true, Ordering::SeqCst);
+    let error = tokio::time::timeout(bound, journal.prune(Prune::KeepNewest(0)))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: a prune waits for a silent store for good"))
+        .expect_err("a silent store answers nothing");
+    assert!(
+        matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
+        "{what}: {error}"
+    );
+    assert!(
+        error.to_string().contains("did not answer"),
+        "{what}: {error}"
+    );
+    let store = place.open().await;
+    assert_eq!(store.runs(10).await.len(), 1, "{what}: nothing was deleted");
+}
+
+/// A prune of many runs over a slow link takes longer than the bound on
+/// silence (30 s) and is not cut: the bound is on each answer of the
+/// server, not on the whole prune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_prune_over_a_slow_link_is_not_cut_while_the_server_answers() {
+    const RUNS: usize = 12;
+    let place = Place::new(Kind::Postgres).await;
+    let partition = Partition::to(&place.address).await;
+    let journal = PostgresJournal::connect(&partition.url)
+        .await
+        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let journal = Arc::new(journal);
+    let book = Arc::new(Book::default());
+    let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
+    for _ in 0..RUNS {
         SequentialOrchestrator::new()
             .orchestrate_with_context(
-                steps(&["a"], &book, None, 0),
+                steps(&["a", "b"], &book, None, 0),
                 OrchestratorInput::new("x"),
                 &ctx,
             )
             .await
-            .expect("a run to read");
-        let run = last_run(&ctx);
-        // A statement's text goes to the server once per connection (then
-        // only its parameters): a listing's text, never sent before, and
-        // the run's id, a parameter of every read of its history.
-        *partition.trigger.lock().unwrap() = match what {
-            "listing" => b"FROM runs".to_vec(),
-            _ => run.to_string().into_bytes(),
-        };
-        partition.armed.store(true, Ordering::SeqCst);
-        let error = if what == "listing" {
-            tokio::time::timeout(bound, journal.runs(10))
-                .await
-                .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
-                .map(|_| ())
-        } else {
-            tokio::time::timeout(bound, journal.read_checked(&[run]))
-                .await
-                .unwrap_or_else(|_| panic!("{what} waits for a silent store for good"))
-                .map(|_| ())
+            .expect("a run to prune");
+    }
+    // Every answer of the server a second late.
+    partition.delay_ms.store(1_000, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let pruned = tokio::time::timeout(
+        Duration::from_secs(600),
+        journal.prune(Prune::KeepNewest(0)),
+    )
+    .await
+    .expect("the prune ends")
+    .unwrap_or_else(|error| panic!("a prune whose server answers was cut: {error}"));
+    let took = started.elapsed();
+    assert_eq!(pruned, RUNS as u64);
+    assert!(
+        took > Duration::from_secs(30),
+        "the prune took {took:?}, less than the bound: this test shows nothing"
+    );
+    partition.delay_ms.store(0, Ordering::SeqCst);
+    assert!(journal.runs(10).await.expect("list").is_empty());
+}
+
+/// A run that must stop — its timeout, a cancel — while its PostgreSQL
+/// server has stopped answering returns when it stops (give or take the
+/// grace it gives the store to take its end), not when the store's own
+/// silence bound (30 s) gives up on the server: stopped while its start is
+/// being stored, before any agent ran, and in the middle, while a step's
+/// end is being stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_while_its_store_is_silent_returns_at_its_stop() {
+    let place = Place::new(Kind::Postgres).await;
+    let book = Arc::new(Book::default());
+    for (when, how) in [
+        ("start", "timeout"),
+        ("middle", "timeout"),
+        ("start", "cancel"),
+        ("middle", "cancel"),
+    ] {
+        let case = format!("{how} at the {when}");
+        let partition = Partition::to(&place.address).await;
+        let journal = PostgresJournal::connect(&partition.url)
+            .await
+            .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+        let ctx = context(Arc::new(journal));
+        let mut agents = steps(&["a"], &book, None, 0);
+        agents.push(Box::new(Cutter(Arc::clone(&partition.armed))));
+        if when == "start" {
+            // The run's first write is its start.
+            partition.armed.store(true, Ordering::SeqCst);
         }
-        .expect_err("a silent store answers nothing");
+        let mut config = ExecutionConfig::new().with_max_retries(0);
+        if how == "timeout" {
+            config = config.with_timeout(Duration::from_secs(2));
+        } else {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                ctx.cancel();
+            });
+        }
+        let started = std::time::Instant::now();
+        let pipeline = SequentialOrchestrator::new().with_config(config);
+        let run = pipeline.orchestrate_with_context(agents, OrchestratorInput::new("x"), &ctx);
+        let error = tokio::time::timeout(Duration::from_secs(300), run)
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the run waits for a silent store for good"))
+            .expect_err("the run was stopped");
+        let took = started.elapsed();
+        match how {
+            "timeout" => assert!(
+                matches!(error, OrchestrationError::Timeout(_)),
+                "{case}: {error}"
+            ),
+            _ => assert!(
+                matches!(error, OrchestrationError::Cancelled),
+                "{case}: {error}"
+            ),
+        }
+        // Stopped at 2 s, the store given 2 s more: well before the 30 s
+        // after which the store itself gives up.
         assert!(
-            matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
-            "{what}: {error}"
-        );
-        assert!(
-            error.to_string().contains("did not answer"),
-            "{what}: {error}"
+            took < Duration::from_secs(20),
+            "{case}: the run returned {took:?} after it started"
         );
     }
+}
+
+/// A resume whose claim of the run it continues meets a silent PostgreSQL
+/// server returns at the resumed run's stop too, not after the store's 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_stopped_while_its_claim_waits_for_a_silent_store_returns_at_its_stop() {
+    let place = Place::new(Kind::Postgres).await;
+    let book = Arc::new(Book::default());
+    let run = failed_pipeline(&place, &book).await;
+    let partition = Partition::to(&place.address).await;
+    let journal = PostgresJournal::connect(&partition.url)
+        .await
+        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let ctx = context(Arc::new(journal));
+    // The claim's statement (the history's reads, before it, pass).
+    *partition.trigger.lock().unwrap() = b"resumed_by".to_vec();
+    partition.armed.store(true, Ordering::SeqCst);
+    let pipeline = SequentialOrchestrator::new().with_config(
+        ExecutionConfig::new()
+            .with_max_retries(0)
+            .with_timeout(Duration::from_secs(2)),
+    );
+    let started = std::time::Instant::now();
+    let resumed = resume(
+        &pipeline,
+        steps(&["a", "b", "c"], &book, None, 0),
+        run,
+        &ctx,
+    );
+    let error = tokio::time::timeout(Duration::from_secs(300), resumed)
+        .await
+        .expect("the resume waits for a silent store for good")
+        .expect_err("the resume was stopped");
+    let took = started.elapsed();
+    assert!(matches!(error, OrchestrationError::Timeout(_)), "{error}");
+    assert!(took < Duration::from_secs(20), "it returned after {took:?}");
+    assert_eq!(book.count("c"), 0, "nothing ran");
 }

@@ -198,6 +198,34 @@ pub async fn execute(place: &Place, sql: &str) {
     }
 }
 
+/// The number `sql` (a query of one value) reads from the store at `place`
+/// (as another program would).
+pub async fn query_i64(place: &Place, sql: &str) -> i64 {
+    use sqlx::Connection as _;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match place.kind {
+        Kind::Sqlite => {
+            let mut connection =
+                sqlx::SqliteConnection::connect(&format!("sqlite:{}", place.address))
+                    .await
+                    .expect("open the file");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .expect("query")
+        }
+        Kind::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&place.address)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .expect("query")
+        }
+    }
+}
+
 /// The PostgreSQL server the tests use.
 pub struct Server {
     /// A URL to the `postgres` database, for creating others.

@@ -1,20 +1,38 @@
 //! The SQL both stores run: one schema design, one set of statements
 //! (`$1` placeholders, which SQLite and PostgreSQL both read), written once
-//! here and instantiated for each database by [`sql_backend!`].
+//! here and instantiated for each database by [`sql_backend!`]; what differs
+//! between the two databases is a [`Dialect`].
+//!
+//! # Heartbeats: one clock
+//! Whether a run of another machine still runs is told by the age of its
+//! heartbeat ([`STALE_AFTER`](super::STALE_AFTER)). Machines' clocks differ,
+//! so no machine's clock is used: a heartbeat is the database's time
+//! ([`Dialect::now_us`]), written by the statement that writes it, and its
+//! age is the database's time minus it, computed by the statement that reads
+//! it — the difference of two readings of one clock, the PostgreSQL server's,
+//! whichever machines wrote and read the row. (A SQLite store is one
+//! machine's: its clock is that machine's.) A run's start and end stay the
+//! writing machine's time: they are shown, and a run's start is compared
+//! with its process's start on its own machine (`Owner::pid_reused`).
 
-/// Inserts the runs that started; a resumed run's row, which its claim
-/// wrote first ([`INSERT_CLAIMER`]), is completed.
+/// Where a statement reads the database's clock: replaced by its
+/// [`Dialect::now_us`] (see [`Dialect::clocked`]).
+pub(crate) const NOW_US: &str = "{now_us}";
+
+/// Inserts the runs that started, with a first heartbeat; a resumed run's
+/// row, which its claim wrote first ([`INSERT_CLAIMER`]), is completed.
+/// Reads the clock ([`NOW_US`]).
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs \
     (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
     heartbeat_us, forks) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8, $11) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, {now_us}, $11) \
     ON CONFLICT (id) DO UPDATE SET root = excluded.root, origin = excluded.origin, \
     parent = excluded.parent, resumes = excluded.resumes, orchestrator = excluded.orchestrator, \
     label = excluded.label, started_us = excluded.started_us, host = excluded.host, \
     pid = excluded.pid, heartbeat_us = excluded.heartbeat_us, forks = excluded.forks";
-/// Says a running run's process is alive.
+/// Says a running run's process is alive: the database's time now ([`NOW_US`]).
 pub(crate) const HEARTBEAT: &str =
-    "UPDATE runs SET heartbeat_us = $2 WHERE id = $1 AND status = 'running'";
+    "UPDATE runs SET heartbeat_us = {now_us} WHERE id = $1 AND status = 'running'";
 /// The start of a multi-row insert of events.
 pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (root, run, at_us, kind, body) ";
 /// Records a run's end.
@@ -52,40 +70,53 @@ pub(crate) const CLAIM: &str =
 /// [`ABANDONED_CLAIMER`]).
 pub(crate) const TAKE_OVER_CLAIM: &str =
     "UPDATE runs SET resumed_by = $2 WHERE id = $1 AND resumed_by = $3";
-/// What a claim needs to know of a run.
-pub(crate) const CLAIM_INFO: &str = "SELECT origin, resumed_by, status, host, pid, heartbeat_us, \
-    started_us, orchestrator, label FROM runs WHERE id = $1";
+/// What a claim needs to know of a run (its owner: its heartbeat's age by
+/// the database's clock, [`NOW_US`]).
+pub(crate) const CLAIM_INFO: &str = "SELECT origin, resumed_by, status, host, pid, \
+    {now_us} - heartbeat_us, started_us, orchestrator, label FROM runs WHERE id = $1";
 /// The row of the run that claims run `$3` — written with the claim, so
 /// that a claim is never made by a run the store has no row of: `$2` its
 /// chain's origin, `$4` and `$5` the claimed run's orchestrator and label
-/// (until its own start completes the row), `$6` now, `$7` and `$8` this
-/// process. It counts no events until its start is stored.
+/// (until its own start completes the row), `$6` now (its start), `$7` and
+/// `$8` this process; its heartbeat, the database's time ([`NOW_US`]). It
+/// counts no events until its start is stored.
 pub(crate) const INSERT_CLAIMER: &str = "INSERT INTO runs \
     (id, root, origin, parent, resumes, orchestrator, label, status, started_us, host, pid, \
     heartbeat_us) \
-    VALUES ($1, $1, $2, NULL, $3, $4, $5, 'running', $6, $7, $8, $6)";
+    VALUES ($1, $1, $2, NULL, $3, $4, $5, 'running', $6, $7, $8, {now_us})";
 /// What a claim needs to know of the run that claimed a run before it:
-/// its owner, and whether its start was ever stored (a row counts its events).
-pub(crate) const CLAIMER_INFO: &str =
-    "SELECT status, host, pid, heartbeat_us, started_us, events FROM runs WHERE id = $1";
+/// its owner (its heartbeat's age by the database's clock, [`NOW_US`]), and
+/// whether its start was ever stored (a row counts its events).
+pub(crate) const CLAIMER_INFO: &str = "SELECT status, host, pid, {now_us} - heartbeat_us, \
+    started_us, events FROM runs WHERE id = $1";
 /// Deletes the row of a run that claimed a run and never started (no
 /// event of it was stored).
 pub(crate) const ABANDONED_CLAIMER: &str =
     "DELETE FROM runs WHERE id = $1 AND events = 0 AND parent IS NULL";
 /// The columns of a run summary, then its owner's (whether a `running` run
-/// still runs).
+/// still runs: its heartbeat's age by the database's clock, [`NOW_US`]).
 pub(crate) const SUMMARY: &str = "SELECT id, origin, resumes, resumed_by, orchestrator, label, \
-    status, started_us, finished_us, events, tokens, cost_usd, host, pid, heartbeat_us, forks \
-    FROM runs";
+    status, started_us, finished_us, events, tokens, cost_usd, host, pid, \
+    {now_us} - heartbeat_us, forks FROM runs";
 /// Every top-level run, newest first, with what a prune weighs: the first
 /// run of its chain of resumes, its owner (whether a `running` run still
 /// runs: only the process's machine can tell, so it is decided in Rust, not
-/// in SQL), its start, and the run it forks.
-pub(crate) const TOP_LEVEL_RUNS: &str = "SELECT id, origin, status, host, pid, heartbeat_us, \
-    started_us, forks FROM runs WHERE parent IS NULL ORDER BY started_us DESC, id DESC";
-/// Deletes a tree's events.
-pub(crate) const DELETE_EVENTS: &str = "DELETE FROM events WHERE root = $1";
-/// Deletes a tree's runs.
+/// in SQL; its heartbeat's age is the database's, [`NOW_US`]), its start,
+/// and the run it forks.
+pub(crate) const TOP_LEVEL_RUNS: &str = "SELECT id, origin, status, host, pid, \
+    {now_us} - heartbeat_us, started_us, forks FROM runs WHERE parent IS NULL \
+    ORDER BY started_us DESC, id DESC";
+/// The next events of tree `$1` a prune deletes, with the size of their
+/// bodies: after event `$2`, the first `$3` ([`EVENTS_PER_DELETE`]).
+/// `octet_length` reads a stored value's size, not the value, in both
+/// databases.
+pub(crate) const EVENT_SIZES: &str = "SELECT seq, CAST(octet_length(body) AS BIGINT) \
+    FROM events WHERE root = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+/// Deletes tree `$1`'s events after event `$2` up to event `$3`.
+pub(crate) const DELETE_EVENTS: &str =
+    "DELETE FROM events WHERE root = $1 AND seq > $2 AND seq <= $3";
+/// Deletes a tree's runs, in one statement: a tree has far fewer runs than
+/// events (each run stores its start, an attempt's start and end, …).
 pub(crate) const DELETE_RUNS: &str = "DELETE FROM runs WHERE root = $1";
 
 /// How many events one `INSERT` writes (within both databases' limits on
@@ -118,6 +149,75 @@ pub(crate) fn insert_chunks(events: &[super::rows::EventRow]) -> Vec<&[super::ro
     chunks
 }
 
+/// How many events one `DELETE` of a prune deletes at most.
+///
+/// A server answers a statement only once it has run it, so a prune that
+/// deleted a big tree's events in one statement would be silent for as
+/// long as the delete takes — minutes, for millions of events or gigabytes
+/// of outputs on a slow disk — and could not be told from a server that
+/// stopped answering. A prune deletes a tree's events in statements of at
+/// most this many events and [`BYTES_PER_DELETE`] bytes of bodies (each
+/// well under a second on a healthy server), and waits for each answer at
+/// most the silence bound: a prune of any size goes on as long as the
+/// server keeps answering, and fails once it is silent.
+pub(crate) const EVENTS_PER_DELETE: i64 = 10_000;
+
+/// The most bytes of event bodies one `DELETE` of a prune deletes (an
+/// event larger than this goes alone): see [`EVENTS_PER_DELETE`].
+pub(crate) const BYTES_PER_DELETE: i64 = 64 * 1024 * 1024;
+
+/// Of a tree's next events (`(seq, bytes of its body)`, in order, at most
+/// [`EVENTS_PER_DELETE`]), those one `DELETE` takes: the first, and those
+/// after it while their bodies hold at most [`BYTES_PER_DELETE`] bytes.
+pub(crate) fn delete_chunk(events: &[(i64, i64)]) -> &[(i64, i64)] {
+    let mut bytes: i64 = 0;
+    for (index, (_, size)) in events.iter().enumerate() {
+        bytes = bytes.saturating_add((*size).max(0));
+        if index > 0 && bytes > BYTES_PER_DELETE {
+            return &events[..index];
+        }
+    }
+    events
+}
+
+/// What differs between the two databases (every statement is shared).
+pub(crate) struct Dialect {
+    /// How a prune locks the runs.
+    pub(crate) prune_lock: PruneLock,
+    /// The database's clock, the time heartbeats are written with and
+    /// judged by: an SQL expression of the time now, in microseconds since
+    /// the Unix epoch (an integer). On PostgreSQL, the server's clock — one
+    /// clock for every machine that uses the store; on SQLite, the clock of
+    /// the machine whose process runs the statement (a SQLite store is one
+    /// machine's: its processes share the file's memory-mapped WAL index,
+    /// which no network file system shares).
+    pub(crate) now_us: &'static str,
+}
+
+impl Dialect {
+    /// `statement` reading this database's clock where it says [`NOW_US`].
+    pub(crate) fn clocked(&self, statement: &str) -> String {
+        statement.replace(NOW_US, self.now_us)
+    }
+}
+
+/// SQLite: see [`SQLITE_PRUNE_LOCK`]; the clock is the machine's
+/// (`unixepoch('subsec')`: milliseconds).
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE: Dialect = Dialect {
+    prune_lock: SQLITE_PRUNE_LOCK,
+    now_us: "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
+};
+
+/// PostgreSQL: see [`POSTGRES_PRUNE_LOCK`]; the clock is the server's
+/// (`clock_timestamp()`: the time as the statement reads it, not when its
+/// transaction began).
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES: Dialect = Dialect {
+    prune_lock: POSTGRES_PRUNE_LOCK,
+    now_us: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+};
+
 /// How a prune keeps other processes from changing the runs while it
 /// chooses and deletes them: the transaction's `BEGIN`, then statements run
 /// first in it. Otherwise a run chosen for deletion could be resumed (or
@@ -145,10 +245,10 @@ pub(crate) const POSTGRES_PRUNE_LOCK: PruneLock = PruneLock {
 };
 
 /// Implements [`Backend`](super::writer::Backend) and the listing methods
-/// for `$backend`, a struct with a `pool: sqlx::Pool<$db>` field; `$lock`
-/// is its [`PruneLock`].
+/// for `$backend`, a struct with a `pool: sqlx::Pool<$db>` field; `$dialect`
+/// is its database's [`Dialect`].
 macro_rules! sql_backend {
-    ($backend:ty, $db:ty, $name:literal, $lock:expr) => {
+    ($backend:ty, $db:ty, $name:literal, $dialect:expr) => {
         #[async_trait::async_trait]
         impl $crate::orchestration::store::writer::Backend for $backend {
             async fn write(
@@ -159,9 +259,10 @@ macro_rules! sql_backend {
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(concat!("writing to ", $name), &error)
                 };
+                let dialect: &sql::Dialect = &$dialect;
                 let mut tx = self.pool.begin().await.map_err(fail)?;
                 for run in &batch.runs {
-                    sqlx::query(sql::INSERT_RUN)
+                    sqlx::query(sqlx::AssertSqlSafe(dialect.clocked(sql::INSERT_RUN)))
                         .bind(&run.id)
                         .bind(&run.root)
                         .bind(&run.origin)
@@ -277,7 +378,8 @@ macro_rules! sql_backend {
                         &error,
                     )
                 };
-                let info = sqlx::query(sql::CLAIM_INFO)
+                let dialect: &sql::Dialect = &$dialect;
+                let info = sqlx::query(sqlx::AssertSqlSafe(dialect.clocked(sql::CLAIM_INFO)))
                     .bind(run.to_string())
                     .fetch_optional(&self.pool)
                     .await
@@ -292,7 +394,7 @@ macro_rules! sql_backend {
                 let status: String = info.try_get(2).map_err(fail)?;
                 let host: String = info.try_get(3).map_err(fail)?;
                 let pid: i64 = info.try_get(4).map_err(fail)?;
-                let heartbeat: Option<i64> = info.try_get(5).map_err(fail)?;
+                let heartbeat_age_us: Option<i64> = info.try_get(5).map_err(fail)?;
                 let started_us: i64 = info.try_get(6).map_err(fail)?;
                 let orchestrator: String = info.try_get(7).map_err(fail)?;
                 let label: Option<String> = info.try_get(8).map_err(fail)?;
@@ -309,7 +411,7 @@ macro_rules! sql_backend {
                     status: &status,
                     host: &host,
                     pid,
-                    heartbeat_us: heartbeat,
+                    heartbeat_age_us,
                     started_us,
                 };
                 if owner.still_running(run) {
@@ -342,7 +444,7 @@ macro_rules! sql_backend {
                             .map_err(fail)?;
                     }
                     let now = $crate::orchestration::store::micros(chrono::Utc::now());
-                    sqlx::query(sql::INSERT_CLAIMER)
+                    sqlx::query(sqlx::AssertSqlSafe(dialect.clocked(sql::INSERT_CLAIMER)))
                         .bind(by.to_string())
                         .bind(&origin)
                         .bind(run.to_string())
@@ -381,13 +483,13 @@ macro_rules! sql_backend {
             async fn heartbeat(
                 &self,
                 runs: &[$crate::orchestration::RunId],
-                at_us: i64,
             ) -> $crate::orchestration::Result<()> {
                 use $crate::orchestration::store::backend as sql;
+                let dialect: &sql::Dialect = &$dialect;
+                let statement = dialect.clocked(sql::HEARTBEAT);
                 for run in runs {
-                    sqlx::query(sql::HEARTBEAT)
+                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
                         .bind(run.to_string())
-                        .bind(at_us)
                         .execute(&self.pool)
                         .await
                         .map_err(|error| {
@@ -417,9 +519,10 @@ macro_rules! sql_backend {
                         &error,
                     )
                 };
+                let dialect: &sql::Dialect = &$dialect;
                 let text = format!(
                     "{} {filter} ORDER BY started_us DESC, id DESC LIMIT {}",
-                    sql::SUMMARY,
+                    dialect.clocked(sql::SUMMARY),
                     i64::try_from(limit).unwrap_or(i64::MAX)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
@@ -449,7 +552,7 @@ macro_rules! sql_backend {
                     let cost_usd: f64 = row.try_get(11).map_err(fail)?;
                     let host: String = row.try_get(12).map_err(fail)?;
                     let pid: i64 = row.try_get(13).map_err(fail)?;
-                    let heartbeat_us: Option<i64> = row.try_get(14).map_err(fail)?;
+                    let heartbeat_age_us: Option<i64> = row.try_get(14).map_err(fail)?;
                     let forks: Option<String> = row.try_get(15).map_err(fail)?;
                     // A row that says `running` whose process is gone is a
                     // crashed run, not a running one.
@@ -457,7 +560,7 @@ macro_rules! sql_backend {
                         status: &status,
                         host: &host,
                         pid,
-                        heartbeat_us,
+                        heartbeat_age_us,
                         started_us: started,
                     };
                     let id = run_id(&id);
@@ -485,36 +588,52 @@ macro_rules! sql_backend {
                 which: $crate::orchestration::store::Prune,
             ) -> $crate::orchestration::Result<u64> {
                 use sqlx::Row as _;
-                use $crate::orchestration::store::{backend as sql, TopRun};
+                use $crate::orchestration::store::{backend as sql, silence, TopRun};
                 let fail = |error: sqlx::Error| {
                     $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
                 };
+                let dialect: &sql::Dialect = &$dialect;
                 // Chosen and deleted in one transaction that other
-                // processes cannot write under (see `PruneLock`).
-                let lock: &$crate::orchestration::store::backend::PruneLock = &$lock;
-                let mut tx = self.pool.begin_with(lock.begin).await.map_err(fail)?;
+                // processes cannot write under (see `PruneLock`). Every
+                // wait for the store is bounded (see `silence`): each
+                // statement, each row read, and each chunk of a tree's
+                // events deleted (see `EVENTS_PER_DELETE`) — a big prune
+                // goes on as long as the store answers.
+                let lock = &dialect.prune_lock;
+                let mut tx = silence::answered(
+                    async { self.pool.begin_with(lock.begin).await.map_err(fail) },
+                    0,
+                )
+                .await?;
                 for statement in lock.then {
-                    sqlx::query(*statement)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
+                    silence::answered(
+                        async {
+                            sqlx::query(*statement)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(fail)
+                        },
+                        0,
+                    )
+                    .await?;
                 }
-                let rows = sqlx::query(sql::TOP_LEVEL_RUNS)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-                let mut runs = Vec::with_capacity(rows.len());
-                for row in rows {
-                    runs.push(TopRun {
-                        id: row.try_get(0).map_err(fail)?,
-                        origin: row.try_get(1).map_err(fail)?,
-                        status: row.try_get(2).map_err(fail)?,
-                        host: row.try_get(3).map_err(fail)?,
-                        pid: row.try_get(4).map_err(fail)?,
-                        heartbeat_us: row.try_get(5).map_err(fail)?,
-                        started_us: row.try_get(6).map_err(fail)?,
-                        forks: row.try_get(7).map_err(fail)?,
-                    });
+                let mut runs = Vec::new();
+                {
+                    let choosing = dialect.clocked(sql::TOP_LEVEL_RUNS);
+                    let mut rows =
+                        sqlx::query(sqlx::AssertSqlSafe(choosing.as_str())).fetch(&mut *tx);
+                    while let Some(row) = silence::next_row(&mut rows, fail).await? {
+                        runs.push(TopRun {
+                            id: row.try_get(0).map_err(fail)?,
+                            origin: row.try_get(1).map_err(fail)?,
+                            status: row.try_get(2).map_err(fail)?,
+                            host: row.try_get(3).map_err(fail)?,
+                            pid: row.try_get(4).map_err(fail)?,
+                            heartbeat_age_us: row.try_get(5).map_err(fail)?,
+                            started_us: row.try_get(6).map_err(fail)?,
+                            forks: row.try_get(7).map_err(fail)?,
+                        });
+                    }
                 }
                 // The finished runs `which` selects (a crashed one counts as
                 // finished, a live one never does), in whole chains of
@@ -523,18 +642,60 @@ macro_rules! sql_backend {
                 // reads.
                 let doomed = $crate::orchestration::store::chosen_for_pruning(which, &runs);
                 for root in &doomed {
-                    sqlx::query(sql::DELETE_EVENTS)
-                        .bind(root)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    sqlx::query(sql::DELETE_RUNS)
-                        .bind(root)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
+                    let mut after = i64::MIN;
+                    loop {
+                        let mut next: Vec<(i64, i64)> = Vec::new();
+                        {
+                            let mut rows = sqlx::query(sql::EVENT_SIZES)
+                                .bind(root)
+                                .bind(after)
+                                .bind(sql::EVENTS_PER_DELETE)
+                                .fetch(&mut *tx);
+                            while let Some(row) = silence::next_row(&mut rows, fail).await? {
+                                next.push((
+                                    row.try_get(0).map_err(fail)?,
+                                    row.try_get::<Option<i64>, _>(1).map_err(fail)?.unwrap_or(0),
+                                ));
+                            }
+                        }
+                        let chunk = sql::delete_chunk(&next);
+                        let Some(&(last, _)) = chunk.last() else {
+                            break;
+                        };
+                        silence::answered(
+                            async {
+                                sqlx::query(sql::DELETE_EVENTS)
+                                    .bind(root)
+                                    .bind(after)
+                                    .bind(last)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(fail)
+                            },
+                            0,
+                        )
+                        .await?;
+                        let all = chunk.len() == next.len()
+                            && i64::try_from(next.len()).unwrap_or(i64::MAX)
+                                < sql::EVENTS_PER_DELETE;
+                        if all {
+                            break;
+                        }
+                        after = last;
+                    }
+                    silence::answered(
+                        async {
+                            sqlx::query(sql::DELETE_RUNS)
+                                .bind(root)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(fail)
+                        },
+                        0,
+                    )
+                    .await?;
                 }
-                tx.commit().await.map_err(fail)?;
+                silence::answered(async { tx.commit().await.map_err(fail) }, 0).await?;
                 Ok(doomed.len() as u64)
             }
         }
@@ -548,24 +709,26 @@ macro_rules! sql_backend {
             async fn never_started(&self, claimer: &str) -> std::result::Result<bool, sqlx::Error> {
                 use sqlx::Row as _;
                 use $crate::orchestration::store::backend as sql;
-                let Some(info) = sqlx::query(sql::CLAIMER_INFO)
-                    .bind(claimer)
-                    .fetch_optional(&self.pool)
-                    .await?
+                let dialect: &sql::Dialect = &$dialect;
+                let Some(info) =
+                    sqlx::query(sqlx::AssertSqlSafe(dialect.clocked(sql::CLAIMER_INFO)))
+                        .bind(claimer)
+                        .fetch_optional(&self.pool)
+                        .await?
                 else {
                     return Ok(false);
                 };
                 let status: String = info.try_get(0)?;
                 let host: String = info.try_get(1)?;
                 let pid: i64 = info.try_get(2)?;
-                let heartbeat_us: Option<i64> = info.try_get(3)?;
+                let heartbeat_age_us: Option<i64> = info.try_get(3)?;
                 let started_us: i64 = info.try_get(4)?;
                 let events: i64 = info.try_get(5)?;
                 let owner = $crate::orchestration::store::Owner {
                     status: &status,
                     host: &host,
                     pid,
-                    heartbeat_us,
+                    heartbeat_age_us,
                     started_us,
                 };
                 Ok(events == 0
@@ -611,5 +774,22 @@ mod tests {
             "an event larger than the bound goes alone"
         );
         assert!(insert_chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_prunes_deletes_are_bounded_by_bytes_and_take_at_least_one_event() {
+        let small: Vec<(i64, i64)> = (1..=5).map(|seq| (seq, 10)).collect();
+        assert_eq!(delete_chunk(&small).len(), 5);
+        let half = BYTES_PER_DELETE / 2;
+        let big = [(1, half), (2, half), (3, 1), (4, 1)];
+        assert_eq!(
+            delete_chunk(&big),
+            &big[..2],
+            "two halves fit one delete, a byte more does not"
+        );
+        let huge = [(7, BYTES_PER_DELETE * 3), (8, 1)];
+        assert_eq!(delete_chunk(&huge), &huge[..1], "a huge event goes alone");
+        assert_eq!(delete_chunk(&[(1, i64::MAX), (2, i64::MAX)]).len(), 1);
+        assert!(delete_chunk(&[]).is_empty());
     }
 }

@@ -41,7 +41,17 @@
 //! A prune chooses and deletes its runs in one transaction that other
 //! processes cannot write under, so a run another process resumes at that
 //! moment is either kept or refused as gone — never deleted under the run
-//! that continues it.
+//! that continues it. Like every wait for the store, it is bounded: each of
+//! its statements must be answered within 30 s, and a run's events are
+//! deleted a bounded chunk at a time, so a big prune goes on while the
+//! server answers and a silent server fails it (retryably, having deleted
+//! nothing).
+//!
+//! # Which clock
+//! Whether a run of another machine still runs is told by its heartbeat,
+//! written and judged on the store's clock alone (a PostgreSQL server's:
+//! see [`STALE_AFTER`]), never by comparing one machine's time with
+//! another's.
 
 mod backend;
 mod rows;
@@ -137,7 +147,7 @@ pub enum RunStatus {
     Paused,
     /// Started and never ended, and its process is gone: killed (`kill -9`,
     /// out of memory), crashed, or its machine stopped — on another machine,
-    /// its heartbeat is [`STALE_AFTER`] old. Never stored: the run's row
+    /// its heartbeat is [`STALE_AFTER`] old by the store's clock. Never stored: the run's row
     /// still says `running`, and a listing reads it as crashed once its
     /// owner is gone. It can be resumed, and pruned. (A run whose process id
     /// the system has since given to another process reads as running until
@@ -239,7 +249,8 @@ struct TopRun {
     status: String,
     host: String,
     pid: i64,
-    heartbeat_us: Option<i64>,
+    /// How old its heartbeat is, by the store's clock.
+    heartbeat_age_us: Option<i64>,
     started_us: i64,
     /// The run it forks.
     forks: Option<String>,
@@ -251,7 +262,7 @@ impl TopRun {
             status: &self.status,
             host: &self.host,
             pid: self.pid,
-            heartbeat_us: self.heartbeat_us,
+            heartbeat_age_us: self.heartbeat_age_us,
             started_us: self.started_us,
         }
     }
@@ -395,7 +406,11 @@ fn process_alive(pid: i64) -> bool {
 const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How old a running run's heartbeat must be before another machine may
-/// take the run for dead and resume it.
+/// take the run for dead and resume it. The age is measured on one clock,
+/// the store's — a PostgreSQL server's, whatever the clocks of the machines
+/// that write and read the run say (a SQLite store's is its machine's):
+/// the heartbeat is the store's time when it was written, and its age the
+/// store's time when it is read minus it.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A run row's owner, checked before the run is resumed or pruned, and when
@@ -404,8 +419,13 @@ struct Owner<'a> {
     status: &'a str,
     host: &'a str,
     pid: i64,
-    heartbeat_us: Option<i64>,
-    /// When the run started.
+    /// How long ago its heartbeat was written, by the store's clock: the
+    /// database computes it, in the query that reads the row, from its own
+    /// time and the heartbeat (written with its own time too; see
+    /// `backend::Dialect::now_us`). No machine's clock takes part.
+    heartbeat_age_us: Option<i64>,
+    /// When the run started (its machine's clock: compared only with the
+    /// start of a process of that machine).
     started_us: i64,
 }
 
@@ -426,7 +446,11 @@ impl Owner<'_> {
     /// this process, when it started and has not finished (one whose end
     /// never reached the store is not); on this machine, when its process is
     /// alive — and is the process that started it, not a later one given
-    /// the same process id; elsewhere, when its heartbeat is fresh.
+    /// the same process id; elsewhere, when its heartbeat is younger than
+    /// [`STALE_AFTER`] by the store's clock. (A heartbeat from the store's
+    /// future — the server's clock set back, or a row written by a version
+    /// that wrote its machine's time — is fresh: a live run is never taken
+    /// for dead.)
     fn still_running(&self, run: RunId) -> bool {
         if self.status != RunStatus::Running.as_str() {
             return false;
@@ -438,8 +462,7 @@ impl Owner<'_> {
             return process_alive(self.pid) && !self.pid_reused();
         }
         let stale = i64::try_from(STALE_AFTER.as_micros()).unwrap_or(i64::MAX);
-        self.heartbeat_us
-            .is_some_and(|beat| micros(Utc::now()).saturating_sub(beat) < stale)
+        self.heartbeat_age_us.is_some_and(|age| age < stale)
     }
 }
 

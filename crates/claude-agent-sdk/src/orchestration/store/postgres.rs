@@ -44,7 +44,7 @@ sql_backend!(
     PostgresBackend,
     sqlx::Postgres,
     "the PostgreSQL journal",
-    super::backend::POSTGRES_PRUNE_LOCK
+    super::backend::POSTGRES
 );
 durable_journal_impl!(PostgresJournal);
 

@@ -1,8 +1,10 @@
 //! How long a store may stay silent. A server behind a network partition,
 //! or frozen, never answers nor fails: whoever waits for it would wait for
 //! good. Every wait for a store goes through here, bounded — a write by its
-//! size, a read by the time between two of its rows — and a store that
-//! stays silent past the bound is a retryable store error.
+//! size, a read by the time between two of its rows, a prune by each of its
+//! statements (which delete a tree's events in chunks small enough to be
+//! answered well within the bound: `backend::EVENTS_PER_DELETE`) — and a
+//! store that stays silent past the bound is a retryable store error.
 //!
 //! The bounds sit well above the waits a store has of its own (SQLite's
 //! busy timeout, a pool's wait for a connection: 10 s), so a store that is

@@ -43,9 +43,13 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<RunSummary>>;
     /// Deletes the finished top-level runs `which` selects; returns how many.
+    /// Every wait for the store is bounded (see `silence`), a tree's events
+    /// deleted in chunks (see `backend::EVENTS_PER_DELETE`): a silent store
+    /// fails the prune, a slow one that answers does not.
     async fn prune_runs(&self, which: Prune) -> Result<u64>;
-    /// Writes the heartbeat of running runs `runs`.
-    async fn heartbeat(&self, runs: &[RunId], at_us: i64) -> Result<()>;
+    /// Writes the heartbeat of running runs `runs`: the store's time now
+    /// (its clock, not this machine's: see `backend::Dialect::now_us`).
+    async fn heartbeat(&self, runs: &[RunId]) -> Result<()>;
 }
 
 /// What the journal tells its writer task.
@@ -130,6 +134,8 @@ impl<B: Backend> DurableJournal<B> {
 
     pub(crate) async fn prune(&self, which: Prune) -> Result<u64> {
         self.flush().await?;
+        // Not bounded as a whole: a big prune takes as long as it takes.
+        // Each of its waits for the store is (see `Backend::prune_runs`).
         self.backend.prune_runs(which).await
     }
 
@@ -231,8 +237,7 @@ async fn write_batches<B: Backend>(
                 if failed.is_none() && !running.is_empty() {
                     let runs: Vec<RunId> = running.iter().copied().collect();
                     // A missed heartbeat is not a lost event: the next one may do.
-                    let at = super::micros(chrono::Utc::now());
-                    let _ = answered(backend.heartbeat(&runs, at), 0).await;
+                    let _ = answered(backend.heartbeat(&runs), 0).await;
                 }
                 continue;
             }
