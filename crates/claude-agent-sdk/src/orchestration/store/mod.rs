@@ -56,6 +56,7 @@
 mod backend;
 mod rows;
 mod silence;
+mod sql;
 mod writer;
 
 #[cfg(feature = "postgres")]
@@ -241,7 +242,7 @@ pub enum Prune {
 }
 
 /// A top-level run as a prune weighs it: one row of
-/// [`TOP_LEVEL_RUNS`](backend::TOP_LEVEL_RUNS).
+/// [`TOP_LEVEL_RUNS`](sql::TOP_LEVEL_RUNS).
 struct TopRun {
     id: String,
     /// The first run of its chain of resumes.
@@ -422,7 +423,7 @@ struct Owner<'a> {
     /// How long ago its heartbeat was written, by the store's clock: the
     /// database computes it, in the query that reads the row, from its own
     /// time and the heartbeat (written with its own time too; see
-    /// `backend::Dialect::now_us`). No machine's clock takes part.
+    /// `sql::Dialect::now_us`). No machine's clock takes part.
     heartbeat_age_us: Option<i64>,
     /// When the run started (its machine's clock: compared only with the
     /// start of a process of that machine).

@@ -44,7 +44,7 @@ sql_backend!(
     PostgresBackend,
     sqlx::Postgres,
     "the PostgreSQL journal",
-    super::backend::POSTGRES
+    super::sql::POSTGRES
 );
 durable_journal_impl!(PostgresJournal);
 

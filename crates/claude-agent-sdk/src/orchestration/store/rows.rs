@@ -50,7 +50,7 @@ pub(crate) struct RunEnd {
 
 /// What a top-level run's totals grew by: never below zero, and sums that
 /// stop at the largest value instead of overflowing (the store's own sums,
-/// [`ADD_TOTALS`](super::backend::ADD_TOTALS), rely on both).
+/// [`ADD_TOTALS`](super::sql::ADD_TOTALS), rely on both).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Totals {
     pub(crate) events: i64,

@@ -3,7 +3,7 @@
 //! good. Every wait for a store goes through here, bounded — a write by its
 //! size, a read by the time between two of its rows, a prune by each of its
 //! statements (which delete a tree's events in chunks small enough to be
-//! answered well within the bound: `backend::EVENTS_PER_DELETE`) — and a
+//! answered well within the bound: `sql::EVENTS_PER_DELETE`) — and a
 //! store that stays silent past the bound is a retryable store error.
 //!
 //! The bounds sit well above the waits a store has of its own (SQLite's

@@ -136,7 +136,7 @@ sql_backend!(
     SqliteBackend,
     sqlx::Sqlite,
     "the SQLite journal",
-    super::backend::SQLITE
+    super::sql::SQLITE
 );
 durable_journal_impl!(SqliteJournal);
 

@@ -44,11 +44,11 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<RunSummary>>;
     /// Deletes the finished top-level runs `which` selects; returns how many.
     /// Every wait for the store is bounded (see `silence`), a tree's events
-    /// deleted in chunks (see `backend::EVENTS_PER_DELETE`): a silent store
+    /// deleted in chunks (see `sql::EVENTS_PER_DELETE`): a silent store
     /// fails the prune, a slow one that answers does not.
     async fn prune_runs(&self, which: Prune) -> Result<u64>;
     /// Writes the heartbeat of running runs `runs`: the store's time now
-    /// (its clock, not this machine's: see `backend::Dialect::now_us`).
+    /// (its clock, not this machine's: see `sql::Dialect::now_us`).
     async fn heartbeat(&self, runs: &[RunId]) -> Result<()>;
 }
 
