@@ -13,6 +13,8 @@
 pub enum Kind {
     /// Running or retrying.
     Active,
+    /// A question waiting for a person's answer.
+    Asking,
     /// Failed or interrupted.
     Failed,
     /// Done.
@@ -41,7 +43,7 @@ pub fn choose(rows: &[Row], slots: usize) -> (Vec<usize>, usize) {
         return ((0..rows.len()).collect(), 0);
     }
     let rank = |kind: Kind| match kind {
-        Kind::Active => 0,
+        Kind::Active | Kind::Asking => 0,
         Kind::Failed => 1,
         Kind::Done => 2,
         Kind::Waiting | Kind::NotRun => 3,
@@ -64,14 +66,15 @@ pub fn choose(rows: &[Row], slots: usize) -> (Vec<usize>, usize) {
     (shown, hidden)
 }
 
-/// The footer: how many are done, running, failed and waiting, out of how
-/// many, and how many rows are not shown.
+/// The footer: how many are done, running, asking, failed and waiting, out
+/// of how many, and how many rows are not shown.
 #[must_use]
 pub fn footer(rows: &[Row], hidden: usize) -> String {
     let count = |kind: Kind| rows.iter().filter(|row| row.kind == kind).count();
     let mut parts = vec![format!("{}/{} done", count(Kind::Done), rows.len())];
     for (kind, word) in [
         (Kind::Active, "running"),
+        (Kind::Asking, "waiting for an answer"),
         (Kind::Failed, "failed"),
         (Kind::Waiting, "waiting"),
         (Kind::NotRun, "not run"),
@@ -144,6 +147,17 @@ mod tests {
     fn the_last_footer_counts_what_never_ran_as_not_run() {
         let rows = rows(&[(Kind::Done, 1), (Kind::Failed, 2), (Kind::NotRun, 0)]);
         assert_eq!(footer(&rows, 0), "1/3 done · 1 failed · 1 not run");
+    }
+
+    #[test]
+    fn a_question_waiting_for_its_answer_is_counted_as_such_not_as_running() {
+        let rows = rows(&[(Kind::Done, 1), (Kind::Asking, 2), (Kind::NotRun, 0)]);
+        assert_eq!(
+            footer(&rows, 0),
+            "1/3 done · 1 waiting for an answer · 1 not run"
+        );
+        // Shown before what finished, as a running agent is.
+        assert_eq!(choose(&rows, 1), (vec![1], 2));
     }
 
     #[test]

@@ -373,8 +373,9 @@ impl Progress {
             .iter()
             .map(|line| layout::Row {
                 kind: match line.state {
+                    State::Running { .. } if line.ask => layout::Kind::Asking,
                     State::Running { .. } | State::Retrying { .. } => layout::Kind::Active,
-                    State::Paused => layout::Kind::Active,
+                    State::Paused => layout::Kind::Asking,
                     State::Failed | State::Interrupted => layout::Kind::Failed,
                     State::Done => layout::Kind::Done,
                     State::Waiting => layout::Kind::Waiting,
