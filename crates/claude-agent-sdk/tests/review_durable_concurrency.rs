@@ -540,6 +540,13 @@ struct Partition {
 type Trigger = Arc<Mutex<Vec<u8>>>;
 
 impl Partition {
+    /// A journal on the store through the proxy.
+    async fn journal(&self) -> PostgresJournal {
+        PostgresJournal::connect(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("connect through the proxy: {error}"))
+    }
+
     async fn to(url: &str) -> Self {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let (before, after) = url.split_once('@').expect("a URL with a user");
@@ -653,9 +660,7 @@ impl Agent for Cutter {
 async fn a_postgresql_server_that_stops_answering_mid_write_fails_the_run_instead_of_hanging() {
     let place = Place::new(Kind::Postgres).await;
     let partition = Partition::to(&place.address).await;
-    let journal = PostgresJournal::connect(&partition.url)
-        .await
-        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let journal = partition.journal().await;
     let ctx = context(Arc::new(journal));
     let book = Arc::new(Book::default());
     let reconnected = Arc::new(AtomicBool::new(false));
@@ -717,10 +722,7 @@ async fn silent_read(place: &Place, what: &str) {
     let book = Arc::new(Book::default());
     let bound = Duration::from_secs(300);
     let partition = Partition::to(&place.address).await;
-    let journal = PostgresJournal::connect(&partition.url)
-        .await
-        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
-    let journal = Arc::new(journal);
+    let journal = Arc::new(partition.journal().await);
     let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
     SequentialOrchestrator::new()
         .orchestrate_with_context(
@@ -751,6 +753,12 @@ async fn silent_read(place: &Place, what: &str) {
             .map(|_| ())
     }
     .expect_err("a silent store answers nothing");
+    assert_silence_error(what, &error);
+}
+
+/// `error` is what `what` fails with once the store has been silent for the
+/// bound: a retryable store error that says the server did not answer.
+fn assert_silence_error(what: &str, error: &OrchestrationError) {
     assert!(
         matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
         "{what}: {error}"
@@ -782,10 +790,7 @@ async fn silent_prune(what: &str, trigger: &str) {
     // on the server's side.
     let place = Place::new(Kind::Postgres).await;
     let partition = Partition::to(&place.address).await;
-    let journal = PostgresJournal::connect(&partition.url)
-        .await
-        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
-    let journal = Arc::new(journal);
+    let journal = Arc::new(partition.journal().await);
     let book = Arc::new(Book::default());
     SequentialOrchestrator::new()
         .orchestrate_with_context(
@@ -801,14 +806,7 @@ async fn silent_prune(what: &str, trigger: &str) {
         .await
         .unwrap_or_else(|_| panic!("{what}: a prune waits for a silent store for good"))
         .expect_err("a silent store answers nothing");
-    assert!(
-        matches!(error, OrchestrationError::Store { .. }) && error.is_retryable(),
-        "{what}: {error}"
-    );
-    assert!(
-        error.to_string().contains("did not answer"),
-        "{what}: {error}"
-    );
+    assert_silence_error(what, &error);
     let store = place.open().await;
     assert_eq!(store.runs(10).await.len(), 1, "{what}: nothing was deleted");
 }
@@ -821,10 +819,7 @@ async fn a_long_prune_over_a_slow_link_is_not_cut_while_the_server_answers() {
     const RUNS: usize = 12;
     let place = Place::new(Kind::Postgres).await;
     let partition = Partition::to(&place.address).await;
-    let journal = PostgresJournal::connect(&partition.url)
-        .await
-        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
-    let journal = Arc::new(journal);
+    let journal = Arc::new(partition.journal().await);
     let book = Arc::new(Book::default());
     let ctx = context(Arc::clone(&journal) as Arc<dyn Journal>);
     for _ in 0..RUNS {
@@ -875,9 +870,7 @@ async fn a_run_stopped_while_its_store_is_silent_returns_at_its_stop() {
     ] {
         let case = format!("{how} at the {when}");
         let partition = Partition::to(&place.address).await;
-        let journal = PostgresJournal::connect(&partition.url)
-            .await
-            .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+        let journal = partition.journal().await;
         let ctx = context(Arc::new(journal));
         let mut agents = steps(&["a"], &book, None, 0);
         agents.push(Box::new(Cutter(Arc::clone(&partition.armed))));
@@ -930,9 +923,7 @@ async fn a_resume_stopped_while_its_claim_waits_for_a_silent_store_returns_at_it
     let book = Arc::new(Book::default());
     let run = failed_pipeline(&place, &book).await;
     let partition = Partition::to(&place.address).await;
-    let journal = PostgresJournal::connect(&partition.url)
-        .await
-        .unwrap_or_else(|error| panic!("connect through the proxy: {error}"));
+    let journal = partition.journal().await;
     let ctx = context(Arc::new(journal));
     // The claim's statement (the history's reads, before it, pass).
     *partition.trigger.lock().unwrap() = b"resumed_by".to_vec();

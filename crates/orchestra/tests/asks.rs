@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{example, json, outcome, scratch, write};
+use common::{example, json, outcome, scratch, write, Terminal};
 
 /// A graph that runs `plan` (counting its runs in `$COUNT`), asks `approve`,
 /// and ships on a yes.
@@ -227,60 +225,26 @@ fn on_a_terminal_the_run_prompts_and_resumes_without_running_finished_nodes_agai
         store.display(),
         file.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("COUNT", &count)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("script (util-linux) is needed: {e}"));
-    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (chunks_tx, chunks) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(read) = stdout.read(&mut buffer) {
-            if read == 0
-                || chunks_tx
-                    .send(String::from_utf8_lossy(&buffer[..read]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut seen = String::new();
+    let mut terminal = Terminal::start(&command, &[("COUNT", count.as_os_str())]);
     let started = Instant::now();
-    while !seen.contains("[approve] Ship it?") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no prompt: {seen}"
+    assert!(
+        terminal.read_until("[approve] Ship it?", Duration::from_secs(30)),
+        "no prompt: {}",
+        terminal.seen
+    );
+    terminal.type_in("yes\n");
+    let waited = Duration::from_secs(30).saturating_sub(started.elapsed());
+    let Some(status) = terminal.exit_within(waited) else {
+        let _ = terminal.child.kill();
+        panic!(
+            "orchestra did not finish after the answer: {}",
+            terminal.seen
         );
-        if let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(50)) {
-            seen.push_str(&chunk);
-        }
-    }
-    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-    stdin.write_all(b"yes\n").unwrap_or_else(|e| panic!("{e}"));
-    let status = loop {
-        while let Ok(chunk) = chunks.try_recv() {
-            seen.push_str(&chunk);
-        }
-        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("orchestra did not finish after the answer: {seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     };
-    drop(stdin);
+    drop(terminal.child.stdin.take());
     std::thread::sleep(Duration::from_millis(50));
-    while let Ok(chunk) = chunks.try_recv() {
-        seen.push_str(&chunk);
-    }
+    terminal.drain();
+    let seen = terminal.seen;
     assert_eq!(status.code(), Some(0), "{seen}");
     assert!(seen.contains("shipped after yes"), "{seen}");
     // `plan` ran once: the resumed run reused its output.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{fixture, json, scratch, write};
+use common::{fixture, json, scratch, write, Terminal};
 
 /// The pids of live processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<String> {
@@ -413,15 +413,27 @@ wait
     )
 }
 
-/// The pids `ready` lists, once it exists.
-fn ready_pids(ready: &std::path::Path) -> Vec<String> {
+/// Writes the stubborn workflow in `dir`, runs it (`orchestra run OPTIONS
+/// FILE`), and waits until its program and the `sleep` it starts run: the
+/// run, and their pids.
+fn run_stubborn(dir: &std::path::Path, options: &[&std::ffi::OsStr]) -> (Orchestra, Leftovers) {
+    let ready = dir.join("ready");
+    let file = write(
+        dir,
+        "stubborn.toml",
+        &stubborn_workflow(&ready, &dir.join("once")),
+    );
+    let mut args = vec!["run".as_ref()];
+    args.extend_from_slice(options);
+    args.push(file.as_os_str());
+    let run = Orchestra::start(&args);
     wait_until("the program to start", Duration::from_secs(30), || {
         ready.exists()
     });
-    let text = std::fs::read_to_string(ready).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&ready).unwrap_or_else(|e| panic!("{e}"));
     let pids: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     assert_eq!(pids.len(), 2, "{text}");
-    pids
+    (run, Leftovers(pids))
 }
 
 /// Whether `pid` runs (a zombie no one reaps yet does not count).
@@ -444,8 +456,25 @@ fn kill_all(pids: &[String]) {
     }
 }
 
-/// Kills the programs of a test that fails before they are gone.
+/// The programs of a test, killed if it fails before they are gone.
 struct Leftovers(Vec<String>);
+
+impl Leftovers {
+    /// Waits (5 s at most) until none of them runs: nothing else than
+    /// `orchestra`, gone by now, could have stopped them.
+    fn assert_gone(mut self, stderr: &str) {
+        let pids = &self.0;
+        let started = Instant::now();
+        while pids.iter().any(|pid| is_running(pid)) {
+            if started.elapsed() > Duration::from_secs(5) {
+                kill_all(pids);
+                panic!("programs left running (orphans) {pids:?}:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.0.clear();
+    }
+}
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
@@ -453,31 +482,11 @@ impl Drop for Leftovers {
     }
 }
 
-/// Waits (5 s at most) until none of `pids` runs: nothing else than
-/// `orchestra`, gone by now, could have stopped them.
-fn assert_gone(pids: &[String], stderr: &str) {
-    let started = Instant::now();
-    while pids.iter().any(|pid| is_running(pid)) {
-        if started.elapsed() > Duration::from_secs(5) {
-            kill_all(pids);
-            panic!("programs left running (orphans) {pids:?}:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs the stubborn workflow with `--no-store`, sends `first` and, once
 /// its note is out, `second`: what orchestra exited with and said.
 fn stopped_twice(first: &str, second: &str, first_name: &str) -> (Option<i32>, String) {
     let dir = scratch();
-    let ready = dir.path().join("ready");
-    let file = write(
-        dir.path(),
-        "stubborn.toml",
-        &stubborn_workflow(&ready, &dir.path().join("once")),
-    );
-    let mut run = Orchestra::start(&["run".as_ref(), "--no-store".as_ref(), file.as_os_str()]);
-    let mut pids = Leftovers(ready_pids(&ready));
+    let (mut run, pids) = run_stubborn(dir.path(), &["--no-store".as_ref()]);
     run.signal(first);
     run.wait_for_line(
         &format!("{first_name}: cancelling the run... ({first_name} again to exit now)"),
@@ -489,8 +498,7 @@ fn stopped_twice(first: &str, second: &str, first_name: &str) -> (Option<i32>, S
     // The second signal comes while the run stops or, the run over, while
     // orchestra waits for the program's grace period: either way, out now.
     let (status, stderr) = run.exit_within(Duration::from_secs(10));
-    assert_gone(&pids.0, &stderr);
-    pids.0.clear();
+    pids.assert_gone(&stderr);
     (status.code(), stderr)
 }
 
@@ -512,22 +520,16 @@ fn a_second_signal_of_another_kind_exits_at_once_with_the_first_ones_code() {
 fn a_second_ctrl_c_exits_at_once_while_the_store_holds_up_the_runs_end() {
     let dir = scratch();
     let store = dir.path().join("runs.db");
-    let ready = dir.path().join("ready");
     let trace = dir.path().join("trace.json");
-    let file = write(
+    let (mut run, pids) = run_stubborn(
         dir.path(),
-        "stubborn.toml",
-        &stubborn_workflow(&ready, &dir.path().join("once")),
+        &[
+            "--store".as_ref(),
+            store.as_os_str(),
+            "--trace".as_ref(),
+            trace.as_os_str(),
+        ],
     );
-    let mut run = Orchestra::start(&[
-        "run".as_ref(),
-        "--store".as_ref(),
-        store.as_os_str(),
-        "--trace".as_ref(),
-        trace.as_os_str(),
-        file.as_os_str(),
-    ]);
-    let mut pids = Leftovers(ready_pids(&ready));
     // Another process takes the store's write lock and keeps it: the run
     // cannot record its end (SQLite's busy timeout is 10 s).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -554,8 +556,7 @@ fn a_second_ctrl_c_exits_at_once_while_the_store_holds_up_the_runs_end() {
     let (status, stderr) = run.exit_within(Duration::from_secs(5));
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("Ctrl-C again: exiting now"), "{stderr}");
-    assert_gone(&pids.0, &stderr);
-    pids.0.clear();
+    pids.assert_gone(&stderr);
     // Out at once, the run still stopping: no summary, no trace.
     assert!(!stderr.contains("total"), "{stderr}");
     assert!(!trace.exists(), "{stderr}");
@@ -564,15 +565,13 @@ fn a_second_ctrl_c_exits_at_once_while_the_store_holds_up_the_runs_end() {
     // As the note says: with its end not recorded, the run is listed as
     // crashed, and resuming it runs what did not finish.
     assert!(stderr.contains("crashed"), "{stderr}");
-    let runs = common::stored_runs(&store);
-    assert_eq!(runs[0]["status"], "crashed", "{runs:#}");
-    let id = runs[0]["id"].as_str().unwrap_or_default();
+    let id = common::crashed_run(&store);
     assert!(
         stderr.contains(&format!("orchestra resume {id}")),
         "{stderr}"
     );
     let resumed = common::orchestra()
-        .args(["resume", id, "--store"])
+        .args(["resume", &id, "--store"])
         .arg(&store)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -614,81 +613,35 @@ template = "shipped after {{input}}"
         store.display(),
         file.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("ORCHESTRA_STORE", common::test_store())
-        .env("SHELL", "/bin/sh")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("script (util-linux) is needed: {e}"));
-    let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (chunks_tx, chunks) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::Read as _;
-        let mut buffer = [0u8; 4096];
-        while let Ok(read) = stdout.read(&mut buffer) {
-            if read == 0
-                || chunks_tx
-                    .send(String::from_utf8_lossy(&buffer[..read]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut seen = String::new();
-    // Whether `text` came within `timeout`.
-    let read_until = |seen: &mut String, text: &str, timeout: Duration| {
-        let started = Instant::now();
-        while !seen.contains(text) {
-            if started.elapsed() > timeout {
-                return false;
-            }
-            if let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(20)) {
-                seen.push_str(&chunk);
-            }
-        }
-        true
-    };
-    let asked = read_until(&mut seen, "[approve] Ship it?", Duration::from_secs(30));
+    let mut terminal = Terminal::start(&command, &[]);
+    let asked = terminal.read_until("[approve] Ship it?", Duration::from_secs(30));
     let marker = store.display().to_string();
     let orchestra = processes_with(&marker).into_iter().find(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|cmdline| cmdline.starts_with(env!("CARGO_BIN_EXE_orchestra").as_bytes()))
     });
     let (true, Some(orchestra)) = (asked, orchestra) else {
-        let _ = child.kill();
-        panic!("no prompt: {seen}");
+        let _ = terminal.child.kill();
+        panic!("no prompt: {}", terminal.seen);
     };
     let sent = Command::new("kill")
         .args(["-INT", &orchestra])
         .status()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(sent.success());
-    let noted = read_until(
-        &mut seen,
+    let noted = terminal.read_until(
         "Ctrl-C: cancelling the run... (Ctrl-C again to exit now)",
         Duration::from_secs(10),
     );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    seen.extend(chunks.try_iter());
+    let status = terminal.exit_within(Duration::from_secs(10));
     let (true, Some(status)) = (noted, status) else {
         let _ = Command::new("kill").args(["-KILL", &orchestra]).status();
-        let _ = child.kill();
-        panic!("orchestra waited for an answer after Ctrl-C: {seen}");
+        let _ = terminal.child.kill();
+        panic!(
+            "orchestra waited for an answer after Ctrl-C: {}",
+            terminal.seen
+        );
     };
-    drop(child.stdin.take());
-    assert_eq!(status.code(), Some(130), "{seen}");
+    drop(terminal.child.stdin.take());
+    assert_eq!(status.code(), Some(130), "{}", terminal.seen);
 }

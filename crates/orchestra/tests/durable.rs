@@ -865,9 +865,7 @@ stdin = "none"
     // Killed: no end is stored, and the run is crashed, not running.
     child.kill().unwrap();
     child.wait().unwrap();
-    let runs = common::stored_runs(&store);
-    assert_eq!(runs[0]["status"], "crashed", "{runs}");
-    let run = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let run = common::crashed_run(&store);
     let table = on_store(&["runs"], &store);
     assert!(
         table.contains("crashed") && !table.contains("running"),

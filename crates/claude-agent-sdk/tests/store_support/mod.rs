@@ -173,56 +173,50 @@ async fn fresh_database() -> String {
 
 /// Runs `sql` on the store at `place` directly (as another program would).
 pub async fn execute(place: &Place, sql: &str) {
-    use sqlx::Connection as _;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match place.kind {
-        Kind::Sqlite => {
-            let mut connection =
-                sqlx::SqliteConnection::connect(&format!("sqlite:{}", place.address))
-                    .await
-                    .expect("open the file");
-            sqlx::raw_sql(sql)
-                .execute(&mut connection)
-                .await
-                .expect("execute");
-        }
-        Kind::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(&place.address)
-                .await
-                .expect("connect");
-            sqlx::raw_sql(sql)
-                .execute(&mut connection)
-                .await
-                .expect("execute");
-        }
-    }
+    direct(place, sql, false).await;
 }
 
 /// The number `sql` (a query of one value) reads from the store at `place`
 /// (as another program would).
 pub async fn query_i64(place: &Place, sql: &str) -> i64 {
-    use sqlx::Connection as _;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    direct(place, sql, true).await
+}
+
+/// Runs `sql` on the store at `place` on a connection of its own: with
+/// `read`, a query of one value, that number; else statements, and 0.
+async fn direct(place: &Place, sql: &str, read: bool) -> i64 {
     match place.kind {
         Kind::Sqlite => {
-            let mut connection =
-                sqlx::SqliteConnection::connect(&format!("sqlite:{}", place.address))
-                    .await
-                    .expect("open the file");
-            sqlx::query_scalar(sql)
-                .fetch_one(&mut connection)
-                .await
-                .expect("query")
+            let url = format!("sqlite:{}", place.address);
+            on::<sqlx::Sqlite>(&url, "open the file", sql, read).await
         }
-        Kind::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(&place.address)
-                .await
-                .expect("connect");
-            sqlx::query_scalar(sql)
-                .fetch_one(&mut connection)
-                .await
-                .expect("query")
-        }
+        Kind::Postgres => on::<sqlx::Postgres>(&place.address, "connect", sql, read).await,
+    }
+}
+
+/// [`direct`] on a database of type `DB` at `url` (`opening` says what a
+/// failure to connect failed to do).
+async fn on<DB>(url: &str, opening: &str, sql: &str, read: bool) -> i64
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    use sqlx::Connection as _;
+    let mut connection = DB::Connection::connect(url).await.expect(opening);
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if read {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut connection)
+            .await
+            .expect("query")
+    } else {
+        sqlx::raw_sql(sql)
+            .execute(&mut connection)
+            .await
+            .expect("execute");
+        0
     }
 }
 

@@ -8,10 +8,13 @@ use assert_cmd::Command;
 
 mod gated;
 mod outcome;
+mod terminal;
 #[allow(unused_imports)] // not every test binary uses these
 pub use gated::{gated, marks, resume_id};
 #[allow(unused_imports)] // not every test binary runs commands this way
 pub use outcome::{is_running, outcome, parallel_of};
+#[allow(unused_imports)] // not every test binary runs orchestra on a terminal
+pub use terminal::{on_terminal, Terminal};
 
 /// The `orchestra` binary, with a clean environment for API keys.
 pub fn orchestra() -> Command {
@@ -43,35 +46,6 @@ pub fn test_store() -> PathBuf {
     std::env::temp_dir()
         .join(format!("orchestra-tests-{}", std::process::id()))
         .join("runs.db")
-}
-
-/// Runs `shell`, a command line that runs orchestra, on a pseudo-terminal of
-/// `rows` × `cols` (`script` from util-linux, which `.ci/run` installs), in
-/// colour or with `NO_COLOR` set: its exit code and everything the terminal
-/// received.
-pub fn on_terminal(rows: usize, cols: usize, shell: &str, colour: bool) -> (Option<i32>, String) {
-    let command = format!("stty rows {rows} cols {cols}; {shell}");
-    let mut script = std::process::Command::new("script");
-    // Runs go to the tests' store, not the user's.
-    // `script` runs the command with `$SHELL`; pin it so the command means the
-    // same on every machine (POSIX sh: no bash-isms).
-    script
-        .env("ORCHESTRA_STORE", test_store())
-        .env("SHELL", "/bin/sh")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm-256color");
-    if colour {
-        script.env_remove("NO_COLOR");
-    } else {
-        script.env("NO_COLOR", "1");
-    }
-    let output = script
-        .output()
-        .unwrap_or_else(|e| panic!("`script` (util-linux) is needed: {e}"));
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
 }
 
 /// A file under `tests/fixtures`.
@@ -137,6 +111,14 @@ pub fn stored_runs(store: &Path) -> serde_json::Value {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     json(&texts(&listed).0)
+}
+
+/// The id of the newest run `store` holds, which must be listed as crashed
+/// (its end never recorded).
+pub fn crashed_run(store: &Path) -> String {
+    let runs = stored_runs(store);
+    assert_eq!(runs[0]["status"], "crashed", "{runs:#}");
+    runs[0]["id"].as_str().unwrap_or_default().to_owned()
 }
 
 /// A request a [`FakeServer`] received.
