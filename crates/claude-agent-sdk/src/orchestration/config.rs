@@ -61,7 +61,13 @@ pub struct ExecutionConfig {
     pub join_policy: JoinPolicy,
     /// The most bytes of each input and output text a trace record keeps
     /// (default none: records keep whole texts). Longer texts are cut, and
-    /// the record says how many bytes were elided.
+    /// the record says how many bytes were elided. The texts are the
+    /// records' contents, the strings of an output's `data` (where an
+    /// [`OrchestratorAgent`](super::OrchestratorAgent) reports its nested
+    /// outputs) and those of the gathered `results` a join or a map hands on
+    /// in its input's metadata (which stay a JSON array, their strings cut).
+    /// The records of a run nested in a step are cut to the tighter of its
+    /// own limit and that of the run around it, whose trace holds them.
     ///
     /// What a run keeps in memory: each agent's output once in
     /// [`OrchestratorOutput::agent_outputs`](super::OrchestratorOutput::agent_outputs)

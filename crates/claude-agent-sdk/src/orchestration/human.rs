@@ -76,10 +76,15 @@ impl Question {
 
     /// The id a question node `ask` asks under when it sits in subgraphs:
     /// `passes` are the activations of the steps it is nested in, outermost
-    /// first, then its own (each step's pass of its loop, or its map item).
-    /// The leading first passes are left out, so a question node that is not
-    /// nested asks as [`id_on_pass`](Self::id_on_pass) says; the rest are
-    /// joined by dots (`review#2.1`: outer pass 2, inner pass 1).
+    /// first, then its own (each step's [`FinishedStep::activation`]: its
+    /// pass of its loop — or for a map's item, its step among the map's,
+    /// where the map's own step is counted first, so the first item of a
+    /// map's first run is 2). The leading first passes are left out, so a
+    /// question node that is not nested asks as [`id_on_pass`](Self::id_on_pass)
+    /// says; the rest are joined by dots (`review#2.1`: outer pass 2, inner
+    /// pass 1; and a question node in a subgraph that a map runs per item
+    /// asks `review#2.1`, `review#3.1`, … for items 1, 2, …). The ids to
+    /// answer are those of the pause's [`questions`](Pause::questions).
     ///
     /// ```
     /// use claude_agent_sdk::orchestration::Question;
@@ -123,9 +128,11 @@ pub struct FinishedStep {
     /// The graph node — for a step of a pipeline or fan-out nested in a
     /// step (handed back by a resume), its agent's name.
     pub node: String,
-    /// Which of the node's steps (1 for its first run, 2 for its second loop
-    /// pass or map item, …) — for a pipeline's or fan-out's step, which of
-    /// the agents with that name it is.
+    /// Which of the node's steps, counted as the run made them (1 for its
+    /// first run, 2 for its second loop pass, …). A map node's own step —
+    /// the one that splits its input — counts too: on the map's first run
+    /// it is 1 and its items are 2, 3, … For a pipeline's or fan-out's
+    /// step, which of the agents with that name it is.
     pub activation: u32,
     /// What it produced.
     pub output: AgentOutput,

@@ -150,6 +150,10 @@ impl OrchestratorOutput {
     /// The tokens and cost of the whole run: the trace's
     /// [`total_usage`](ExecutionTrace::total_usage), or — when trace records were
     /// turned off — the sum of the usage in [`agent_outputs`](Self::agent_outputs).
+    /// A resumed run's trace holds the attempts it ran: the steps it took back
+    /// from the run that paused (whose outputs are in `agent_outputs`, and
+    /// count against its budget) were spent by that run, and are not counted
+    /// here again.
     #[must_use]
     pub fn total_usage(&self) -> Usage {
         if self.execution_trace.agent_executions.is_empty() {

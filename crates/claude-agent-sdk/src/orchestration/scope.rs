@@ -74,6 +74,9 @@ pub(crate) trait RunBooks: Send + Sync {
     /// activation of a step of its own, where that step stands among all the
     /// passes of the loops and maps around it.
     fn enclosing_activations(&self) -> &[u32];
+    /// The most bytes of each text this run's records keep, when its
+    /// journal cuts them: a run nested in it keeps no more.
+    fn text_limit(&self) -> Option<usize>;
 }
 
 /// What a run nested in an attempt takes from it.

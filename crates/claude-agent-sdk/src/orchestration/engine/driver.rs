@@ -213,7 +213,8 @@ pub(crate) async fn run<T>(
             names.clone(),
             branching.is_none(),
             limit,
-        );
+        )
+        .nested_within(parent.as_ref().and_then(|parent| parent.run.text_limit()));
         let enclosing = parent.as_ref().map(AttemptScope::activations);
         // What a nested run spends counts in the runs around it too.
         let (nested, within) = match nesting {

@@ -16,7 +16,7 @@
 //! what the driver reports.
 
 pub(crate) mod driver;
-mod gathered;
+pub(crate) mod gathered;
 pub(crate) mod graph;
 pub(crate) mod recorder;
 pub(crate) mod run_state;

@@ -29,6 +29,7 @@ use crate::orchestration::journal::{
 };
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::log_event;
+use crate::orchestration::trace::cut;
 
 /// How an attempt ended, borrowed from whoever ended it.
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +183,22 @@ impl Recorder {
 
     pub(crate) fn run_id(&self) -> RunId {
         self.run
+    }
+
+    /// The most bytes of each text the journal keeps of this run.
+    pub(crate) fn text_limit(&self) -> Option<usize> {
+        self.text_limit
+    }
+
+    /// This recorder, for a run nested in a run whose journal keeps at most
+    /// `enclosing` bytes of each text: it keeps no more (their records are
+    /// one trace, which the run around it returns).
+    #[must_use]
+    pub(crate) fn nested_within(mut self, enclosing: Option<usize>) -> Self {
+        if let Some(enclosing) = enclosing {
+            self.text_limit = Some(self.text_limit.map_or(enclosing, |own| own.min(enclosing)));
+        }
+        self
     }
 
     fn agent_name(&self, open: &OpenAttempts, step: NodeId) -> &str {
@@ -557,52 +574,29 @@ impl Recorder {
     }
 
     fn capped_input(&self, input: &AgentInput) -> AgentInput {
-        AgentInput {
-            content: cap(&input.content, self.text_limit),
-            context: input.context.clone(),
-            metadata: input.metadata.clone(),
+        match self.text_limit {
+            Some(limit) => cut::capped_input(input, limit),
+            None => input.clone(),
         }
     }
 
-    /// `source`, with the text of an input given in full cut as the run's
+    /// `source`, with the texts of an input given in full cut as the run's
     /// input is (a join's gathered outputs, a map's item).
     fn capped_source(&self, source: InputSource) -> InputSource {
-        match source {
-            InputSource::Given(mut input) => {
-                if self
-                    .text_limit
-                    .is_some_and(|limit| input.content.len() > limit)
-                {
-                    input.content = cap(&input.content, self.text_limit);
-                }
+        match (source, self.text_limit) {
+            (InputSource::Given(mut input), Some(limit)) => {
+                cut::cap_input(&mut input, limit);
                 InputSource::Given(input)
             }
-            other => other,
+            (other, _) => other,
         }
     }
 
     fn capped_output(&self, output: &AgentOutput) -> AgentOutput {
-        AgentOutput {
-            content: cap(&output.content, self.text_limit),
-            data: output.data.clone(),
-            confidence: output.confidence,
-            metadata: output.metadata.clone(),
+        match self.text_limit {
+            Some(limit) => cut::capped_output(output, limit),
+            None => output.clone(),
         }
-    }
-}
-
-/// `text`, cut to at most `limit` bytes (on a character boundary) with a note
-/// of how much was elided.
-pub(crate) fn cap(text: &str, limit: Option<usize>) -> String {
-    match limit {
-        Some(limit) if text.len() > limit => {
-            let mut cut = limit;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}… [{} more bytes elided]", &text[..cut], text.len() - cut)
-        }
-        _ => text.to_owned(),
     }
 }
 
@@ -631,17 +625,4 @@ fn journaled_error(
         }
     }
     error
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn texts_are_capped_on_a_character_boundary() {
-        assert_eq!(cap("hello", Some(10)), "hello");
-        assert_eq!(cap("hello", None), "hello");
-        assert_eq!(cap("hello world", Some(5)), "hello… [6 more bytes elided]");
-        assert_eq!(cap("héllo", Some(2)), "h… [5 more bytes elided]");
-    }
 }

@@ -204,6 +204,10 @@ impl RunBooks for RunShared {
         &self.enclosing_activations
     }
 
+    fn text_limit(&self) -> Option<usize> {
+        self.recorder.text_limit()
+    }
+
     fn nest(&self, attempt: ParentAttempt) -> Nesting {
         self.any_nested.store(true, Ordering::Release);
         let mut nested = self.nested.lock().unwrap_or_else(PoisonError::into_inner);

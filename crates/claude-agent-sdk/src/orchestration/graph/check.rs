@@ -163,7 +163,15 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Vec<Graph
         }
     }
     for (id, policy) in &definition.joins {
-        if !known(id, "a join", &mut problems) || id == START || id == END {
+        if !known(id, "a join", &mut problems) {
+            continue;
+        }
+        if id == START || id == END {
+            // Nothing waits at either: whatever reaches END is a result.
+            problems.add(
+                format!("a join names `{id}`, which joins nothing: put it on a node (to wait for several nodes before END, join them in a node of their own)"),
+                &[],
+            );
             continue;
         }
         let node = index[id];
@@ -208,8 +216,8 @@ pub(crate) fn check(definition: &GraphOrchestrator) -> Result<Checked, Vec<Graph
         if definition.nodes[from.index()].split.is_some() {
             problems.add(
                 format!(
-                    "the loop from `{}` starts at a map: put a node after it",
-                    lp.from
+                    "the loop from `{}` back to `{}` is closed by a map: put a node after the map and close the loop there",
+                    lp.from, lp.to
                 ),
                 &[&lp.from],
             );

@@ -373,7 +373,8 @@ impl GraphOrchestrator {
 
     /// Gives node `from` a router: after it succeeds, `router` picks which
     /// of `targets` (node ids, or [`END`]) get its output. Routing to a node
-    /// not in `targets` fails the step.
+    /// not in `targets` fails the step. `from` may not be a map: to route
+    /// what a map gathered, put a node after it and route from there.
     #[must_use]
     pub fn add_router<I, S>(
         mut self,
@@ -397,7 +398,9 @@ impl GraphOrchestrator {
     /// Adds a loop: after node `from` succeeds, while `again` says so, the
     /// run goes back to node `to` (which gets `from`'s output), running the
     /// nodes between them again — at most `max_iterations` passes in all.
-    /// When the loop ends, `from`'s output goes on along its edges.
+    /// When the loop ends, `from`'s output goes on along its edges. `from`
+    /// may not be a map (put a node after it and close the loop there);
+    /// `to` may.
     ///
     /// Each pass starts the loops nested in it afresh (their passes count
     /// from 1 again), and the nodes after the loop that a pass left unrun —
@@ -423,9 +426,14 @@ impl GraphOrchestrator {
     }
 
     /// Sets how many of node `id`'s predecessors (for a map: its items)
-    /// must succeed. A map with fewer items than its policy asks for
-    /// (`AtLeast(k)` over fewer than *k*, `Any` over none) fails; under
-    /// `All`, a map with no items succeeds, gathering nothing.
+    /// must succeed. Predecessors a router did not lead to do not count:
+    /// the policy asks for no more successes than there are predecessors
+    /// left (`AtLeast(3)` with two branches taken needs both). A map with
+    /// fewer items than its policy asks for (`AtLeast(k)` over fewer than
+    /// *k*, `Any` over none) fails; under `All`, a map with no items
+    /// succeeds, gathering nothing. `id` must be a node: [`END`] joins
+    /// nothing (every output that reaches it is a result), and naming it is
+    /// a problem the check reports.
     #[must_use]
     pub fn with_join(mut self, id: impl Into<String>, policy: JoinPolicy) -> Self {
         self.prepared = Arc::default();

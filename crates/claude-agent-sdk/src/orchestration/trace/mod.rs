@@ -13,8 +13,9 @@
 //!
 //! Records hold the specification's own [`AgentInput`] and [`AgentOutput`].
 //! With [`ExecutionConfig::with_record_text_limit`](crate::orchestration::ExecutionConfig::with_record_text_limit)
-//! their texts are cut to a bound (the rest elided, with its length), so a run
-//! with big payloads keeps a small trace.
+//! their texts are cut to a bound (the rest elided, with its length) — the
+//! contents, the strings of an output's data, and the gathered results a join
+//! or a map hands on — so a run with big payloads keeps a small trace.
 //!
 //! Times come from one monotonic clock per [`ExecutionContext`](crate::orchestration::ExecutionContext),
 //! anchored to UTC once, so `end_time - start_time == duration_ms` and the records
@@ -32,6 +33,7 @@ use crate::orchestration::agent::{AgentInput, AgentOutput};
 use crate::orchestration::journal::{NodeId, RunId};
 use crate::orchestration::usage::Usage;
 
+pub(crate) mod cut;
 mod json;
 
 pub use json::MAX_TRACE_DEPTH;
@@ -63,17 +65,12 @@ impl ExecutionTrace {
     /// to at most `limit` bytes, as `record_text_limit` does while a run is
     /// recorded; without recursion, whatever the depth.
     pub(crate) fn cap_texts(&mut self, limit: usize) {
-        use crate::orchestration::engine::recorder::cap;
         let mut traces: Vec<&mut ExecutionTrace> = vec![self];
         while let Some(trace) = traces.pop() {
             for record in &mut trace.agent_executions {
-                if record.input.content.len() > limit {
-                    record.input.content = cap(&record.input.content, Some(limit));
-                }
+                cut::cap_input(&mut record.input, limit);
                 if let Some(output) = &mut record.output {
-                    if output.content.len() > limit {
-                        output.content = cap(&output.content, Some(limit));
-                    }
+                    cut::cap_output(output, limit);
                 }
                 if let Some(nested) = record.nested.as_deref_mut() {
                     traces.push(nested);
