@@ -644,4 +644,53 @@ template = "shipped after {{input}}"
     };
     drop(terminal.child.stdin.take());
     assert_eq!(status.code(), Some(130), "{}", terminal.seen);
+    // The display's last footer counts the question as what it is.
+    let (_, after) = terminal
+        .seen
+        .split_once("cancelling the run")
+        .unwrap_or_else(|| panic!("{}", terminal.seen));
+    assert!(after.contains("1 waiting for an answer"), "{after}");
+    assert!(!after.contains("running"), "{after}");
+}
+
+// ---------------------------------------------------------------------------
+// A signal once the run is over: out at once.
+
+#[test]
+fn a_signal_once_the_run_is_over_exits_at_once() {
+    let dir = scratch();
+    // The trace goes to a FIFO nobody reads: once the run is over and its
+    // summary printed, `orchestra` waits to open it, for ever.
+    let trace = dir.path().join("trace.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&trace)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(made.success());
+    let file = write(
+        dir.path(),
+        "hello.toml",
+        r#"[flow]
+sequential = ["hello"]
+
+[[agents]]
+id = "hello"
+kind = "command"
+command = ["echo", "hello"]
+"#,
+    );
+    let mut run = Orchestra::start(&[
+        "run".as_ref(),
+        "--no-store".as_ref(),
+        "--trace".as_ref(),
+        trace.as_os_str(),
+        file.as_os_str(),
+    ]);
+    run.wait_for_line("total", Duration::from_secs(30));
+    // The first signal: there is no run left to cancel.
+    run.signal("-INT");
+    let (status, stderr) = run.exit_within(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C: exiting now"), "{stderr}");
+    assert!(!stderr.contains("cancelling"), "{stderr}");
 }

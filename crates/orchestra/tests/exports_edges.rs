@@ -1,5 +1,6 @@
 //! Edges of what a run exports and what its templates read: `orchestra
-//! trace` on what `run --json` printed whatever the outcome, the Chrome
+//! trace` on what `run --json` printed whatever the outcome, a trace written
+//! to a FIFO, the Chrome
 //! trace-event file, the OTLP run span's status, and `{{output.ID}}` of a map.
 
 mod common;
@@ -68,6 +69,43 @@ fn trace_reads_what_run_json_printed_for_a_failed_or_paused_run() {
         assert_eq!(shown.code, Some(0), "{name}: {}", shown.stderr);
         assert!(shown.stdout.contains(agent), "{name}: {}", shown.stdout);
     }
+}
+
+#[test]
+fn a_trace_written_to_a_fifo_reaches_its_reader_whole() {
+    let dir = scratch();
+    let fifo = dir.path().join("trace.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(made.success());
+    let file = write(dir.path(), "failing.toml", FAILING);
+    // The reader comes once the run has started (as `cat` in another shell
+    // would), and reads to the end.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::read_to_string(&fifo).unwrap_or_else(|e| panic!("{e}"))
+        })
+    };
+    let ran = outcome(
+        &["run", "--no-store", "--trace", &fifo.display().to_string()],
+        &file,
+        &[],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    let read = reader
+        .join()
+        .unwrap_or_else(|_| panic!("the reader failed"));
+    let records = &json(&read)["agent_executions"];
+    assert_eq!(
+        records.as_array().map(Vec::len),
+        Some(2),
+        "{read}\n{}",
+        ran.stderr
+    );
 }
 
 #[test]

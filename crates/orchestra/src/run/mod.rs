@@ -207,6 +207,12 @@ fn check_outputs(args: &RunArgs) -> Result<(), String> {
                 parent.display()
             ));
         }
+        // A FIFO (or a device) is opened once, when the run ends: opening it
+        // for a check would block until a reader comes, and closing it would
+        // end what that reader reads.
+        if path.metadata().is_ok_and(|meta| !meta.is_file()) {
+            continue;
+        }
         // Writable now, before the run does anything: a file made for the
         // check is removed again (the run writes it when it ends).
         let existed = path.exists();
@@ -327,7 +333,7 @@ impl Run<'_> {
             location: location.clone(),
         };
         let mut stop = Stopping {
-            signals: Signals::listen(move |first, again| exiting.tell(first, again)),
+            signals: Signals::listen(move |headline| exiting.tell(headline)),
             by: None,
             ctx: &ctx,
             progress: &progress,
@@ -399,7 +405,8 @@ impl Run<'_> {
             }
         };
         progress.finish();
-        let cancelled = stop.by.or_else(|| {
+        let stopped_by = stop.run_over();
+        let cancelled = stopped_by.or_else(|| {
             matches!(result, Err(OrchestrationError::Cancelled)).then_some(Stop::Interrupt)
         });
         // A resumed run's own trace lacks what ran before the pause; the
@@ -546,11 +553,9 @@ struct Exiting {
 
 impl Exiting {
     /// The note, on standard error, below what the display drew.
-    fn tell(&self, first: Stop, again: Stop) {
-        let mut note = format!(
-            "{}; the run's programs are killed and nothing more is written",
-            signals::exiting_now(first, again)
-        );
+    fn tell(&self, headline: &str) {
+        let mut note =
+            format!("{headline}; the run's programs are killed and nothing more is written");
         if let (Some(place), Some(run)) = (&self.location, self.progress.run()) {
             // Its end may not be in the store: a run whose process is gone
             // without it is listed as crashed, and can be resumed.
@@ -577,6 +582,13 @@ struct Stopping<'a> {
 }
 
 impl Stopping<'_> {
+    /// The run is over: a signal now exits at once ([`Signals::run_over`]).
+    /// The signal that stopped it, if one did.
+    fn run_over(self) -> Option<Stop> {
+        self.signals.run_over();
+        self.by
+    }
+
     /// What `run` ends with, a stop having cancelled it or not.
     async fn until_stopped<T>(&mut self, run: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(run);

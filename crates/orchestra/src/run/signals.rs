@@ -22,6 +22,12 @@
 //! continues it. The signals are watched on a thread of their own, with a
 //! runtime of its own, so that a second one is acted on whatever the run's
 //! runtime is doing, and after it is shut down.
+//!
+//! Once the run is over ([`Signals::run_over`]: while the result, the
+//! summary and the traces are written, or an OTLP export waits for its
+//! collector), there is no run left to cancel: the first signal then exits
+//! at once, as a second one would. So does one that came as the run ended,
+//! too late for the run to take it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -60,39 +66,45 @@ impl Stop {
     }
 }
 
-/// The note a second signal, `again`, prints as the first, `first`, had the
-/// run cancelled: `Ctrl-C again: exiting now`.
+/// The headline of the note printed by a signal that exits at once: `again`,
+/// a second signal after `first` had the run cancelled (`Ctrl-C again:
+/// exiting now`), or the first itself when the run was over.
 #[must_use]
-pub fn exiting_now(first: Stop, again: Stop) -> String {
-    if again == first {
-        format!("{} again: exiting now", again.name())
-    } else {
-        format!("{}: exiting now", again.name())
+pub fn exiting_now(first: Stop, again: Option<Stop>) -> String {
+    match again {
+        Some(again) if again == first => format!("{} again: exiting now", again.name()),
+        Some(again) => format!("{}: exiting now", again.name()),
+        None => format!("{}: exiting now", first.name()),
     }
 }
 
-/// What a second signal does before the process exits: prints the note.
-type Tell = Box<dyn FnOnce(Stop, Stop) + Send>;
+/// What a signal that exits at once prints before the process exits: the
+/// note, given its headline ([`exiting_now`]).
+type Tell = Box<dyn FnOnce(&str) + Send>;
 
 /// Listens for the signals that stop a run, from its creation on: hands the
-/// first to the run ([`next`](Self::next)) and exits on the second (see the
-/// module docs).
+/// first to the run ([`next`](Self::next)) and exits on the second, or on the
+/// first once the run is over (see the module docs).
 pub struct Signals {
     first: mpsc::UnboundedReceiver<Stop>,
+    exit: Arc<ExitNow>,
 }
 
 impl Signals {
     /// Starts listening, inside the tokio runtime, on a thread of its own
     /// (so that a second signal is acted on whatever the run's runtime is
-    /// doing, and after it is shut down); `tell(first, again)` prints what a
-    /// second signal `again` does before the process exits. A signal whose
-    /// handler cannot be installed keeps its default action.
+    /// doing, and after it is shut down); `tell(headline)` prints the note of
+    /// a signal that exits the process. A signal whose handler cannot be
+    /// installed keeps its default action.
     #[must_use]
-    pub fn listen(tell: impl FnOnce(Stop, Stop) + Send + 'static) -> Self {
+    pub fn listen(tell: impl FnOnce(&str) + Send + 'static) -> Self {
         let (sender, first) = mpsc::unbounded_channel();
+        let exit = Arc::new(ExitNow {
+            tell: Mutex::new(Some(Box::new(tell))),
+        });
         let watch = Arc::new(Mutex::new(Some(Watch {
             sender,
-            tell: Box::new(tell),
+            exit: Arc::clone(&exit),
         })));
         let taken = Arc::clone(&watch);
         let (installed_tx, installed) = std::sync::mpsc::channel::<()>();
@@ -122,7 +134,7 @@ impl Signals {
                 tokio::spawn(watch.run(listeners));
             }
         }
-        Self { first }
+        Self { first, exit }
     }
 
     /// The first signal; pending forever when none can be received.
@@ -132,38 +144,61 @@ impl Signals {
             None => std::future::pending().await,
         }
     }
-}
 
-/// What watches the signals: where the first goes, and what the second
-/// prints.
-struct Watch {
-    sender: mpsc::UnboundedSender<Stop>,
-    tell: Tell,
-}
-
-impl Watch {
-    /// Hands the first signal to the run, and exits on the second.
-    async fn run(self, mut listeners: Listeners) {
-        let first = listeners.next().await;
-        // The run may be over, and listen no more: the next signal exits.
-        let _ = self.sender.send(first);
-        let again = listeners.next().await;
-        exit_now(first, again, self.tell);
+    /// The run is over, and takes no signal any more: the first one now
+    /// exits at once — and so does one that came as the run ended, which it
+    /// did not take.
+    pub fn run_over(mut self) {
+        // Closed, the channel refuses the watch's next signal (which then
+        // exits) but still holds one sent before.
+        self.first.close();
+        if let Ok(untaken) = self.first.try_recv() {
+            self.exit.now(untaken, &exiting_now(untaken, None));
+        }
     }
 }
 
-fn take(watch: &Mutex<Option<Watch>>) -> Option<Watch> {
-    watch.lock().unwrap_or_else(PoisonError::into_inner).take()
+/// What watches the signals: where the first goes, and how to exit.
+struct Watch {
+    sender: mpsc::UnboundedSender<Stop>,
+    exit: Arc<ExitNow>,
 }
 
-/// Kills every program the run's agents still have running or stopping,
-/// has `tell` print the note, and exits with the first signal's code —
-/// writing nothing else, waiting for nothing.
-fn exit_now(first: Stop, again: Stop, tell: Tell) -> ! {
-    #[cfg(unix)]
-    claude_agent_sdk::agents::kill_running_programs();
-    tell(first, again);
-    std::process::exit(i32::from(first.exit_code()))
+impl Watch {
+    /// Hands the first signal to the run — or, the run over, exits on it —
+    /// and exits on the second.
+    async fn run(self, mut listeners: Listeners) {
+        let first = listeners.next().await;
+        if self.sender.send(first).is_err() {
+            self.exit.now(first, &exiting_now(first, None));
+        }
+        let again = listeners.next().await;
+        self.exit.now(first, &exiting_now(first, Some(again)));
+    }
+}
+
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+/// How a signal exits the process at once, from whichever thread sees it.
+struct ExitNow {
+    /// Prints the note; taken by the first to exit.
+    tell: Mutex<Option<Tell>>,
+}
+
+impl ExitNow {
+    /// Kills every program the run's agents still have running or
+    /// stopping, prints the note under `headline`, and exits with the first
+    /// signal's code — writing nothing else, waiting for nothing.
+    fn now(&self, first: Stop, headline: &str) -> ! {
+        #[cfg(unix)]
+        claude_agent_sdk::agents::kill_running_programs();
+        if let Some(tell) = take(&self.tell) {
+            tell(headline);
+        }
+        std::process::exit(i32::from(first.exit_code()))
+    }
 }
 
 /// The signals' listeners, on the runtime that installed them.
