@@ -211,10 +211,7 @@ pub fn render_trace(trace: &claude_agent_sdk::orchestration::ExecutionTrace) -> 
     ]);
     for attempt in &attempts {
         let record = attempt.record;
-        let status = match &record.error {
-            None => "ok".to_owned(),
-            Some(error) => format!("failed: {}", first_line(error, 60)),
-        };
+        let status = attempt_status(record);
         table.row(vec![
             format!("{}{}", "  ".repeat(attempt.depth), attempt.label()),
             record.attempt.to_string(),
@@ -242,6 +239,29 @@ pub fn render_trace(trace: &claude_agent_sdk::orchestration::ExecutionTrace) -> 
     );
     out.push_str(&timeline(&attempts, origin, total));
     out
+}
+
+/// What became of an attempt, as `show` and `trace` list it: an attempt
+/// that never ended (its run is still going, or was killed) is not "ok", an
+/// ask waiting for its answer and an attempt a stop cut short did not fail.
+fn attempt_status(record: &claude_agent_sdk::orchestration::AgentExecution) -> String {
+    let Some(error) = &record.error else {
+        return if record.has_ended() {
+            "ok"
+        } else {
+            "not finished"
+        }
+        .to_owned();
+    };
+    if let Some(question) = error.strip_prefix("waiting for input: ") {
+        format!("waiting for an answer: {}", first_line(question, 60))
+    } else if error.starts_with("interrupted") {
+        first_line(error, 60)
+    } else if traces::is_interruption(error) {
+        format!("interrupted: {}", first_line(error, 60))
+    } else {
+        format!("failed: {}", first_line(error, 60))
+    }
 }
 
 /// One bar per attempt on a shared time axis.

@@ -155,7 +155,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         );
         return Exit::Success;
     }
-    let workflow = match load(&found.file) {
+    let workflow = match load(&found) {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };
@@ -196,7 +196,7 @@ pub fn fork(args: &ForkArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    let workflow = match load(&found.file) {
+    let workflow = match load(&found) {
         Ok(workflow) => workflow,
         Err(exit) => return exit,
     };
@@ -298,8 +298,18 @@ fn check_fork_step(workflow: &workflow::Workflow, after: &str) -> Result<(), Str
     ))
 }
 
-/// The workflow in `file`, its problems printed when it has any.
-fn load(file: &std::path::Path) -> Result<workflow::Workflow, Exit> {
+/// The workflow `found` ran, its problems printed when it has any.
+fn load(found: &Found) -> Result<workflow::Workflow, Exit> {
+    let file = &found.file;
+    if !found.named && !file.exists() {
+        errln!(
+            "error: run {} ran `{}`, which is not there any more: give the workflow file \
+             with --file PATH",
+            found.run,
+            file.display()
+        );
+        return Err(Exit::Usage);
+    }
     workflow::load(file, Strictness::Run).map_err(|invalid| {
         err!("{}", invalid.render());
         Exit::Usage
@@ -310,6 +320,8 @@ fn load(file: &std::path::Path) -> Result<workflow::Workflow, Exit> {
 struct Found {
     run: RunId,
     file: PathBuf,
+    /// Whether the user named the file (`--file`) rather than the run.
+    named: bool,
     input: AgentInput,
     status: RunStatus,
     resumed_by: Option<RunId>,
@@ -320,16 +332,22 @@ struct Found {
 fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result<Found, Exit> {
     on_store(store_args, |store| async move {
         let summary = store.find(text).await.map_err(usage)?;
-        let events = store.journal().read(&[summary.id]).await;
-        let input = events
-            .iter()
-            .find_map(|event| match &event.kind {
-                EventKind::RunStarted { input, .. } if event.run == summary.id => {
-                    Some(AgentInput::clone(input))
+        let (input, parent) = started(&store, summary.id).await;
+        if let Some(mut top) = parent {
+            // A run nested in another (a group's): only the run it is part
+            // of resumes and forks, with the file it ran.
+            for _ in 0..NESTING_LIMIT {
+                match started(&store, top).await.1 {
+                    Some(outer) => top = outer,
+                    None => break,
                 }
-                _ => None,
-            })
-            .unwrap_or_default();
+            }
+            return Err(usage(format!(
+                "run {} is a group's run inside run {top}: resume or fork that one",
+                summary.id
+            )));
+        }
+        let named = file.is_some();
         let file = match (file, &summary.label) {
             (Some(file), _) => file.clone(),
             (None, Some(label)) => PathBuf::from(label),
@@ -343,11 +361,31 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
         Ok(Found {
             run: summary.id,
             file,
+            named,
             input,
             status: summary.status,
             resumed_by: summary.resumed_by,
         })
     })
+}
+
+/// The most levels of nested runs followed up to the top-level run.
+const NESTING_LIMIT: usize = 1_000;
+
+/// What run `run` was given, and the run it is nested in, if any, as its
+/// start event in `store` says.
+async fn started(store: &RunStore, run: RunId) -> (AgentInput, Option<RunId>) {
+    let events = store.journal().read(&[run]).await;
+    events
+        .iter()
+        .find_map(|event| match &event.kind {
+            EventKind::RunStarted { input, parent, .. } if event.run == run => Some((
+                AgentInput::clone(input),
+                parent.as_ref().map(|parent| parent.run),
+            )),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// The `run` arguments a resumed or forked run prints and writes with.

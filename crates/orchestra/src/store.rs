@@ -156,7 +156,7 @@ impl RunStore {
                     .ok_or_else(|| format!("no run {text} in the store"));
             }
         }
-        if text.is_empty() || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+        if text.is_empty() || text.len() > 32 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!(
                 "`{text}` is not a run id (32 hexadecimal digits, or the start of one)"
             ));

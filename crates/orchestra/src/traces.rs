@@ -276,7 +276,7 @@ fn failed_items(record: &AgentExecution) -> Vec<FailedItem> {
 }
 
 /// Whether an attempt's error says it was cut short rather than failed.
-fn is_interruption(error: &str) -> bool {
+pub fn is_interruption(error: &str) -> bool {
     error.starts_with("interrupted") || error == OrchestrationError::Cancelled.to_string()
 }
 
@@ -298,6 +298,36 @@ fn active_time(attempts: &[&Attempt<'_>]) -> Duration {
         .iter()
         .map(|(_, first, last)| (*last - *first).to_std().unwrap_or_default())
         .sum()
+}
+
+/// How long the run of `trace` took: from its start to its end, less the
+/// time between its top-level runs when it holds a chain of them (a resumed
+/// run's, or a fork's: the runs they continue may have stopped days before).
+#[must_use]
+pub fn chain_duration(trace: &ExecutionTrace, all: &[Attempt<'_>]) -> Option<Duration> {
+    let whole = trace.duration()?;
+    // Each top-level run's first start and last end, in the order they ran.
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut span_of: std::collections::HashMap<Option<RunId>, usize> =
+        std::collections::HashMap::new();
+    for attempt in all.iter().filter(|a| a.depth == 0) {
+        match span_of.get(&attempt.root) {
+            Some(&index) => spans[index].1 = spans[index].1.max(attempt.end()),
+            None => {
+                span_of.insert(attempt.root, spans.len());
+                spans.push((attempt.start(), attempt.end()));
+            }
+        }
+    }
+    let mut latest = spans.first().map(|(_, end)| *end);
+    let mut gaps = Duration::ZERO;
+    for (start, end) in spans.iter().skip(1) {
+        if let Some(before) = latest {
+            gaps += (*start - before).to_std().unwrap_or_default();
+        }
+        latest = latest.max(Some(*end));
+    }
+    Some(whole.saturating_sub(gaps))
 }
 
 /// Sums up the attempts named `name` in `all`.

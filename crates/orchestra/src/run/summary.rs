@@ -147,7 +147,8 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         // The rows' attempts: a map's own step and the step a budget wraps
         // a group in are not attempts of their own.
         counted.to_string(),
-        trace.duration().map_or_else(String::new, human_duration),
+        // A chain of runs (after a resume or a fork): the time they ran.
+        traces::chain_duration(trace, &attempts).map_or_else(String::new, human_duration),
         human_tokens(&total),
         String::new(),
     ]);
