@@ -86,7 +86,10 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
             duration(summary.started, summary.finished)
         );
         if let Some(forked) = summary.forks {
-            outln!("forks     {forked}");
+            match fork_step(&store, summary.id).await {
+                Some(after) => outln!("forks     {forked}, after `{after}`"),
+                None => outln!("forks     {forked}"),
+            }
         }
         if let Some(previous) = summary.resumes {
             outln!("resumes   {previous}");
@@ -366,6 +369,16 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
             status: summary.status,
             resumed_by: summary.resumed_by,
         })
+    })
+}
+
+/// The step of the forked run that fork `run` starts after, as its start
+/// event in `store` says.
+async fn fork_step(store: &RunStore, run: RunId) -> Option<String> {
+    let events = store.journal().read(&[run]).await;
+    events.into_iter().find_map(|event| match event.kind {
+        EventKind::RunStarted { forks, .. } if event.run == run => forks.map(|fork| fork.after),
+        _ => None,
     })
 }
 

@@ -95,6 +95,25 @@ fn a_forks_total_leaves_out_the_time_since_the_forked_run() {
 // ---------------------------------------------------------------------------
 // `show`: an attempt's status says what happened to it.
 
+#[test]
+fn show_of_a_fork_names_the_run_and_the_step_it_forked_after() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let run = failed_then_opened(dir.path(), &store, Duration::ZERO);
+    let (code, _, stderr) = on(&store, &["fork", &run, "--after", "first"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The newest run is the fork.
+    let runs = common::stored_runs(&store);
+    assert_eq!(runs[0]["forks"], run.as_str(), "{runs:#}");
+    let fork = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (code, shown, stderr) = on(&store, &["show", &fork]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        shown.contains(&format!("forks     {run}, after `first`")),
+        "{shown}"
+    );
+}
+
 /// The row of `agent` in the attempts table `show` printed.
 fn attempt_row<'a>(shown: &'a str, agent: &str) -> &'a str {
     shown
