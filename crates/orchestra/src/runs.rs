@@ -86,7 +86,7 @@ pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
             duration(summary.started, summary.finished)
         );
         if let Some(forked) = summary.forks {
-            match fork_step(&store, summary.id).await {
+            match started(&store, summary.id).await.fork_step {
                 Some(after) => outln!("forks     {forked}, after `{after}`"),
                 None => outln!("forks     {forked}"),
             }
@@ -335,12 +335,12 @@ struct Found {
 fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result<Found, Exit> {
     on_store(store_args, |store| async move {
         let summary = store.find(text).await.map_err(usage)?;
-        let (input, parent) = started(&store, summary.id).await;
+        let Started { input, parent, .. } = started(&store, summary.id).await;
         if let Some(mut top) = parent {
             // A run nested in another (a group's): only the run it is part
             // of resumes and forks, with the file it ran.
             for _ in 0..NESTING_LIMIT {
-                match started(&store, top).await.1 {
+                match started(&store, top).await.parent {
                     Some(outer) => top = outer,
                     None => break,
                 }
@@ -372,30 +372,33 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
     })
 }
 
-/// The step of the forked run that fork `run` starts after, as its start
-/// event in `store` says.
-async fn fork_step(store: &RunStore, run: RunId) -> Option<String> {
-    let events = store.journal().read(&[run]).await;
-    events.into_iter().find_map(|event| match event.kind {
-        EventKind::RunStarted { forks, .. } if event.run == run => forks.map(|fork| fork.after),
-        _ => None,
-    })
-}
-
 /// The most levels of nested runs followed up to the top-level run.
 const NESTING_LIMIT: usize = 1_000;
 
-/// What run `run` was given, and the run it is nested in, if any, as its
-/// start event in `store` says.
-async fn started(store: &RunStore, run: RunId) -> (AgentInput, Option<RunId>) {
+/// What run `run`'s start event in `store` says: the input it was given,
+/// the run it is nested in, and for a fork, the step it forked after.
+#[derive(Default)]
+struct Started {
+    input: AgentInput,
+    parent: Option<RunId>,
+    fork_step: Option<String>,
+}
+
+async fn started(store: &RunStore, run: RunId) -> Started {
     let events = store.journal().read(&[run]).await;
     events
-        .iter()
-        .find_map(|event| match &event.kind {
-            EventKind::RunStarted { input, parent, .. } if event.run == run => Some((
-                AgentInput::clone(input),
-                parent.as_ref().map(|parent| parent.run),
-            )),
+        .into_iter()
+        .find_map(|event| match event.kind {
+            EventKind::RunStarted {
+                input,
+                parent,
+                forks,
+                ..
+            } if event.run == run => Some(Started {
+                input: *input,
+                parent: parent.map(|parent| parent.run),
+                fork_step: forks.map(|fork| fork.after),
+            }),
             _ => None,
         })
         .unwrap_or_default()
