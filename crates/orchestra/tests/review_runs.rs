@@ -170,6 +170,21 @@ stdin = "none"
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(started.exists(), "the run never reached `wait`");
+    // `wait`'s start is written to the store by a task of its own, soon
+    // after the program starts: kill once the store holds it.
+    let stored = |shown: &str| {
+        shown
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some("wait"))
+    };
+    while waiting.elapsed() < Duration::from_secs(30) {
+        let listed = common::stored_runs(&store);
+        let id = listed[0]["id"].as_str().unwrap_or_default().to_owned();
+        if !id.is_empty() && stored(&on(&store, &["show", &id]).1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SIGKILL: the run's end, and `wait`'s, are never stored.
     child.kill().unwrap_or_else(|e| panic!("{e}"));
     child.wait().unwrap_or_else(|e| panic!("{e}"));
