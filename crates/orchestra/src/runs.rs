@@ -26,7 +26,7 @@ pub fn list(args: &RunsArgs) -> Exit {
         errln!("error: `--limit` is how many runs to show, at least 1 (the default is 20)");
         return Exit::Usage;
     }
-    with_store(&args.store, |store| async move {
+    with_store(&args.store, Access::Read, |store| async move {
         let runs = store.runs(args.limit).await.map_err(failed)?;
         if args.json {
             let json = serde_json::to_string_pretty(&runs)
@@ -65,7 +65,7 @@ pub fn list(args: &RunsArgs) -> Exit {
 
 /// `orchestra show`.
 pub fn show(run: &str, store_args: &StoreArgs) -> Exit {
-    with_store(store_args, |store| async move {
+    with_store(store_args, Access::Read, |store| async move {
         let summary = store.find(run).await.map_err(usage)?;
         let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(store.journal());
         let Some(trace) = ctx.run_trace(summary.id).await else {
@@ -129,7 +129,7 @@ pub fn prune(args: &PruneArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    with_store(&args.store, |store| async move {
+    with_store(&args.store, Access::Write, |store| async move {
         let deleted = store.prune(which).await.map_err(failed)?;
         errln!("deleted {deleted} run(s)");
         Ok(Exit::Success)
@@ -333,7 +333,7 @@ struct Found {
 /// Finds run `text` in the store, and the workflow file it ran (`file`
 /// when given).
 fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result<Found, Exit> {
-    on_store(store_args, |store| async move {
+    on_store(store_args, Access::Write, |store| async move {
         let summary = store.find(text).await.map_err(usage)?;
         let Started { input, parent, .. } = started(&store, summary.id).await;
         if let Some(mut top) = parent {
@@ -430,9 +430,18 @@ fn usage(message: impl Into<String>) -> Failure {
     (message.into(), Exit::Usage)
 }
 
+/// What a command does with the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// It only reads: a store this process may not write is read read-only.
+    Read,
+    /// It writes: it runs, or deletes.
+    Write,
+}
+
 /// Opens the store `args` choose and runs `command` on it; a failure is
 /// printed, and its exit code returned.
-fn on_store<T, F, Fut>(args: &StoreArgs, command: F) -> Result<T, Exit>
+fn on_store<T, F, Fut>(args: &StoreArgs, access: Access, command: F) -> Result<T, Exit>
 where
     F: FnOnce(RunStore) -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -451,11 +460,21 @@ where
         }
         let runtime = run::runtime().map_err(failed)?;
         runtime.block_on(async {
-            let store = location
-                .open(claude_agent_sdk::orchestration::store::StoreOptions::new())
-                .await
-                .map_err(failed)?;
-            command(store).await
+            let store = match access {
+                Access::Read => location.open_to_read().await,
+                Access::Write => {
+                    location
+                        .open(claude_agent_sdk::orchestration::store::StoreOptions::new())
+                        .await
+                }
+            }
+            .map_err(failed)?;
+            let result = command(store.clone()).await;
+            // What the command wrote is in the store already (a read
+            // flushes first, and a run waits for its events): a failure to
+            // close loses nothing.
+            let _ = store.close().await;
+            result
         })
     })();
     result.map_err(|(message, exit)| {
@@ -465,12 +484,12 @@ where
 }
 
 /// As [`on_store`], for a command whose result is its exit code.
-fn with_store<F, Fut>(args: &StoreArgs, command: F) -> Exit
+fn with_store<F, Fut>(args: &StoreArgs, access: Access, command: F) -> Exit
 where
     F: FnOnce(RunStore) -> Fut,
     Fut: std::future::Future<Output = Result<Exit, Failure>>,
 {
-    on_store(args, command).unwrap_or_else(|exit| exit)
+    on_store(args, access, command).unwrap_or_else(|exit| exit)
 }
 
 /// The workflow a run belongs to, as a listing shows it: the file name.

@@ -78,6 +78,25 @@ impl Location {
         }
     }
 
+    /// Opens the store to read it: as [`open`](Self::open) when this
+    /// process may write it (an older store is brought up to date), and
+    /// otherwise, for a SQLite file, read-only — a store another user's
+    /// service writes, on a read-only mount, or kept from a CI job, can be
+    /// listed and shown by anyone who may read it.
+    pub async fn open_to_read(&self) -> Result<RunStore, String> {
+        let problem = match self.open(StoreOptions::new()).await {
+            Ok(store) => return Ok(store),
+            Err(problem) => problem,
+        };
+        match self {
+            Self::Sqlite(path) if path.is_file() => SqliteJournal::open_read_only(path)
+                .await
+                .map(|store| RunStore::Sqlite(Arc::new(store)))
+                .map_err(|error| format!("{problem}; nor can it be read read-only: {error}")),
+            _ => Err(problem),
+        }
+    }
+
     /// Opens the store (creating the file and its folder when missing).
     pub async fn open(&self, options: StoreOptions) -> Result<RunStore, String> {
         let failed = |error: claude_agent_sdk::orchestration::OrchestrationError| {
@@ -105,6 +124,16 @@ impl RunStore {
             Self::Sqlite(store) => store.clone(),
             Self::Postgres(store) => store.clone(),
         }
+    }
+
+    /// Writes what is pending and closes the store (a SQLite file then
+    /// holds every run alone: see `SqliteJournal::close`).
+    pub async fn close(&self) -> Result<(), String> {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
+        }
+        .map_err(|error| error.to_string())
     }
 
     pub async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, String> {

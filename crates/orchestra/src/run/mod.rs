@@ -287,9 +287,13 @@ impl Run<'_> {
         let progress = Progress::new(workflow, display, previews, counts);
         let mut ctx =
             ExecutionContext::new(plan.config().clone()).with_observer(Arc::new(progress.clone()));
+        let mut store = None;
         if let Some(place) = &location {
             match place.open(store_options(workflow)).await {
-                Ok(store) => ctx = ctx.with_journal(store.journal()),
+                Ok(opened) => {
+                    ctx = ctx.with_journal(opened.journal());
+                    store = Some(opened);
+                }
                 Err(problem) if explicit => {
                     let problem = format!("{problem} (run with `--no-store` to keep no record)");
                     if args.output.json {
@@ -454,6 +458,12 @@ impl Run<'_> {
         }
         if let Some((place, run)) = kept {
             tell_where_the_run_is(place, run, &result, args.output.quiet);
+        }
+        // The store's file alone holds the run once it is closed.
+        if let Some(store) = store {
+            if let Err(problem) = store.close().await {
+                errln!("warning: closing the run store: {problem}");
+            }
         }
         cancelled.map_or(exit, Exit::Cancelled)
     }

@@ -263,6 +263,10 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
             async fn summaries(
                 &self,
                 filter: &str,

@@ -130,7 +130,12 @@ impl StoreOptions {
     }
 }
 
-/// How a run stands in a store.
+/// How a run stands in a store: how the run itself ended (or that it has
+/// not). A run that a resumed run continued keeps the status it ended with —
+/// a paused run stays [`Paused`](Self::Paused) after its answers were given
+/// and the resumed run finished — and names that run in
+/// [`RunSummary::resumed_by`]: the runs still waiting for answers are the
+/// paused ones whose `resumed_by` is `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -144,7 +149,8 @@ pub enum RunStatus {
     Failed,
     /// Cut short (cancelled, timed out, dropped).
     Interrupted,
-    /// Waiting for answers to its questions.
+    /// Stopped to wait for answers to its questions (still waiting unless
+    /// [`RunSummary::resumed_by`] names the run that continued it).
     Paused,
     /// Started and never ended, and its process is gone: killed (`kill -9`,
     /// out of memory), crashed, or its machine stopped — on another machine,
@@ -209,7 +215,8 @@ pub struct RunSummary {
     pub orchestrator: String,
     /// The label of the journal that wrote it ([`StoreOptions::with_label`]).
     pub label: Option<String>,
-    /// How it stands.
+    /// How it stands: how the run itself ended, also when another run
+    /// continued it (see [`RunStatus`] and [`resumed_by`](Self::resumed_by)).
     pub status: RunStatus,
     /// When it started.
     pub started: DateTime<Utc>,
@@ -552,7 +559,23 @@ const SQLITE_BUSY: i32 = 5;
 #[cfg(feature = "sqlite")]
 const SQLITE_LOCKED: i32 = 6;
 #[cfg(feature = "sqlite")]
+const SQLITE_READONLY: i32 = 8;
+#[cfg(feature = "sqlite")]
 const SQLITE_FULL: i32 = 13;
+#[cfg(feature = "sqlite")]
+const SQLITE_CANTOPEN: i32 = 14;
+
+/// Whether `error` is SQLite's result `code` (extended codes included).
+#[cfg(feature = "sqlite")]
+fn is_sqlite_code(error: &sqlx::Error, code: i32) -> bool {
+    match error {
+        sqlx::Error::Database(database) => database
+            .code()
+            .and_then(|found| sqlite_code(&found))
+            .is_some_and(|found| found == code),
+        _ => false,
+    }
+}
 
 /// The primary result code of SQLite's (extended) code `code`: an extended
 /// code (`SQLITE_BUSY_SNAPSHOT`, 517) keeps its primary code in its low byte.

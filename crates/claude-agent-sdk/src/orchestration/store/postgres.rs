@@ -131,6 +131,19 @@ impl PostgresJournal {
     pub async fn prune(&self, which: Prune) -> Result<u64> {
         self.journal.prune(which).await
     }
+
+    /// Writes every event appended so far, then closes the connections to
+    /// the database, waiting for those in use to be given back. The journal
+    /// can then be read or written no more (its calls fail with `Store`
+    /// errors); call it when a process is done with the store.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the
+    /// last events could not be written (the connections are closed all
+    /// the same).
+    pub async fn close(&self) -> Result<()> {
+        self.journal.close().await
+    }
 }
 
 /// A database URL as messages may show it: without the password of its

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
@@ -102,12 +103,9 @@ impl Setup {
     /// setup lock keeps processes of this crate from migrating it at once:
     /// a table that "already exists" is another application's, for good).
     fn is_transient_setup(&self) -> bool {
-        let busy = |error: &sqlx::Error| match error {
-            sqlx::Error::Database(database) => database
-                .code()
-                .and_then(|code| super::sqlite_code(&code))
-                .is_some_and(|code| matches!(code, super::SQLITE_BUSY | super::SQLITE_LOCKED)),
-            _ => false,
+        let busy = |error: &sqlx::Error| {
+            super::is_sqlite_code(error, super::SQLITE_BUSY)
+                || super::is_sqlite_code(error, super::SQLITE_LOCKED)
         };
         match self {
             Self::Open(error) => busy(error),
@@ -125,6 +123,49 @@ impl Setup {
             Self::Migrate(error) => migrate_error(shown, &error),
         }
     }
+}
+
+/// The schema's migrations, in `migrations/sqlite`.
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Checks, without changing it, that the store in `pool` has exactly this
+/// version's schema: [`SqliteJournal::open`] would bring an older one up to
+/// date, and refuses a newer one.
+async fn check_schema(pool: &SqlitePool, shown: &str) -> Result<()> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|error| match &error {
+                sqlx::Error::Database(database) if database.message().contains("no such table") => {
+                    crate::orchestration::OrchestrationError::store(
+                        format!("{shown} is not a run store (it has no run tables)"),
+                        false,
+                    )
+                }
+                _ => store_error(&format!("reading {shown}"), &error),
+            })?;
+    let known: Vec<i64> = MIGRATIONS
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .map(|migration| migration.version)
+        .collect();
+    if let Some(newer) = applied.iter().find(|version| !known.contains(version)) {
+        return Err(migrate_error(
+            shown,
+            &sqlx::migrate::MigrateError::VersionMissing(*newer),
+        ));
+    }
+    if known.iter().any(|version| !applied.contains(version)) {
+        return Err(crate::orchestration::OrchestrationError::store(
+            format!(
+                "{shown} was written by an older version of claude-agent-sdk: open it once \
+                 where it can be written, to bring it up to date, before reading it read-only"
+            ),
+            false,
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -204,6 +245,72 @@ impl SqliteJournal {
         })
     }
 
+    /// Opens the journal in file `path` for reading only: to list and read
+    /// the runs of a store this process may not write — a file another
+    /// user's service writes, a read-only mount, a copy kept from a CI job.
+    /// Nothing is created, set up or changed, so the file must be there and
+    /// up to date (the first [`open`](Self::open) that may write a store an
+    /// older version wrote brings it up to date). Appending to it fails: a
+    /// run under it fails at its first event with a `Store` error.
+    ///
+    /// A reader of a file in WAL mode needs its shared-memory file (`-shm`),
+    /// which SQLite cannot make when nothing has the file open and its
+    /// folder cannot be written: the file is then read as it is on disk (as
+    /// an *immutable* file), which is all it holds, since a writer would
+    /// have made that file. A writer that opens it meanwhile may commit
+    /// what this reader does not see.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the
+    /// file is not there or cannot be read, is not a store of this crate, or
+    /// has a schema older or newer than this version's.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            return Err(crate::orchestration::OrchestrationError::store(
+                format!("there is no store file at {shown}"),
+                false,
+            ));
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|error| store_error(&format!("opening {shown}"), &error))?
+            .filename(&path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = match Self::connect_read_only(connect.clone()).await {
+            // SQLite could not make the `-shm` file (or open the folder).
+            Err(error)
+                if super::is_sqlite_code(&error, super::SQLITE_READONLY)
+                    || super::is_sqlite_code(&error, super::SQLITE_CANTOPEN) =>
+            {
+                Self::connect_read_only(connect.immutable(true)).await
+            }
+            opened => opened,
+        }
+        .map_err(|error| store_error(&format!("reading {shown}"), &error))?;
+        check_schema(&pool, &shown).await?;
+        Ok(Self {
+            journal: DurableJournal::start(SqliteBackend { pool }, StoreOptions::default()),
+            path,
+        })
+    }
+
+    /// Opens a read-only pool on the file, and reads from it (SQLite opens
+    /// a file's WAL index at the first read).
+    async fn connect_read_only(
+        connect: SqliteConnectOptions,
+    ) -> std::result::Result<SqlitePool, sqlx::Error> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(connect)
+            .await?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .execute(&pool)
+            .await?;
+        Ok(pool)
+    }
+
     /// Opens a pool on the file and brings its schema up to date.
     async fn connect(connect: SqliteConnectOptions) -> std::result::Result<SqlitePool, Setup> {
         let pool = SqlitePoolOptions::new()
@@ -211,10 +318,7 @@ impl SqliteJournal {
             .connect_with(connect)
             .await
             .map_err(Setup::Open)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(Setup::Migrate)?;
+        MIGRATIONS.run(&pool).await.map_err(Setup::Migrate)?;
         Self::check_writable(&pool).await.map_err(Setup::Open)?;
         Ok(pool)
     }
@@ -269,6 +373,24 @@ impl SqliteJournal {
     /// [`Store`](crate::orchestration::OrchestrationError::Store) when the file cannot be written.
     pub async fn prune(&self, which: Prune) -> Result<u64> {
         self.journal.prune(which).await
+    }
+
+    /// Writes every event appended so far, then closes the connections to
+    /// the file, waiting for those in use to be given back. The journal
+    /// can then be read or written no more (its calls fail with `Store`
+    /// errors); call it when a process is done with the store.
+    /// SQLite moves what the file's write-ahead log (`-wal`) holds into the
+    /// file itself when its last connection closes, and removes the `-wal`
+    /// and `-shm` files: a process that ends without closing leaves them
+    /// (the next one to open the file takes them in), and a copy of the
+    /// file alone then lacks the runs they hold.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the
+    /// last events could not be written (the connections are closed all
+    /// the same).
+    pub async fn close(&self) -> Result<()> {
+        self.journal.close().await
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Writes the heartbeat of running runs `runs`: the store's time now
     /// (its clock, not this machine's: see `sql::Dialect::now_us`).
     async fn heartbeat(&self, runs: &[RunId]) -> Result<()>;
+    /// Closes every connection, waiting for those in use to be given back.
+    async fn close(&self);
 }
 
 /// What the journal tells its writer task.
@@ -156,6 +158,14 @@ impl<B: Backend> DurableJournal<B> {
             return Err(self.stopped());
         }
         done.await.unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    /// Writes what was appended, then closes the store's connections: see
+    /// `SqliteJournal::close`.
+    pub(crate) async fn close(&self) -> Result<()> {
+        let flushed = self.flush().await;
+        self.backend.close().await;
+        flushed
     }
 
     pub(crate) async fn read(&self, runs: &[RunId]) -> Result<Vec<JournalEvent>> {

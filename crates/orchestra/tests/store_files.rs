@@ -1,0 +1,167 @@
+//! The run store's SQLite file as users handle it: copied alone once a run
+//! is over, and read by someone who may not write it (a store another
+//! user's service keeps, a read-only mount, a copy from a CI job).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{json, run_kept, scratch, stored_runs, texts, write, ONE_AGENT};
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("{e}"))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Whether the tests run as root: a folder they make is root's.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let probe = scratch();
+    std::fs::metadata(probe.path()).is_ok_and(|made| made.uid() == 0)
+}
+
+/// A reader that may read the store folder `dir` and its files but write
+/// none of them. Root may write any file, so as root the commands run as
+/// user `nobody` (with `setpriv`, from a copy of the binary that user may
+/// run); otherwise the folder and its files are made read-only.
+struct Reader {
+    program: PathBuf,
+    /// Keeps the binary's copy.
+    _bin: Option<tempfile::TempDir>,
+}
+
+impl Reader {
+    fn of(dir: &Path) -> Self {
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_orchestra"));
+        if !is_root() {
+            for name in listing(dir) {
+                set_mode(&dir.join(name), 0o444);
+            }
+            set_mode(dir, 0o555);
+            return Self {
+                program: binary,
+                _bin: None,
+            };
+        }
+        set_mode(dir, 0o755);
+        for name in listing(dir) {
+            set_mode(&dir.join(name), 0o644);
+        }
+        let bin = scratch();
+        set_mode(bin.path(), 0o755);
+        let program = bin.path().join("orchestra");
+        std::fs::copy(&binary, &program).unwrap_or_else(|e| panic!("{e}"));
+        set_mode(&program, 0o755);
+        Self {
+            program,
+            _bin: Some(bin),
+        }
+    }
+
+    /// `orchestra ARGS` as this reader.
+    fn orchestra(&self, args: &[&str]) -> Output {
+        let mut command = if is_root() {
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&self.program);
+            setpriv
+        } else {
+            Command::new(&self.program)
+        };
+        command
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTRA_STORE")
+            .current_dir("/")
+            .output()
+            .unwrap_or_else(|e| panic!("setpriv or orchestra: {e}"))
+    }
+}
+
+#[test]
+fn a_finished_run_is_in_the_store_file_alone_so_a_copy_of_it_lists_the_run() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(dir.path(), "one.toml", ONE_AGENT);
+    run_kept(&store, &file);
+    let kept = listing(dir.path());
+    assert!(
+        !kept
+            .iter()
+            .any(|name| name.ends_with("-wal") || name.ends_with("-shm")),
+        "the store's log was left beside it: {kept:?}"
+    );
+
+    let elsewhere = scratch();
+    let copy = elsewhere.path().join("copy.db");
+    std::fs::copy(&store, &copy).unwrap_or_else(|e| panic!("{e}"));
+    let original = stored_runs(&store);
+    let copied = stored_runs(&copy);
+    assert_eq!(copied.as_array().map(Vec::len), Some(1), "{copied:#}");
+    assert_eq!(copied[0]["id"], original[0]["id"]);
+    assert_eq!(copied[0]["status"], "succeeded");
+}
+
+#[test]
+fn a_store_the_user_may_read_but_not_write_is_listed_and_shown_and_left_unchanged() {
+    let dir = scratch();
+    let folder = dir.path().join("store");
+    std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
+    let store = folder.join("runs.db");
+    let file = write(dir.path(), "one.toml", ONE_AGENT);
+    run_kept(&store, &file);
+    let id = stored_runs(&store)[0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run id"))
+        .to_owned();
+    let before = listing(&folder);
+    set_mode(dir.path(), 0o755);
+    let reader = Reader::of(&folder);
+    let store_arg = store.to_string_lossy().into_owned();
+
+    let listed = reader.orchestra(&["runs", "--json", "--store", &store_arg]);
+    let (stdout, stderr) = texts(&listed);
+    assert!(listed.status.success(), "{stderr}");
+    let runs = json(&stdout);
+    assert_eq!(runs[0]["id"], id.as_str(), "{runs:#}");
+    assert_eq!(runs[0]["status"], "succeeded");
+
+    let shown = reader.orchestra(&["show", &id[..8], "--store", &store_arg]);
+    let (stdout, stderr) = texts(&shown);
+    assert!(shown.status.success(), "{stderr}");
+    assert!(stdout.contains("status    succeeded"), "{stdout}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("a ")),
+        "the trace's agent: {stdout}"
+    );
+
+    // Deleting is writing: refused, with why.
+    let pruned = reader.orchestra(&["prune", "--keep", "0", "--store", &store_arg]);
+    let (_, stderr) = texts(&pruned);
+    assert_eq!(pruned.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open the run store"), "{stderr}");
+
+    drop(reader);
+    set_mode(&folder, 0o755);
+    assert_eq!(listing(&folder), before, "the reader changed the folder");
+    assert_eq!(stored_runs(&store).as_array().map(Vec::len), Some(1));
+}
