@@ -2019,3 +2019,60 @@ async fn a_prune_deletes_every_event_of_a_big_tree_and_none_of_another() {
         assert!(store.run(new).await.is_some(), "{kind:?}");
     }
 }
+
+#[tokio::test]
+async fn a_store_opened_read_only_reads_the_runs_and_a_run_under_it_fails_without_writing() {
+    for kind in KINDS {
+        let place = Place::new(kind).await;
+        let book = Arc::new(Book::default());
+        let writer = place.open().await;
+        let ctx = context(writer.journal());
+        SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&["a", "b"], &book, &[]),
+                OrchestratorInput::new("x"),
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let run = last_run(&ctx);
+
+        let reader = place.open_read_only().await.unwrap();
+        let runs = reader.runs(10).await;
+        assert_eq!(runs.len(), 1, "{kind:?}");
+        assert_eq!(runs[0].id, run, "{kind:?}");
+        let read = context(reader.journal());
+        let trace = read.run_trace(run).await.expect("the run's trace");
+        assert_eq!(trace.agent_executions.len(), 2, "{kind:?}");
+
+        let error = SequentialOrchestrator::new()
+            .orchestrate_with_context(
+                steps(&["c"], &book, &[]),
+                OrchestratorInput::new("y"),
+                &read,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error.root_cause(), OrchestrationError::Store { .. }),
+            "{kind:?}: {error:?}"
+        );
+        assert_eq!(writer.runs(10).await.len(), 1, "{kind:?}: a run was kept");
+
+        // Closed, a store writes what it was given and takes no more: the
+        // reader says it could not write the run's events.
+        assert!(
+            matches!(reader.close().await, Err(OrchestrationError::Store { .. })),
+            "{kind:?}"
+        );
+        writer.close().await.unwrap();
+        assert!(
+            matches!(
+                writer.journal().read_checked(&[run]).await,
+                Err(OrchestrationError::Store { .. })
+            ),
+            "{kind:?}"
+        );
+        assert_eq!(place.open().await.runs(10).await.len(), 1, "{kind:?}");
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use claude_agent_sdk::orchestration::store::{
     url_without_password, PostgresJournal, Prune, RunSummary, SqliteJournal, StoreOptions,
 };
-use claude_agent_sdk::orchestration::{Journal, RunId};
+use claude_agent_sdk::orchestration::{Journal, OrchestrationError, RunId};
 
 use crate::cli::StoreArgs;
 
@@ -80,39 +80,53 @@ impl Location {
 
     /// Opens the store to read it: as [`open`](Self::open) when this
     /// process may write it (an older store is brought up to date), and
-    /// otherwise, for a SQLite file, read-only — a store another user's
-    /// service writes, on a read-only mount, or kept from a CI job, can be
-    /// listed and shown by anyone who may read it.
+    /// otherwise read-only — a SQLite file another user's service writes,
+    /// on a read-only mount or kept from a CI job, or a PostgreSQL database
+    /// as a role that may only read it, can be listed and shown.
     pub async fn open_to_read(&self) -> Result<RunStore, String> {
-        let problem = match self.open(StoreOptions::new()).await {
+        let problem = match self.open_journal(StoreOptions::new()).await {
             Ok(store) => return Ok(store),
             Err(problem) => problem,
         };
-        match self {
+        let read_only = match self {
             Self::Sqlite(path) if path.is_file() => SqliteJournal::open_read_only(path)
                 .await
-                .map(|store| RunStore::Sqlite(Arc::new(store)))
-                .map_err(|error| format!("{problem}; nor can it be read read-only: {error}")),
-            _ => Err(problem),
-        }
+                .map(|store| RunStore::Sqlite(Arc::new(store))),
+            // A server that did not answer would not answer again.
+            Self::Postgres(url) if !problem.is_retryable() => {
+                PostgresJournal::connect_read_only(url)
+                    .await
+                    .map(|store| RunStore::Postgres(Arc::new(store)))
+            }
+            _ => return Err(self.failed_to_open(&problem)),
+        };
+        read_only.map_err(|error| {
+            format!(
+                "{}; nor can it be read read-only: {error}",
+                self.failed_to_open(&problem)
+            )
+        })
     }
 
     /// Opens the store (creating the file and its folder when missing).
     pub async fn open(&self, options: StoreOptions) -> Result<RunStore, String> {
-        let failed = |error: claude_agent_sdk::orchestration::OrchestrationError| {
-            format!("cannot open the run store {}: {error}", self.describe())
-        };
+        self.open_journal(options)
+            .await
+            .map_err(|error| self.failed_to_open(&error))
+    }
+
+    fn failed_to_open(&self, error: &OrchestrationError) -> String {
+        format!("cannot open the run store {}: {error}", self.describe())
+    }
+
+    async fn open_journal(&self, options: StoreOptions) -> Result<RunStore, OrchestrationError> {
         Ok(match self {
-            Self::Sqlite(path) => RunStore::Sqlite(Arc::new(
-                SqliteJournal::open_with(path, options)
-                    .await
-                    .map_err(failed)?,
-            )),
-            Self::Postgres(url) => RunStore::Postgres(Arc::new(
-                PostgresJournal::connect_with(url, options)
-                    .await
-                    .map_err(failed)?,
-            )),
+            Self::Sqlite(path) => {
+                RunStore::Sqlite(Arc::new(SqliteJournal::open_with(path, options).await?))
+            }
+            Self::Postgres(url) => {
+                RunStore::Postgres(Arc::new(PostgresJournal::connect_with(url, options).await?))
+            }
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The run store's SQLite file as users handle it: copied alone once a run
-//! is over, and read by someone who may not write it (a store another
-//! user's service keeps, a read-only mount, a copy from a CI job).
+//! The run store as users handle it: a SQLite file copied alone once a run
+//! is over, and a store read by someone who may not write it (a file
+//! another user's service keeps, a read-only mount, a copy from a CI job; a
+//! PostgreSQL role that may only read).
 
 mod common;
 
@@ -164,4 +165,78 @@ fn a_store_the_user_may_read_but_not_write_is_listed_and_shown_and_left_unchange
     set_mode(&folder, 0o755);
     assert_eq!(listing(&folder), before, "the reader changed the folder");
     assert_eq!(stored_runs(&store).as_array().map(Vec::len), Some(1));
+}
+
+/// The library's test stores: a throw-away PostgreSQL cluster (or `DATABASE_URL`).
+#[path = "../../claude-agent-sdk/tests/store_support/mod.rs"]
+mod store_support;
+
+/// `url` with its user part replaced by `user:password`.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[test]
+fn a_postgresql_role_that_may_only_read_lists_and_shows_the_runs() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let place = runtime.block_on(store_support::Place::new(store_support::Kind::Postgres));
+    let dir = scratch();
+    let file = write(dir.path(), "one.toml", ONE_AGENT);
+    let ran = common::orchestra()
+        .args(["run", "-q", "--store", &place.address])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ran.status.success(), "{}", texts(&ran).1);
+
+    // Roles belong to the whole server: this one's name is the test's own.
+    // It may read the tables and create nothing (as from PostgreSQL 15 on,
+    // whatever the server's version).
+    let role = format!("cas_reader_{}_{}", std::process::id(), fastrand::u32(..));
+    let grant = format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'reads'; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+    );
+    runtime.block_on(store_support::execute(&place, &grant));
+    let reader = as_user(&place.address, &role, "reads");
+
+    let listed = common::orchestra()
+        .args(["runs", "--json", "--store", &reader])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&listed);
+    assert!(listed.status.success(), "{stderr}");
+    let runs = json(&stdout);
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    let id = runs[0]["id"].as_str().unwrap_or_default().to_owned();
+
+    let shown = common::orchestra()
+        .args(["show", &id, "--store", &reader])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&shown);
+    assert!(shown.status.success(), "{stderr}");
+    assert!(stdout.contains("status    succeeded"), "{stdout}");
+
+    let pruned = common::orchestra()
+        .args(["prune", "--keep", "0", "--store", &reader])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = texts(&pruned);
+    assert_eq!(pruned.status.code(), Some(1), "{stderr}");
+    // The role cannot even open the store to write it (its schema is set
+    // up, and checked, by writing): `runs` and `show` read it read-only.
+    assert!(stderr.contains("cannot open the run store"), "{stderr}");
+    assert!(!stderr.contains("reads"), "the password is shown: {stderr}");
+
+    // The role is the server's, not the test database's: it goes too.
+    let cleanup = format!("DROP OWNED BY {role}; DROP ROLE {role}");
+    runtime.block_on(store_support::execute(&place, &cleanup));
 }

@@ -82,6 +82,20 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The store opened for reading only (it must hold a store already).
+    pub async fn open_read_only(&self) -> Result<Store> {
+        Ok(match self.kind {
+            Kind::Sqlite => Store::Sqlite(Arc::new(
+                SqliteJournal::open_read_only(&self.address).await?,
+            )),
+            Kind::Postgres => Store::Postgres(Arc::new(
+                PostgresJournal::connect_read_only(&self.address).await?,
+            )),
+        })
+    }
+}
+
 /// An open store.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -111,6 +125,13 @@ impl Store {
             Self::Postgres(store) => store.run(run).await,
         }
         .expect("read run")
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
+        }
     }
 
     pub async fn prune(&self, which: Prune) -> u64 {

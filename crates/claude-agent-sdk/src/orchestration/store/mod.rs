@@ -584,6 +584,50 @@ fn sqlite_code(code: &str) -> Option<i32> {
     code.parse::<i32>().ok().map(|code| code & 0xff)
 }
 
+/// The versions of the migrations a store's schema has had applied.
+const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// The error for a database or file `shown` without the journal's tables.
+fn not_a_store(shown: &str) -> super::OrchestrationError {
+    super::OrchestrationError::store(
+        format!("{shown} is not a run store (it has no run tables)"),
+        false,
+    )
+}
+
+/// Checks that a store whose schema has had migrations `applied` has
+/// exactly this version's schema, `migrations`: a store opened read-only
+/// cannot be brought up to date (an older one), and a newer one is refused
+/// as opening it to write refuses it.
+fn check_versions(
+    applied: &[i64],
+    migrations: &sqlx::migrate::Migrator,
+    shown: &str,
+) -> super::Result<()> {
+    let known: Vec<i64> = migrations
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .map(|migration| migration.version)
+        .collect();
+    if let Some(newer) = applied.iter().find(|version| !known.contains(version)) {
+        return Err(migrate_error(
+            shown,
+            &sqlx::migrate::MigrateError::VersionMissing(*newer),
+        ));
+    }
+    if known.iter().any(|version| !applied.contains(version)) {
+        return Err(super::OrchestrationError::store(
+            format!(
+                "{shown} was written by an older version of claude-agent-sdk: open it once \
+                 where it can be written, to bring it up to date, before reading it read-only"
+            ),
+            false,
+        ));
+    }
+    Ok(())
+}
+
 /// A migration error in words a user can act on.
 fn migrate_error(store: &str, error: &sqlx::migrate::MigrateError) -> super::OrchestrationError {
     use sqlx::migrate::MigrateError;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::backend::sql_backend;
@@ -10,6 +11,9 @@ use super::writer::{durable_journal_impl, DurableJournal};
 use super::{migrate_error, store_error, Prune, RunSummary, StoreOptions};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::RunId;
+
+/// The schema's migrations, in `migrations/postgres`.
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,13 +70,64 @@ impl PostgresJournal {
     /// As [`connect`](Self::connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
         let shown = url_without_password(url);
+        let connect: PgConnectOptions = url
+            .parse()
+            .map_err(|error| store_error(&format!("connecting to {shown}"), &error))?;
+        let pool = Self::pool(connect, &shown).await?;
+        MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|error| migrate_error(&shown, &error))?;
+        Ok(Self {
+            journal: DurableJournal::start(PostgresBackend { pool }, options),
+        })
+    }
+
+    /// Connects to the database at `url` for reading only: to list and read
+    /// the runs as a role that may not write them (a dashboard's, an
+    /// analyst's). Nothing is set up or changed — every transaction is
+    /// read-only, whatever the role may do — so the database must be up to
+    /// date (the first [`connect`](Self::connect) that may write it brings
+    /// a database an older version wrote up to date). Appending to it
+    /// fails: a run under it fails at its first event with a `Store` error.
+    ///
+    /// # Errors
+    /// [`Store`](crate::orchestration::OrchestrationError::Store) when the
+    /// server cannot be reached (retryable), the role may not read the
+    /// journal's tables, the database has none, or its schema is older or
+    /// newer than this version's.
+    pub async fn connect_read_only(url: &str) -> Result<Self> {
+        let shown = url_without_password(url);
+        let connect: PgConnectOptions = url
+            .parse()
+            .map_err(|error| store_error(&format!("connecting to {shown}"), &error))?;
+        let connect = connect.options([("default_transaction_read_only", "on")]);
+        let pool = Self::pool(connect, &shown).await?;
+        let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+            .fetch_all(&pool)
+            .await
+            .map_err(|error| match &error {
+                // 42P01: undefined_table.
+                sqlx::Error::Database(database) if database.code().as_deref() == Some("42P01") => {
+                    super::not_a_store(&shown)
+                }
+                _ => store_error(&format!("reading {shown}"), &error),
+            })?;
+        super::check_versions(&applied, &MIGRATIONS, &shown)?;
+        Ok(Self {
+            journal: DurableJournal::start(PostgresBackend { pool }, StoreOptions::default()),
+        })
+    }
+
+    /// A pool of connections to `connect` (`shown` in messages).
+    async fn pool(connect: PgConnectOptions, shown: &str) -> Result<PgPool> {
         // One connection first: a pool retries a refused connection until its
         // acquire timeout and then reports only that it timed out.
-        let connect = async {
-            let connection = PgConnection::connect(url).await?;
+        let first = async {
+            let connection = PgConnection::connect_with(&connect).await?;
             connection.close().await
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, first).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(store_error(&format!("connecting to {shown}"), &error)),
             Err(_) => {
@@ -83,19 +138,12 @@ impl PostgresJournal {
                 return Err(OrchestrationError::store(message, true));
             }
         }
-        let pool = PgPoolOptions::new()
+        PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect(url)
+            .connect_with(connect)
             .await
-            .map_err(|error| store_error(&format!("connecting to {shown}"), &error))?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|error| migrate_error(&shown, &error))?;
-        Ok(Self {
-            journal: DurableJournal::start(PostgresBackend { pool }, options),
-        })
+            .map_err(|error| store_error(&format!("connecting to {shown}"), &error))
     }
 
     /// The newest `limit` top-level runs, newest first.

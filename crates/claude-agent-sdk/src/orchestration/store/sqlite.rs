@@ -129,43 +129,18 @@ impl Setup {
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Checks, without changing it, that the store in `pool` has exactly this
-/// version's schema: [`SqliteJournal::open`] would bring an older one up to
-/// date, and refuses a newer one.
+/// version's schema.
 async fn check_schema(pool: &SqlitePool, shown: &str) -> Result<()> {
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(database) if database.message().contains("no such table") => {
-                    crate::orchestration::OrchestrationError::store(
-                        format!("{shown} is not a run store (it has no run tables)"),
-                        false,
-                    )
-                }
-                _ => store_error(&format!("reading {shown}"), &error),
-            })?;
-    let known: Vec<i64> = MIGRATIONS
-        .iter()
-        .filter(|migration| !migration.migration_type.is_down_migration())
-        .map(|migration| migration.version)
-        .collect();
-    if let Some(newer) = applied.iter().find(|version| !known.contains(version)) {
-        return Err(migrate_error(
-            shown,
-            &sqlx::migrate::MigrateError::VersionMissing(*newer),
-        ));
-    }
-    if known.iter().any(|version| !applied.contains(version)) {
-        return Err(crate::orchestration::OrchestrationError::store(
-            format!(
-                "{shown} was written by an older version of claude-agent-sdk: open it once \
-                 where it can be written, to bring it up to date, before reading it read-only"
-            ),
-            false,
-        ));
-    }
-    Ok(())
+    let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+        .fetch_all(pool)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(database) if database.message().contains("no such table") => {
+                super::not_a_store(shown)
+            }
+            _ => store_error(&format!("reading {shown}"), &error),
+        })?;
+    super::check_versions(&applied, &MIGRATIONS, shown)
 }
 
 #[derive(Debug)]
