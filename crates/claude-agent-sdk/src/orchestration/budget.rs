@@ -130,6 +130,32 @@ impl RunBudget {
         self.max_duration = Some(duration);
         self
     }
+
+    /// Checks that every limit set is a bound: a cost limit must be a
+    /// number of dollars, zero or more (NaN would bound nothing, as every
+    /// comparison with it is false). A run checks its budget before it
+    /// starts anything.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::RunBudget;
+    ///
+    /// assert!(RunBudget::new().with_max_cost_usd(0.0).validate().is_ok());
+    /// assert!(RunBudget::new().with_max_cost_usd(f64::NAN).validate().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`OrchestrationError::InvalidConfig`](super::OrchestrationError::InvalidConfig)
+    /// naming the limit that is not a bound.
+    pub fn validate(&self) -> crate::orchestration::Result<()> {
+        match self.max_cost_usd {
+            Some(dollars) if dollars.is_nan() || dollars < 0.0 => {
+                Err(crate::orchestration::OrchestrationError::InvalidConfig(
+                    format!("the cost budget must be zero or more US dollars, not {dollars}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The token and dollar bounds of one run's budget.

@@ -210,9 +210,14 @@ pub struct Pause {
     /// conditions are not asked again on the state as it is by then.)
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub state: HashMap<String, serde_json::Value>,
-    /// The run that paused. Resuming makes the resumed run its continuation
-    /// in the journal (once: a second resume of it under the same journal
-    /// is refused, as a resume from the journal is).
+    /// The run that paused (every pause a run returns names it; `None` only
+    /// in a pause made by [`asking`](Self::asking), which the run fills in).
+    /// Resuming makes the resumed run its continuation in the journal (once:
+    /// a second resume of it under the same journal is refused, as a resume
+    /// from the journal is). With a durable journal, the paused run is also
+    /// found in the store — paused, and not resumed by another run yet — and
+    /// resumed from any process with [`resume`](crate::orchestration::resume()),
+    /// the answers given to the context first (`ctx.answer(id, text)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<crate::orchestration::RunId>,
     /// The run whose id the paused run's idempotency keys start with (the

@@ -22,7 +22,10 @@
 //! - **Routers**: [`add_router`](GraphOrchestrator::add_router) — a closure
 //!   over the node's output and the run's state picks the next node(s) among
 //!   those it declares, or [`END`]. Branches not chosen are skipped, and a
-//!   join downstream counts only the branches that ran.
+//!   join downstream counts only the branches that ran — so a node fed by a
+//!   router *and* by another node runs on that node's output when the
+//!   router skips it: to gate a step on a router's choice (an approval
+//!   before a payment), feed it from the router alone.
 //! - **Loops**: [`add_loop`](GraphOrchestrator::add_loop) — after the loop's
 //!   last node, a condition decides whether to go back to its first node
 //!   (which gets the last node's output); the nodes between run again, at
@@ -466,13 +469,19 @@ impl GraphOrchestrator {
         self.nodes.iter().map(|node| node.id.as_str())
     }
 
-    /// Checks the graph as a run would before starting.
+    /// Checks the graph, its configuration and its budget as a run would
+    /// before starting.
     ///
     /// # Errors
     /// [`OrchestrationError::InvalidConfig`](crate::orchestration::OrchestrationError::InvalidConfig) naming every problem found
-    /// (each of [`problems`](Self::problems), joined).
+    /// in the graph (each of [`problems`](Self::problems), joined), or else
+    /// what is wrong with the configuration
+    /// ([`ExecutionConfig::validate`](crate::orchestration::ExecutionConfig::validate))
+    /// or the budget ([`RunBudget::validate`]).
     pub fn validate(&self) -> Result<()> {
-        self.prepared().map(|_| ())
+        self.prepared()?;
+        self.base.config().validate()?;
+        self.budget.validate()
     }
 
     /// What is wrong with the graph, one problem at a time, each with the

@@ -139,13 +139,15 @@ impl Split {
                 let value: serde_json::Value =
                     serde_json::from_str(content.trim()).map_err(|error| {
                         OrchestrationError::InvalidConfig(format!(
-                            "a map over a JSON array was given something else: {error}"
+                            "a map over a JSON array was given something else ({}): {error}",
+                            preview(content)
                         ))
                     })?;
                 let serde_json::Value::Array(items) = value else {
-                    return Err(OrchestrationError::InvalidConfig(
-                        "a map over a JSON array was given JSON that is not an array".into(),
-                    ));
+                    return Err(OrchestrationError::InvalidConfig(format!(
+                        "a map over a JSON array was given JSON that is not an array ({})",
+                        preview(content)
+                    )));
                 };
                 Ok(items
                     .into_iter()
@@ -157,6 +159,19 @@ impl Split {
             }
             Self::Custom(split) => split(content),
         }
+    }
+}
+
+/// How many characters of a map's input an error about it shows.
+const PREVIEW_CHARS: usize = 60;
+
+/// The start of `content`, quoted, for an error that says what a map was
+/// given (a model's answer may be long).
+fn preview(content: &str) -> String {
+    let content = content.trim();
+    match content.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("`{}…`", &content[..cut]),
+        None => format!("`{content}`"),
     }
 }
 
@@ -183,6 +198,9 @@ mod tests {
         );
         assert!(Split::JsonArray.items("{}").is_err());
         assert!(Split::JsonArray.items("nope").is_err());
+        let long = format!("{}é and more", "x".repeat(59));
+        assert_eq!(preview(&long), format!("`{}é…`", "x".repeat(59)));
+        assert_eq!(preview(" short "), "`short`");
         let words = Split::custom(|text| Ok(text.split(',').map(str::to_owned).collect()));
         assert_eq!(words.items("a,b").unwrap(), ["a", "b"]);
     }

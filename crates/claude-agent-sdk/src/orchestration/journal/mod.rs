@@ -344,7 +344,10 @@ impl<'de> Deserialize<'de> for RunId {
 }
 
 /// A node of a run: its position among the run's nodes (for the patterns,
-/// the agent's position in the list it was given).
+/// the agent's position in the list it was given). A graph run's attempt
+/// events (and its trace records) name *steps* by this id instead — one per
+/// node activation, loop pass and map item, as each
+/// [`StepAdded`](EventKind::StepAdded) announces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub u32);

@@ -142,6 +142,7 @@ pub(crate) async fn run_pattern(
         )));
     }
     base.config().validate()?;
+    flow.budget.validate()?;
     require_runtime()?;
     // Nested in a step that runs again in a resumed run: what this pattern
     // finished in that step before is reused, not run again.

@@ -256,7 +256,12 @@ pub struct AgentExecution {
     pub nested: Option<NestedTrace>,
     /// The run the attempt belongs to.
     pub run_id: Option<RunId>,
-    /// The node of that run the attempt ran.
+    /// What the attempt ran: in a pipeline or fan-out, the node (the
+    /// agent's position in the list it was given); in a graph, the *step* —
+    /// one per node activation, loop pass and map item, numbered as the run
+    /// made them (the journal's [`StepAdded`](crate::orchestration::EventKind::StepAdded)
+    /// names each step's graph node) — not the node's position among the
+    /// graph's nodes.
     pub node: Option<NodeId>,
 }
 
