@@ -5,10 +5,12 @@
 //! Two stores share one schema design (`migrations/sqlite`,
 //! `migrations/postgres`) and one writer:
 //!
-//! - [`SqliteJournal`] (feature `sqlite`): one file, WAL, no server — the
+//! - `SqliteJournal` (feature `sqlite`): one file, WAL, no server — the
 //!   default of the `orchestra` command.
-//! - [`PostgresJournal`] (feature `postgres`): a PostgreSQL server, for a
+//! - `PostgresJournal` (feature `postgres`): a PostgreSQL server, for a
 //!   team or several machines.
+//!
+//! (Each is documented when its feature is on.)
 //!
 //! # What is stored, and how it grows
 //! Each [`JournalEvent`](super::JournalEvent) is one row, appended and never
