@@ -234,7 +234,7 @@ pub struct RunSummary {
     pub cost_usd: f64,
 }
 
-/// Which runs [`prune`](SqliteJournal::prune) deletes: finished top-level
+/// Which runs a store's `prune` deletes: finished top-level
 /// runs (with every run nested in them and all their events); a run still
 /// running is never deleted, and a run is deleted only with its whole chain
 /// of resumes — one that a kept or running run continues (which resuming

@@ -21,7 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A durable [`Journal`](crate::orchestration::Journal) in a PostgreSQL
 /// database (see [`store`](super)): for a team, or runs on several machines
 /// that resume each other's runs. The same schema design and the same
-/// statements as [`SqliteJournal`](super::SqliteJournal), so both stores
+/// statements as `SqliteJournal` (feature `sqlite`), so both stores
 /// keep the same things.
 ///
 /// ```no_run
