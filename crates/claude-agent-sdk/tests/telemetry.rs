@@ -61,11 +61,11 @@ async fn run_flaky_then_slow(logging: bool) -> String {
 async fn retries_timeouts_and_failures_are_events_inside_spans() {
     let log = run_flaky_then_slow(true).await;
     assert!(
-        log.contains("orchestration{pattern=\"sequential\" agents=2}"),
+        log.contains("orchestration{pattern=\"sequential\" agents=2 run_id="),
         "{log}"
     );
     assert!(
-        log.contains("agent_attempt{agent=\"flaky\" attempt=1}"),
+        log.contains("}:agent_attempt{agent=\"flaky\" attempt=1}"),
         "{log}"
     );
     assert!(log.contains("agent attempt failed"), "{log}");

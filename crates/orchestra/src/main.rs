@@ -23,6 +23,7 @@ mod models;
 #[cfg(feature = "otel")]
 mod otel;
 mod plan;
+mod redacted_json;
 mod run;
 mod runs;
 mod store;

@@ -21,6 +21,7 @@ use claude_agent_sdk::orchestration::{AgentExecution, ExecutionTrace};
 use serde_json::{json, Value};
 
 use crate::factory::{model_of, provider_of};
+use crate::redacted_json;
 use crate::workflow::Workflow;
 
 /// Sends the spans of `trace` to the collector at `endpoint`; the run's span
@@ -34,10 +35,8 @@ pub async fn export(
     trace: &ExecutionTrace,
     failure: Option<&str>,
 ) -> Result<(), String> {
-    let body = workflow
-        .redactor
-        .redact(&encode(workflow, trace, failure).to_string())
-        .into_owned();
+    let spans = encode(workflow, trace, failure).to_string();
+    let body = redacted_json::redact_text(&workflow.redactor, &spans).into_owned();
     let url = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
         endpoint.to_owned()
     } else {

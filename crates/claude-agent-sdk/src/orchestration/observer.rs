@@ -82,7 +82,9 @@ pub enum RunEvent<'a> {
     AttemptStarted {
         /// The run.
         run: RunId,
-        /// The agent's node in the run.
+        /// The agent's node in the run; in a graph, the step: one per
+        /// activation of a node and per map item, as the journal names it
+        /// (`EventKind::StepAdded`), so a loop's passes are told apart.
         node: NodeId,
         /// The agent's name.
         agent: &'a str,
@@ -96,7 +98,9 @@ pub enum RunEvent<'a> {
     AttemptFinished {
         /// The run.
         run: RunId,
-        /// The agent's node in the run.
+        /// The agent's node in the run; in a graph, the step: one per
+        /// activation of a node and per map item, as the journal names it
+        /// (`EventKind::StepAdded`), so a loop's passes are told apart.
         node: NodeId,
         /// The agent's name.
         agent: &'a str,
@@ -111,7 +115,9 @@ pub enum RunEvent<'a> {
     RetryScheduled {
         /// The run.
         run: RunId,
-        /// The agent's node in the run.
+        /// The agent's node in the run; in a graph, the step: one per
+        /// activation of a node and per map item, as the journal names it
+        /// (`EventKind::StepAdded`), so a loop's passes are told apart.
         node: NodeId,
         /// The agent's name.
         agent: &'a str,

@@ -31,6 +31,7 @@ use crate::orchestration::budget::{Spending, Tally, Within};
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::journal::ParentAttempt;
 use crate::orchestration::stop_token::StopToken;
+use crate::orchestration::telemetry::in_current_span;
 
 tokio::task_local! {
     static CURRENT: AttemptScope;
@@ -263,20 +264,22 @@ impl ExecutionContext {
 
     /// `future`, carrying the caller's attempt scope (if any) along: inside it
     /// [`ExecutionContext::current`] answers as it does here, and runs it
-    /// starts are nested in the caller's attempt (they stop with it). For
-    /// futures handed to a `JoinSet` or another executor.
+    /// starts are nested in the caller's attempt (they stop with it); with
+    /// the `tracing` feature, it is polled inside the caller's current span
+    /// (an attempt's span nests the spans it opens). For futures handed to a
+    /// `JoinSet` or another executor.
     pub fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
         let scope = current();
-        async move {
+        in_current_span(async move {
             match scope {
                 Some(scope) => CURRENT.scope(scope, future).await,
                 None => future.await,
             }
-        }
+        })
     }
 
     /// Spawns `future` as a tokio task that carries the caller's attempt
-    /// scope (see [`propagate`](Self::propagate)) and, inside an attempt,
+    /// scope and `tracing` span (see [`propagate`](Self::propagate)) and, inside an attempt,
     /// belongs to it: once the attempt is over (it ended; or it timed out or
     /// was cancelled, and the runs nested in it — in the task too — had
     /// their grace to stop; or its run was dropped), the task is aborted if
@@ -316,14 +319,14 @@ impl ExecutionContext {
         F::Output: Send + 'static,
     {
         let Some(scope) = current() else {
-            return tokio::spawn(future);
+            return tokio::spawn(in_current_span(future));
         };
         let (run, attempt) = (Arc::clone(&scope.run), scope.attempt);
         let alive = run.task_token(attempt);
-        let task = tokio::spawn(CURRENT.scope(scope, async move {
+        let task = tokio::spawn(in_current_span(CURRENT.scope(scope, async move {
             let _alive = alive;
             future.await
-        }));
+        })));
         run.spawned(attempt, task.abort_handle());
         task
     }

@@ -35,6 +35,7 @@ use crate::exit::Exit;
 use crate::factory::Factory;
 use crate::graph_plan::MapCounts;
 use crate::plan::Plan;
+use crate::redacted_json;
 use crate::store::{shell_quote, Location};
 use crate::workflow::{self, Strictness, Workflow};
 
@@ -638,6 +639,8 @@ fn report(
 ) -> Exit {
     let run_id = kept.map(|(_, run)| run.to_string());
     let redact = |text: &str| workflow.redactor.redact(text).into_owned();
+    let redact_json =
+        |json: &str| redacted_json::redact_text(&workflow.redactor, json).into_owned();
     let summary = summary::summarize(workflow, trace);
     let exit = match result {
         Ok(output) => {
@@ -659,7 +662,7 @@ fn report(
                     serde_json::to_string_pretty(&value)
                 });
                 match json {
-                    Ok(json) => outln!("{}", redact(&json)),
+                    Ok(json) => outln!("{}", redact_json(&json)),
                     Err(e) => errln!("error: cannot encode the output as JSON: {e}"),
                 }
             } else {
@@ -685,7 +688,7 @@ fn report(
                     "agents": summary.agents,
                     "execution_trace": trace,
                 });
-                outln!("{}", redact(&value.to_string()));
+                outln!("{}", redact_json(&value.to_string()));
             }
             Exit::InputRequired
         }
@@ -698,7 +701,7 @@ fn report(
                     "agents": summary.agents,
                     "execution_trace": trace,
                 });
-                outln!("{}", redact(&value.to_string()));
+                outln!("{}", redact_json(&value.to_string()));
             }
             Exit::Failed
         }
@@ -758,8 +761,11 @@ fn timeout_help(message: &str, workflow: &Workflow) -> Option<String> {
 fn write_traces(workflow: &Workflow, trace: &ExecutionTrace, args: &RunArgs) -> Result<(), String> {
     let write = |path: &Path, json: Result<String, serde_json::Error>| -> Result<(), String> {
         let json = json.map_err(|e| format!("cannot encode `{}`: {e}", path.display()))?;
-        std::fs::write(path, workflow.redactor.redact(&json).as_bytes())
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+        std::fs::write(
+            path,
+            redacted_json::redact_text(&workflow.redactor, &json).as_bytes(),
+        )
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
     };
     if let Some(path) = &args.output.trace {
         write(path, serde_json::to_string_pretty(trace))?;

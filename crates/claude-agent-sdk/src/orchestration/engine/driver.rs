@@ -43,7 +43,7 @@ use crate::orchestration::human::{FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::scope::{self, AttemptScope, RunBooks};
-use crate::orchestration::telemetry::{in_run_span, log_event};
+use crate::orchestration::telemetry::{in_run_span, log_event, record_run_id};
 
 /// What a run is asked to do.
 pub(crate) struct RunPlan<'a> {
@@ -175,6 +175,7 @@ pub(crate) async fn run<T>(
             limit,
         };
         let run_id = RunId::new();
+        record_run_id(run_id);
         let names = agents.names();
         // A resumed run: the first run under the context that is not nested.
         let continuation = match parent {

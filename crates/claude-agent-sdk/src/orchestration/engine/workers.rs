@@ -28,6 +28,7 @@ use super::run_state::{Job, RunState, StepEnd, Walk};
 use super::stop::STOP_GRACE;
 use super::turns::Turns;
 use crate::orchestration::journal::Interruption;
+use crate::orchestration::telemetry::in_current_span;
 
 /// What the workers of a run share.
 struct Fleet {
@@ -100,7 +101,7 @@ pub(crate) async fn drive(
         limit,
     });
     let mut workers = JoinSet::new();
-    workers.spawn(work(Arc::clone(&fleet)));
+    workers.spawn(in_current_span(work(Arc::clone(&fleet))));
     let mut interrupted = loop {
         tokio::select! {
             biased;
@@ -118,7 +119,7 @@ pub(crate) async fn drive(
             () = fleet.grow.notified() => {
                 let wanted = std::mem::take(&mut fleet.lock().wanted);
                 for _ in 0..wanted {
-                    workers.spawn(work(Arc::clone(&fleet)));
+                    workers.spawn(in_current_span(work(Arc::clone(&fleet))));
                 }
             }
         }
