@@ -96,6 +96,10 @@ pub struct OutputArgs {
     /// Print only the result: no progress, no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Export spans to an OpenTelemetry collector over OTLP/HTTP, for example
+    /// http://localhost:4318 (needs the `otel` feature).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub otlp: Option<String>,
 }
 
 /// `orchestra runs`.
@@ -205,10 +209,6 @@ pub struct RunArgs {
     /// lines.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
-    /// Export spans to an OpenTelemetry collector over OTLP/HTTP, for example
-    /// http://localhost:4318 (needs the `otel` feature).
-    #[arg(long, value_name = "ENDPOINT")]
-    pub otlp: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Keep no record of the run (it cannot be resumed or listed).

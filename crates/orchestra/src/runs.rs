@@ -413,7 +413,6 @@ fn run_args(file: &std::path::Path, output: &OutputArgs, store: &StoreArgs) -> R
         output: output.clone(),
         answer: Vec::new(),
         answers: None,
-        otlp: None,
         store: store.clone(),
         no_store: false,
     }

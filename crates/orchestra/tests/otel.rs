@@ -71,3 +71,38 @@ fn spans_of_every_run_and_attempt_are_exported_over_otlp_http() {
         "a secret value leaked"
     );
 }
+
+#[test]
+fn a_resumed_run_exports_its_spans_too() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = common::gated(dir.path());
+    let failed = orchestra()
+        .args(["run", "--store"])
+        .arg(&store)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(failed.status.code(), Some(1));
+    let run = common::resume_id(&common::texts(&failed).1);
+    std::fs::write(dir.path().join("open"), "").unwrap_or_else(|e| panic!("{e}"));
+    orchestra()
+        .args(["resume", "-q", &run, "--otlp", &collector.url, "--store"])
+        .arg(&store)
+        .assert()
+        .code(0);
+    let requests = collector.requests();
+    assert_eq!(requests.len(), 1, "the resumed run sent no spans");
+    let body = json(&requests[0].body);
+    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        spans.iter().any(|span| span["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("orchestra.run"))),
+        "{body}"
+    );
+}

@@ -181,7 +181,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// Checks that the files the run will write can be written, before it starts.
 fn check_outputs(args: &RunArgs) -> Result<(), String> {
     #[cfg(not(feature = "otel"))]
-    if args.otlp.is_some() {
+    if args.output.otlp.is_some() {
         return Err("`--otlp` needs orchestra built with the `otel` feature \
                     (cargo install orchestra --features otel)"
             .to_owned());
@@ -451,7 +451,7 @@ impl Run<'_> {
             exit = Exit::Failed;
         }
         #[cfg(feature = "otel")]
-        if let Some(endpoint) = &args.otlp {
+        if let Some(endpoint) = &args.output.otlp {
             let failure = failure.as_deref();
             if let Err(problem) = crate::otel::export(endpoint, workflow, &trace, failure).await {
                 errln!("warning: OTLP export to {endpoint} failed: {problem}");
