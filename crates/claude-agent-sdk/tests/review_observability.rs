@@ -60,6 +60,19 @@ async fn spans_of<F: std::future::Future<Output = ()>>(run: F) -> Vec<String> {
     parents.seen()
 }
 
+/// Asserts that `spans` hold `count` attempt spans, each a child of its
+/// run's span.
+fn assert_attempts_are_children_of_the_run(spans: &[String], count: usize) {
+    let attempts: Vec<&String> = spans
+        .iter()
+        .filter(|s| s.starts_with("agent_attempt"))
+        .collect();
+    assert_eq!(attempts.len(), count, "{spans:?}");
+    for attempt in attempts {
+        assert_eq!(attempt, "agent_attempt <- orchestration", "{spans:?}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn attempt_spans_of_a_fan_out_are_children_of_its_run_span() {
     let _serial = SERIAL.lock().await;
@@ -70,14 +83,7 @@ async fn attempt_spans_of_a_fan_out_are_children_of_its_run_span() {
             .unwrap();
     })
     .await;
-    let attempts: Vec<&String> = spans
-        .iter()
-        .filter(|s| s.starts_with("agent_attempt"))
-        .collect();
-    assert_eq!(attempts.len(), 2, "{spans:?}");
-    for attempt in attempts {
-        assert_eq!(attempt, "agent_attempt <- orchestration", "{spans:?}");
-    }
+    assert_attempts_are_children_of_the_run(&spans, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,14 +96,7 @@ async fn attempt_spans_of_a_pipeline_are_children_of_its_run_span() {
             .unwrap();
     })
     .await;
-    let attempts: Vec<&String> = spans
-        .iter()
-        .filter(|s| s.starts_with("agent_attempt"))
-        .collect();
-    assert_eq!(attempts.len(), 2, "{spans:?}");
-    for attempt in attempts {
-        assert_eq!(attempt, "agent_attempt <- orchestration", "{spans:?}");
-    }
+    assert_attempts_are_children_of_the_run(&spans, 2);
 }
 
 #[tokio::test(start_paused = true)]
