@@ -9,6 +9,13 @@
 //! conventions: `gen_ai.operation.name = "invoke_agent"`, `gen_ai.agent.name`,
 //! and for model agents `gen_ai.provider.name`, `gen_ai.request.model`,
 //! `gen_ai.usage.input_tokens` and `gen_ai.usage.output_tokens`.
+//!
+//! The exporter settings of the OpenTelemetry specification are read from
+//! the environment: `OTEL_EXPORTER_OTLP_HEADERS` and
+//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (`key=value` pairs, comma-separated,
+//! values percent-encoded: a hosted collector's API key), `OTEL_SERVICE_NAME`
+//! and `OTEL_RESOURCE_ATTRIBUTES` (the resource's attributes; `service.name`
+//! defaults to `orchestra`).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -47,18 +54,104 @@ pub async fn export(
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let response = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut request = client.post(&url).header("content-type", "application/json");
+    for (name, value) in headers()? {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.map_err(|e| e.to_string())?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(format!("the collector answered {}", response.status()))
     }
+}
+
+/// The headers `OTEL_EXPORTER_OTLP_HEADERS` and then
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` name (the latter wins for a name both
+/// give). A value is never shown in an error: it is often a key.
+fn headers() -> Result<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, String> {
+    let mut headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> = Vec::new();
+    for variable in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        let Ok(list) = std::env::var(variable) else {
+            continue;
+        };
+        for (key, value) in pairs(&list) {
+            let name = reqwest::header::HeaderName::from_bytes(key.as_bytes())
+                .map_err(|_| format!("{variable}: `{key}` is not a header name"))?;
+            let value = reqwest::header::HeaderValue::from_str(&value)
+                .map_err(|_| format!("{variable}: the value of `{key}` is not a header value"))?;
+            headers.retain(|(given, _)| *given != name);
+            headers.push((name, value));
+        }
+    }
+    Ok(headers)
+}
+
+/// The `key=value` pairs of an OpenTelemetry list setting: comma-separated,
+/// blanks around them ignored, values percent-decoded; an entry without `=`
+/// or with an empty key is skipped, as the specification asks.
+fn pairs(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), percent_decoded(value.trim())))
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
+}
+
+/// `text` with its `%XX` escapes decoded (an escape that is not one is kept).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = (bytes[at] == b'%')
+            .then(|| bytes.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                at += 3;
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The resource's attributes: `OTEL_RESOURCE_ATTRIBUTES`, then
+/// `service.name` from `OTEL_SERVICE_NAME` (or `orchestra` when neither
+/// names it) and `service.version`.
+fn resource_attributes() -> Vec<Value> {
+    let mut given = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+        .map(|list| pairs(&list))
+        .unwrap_or_default();
+    if let Some(name) = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+    {
+        given.retain(|(key, _)| key != "service.name");
+        given.push(("service.name".to_owned(), name.trim().to_owned()));
+    }
+    if !given.iter().any(|(key, _)| key == "service.name") {
+        given.push(("service.name".to_owned(), "orchestra".to_owned()));
+    }
+    given.retain(|(key, _)| key != "service.version");
+    given.push((
+        "service.version".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+    ));
+    given
+        .into_iter()
+        .map(|(key, value)| attribute(&key, json!({ "stringValue": value })))
+        .collect()
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, String> {
@@ -104,10 +197,7 @@ pub fn encode(workflow: &Workflow, trace: &ExecutionTrace, failure: Option<&str>
     records(workflow, &trace_id, root, trace, &mut spans);
     json!({
         "resourceSpans": [{
-            "resource": { "attributes": [
-                attribute("service.name", json!({ "stringValue": "orchestra" })),
-                attribute("service.version", json!({ "stringValue": env!("CARGO_PKG_VERSION") })),
-            ]},
+            "resource": { "attributes": resource_attributes() },
             "scopeSpans": [{
                 "scope": { "name": "orchestra", "version": env!("CARGO_PKG_VERSION") },
                 "spans": spans,
@@ -292,4 +382,25 @@ fn random() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     hasher.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_settings_read_as_the_specification_writes_them() {
+        assert_eq!(
+            pairs(" api-key = a%2Cb%3Dc , empty=,novalue, =x,team=ml%20ops"),
+            [
+                ("api-key".to_owned(), "a,b=c".to_owned()),
+                ("empty".to_owned(), String::new()),
+                ("team".to_owned(), "ml ops".to_owned()),
+            ]
+        );
+        // Not an escape: kept as it is.
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(percent_decoded("%zz%4"), "%zz%4");
+        assert_eq!(percent_decoded("%C3%A9"), "é");
+    }
 }

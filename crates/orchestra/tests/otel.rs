@@ -106,3 +106,72 @@ fn a_resumed_run_exports_its_spans_too() {
         "{body}"
     );
 }
+
+#[test]
+fn the_standard_exporter_settings_give_the_headers_and_the_resource() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    let dir = scratch();
+    let file = write(dir.path(), "one.toml", common::ONE_AGENT);
+    orchestra()
+        .args(["run", "-q", "--no-store", "--otlp", &collector.url])
+        .arg(&file)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k%3D1,x-team=all")
+        .env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=traces")
+        .env("OTEL_SERVICE_NAME", "nightly-reports")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=ci,service.name=overridden",
+        )
+        .assert()
+        .code(0);
+    let requests = collector.requests();
+    assert_eq!(requests.len(), 1);
+    let header = |name: &str| {
+        requests[0]
+            .headers
+            .iter()
+            .filter(|(given, _)| given == name)
+            .map(|(_, value)| value.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(header("x-api-key"), ["k=1"]);
+    assert_eq!(header("x-team"), ["traces"], "the traces setting wins");
+    let body = json(&requests[0].body);
+    let resource = &body["resourceSpans"][0]["resource"]["attributes"];
+    let value = |key: &str| {
+        resource
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"]["stringValue"].clone())
+    };
+    assert_eq!(
+        value("service.name"),
+        Some(serde_json::json!("nightly-reports"))
+    );
+    assert_eq!(
+        value("deployment.environment"),
+        Some(serde_json::json!("ci"))
+    );
+    assert!(value("service.version").is_some());
+}
+
+#[test]
+fn a_header_setting_that_is_not_a_header_is_a_warning_that_keeps_its_value_secret() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    let dir = scratch();
+    let file = write(dir.path(), "one.toml", common::ONE_AGENT);
+    let output = orchestra()
+        .args(["run", "-q", "--no-store", "--otlp", &collector.url])
+        .arg(&file)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=sk-secret%0A")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = common::texts(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "x");
+    assert!(stderr.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{stderr}");
+    assert!(!stderr.contains("sk-secret"), "{stderr}");
+    assert!(collector.requests().is_empty());
+}

@@ -126,6 +126,8 @@ pub fn crashed_run(store: &Path) -> String {
 pub struct Request {
     /// `POST /v1/chat/completions`.
     pub line: String,
+    /// The headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
     /// The body.
     pub body: String,
 }
@@ -155,6 +157,7 @@ impl FakeServer {
                 let mut line = String::new();
                 let _ = reader.read_line(&mut line);
                 let mut length = 0usize;
+                let mut headers = Vec::new();
                 loop {
                     let mut header = String::new();
                     if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
@@ -164,12 +167,14 @@ impl FakeServer {
                         if name.eq_ignore_ascii_case("content-length") {
                             length = value.trim().parse().unwrap_or(0);
                         }
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
                     }
                 }
                 let mut body = vec![0u8; length];
                 let _ = reader.read_exact(&mut body);
                 let request = Request {
                     line: line.trim().to_owned(),
+                    headers,
                     body: String::from_utf8_lossy(&body).into_owned(),
                 };
                 let answer = reply(&request);
