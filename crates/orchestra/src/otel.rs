@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 use crate::factory::{model_of, provider_of};
 use crate::redacted_json;
+use crate::traces::MapItems;
 use crate::workflow::Workflow;
 
 /// Sends the spans of `trace` to the collector at `endpoint`; the run's span
@@ -206,7 +207,8 @@ pub fn encode(workflow: &Workflow, trace: &ExecutionTrace, failure: Option<&str>
     })
 }
 
-/// The spans of `trace`'s records (and their nested runs), children of `parent`.
+/// The spans of `trace`'s records (and their nested runs), children of
+/// `parent`. Iterative: a trace may nest runs deeply.
 fn records(
     workflow: &Workflow,
     trace_id: &str,
@@ -214,10 +216,17 @@ fn records(
     trace: &ExecutionTrace,
     spans: &mut Vec<Value>,
 ) {
-    for record in &trace.agent_executions {
-        let id = random();
-        spans.push(attempt_span(workflow, trace_id, id, parent, record));
-        if let Some(nested) = &record.nested {
+    // Each trace with the span its records are children of and, when it is
+    // a map's run, the map's items.
+    let mut pending = vec![(trace, parent, None)];
+    while let Some((trace, parent, map)) = pending.pop() {
+        for record in &trace.agent_executions {
+            let id = random();
+            let item = map.as_ref().and_then(|map: &MapItems| map.item_of(record));
+            spans.push(attempt_span(workflow, trace_id, (id, parent), record, item));
+            let Some(nested) = &record.nested else {
+                continue;
+            };
             let run = random();
             let end = nested
                 .end_time
@@ -236,17 +245,19 @@ fn records(
                 // The nested run ended as the attempt that ran it.
                 record.error.as_deref(),
             ));
-            records(workflow, trace_id, run, nested, spans);
+            pending.push((nested, run, MapItems::of(record)));
         }
     }
 }
 
+/// The span of attempt `record` (`ids`: its own and its parent's), of
+/// item `item` (which, of how many) when it is a map's.
 fn attempt_span(
     workflow: &Workflow,
     trace_id: &str,
-    id: u64,
-    parent: u64,
+    (id, parent): (u64, u64),
     record: &AgentExecution,
+    item: Option<(usize, usize)>,
 ) -> Value {
     let name = &record.agent_name;
     let mut attributes = vec![
@@ -261,6 +272,17 @@ fn attempt_span(
             json!({ "intValue": record.attempt.to_string() }),
         ),
     ];
+    // A map's items, told apart (their span names are the agent's).
+    if let Some((index, count)) = item {
+        attributes.push(attribute(
+            "orchestra.item",
+            json!({ "intValue": index.to_string() }),
+        ));
+        attributes.push(attribute(
+            "orchestra.items",
+            json!({ "intValue": count.to_string() }),
+        ));
+    }
     if let Some(def) = workflow.agent(name) {
         attributes.push(attribute(
             "orchestra.agent.kind",

@@ -103,39 +103,64 @@ impl Attempt<'_> {
 #[must_use]
 pub fn attempts(trace: &ExecutionTrace) -> Vec<Attempt<'_>> {
     let mut out = Vec::new();
-    // Each trace with, when it is a map's run, the map's name and its items.
+    // Each trace with, when it is a map's run, the map's items.
     let mut pending = vec![(trace, 0usize, None, None)];
     while let Some((trace, depth, map, root)) = pending.pop() {
         for record in &trace.agent_executions {
             let root = if depth == 0 { record.run_id } else { root };
-            let item = map.as_ref().and_then(|(name, items): &(&str, Vec<_>)| {
-                (record.agent_name == *name)
-                    .then(|| items.iter().position(|node| *node == record.node))
-                    .flatten()
-                    .map(|index| (index + 1, items.len()))
-            });
             out.push(Attempt {
                 record,
                 depth,
-                item,
+                item: map.as_ref().and_then(|map: &MapItems| map.item_of(record)),
                 root,
             });
             if let Some(nested) = &record.nested {
-                let map = is_map_run(record).then(|| {
-                    let items: std::collections::BTreeSet<Option<NodeId>> = nested
-                        .agent_executions
-                        .iter()
-                        .filter(|item| item.agent_name == record.agent_name)
-                        .map(|item| item.node)
-                        .collect();
-                    (record.agent_name.as_str(), items.into_iter().collect())
-                });
-                pending.push((nested, depth + 1, map, root));
+                pending.push((nested, depth + 1, MapItems::of(record), root));
             }
         }
     }
     out.sort_by(|a, b| a.start().cmp(&b.start()).then(a.depth.cmp(&b.depth)));
     out
+}
+
+/// The items of a map's run: the steps its agent ran in the run nested in
+/// the map's record, in item order.
+#[derive(Debug)]
+pub struct MapItems<'a> {
+    agent: &'a str,
+    steps: Vec<Option<NodeId>>,
+}
+
+impl<'a> MapItems<'a> {
+    /// The items of `record`'s nested run, when `record` is a map's.
+    #[must_use]
+    pub fn of(record: &'a AgentExecution) -> Option<Self> {
+        let nested = record.nested.as_ref()?;
+        if !is_map_run(record) {
+            return None;
+        }
+        let steps: std::collections::BTreeSet<Option<NodeId>> = nested
+            .agent_executions
+            .iter()
+            .filter(|item| item.agent_name == record.agent_name)
+            .map(|item| item.node)
+            .collect();
+        Some(Self {
+            agent: &record.agent_name,
+            steps: steps.into_iter().collect(),
+        })
+    }
+
+    /// Which item (from 1) of how many `record`, an attempt of the map's
+    /// run, is; `None` for an attempt that is not one of its items.
+    #[must_use]
+    pub fn item_of(&self, record: &AgentExecution) -> Option<(usize, usize)> {
+        if record.agent_name != self.agent {
+            return None;
+        }
+        let index = self.steps.iter().position(|step| *step == record.node)?;
+        Some((index + 1, self.steps.len()))
+    }
 }
 
 /// How an agent's attempts ended, as a whole.

@@ -175,3 +175,51 @@ fn a_header_setting_that_is_not_a_header_is_a_warning_that_keeps_its_value_secre
     assert!(!stderr.contains("sk-secret"), "{stderr}");
     assert!(collector.requests().is_empty());
 }
+
+#[test]
+fn a_maps_items_are_told_apart_by_their_spans() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    orchestra()
+        .args(["run", "-q", "--no-store", "--otlp", &collector.url])
+        .arg(common::example("graph-map.toml"))
+        .assert()
+        .code(0);
+    let requests = collector.requests();
+    assert_eq!(requests.len(), 1);
+    let body = json(&requests[0].body);
+    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let int = |span: &serde_json::Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == key)
+            .and_then(|a| a["value"]["intValue"].as_str().map(str::to_owned))
+    };
+    let research: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|span| span["name"] == "invoke_agent research")
+        .collect();
+    // The map's own attempt, and one per item (of three), under the map's run.
+    let mut items: Vec<String> = research
+        .iter()
+        .filter_map(|span| int(span, "orchestra.item"))
+        .collect();
+    items.sort();
+    assert_eq!(items, ["1", "2", "3"], "{body}");
+    for span in research
+        .iter()
+        .filter(|span| int(span, "orchestra.item").is_some())
+    {
+        assert_eq!(int(span, "orchestra.items").as_deref(), Some("3"));
+    }
+    let ids: Vec<&serde_json::Value> = spans.iter().map(|span| &span["spanId"]).collect();
+    for span in &spans {
+        if let Some(parent) = span.get("parentSpanId") {
+            assert!(ids.contains(&parent), "a parent that is not a span: {body}");
+        }
+    }
+}
