@@ -253,7 +253,7 @@ fn attempt_status(record: &claude_agent_sdk::orchestration::AgentExecution) -> S
         }
         .to_owned();
     };
-    if let Some(question) = error.strip_prefix("waiting for input: ") {
+    if let Some(question) = traces::waiting_for(error) {
         format!("waiting for an answer: {}", first_line(question, 60))
     } else if error.starts_with("interrupted") {
         first_line(error, 60)

@@ -342,10 +342,21 @@ fn attempt_span(
             ));
         }
     }
-    if record.error.is_some() {
+    // An attempt that asked a person and waits for the answer paused its
+    // run: not an error.
+    let error = record
+        .error
+        .as_deref()
+        .filter(|error| !crate::traces::is_waiting(error));
+    if error.is_some() {
         attributes.push(attribute(
             "error.type",
             json!({ "stringValue": "agent_error" }),
+        ));
+    } else if record.error.is_some() {
+        attributes.push(attribute(
+            "orchestra.waiting_for_answer",
+            json!({ "boolValue": true }),
         ));
     }
     let end = record.end_time.unwrap_or(record.start_time);
@@ -356,7 +367,7 @@ fn attempt_span(
         &format!("invoke_agent {name}"),
         (record.start_time, end),
         attributes,
-        record.error.as_deref(),
+        error,
     )
 }
 
@@ -385,7 +396,9 @@ fn span(
         "attributes": attributes,
         "status": match error {
             Some(message) => json!({ "code": 2, "message": message }),
-            None => json!({ "code": 1 }),
+            // Unset, as the specification asks of instrumentation: `Ok`
+            // is for an application to set.
+            None => json!({ "code": 0 }),
         },
     });
     if let Some(parent) = parent {

@@ -300,6 +300,21 @@ fn failed_items(record: &AgentExecution) -> Vec<FailedItem> {
         .collect()
 }
 
+/// How the error of an attempt that asked a question and waits for its
+/// answer begins (the library's `InputRequired`).
+const WAITING: &str = "waiting for input";
+
+/// Whether an attempt's error says it waits for an answer (its run paused)
+/// rather than failed.
+pub fn is_waiting(error: &str) -> bool {
+    error.starts_with(WAITING)
+}
+
+/// The questions an attempt's error says it waits for an answer to.
+pub fn waiting_for(error: &str) -> Option<&str> {
+    error.strip_prefix(WAITING)?.strip_prefix(": ")
+}
+
 /// Whether an attempt's error says it was cut short rather than failed.
 pub fn is_interruption(error: &str) -> bool {
     error.starts_with("interrupted") || error == OrchestrationError::Cancelled.to_string()

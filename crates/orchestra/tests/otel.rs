@@ -223,3 +223,38 @@ fn a_maps_items_are_told_apart_by_their_spans() {
         }
     }
 }
+
+#[test]
+fn a_run_paused_for_an_answer_exports_no_error_and_successes_leave_the_status_unset() {
+    let collector = FakeServer::start(|_| "{}".to_owned());
+    let output = orchestra()
+        .args(["run", "-q", "--no-store", "--otlp", &collector.url])
+        .arg(common::example("graph-ask.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        common::texts(&output).1
+    );
+    let requests = collector.requests();
+    assert_eq!(requests.len(), 1);
+    let body = json(&requests[0].body);
+    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(spans.len() >= 2, "{body}");
+    for span in &spans {
+        assert_eq!(span["status"]["code"], 0, "no span is an error: {span}");
+    }
+    let waiting = spans.iter().filter(|span| {
+        span["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["key"] == "orchestra.waiting_for_answer")
+    });
+    assert_eq!(waiting.count(), 1, "{body}");
+}

@@ -53,12 +53,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
             let asked = attempts
                 .iter()
                 .filter(|a| a.record.agent_name == name)
-                .filter(|a| {
-                    a.record
-                        .error
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with(WAITING))
-                })
+                .filter(|a| a.record.error.as_deref().is_some_and(traces::is_waiting))
                 .count();
             if summary.status == Status::Done {
                 summary.attempts = summary.attempts.saturating_sub(asked);
@@ -76,10 +71,7 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         let mut status = summary.status.as_str();
         if let Row::Ask(_) = row {
             // An ask waiting for its answer has not failed: the run paused.
-            let waiting = summary
-                .error
-                .as_deref()
-                .is_some_and(|error| error.starts_with(WAITING));
+            let waiting = summary.error.as_deref().is_some_and(traces::is_waiting);
             status = match summary.status {
                 Status::Done => "answered",
                 Status::Failed if waiting => {
@@ -163,10 +155,6 @@ pub fn summarize(workflow: &Workflow, trace: &ExecutionTrace) -> Summary {
         item_failures,
     }
 }
-
-/// How the error of an ask that waits for its answer begins (the library's
-/// `InputRequired`).
-const WAITING: &str = "waiting for input";
 
 /// A row of the summary: a step of the flow at its depth, or an ask.
 #[derive(Clone, Copy)]
