@@ -514,12 +514,18 @@ fn dollars(usd: f64) -> String {
 }
 
 /// A run's status (`crashed` for a run whose process died without recording
-/// its end: the store tells), with what continued it.
+/// its end: the store tells), with the run it forks and what continued it
+/// (ids cut to 12 digits, as a prefix finds them).
 fn status(run: &RunSummary) -> String {
-    match run.resumed_by {
-        Some(next) => format!("{} (resumed by {})", run.status, &next.to_string()[..12]),
-        None => run.status.to_string(),
+    let short = |id: RunId| id.to_string()[..12].to_owned();
+    let mut status = run.status.to_string();
+    if let Some(forked) = run.forks {
+        status.push_str(&format!(" (fork of {})", short(forked)));
     }
+    if let Some(next) = run.resumed_by {
+        status.push_str(&format!(" (resumed by {})", short(next)));
+    }
+    status
 }
 
 fn duration(started: DateTime<Utc>, finished: Option<DateTime<Utc>>) -> String {

@@ -112,6 +112,14 @@ fn show_of_a_fork_names_the_run_and_the_step_it_forked_after() {
         shown.contains(&format!("forks     {run}, after `first`")),
         "{shown}"
     );
+    // The listing marks it too, by the forked run's id as a prefix finds it.
+    let (code, table, stderr) = on(&store, &["runs"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(&fork))
+        .unwrap_or_else(|| panic!("no row for the fork in:\n{table}"));
+    assert!(row.contains(&format!("(fork of {})", &run[..12])), "{row}");
 }
 
 /// The row of `agent` in the attempts table `show` printed.
