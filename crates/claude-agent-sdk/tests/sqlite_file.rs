@@ -4,7 +4,9 @@
 //! who cannot write the store is tried with `orchestra runs` as that user,
 //! in the orchestra crate's `store_files` tests.)
 
-use std::path::{Path, PathBuf};
+mod store_support;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use claude_agent_sdk::orchestration::store::{RunStatus, SqliteJournal};
@@ -14,31 +16,7 @@ use claude_agent_sdk::orchestration::{
 };
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
-
-/// A fresh folder, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "cas-{what}-{}-{}",
-            std::process::id(),
-            claude_agent_sdk::orchestration::RunId::new()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use store_support::TempDir;
 
 fn steps() -> Vec<Box<dyn Agent>> {
     ["first", "second"]

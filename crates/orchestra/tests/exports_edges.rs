@@ -263,10 +263,7 @@ fn exported_spans(
     assert_eq!(ran.code, Some(code), "{}", ran.stderr);
     let requests = collector.requests();
     assert_eq!(requests.len(), 1, "{}", ran.stderr);
-    json(&requests[0].body)["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    common::otlp_spans(&json(&requests[0].body))
 }
 
 #[cfg(feature = "otel")]

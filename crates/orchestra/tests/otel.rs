@@ -27,23 +27,13 @@ fn spans_of_every_run_and_attempt_are_exported_over_otlp_http() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].line, "POST /v1/traces HTTP/1.1");
     let body = json(&requests[0].body);
-    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let spans = common::otlp_spans(&body);
     // One run span and one span per attempt (flaky twice, priced once).
     assert_eq!(spans.len(), 4, "{body}");
     let root = &spans[0];
     assert_eq!(root["name"], "orchestra.run flaky");
     assert!(root.get("parentSpanId").is_none());
-    let attr = |span: &serde_json::Value, key: &str| {
-        span["attributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["key"] == key)
-            .map(|a| a["value"].clone())
-    };
+    let attr = |span: &serde_json::Value, key: &str| common::otlp_attribute(span, key).cloned();
     let priced = spans
         .iter()
         .find(|s| s["name"] == "invoke_agent priced")
@@ -95,10 +85,7 @@ fn a_resumed_run_exports_its_spans_too() {
     let requests = collector.requests();
     assert_eq!(requests.len(), 1, "the resumed run sent no spans");
     let body = json(&requests[0].body);
-    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let spans = common::otlp_spans(&body);
     assert!(
         spans.iter().any(|span| span["name"]
             .as_str()
@@ -137,15 +124,8 @@ fn the_standard_exporter_settings_give_the_headers_and_the_resource() {
     assert_eq!(header("x-api-key"), ["k=1"]);
     assert_eq!(header("x-team"), ["traces"], "the traces setting wins");
     let body = json(&requests[0].body);
-    let resource = &body["resourceSpans"][0]["resource"]["attributes"];
-    let value = |key: &str| {
-        resource
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["key"] == key)
-            .map(|a| a["value"]["stringValue"].clone())
-    };
+    let resource = &body["resourceSpans"][0]["resource"];
+    let value = |key: &str| common::otlp_attribute(resource, key).map(|v| v["stringValue"].clone());
     assert_eq!(
         value("service.name"),
         Some(serde_json::json!("nightly-reports"))
@@ -187,17 +167,10 @@ fn a_maps_items_are_told_apart_by_their_spans() {
     let requests = collector.requests();
     assert_eq!(requests.len(), 1);
     let body = json(&requests[0].body);
-    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let spans = common::otlp_spans(&body);
     let int = |span: &serde_json::Value, key: &str| {
-        span["attributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["key"] == key)
-            .and_then(|a| a["value"]["intValue"].as_str().map(str::to_owned))
+        common::otlp_attribute(span, key)
+            .and_then(|value| value["intValue"].as_str().map(str::to_owned))
     };
     let research: Vec<&serde_json::Value> = spans
         .iter()
@@ -241,20 +214,13 @@ fn a_run_paused_for_an_answer_exports_no_error_and_successes_leave_the_status_un
     let requests = collector.requests();
     assert_eq!(requests.len(), 1);
     let body = json(&requests[0].body);
-    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let spans = common::otlp_spans(&body);
     assert!(spans.len() >= 2, "{body}");
     for span in &spans {
         assert_eq!(span["status"]["code"], 0, "no span is an error: {span}");
     }
-    let waiting = spans.iter().filter(|span| {
-        span["attributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|a| a["key"] == "orchestra.waiting_for_answer")
-    });
+    let waiting = spans
+        .iter()
+        .filter(|span| common::otlp_attribute(span, "orchestra.waiting_for_answer").is_some());
     assert_eq!(waiting.count(), 1, "{body}");
 }

@@ -161,10 +161,7 @@ mod otlp {
         let requests = collector.requests();
         assert_eq!(requests.len(), 1);
         let body = json(&requests[0].body);
-        let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let spans = crate::common::otlp_spans(&body);
         assert_eq!(spans.len(), 4, "{body}");
         let ids: Vec<&str> = spans.iter().filter_map(|s| s["spanId"].as_str()).collect();
         let trace_id = spans[0]["traceId"].as_str().unwrap_or_default();

@@ -87,6 +87,27 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// The spans of an OTLP/JSON export request's `body`.
+pub fn otlp_spans(body: &serde_json::Value) -> Vec<serde_json::Value> {
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The value (`{"stringValue": …}`, `{"intValue": …}`, …) of attribute
+/// `key` of an OTLP span or resource.
+pub fn otlp_attribute<'a>(
+    holder: &'a serde_json::Value,
+    key: &str,
+) -> Option<&'a serde_json::Value> {
+    holder["attributes"]
+        .as_array()?
+        .iter()
+        .find(|attribute| attribute["key"] == key)
+        .map(|attribute| &attribute["value"])
+}
+
 /// A one-agent workflow that answers `x`.
 pub const ONE_AGENT: &str =
     "[flow]\nsequential = [\"a\"]\n\n[[agents]]\nid = \"a\"\nkind = \"template\"\ntemplate = \"x\"\n";
