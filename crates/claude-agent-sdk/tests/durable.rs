@@ -13,8 +13,8 @@ use claude_agent_sdk::orchestration::store::{Prune, RunStatus, StoreOptions, RED
 use claude_agent_sdk::orchestration::{
     resume, Agent, AgentInput, AgentOutput, EventKind, ExecutionConfig, ExecutionContext,
     GraphOrchestrator, InMemoryJournal, Journal, OrchestrationError, Orchestrator,
-    OrchestratorInput, ParallelOrchestrator, Result, RunId, SequentialOrchestrator, Split, END,
-    START,
+    OrchestratorInput, ParallelOrchestrator, Question, Result, RunId, SequentialOrchestrator,
+    Split, END, START,
 };
 use store_support::{Kind, Place, KINDS};
 
@@ -411,6 +411,79 @@ async fn a_question_survives_a_restart_and_the_answer_resumes_the_run() {
             "{kind:?}: the finished step ran again"
         );
     }
+}
+
+#[tokio::test]
+async fn the_questions_a_stored_run_waits_for_are_read_without_resuming_it() {
+    on_every_store(true, |opener| async move {
+        // An agent asking from inside `execute`, and a question node, ready
+        // at once: both are asked.
+        let graph = || {
+            GraphOrchestrator::new("approvals")
+                .add_node("approve", Approver)
+                .add_ask("legal", "Is the contract signed?")
+                .add_edge(START, "approve")
+                .add_edge(START, "legal")
+                .add_edge("approve", END)
+                .add_edge("legal", END)
+        };
+        let ctx = context(opener.open().await);
+        let paused = graph()
+            .orchestrate_with_context(vec![], OrchestratorInput::new("order"), &ctx)
+            .await;
+        assert!(
+            matches!(paused, Err(OrchestrationError::InputRequired(_))),
+            "{paused:?}"
+        );
+        let run = last_run(&ctx);
+        drop(ctx);
+
+        // Another process, reading only.
+        let journal = opener.open().await;
+        let mut waiting = Question::waiting_in(journal.as_ref(), run)
+            .await
+            .expect("read");
+        waiting.sort_by(|a, b| a.id.cmp(&b.id));
+        let asked: Vec<(&str, &str)> = waiting
+            .iter()
+            .map(|question| (question.id.as_str(), question.text.as_str()))
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                ("budget", "Spend $50?"),
+                ("legal", "Is the contract signed?\n\norder")
+            ],
+            "{}",
+            opener.kind()
+        );
+
+        let ctx = context(Arc::clone(&journal));
+        ctx.answer("budget", "yes");
+        ctx.answer("legal", "signed");
+        resume(&graph(), vec![], run, &ctx)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", opener.kind()));
+        let resumed = last_run(&ctx);
+        let none = Question::waiting_in(journal.as_ref(), resumed)
+            .await
+            .expect("read");
+        assert!(none.is_empty(), "{}: {none:?}", opener.kind());
+        let history = Question::waiting_in(journal.as_ref(), run)
+            .await
+            .expect("read");
+        assert_eq!(
+            history.len(),
+            2,
+            "{}: the paused run still says what it asked",
+            opener.kind()
+        );
+        let unknown = Question::waiting_in(journal.as_ref(), RunId::new())
+            .await
+            .expect("read");
+        assert!(unknown.is_empty(), "{}", opener.kind());
+    })
+    .await;
 }
 
 #[tokio::test]

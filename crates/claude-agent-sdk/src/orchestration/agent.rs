@@ -165,6 +165,39 @@ impl AgentOutput {
         self
     }
 
+    /// Reports what producing this output cost: puts `usage` in
+    /// `data["usage"]` ([`Usage::DATA_KEY`](crate::orchestration::Usage::DATA_KEY)),
+    /// where the run's totals and budgets count it from. The other fields
+    /// of an object `data` stay; `data` that is not an object (nor `null`)
+    /// moves under `data["value"]`. Call it after
+    /// [`with_data`](Self::with_data), which replaces the whole of `data`.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{AgentOutput, Usage};
+    ///
+    /// let output = AgentOutput::new("answer")
+    ///     .with_data(serde_json::json!({ "sources": 3 }))
+    ///     .with_usage(Usage::new(1200, 300).with_cost_usd(0.0081));
+    /// assert_eq!(output.usage(), Some(Usage::new(1200, 300).with_cost_usd(0.0081)));
+    /// assert_eq!(output.data["sources"], 3);
+    /// ```
+    #[must_use]
+    pub fn with_usage(mut self, usage: crate::orchestration::Usage) -> Self {
+        let key = crate::orchestration::Usage::DATA_KEY;
+        let usage = serde_json::to_value(usage).unwrap_or_default();
+        match &mut self.data {
+            serde_json::Value::Object(fields) => {
+                fields.insert(key.to_owned(), usage);
+            }
+            serde_json::Value::Null => self.data = serde_json::json!({ key: usage }),
+            other => {
+                let value = other.take();
+                self.data = serde_json::json!({ key: usage, "value": value });
+            }
+        }
+        self
+    }
+
     /// Whether the agent stands behind its answer: a
     /// [normalized](Self::normalized_confidence) confidence of at least 0.5
     /// ([`SUCCESS_THRESHOLD`](Self::SUCCESS_THRESHOLD)).
@@ -419,6 +452,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_given_to_an_output_is_counted_and_keeps_its_data() {
+        use crate::orchestration::Usage;
+        let usage = Usage::new(7, 3).with_cost_usd(0.5);
+        let bare = AgentOutput::new("x").with_usage(usage);
+        assert_eq!(bare.usage(), Some(usage));
+        assert_eq!(bare.data, serde_json::json!({ "usage": usage }));
+
+        let object = AgentOutput::new("x")
+            .with_data(serde_json::json!({ "usage": 1, "kept": true }))
+            .with_usage(usage);
+        assert_eq!(object.usage(), Some(usage));
+        assert_eq!(object.data["kept"], true);
+
+        let list = AgentOutput::new("x")
+            .with_data(serde_json::json!([1, 2]))
+            .with_usage(usage);
+        assert_eq!(list.usage(), Some(usage));
+        assert_eq!(list.data["value"], serde_json::json!([1, 2]));
+
+        let nan = AgentOutput::new("x").with_usage(Usage::new(1, 1).with_cost_usd(f64::NAN));
+        assert_eq!(nan.usage().map(|usage| usage.input_tokens), Some(1));
+    }
 
     #[test]
     fn reported_usage_reads_back_typed() {

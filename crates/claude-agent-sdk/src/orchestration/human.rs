@@ -32,7 +32,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::agent::AgentOutput;
-use crate::orchestration::journal::StepDecision;
+use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::journal::{EventKind, Journal, RunId, RunOutcome, StepDecision};
 
 /// A question for a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +102,63 @@ impl Question {
         };
         let passes: Vec<String> = passes[first_other..].iter().map(u32::to_string).collect();
         format!("{ask}#{}", passes.join("."))
+    }
+
+    /// The questions run `run` paused on, read from `journal` — any
+    /// journal: the in-memory one of a context, or a store another process
+    /// wrote — without resuming it: what a page that lists the runs waiting
+    /// for a person shows next to each. Empty when the run did not pause
+    /// (it succeeded, failed, was cut short, or has not ended). Whether
+    /// another run has continued it since is the store's
+    /// `RunSummary::resumed_by`; to answer, give the answers to a context
+    /// (`ctx.answer(id, text)`) and [`resume`](crate::orchestration::resume())
+    /// the run under it.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{
+    ///     ExecutionConfig, ExecutionContext, GraphOrchestrator, OrchestrationError, Orchestrator,
+    ///     OrchestratorInput, Question, END, START,
+    /// };
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let graph = GraphOrchestrator::new("approval")
+    ///     .add_ask("approve", "Spend $50?")
+    ///     .add_edge(START, "approve")
+    ///     .add_edge("approve", END);
+    /// let ctx = ExecutionContext::new(ExecutionConfig::default());
+    /// let Err(OrchestrationError::InputRequired(pause)) = graph
+    ///     .orchestrate_with_context(vec![], OrchestratorInput::new("order 42"), &ctx)
+    ///     .await
+    /// else {
+    ///     panic!("the run asks first")
+    /// };
+    /// let run = pause.run.unwrap();
+    ///
+    /// let waiting = Question::waiting_in(ctx.journal().as_ref(), run).await.unwrap();
+    /// assert_eq!(waiting.len(), 1);
+    /// assert_eq!(waiting[0].id, "approve");
+    /// assert!(waiting[0].text.starts_with("Spend $50?")); // then the node's input
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`OrchestrationError::Store`](crate::orchestration::OrchestrationError::Store)
+    /// when the journal cannot be read.
+    pub async fn waiting_in(
+        journal: &(impl Journal + ?Sized),
+        run: RunId,
+    ) -> crate::orchestration::Result<Vec<Self>> {
+        let events = journal.read_checked(&[run]).await?;
+        let finished = events.into_iter().rev().find_map(|event| match event.kind {
+            EventKind::RunFinished { outcome } if event.run == run => Some(outcome),
+            _ => None,
+        });
+        Ok(match finished {
+            Some(RunOutcome::Failed(error)) => match error.root_cause() {
+                OrchestrationError::InputRequired(pause) => pause.questions.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
     }
 
     /// The question node a question id belongs to: the inverse of
