@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use claude_agent_sdk::orchestration::store::{RunStatus, RunSummary, SqliteJournal};
 use claude_agent_sdk::orchestration::{
     resume, Agent, AgentError, AgentInput, AgentOutput, ExecutionConfig, ExecutionContext,
-    GraphOrchestrator, OrchestrationError, Orchestrator, OrchestratorInput, Pause, Result, Route,
-    SimpleAgent, END, START,
+    GraphOrchestrator, OrchestrationError, Orchestrator, OrchestratorInput, Pause, Question,
+    Result, Route, SimpleAgent, END, START,
 };
 
 /// How often each agent ran in this process (a real app would not need this).
@@ -134,7 +134,11 @@ pub async fn invoke(
                     store.display()
                 )));
             };
-            ctx.answer("approve", answer);
+            // What the paused run asks, read from the store without resuming
+            // it: every question it waits for gets the answer given.
+            for question in Question::waiting_in(journal.as_ref(), paused.id).await? {
+                ctx.answer(question.id, answer);
+            }
             resume(&graph, vec![], paused.id, &ctx).await
         }
     };

@@ -5,7 +5,7 @@
 //! `ExecutionContext::current()` then
 //! [`ask`](crate::orchestration::ExecutionContext::ask)`("approve", "Spend $50?")?`.
 //! When the context holds an answer to that question, `ask` returns it;
-//! otherwise it returns [`OrchestrationError::InputRequired`](crate::orchestration::OrchestrationError::InputRequired), which the
+//! otherwise it returns [`OrchestrationError::InputRequired`], which the
 //! agent passes on with `?`. The run then *pauses*: the agents already
 //! running finish, nothing new starts but the question nodes ready then
 //! (they do no work: every question ready at once is asked at once), and
@@ -141,8 +141,7 @@ impl Question {
     /// ```
     ///
     /// # Errors
-    /// [`OrchestrationError::Store`](crate::orchestration::OrchestrationError::Store)
-    /// when the journal cannot be read.
+    /// [`OrchestrationError::Store`] when the journal cannot be read.
     pub async fn waiting_in(
         journal: &(impl Journal + ?Sized),
         run: RunId,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
-use crate::orchestration::engine::driver::Overrides;
+use crate::orchestration::engine::walk::Overrides;
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::trace::ExecutionTrace;
 use crate::orchestration::usage::Usage;

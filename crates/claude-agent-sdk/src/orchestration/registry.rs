@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
-use crate::orchestration::engine::driver::Overrides;
 use crate::orchestration::engine::run_one;
+use crate::orchestration::engine::walk::Overrides;
 use crate::orchestration::errors::Result;
 
 /// Why a registry call was refused.

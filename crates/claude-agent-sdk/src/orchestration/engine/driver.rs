@@ -1,10 +1,11 @@
 //! The driver: one run, from its first event to its last.
 //!
 //! It asks the [`Scheduler`] what may start, runs each node through the
-//! [executor](crate::orchestration::executor) — one at a time on a task of
-//! its own when the graph never runs two nodes at once (a pipeline; on the
-//! caller's task when the run is nested in an attempt, or its one agent is
-//! borrowed), on [worker tasks](super::workers) otherwise (a fan-out) — and
+//! [executor](crate::orchestration::executor) — [one at a time](super::serial)
+//! on a task of its own when the graph never runs two nodes at once (a
+//! pipeline; on the caller's task when the run is nested in an attempt, or
+//! its one agent is borrowed), on [worker tasks](super::workers) otherwise
+//! (a fan-out) — and
 //! tells the scheduler how each ended. When the run must stop (cancelled, out of time),
 //! it starts nothing more, tells the running attempts to stop, waits for them
 //! (at most [`STOP_GRACE`](super::stop::STOP_GRACE)), and writes off any that
@@ -20,25 +21,24 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinError;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
-use tokio_util::task::AbortOnDropHandle;
 
+use super::branching::Branching;
 use super::graph::Graph;
 use super::recorder::{NodeNames, Recorder};
-use super::run_state::{Branching, Reuse, RunState, Walk};
+use super::run_state::{Reuse, RunState};
 use super::scheduler::{Decision, Scheduler};
-use super::stop::{interruption_error, RunStop, TimeLimit, STOP_GRACE, STORE_GRACE};
-use super::turns::Turns;
+use super::serial::{drive_inline, drive_on_task, OnTask};
+use super::stop::{interruption_error, RunStop, TimeLimit, STORE_GRACE};
+use super::walk::{Agents, Overrides, Walk};
 use super::workers;
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
+use crate::orchestration::agent::{AgentInput, AgentOutput};
 use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget, Spending};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;
 use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{NodePolicy, RunShared};
+use crate::orchestration::executor::RunShared;
 use crate::orchestration::human::{FinishedStep, Question};
 use crate::orchestration::journal::{Interruption, NodeId, RunId, RunOutcome};
 use crate::orchestration::resume::Continuation;
@@ -64,43 +64,6 @@ pub(crate) struct RunPlan<'a> {
     pub(crate) budget: RunBudget,
     /// Outputs of steps a paused run finished, to reuse.
     pub(crate) reuse: Reuse,
-}
-
-/// A run's agents: owned (they can go to tasks of their own), or one
-/// borrowed agent (run on the caller's task).
-pub(crate) enum Agents<'a> {
-    Owned(Arc<Vec<Box<dyn Agent>>>),
-    Borrowed(&'a dyn Agent),
-}
-
-impl Agents<'_> {
-    pub(crate) fn get(&self, node: NodeId) -> Option<&dyn Agent> {
-        match self {
-            Self::Owned(agents) => agents.get(node.index()).map(|agent| agent.as_ref()),
-            Self::Borrowed(agent) => (node.index() == 0).then_some(*agent),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::Owned(agents) => agents.len(),
-            Self::Borrowed(_) => 1,
-        }
-    }
-
-    fn names(&self) -> NodeNames {
-        match self {
-            Self::Owned(agents) => NodeNames::Agents(Arc::clone(agents)),
-            Self::Borrowed(agent) => NodeNames::One(Arc::from(agent.name())),
-        }
-    }
-}
-
-/// Per-run settings that win over the agents' own and the config's.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Overrides {
-    pub(crate) max_retries: Option<usize>,
-    pub(crate) attempt_timeout: Option<std::time::Duration>,
 }
 
 /// What a run produced, for its pattern to conclude from. A pipeline's or
@@ -563,89 +526,4 @@ fn runaway(
         None => format!("`{}` had {runs} steps", label(node)),
     };
     Some(BudgetExceeded::new(Budget::Steps, steps as f64, steps as f64).with_culprit(culprit))
-}
-
-/// How a walk on a task of its own ended.
-enum OnTask {
-    /// It ended (see [`drive_inline`]).
-    Walked(Box<RunState>, Option<Interruption>),
-    /// The run stopped and its step did not within [`STOP_GRACE`]: it was
-    /// left behind.
-    Abandoned(Interruption),
-}
-
-/// Runs every step one at a time, as [`drive_inline`] does, on a task of
-/// its own that the run can leave behind: when the run stops (its deadline,
-/// a cancellation) and the running step does not stop within
-/// [`STOP_GRACE`] — an agent that blocks its thread — the run returns
-/// anyway and the attempt's record says it was abandoned, as in a fan-out.
-async fn drive_on_task(walk: Walk<'static>, state: RunState) -> OnTask {
-    let run = Arc::clone(&walk.run);
-    let mut walking = AbortOnDropHandle::new(ExecutionContext::spawn(async move {
-        drive_inline(&walk, state).await
-    }));
-    let why = tokio::select! {
-        biased;
-        joined = &mut walking => return walked(joined),
-        why = run.stop.stopped() => why,
-    };
-    // Stop: the running attempt is told, then awaited for a while.
-    run.stop.token.cancel();
-    match tokio::time::timeout(STOP_GRACE, &mut walking).await {
-        Ok(joined) => walked(joined),
-        Err(_) => {
-            run.recorder.close(Interruption::Abandoned);
-            OnTask::Abandoned(why)
-        }
-    }
-}
-
-/// What a walk's task returned. A panic is a bug of ours (agents' panics
-/// are contained), which goes up to the caller; a task the runtime
-/// cancelled (it is shutting down) was dropped.
-fn walked(joined: std::result::Result<(RunState, Option<Interruption>), JoinError>) -> OnTask {
-    match joined {
-        Ok((state, interrupted)) => OnTask::Walked(Box::new(state), interrupted),
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(_) => OnTask::Abandoned(Interruption::Dropped),
-    }
-}
-
-/// Runs every step on the caller's task, one at a time.
-async fn drive_inline(walk: &Walk<'_>, mut state: RunState) -> (RunState, Option<Interruption>) {
-    let mut turns = Turns::new();
-    while let Some(job) = state.next_job(walk) {
-        let remake = |step| state.remake_input(walk, step);
-        let end = walk.run_step(job, &remake).await;
-        state.settle(walk, end);
-        if let Some(why) = state.interrupted {
-            return (state, Some(why));
-        }
-        // Agents that finish at once never yield on their own: take turns,
-        // so that timers, a canceller and other tasks get to run.
-        turns.take().await;
-    }
-    (state, None)
-}
-
-/// The policies `agent` runs under: `overrides` win, then the agent's own,
-/// then `config`'s.
-pub(crate) fn policy_for<'p>(
-    agent: &dyn Agent,
-    config: &ExecutionConfig,
-    overrides: Overrides,
-    retry: &'p dyn RetryPolicy,
-) -> NodePolicy<'p> {
-    NodePolicy {
-        max_retries: overrides
-            .max_retries
-            .or_else(|| agent.max_retries())
-            .unwrap_or(config.max_retries),
-        attempt_timeout: overrides
-            .attempt_timeout
-            .or_else(|| agent.attempt_timeout())
-            .or(config.agent_timeout),
-        retry,
-        log: config.enable_logging,
-    }
 }

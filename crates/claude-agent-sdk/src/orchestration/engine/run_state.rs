@@ -1,66 +1,26 @@
-//! A run in progress: the scheduler, what the steps produced, and what the
-//! walkers of the graph share to run the next step.
+//! A run in progress: the scheduler, and what the steps produced so far.
 //!
-//! [`Walk`] is what every walker of a run shares — the agents, the run's
-//! input, the policies, the graph's [`Branching`] — and [`RunState`] is what
-//! they change: it sits with the one task that walks a pipeline, behind the
-//! workers' lock for anything that runs steps at once. One step goes:
-//! [`RunState::next_job`] (the scheduler hands out a step and its input is
-//! made), [`Walk::run_step`] (the executor runs it, outside any lock, and the
-//! graph's router decides where its output goes), [`RunState::settle`] (the
-//! scheduler hears how it ended; maps are gathered, new steps announced,
-//! budgets checked).
+//! [`RunState`] is what the walkers of a run change, while the
+//! [`Walk`] they share stays as it is: the state sits with the one task
+//! that walks a pipeline, and behind the workers' lock for anything that
+//! runs steps at once. One step goes: [`RunState::next_job`] (the scheduler
+//! hands out a step and its input is made), [`Walk::run_step`] (the executor
+//! runs it, outside any lock, and the graph's router decides where its
+//! output goes), [`RunState::settle`] (the scheduler hears how it ended;
+//! maps are gathered, new steps announced, budgets checked).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
-use tokio::time::Instant;
 
 use super::gathered::{gathered_content, gathered_input, gathered_results, GatheredPart};
 use super::scheduler::{Completion, Decision, Scheduler, StepId, StepInput, StepKind};
-use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
-use crate::orchestration::budget::{Budget, BudgetExceeded, RunBudget};
-use crate::orchestration::config::ExecutionConfig;
-use crate::orchestration::context::ExecutionContext;
-use crate::orchestration::errors::{OrchestrationError, Result};
-use crate::orchestration::executor::retry::RetryPolicy;
-use crate::orchestration::executor::{
-    run_node, AttemptInputs, InputOrigin, NodeFailure, NodePolicy, RunShared, StepKey,
-};
+use super::walk::{Job, StepEnd, Walk};
+use crate::orchestration::agent::{AgentInput, AgentOutput};
+use crate::orchestration::budget::{Budget, BudgetExceeded};
+use crate::orchestration::errors::OrchestrationError;
+use crate::orchestration::executor::{InputOrigin, NodeFailure};
 use crate::orchestration::human::{EnclosingStep, FinishedStep, Question};
-use crate::orchestration::journal::{Interruption, NodeId, StepDecision};
-use crate::orchestration::scope::RunBooks;
+use crate::orchestration::journal::{Interruption, NodeId};
 use crate::orchestration::usage::Usage;
-
-use super::driver::{Agents, Overrides};
-
-/// What a graph's author decides while it runs: where a routed node's output
-/// goes, whether a loop goes round again, and how a map splits its input.
-/// Patterns have none.
-pub(crate) trait Branching: Send + Sync {
-    /// Where the output of `node`'s step (in loop iteration `iteration`)
-    /// goes; `None` for a node with no router and closing no loop (its
-    /// output goes along every edge).
-    ///
-    /// # Errors
-    /// When the router named a node it may not route to: the step fails.
-    fn decide(
-        &self,
-        node: NodeId,
-        output: &AgentOutput,
-        iteration: u32,
-        ctx: &ExecutionContext,
-    ) -> Result<Option<Decision>>;
-
-    /// The items map node `node` runs once each, from its input.
-    ///
-    /// # Errors
-    /// When the input cannot be split (not the JSON array the map expects).
-    fn split(&self, node: NodeId, input: &AgentInput) -> Result<Vec<String>>;
-
-    /// The node's id in the graph, for the journal.
-    fn label(&self, node: NodeId) -> &str;
-}
 
 /// Finished steps by node and activation (see [`RunState::reusing`]).
 pub(crate) type Reuse = HashMap<(NodeId, u32), Reused>;
@@ -73,192 +33,6 @@ pub(crate) type Reuse = HashMap<(NodeId, u32), Reused>;
 pub(crate) struct Reused {
     pub(crate) output: AgentOutput,
     pub(crate) decision: Option<Decision>,
-}
-
-/// `decision` as the journal and a pause keep it: nodes by their graph ids.
-pub(crate) fn kept_decision(decision: &Decision, branching: &dyn Branching) -> StepDecision {
-    StepDecision {
-        routes: decision.routes.as_ref().map(|routes| {
-            routes
-                .iter()
-                .map(|node| branching.label(*node).to_owned())
-                .collect()
-        }),
-        ends: decision.ends,
-        again: decision.again,
-    }
-}
-
-/// A kept decision back in node positions (`position` finds a graph node by
-/// its id); `None` when it names a node the graph does not have.
-pub(crate) fn decision_of(
-    kept: &StepDecision,
-    position: impl Fn(&str) -> Option<NodeId>,
-) -> Option<Decision> {
-    let routes = match &kept.routes {
-        Some(routes) => Some(
-            routes
-                .iter()
-                .map(|node| position(node))
-                .collect::<Option<Vec<NodeId>>>()?,
-        ),
-        None => None,
-    };
-    Some(Decision {
-        routes,
-        ends: kept.ends,
-        again: kept.again,
-    })
-}
-
-/// What every walker of a run shares.
-pub(crate) struct Walk<'a> {
-    pub(crate) run: Arc<RunShared>,
-    /// The agents, by node.
-    pub(crate) agents: Agents<'a>,
-    pub(crate) input: Arc<AgentInput>,
-    pub(crate) config: ExecutionConfig,
-    pub(crate) overrides: Overrides,
-    pub(crate) retry: Arc<dyn RetryPolicy>,
-    pub(crate) branching: Option<Arc<dyn Branching>>,
-    pub(crate) budget: RunBudget,
-    /// When the run started (for the duration budget).
-    pub(crate) started: Instant,
-    /// Whether the journal stores durably: each step's end is then
-    /// committed before the steps after it start.
-    pub(crate) durable: bool,
-}
-
-/// A step to run: the step, its node, and its input when it is not the
-/// run's own (made under the lock, where the outputs it reads cannot move).
-pub(crate) struct Job {
-    pub(crate) step: StepId,
-    pub(crate) node: NodeId,
-    /// Which of the node's activations the step is, from 1.
-    pub(crate) activation: u32,
-    /// The iteration of the loop the node is in (1 outside loops).
-    pub(crate) iteration: u32,
-    pub(crate) origin: InputOrigin,
-    pub(crate) input: Option<AgentInput>,
-}
-
-/// How a step ended: its outcome and, when it succeeded, the decision on
-/// where its output goes (`None`: its node decides nothing).
-pub(crate) struct StepEnd {
-    pub(crate) step: StepId,
-    pub(crate) outcome: std::result::Result<AgentOutput, NodeFailure>,
-    pub(crate) decision: Option<Decision>,
-    /// What it spent that was not counted as it ran (see
-    /// [`Success::uncounted`](crate::orchestration::executor::Success::uncounted)).
-    pub(crate) charge: Usage,
-    /// The journal's failure to store the step's end, when it failed.
-    pub(crate) store: Option<OrchestrationError>,
-}
-
-impl<'a> Walk<'a> {
-    /// The same walk with owned agents, which can go to tasks of their own;
-    /// `Err` with the walk itself when its agent is borrowed.
-    pub(crate) fn into_owned(self) -> std::result::Result<Walk<'static>, Box<Self>> {
-        let agents = match self.agents {
-            Agents::Owned(agents) => agents,
-            Agents::Borrowed(_) => return Err(Box::new(self)),
-        };
-        Ok(Walk {
-            run: self.run,
-            agents: Agents::Owned(agents),
-            input: self.input,
-            config: self.config,
-            overrides: self.overrides,
-            retry: self.retry,
-            branching: self.branching,
-            budget: self.budget,
-            started: self.started,
-            durable: self.durable,
-        })
-    }
-
-    /// Runs `job` through the executor, then asks the graph where its
-    /// output goes. A retry of a step fed by another gets its input afresh
-    /// from `remake` (the run's state makes it).
-    pub(crate) async fn run_step(
-        &self,
-        job: Job,
-        remake: &(dyn Fn(StepId) -> AgentInput + Sync),
-    ) -> StepEnd {
-        let Some(agent) = self.agents.get(job.node) else {
-            return StepEnd {
-                step: job.step,
-                outcome: Err(NodeFailure::Failed(missing_agent(job.node))),
-                decision: None,
-                charge: Usage::default(),
-                store: None,
-            };
-        };
-        let fresh = || match job.origin {
-            InputOrigin::RunInput => AgentInput::clone(&self.input),
-            _ => remake(job.step),
-        };
-        let inputs = AttemptInputs {
-            first: job.input,
-            fresh: &fresh,
-        };
-        let policy = self.policy(agent);
-        let step = StepKey {
-            step: job.step,
-            node: job.node,
-            activation: job.activation,
-        };
-        // What the step spent is worked out before its router or loop
-        // condition decides: a decision that fails does not unspend it.
-        let (mut outcome, charge) =
-            match run_node(&self.run, step, agent, inputs, job.origin, &policy).await {
-                Ok(success) => {
-                    let charge = success.uncounted();
-                    (Ok(success.output), charge)
-                }
-                Err(failure) => (Err(failure), Usage::default()),
-            };
-        let mut decision = None;
-        // A step left behind by a run that has returned (it blocked its
-        // thread past the stop) decides nothing: the run is over.
-        let run_over = RunBooks::is_closed(self.run.as_ref());
-        if let (Ok(output), Some(branching), false) = (&outcome, &self.branching, run_over) {
-            match branching.decide(job.node, output, job.iteration, &self.run.ctx) {
-                Ok(decided) => decision = decided,
-                Err(error) => outcome = Err(NodeFailure::Failed(error)),
-            }
-            // Journaled with the step's end, so a resumed run that reuses
-            // the step goes the same way.
-            if let Some(decided) = &decision {
-                let kept = kept_decision(decided, branching.as_ref());
-                self.run.recorder.step_decided(job.step, kept);
-            }
-        }
-        // A durable journal commits the step's end before anything that
-        // follows it starts: a resumed run never runs it again.
-        let store = if self.durable {
-            self.run.ctx.journal().flush().await.err()
-        } else {
-            None
-        };
-        StepEnd {
-            step: job.step,
-            outcome,
-            decision,
-            charge,
-            store,
-        }
-    }
-
-    /// The policies `agent` runs under.
-    pub(crate) fn policy<'p>(&'p self, agent: &dyn Agent) -> NodePolicy<'p> {
-        super::driver::policy_for(agent, &self.config, self.overrides, self.retry.as_ref())
-    }
-}
-
-/// The error for a node without an agent (a graph built wrong).
-pub(crate) fn missing_agent(node: NodeId) -> OrchestrationError {
-    OrchestrationError::OrchestratorFailed(format!("node {node} has no agent"))
 }
 
 /// The scheduler and what the run produced so far.
@@ -714,11 +488,5 @@ impl RunState {
             context: walk.input.context.clone(),
             metadata: walk.input.metadata.clone(),
         }
-    }
-}
-
-impl Walk<'_> {
-    fn agent_name(&self, node: NodeId) -> &str {
-        self.agents.get(node).map_or("", |agent| agent.name())
     }
 }

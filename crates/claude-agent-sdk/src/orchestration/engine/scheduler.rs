@@ -12,24 +12,21 @@
 //! at most `limit` steps at a time, so the concurrency limit is exact by
 //! construction.
 //!
-//! Each predecessor's completion reaches a waiting node as a token: it
-//! succeeded, it failed (or failures kept it from running), or it was
-//! skipped (no branch led to it: a router chose others). The node's
-//! [`JoinPolicy`] counts successes among the predecessors not skipped: the
-//! node runs once enough succeeded; it does not run once that can no longer
-//! happen, and passes on a failure — or, when every predecessor was
-//! skipped, a skip — to the nodes it feeds. A loop's last node may send the run back to the loop's
-//! first: the nodes between them start afresh, up to the loop's bound,
-//! keeping what their predecessors outside the loop passed them (those ran
-//! once, and do not pass it again).
-//! Every step counts against the run's step limit; a run that reaches it
-//! starts nothing more and names the node it refused a step.
+//! A step's completion reaches the nodes it feeds as a token, and each
+//! node's join counts the tokens it received ([`tokens`]). A loop's last
+//! node may send the run back to the loop's first ([`loops`]), and a map
+//! node's step splits into one step per item ([`maps`]). Every step counts
+//! against the run's step limit; a run that reaches it starts nothing more
+//! and names the node it refused a step. The same scheduler, run over a
+//! graph alone, tells whether a retry of a failed run could still reach
+//! its end ([`what_if`]).
 
 use std::collections::VecDeque;
 
 use self::loops::{loop_reach, LoopReach};
+use self::maps::MapItems;
+use self::tokens::{NodeState, Token};
 use super::graph::Graph;
-use crate::orchestration::join_policy::JoinPolicy;
 use crate::orchestration::journal::NodeId;
 
 /// A step of a run: the journal's [`NodeId`] names steps.
@@ -92,62 +89,6 @@ pub(crate) struct Step {
     pub(crate) item: Option<(StepId, u32)>,
     /// Which of its node's steps this is, from 1 (set when the step is added).
     pub(crate) activation: u32,
-}
-
-/// Where a node stands in the current pass over it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum NodeState {
-    /// Waiting for predecessors: what each that ended said so far.
-    Waiting {
-        succeeded: usize,
-        failed: usize,
-        skipped: usize,
-        /// The succeeded predecessors' steps, with the predecessor's position
-        /// among the node's predecessors.
-        fed_by: Vec<(usize, StepId)>,
-    },
-    /// Its step was created and has not completed.
-    Active(StepId),
-    Done(Completion),
-    /// Its join can never be satisfied (or no branch leads to it); it will not run.
-    Skipped,
-}
-
-impl NodeState {
-    fn waiting() -> Self {
-        Self::Waiting {
-            succeeded: 0,
-            failed: 0,
-            skipped: 0,
-            fed_by: Vec::new(),
-        }
-    }
-}
-
-/// A token a predecessor passes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Succeeded(StepId),
-    Failed,
-    Skipped,
-}
-
-/// How a waiting node's join was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
-    Runs,
-    /// It will not run, and passes this token on.
-    WillNotRun(Token),
-}
-
-/// A map step's items.
-#[derive(Debug, Clone, Default)]
-struct MapItems {
-    steps: Vec<StepId>,
-    pending: usize,
-    succeeded: usize,
-    /// Items cut short by a stop.
-    interrupted: usize,
 }
 
 /// Decides what runs next (see the module docs).
@@ -293,65 +234,6 @@ impl Scheduler {
         step.kind == StepKind::Agent && self.graph.nodes[step.node.index()].asks
     }
 
-    /// Gives map step `map` one step per item, `count` items (none: the
-    /// map succeeds at once, with nothing gathered).
-    pub(crate) fn expand(&mut self, map: StepId, count: usize) {
-        let Some(step) = self.steps.get(map.index()) else {
-            return;
-        };
-        if step.kind != StepKind::Map || self.ended[map.index()].is_some() {
-            return;
-        }
-        let (node, iteration) = (step.node, step.iteration);
-        let mut items = MapItems::default();
-        for index in 0..count {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let Some(item) = self.add_step(Step {
-                node,
-                kind: StepKind::Agent,
-                input: StepInput::Item { map, index },
-                iteration,
-                item: Some((map, index)),
-                activation: 0,
-            }) else {
-                break;
-            };
-            items.steps.push(item);
-            self.ready.push_back(item);
-        }
-        if self.runaway.is_some() {
-            // The step limit refused an item: the run starts nothing more,
-            // so the items made before it never run and the map is cut short.
-            for item in &items.steps {
-                self.ended[item.index()] = Some(Completion::Interrupted);
-            }
-            self.maps[map.index()] = items;
-            self.mapping -= 1;
-            self.ended[map.index()] = Some(Completion::Interrupted);
-            self.finish(map, Completion::Interrupted, &Decision::default());
-            return;
-        }
-        items.pending = items.steps.len();
-        let done = items.pending == 0;
-        self.maps[map.index()] = items;
-        if done {
-            self.finish_map(map);
-        }
-    }
-
-    /// Fails map step `map` (its input could not be split).
-    pub(crate) fn fail_map(&mut self, map: StepId) {
-        let Some(step) = self.steps.get(map.index()) else {
-            return;
-        };
-        if step.kind != StepKind::Map || self.ended[map.index()].is_some() {
-            return;
-        }
-        self.mapping -= 1;
-        self.ended[map.index()] = Some(Completion::Failed);
-        self.finish(map, Completion::Failed, &Decision::default());
-    }
-
     /// Notes that running step `step` completed as `how` (with `decision`
     /// when it succeeded), and readies (or skips) the nodes it feeds.
     pub(crate) fn complete(&mut self, step: StepId, how: Completion, decision: &Decision) {
@@ -379,162 +261,6 @@ impl Scheduler {
             }
             None => self.finish(step, how, decision),
         }
-    }
-
-    /// A map step whose items all completed: it succeeds when enough did
-    /// (the node's join policy over its items).
-    fn finish_map(&mut self, map: StepId) {
-        self.mapping -= 1;
-        let items = &self.maps[map.index()];
-        let node = self.steps[map.index()].node;
-        // Fewer items than the join asks for (`AtLeast(k)` over fewer than
-        // k, `Any` over none) cannot satisfy it: the map fails.
-        let required = self.graph.nodes[node.index()]
-            .join
-            .required_successes(items.steps.len());
-        // An item cut short by a stop cuts the map short: it did not run to
-        // its own end.
-        let how = if items.interrupted > 0 {
-            Completion::Interrupted
-        } else if items.succeeded >= required {
-            Completion::Succeeded
-        } else {
-            Completion::Failed
-        };
-        self.ended[map.index()] = Some(how);
-        self.gathered.push(map);
-        self.finish(map, how, &Decision::default());
-    }
-
-    /// Passes step `step`'s completion on along its node's edges (or back
-    /// round its loop).
-    fn finish(&mut self, step: StepId, how: Completion, decision: &Decision) {
-        let node = self.steps[step.index()].node;
-        // A step of a pass that a loop has since restarted: nothing to pass on.
-        if self.nodes[node.index()] != NodeState::Active(step) {
-            return;
-        }
-        self.nodes[node.index()] = NodeState::Done(how);
-        let spec = &self.graph.nodes[node.index()];
-        if how == Completion::Succeeded {
-            if let Some(index) = spec.closes_loop {
-                if decision.again && self.iterations[index] < self.graph.loops[index].max_iterations
-                {
-                    self.go_round(index, step);
-                    return;
-                }
-            }
-            if decision.ends.unwrap_or(spec.ends) {
-                self.results.push(step);
-            }
-        }
-        let routed = spec.routed;
-        let mut passed_on = Vec::new();
-        for edge in self.start[node.index()]..self.start[node.index() + 1] {
-            let (next, slot) = (self.successors[edge], self.slots[edge]);
-            let token = match how {
-                Completion::Succeeded => match &decision.routes {
-                    Some(routes) if routed && !routes.contains(&next) => Token::Skipped,
-                    _ => Token::Succeeded(step),
-                },
-                Completion::Failed | Completion::Interrupted => Token::Failed,
-            };
-            self.pass(next, slot, token, &mut passed_on);
-        }
-        self.pass_on(passed_on);
-    }
-
-    /// A node that will not run passes that on along its edges — as a
-    /// failure when a failure stopped it, as a skip when no branch led to
-    /// it: a work list, not recursion.
-    fn pass_on(&mut self, mut passed_on: Vec<(NodeId, Token)>) {
-        while let Some((from, token)) = passed_on.pop() {
-            for edge in self.start[from.index()]..self.start[from.index() + 1] {
-                let (next, slot) = (self.successors[edge], self.slots[edge]);
-                self.pass(next, slot, token, &mut passed_on);
-            }
-        }
-    }
-
-    /// Gives `to` the token `token` from the predecessor in its slot `slot`;
-    /// when `to` will not run, it is added to `passed_on` with the token it
-    /// passes on.
-    fn pass(
-        &mut self,
-        to: NodeId,
-        slot: usize,
-        token: Token,
-        passed_on: &mut Vec<(NodeId, Token)>,
-    ) {
-        if let Some(&start) = self.inbox_start.get(to.index()) {
-            self.inbox[start + slot] = Some(token);
-        }
-        // The common case — a node fed by one node, which succeeded — runs
-        // at once on that node's output.
-        if let (Token::Succeeded(step), 1, NodeState::Waiting { .. }) =
-            (token, self.waits[to.index()], &self.nodes[to.index()])
-        {
-            self.activate(to, StepInput::OutputOf(step));
-            return;
-        }
-        let NodeState::Waiting {
-            succeeded,
-            failed,
-            skipped: skips,
-            fed_by,
-        } = &mut self.nodes[to.index()]
-        else {
-            return;
-        };
-        match token {
-            Token::Succeeded(step) => {
-                *succeeded += 1;
-                fed_by.push((slot, step));
-            }
-            Token::Failed => *failed += 1,
-            Token::Skipped => *skips += 1,
-        }
-        if let Some(Settled::WillNotRun(token)) = self.settle(to) {
-            passed_on.push((to, token));
-        }
-    }
-
-    /// Runs or skips waiting node `node` once its join is decided.
-    fn settle(&mut self, node: NodeId) -> Option<Settled> {
-        let NodeState::Waiting {
-            succeeded,
-            failed,
-            skipped,
-            fed_by,
-        } = &mut self.nodes[node.index()]
-        else {
-            return None;
-        };
-        let waits = self.waits[node.index()];
-        let live = waits - *skipped;
-        let required = join_requirement(self.graph.nodes[node.index()].join, live);
-        if live > 0 && *succeeded >= required {
-            let mut fed_by = std::mem::take(fed_by);
-            fed_by.sort_by_key(|(position, _)| *position);
-            let input = match fed_by.as_slice() {
-                [] => StepInput::RunInput,
-                [(_, one)] => StepInput::OutputOf(*one),
-                many => StepInput::Gathered(many.iter().map(|(_, step)| *step).collect()),
-            };
-            self.activate(node, input);
-            return Some(Settled::Runs);
-        }
-        let token = if live == 0 {
-            // No branch led here (a router chose others): a dead path.
-            Token::Skipped
-        } else if live.saturating_sub(*failed) < required {
-            // Failures made the join impossible: the failure goes on.
-            Token::Failed
-        } else {
-            return None;
-        };
-        self.nodes[node.index()] = NodeState::Skipped;
-        Some(Settled::WillNotRun(token))
     }
 
     /// Creates node `node`'s step on `input` and readies it.
@@ -674,52 +400,12 @@ impl Scheduler {
     pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }
-
-    /// Whether a run of `graph` could still reach its end if the nodes
-    /// `fails` says fail again and every other step succeeds: a what-if
-    /// over the graph alone, as generous as can be — a routed node sends its
-    /// output everywhere it may and may end the run, a loop does not go
-    /// round, a map's items succeed. When even this run cannot reach the
-    /// end, no retry of the run can.
-    pub(crate) fn could_reach_end(graph: &Graph, fails: impl Fn(NodeId) -> bool) -> bool {
-        // Without going round, a node has one step (a map two: itself and
-        // its one item).
-        let steps = graph.len().saturating_mul(2).saturating_add(1);
-        let mut what_if = Self::new(graph.clone(), usize::MAX, steps);
-        while let Some(step) = what_if.next() {
-            let Some(&Step { node, kind, .. }) = what_if.step(step) else {
-                break;
-            };
-            if kind == StepKind::Map {
-                what_if.expand(step, 1);
-                continue;
-            }
-            let spec = &what_if.graph.nodes[node.index()];
-            let decision = Decision {
-                routes: None,
-                ends: spec.routed.then_some(true),
-                again: false,
-            };
-            let item = what_if.steps[step.index()].item.is_some();
-            let how = if fails(node) && !item {
-                Completion::Failed
-            } else {
-                Completion::Succeeded
-            };
-            what_if.complete(step, how, &decision);
-        }
-        // A what-if that ran out of steps says nothing: a retry might.
-        what_if.runaway.is_some() || !what_if.results.is_empty()
-    }
-}
-
-/// How many of `live` predecessors (those not skipped) must succeed under
-/// `join`: at least one, at most all.
-fn join_requirement(join: JoinPolicy, live: usize) -> usize {
-    join.required_successes(live).clamp(1, live.max(1))
 }
 
 mod loops;
+mod maps;
+mod tokens;
+mod what_if;
 
 #[cfg(test)]
 mod properties;

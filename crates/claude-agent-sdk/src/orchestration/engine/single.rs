@@ -1,8 +1,9 @@
 //! One agent, run on its own with the same policies as in any orchestration.
 
-use super::driver::{self, Agents, Overrides, RunPlan};
+use super::driver::{self, RunPlan};
 use super::graph::Graph;
 use super::stop::interruption_error;
+use super::walk::{Agents, Overrides};
 use crate::orchestration::agent::{Agent, AgentInput, AgentOutput};
 use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::context::ExecutionContext;

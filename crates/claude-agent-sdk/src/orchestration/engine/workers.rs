@@ -24,9 +24,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::run_state::{Job, RunState, StepEnd, Walk};
+use super::run_state::RunState;
 use super::stop::STOP_GRACE;
 use super::turns::Turns;
+use super::walk::{Job, StepEnd, Walk};
 use crate::orchestration::journal::Interruption;
 use crate::orchestration::telemetry::in_current_span;
 

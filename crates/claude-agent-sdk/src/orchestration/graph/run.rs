@@ -12,10 +12,9 @@ use super::route::{Condition, RouteContext, Router, Split};
 use super::GraphOrchestrator;
 use crate::orchestration::agent::{Agent, AgentError, AgentInput, AgentOutput};
 use crate::orchestration::context::ExecutionContext;
+use crate::orchestration::engine::branching::{decision_of, kept_decision, Branching};
 use crate::orchestration::engine::driver::RunReport;
-use crate::orchestration::engine::run_state::{
-    decision_of, kept_decision, Branching, Reuse, Reused,
-};
+use crate::orchestration::engine::run_state::{Reuse, Reused};
 use crate::orchestration::engine::scheduler::{Decision, Scheduler, StepKind};
 use crate::orchestration::engine::stop::interruption_error;
 use crate::orchestration::errors::{OrchestrationError, Result};

@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::StepNode;
+use super::continuation::StepNode;
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::human::{EnclosingStep, FinishedStep};
 use crate::orchestration::journal::{

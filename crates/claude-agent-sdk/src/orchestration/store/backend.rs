@@ -18,7 +18,10 @@ macro_rules! sql_backend {
             ) -> $crate::orchestration::Result<()> {
                 use $crate::orchestration::store::sql;
                 let fail = |error: sqlx::Error| {
-                    $crate::orchestration::store::store_error(concat!("writing to ", $name), &error)
+                    $crate::orchestration::store::errors::store_error(
+                        concat!("writing to ", $name),
+                        &error,
+                    )
                 };
                 let dialect: &sql::Dialect = &$dialect;
                 let mut tx = self.pool.begin().await.map_err(fail)?;
@@ -81,7 +84,7 @@ macro_rules! sql_backend {
                 use sqlx::Row as _;
                 use $crate::orchestration::store::sql;
                 let fail = |error: sqlx::Error| {
-                    $crate::orchestration::store::store_error(
+                    $crate::orchestration::store::errors::store_error(
                         concat!("reading from ", $name),
                         &error,
                     )
@@ -134,7 +137,7 @@ macro_rules! sql_backend {
                 use sqlx::Row as _;
                 use $crate::orchestration::store::sql;
                 let fail = |error: sqlx::Error| {
-                    $crate::orchestration::store::store_error(
+                    $crate::orchestration::store::errors::store_error(
                         concat!("claiming a run in ", $name),
                         &error,
                     )
@@ -165,10 +168,10 @@ macro_rules! sql_backend {
                 // taken over, or no run could ever continue this one.
                 if let Some(other) = &resumed_by {
                     if !self.never_started(other).await.map_err(fail)? {
-                        return Ok(Err($crate::orchestration::store::run_id(other)));
+                        return Ok(Err($crate::orchestration::store::columns::run_id(other)));
                     }
                 }
-                let owner = $crate::orchestration::store::Owner {
+                let owner = $crate::orchestration::store::owner::Owner {
                     status: &status,
                     host: &host,
                     pid,
@@ -204,7 +207,7 @@ macro_rules! sql_backend {
                             .await
                             .map_err(fail)?;
                     }
-                    let now = $crate::orchestration::store::micros(chrono::Utc::now());
+                    let now = $crate::orchestration::store::columns::micros(chrono::Utc::now());
                     sqlx::query(sqlx::AssertSqlSafe(dialect.clocked(sql::INSERT_CLAIMER)))
                         .bind(by.to_string())
                         .bind(&origin)
@@ -212,13 +215,13 @@ macro_rules! sql_backend {
                         .bind(orchestrator)
                         .bind(label)
                         .bind(now)
-                        .bind($crate::orchestration::store::host_name())
+                        .bind($crate::orchestration::store::owner::host_name())
                         .bind(i64::from(std::process::id()))
                         .execute(&mut *tx)
                         .await
                         .map_err(fail)?;
                     tx.commit().await.map_err(fail)?;
-                    return Ok(Ok($crate::orchestration::store::run_id(&origin)));
+                    return Ok(Ok($crate::orchestration::store::columns::run_id(&origin)));
                 }
                 tx.rollback().await.map_err(fail)?;
                 // Another process claimed it between the two statements, or
@@ -230,11 +233,9 @@ macro_rules! sql_backend {
                         .await
                         .map_err(fail)?;
                 match other {
-                    Some(other) => {
-                        Ok(Err(other.map_or(by, |other| {
-                            $crate::orchestration::store::run_id(&other)
-                        })))
-                    }
+                    Some(other) => Ok(Err(other.map_or(by, |other| {
+                        $crate::orchestration::store::columns::run_id(&other)
+                    }))),
                     None => Err($crate::orchestration::OrchestrationError::InvalidConfig(
                         format!(concat!("run {} is not in ", $name, " (pruned)"), run),
                     )),
@@ -254,7 +255,7 @@ macro_rules! sql_backend {
                         .execute(&self.pool)
                         .await
                         .map_err(|error| {
-                            $crate::orchestration::store::store_error(
+                            $crate::orchestration::store::errors::store_error(
                                 concat!("writing a heartbeat to ", $name),
                                 &error,
                             )
@@ -275,11 +276,12 @@ macro_rules! sql_backend {
             ) -> $crate::orchestration::Result<Vec<$crate::orchestration::store::RunSummary>>
             {
                 use sqlx::Row as _;
-                use $crate::orchestration::store::{
-                    count_from_real, finite_cost, from_micros, run_id, sql, Owner,
+                use $crate::orchestration::store::columns::{
+                    count_from_real, finite_cost, from_micros, run_id,
                 };
+                use $crate::orchestration::store::{owner::Owner, sql};
                 let fail = |error: sqlx::Error| {
-                    $crate::orchestration::store::store_error(
+                    $crate::orchestration::store::errors::store_error(
                         concat!("listing runs in ", $name),
                         &error,
                     )
@@ -353,9 +355,12 @@ macro_rules! sql_backend {
                 which: $crate::orchestration::store::Prune,
             ) -> $crate::orchestration::Result<u64> {
                 use sqlx::Row as _;
-                use $crate::orchestration::store::{silence, sql, TopRun};
+                use $crate::orchestration::store::{prune::TopRun, silence, sql};
                 let fail = |error: sqlx::Error| {
-                    $crate::orchestration::store::store_error(concat!("pruning ", $name), &error)
+                    $crate::orchestration::store::errors::store_error(
+                        concat!("pruning ", $name),
+                        &error,
+                    )
                 };
                 let dialect: &sql::Dialect = &$dialect;
                 // Chosen and deleted in one transaction that other
@@ -405,7 +410,7 @@ macro_rules! sql_backend {
                 // resumes only: a run that a kept (or running) run
                 // continues, directly or not, is what resuming the kept one
                 // reads.
-                let doomed = $crate::orchestration::store::chosen_for_pruning(which, &runs);
+                let doomed = $crate::orchestration::store::prune::chosen_for_pruning(which, &runs);
                 for root in &doomed {
                     let mut after = i64::MIN;
                     loop {
@@ -489,7 +494,7 @@ macro_rules! sql_backend {
                 let heartbeat_age_us: Option<i64> = info.try_get(3)?;
                 let started_us: i64 = info.try_get(4)?;
                 let events: i64 = info.try_get(5)?;
-                let owner = $crate::orchestration::store::Owner {
+                let owner = $crate::orchestration::store::owner::Owner {
                     status: &status,
                     host: &host,
                     pid,
@@ -497,7 +502,7 @@ macro_rules! sql_backend {
                     started_us,
                 };
                 Ok(events == 0
-                    && !owner.still_running($crate::orchestration::store::run_id(claimer)))
+                    && !owner.still_running($crate::orchestration::store::columns::run_id(claimer)))
             }
         }
     };

@@ -7,8 +7,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::backend::sql_backend;
+use super::errors::store_error;
+use super::schema::migrate_error;
 use super::writer::{durable_journal_impl, DurableJournal};
-use super::{migrate_error, store_error, Prune, RunSummary, StoreOptions};
+use super::{Prune, RunSummary, StoreOptions};
 use crate::orchestration::errors::{OrchestrationError, Result};
 use crate::orchestration::journal::RunId;
 
@@ -103,17 +105,17 @@ impl PostgresJournal {
             .map_err(|error| store_error(&format!("connecting to {shown}"), &error))?;
         let connect = connect.options([("default_transaction_read_only", "on")]);
         let pool = Self::pool(connect, &shown).await?;
-        let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+        let applied = sqlx::query_scalar(super::schema::APPLIED_MIGRATIONS)
             .fetch_all(&pool)
             .await
             .map_err(|error| match &error {
                 // 42P01: undefined_table.
                 sqlx::Error::Database(database) if database.code().as_deref() == Some("42P01") => {
-                    super::not_a_store(&shown)
+                    super::schema::not_a_store(&shown)
                 }
                 _ => store_error(&format!("reading {shown}"), &error),
             })?;
-        super::check_versions(&applied, &MIGRATIONS, &shown)?;
+        super::schema::check_versions(&applied, &MIGRATIONS, &shown)?;
         Ok(Self {
             journal: DurableJournal::start(PostgresBackend { pool }, StoreOptions::default()),
         })

@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{micros, RunStatus, StoreOptions};
+use super::columns::micros;
+use super::{RunStatus, StoreOptions};
 use crate::orchestration::errors::OrchestrationError;
 use crate::orchestration::journal::{
     AttemptOutcome, EventKind, JournalEvent, ParentAttempt, RunId, RunOutcome,
@@ -137,7 +138,7 @@ impl Encoder {
             roots: HashMap::new(),
             origins: HashMap::new(),
             hosts: HashSet::new(),
-            host: super::host_name(),
+            host: super::owner::host_name(),
             pid: i64::from(std::process::id()),
         }
     }
@@ -364,8 +365,8 @@ pub(crate) fn decode(
         )
     })?;
     Ok(JournalEvent::new(
-        super::run_id(run),
-        super::from_micros(at_us),
+        super::columns::run_id(run),
+        super::columns::from_micros(at_us),
         kind,
     ))
 }

@@ -9,8 +9,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::backend::sql_backend;
+use super::errors::store_error;
+use super::schema::migrate_error;
 use super::writer::{durable_journal_impl, DurableJournal};
-use super::{migrate_error, store_error, Prune, RunSummary, StoreOptions};
+use super::{Prune, RunSummary, StoreOptions};
 use crate::orchestration::errors::Result;
 use crate::orchestration::journal::RunId;
 
@@ -104,8 +106,8 @@ impl Setup {
     /// a table that "already exists" is another application's, for good).
     fn is_transient_setup(&self) -> bool {
         let busy = |error: &sqlx::Error| {
-            super::is_sqlite_code(error, super::SQLITE_BUSY)
-                || super::is_sqlite_code(error, super::SQLITE_LOCKED)
+            super::errors::is_sqlite_code(error, super::errors::SQLITE_BUSY)
+                || super::errors::is_sqlite_code(error, super::errors::SQLITE_LOCKED)
         };
         match self {
             Self::Open(error) => busy(error),
@@ -131,16 +133,16 @@ static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Checks, without changing it, that the store in `pool` has exactly this
 /// version's schema.
 async fn check_schema(pool: &SqlitePool, shown: &str) -> Result<()> {
-    let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+    let applied = sqlx::query_scalar(super::schema::APPLIED_MIGRATIONS)
         .fetch_all(pool)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(database) if database.message().contains("no such table") => {
-                super::not_a_store(shown)
+                super::schema::not_a_store(shown)
             }
             _ => store_error(&format!("reading {shown}"), &error),
         })?;
-    super::check_versions(&applied, &MIGRATIONS, shown)
+    super::schema::check_versions(&applied, &MIGRATIONS, shown)
 }
 
 #[derive(Debug)]
@@ -256,8 +258,8 @@ impl SqliteJournal {
         let pool = match Self::connect_read_only(connect.clone()).await {
             // SQLite could not make the `-shm` file (or open the folder).
             Err(error)
-                if super::is_sqlite_code(&error, super::SQLITE_READONLY)
-                    || super::is_sqlite_code(&error, super::SQLITE_CANTOPEN) =>
+                if super::errors::is_sqlite_code(&error, super::errors::SQLITE_READONLY)
+                    || super::errors::is_sqlite_code(&error, super::errors::SQLITE_CANTOPEN) =>
             {
                 Self::connect_read_only(connect.immutable(true)).await
             }

@@ -235,7 +235,7 @@ async fn write_batches<B: Backend>(
     let mut failed: Option<OrchestrationError> = None;
     // The top-level runs this journal has running, and their heartbeat.
     let mut running: HashSet<RunId> = HashSet::new();
-    let mut beat = tokio::time::interval(super::HEARTBEAT_EVERY);
+    let mut beat = tokio::time::interval(super::owner::HEARTBEAT_EVERY);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {

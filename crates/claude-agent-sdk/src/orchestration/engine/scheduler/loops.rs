@@ -3,7 +3,8 @@
 //! waiting afresh, nested loops starting again, and what the body heard from
 //! outside heard again.
 
-use super::{NodeState, Scheduler, StepId, StepInput};
+use super::tokens::NodeState;
+use super::{Scheduler, StepId, StepInput};
 use crate::orchestration::engine::graph::Graph;
 use crate::orchestration::journal::NodeId;
 

@@ -22,6 +22,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::orchestration::join_policy::JoinPolicy;
 
 /// How many random cases each property runs.
 const CASES: u32 = 4000;

@@ -1,6 +1,7 @@
 //! The scheduler on its own: no runtime, no agents, only steps and tokens.
 
 use super::*;
+use crate::orchestration::join_policy::JoinPolicy;
 
 fn n(index: usize) -> NodeId {
     NodeId::from_index(index)
