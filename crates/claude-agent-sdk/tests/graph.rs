@@ -10,8 +10,8 @@ use claude_agent_sdk::orchestration::{
     Agent, AgentInput, AgentMetadata, AgentOutput, AgentRegistry, Budget, EventKind,
     ExecutionConfig, ExecutionContext, GraphOrchestrator, InMemoryJournal, JoinPolicy, NodeOptions,
     OrchestrationError, Orchestrator, OrchestratorAgent, OrchestratorInput, OrchestratorOutput,
-    ParallelOrchestrator, Result, Route, RunBudget, SequentialOrchestrator, SimpleAgent, Split,
-    Usage, END, START,
+    ParallelOrchestrator, Question, Result, Route, RunBudget, SequentialOrchestrator, SimpleAgent,
+    Split, Usage, END, START,
 };
 use tokio::time::Instant;
 
@@ -1242,4 +1242,44 @@ async fn a_map_with_fewer_items_than_its_join_needs_says_so() {
         "{message}"
     );
     assert_eq!(log.calls("each"), 3);
+}
+
+#[tokio::test]
+async fn a_graph_runs_on_plain_text_without_an_agent_list() {
+    let graph = GraphOrchestrator::new("echo")
+        .add_node(
+            "shout",
+            SimpleAgent::new("shout", "upper-cases", |input| {
+                Ok(AgentOutput::new(input.content.to_uppercase()))
+            }),
+        )
+        .add_ask("check", "Good?")
+        .add_edge(START, "shout")
+        .add_edge("shout", "check")
+        .add_edge("check", END);
+
+    let ctx = ExecutionContext::new(ExecutionConfig::default());
+    let paused = graph.invoke_in("hi", &ctx).await;
+    let Err(OrchestrationError::InputRequired(pause)) = paused else {
+        panic!("the run asks: {paused:?}");
+    };
+    assert_eq!(pause.input.as_ref().map(|i| i.content.as_str()), Some("hi"));
+    let run = pause.run.expect("the pause names its run");
+    let waiting = Question::waiting_in(ctx.journal().as_ref(), run)
+        .await
+        .expect("read");
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].text.starts_with("Good?\n\nHI"), "{waiting:?}");
+
+    ctx.answer("check", "yes");
+    let output = graph
+        .invoke_in(String::from("hi"), &ctx)
+        .await
+        .expect("answered");
+    assert_eq!(output.result, "yes");
+    let once_more = graph.invoke("hi").await;
+    assert!(
+        matches!(once_more, Err(OrchestrationError::InputRequired(_))),
+        "a fresh context has no answer: {once_more:?}"
+    );
 }

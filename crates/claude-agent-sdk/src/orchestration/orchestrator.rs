@@ -70,6 +70,20 @@ impl OrchestratorInput {
     }
 }
 
+/// An input of just this content: `graph.invoke("text")`.
+impl From<String> for OrchestratorInput {
+    fn from(content: String) -> Self {
+        Self::new(content)
+    }
+}
+
+/// An input of just this content: `graph.invoke("text")`.
+impl From<&str> for OrchestratorInput {
+    fn from(content: &str) -> Self {
+        Self::new(content)
+    }
+}
+
 impl From<OrchestratorInput> for AgentInput {
     fn from(input: OrchestratorInput) -> Self {
         Self {

@@ -25,6 +25,52 @@ use crate::orchestration::patterns::{orchestrator_impl, run_pattern, Flow, Trace
 use crate::orchestration::resume::Continuation;
 
 impl GraphOrchestrator {
+    /// Runs the graph on `input`: a graph holds its agents, so this is
+    /// [`orchestrate`](crate::orchestration::Orchestrator::orchestrate)
+    /// with no agent list — under a context of its own, whose trace the
+    /// output carries.
+    ///
+    /// ```
+    /// use claude_agent_sdk::orchestration::{AgentOutput, GraphOrchestrator, SimpleAgent, END, START};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let shout = SimpleAgent::new("shout", "upper-cases", |input| {
+    ///     Ok(AgentOutput::new(input.content.to_uppercase()))
+    /// });
+    /// let graph = GraphOrchestrator::new("loud")
+    ///     .add_node("shout", shout)
+    ///     .add_edge(START, "shout")
+    ///     .add_edge("shout", END);
+    /// let output = graph.invoke("hello").await?;
+    /// assert_eq!(output.result, "HELLO");
+    /// # Ok::<(), claude_agent_sdk::orchestration::OrchestrationError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`orchestrate`](crate::orchestration::Orchestrator::orchestrate).
+    pub async fn invoke(&self, input: impl Into<OrchestratorInput>) -> Result<OrchestratorOutput> {
+        use crate::orchestration::Orchestrator as _;
+        self.orchestrate(Vec::new(), input.into()).await
+    }
+
+    /// As [`invoke`](Self::invoke), under a caller-owned context (its journal,
+    /// cancellation, answers and shared state):
+    /// [`orchestrate_with_context`](crate::orchestration::Orchestrator::orchestrate_with_context)
+    /// with no agent list.
+    ///
+    /// # Errors
+    /// As [`orchestrate_with_context`](crate::orchestration::Orchestrator::orchestrate_with_context).
+    pub async fn invoke_in(
+        &self,
+        input: impl Into<OrchestratorInput>,
+        ctx: &ExecutionContext,
+    ) -> Result<OrchestratorOutput> {
+        use crate::orchestration::Orchestrator as _;
+        self.orchestrate_with_context(Vec::new(), input.into(), ctx)
+            .await
+    }
+
     /// Continues a run that paused for human input (see [`human`](crate::orchestration::human)),
     /// under a fresh context: the steps the paused run finished are not run
     /// again (their outputs are reused, and go where their routers and loop
