@@ -37,20 +37,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use chrono::{DateTime, TimeDelta, Utc};
-use tokio::time::Instant;
+use chrono::{DateTime, Utc};
 
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::human::FinishedStep;
-use crate::orchestration::journal::{view, InMemoryJournal, Journal, LiveJournal, NodeId, RunId};
+use crate::orchestration::journal::{InMemoryJournal, Journal, LiveJournal, NodeId, RunId};
 use crate::orchestration::observer::RunObserver;
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace, NestedTrace};
 
+mod clock;
+mod history;
 mod state;
+
+pub(crate) use clock::Clock;
+use history::History;
 
 type State = HashMap<String, serde_json::Value>;
 
@@ -93,14 +97,6 @@ struct Inner {
     /// The steps the next run under this handle reuses: what the run nested
     /// here had finished when it paused.
     finished_before: Mutex<Vec<FinishedStep>>,
-}
-
-/// The runs made under a context.
-#[derive(Debug, Default)]
-struct History {
-    runs: Vec<RunId>,
-    running: usize,
-    last_end: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for ExecutionContext {
@@ -361,98 +357,6 @@ impl ExecutionContext {
             .clone()
     }
 
-    /// The history of every run made under this context, as one trace: the
-    /// records of all its runs (each naming its [`run_id`](AgentExecution::run_id)),
-    /// attempts still running included (without an end time). The trace
-    /// starts when the context was made and has an end time once no run under
-    /// it is running. For one run's own trace, see [`run_trace`](Self::run_trace).
-    pub async fn get_trace(&self) -> ExecutionTrace {
-        let (runs, end) = {
-            let history = self.lock_history();
-            let end = if history.running == 0 {
-                history.last_end
-            } else {
-                None
-            };
-            (history.runs.clone(), end)
-        };
-        let mut trace = match &self.inner.live {
-            Some(live) => live.history(&runs, self.inner.created),
-            None => {
-                let events = self.inner.journal.read(&runs).await;
-                view::history(events, &runs, self.inner.created)
-            }
-        };
-        trace.end_time = end;
-        self.capped(trace)
-    }
-
-    /// Whether the journal keeps the texts of runs whole, whatever their
-    /// `record_text_limit` says: every journal a run can be resumed from
-    /// does (a resumed run reuses the outputs and the input), and the traces
-    /// read from it are cut instead. Only the private journal of
-    /// [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate) keeps
-    /// texts cut.
-    pub(crate) fn keeps_whole_texts(&self) -> bool {
-        self.inner.live.is_none()
-    }
-
-    /// `trace` with its texts cut to the configuration's
-    /// `record_text_limit`, when it was read from a journal that keeps
-    /// texts whole.
-    fn capped(&self, trace: ExecutionTrace) -> ExecutionTrace {
-        self.cut(trace, self.inner.config.record_text_limit)
-    }
-
-    /// `trace` with its texts cut to `limit`, when it was read from a
-    /// journal that keeps texts whole (others cut them as they were kept).
-    fn cut(&self, mut trace: ExecutionTrace, limit: Option<usize>) -> ExecutionTrace {
-        if let Some(limit) = limit {
-            if self.keeps_whole_texts() {
-                trace.cap_texts(limit);
-            }
-        }
-        trace
-    }
-
-    /// The trace of run `run` alone, nested runs included; `None` when the
-    /// journal holds no such run.
-    pub async fn run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
-        self.run_trace_cut(run, self.inner.config.record_text_limit)
-            .await
-    }
-
-    /// Run `run`'s trace, its texts cut to `limit` (the `record_text_limit`
-    /// of the orchestrator that ran it).
-    pub(crate) async fn run_trace_cut(
-        &self,
-        run: RunId,
-        limit: Option<usize>,
-    ) -> Option<ExecutionTrace> {
-        if let Some(live) = &self.inner.live {
-            return live.run_trace(run);
-        }
-        let events = self.inner.journal.read(&[run]).await;
-        view::run(events, run).map(|trace| self.cut(trace, limit))
-    }
-
-    /// Run `run`'s trace, its events moved out of the journal: for the private
-    /// context of [`Orchestrator::orchestrate`](super::Orchestrator::orchestrate),
-    /// which nobody else reads.
-    pub(crate) async fn take_run_trace(&self, run: RunId) -> Option<ExecutionTrace> {
-        if let Some(live) = &self.inner.live {
-            return live.take_run_trace(run);
-        }
-        let events = self.inner.journal.take(&[run]).await;
-        view::run(events, run)
-    }
-
-    /// The ids of the runs made under this context, in the order they started.
-    #[must_use]
-    pub fn run_ids(&self) -> Vec<RunId> {
-        self.lock_history().runs.clone()
-    }
-
     /// Cancels every run under this context (and its children): in-flight agents
     /// are stopped, no new ones start, and the run ends with
     /// [`OrchestrationError::Cancelled`](super::OrchestrationError::Cancelled).
@@ -486,35 +390,9 @@ impl ExecutionContext {
         self.inner.clock
     }
 
-    /// Notes that run `run` started under this context; `listed`: whether it
-    /// is one of the context's own runs ([`run_ids`](Self::run_ids)), not one
-    /// nested in a run of this context (whose trace holds it).
-    pub(crate) fn run_started(&self, run: RunId, listed: bool) {
-        let mut history = self.lock_history();
-        if listed {
-            history.runs.push(run);
-        }
-        history.running += 1;
-    }
-
     /// Whether `self` and `other` are handles of one context.
     pub(crate) fn is_same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// Notes that a run under this context ended at `at`.
-    pub(crate) fn run_ended(&self, at: DateTime<Utc>) {
-        let mut history = self.lock_history();
-        history.running = history.running.saturating_sub(1);
-        history.last_end = Some(history.last_end.map_or(at, |last| last.max(at)));
-    }
-
-    fn lock_history(&self) -> MutexGuard<'_, History> {
-        // Only pushes and counters change under this lock.
-        self.inner
-            .history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -532,39 +410,10 @@ impl ExecutionContext {
     }
 }
 
-/// A monotonic clock anchored once to UTC, so that timestamps of a run are
-/// consistent with its durations and with tokio's (possibly paused) time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    wall: DateTime<Utc>,
-    mono: Instant,
-}
-
-impl Clock {
-    fn start() -> Self {
-        Self {
-            wall: Utc::now(),
-            mono: Instant::now(),
-        }
-    }
-
-    /// The UTC time of the monotonic instant `at`.
-    pub(crate) fn wall_at(&self, at: Instant) -> DateTime<Utc> {
-        let since = at.saturating_duration_since(self.mono);
-        TimeDelta::from_std(since)
-            .ok()
-            .and_then(|delta| self.wall.checked_add_signed(delta))
-            .unwrap_or(self.wall)
-    }
-
-    /// The UTC time now.
-    pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.wall_at(Instant::now())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     #[tokio::test]

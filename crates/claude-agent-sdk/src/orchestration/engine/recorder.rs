@@ -9,6 +9,10 @@
 //! from the open table first — the attempt itself, or the run closing its
 //! books when it stops (an attempt abandoned, a run dropped) — and an end
 //! that comes later is ignored.
+//!
+//! The observer hears each event whole; the journal gets the copy
+//! `journaled` makes (texts cut to the run's limit, a pause without the
+//! copies it carries).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,7 +33,10 @@ use crate::orchestration::journal::{
 };
 use crate::orchestration::observer::RunEvent;
 use crate::orchestration::telemetry::log_event;
-use crate::orchestration::trace::cut;
+
+mod journaled;
+
+use journaled::{capped_input, capped_output, capped_source, journaled_error};
 
 /// How an attempt ended, borrowed from whoever ended it.
 #[derive(Debug, Clone, Copy)]
@@ -282,7 +289,7 @@ impl Recorder {
                 } else {
                     Vec::new()
                 },
-                input: Box::new(self.capped_input(input)),
+                input: Box::new(capped_input(input, self.text_limit)),
                 parent,
                 resumes,
                 forks,
@@ -370,7 +377,7 @@ impl Recorder {
                 node,
                 attempt,
                 max_attempts,
-                input: self.capped_source(input()),
+                input: capped_source(input(), self.text_limit),
             };
             (kind, self.moment(now))
         });
@@ -426,7 +433,9 @@ impl Recorder {
     /// What the journal keeps of how an attempt ended.
     fn owned_outcome(&self, end: AttemptEnd<'_>) -> AttemptOutcome {
         match end {
-            AttemptEnd::Succeeded(output) => AttemptOutcome::Succeeded(self.capped_output(output)),
+            AttemptEnd::Succeeded(output) => {
+                AttemptOutcome::Succeeded(capped_output(output, self.text_limit))
+            }
             AttemptEnd::Failed(error) => AttemptOutcome::Failed(journaled_error(error, None)),
             AttemptEnd::Interrupted(why) => AttemptOutcome::Interrupted(why),
         }
@@ -572,57 +581,4 @@ impl Recorder {
             error: error.as_ref(),
         });
     }
-
-    fn capped_input(&self, input: &AgentInput) -> AgentInput {
-        match self.text_limit {
-            Some(limit) => cut::capped_input(input, limit),
-            None => input.clone(),
-        }
-    }
-
-    /// `source`, with the texts of an input given in full cut as the run's
-    /// input is (a join's gathered outputs, a map's item).
-    fn capped_source(&self, source: InputSource) -> InputSource {
-        match (source, self.text_limit) {
-            (InputSource::Given(mut input), Some(limit)) => {
-                cut::cap_input(&mut input, limit);
-                InputSource::Given(input)
-            }
-            (other, _) => other,
-        }
-    }
-
-    fn capped_output(&self, output: &AgentOutput) -> AgentOutput {
-        match self.text_limit {
-            Some(limit) => cut::capped_output(output, limit),
-            None => output.clone(),
-        }
-    }
-}
-
-/// `error` as the journal keeps it. A pause carries, for a resume in
-/// memory, copies of what the journal holds once already in events of its
-/// own — the outputs of the finished steps (their attempts' ends), the
-/// shared state (its changes) and the answers given before the run started
-/// (`answered`; `None`: no resume reads answers from this event) — and
-/// each level of graphs a question passes through adds its own copies: kept
-/// whole, a run paused at every turn, or deep in nested graphs, would store
-/// its history again with each pause. The journal keeps the questions and
-/// the answers given since.
-fn journaled_error(
-    error: &OrchestrationError,
-    answered: Option<&HashMap<String, String>>,
-) -> OrchestrationError {
-    let mut error = error.clone();
-    if let Some(pause) = error.pause_mut() {
-        pause.finished = Vec::new();
-        pause.state = HashMap::new();
-        match answered {
-            Some(answered) => pause
-                .answers
-                .retain(|id, answer| answered.get(id) != Some(answer)),
-            None => pause.answers = HashMap::new(),
-        }
-    }
-    error
 }
