@@ -74,9 +74,17 @@ pub enum Command {
 /// Where runs are kept (`run`, `resume`, `fork` and the store commands).
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
-    /// The run store: a SQLite file, or a postgres:// URL
+    /// The run store: a SQLite file, or a postgres:// URL; without the flag,
+    /// the environment variable ORCHESTRA_STORE names it
     /// [default: $XDG_STATE_HOME/orchestra/runs.db, else ~/.local/state/orchestra/runs.db].
-    #[arg(long, env = "ORCHESTRA_STORE", value_name = "PATH|URL")]
+    // The variable's value is not shown in the help: a PostgreSQL URL holds
+    // its password.
+    #[arg(
+        long,
+        env = "ORCHESTRA_STORE",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
     pub store: Option<String>,
 }
 

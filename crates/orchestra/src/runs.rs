@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use claude_agent_sdk::orchestration::store::{Prune, RunStatus, RunSummary};
 use claude_agent_sdk::orchestration::{
-    AgentInput, EventKind, ExecutionConfig, ExecutionContext, OrchestratorInput, RunId,
+    AgentInput, EventKind, ExecutionConfig, ExecutionContext, ExecutionTrace, OrchestratorInput,
+    RunId,
 };
 
 use crate::cli::{ForkArgs, OutputArgs, PruneArgs, ResumeArgs, RunArgs, RunsArgs, StoreArgs};
 use crate::commands::render_trace;
 use crate::exit::Exit;
-use crate::run::{self, fingerprint, Start};
+use crate::run::{self, fingerprint, Refusal, Start};
 use crate::store::{Location, RunStore};
 use crate::table::{Align, Table};
 use crate::workflow::{self, Strictness};
@@ -138,16 +139,17 @@ pub fn prune(args: &PruneArgs) -> Exit {
 
 /// `orchestra resume`.
 pub fn resume(args: &ResumeArgs) -> Exit {
-    let found = match look_up(&args.run, args.file.as_ref(), &args.store) {
+    let json = args.output.json;
+    let found = match look_up(&args.run, args.file.as_ref(), &args.store, json) {
         Ok(found) => found,
-        Err(exit) => return exit,
+        Err(refusal) => return refusal.tell(json),
     };
+    let refuse = |refusal: Refusal| refusal.of_run(found.run).tell(json);
     if let Some(next) = found.resumed_by {
-        errln!(
-            "error: run {} was resumed already, by run {next}: resume that one",
+        return refuse(Refusal::usage(format!(
+            "run {} was resumed already, by run {next}: resume that one",
             found.run
-        );
-        return Exit::Usage;
+        )));
     }
     if found.status == RunStatus::Succeeded {
         errln!(
@@ -156,22 +158,27 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             found.run,
             found.run
         );
+        if json {
+            outln!(
+                "{}",
+                run::nothing_to_resume(found.run, found.trace.as_ref())
+            );
+        }
         return Exit::Success;
     }
     let workflow = match load(&found) {
         Ok(workflow) => workflow,
-        Err(exit) => return exit,
+        Err(refusal) => return refuse(refusal),
     };
     let changes = fingerprint::changes(&found.input.metadata, &workflow);
     if !changes.is_empty() && !args.force {
-        errln!(
-            "error: `{}` changed since run {} started: {}; resume anyway with --force, or \
+        return refuse(Refusal::usage(format!(
+            "`{}` changed since run {} started: {}; resume anyway with --force, or \
              start a new run from it with `orchestra fork`",
             found.file.display(),
             found.run,
             changes.join(", ")
-        );
-        return Exit::Usage;
+        )));
     }
     let mut answers = Vec::new();
     for answer in &args.answers {
@@ -180,14 +187,14 @@ pub fn resume(args: &ResumeArgs) -> Exit {
                 answers.push((id.trim().to_owned(), text.to_owned()));
             }
             _ => {
-                errln!("error: `--answer {answer}`: write it as ID=TEXT");
-                return Exit::Usage;
+                return refuse(Refusal::usage(format!(
+                    "`--answer {answer}`: write it as ID=TEXT"
+                )))
             }
         }
     }
     if let Err(problem) = run::answers::check(&answers, &workflow) {
-        errln!("error: {problem}");
-        return Exit::Usage;
+        return refuse(Refusal::usage(problem));
     }
     let run_args = run_args(&found.file, &args.output, &args.store);
     run::launch(&workflow, Start::Resume(found.run), &run_args, answers)
@@ -195,17 +202,18 @@ pub fn resume(args: &ResumeArgs) -> Exit {
 
 /// `orchestra fork`.
 pub fn fork(args: &ForkArgs) -> Exit {
-    let found = match look_up(&args.run, args.file.as_ref(), &args.store) {
+    let json = args.output.json;
+    let found = match look_up(&args.run, args.file.as_ref(), &args.store, false) {
         Ok(found) => found,
-        Err(exit) => return exit,
+        Err(refusal) => return refusal.tell(json),
     };
+    let refuse = |refusal: Refusal| refusal.of_run(found.run).tell(json);
     let workflow = match load(&found) {
         Ok(workflow) => workflow,
-        Err(exit) => return exit,
+        Err(refusal) => return refuse(refusal),
     };
     if let Err(problem) = check_fork_step(&workflow, &args.after) {
-        errln!("error: {problem}");
-        return Exit::Usage;
+        return refuse(Refusal::usage(problem));
     }
     // The fork's input: the one given, or the forked run's; stamped with
     // the workflow as it is now, which the fork's resumes compare with.
@@ -301,22 +309,18 @@ fn check_fork_step(workflow: &workflow::Workflow, after: &str) -> Result<(), Str
     ))
 }
 
-/// The workflow `found` ran, its problems printed when it has any.
-fn load(found: &Found) -> Result<workflow::Workflow, Exit> {
+/// The workflow `found` ran.
+fn load(found: &Found) -> Result<workflow::Workflow, Refusal> {
     let file = &found.file;
     if !found.named && !file.exists() {
-        errln!(
-            "error: run {} ran `{}`, which is not there any more: give the workflow file \
+        return Err(Refusal::usage(format!(
+            "run {} ran `{}`, which is not there any more: give the workflow file \
              with --file PATH",
             found.run,
             file.display()
-        );
-        return Err(Exit::Usage);
+        )));
     }
-    workflow::load(file, Strictness::Run).map_err(|invalid| {
-        err!("{}", invalid.render());
-        Exit::Usage
-    })
+    workflow::load(file, Strictness::Run).map_err(|invalid| Refusal::invalid(&invalid))
 }
 
 /// A stored run to continue: its id, its workflow file, its input.
@@ -328,12 +332,20 @@ struct Found {
     input: AgentInput,
     status: RunStatus,
     resumed_by: Option<RunId>,
+    /// What a run that succeeded did, and the runs it resumed, when asked
+    /// for.
+    trace: Option<ExecutionTrace>,
 }
 
 /// Finds run `text` in the store, and the workflow file it ran (`file`
-/// when given).
-fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result<Found, Exit> {
-    on_store(store_args, Access::Write, |store| async move {
+/// when given); with `trace_if_done`, the trace of a run that succeeded.
+fn look_up(
+    text: &str,
+    file: Option<&PathBuf>,
+    store_args: &StoreArgs,
+    trace_if_done: bool,
+) -> Result<Found, Refusal> {
+    let found = on_store(store_args, Access::Write, |store| async move {
         let summary = store.find(text).await.map_err(usage)?;
         let Started { input, parent, .. } = started(&store, summary.id).await;
         if let Some(mut top) = parent {
@@ -361,6 +373,13 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
                 )))
             }
         };
+        let trace = if trace_if_done && summary.status == RunStatus::Succeeded {
+            let ctx = ExecutionContext::new(ExecutionConfig::new()).with_journal(store.journal());
+            let mut chain = run::earlier_traces(&ctx, summary.id).await;
+            chain.pop().map(|last| crate::traces::joined(chain, last))
+        } else {
+            None
+        };
         Ok(Found {
             run: summary.id,
             file,
@@ -368,8 +387,10 @@ fn look_up(text: &str, file: Option<&PathBuf>, store_args: &StoreArgs) -> Result
             input,
             status: summary.status,
             resumed_by: summary.resumed_by,
+            trace,
         })
-    })
+    });
+    found.map_err(|(message, exit)| Refusal::new(exit, message))
 }
 
 /// The most levels of nested runs followed up to the top-level run.
@@ -438,14 +459,13 @@ enum Access {
     Write,
 }
 
-/// Opens the store `args` choose and runs `command` on it; a failure is
-/// printed, and its exit code returned.
-fn on_store<T, F, Fut>(args: &StoreArgs, access: Access, command: F) -> Result<T, Exit>
+/// Opens the store `args` choose and runs `command` on it.
+fn on_store<T, F, Fut>(args: &StoreArgs, access: Access, command: F) -> Result<T, Failure>
 where
     F: FnOnce(RunStore) -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
-    let result = (|| {
+    (|| {
         let location = Location::chosen(args).map_err(usage)?;
         // These commands read a store: a store file named that is not there
         // is a mistyped path, not one to create.
@@ -475,20 +495,20 @@ where
             let _ = store.close().await;
             result
         })
-    })();
-    result.map_err(|(message, exit)| {
-        errln!("error: {message}");
-        exit
-    })
+    })()
 }
 
-/// As [`on_store`], for a command whose result is its exit code.
+/// As [`on_store`], for a command whose result is its exit code; a failure
+/// is printed, and its exit code returned.
 fn with_store<F, Fut>(args: &StoreArgs, access: Access, command: F) -> Exit
 where
     F: FnOnce(RunStore) -> Fut,
     Fut: std::future::Future<Output = Result<Exit, Failure>>,
 {
-    on_store(args, access, command).unwrap_or_else(|exit| exit)
+    on_store(args, access, command).unwrap_or_else(|(message, exit)| {
+        errln!("error: {message}");
+        exit
+    })
 }
 
 /// The workflow a run belongs to, as a listing shows it: the file name.

@@ -219,19 +219,18 @@ impl RunStore {
     }
 }
 
+/// Why there is no store: none named, and no folder for the default one.
+const NO_STORE: &str = "no run store: none is named (`--store PATH|URL`, or the \
+                            environment variable ORCHESTRA_STORE) and the default one has no \
+                            folder (set XDG_STATE_HOME or HOME)";
+
 /// The default store file.
 fn default_file() -> Result<PathBuf, String> {
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => match std::env::var_os("HOME").filter(|dir| !dir.is_empty()) {
             Some(home) => PathBuf::from(home).join(".local").join("state"),
-            None => {
-                return Err(
-                    "cannot find a folder for the run store: set XDG_STATE_HOME or \
-                     HOME, give `--store PATH`, or run with `--no-store`"
-                        .to_owned(),
-                )
-            }
+            None => return Err(NO_STORE.to_owned()),
         },
     };
     Ok(state.join("orchestra").join("runs.db"))

@@ -225,3 +225,45 @@ fn only_run_offers_no_store() {
     let refused = output(orchestra().args(["runs", "--no-store"]));
     assert_eq!(refused.status.code(), Some(2), "{}", texts(&refused).1);
 }
+
+/// "`run`, `resume` and `fork` keep runs in the store `--store
+/// PATH|postgres://URL` (or `ORCHESTRA_STORE`) names": the help says the
+/// variable gives the store too (without showing its value: a PostgreSQL
+/// URL holds a password), and a command with neither, and no folder for the
+/// default store, names both.
+#[test]
+fn the_store_comes_from_store_or_orchestra_store_and_help_and_errors_say_so() {
+    for command in ["run", "runs", "show", "resume", "fork", "prune"] {
+        let shown = output(
+            orchestra()
+                .args([command, "--help"])
+                .env("ORCHESTRA_STORE", "postgres://me:hunter2@db.example/runs"),
+        );
+        let (help, _) = texts(&shown);
+        assert!(help.contains("--store <PATH|URL>"), "{command}: {help}");
+        assert!(help.contains("ORCHESTRA_STORE"), "{command}: {help}");
+        assert!(!help.contains("hunter2"), "{command}: {help}");
+        // `--store` is optional: the usage line does not ask for it.
+        let usage = help
+            .lines()
+            .find(|line| line.starts_with("Usage:"))
+            .unwrap_or_default();
+        assert!(!usage.contains("--store"), "{command}: {usage}");
+    }
+
+    let refused = output(
+        orchestra()
+            .args(["runs"])
+            .env_remove("ORCHESTRA_STORE")
+            .env_remove("HOME")
+            .env_remove("XDG_STATE_HOME"),
+    );
+    let (_, stderr) = texts(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--store PATH|URL") && stderr.contains("ORCHESTRA_STORE"),
+        "{stderr}"
+    );
+    // Only `run` can do without a store.
+    assert!(!stderr.contains("--no-store"), "{stderr}");
+}

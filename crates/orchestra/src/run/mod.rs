@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod fingerprint;
 mod layout;
+mod no_run;
 mod preview;
 mod progress;
 mod signals;
@@ -25,6 +26,7 @@ use claude_agent_sdk::orchestration::{
     OrchestratorOutput, Pause, Question, RunId,
 };
 
+pub use self::no_run::{nothing_to_resume, Refusal};
 use self::preview::Previews;
 use self::progress::{Display, Progress};
 use self::signals::Signals;
@@ -41,26 +43,18 @@ use crate::workflow::{self, Strictness, Workflow};
 
 /// Runs `orchestra run`.
 pub fn run(args: &RunArgs) -> Exit {
+    let json = args.output.json;
     let workflow = match workflow::load(&args.file, Strictness::Run) {
         Ok(workflow) => workflow,
-        Err(invalid) => {
-            err!("{}", invalid.render());
-            return Exit::Usage;
-        }
+        Err(invalid) => return Refusal::invalid(&invalid).tell(json),
     };
     let input = match read_input(args, &workflow) {
         Ok(input) => input,
-        Err(problem) => {
-            errln!("error: {problem}");
-            return Exit::Usage;
-        }
+        Err(problem) => return Refusal::usage(problem).tell(json),
     };
     let given = match answers::given(args, &workflow) {
         Ok(given) => given,
-        Err(problem) => {
-            errln!("error: {problem}");
-            return Exit::Usage;
-        }
+        Err(problem) => return Refusal::usage(problem).tell(json),
     };
     let input = fingerprint::stamp(input, &workflow);
     launch(&workflow, Start::Fresh(input), args, given)
@@ -88,9 +82,17 @@ pub fn launch(
     args: &RunArgs,
     given: Vec<(String, String)>,
 ) -> Exit {
+    // What a refusal before the run says names the stored run a resume or
+    // fork continues.
+    let refuse = |refusal: Refusal| {
+        match &start {
+            Start::Resume(run) | Start::Fork { run, .. } => refusal.of_run(*run),
+            Start::Fresh(_) => refusal,
+        }
+        .tell(args.output.json)
+    };
     if let Err(problem) = check_outputs(args) {
-        errln!("error: {problem}");
-        return Exit::Usage;
+        return refuse(Refusal::usage(problem));
     }
     let explicit = Location::is_explicit(&args.store);
     let location = match Location::chosen(&args.store) {
@@ -98,13 +100,13 @@ pub fn launch(
         Ok(location) => Some(location),
         // No folder for the default store: the run goes on, unrecorded.
         Err(problem) if !explicit => {
-            errln!("warning: {problem}; this run is not kept");
+            errln!(
+                "warning: {problem}; this run is not kept (run with `--no-store` to keep none \
+                 without this warning)"
+            );
             None
         }
-        Err(problem) => {
-            errln!("error: {problem}");
-            return Exit::Usage;
-        }
+        Err(problem) => return refuse(Refusal::usage(problem)),
     };
     if !args.output.quiet {
         for warning in &workflow.warnings {
@@ -119,8 +121,7 @@ pub fn launch(
         Display::Plain
     };
     if let Err(problem) = crate::models::ensure_models(workflow, args.output.quiet) {
-        errln!("error: {problem}");
-        return Exit::Failed;
+        return refuse(Refusal::failed(problem));
     }
     // Only the live display shows what agents produce as they run.
     let previews = Previews::new(workflow.redactor.clone());
@@ -131,10 +132,7 @@ pub fn launch(
         .with_map_counts(counts.clone());
     let plan = match Plan::build(workflow, factory) {
         Ok(plan) => plan,
-        Err(problem) => {
-            errln!("error: {}", workflow.redactor.redact(&problem));
-            return Exit::Usage;
-        }
+        Err(problem) => return refuse(Refusal::usage(workflow.redactor.redact(&problem))),
     };
     // Many programs at once need many descriptors: the soft limit goes up to
     // the hard one (a start that still finds none is retried).
@@ -142,10 +140,7 @@ pub fn launch(
     let _ = claude_agent_sdk::agents::raise_open_files_limit();
     let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(problem) => {
-            errln!("error: {problem}");
-            return Exit::Failed;
-        }
+        Err(problem) => return refuse(Refusal::failed(problem)),
     };
     let run = Run {
         workflow,
@@ -297,13 +292,7 @@ impl Run<'_> {
                 }
                 Err(problem) if explicit => {
                     let problem = format!("{problem} (run with `--no-store` to keep no record)");
-                    if args.output.json {
-                        // A failed run's JSON, as `report` prints it.
-                        let value = serde_json::json!({ "error": problem, "success": false });
-                        outln!("{value}");
-                    }
-                    errln!("error: {problem}");
-                    return Exit::Failed;
+                    return Refusal::failed(problem).tell(args.output.json);
                 }
                 Err(problem) => {
                     errln!("warning: {problem}; this run is not kept");
@@ -369,11 +358,12 @@ impl Run<'_> {
         // A resume or fork the journal refused before any run started (the
         // run is live in another process, or has no finished step to fork
         // after) ran nothing: a usage error, not a failed run.
-        if continues.is_some() && ctx.run_ids().is_empty() {
+        if let Some((run, _)) = continues.as_ref().filter(|_| ctx.run_ids().is_empty()) {
             if let Err(OrchestrationError::InvalidConfig(problem)) = &result {
                 progress.finish();
-                errln!("error: {problem}");
-                return Exit::Usage;
+                return Refusal::usage(problem.as_str())
+                    .of_run(*run)
+                    .tell(args.output.json);
             }
         }
         let interactive = answers::can_prompt(args);
@@ -475,7 +465,7 @@ const CHAIN_LIMIT: usize = 1_000;
 
 /// The traces of run `run` and of the runs it continued in turn (a chain of
 /// resumes), oldest first, as the store keeps them.
-async fn earlier_traces(ctx: &ExecutionContext, run: RunId) -> Vec<ExecutionTrace> {
+pub async fn earlier_traces(ctx: &ExecutionContext, run: RunId) -> Vec<ExecutionTrace> {
     let mut traces = Vec::new();
     let mut next = Some(run);
     while let Some(id) = next.take() {

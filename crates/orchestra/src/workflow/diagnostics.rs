@@ -207,6 +207,19 @@ impl Diagnostic {
 }
 
 impl Diagnostic {
+    /// The problem in one line, after its place (`flow.toml:12:27: …`, or
+    /// `flow.toml: …` when it has none).
+    #[must_use]
+    pub fn headline(&self, source: &Source) -> String {
+        match self.span {
+            Some(span) => {
+                let (line, column) = source.line_col(source.unquote(span).start);
+                format!("{}:{line}:{column}: {}", source.path, self.message)
+            }
+            None => format!("{}: {}", source.path, self.message),
+        }
+    }
+
     /// The help in the file's own syntax: the examples are written in TOML
     /// (`id = "reviews"`, `{ contains = "bug", to = "fix" }`), which a YAML
     /// file writes with `: ` (`id: "reviews"`, valid YAML flow syntax too).

@@ -92,17 +92,43 @@ impl Invalid {
                     out.push_str(&problem.render(source));
                     out.push('\n');
                 }
-                let count = problems.len();
-                if let Some(more) = not_shown(count, "problem") {
+                if let Some(more) = not_shown(problems.len(), "problem") {
                     out.push_str(&format!("note: {more}\n"));
                 }
-                out.push_str(&format!(
-                    "error: `{}` is not a valid workflow: {count} problem{} found; nothing was run\n",
-                    source.path,
-                    if count == 1 { "" } else { "s" }
-                ));
+                out.push_str(&format!("error: {}\n", self.summary()));
                 out
             }
+        }
+    }
+
+    /// Why the workflow cannot be used, in one line (the last line of
+    /// [`render`](Self::render), without its `error: `).
+    #[must_use]
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Unreadable { path, reason } => format!("cannot read `{path}`: {reason}"),
+            Self::Problems { source, problems } => {
+                let count = problems.len();
+                format!(
+                    "`{}` is not a valid workflow: {count} problem{} found; nothing was run",
+                    source.path,
+                    if count == 1 { "" } else { "s" }
+                )
+            }
+        }
+    }
+
+    /// Each problem [`render`](Self::render) shows, in one line after its
+    /// place (`flow.toml:12:27: …`).
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Self::Unreadable { .. } => Vec::new(),
+            Self::Problems { source, problems } => problems
+                .iter()
+                .take(SHOWN_PROBLEMS)
+                .map(|problem| problem.headline(source))
+                .collect(),
         }
     }
 }

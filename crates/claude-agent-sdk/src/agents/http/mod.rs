@@ -12,7 +12,9 @@ pub use limiter::{ProviderLimits, RateLimiter, RatePermit};
 pub use pricing::{PriceTable, Pricing};
 pub use provider::{Provider, ProviderBuilder};
 
-pub(crate) use failure::{is_retryable_status, malformed, with_request_id, ErrorDetail};
+#[cfg(feature = "openai")]
+pub(crate) use failure::is_retryable_status;
+pub(crate) use failure::{malformed, with_request_id, ErrorDetail};
 pub(crate) use provider::{is_event_stream, WireErrors};
 pub(crate) use reply::ReplyFormat;
 pub(crate) use sse::SseEvent;

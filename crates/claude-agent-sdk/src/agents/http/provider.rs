@@ -57,7 +57,9 @@ struct Inner {
     name: String,
     base_url: String,
     api_key: Option<String>,
-    /// The key as a (sensitive) header value, made once.
+    /// The key as a (sensitive) header value, made once (the Claude agent
+    /// sends it as is; an OpenAI-compatible one as a bearer token).
+    #[cfg_attr(not(feature = "claude"), allow(dead_code))]
     key_header: Option<HeaderValue>,
     key_env: Option<&'static str>,
     client: reqwest::Client,
