@@ -137,6 +137,10 @@ pub struct ResumeArgs {
     /// Answer a question the run asked (repeatable).
     #[arg(long = "answer", value_name = "ID=TEXT")]
     pub answers: Vec<String>,
+    /// Read answers from a file: a JSON object {"ID": "TEXT", ...}, or ID=TEXT
+    /// lines.
+    #[arg(long = "answers", value_name = "FILE")]
+    pub answers_file: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]

@@ -32,19 +32,27 @@ pub enum Location {
 
 impl Location {
     /// Whether `args` name a store (`--store` or `ORCHESTRA_STORE`) rather
-    /// than leave the default.
+    /// than leave the default (an empty name names none, and is refused:
+    /// see [`chosen`](Self::chosen)).
     pub fn is_explicit(args: &StoreArgs) -> bool {
-        args.store
-            .as_deref()
-            .is_some_and(|text| !text.trim().is_empty())
+        args.store.is_some()
     }
 
     /// The location `args` choose: `--store`, `ORCHESTRA_STORE` (read by clap),
     /// or the default file.
+    ///
+    /// # Errors
+    /// No folder for the default file; or an empty name — `--store ""`, or
+    /// the variable set to nothing —, which is not taken for the default:
+    /// a variable meant to hold a store that came out empty would
+    /// otherwise send the runs elsewhere without a word.
     pub fn chosen(args: &StoreArgs) -> Result<Self, String> {
-        let Some(text) = args.store.as_deref().filter(|text| !text.trim().is_empty()) else {
+        let Some(text) = args.store.as_deref() else {
             return default_file().map(Self::Sqlite);
         };
+        if text.trim().is_empty() {
+            return Err(EMPTY_NAME.to_owned());
+        }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(Self::Postgres(text.to_owned()));
         }
@@ -223,6 +231,11 @@ impl RunStore {
 const NO_STORE: &str = "no run store: none is named (`--store PATH|URL`, or the \
                             environment variable ORCHESTRA_STORE) and the default one has no \
                             folder (set XDG_STATE_HOME or HOME)";
+
+/// Why an empty store name is refused.
+const EMPTY_NAME: &str = "the run store's name is empty (`--store \"\"`, or the environment \
+                          variable ORCHESTRA_STORE set to nothing): name a SQLite file or a \
+                          postgres:// URL, or leave both unset for the default store";
 
 /// The default store file.
 fn default_file() -> Result<PathBuf, String> {

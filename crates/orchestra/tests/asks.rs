@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{example, json, outcome, scratch, write, Terminal};
+use common::{example, json, on_store, outcome, scratch, write, Terminal};
 
 /// A graph that runs `plan` (counting its runs in `$COUNT`), asks `approve`,
 /// and ships on a yes.
@@ -615,5 +615,159 @@ template = "shipped {{output.plan}}"
         stdout.trim(),
         "shipped plan for it's the piped text",
         "{command}"
+    );
+}
+
+/// How many runs `store` holds.
+fn run_count(store: &std::path::Path) -> usize {
+    common::stored_runs(store).as_array().map_or(0, Vec::len)
+}
+
+/// Runs `file` with `args` until it pauses (exit 3), kept in `store`: the
+/// paused run's id.
+fn paused_in(store: &std::path::Path, file: &std::path::Path, args: &[&str]) -> String {
+    let file = file.to_str().unwrap_or_default();
+    let all: Vec<&str> = ["run", "--json", file]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let paused = on_store(store, &all);
+    assert_eq!(paused.code, Some(3), "{}", paused.stderr);
+    json(&paused.stdout)["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn resuming_a_paused_run_without_answers_refuses_and_starts_no_run() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let run = paused_in(&store, &example("graph-ask.toml"), &[]);
+    assert_eq!(run_count(&store), 1);
+
+    let refused = on_store(&store, &["resume", &run]);
+    let stderr = &refused.stderr;
+    assert_eq!(refused.code, Some(3), "{stderr}");
+    assert_eq!(refused.stdout, "", "{stderr}");
+    // The questions, with their text, and how to answer them.
+    assert!(
+        stderr.contains("[approve] Ship this release? (yes/no)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--answer ID=TEXT") && stderr.contains("--answers FILE"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("orchestra resume {run} "))
+            && stderr.contains("--answer approve=ANSWER"),
+        "{stderr}"
+    );
+    // Nothing ran: no summary, and no new run in the store.
+    assert!(!stderr.contains("total"), "{stderr}");
+    assert_eq!(run_count(&store), 1, "{stderr}");
+
+    // Answered, the same run resumes.
+    let answered = on_store(&store, &["resume", &run, "--answer", "approve=yes"]);
+    assert_eq!(answered.code, Some(0), "{}", answered.stderr);
+    assert!(answered.stdout.contains("Shipped"), "{}", answered.stdout);
+}
+
+#[test]
+fn resume_json_of_a_paused_run_without_answers_prints_the_pause_as_run_json_does() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = example("graph-ask.toml");
+    let shown = file.to_str().unwrap_or_default();
+    let paused = on_store(&store, &["run", "--json", shown]);
+    assert_eq!(paused.code, Some(3), "{}", paused.stderr);
+    let paused = json(&paused.stdout);
+    let run = paused["run_id"].as_str().unwrap_or_default().to_owned();
+
+    let refused = on_store(&store, &["resume", "--json", &run]);
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
+    let value = json(&refused.stdout);
+    let keys = |value: &serde_json::Value| {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&value), keys(&paused), "{value}");
+    assert_eq!(value["success"], false);
+    assert_eq!(value["input_required"], true);
+    assert_eq!(value["questions"], paused["questions"], "{value}");
+    assert_eq!(value["run_id"], run.as_str(), "{value}");
+    assert_eq!(value["resume_command"], paused["resume_command"], "{value}");
+    // The steps as the paused run left them.
+    let agents = value["agents"].as_array().cloned().unwrap_or_default();
+    let status = |id: &str| {
+        agents
+            .iter()
+            .find(|agent| agent["id"] == id)
+            .map(|agent| agent["status"].clone())
+    };
+    assert_eq!(status("plan"), Some("done".into()), "{value}");
+    assert_eq!(status("approve"), Some("waiting".into()), "{value}");
+    assert!(value["execution_trace"].is_object(), "{value}");
+    // Standard error still says it, and no run started.
+    assert!(refused.stderr.contains("[approve]"), "{}", refused.stderr);
+    assert_eq!(run_count(&store), 1);
+}
+
+#[test]
+fn a_resume_that_answers_none_of_the_questions_the_run_waits_for_is_refused() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(dir.path(), "review.toml", REVIEW_LOOP);
+    // The first pass is answered; the run waits on the second.
+    let run = paused_in(&store, &file, &["--answer", "review=no"]);
+    let refused = on_store(&store, &["resume", &run, "--answer", "review=no"]);
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
+    assert!(refused.stderr.contains("[review#2]"), "{}", refused.stderr);
+    assert_eq!(run_count(&store), 1);
+    let answered = on_store(&store, &["resume", &run, "--answer", "review#2=yes"]);
+    assert_eq!(answered.code, Some(0), "{}", answered.stderr);
+    assert_eq!(answered.stdout.trim(), "final: yes");
+}
+
+#[test]
+fn a_resume_that_answers_some_of_the_questions_goes_on_and_waits_for_the_rest() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let file = write(dir.path(), "two.toml", TWO_ASKS);
+    let run = paused_in(&store, &file, &[]);
+    let partly = on_store(&store, &["resume", "--json", &run, "--answer", "legal=yes"]);
+    assert_eq!(partly.code, Some(3), "{}", partly.stderr);
+    let value = json(&partly.stdout);
+    let ids: Vec<&str> = value["questions"]
+        .as_array()
+        .map(|questions| questions.iter().filter_map(|q| q["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["money"], "{value}");
+    let next = value["run_id"].as_str().unwrap_or_default().to_owned();
+    assert_ne!(next, run);
+    assert_eq!(run_count(&store), 2);
+    let done = on_store(&store, &["resume", &next, "--answer", "money=fine"]);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(done.stdout.contains("merged:"), "{}", done.stdout);
+}
+
+#[test]
+fn resume_reads_answers_from_a_file_as_run_does() {
+    let dir = scratch();
+    let store = dir.path().join("runs.db");
+    let run = paused_in(&store, &example("graph-ask.toml"), &[]);
+    let answers = write(dir.path(), "answers.txt", "approve=yes from a file\n");
+    let shown = answers.to_str().unwrap_or_default();
+    let resumed = on_store(&store, &["resume", &run, "--answers", shown]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert!(
+        resumed.stdout.contains("(approved: yes from a file)"),
+        "{}",
+        resumed.stdout
     );
 }

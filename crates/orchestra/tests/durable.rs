@@ -335,6 +335,56 @@ fn without_a_folder_for_the_default_store_the_run_goes_on_unrecorded() {
 }
 
 #[test]
+fn an_empty_store_name_is_a_usage_error_not_the_default_store() {
+    let dir = scratch();
+    let file = gated(dir.path());
+    std::fs::write(dir.path().join("open"), "").unwrap();
+    let state = dir.path().join("state");
+    let shown = file.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["run", shown],
+        &["run", "--json", shown],
+        &["runs"],
+        &["show", "0123abc"],
+        &["prune", "--keep", "1"],
+    ];
+    for args in commands {
+        for (flag, variable) in [(Some(""), None), (None, Some("")), (Some(" "), None)] {
+            let mut command = orchestra();
+            command
+                .args(args)
+                .env_remove("ORCHESTRA_STORE")
+                .env("XDG_STATE_HOME", &state);
+            if let Some(flag) = flag {
+                command.args(["--store", flag]);
+            }
+            if let Some(variable) = variable {
+                command.env("ORCHESTRA_STORE", variable);
+            }
+            let output = command.output().unwrap();
+            let (stdout, stderr) = texts(&output);
+            let case = format!("{args:?} --store {flag:?} ORCHESTRA_STORE={variable:?}");
+            assert_eq!(output.status.code(), Some(2), "{case}: {stderr}");
+            assert!(stderr.contains("empty"), "{case}: {stderr}");
+            if args.contains(&"--json") {
+                assert!(stdout.contains("\"refused\":true"), "{case}: {stdout}");
+            }
+        }
+    }
+    // Nothing ran, and the default store was not made.
+    assert_eq!(marks(dir.path()), 0);
+    assert!(!state.exists());
+    // A run that keeps no record needs no store name.
+    let output = orchestra()
+        .args(["run", "--no-store"])
+        .arg(&file)
+        .env("ORCHESTRA_STORE", "")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", texts(&output).1);
+}
+
+#[test]
 fn a_program_gets_its_attempts_idempotency_key_which_a_resume_keeps() {
     let dir = scratch();
     let store = dir.path().join("runs.db");
@@ -755,19 +805,16 @@ fn a_fork_after_a_step_that_never_finished_is_refused_as_a_usage_error() {
 /// Runs `orchestra ARGS --store STORE`, checks that it succeeded, and
 /// returns its standard output followed by its standard error.
 fn on_store(args: &[&str], store: &Path) -> String {
-    let output = orchestra()
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    assert!(
-        output.status.success(),
-        "`orchestra {}` failed:\n{stdout}{stderr}",
-        args.join(" ")
+    let ran = common::on_store(store, args);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "`orchestra {}` failed:\n{}{}",
+        args.join(" "),
+        ran.stdout,
+        ran.stderr
     );
-    stdout + &stderr
+    ran.stdout + &ran.stderr
 }
 
 #[test]

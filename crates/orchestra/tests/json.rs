@@ -1,13 +1,14 @@
 //! `--json` for scripts: besides the library's whole output, `agents`
 //! gives every agent's and group's outcome by id, nested ones and failures
 //! included; and `run`, `resume` and `fork` print one JSON document in every
-//! outcome — a refusal (exit 2) and a resume with nothing to resume too.
+//! outcome — a refusal (exit 2) and a resume with nothing to resume too;
+//! `runs --json` prints one when it cannot list the runs.
 
 mod common;
 
 use std::path::Path;
 
-use common::{gated, json, orchestra, outcome, resume_id, scratch, texts, write};
+use common::{gated, json, outcome, resume_id, scratch, write};
 
 #[test]
 fn json_gives_every_agents_outcome_by_id_nested_ones_and_failures_included() {
@@ -82,14 +83,8 @@ template = "{{output.ok}}"
 /// Runs `orchestra ARGS --store STORE` to its end: its exit code, standard
 /// output and standard error.
 fn on_store(store: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = orchestra()
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    (output.status.code(), stdout, stderr)
+    let ran = common::on_store(store, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// The one JSON document standard output holds (anything else, or nothing,
@@ -164,7 +159,7 @@ fn resume_json_prints_a_refusal_as_json_with_its_reason() {
     assert_refused(&unknown, "no run starting with 0123abc", None);
     // An answer that is not ID=TEXT.
     let answer = on_store(&store, &["resume", "--json", &run, "--answer", "yes"]);
-    assert_refused(&answer, "write it as ID=TEXT", Some(&run));
+    assert_refused(&answer, "is not ID=TEXT", Some(&run));
     // A workflow file that is not there.
     let missing = dir.path().join("missing.toml");
     let args = [
@@ -257,4 +252,31 @@ fn run_json_prints_a_refusal_as_json_with_its_reason() {
         "does not exist",
         None,
     );
+}
+
+#[test]
+fn runs_json_prints_a_store_that_cannot_be_read_as_json_with_its_reason() {
+    let dir = scratch();
+    // A store file named that is not there: a usage error, as `run` refuses.
+    let missing = dir.path().join("missing.db");
+    let refused = on_store(&missing, &["runs", "--json"]);
+    assert_refused(&refused, "there is no run store at", None);
+    // A file that is not a store: a failure to read it (exit 1), not a refusal.
+    let garbage = write(dir.path(), "garbage.db", &"not a database\n".repeat(20));
+    let (code, stdout, stderr) = on_store(&garbage, &["runs", "--json"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let value = document(&stdout, &stderr);
+    assert_eq!(value["success"], false, "{value}");
+    assert_eq!(value.get("refused"), None, "{value}");
+    assert!(
+        value["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot open the run store")),
+        "{value}"
+    );
+    assert!(stderr.contains("cannot open the run store"), "{stderr}");
+    // A limit that lists nothing is refused as JSON too.
+    let store = dir.path().join("runs.db");
+    let zero = on_store(&store, &["runs", "--json", "--limit", "0"]);
+    assert_refused(&zero, "`--limit`", None);
 }

@@ -10,18 +10,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{gated, marks, orchestra, resume_id, scratch, texts, write};
+use common::{gated, marks, resume_id, scratch, write};
 
 /// `orchestra ARGS --store STORE`: (exit code, stdout, stderr).
 fn on(store: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = orchestra()
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    (output.status.code(), stdout, stderr)
+    let ran = common::on_store(store, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// A duration as the summary writes it (`850ms`, `12.3s`, `2m05s`), in seconds.

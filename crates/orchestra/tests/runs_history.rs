@@ -12,14 +12,8 @@ use common::{gated, marks, orchestra, resume_id, scratch, texts, write};
 
 /// `orchestra ARGS --store STORE`: (exit code, stdout, stderr).
 fn on(store: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = orchestra()
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stdout, stderr) = texts(&output);
-    (output.status.code(), stdout, stderr)
+    let ran = common::on_store(store, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 // ---------------------------------------------------------------------------

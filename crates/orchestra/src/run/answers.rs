@@ -9,12 +9,15 @@
 //! terminal the run asks for the others and resumes in-process, reusing every
 //! finished node's output; elsewhere (CI, pipes, `--json`) nobody can answer,
 //! so it stops with code 3 and prints the questions and how to answer them.
+//! `resume` of such a run, given no answer to any of its questions where
+//! nobody can be asked, says the same and starts no run: a new run would
+//! only pause on them again.
 
 use crate::store::shell_quote;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use claude_agent_sdk::orchestration::Question;
+use claude_agent_sdk::orchestration::{ExecutionTrace, Question, RunId};
 
 use crate::cli::RunArgs;
 use crate::workflow::graph_model::AskSpec;
@@ -30,18 +33,23 @@ pub fn asks_of(workflow: &Workflow) -> &[AskSpec] {
         .map_or(&[][..], |graph| graph.asks.as_slice())
 }
 
-/// The answers given on the command line: `--answers FILE` first, then each
-/// `--answer` (which wins over the file), each naming one of the workflow's
+/// The answers given on the command line (`run`'s and `resume`'s): those
+/// of `--answers FILE` (`file`) first, then each `--answer ID=TEXT`
+/// (`flags`, which win over the file), each naming one of the workflow's
 /// asks.
 ///
 /// # Errors
 /// What is wrong with an answer or the file, in the words of the flags.
-pub fn given(args: &RunArgs, workflow: &Workflow) -> Result<Vec<(String, String)>, String> {
-    let mut answers = match &args.answers {
+pub fn given(
+    flags: &[String],
+    file: Option<&Path>,
+    workflow: &Workflow,
+) -> Result<Vec<(String, String)>, String> {
+    let mut answers = match file {
         Some(path) => read_file(path)?,
         None => Vec::new(),
     };
-    for written in &args.answer {
+    for written in flags {
         let (id, text) = split_answer(written).ok_or_else(|| {
             format!("`--answer {written}` is not ID=TEXT: write for example --answer approve=yes")
         })?;
@@ -56,7 +64,7 @@ pub fn given(args: &RunArgs, workflow: &Workflow) -> Result<Vec<(String, String)
 ///
 /// # Errors
 /// The answer that matches no ask, with the asks there are.
-pub fn check(answers: &[(String, String)], workflow: &Workflow) -> Result<(), String> {
+fn check(answers: &[(String, String)], workflow: &Workflow) -> Result<(), String> {
     let asks = asks_of(workflow);
     for (id, _) in answers {
         if asks
@@ -232,7 +240,90 @@ pub fn answer_command(questions: &[Question], piped: Option<&str>) -> Option<Str
 /// The questions of a waiting run, as text for standard error.
 #[must_use]
 pub fn waiting_text(questions: &[Question], piped: Option<&str>) -> String {
-    let mut text = String::from("input required: the run is waiting for answers to:\n");
+    let mut text = listed(
+        "input required: the run is waiting for answers to:",
+        questions,
+    );
+    match answer_command(questions, piped) {
+        Some(command) => {
+            text.push_str(&format!(
+                "answer them and run again (or run on a terminal to be asked):\n  {command}\n"
+            ));
+            if command.contains("--input-file INPUT") {
+                text.push_str("  (INPUT: a file holding what this run read from standard input)\n");
+            }
+        }
+        None => text.push_str("answer them by resuming the run named below\n"),
+    }
+    text
+}
+
+/// What `resume` says of stored run `run`, paused on `questions`, when it is
+/// given no answer to any of them (`given`: the answers it is given) and
+/// nobody can be asked: it is not resumed — a new run would only pause on
+/// them again —, and `resume` (the command that resumes it, answering
+/// them) says how to answer.
+#[must_use]
+pub fn unanswered_text(
+    run: RunId,
+    questions: &[Question],
+    given: &[(String, String)],
+    resume: &str,
+) -> String {
+    let mut text = listed(
+        &format!("input required: run {run} is waiting for answers to:"),
+        questions,
+    );
+    let why = if given.is_empty() {
+        "no answer is given, and nobody can be asked (not on a terminal, or `--json`)".to_owned()
+    } else {
+        let ids: Vec<String> = given.iter().map(|(id, _)| format!("`{id}`")).collect();
+        format!(
+            "the answers given (to {}) answer none of them",
+            ids.join(", ")
+        )
+    };
+    text.push_str(&format!(
+        "{why}: resuming it would only ask again, so no run starts\n\
+         answer them with `--answer ID=TEXT` (repeatable) or `--answers FILE` (a JSON \
+         object, or ID=TEXT lines):\n  {resume}\n"
+    ));
+    text
+}
+
+/// What `run --json` prints when a run pauses, and `resume --json` when it
+/// does not resume a paused run for want of answers: the `questions`, the
+/// command that runs the workflow again answering them (`answer`, for
+/// `run`), the run the store keeps and the command that resumes it
+/// answering them (`kept`), the steps' outcomes (`agents`) and what ran
+/// (`trace`).
+#[must_use]
+pub fn waiting_document(
+    questions: &[Question],
+    answer: Option<String>,
+    kept: Option<(RunId, String)>,
+    agents: &[serde_json::Value],
+    trace: &ExecutionTrace,
+) -> serde_json::Value {
+    let (run_id, resume_command) = kept
+        .map(|(run, command)| (run.to_string(), command))
+        .unzip();
+    serde_json::json!({
+        "success": false,
+        "input_required": true,
+        "questions": questions,
+        "answer_command": answer,
+        "run_id": run_id,
+        "resume_command": resume_command,
+        "agents": agents,
+        "execution_trace": trace,
+    })
+}
+
+/// `heading` and a line per question, `[ID] text` (the text's further lines
+/// indented under it).
+fn listed(heading: &str, questions: &[Question]) -> String {
+    let mut text = format!("{heading}\n");
     for question in questions {
         let mut lines = question.text.trim_end().lines();
         text.push_str(&format!(
@@ -244,17 +335,6 @@ pub fn waiting_text(questions: &[Question], piped: Option<&str>) -> String {
             let indent = if line.trim().is_empty() { "" } else { "      " };
             text.push_str(&format!("{indent}{line}\n"));
         }
-    }
-    match answer_command(questions, piped) {
-        Some(command) => {
-            text.push_str(&format!(
-                "answer them and run again (or run on a terminal to be asked):\n  {command}\n"
-            ));
-            if command.contains("--input-file INPUT") {
-                text.push_str("  (INPUT: a file holding what this run read from standard input)\n");
-            }
-        }
-        None => text.push_str("answer them by resuming the run named below\n"),
     }
     text
 }

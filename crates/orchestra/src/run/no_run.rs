@@ -1,8 +1,10 @@
 //! What `run`, `resume` and `fork` say when they end without starting a
 //! run: a refusal — bad usage, an invalid workflow, a run that cannot be
 //! resumed or forked (exit 2) —, a failure to get going, such as a named
-//! store that cannot be opened (exit 1), or a resume of a run that
-//! succeeded, which has nothing to resume (exit 0).
+//! store that cannot be opened (exit 1), a resume of a run that
+//! succeeded, which has nothing to resume (exit 0), or a resume of a run
+//! paused on questions that answers none of them where nobody can be asked,
+//! which would only pause again (exit 3: [`Unanswered`]).
 //!
 //! Standard error says why, as it always did. With `--json`, standard output
 //! gets one JSON document as well, as it does for every run that starts: a
@@ -10,12 +12,19 @@
 //! refusal's or failure's document is a failed run's (`{"success": false,
 //! "error", "run_id"}`) without what only a run makes (`agents`,
 //! `execution_trace`), and says `"refused": true` for a refusal and, for an
-//! invalid workflow, lists its `problems`.
+//! invalid workflow, lists its `problems`. An unanswered resume's document
+//! is the one `run --json` prints when a run pauses, for the stored run.
+//! `runs --json` prints a refusal's or failure's document too when it lists
+//! nothing (a store that cannot be opened or read).
 
-use claude_agent_sdk::orchestration::{ExecutionTrace, RunId};
+use claude_agent_sdk::orchestration::{ExecutionTrace, Question, RunId};
 
+use super::report::resume_command;
+use super::{answers, summary};
 use crate::exit::Exit;
-use crate::workflow::Invalid;
+use crate::redacted_json;
+use crate::store::Location;
+use crate::workflow::{Invalid, Workflow};
 
 /// Why a command ended before any run started.
 #[derive(Debug)]
@@ -114,6 +123,49 @@ pub fn nothing_to_resume(run: RunId, trace: Option<&ExecutionTrace>) -> String {
         "execution_trace": trace,
     });
     value.to_string()
+}
+
+/// A resume of stored run `run`, paused on `questions`, that is given no
+/// answer to any of them (`given`: the answers it is given) where nobody
+/// can be asked: a new run would only pause on them again, so none starts.
+pub struct Unanswered<'a> {
+    /// The paused run.
+    pub run: RunId,
+    /// Where the store keeps it.
+    pub location: &'a Location,
+    /// What it waits for.
+    pub questions: &'a [Question],
+    /// The answers the resume is given (to other asks).
+    pub given: &'a [(String, String)],
+    /// What it, and the runs it resumed, did, as the store keeps it.
+    pub trace: Option<ExecutionTrace>,
+}
+
+impl Unanswered<'_> {
+    /// Says so on standard error — the questions and how to answer them —
+    /// and, with `json`, prints the paused run's document on standard
+    /// output, in `workflow`'s words (its secrets redacted); exit 3.
+    pub fn tell(self, workflow: &Workflow, json: bool) -> Exit {
+        let resume = resume_command(self.location, self.run, self.questions);
+        let text = answers::unanswered_text(self.run, self.questions, self.given, &resume);
+        err!("{}", workflow.redactor.redact(&text));
+        if json {
+            let trace = self.trace.unwrap_or_default();
+            let summary = summary::summarize(workflow, &trace);
+            let value = answers::waiting_document(
+                self.questions,
+                None,
+                Some((self.run, resume)),
+                &summary.agents,
+                &trace,
+            );
+            outln!(
+                "{}",
+                redacted_json::redact_text(&workflow.redactor, &value.to_string())
+            );
+        }
+        Exit::InputRequired
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod terminal;
 #[allow(unused_imports)] // not every test binary uses these
 pub use gated::{gated, marks, resume_id};
 #[allow(unused_imports)] // not every test binary runs commands this way
-pub use outcome::{is_running, outcome, parallel_of};
+pub use outcome::{is_running, on_store, outcome, parallel_of};
 #[allow(unused_imports)] // not every test binary runs orchestra on a terminal
 pub use terminal::{on_terminal, Terminal};
 

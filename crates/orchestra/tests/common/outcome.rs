@@ -33,6 +33,23 @@ pub fn outcome(args: &[&str], file: &Path, env: &[(&str, &str)]) -> Outcome {
     }
 }
 
+/// Runs `orchestra ARGS --store STORE` (with the tests' clean environment,
+/// standard input not a terminal) to its end.
+pub fn on_store(store: &Path, args: &[&str]) -> Outcome {
+    let output = orchestra()
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, stderr) = texts(&output);
+    Outcome {
+        code: output.status.code(),
+        stdout,
+        stderr,
+    }
+}
+
 /// Whether a live process's command line (arguments joined by spaces)
 /// contains `marker`: what a run must not leave behind.
 pub fn is_running(marker: &str) -> bool {

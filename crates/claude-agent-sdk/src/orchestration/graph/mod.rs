@@ -70,6 +70,14 @@
 //! crossing one fails the run with [`OrchestrationError::BudgetExceeded`](crate::orchestration::OrchestrationError::BudgetExceeded),
 //! which names the budget — and for the step limit, the loop that ran away.
 //!
+//! **Running it**: a graph holds its agents, so
+//! [`invoke`](GraphOrchestrator::invoke)`("text")` runs it on an input alone
+//! ([`invoke_in`](GraphOrchestrator::invoke_in) under a context of yours);
+//! as an [`Orchestrator`](crate::orchestration::Orchestrator) it takes an
+//! empty agent list (`orchestrate(vec![], input)`), and nests in an
+//! [`OrchestratorAgent`](crate::orchestration::OrchestratorAgent) or a
+//! registry like any other.
+//!
 //! **The output**: `result` is the content of the output that reached
 //! [`END`] (several reaching it are gathered, in completion order);
 //! `agent_outputs` holds every successful step's output in the order the
@@ -82,7 +90,7 @@
 //!
 //! ```
 //! use claude_agent_sdk::orchestration::{
-//!     AgentOutput, GraphOrchestrator, Orchestrator, OrchestratorInput, Route, SimpleAgent,
+//!     AgentOutput, GraphOrchestrator, Route, SimpleAgent,
 //!     Split, END, START,
 //! };
 //!
@@ -111,9 +119,7 @@
 //!     // Refine until the critic is happy, three rounds at most.
 //!     .add_loop("critic", "writer", 3, |route| route.iteration < 2)
 //!     .add_edge("critic", END);
-//! let output = graph
-//!     .orchestrate(vec![], OrchestratorInput::new("what happened?"))
-//!     .await?;
+//! let output = graph.invoke("what happened?").await?;
 //! assert_eq!(output.result, "draft of draft of A+B+C");
 //! # Ok::<(), claude_agent_sdk::orchestration::OrchestrationError>(())
 //! # }).unwrap();
