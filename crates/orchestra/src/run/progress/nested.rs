@@ -38,6 +38,18 @@ impl Progress {
         Some((name.clone(), item_label(name, index, *total)))
     }
 
+    /// The row an attempt of `agent` at `node` of `run` shows in, and how
+    /// it is shown there: a map's item in its map's row, under the item's
+    /// label; any other step in its agent's row, under its name. The third
+    /// value says whether it is a map's item.
+    pub(super) fn row_of(&self, run: RunId, node: NodeId, agent: &str) -> (String, String, bool) {
+        let (name, shown) = self
+            .item(run, node)
+            .unwrap_or_else(|| (agent.to_owned(), agent.to_owned()));
+        let is_item = name != shown;
+        (name, shown, is_item)
+    }
+
     /// Run `run`, nested in `parent`'s attempt, started: when it is the run
     /// of a map's items, the map's line counts them.
     pub(super) fn run_started(&self, run: RunId, parent: ParentAttempt) {

@@ -47,10 +47,7 @@ impl RunObserver for Progress {
                 max_attempts,
             } => {
                 let now = Instant::now();
-                let item = self.item(*run, *node);
-                let (name, shown) =
-                    item.unwrap_or_else(|| ((*agent).to_owned(), (*agent).to_owned()));
-                let is_item = name != shown;
+                let (name, shown, is_item) = self.row_of(*run, *node, agent);
                 self.shared.previews.clear(agent);
                 let mut is_map = false;
                 let mut is_ask = false;
@@ -94,10 +91,7 @@ impl RunObserver for Progress {
                 elapsed,
             } => {
                 let now = Instant::now();
-                let item = self.item(*run, *node);
-                let (name, shown) =
-                    item.unwrap_or_else(|| ((*agent).to_owned(), (*agent).to_owned()));
-                let is_item = name != shown;
+                let (name, shown, is_item) = self.row_of(*run, *node, agent);
                 let usage = outcome.ok().and_then(Usage::from_output);
                 let is_group =
                     outcome.is_ok_and(|output| output.data.get("agent_outputs").is_some());
