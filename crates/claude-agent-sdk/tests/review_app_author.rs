@@ -133,6 +133,11 @@ async fn a_map_over_a_json_array_says_what_it_was_given() {
             .orchestrate(vec![], OrchestratorInput::new("x"))
             .await
             .expect_err("the map fails");
+        // The model's output is at fault, not the graph: not a config error.
+        assert!(
+            matches!(error, OrchestrationError::OrchestratorFailed(_)),
+            "{error:?}"
+        );
         let message = error.to_string();
         assert!(message.contains("the map `research`"), "{message}");
         assert!(message.contains(shown), "{message}");

@@ -125,8 +125,10 @@ impl Split {
     /// The items of `content`.
     ///
     /// # Errors
-    /// [`OrchestrationError::InvalidConfig`] when a JSON-array split is given
-    /// anything else; a custom split's own errors.
+    /// [`OrchestrationError::OrchestratorFailed`] when a JSON-array split is
+    /// given anything else — the run's data, not its configuration, is at
+    /// fault (a model that answered prose), as when a map's input splits
+    /// into too few items; a custom split's own errors.
     pub fn items(&self, content: &str) -> Result<Vec<String>> {
         match self {
             Self::Lines => Ok(content
@@ -138,13 +140,13 @@ impl Split {
             Self::JsonArray => {
                 let value: serde_json::Value =
                     serde_json::from_str(content.trim()).map_err(|error| {
-                        OrchestrationError::InvalidConfig(format!(
+                        OrchestrationError::OrchestratorFailed(format!(
                             "a map over a JSON array was given something else ({}): {error}",
                             preview(content)
                         ))
                     })?;
                 let serde_json::Value::Array(items) = value else {
-                    return Err(OrchestrationError::InvalidConfig(format!(
+                    return Err(OrchestrationError::OrchestratorFailed(format!(
                         "a map over a JSON array was given JSON that is not an array ({})",
                         preview(content)
                     )));

@@ -451,11 +451,17 @@ impl Branching for Compiled {
                 || split.items(&input.content),
                 || format!("the split of `{}`", self.label(node)),
             )?
-            .map_err(|error| match error {
-                OrchestrationError::InvalidConfig(why) => OrchestrationError::InvalidConfig(
-                    format!("the map `{}`: {why}", self.label(node)),
-                ),
-                other => other,
+            .map_err(|error| {
+                let named = |why: String| format!("the map `{}`: {why}", self.label(node));
+                match error {
+                    OrchestrationError::OrchestratorFailed(why) => {
+                        OrchestrationError::OrchestratorFailed(named(why))
+                    }
+                    OrchestrationError::InvalidConfig(why) => {
+                        OrchestrationError::InvalidConfig(named(why))
+                    }
+                    other => other,
+                }
             }),
             None => Ok(Vec::new()),
         }
