@@ -48,6 +48,8 @@
 //! # }).unwrap();
 //! ```
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::orchestration::agent::AgentOutput;
@@ -134,4 +136,23 @@ pub enum RunEvent<'a> {
 pub trait RunObserver: Send + Sync {
     /// Called once per event, inline, on the task where it happened.
     fn on_event(&self, event: &RunEvent<'_>);
+}
+
+/// The observers attached to one context: the ones attached before, then
+/// the last one. A panic of the first does not keep the event from the
+/// second; it is passed on once both heard the event (and contained where
+/// observers are called).
+pub(crate) struct Observers(
+    pub(crate) Arc<dyn RunObserver>,
+    pub(crate) Arc<dyn RunObserver>,
+);
+
+impl RunObserver for Observers {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        let first = catch_unwind(AssertUnwindSafe(|| self.0.on_event(event)));
+        self.1.on_event(event);
+        if let Err(panic) = first {
+            resume_unwind(panic);
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! [`ExecutionContext`]: what runs share — state, journal, cancellation and an observer.
+//! [`ExecutionContext`]: what runs share — state, journal, cancellation and observers.
 //!
 //! A context is a cheap handle (`Clone` is an `Arc` bump) that callers own when
 //! they need more than the output of a run: they keep its trace after a failure,
@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 pub use crate::orchestration::config::ExecutionConfig;
 use crate::orchestration::human::FinishedStep;
 use crate::orchestration::journal::{InMemoryJournal, Journal, LiveJournal, NodeId, RunId};
-use crate::orchestration::observer::RunObserver;
+use crate::orchestration::observer::{Observers, RunObserver};
 use crate::orchestration::resume::Continuation;
 use crate::orchestration::stop_token::StopToken;
 pub use crate::orchestration::trace::{AgentExecution, ExecutionTrace, NestedTrace};
@@ -164,13 +164,20 @@ impl ExecutionContext {
     }
 
     /// Attaches an observer that hears every [`RunEvent`](super::RunEvent) of the
-    /// runs under this context and its children (see [`RunObserver`]).
+    /// runs under this context and its children (see [`RunObserver`]). The
+    /// observers attached before keep hearing them too: each event is told
+    /// to every observer, in the order they were attached.
     ///
-    /// Handles cloned from this context before the call keep running unobserved;
-    /// attach the observer first.
+    /// Handles cloned from this context before the call keep running
+    /// without it; attach the observers first.
     #[must_use]
     pub fn with_observer(self, observer: Arc<dyn RunObserver>) -> Self {
-        self.rebuilt(|inner| inner.observer = Some(observer))
+        self.rebuilt(|inner| {
+            inner.observer = Some(match inner.observer.take() {
+                Some(before) => Arc::new(Observers(before, observer)),
+                None => observer,
+            });
+        })
     }
 
     /// Keeps the events of the runs under this context (and its children) in
