@@ -127,3 +127,54 @@ async fn an_observer_attached_to_a_shared_context_shares_its_trace() {
     assert_eq!(keep.get_trace().await.agent_executions.len(), 1);
     assert!(!log.0.lock().unwrap().is_empty());
 }
+
+/// Which graph node each attempt ran, told by the `StepAdded` events.
+#[derive(Default)]
+struct Nodes {
+    steps: Mutex<std::collections::HashMap<(claude_agent_sdk::orchestration::RunId, u32), String>>,
+    attempts: Mutex<Vec<String>>,
+}
+
+impl RunObserver for Nodes {
+    fn on_event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::StepAdded {
+                run,
+                step,
+                node,
+                agent,
+                iteration,
+                ..
+            } => {
+                assert_eq!(*agent, "echo");
+                let label = format!("{node}#{iteration}");
+                self.steps.lock().unwrap().insert((*run, step.0), label);
+            }
+            RunEvent::AttemptStarted { run, node, .. } => {
+                let label = self.steps.lock().unwrap().get(&(*run, node.0)).cloned();
+                let label = label.expect("a graph's step is announced before its attempts");
+                self.attempts.lock().unwrap().push(label);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_observer_tells_the_graph_nodes_apart_that_run_one_agent() {
+    use claude_agent_sdk::orchestration::{GraphOrchestrator, END, START};
+    let nodes = Arc::new(Nodes::default());
+    let ctx = ExecutionContext::new(ExecutionConfig::new()).with_observer(nodes.clone());
+    let graph = GraphOrchestrator::new("twice")
+        .add_shared_node("draft", Arc::from(echo("echo")))
+        .add_shared_node("polish", Arc::from(echo("echo")))
+        .add_edge(START, "draft")
+        .add_edge("draft", "polish")
+        .add_loop("polish", "draft", 2, |route| route.iteration < 2)
+        .add_edge("polish", END);
+    graph.invoke_in("x", &ctx).await.unwrap();
+    assert_eq!(
+        *nodes.attempts.lock().unwrap(),
+        ["draft#1", "polish#1", "draft#2", "polish#2"]
+    );
+}

@@ -1,8 +1,9 @@
 //! Live run events for progress displays, metrics and audit logs.
 //!
 //! A [`RunObserver`] attached to an [`ExecutionContext`](super::ExecutionContext)
-//! hears every run start and end, every attempt start and end, and every retry
-//! as it is scheduled — the moment it happens, not after the run. They are
+//! hears every run start and end, every step a graph makes (which graph node
+//! it is), every attempt start and end, and every retry as it is scheduled —
+//! the moment it happens, not after the run. They are
 //! told by the recorder that appends the run's [journal](super::journal)
 //! events, in the same order, so the two always agree: every attempt that
 //! starts also finishes, exactly once, also when it is cut short. Events borrow from the run, so an observer that
@@ -79,6 +80,24 @@ pub enum RunEvent<'a> {
         orchestrator: &'a str,
         /// Its error, when it failed (or was cancelled, or timed out).
         error: Option<&'a OrchestrationError>,
+    },
+    /// A graph made a step: one activation of one of its nodes (a loop's
+    /// pass, a map's item). The attempt events of the step name it as their
+    /// `node`: this says which graph node that is — what a display of a
+    /// graph's progress shows, where several nodes may run one agent.
+    StepAdded {
+        /// The run.
+        run: RunId,
+        /// The step, as its attempt events name it (their `node`).
+        step: NodeId,
+        /// The graph node it is an activation of, by its id.
+        node: &'a str,
+        /// The name of the agent it runs.
+        agent: &'a str,
+        /// The pass of the loop the node is in (1 outside loops).
+        iteration: u32,
+        /// For a map's item: the item's index.
+        item: Option<u32>,
     },
     /// An attempt of an agent started.
     AttemptStarted {

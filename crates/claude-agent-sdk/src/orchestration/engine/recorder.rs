@@ -345,10 +345,11 @@ impl Recorder {
             open.step_nodes.resize(step.index() + 1, NodeId(0));
         }
         open.step_nodes[step.index()] = node;
+        let agent = self.names.get(node);
         if self.records {
             let kind = EventKind::StepAdded {
                 step,
-                agent: self.names.get(node).to_owned(),
+                agent: agent.to_owned(),
                 node: label.to_owned(),
                 iteration,
                 item,
@@ -358,6 +359,14 @@ impl Recorder {
             // step's end) is handled: they share its moment.
             self.append_as_last(&mut open, kind);
         }
+        self.notify(|| RunEvent::StepAdded {
+            run: self.run,
+            step,
+            node: label,
+            agent,
+            iteration,
+            item,
+        });
     }
 
     /// Attempt `attempt` of `node` starts at `now`: returns `false` when
