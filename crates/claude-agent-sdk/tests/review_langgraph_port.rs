@@ -27,8 +27,8 @@ use claude_agent_sdk::orchestration::store::{RunStatus, RunSummary, SqliteJourna
 use claude_agent_sdk::orchestration::{
     resume, Agent, AgentError, AgentInput, AgentOutput, AttemptOutcome, Budget, EventKind,
     ExecutionConfig, ExecutionContext, GraphOrchestrator, Journal, OrchestrationError,
-    OrchestratorOutput, Question, Result, Route, RunBudget, RunEvent, RunObserver, Usage, END,
-    START,
+    OrchestratorOutput, Question, Result, Route, RunBudget, RunEvent, RunId, RunObserver, Usage,
+    END, START,
 };
 use tokio::sync::{Notify, Semaphore};
 
@@ -367,6 +367,17 @@ impl Process {
     async fn exit(self) {
         self.journal.close().await.expect("close the store");
     }
+}
+
+/// A first process takes the app's request until it pauses for approval,
+/// then exits: the paused run's id.
+async fn pause_in_a_first_process(scratch: &Scratch, app: &App) -> RunId {
+    let first = Process::start(scratch).await;
+    let run = paused(app.graph().invoke_in("fix the login bug", &first.ctx).await)
+        .run
+        .expect("a pause names its run");
+    first.exit().await;
+    run
 }
 
 /// The pause a run ended in.
@@ -1082,11 +1093,7 @@ async fn a_budget_counts_what_the_run_spent_before_its_pause() {
     let mut app = App::new(&calls);
     app.budget = budget;
 
-    let first = Process::start(&scratch).await;
-    let run = paused(app.graph().invoke_in("fix the login bug", &first.ctx).await)
-        .run
-        .unwrap();
-    first.exit().await;
+    let run = pause_in_a_first_process(&scratch, &app).await;
 
     let second = Process::start(&scratch).await;
     second.ctx.answer(APPROVAL, "yes");
@@ -1159,16 +1166,7 @@ async fn the_final_trace_lists_every_attempt_with_its_usage() {
 async fn the_store_keeps_each_runs_spending_for_a_chain_total() {
     let scratch = Scratch::new("chain_total");
     let calls = Calls::default();
-    let first = Process::start(&scratch).await;
-    let run = paused(
-        App::new(&calls)
-            .graph()
-            .invoke_in("fix the login bug", &first.ctx)
-            .await,
-    )
-    .run
-    .unwrap();
-    first.exit().await;
+    let run = pause_in_a_first_process(&scratch, &App::new(&calls)).await;
 
     let second = Process::start(&scratch).await;
     second.ctx.answer(APPROVAL, "yes");
@@ -1205,16 +1203,7 @@ async fn the_store_keeps_each_runs_spending_for_a_chain_total() {
 async fn a_deploy_cut_short_runs_again_with_the_same_idempotency_key() {
     let scratch = Scratch::new("deploy_cut");
     let calls = Calls::default();
-    let first = Process::start(&scratch).await;
-    let run = paused(
-        App::new(&calls)
-            .graph()
-            .invoke_in("fix the login bug", &first.ctx)
-            .await,
-    )
-    .run
-    .unwrap();
-    first.exit().await;
+    let run = pause_in_a_first_process(&scratch, &App::new(&calls)).await;
 
     // Process 2: approved, and stopped in the middle of the deploy.
     let gate = Gate::new();
@@ -1337,16 +1326,7 @@ async fn shared_state_written_before_the_pause_is_there_after_resuming_elsewhere
 async fn a_resume_from_a_changed_graph_is_refused_naming_the_node() {
     let scratch = Scratch::new("changed");
     let calls = Calls::default();
-    let first = Process::start(&scratch).await;
-    let run = paused(
-        App::new(&calls)
-            .graph()
-            .invoke_in("fix the login bug", &first.ctx)
-            .await,
-    )
-    .run
-    .unwrap();
-    first.exit().await;
+    let run = pause_in_a_first_process(&scratch, &App::new(&calls)).await;
 
     let renamed = GraphOrchestrator::new("support-app")
         .add_node(

@@ -145,14 +145,26 @@ fn resume_json_of_a_run_that_succeeded_says_there_is_nothing_to_resume() {
     );
 }
 
-#[test]
-fn resume_json_prints_a_refusal_as_json_with_its_reason() {
+/// A gated workflow run once into a fresh store, stopped at its gate
+/// (exit 1): the folder, the store, the workflow file and the run's id.
+fn a_stopped_gated_run() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
     let dir = scratch();
     let store = dir.path().join("runs.db");
     let file = gated(dir.path());
     let (code, _, stderr) = on_store(&store, &["run", file.to_str().unwrap_or_default()]);
     assert_eq!(code, Some(1), "{stderr}");
     let run = resume_id(&stderr);
+    (dir, store, file, run)
+}
+
+#[test]
+fn resume_json_prints_a_refusal_as_json_with_its_reason() {
+    let (dir, store, file, run) = a_stopped_gated_run();
 
     // A run the store does not have.
     let unknown = on_store(&store, &["resume", "--json", "0123abc"]);
@@ -193,12 +205,7 @@ fn resume_json_prints_a_refusal_as_json_with_its_reason() {
 
 #[test]
 fn fork_json_prints_a_refusal_as_json_with_its_reason() {
-    let dir = scratch();
-    let store = dir.path().join("runs.db");
-    let file = gated(dir.path());
-    let (code, _, stderr) = on_store(&store, &["run", file.to_str().unwrap_or_default()]);
-    assert_eq!(code, Some(1), "{stderr}");
-    let run = resume_id(&stderr);
+    let (dir, store, _file, run) = a_stopped_gated_run();
 
     // A step the workflow does not have: refused before anything runs.
     let unknown = on_store(&store, &["fork", "--json", &run, "--after", "frist"]);
